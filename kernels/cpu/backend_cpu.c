@@ -1,0 +1,58 @@
+// The CPU backend: memory is host memory; kernels are in this folder.
+#include "kernels/cpu/cpu.h"
+#include "common/check.h"
+#include <string.h>
+
+// 64-byte aligned so vector loads never straddle cache lines.
+static void *cpu_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) LC_DIE("out of memory allocating %zu bytes (hint: reduce batch_size or model size)",
+                   bytes);
+    memset(p, 0, rounded);
+    return p;
+}
+
+static void cpu_free(void *p) {
+    free(p);
+}
+
+static void cpu_zero(void *p, size_t bytes) {
+    memset(p, 0, bytes);
+}
+
+static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+}
+
+static const Backend CPU_BACKEND = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .to_device = cpu_memcpy,
+    .to_host = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .encoder_forward = cpu_encoder_forward,
+    .encoder_backward = cpu_encoder_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .kvcache_write = cpu_kvcache_write,
+    .attention_decode = cpu_attention_decode,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .residual_forward = cpu_residual_forward,
+    .classifier_forward = cpu_classifier_forward,
+    .classifier_backward = cpu_classifier_backward,
+    .adamw_update = cpu_adamw_update,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
+};
+
+const Backend *backend_cpu(void) {
+    return &CPU_BACKEND;
+}

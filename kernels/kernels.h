@@ -1,0 +1,125 @@
+// kernels/kernels.h: the backend interface. Model, optimiser and stage code call these function
+// pointers and never know whether they run on the CPU or on a GPU. The CPU backend
+// (kernels/cpu/) is the reference implementation and is always built.
+//
+// Shape legend (row-major, outermost dimension first, as in PyTorch):
+//   B  batch rows            T  time steps (sequence length) of this call
+//   N  = B*T token rows      C  channels (d_model)         NH  attention heads, hs = C/NH
+//   V  real vocabulary size  Vp vocabulary padded to a multiple of 64 (columns V..Vp-1 unused)
+//   OC output channels of a matmul          maxT  positions in a KV cache / position table
+// Every pointer argument is device memory of the backend (host memory for the CPU backend).
+//
+// Gradient contract:
+//   - parameter gradients (dweight, dbias, dwte, ...) are always ACCUMULATED (+=), so several
+//     micro-batches can add into one gradient arena;
+//   - activation gradients are WRITTEN (=) unless the comment says accumulated; the one
+//     accumulated activation gradient is the residual stream's (layernorm_backward's dinp),
+//     which is how a residual add's backward (identity into both addends) costs nothing.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Backend {
+    const char *name;
+
+    // ---- memory ----------------------------------------------------------------------------
+    void *(*alloc)(size_t bytes); // zero-filled; never NULL (dies naming the size)
+    void (*free)(void *p);
+    void (*zero)(void *p, size_t bytes);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); // device to device
+
+    // ---- token + position embedding --------------------------------------------------------
+    // out (B,T,C) written = wte[tokens[b,t]] + wpe[pos[b,t]]; tokens (B,T); pos (B,T) or NULL
+    // meaning pos = t; wte (Vp,C); wpe (maxT,C).
+    void (*encoder_forward)(float *out, const int *tokens, const int *pos, const float *wte,
+                            const float *wpe, int B, int T, int C);
+    // dwte (Vp,C) +=, dwpe (maxT,C) +=; dout (B,T,C).
+    void (*encoder_backward)(float *dwte, float *dwpe, const float *dout, const int *tokens,
+                             const int *pos, int B, int T, int C);
+
+    // ---- layernorm -------------------------------------------------------------------------
+    // out (N,C) written; mean, rstd (N) written; inp (N,C); weight, bias (C). eps = 1e-5.
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C);
+    // dinp (N,C) ACCUMULATED (residual stream); dweight, dbias (C) +=; dout, inp (N,C).
+    void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C);
+
+    // ---- matmul with bias ------------------------------------------------------------------
+    // out (N,OC) written = inp (N,C) @ weight(OC,C)^T + bias (OC); bias may be NULL.
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int C, int OC);
+    // dinp (N,C) written (skipped if NULL); dweight (OC,C) +=; dbias (OC) += (skipped if NULL);
+    // dout (N,OC).
+    void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int C, int OC);
+
+    // ---- causal multi-head self-attention --------------------------------------------------
+    // qkv (B,T,3C) holds q | k | v per token, heads interleaved as (NH,hs) inside each C.
+    // seg (B,T) or NULL: query t sees key s iff s <= t and seg[b,s] == seg[b,t] (packed rows
+    // and padding never leak across segments); NULL means one segment per row.
+    // out (B,T,C) written; att (B,NH,T,T) written: softmax probabilities, 0 where masked.
+    void (*attention_forward)(float *out, float *att, const float *qkv, const int *seg, int B,
+                              int T, int C, int NH);
+    // dqkv (B,T,3C) written; dout (B,T,C); qkv, att, seg as in the forward.
+    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv,
+                               const float *att, const int *seg, int B, int T, int C, int NH);
+
+    // ---- KV cache (inference only) ---------------------------------------------------------
+    // Copies the k and v of qkv (B,T,3C) into kcache, vcache (B,maxT,C) at positions
+    // start[b] .. start[b]+T-1 (start (B) or NULL meaning 0); positions past maxT are dropped.
+    void (*kvcache_write)(float *kcache, float *vcache, const float *qkv, const int *start,
+                          int B, int T, int maxT, int C);
+    // One new token per row: out (B,C) written = attention of q (from qkv (B,3C)) over the
+    // cached keys/values at positions 0..pos[b] inclusive (pos (B)); the caller has written
+    // this token's k, v at pos[b] with kvcache_write. Forward only: nothing to differentiate
+    // at inference; its equality with attention_forward is tested.
+    void (*attention_decode)(float *out, const float *qkv, const float *kcache,
+                             const float *vcache, const int *pos, int B, int maxT, int C, int NH);
+
+    // ---- GELU (tanh approximation, as GPT-2) -----------------------------------------------
+    // out (N) written; inp (N).
+    void (*gelu_forward)(float *out, const float *inp, size_t N);
+    // dinp (N) written; inp, dout (N).
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t N);
+
+    // ---- residual add ----------------------------------------------------------------------
+    // out (N) written = a + b. Backward is the identity into both addends, realised by the
+    // accumulate convention of the residual-stream gradient (see the contract above).
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t N);
+
+    // ---- output layer fused with softmax / cross-entropy -----------------------------------
+    // logits (N,Vp) written = (x (N,C) @ wte (Vp,C)^T) * inv_temp; then per row, over the V real
+    // columns: lse (N) = logsumexp, logp (N) = log softmax at targets[n] (0 where target < 0),
+    // entropy (N) = -sum p log p (skipped if NULL). targets (N).
+    void (*classifier_forward)(float *logp, float *entropy, float *lse, float *logits,
+                               const float *x, const float *wte, const int *targets, int N,
+                               int C, int V, int Vp, float inv_temp);
+    // Given dlogp (N) = dObjective/dlogp[n] and dent (N) = dObjective/dentropy[n] (or NULL):
+    // logits (N,Vp) is OVERWRITTEN with dlogits; dx (N,C) written; dwte (Vp,C) +=. Rows with
+    // dlogp = dent = 0 (masked tokens) cost no softmax work and contribute exactly zero.
+    void (*classifier_backward)(float *dx, float *dwte, float *logits, const float *x,
+                                const float *wte, const float *lse, const float *entropy,
+                                const int *targets, const float *dlogp, const float *dent,
+                                int N, int C, int V, int Vp, float inv_temp);
+
+    // ---- optimiser and reductions ----------------------------------------------------------
+    // AdamW over n elements: m, v (n) updated; param (n) updated; grad (n) read.
+    // bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (bias corrections); decoupled decay lr*wd*param.
+    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, float bc1,
+                         float bc2);
+    // Sum of squares of x (n), reduced in a fixed order (deterministic for a thread count).
+    double (*sum_squares)(const float *x, size_t n);
+    // x (n) *= s.
+    void (*scale)(float *x, float s, size_t n);
+} Backend;
+
+// The CPU backend: fp32, OpenMP across cores, OpenBLAS for matrix products.
+const Backend *backend_cpu(void);
+
+// A backend by name ("cpu", "cuda"); NULL if it is not built into this binary.
+const Backend *backend_get(const char *name);

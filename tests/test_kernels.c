@@ -1,0 +1,5 @@
+// Placeholder replaced by the kernel gradient checks in the next commit.
+#include "tests/testutil.h"
+int main(void) {
+    return 0;
+}

@@ -1,0 +1,33 @@
+// tests/testutil.h: shared helpers for the Check suites: random tensors, tolerance comparisons
+// that report where and by how much they fail, a central finite-difference gradient checker,
+// and running the PyTorch reference scripts.
+#pragma once
+#include "common/rng.h"
+#include <check.h>
+#include <stddef.h>
+
+void fill_uniform(float *x, size_t n, Rng *r, float lo, float hi);
+
+// Normwise error: max_i |got_i - want_i| / max(max_i |want_i|, floor). Prints the worst index
+// and the first values side by side when it exceeds tol. Returns the error.
+double max_norm_err(const char *what, const float *got, const float *want, size_t n,
+                    double floor, double tol);
+
+// Checks the analytic gradient `grad` of a scalar function f(ctx) with respect to x (n) by
+// central differences with step eps, on at most max_checks elements spread evenly over x.
+// Fails the current Check test if max |fd - grad| > tol * max(max |grad|, 1e-3); returns that
+// normwise error.
+typedef double (*ScalarFn)(void *ctx);
+double grad_check(const char *what, float *x, size_t n, const float *grad, ScalarFn f, void *ctx,
+                  float eps, double tol, int max_checks);
+
+// Runs tests/<script> with the Python interpreter that has torch, with the given arguments.
+// Returns the exit status. If torch is missing: fails when the CI environment variable is set,
+// and otherwise returns 77 (ctest's skip code) after printing why.
+int run_torch_script(const char *script, const char *args);
+
+// Path helpers: a file under the build's scratch folder for tests (created on demand).
+const char *test_tmp_path(const char *name);
+
+// Runs a Check suite and returns the process exit status.
+int run_suite(Suite *s);

@@ -1,0 +1,5 @@
+// train/commands.h: the subcommands of `layercake`. Each returns the process exit status
+// (0 success, 1 failure, 2 bad command line) and takes argv with argv[0] = its own name.
+#pragma once
+
+

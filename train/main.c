@@ -1,0 +1,47 @@
+// layercake: the command-line entry point. Each subcommand lives in its own file and is
+// registered in the table below.
+#include "train/commands.h"
+#include "kernels/kernels.h"
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); // argv[0] is the subcommand name
+    const char *summary;
+} Command;
+
+static int cmd_version(int argc, char **argv);
+
+static const Command COMMANDS[] = {
+    {"version", cmd_version, "print the version and the backends built in"},
+};
+
+static int cmd_version(int argc, char **argv) {
+    printf("layercake %s\nbackends: cpu%s\n", LC_VERSION, backend_get("cuda") ? " cuda" : "");
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: layercake <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nrun 'layercake <command> --help' for a command's options\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "layercake: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
