@@ -68,19 +68,22 @@ double grad_check(const char *what, float *x, size_t n, const float *grad, Scala
     return err;
 }
 
+int require_torch(void) {
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s -c 'import torch, h5py' 2>/dev/null", LC_PYTHON);
+    if (system(cmd) == 0) return 0;
+    if (getenv("CI")) {
+        fprintf(stderr, "torch/h5py missing for %s but CI is set: failing (install "
+                        "python3-torch python3-h5py)\n", LC_PYTHON);
+        return 1;
+    }
+    fprintf(stderr, "skipping: %s has no torch/h5py (apt-get install python3-torch "
+                    "python3-h5py)\n", LC_PYTHON);
+    return 77;
+}
+
 int run_torch_script(const char *script, const char *args) {
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "%s -c 'import torch, h5py' 2>/dev/null", LC_PYTHON);
-    if (system(cmd) != 0) {
-        if (getenv("CI")) {
-            fprintf(stderr, "torch/h5py missing for %s but CI is set: failing (install "
-                            "python3-torch python3-h5py)\n", LC_PYTHON);
-            return 1;
-        }
-        fprintf(stderr, "skipping: %s has no torch/h5py (apt-get install python3-torch "
-                        "python3-h5py)\n", LC_PYTHON);
-        return 77;
-    }
     snprintf(cmd, sizeof(cmd), "%s %s/tests/%s %s", LC_PYTHON, LC_SOURCE_DIR, script, args);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;

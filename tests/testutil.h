@@ -21,9 +21,12 @@ typedef double (*ScalarFn)(void *ctx);
 double grad_check(const char *what, float *x, size_t n, const float *grad, ScalarFn f, void *ctx,
                   float eps, double tol, int max_checks);
 
-// Runs tests/<script> with the Python interpreter that has torch, with the given arguments.
-// Returns the exit status. If torch is missing: fails when the CI environment variable is set,
-// and otherwise returns 77 (ctest's skip code) after printing why.
+// Whether the Python interpreter has torch and h5py: 0 if it has; if not, 1 when the CI
+// environment variable is set (CI must not skip) and 77 (ctest's skip code) otherwise, after
+// printing why. A suite's main() returns this before running when it is nonzero.
+int require_torch(void);
+
+// Runs tests/<script> with that interpreter and the given arguments; returns its exit status.
 int run_torch_script(const char *script, const char *args);
 
 // Path helpers: a file under the build's scratch folder for tests (created on demand).

@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""PyTorch reference for layercake's GPT-2: rebuilds the model from the weights layercake
+wrote, runs the same batch and objective in float64, and writes what layercake must match.
+
+usage: torch_ref.py FIXTURE.h5 OUT.h5
+
+FIXTURE.h5 (written by tests/test_parity.c):
+  root attributes       model config (n_layer, n_head, d_model, vocab_size, max_seq_len, heads)
+  /params/<name>        float32 weights, shapes as in model/gpt2.h
+  /batch/tokens,targets,pos,seg (B,T) int32; /batch/mask (B,T) float32
+  /objective/value_w, ent_w (B,T) float32: objective = CE + sum(value_w*values) + sum(ent_w*H)
+  /objective attrs      inv_temp
+  /trajectory attrs     steps, lr, beta1, beta2, eps, weight_decay, grad_clip, warmup_steps,
+                        total_steps, min_lr_ratio (AdamW on CE alone, LM head only)
+OUT.h5:
+  loss, objective (scalars); logp, entropy, values (B,T); grads/<name>; trajectory/losses (steps)
+"""
+import math
+import sys
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+NO_DECAY = {"ln1w", "ln1b", "qkvb", "attprojb", "ln2w", "ln2b", "fcb", "fcprojb", "lnfw",
+            "lnfb", "headb"}
+
+
+def load(path):
+    f = h5py.File(path, "r")
+    cfg = {k: int(f.attrs[k]) for k in
+           ("n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "heads")}
+    params = {k: torch.tensor(np.array(v), dtype=torch.float64, requires_grad=True)
+              for k, v in f["params"].items()}
+    batch = {k: torch.tensor(np.array(v)) for k, v in f["batch"].items()}
+    return f, cfg, params, batch
+
+
+def forward(P, cfg, b, inv_temp):
+    """Returns logp (B,T) of the targets, entropy (B,T), values (B,T) or None."""
+    L, NH, C, V = cfg["n_layer"], cfg["n_head"], cfg["d_model"], cfg["vocab_size"]
+    hs = C // NH
+    tokens, pos, seg = b["tokens"].long(), b["pos"].long(), b["seg"]
+    B, T = tokens.shape
+    x = P["wte"][tokens] + P["wpe"][pos]
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    visible = causal[None] & (seg[:, :, None] == seg[:, None, :])  # (B,T,T)
+    for l in range(L):
+        h = F.layer_norm(x, (C,), P["ln1w"][l], P["ln1b"][l], eps=1e-5)
+        qkv = h @ P["qkvw"][l].T + P["qkvb"][l]
+        q, k, v = (t.view(B, T, NH, hs).transpose(1, 2) for t in qkv.split(C, dim=-1))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+        att = att.masked_fill(~visible[:, None], float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + y @ P["attprojw"][l].T + P["attprojb"][l]
+        h = F.layer_norm(x, (C,), P["ln2w"][l], P["ln2b"][l], eps=1e-5)
+        h = F.gelu(h @ P["fcw"][l].T + P["fcb"][l], approximate="tanh")
+        x = x + h @ P["fcprojw"][l].T + P["fcprojb"][l]
+    x = F.layer_norm(x, (C,), P["lnfw"], P["lnfb"], eps=1e-5)
+    logits = (x @ P["wte"].T)[..., :V] * inv_temp
+    logprobs = logits.log_softmax(dim=-1)
+    targets = b["targets"].long()
+    logp = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    logp = torch.where(targets >= 0, logp, torch.zeros_like(logp))
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    values = (x @ P["headw"].T)[..., 0] + P["headb"] if "headw" in P else None
+    return logp, entropy, values
+
+
+def ce_loss(logp, b):
+    w = b["mask"].double() * (b["targets"] >= 0)
+    return -(w * logp).sum() / w.sum()
+
+
+def schedule(t, a):
+    """layercake's optim/schedule.c: linear warmup, then cosine to min_lr_ratio * lr."""
+    lr, warm, total = a["lr"], int(a["warmup_steps"]), int(a["total_steps"])
+    if warm > 0 and t < warm:
+        return lr * (t + 1) / warm
+    frac = min(1.0, (t - warm) / (total - warm))
+    min_lr = lr * a["min_lr_ratio"]
+    return min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (lr - min_lr)
+
+
+def trajectory(f, cfg, params, b):
+    a = {k: float(v) for k, v in f["trajectory"].attrs.items()}
+    P = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()
+         if k not in ("headw", "headb")}
+    groups = [{"params": [P[k] for k in P if k not in NO_DECAY], "weight_decay": a["weight_decay"]},
+              {"params": [P[k] for k in P if k in NO_DECAY], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=a["lr"], betas=(a["beta1"], a["beta2"]), eps=a["eps"])
+    losses = []
+    for t in range(int(a["steps"])):
+        for g in opt.param_groups:
+            g["lr"] = schedule(t, a)
+        opt.zero_grad()
+        logp, _, _ = forward(P, cfg, b, 1.0)
+        loss = ce_loss(logp, b)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(P.values()), a["grad_clip"])
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+def main():
+    f, cfg, params, b = load(sys.argv[1])
+    obj = f["objective"]
+    inv_temp = float(obj.attrs["inv_temp"])
+    logp, entropy, values = forward(params, cfg, b, inv_temp)
+    loss = ce_loss(logp, b)
+    objective = loss + (torch.tensor(np.array(obj["ent_w"])) * entropy).sum()
+    if values is not None:
+        objective = objective + (torch.tensor(np.array(obj["value_w"])) * values).sum()
+    objective.backward()
+    with h5py.File(sys.argv[2], "w") as out:
+        out["loss"] = loss.item()
+        out["objective"] = objective.item()
+        out["logp"] = logp.detach().numpy().astype(np.float32)
+        out["entropy"] = entropy.detach().numpy().astype(np.float32)
+        if values is not None:
+            out["values"] = values.detach().numpy().astype(np.float32)
+        for k, p in params.items():
+            out["grads/" + k] = p.grad.numpy().astype(np.float32)
+        if "trajectory" in f:
+            out["trajectory/losses"] = trajectory(f, cfg, params, b)
+
+
+if __name__ == "__main__":
+    main()
