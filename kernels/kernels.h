@@ -29,6 +29,9 @@ typedef struct Backend {
     void (*to_device)(void *dst, const void *src, size_t bytes);
     void (*to_host)(void *dst, const void *src, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes); // device to device
+    // Sets the worker threads of this process's kernels when n > 0 (the CPU backend: OpenMP
+    // threads, which OpenBLAS shares); returns the number in use.
+    int (*threads)(int n);
 
     // ---- token + position embedding --------------------------------------------------------
     // out (B,T,C) written = wte[tokens[b,t]] + wpe[pos[b,t]]; tokens (B,T); pos (B,T) or NULL

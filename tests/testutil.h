@@ -14,7 +14,7 @@ double max_norm_err(const char *what, const float *got, const float *want, size_
                     double floor, double tol);
 
 // Checks the analytic gradient `grad` of a scalar function f(ctx) with respect to x (n) by
-// central differences with step eps, on at most max_checks elements spread evenly over x.
+// central differences (five-point stencil) with step eps, on at most max_checks elements spread evenly over x.
 // Fails the current Check test if max |fd - grad| > tol * max(max |grad|, 1e-3); returns that
 // normwise error.
 typedef double (*ScalarFn)(void *ctx);

@@ -14,6 +14,7 @@ typedef struct {
 static int cmd_version(int argc, char **argv);
 
 static const Command COMMANDS[] = {
+    {"bench", cmd_bench, "measure training-step and rollout speed, MFU and memory"},
     {"version", cmd_version, "print the version and the backends built in"},
 };
 

@@ -2,6 +2,7 @@
 // Shapes in kernels/kernels.h. Scores use scale 1/sqrt(hs); the softmax subtracts the row
 // maximum, so it never overflows; masked entries of att are exactly 0.
 #include "kernels/cpu/cpu.h"
+#include "kernels/vmath.h"
 #include <math.h>
 
 static inline int visible(const int *seg, int b, int T, int t, int s) {
@@ -32,7 +33,7 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, const int *
                 float sum = 0.0f;
                 for (int s = 0; s <= t; s++)
                     if (visible(seg, b, T, t, s)) {
-                        a[s] = expf(a[s] - maxv);
+                        a[s] = lc_expf(a[s] - maxv);
                         sum += a[s];
                     }
                 float inv = 1.0f / sum; // s == t is always visible, so sum >= 1
@@ -135,7 +136,7 @@ void cpu_attention_decode(float *out, const float *qkv, const float *kcache, con
             }
             float sum = 0.0f;
             for (int s = 0; s <= last; s++) {
-                a[s] = expf(a[s] - maxv);
+                a[s] = lc_expf(a[s] - maxv);
                 sum += a[s];
             }
             float inv = 1.0f / sum, *o = out + (size_t)b * C + h * hs;

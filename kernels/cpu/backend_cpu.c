@@ -25,6 +25,11 @@ static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
     memcpy(dst, src, bytes);
 }
 
+static int cpu_threads(int n) {
+    if (n > 0) omp_set_num_threads(n);
+    return omp_get_max_threads();
+}
+
 static const Backend CPU_BACKEND = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -33,6 +38,7 @@ static const Backend CPU_BACKEND = {
     .to_device = cpu_memcpy,
     .to_host = cpu_memcpy,
     .copy = cpu_memcpy,
+    .threads = cpu_threads,
     .encoder_forward = cpu_encoder_forward,
     .encoder_backward = cpu_encoder_backward,
     .layernorm_forward = cpu_layernorm_forward,

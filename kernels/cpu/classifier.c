@@ -1,7 +1,9 @@
 // The output layer fused with softmax and cross-entropy. The logits buffer is the only
 // (N,Vp) tensor: the forward fills it, the backward overwrites it with dlogits in place.
-// Shapes in kernels/kernels.h. Row reductions accumulate in double.
+// Shapes in kernels/kernels.h. Row reductions accumulate in double (vectorised in a fixed
+// order chosen at compile time, so results do not depend on the thread count).
 #include "kernels/cpu/cpu.h"
+#include "kernels/vmath.h"
 #include <math.h>
 #include <string.h>
 
@@ -18,10 +20,11 @@ void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logi
         float maxv = -INFINITY;
         for (int v = 0; v < V; v++) maxv = z[v] > maxv ? z[v] : maxv;
         double sum = 0.0, sum_pz = 0.0;
+#pragma omp simd reduction(+ : sum, sum_pz)
         for (int v = 0; v < V; v++) {
-            double e = exp((double)(z[v] - maxv));
+            float e = lc_expf(z[v] - maxv);
             sum += e;
-            sum_pz += e * (double)(z[v] - maxv);
+            sum_pz += (double)e * (z[v] - maxv);
         }
         double l = log(sum); // lse relative to maxv
         lse[n] = maxv + (float)l;
@@ -47,9 +50,10 @@ void cpu_classifier_backward(float *dx, float *dwte, float *logits, const float 
             continue;
         }
         float l = lse[n], H = entropy ? entropy[n] : 0.0f;
+#pragma omp simd
         for (int v = 0; v < V; v++) {
             float logpv = z[v] - l;
-            float p = expf(logpv);
+            float p = lc_expf(logpv);
             z[v] = inv_temp * (-gl * p - ge * p * (logpv + H));
         }
         if (gl != 0.0f) z[targets[n]] += inv_temp * gl;

@@ -1,0 +1,386 @@
+// tests/test_model.c: GPT-2 behaviour beyond single kernels: memorising a batch, determinism,
+// gradient accumulation, inference mode, a whole-model finite-difference check, KV-cache
+// sampling against full recomputation, and the learning-rate schedules.
+#include "model/checkpoint.h"
+#include "model/gpt2.h"
+#include "model/sample.h"
+#include "optim/optim.h"
+#include "tests/testutil.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const GPT2Config TINY = {.n_layer = 2, .n_head = 2, .d_model = 16, .vocab_size = 50,
+                                .max_seq_len = 32};
+
+typedef struct {
+    int B, T;
+    int *tokens, *targets;
+    float *mask;
+    Batch batch;
+} Data;
+
+// Random rows, each row's targets its own next tokens (last target -1).
+static Data data_make(int B, int T, uint64_t seed) {
+    Data d = {.B = B, .T = T};
+    Rng r = rng_init(seed);
+    d.tokens = malloc(sizeof(int) * B * T);
+    d.targets = malloc(sizeof(int) * B * T);
+    d.mask = malloc(sizeof(float) * B * T);
+    for (int i = 0; i < B * T; i++) d.tokens[i] = (int)rng_below(&r, TINY.vocab_size);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int i = b * T + t;
+            d.targets[i] = t + 1 < T ? d.tokens[i + 1] : -1;
+            d.mask[i] = 1.0f;
+        }
+    d.batch = (Batch){.B = B, .T = T, .tokens = d.tokens, .targets = d.targets, .mask = d.mask};
+    return d;
+}
+
+static void data_free(Data *d) {
+    free(d->tokens), free(d->targets), free(d->mask);
+}
+
+static GPT2 *tiny(int heads, GPT2Mode mode, int B, int T, uint64_t seed) {
+    GPT2 *m = gpt2_create(backend_cpu(), TINY, heads, mode, B, T);
+    gpt2_init_weights(m, seed);
+    return m;
+}
+
+static float train_steps(GPT2 *m, const Batch *b, int steps, float lr, float *losses) {
+    AdamW opt;
+    AdamWConfig cfg = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                       .weight_decay = 0.0f, .grad_clip = 1.0f};
+    adamw_init(&opt, m->be, &m->table, cfg);
+    float loss = 0.0f;
+    for (int s = 0; s < steps; s++) {
+        gpt2_zero_grad(m);
+        loss = gpt2_forward(m, b, 1.0f);
+        if (losses) losses[s] = loss;
+        gpt2_backward_ce(m, gpt2_mask_sum(m));
+        adamw_step(&opt, m->params_mem, m->grads_mem, lr);
+    }
+    adamw_free(&opt);
+    return loss;
+}
+
+START_TEST(test_memorise_batch) {
+    Data d = data_make(4, 16, 1);
+    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 4, 16, 2);
+    float first = gpt2_forward(m, &d.batch, 1.0f);
+    ck_assert_double_eq_tol(first, log(TINY.vocab_size), 0.1); // near-uniform at init
+    float last = train_steps(m, &d.batch, 300, 1e-2f, NULL);
+    ck_assert_msg(last < 0.01f, "loss after 300 steps: %g", last);
+    gpt2_free(m);
+    data_free(&d);
+}
+END_TEST
+
+START_TEST(test_deterministic) {
+    Data d = data_make(3, 12, 3);
+    float a[8], b[8];
+    for (int run = 0; run < 2; run++) {
+        GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 4);
+        train_steps(m, &d.batch, 8, 3e-3f, run ? b : a);
+        gpt2_free(m);
+    }
+    ck_assert_mem_eq(a, b, sizeof(a)); // bit for bit
+    GPT2 *m1 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 5);
+    GPT2 *m2 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 5);
+    ck_assert_mem_eq(m1->params_mem, m2->params_mem, gpt2_param_bytes(m1));
+    GPT2 *m3 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 6); // another seed differs
+    ck_assert(memcmp(m1->params_mem, m3->params_mem, gpt2_param_bytes(m1)) != 0);
+    gpt2_free(m1), gpt2_free(m2), gpt2_free(m3);
+    data_free(&d);
+}
+END_TEST
+
+// Two micro-batches of 2 rows accumulate the same gradient as one batch of 4.
+START_TEST(test_grad_accumulation) {
+    Data d = data_make(4, 10, 7);
+    d.mask[3] = 0.0f, d.mask[25] = 0.0f; // uneven mask counts between the halves
+    GPT2 *full = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 4, 10, 8);
+    GPT2 *half = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 2, 10, 8);
+    gpt2_zero_grad(full);
+    gpt2_forward(full, &d.batch, 1.0f);
+    double total = gpt2_mask_sum(full);
+    gpt2_backward_ce(full, total);
+    gpt2_zero_grad(half);
+    for (int k = 0; k < 2; k++) {
+        Batch mb = d.batch;
+        mb.B = 2;
+        mb.tokens += k * 20, mb.targets += k * 20, mb.mask += k * 20;
+        gpt2_forward(half, &mb, 1.0f);
+        gpt2_backward_ce(half, total);
+    }
+    size_t n = full->table.numel;
+    double e = max_norm_err("accumulated grads", half->grads_mem, full->grads_mem, n, 1e-12, 1e-5);
+    ck_assert_msg(e < 1e-5, "accumulated gradient differs by %g", e);
+    gpt2_free(full), gpt2_free(half);
+    data_free(&d);
+}
+END_TEST
+
+// Inference mode (one layer's activations reused) computes the same log-probs.
+START_TEST(test_infer_mode) {
+    Data d = data_make(3, 9, 9);
+    GPT2 *tr = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 3, 9, 10);
+    GPT2 *in = gpt2_create_view(tr, GPT2_INFER, 3, 9);
+    ck_assert(gpt2_act_bytes(in) < gpt2_act_bytes(tr) / 2 + 4096 && gpt2_grad_bytes(in) == 0);
+    float l1 = gpt2_forward(tr, &d.batch, 1.0f), l2 = gpt2_forward(in, &d.batch, 1.0f);
+    ck_assert_float_eq(l1, l2);
+    ck_assert_mem_eq(tr->host_logp, in->host_logp, 27 * sizeof(float));
+    ck_assert_mem_eq(tr->host_values, in->host_values, 27 * sizeof(float));
+    gpt2_free(in), gpt2_free(tr);
+    data_free(&d);
+}
+END_TEST
+
+// ---- whole-model finite differences ------------------------------------------------------------
+
+typedef struct {
+    GPT2 *m;
+    Data *d;
+    float *value_w;
+} FdCtx;
+
+// loss = CE + sum(value_w * values)
+static double fd_objective(void *p) {
+    FdCtx *c = p;
+    double loss = gpt2_forward(c->m, &c->d->batch, 1.0f);
+    for (int i = 0; i < c->d->B * c->d->T; i++) loss += (double)c->value_w[i] * c->m->host_values[i];
+    return loss;
+}
+
+START_TEST(test_model_finite_differences) {
+    Data d = data_make(2, 6, 11);
+    GPT2 *m = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 2, 6, 12);
+    float value_w[12];
+    Rng r = rng_init(13);
+    fill_uniform(value_w, 12, &r, -0.5f, 0.5f);
+    FdCtx c = {m, &d, value_w};
+    gpt2_zero_grad(m);
+    gpt2_forward(m, &d.batch, 1.0f);
+    float dlogp[12];
+    double wsum = gpt2_mask_sum(m);
+    for (int i = 0; i < 12; i++) dlogp[i] = d.targets[i] >= 0 ? (float)(-1.0 / wsum) : 0.0f;
+    gpt2_backward(m, dlogp, NULL, value_w);
+    float *grads = malloc(gpt2_param_bytes(m));
+    memcpy(grads, m->grads_mem, gpt2_param_bytes(m));
+    for (int i = 0; i < m->table.count; i++) {
+        const TensorInfo *ti = &m->table.info[i];
+        size_t n = ti->numel;
+        if (strcmp(ti->name, "wte") == 0) n = (size_t)TINY.vocab_size * TINY.d_model;
+        grad_check(ti->name, m->params_mem + ti->offset, n, grads + ti->offset, fd_objective, &c,
+                   1e-2f, 2e-3, 40);
+    }
+    free(grads);
+    gpt2_free(m);
+    data_free(&d);
+}
+END_TEST
+
+// ---- sampling ---------------------------------------------------------------------------------
+
+#define SB 4
+#define PLEN 7
+#define NEW 12
+
+static const int PROMPT_LEN[SB] = {7, 3, 1, 5};
+
+static void prompts_make(int *p) {
+    Rng r = rng_init(21);
+    for (int i = 0; i < SB * PLEN; i++) p[i] = (int)rng_below(&r, TINY.vocab_size);
+}
+
+// The log-probs the sampler returned equal a teacher-forced forward over prompt + output.
+static void check_logp_by_forward(GPT2 *m, const int *prompts, const int *out, const float *lp,
+                                  const int *len, float temperature) {
+    int T = PLEN + NEW;
+    int tokens[SB * (PLEN + NEW)], targets[SB * (PLEN + NEW)];
+    for (int b = 0; b < SB; b++) {
+        int n = PROMPT_LEN[b];
+        for (int t = 0; t < T; t++) tokens[b * T + t] = 0, targets[b * T + t] = -1;
+        for (int t = 0; t < n; t++) tokens[b * T + t] = prompts[b * PLEN + t];
+        for (int i = 0; i < len[b]; i++) tokens[b * T + n + i] = out[b * NEW + i];
+        for (int i = 0; i < len[b]; i++) targets[b * T + n - 1 + i] = out[b * NEW + i];
+    }
+    Batch batch = {.B = SB, .T = T, .tokens = tokens, .targets = targets};
+    gpt2_forward(m, &batch, temperature > 0 ? 1.0f / temperature : 1.0f);
+    for (int b = 0; b < SB; b++)
+        for (int i = 0; i < len[b]; i++)
+            ck_assert_double_eq_tol(lp[b * NEW + i], m->host_logp[b * T + PROMPT_LEN[b] - 1 + i],
+                                    1e-5);
+}
+
+START_TEST(test_sampling_cache_equals_recompute) {
+    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 22);
+    int prompts[SB * PLEN];
+    prompts_make(prompts);
+    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1,
+                           .max_new_tokens = NEW};
+    int out[2][SB * NEW], len[2][SB];
+    float lp[2][SB * NEW];
+    for (int cache = 0; cache < 2; cache++) {
+        Sampler *s = sampler_create(m, SB, PLEN + NEW, cache);
+        Rng r = rng_init(1);
+        long n = sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, out[cache],
+                                  lp[cache], len[cache]);
+        ck_assert_int_eq(n, SB * NEW);
+        sampler_free(s);
+    }
+    ck_assert_mem_eq(out[0], out[1], sizeof(out[0])); // token for token
+    ck_assert_mem_eq(len[0], len[1], sizeof(len[0]));
+    check_logp_by_forward(m, prompts, out[1], lp[1], len[1], 0.0f);
+    gpt2_free(m);
+}
+END_TEST
+
+START_TEST(test_sampling_temperature_logp_and_stop) {
+    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 23);
+    int prompts[SB * PLEN], out[SB * NEW], len[SB], out2[SB * NEW], len2[SB];
+    float lp[SB * NEW], lp2[SB * NEW];
+    prompts_make(prompts);
+    SampleParams p = {.temperature = 0.7f, .top_k = 0, .top_p = 1.0f, .stop_token = 3,
+                      .max_new_tokens = NEW};
+    Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
+    Rng r = rng_init(5);
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &p, &r, out, lp, len);
+    Rng r2 = rng_init(5); // the same seed gives the same samples
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &p, &r2, out2, lp2, len2);
+    ck_assert_mem_eq(out, out2, sizeof(out));
+    for (int b = 0; b < SB; b++) // a row ends at its stop token; -1 after
+        for (int i = 0; i < NEW; i++) {
+            if (i < len[b] - 1) ck_assert_int_ne(out[b * NEW + i], 3);
+            if (i >= len[b]) ck_assert_int_eq(out[b * NEW + i], -1);
+            if (len[b] < NEW && i == len[b] - 1) ck_assert_int_eq(out[b * NEW + i], 3);
+        }
+    check_logp_by_forward(m, prompts, out, lp, len, 0.7f);
+    sampler_free(s);
+    gpt2_free(m);
+}
+END_TEST
+
+// top_k = 1 is greedy; top-p keeps only the nucleus.
+START_TEST(test_sampling_truncation) {
+    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 24);
+    int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], la[SB], lb[SB];
+    float lpa[SB * NEW], lpb[SB * NEW];
+    prompts_make(prompts);
+    Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
+    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
+    SampleParams top1 = {.temperature = 1.3f, .top_k = 1, .top_p = 1.0f, .stop_token = -1,
+                         .max_new_tokens = NEW};
+    Rng r = rng_init(9);
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, a, lpa, la);
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &top1, &r, b, lpb, lb);
+    ck_assert_mem_eq(a, b, sizeof(a));
+    // a tiny nucleus: with top_p -> 0 only the most likely token survives, again greedy
+    SampleParams nucleus = {.temperature = 1.0f, .top_k = 0, .top_p = 1e-6f, .stop_token = -1,
+                            .max_new_tokens = NEW};
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &nucleus, &r, b, lpb, lb);
+    ck_assert_mem_eq(a, b, sizeof(a));
+    sampler_free(s);
+    gpt2_free(m);
+}
+END_TEST
+
+// The sampler shares the policy's weights: an update is visible without copying.
+START_TEST(test_sampler_tracks_weights) {
+    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, SB, PLEN + NEW, 25);
+    Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
+    int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], l[SB];
+    float lp[SB * NEW];
+    prompts_make(prompts);
+    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
+    Rng r = rng_init(1);
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, a, lp, l);
+    gpt2_init_weights(m, 99); // new weights in place
+    sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, b, lp, l);
+    ck_assert(memcmp(a, b, sizeof(a)) != 0);
+    sampler_free(s);
+    gpt2_free(m);
+}
+END_TEST
+
+// ---- weights file -----------------------------------------------------------------------------
+
+START_TEST(test_weights_roundtrip) {
+    char err[512];
+    GPT2 *m = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 2, 8, 30);
+    const char *path = test_tmp_path("model-weights.h5");
+    ck_assert_msg(gpt2_save(m, path, err, sizeof(err)) == 0, "%s", err);
+    GPT2 *l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 2, 8, 0, err, sizeof(err));
+    ck_assert_msg(l != NULL, "%s", err);
+    ck_assert_int_eq(l->heads, m->heads);
+    ck_assert_mem_eq(l->params_mem, m->params_mem, gpt2_param_bytes(m));
+    gpt2_free(l);
+    // a truncated file is an error naming the file, never a crash
+    FILE *f = fopen(path, "r+b");
+    ck_assert(f && ftruncate(fileno(f), 4000) == 0);
+    fclose(f);
+    l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 2, 8, 0, err, sizeof(err));
+    ck_assert(l == NULL);
+    ck_assert_msg(strstr(err, path) != NULL, "error does not name the file: %s", err);
+    gpt2_free(m);
+}
+END_TEST
+
+// ---- schedules --------------------------------------------------------------------------------
+
+START_TEST(test_schedules) {
+    Schedule cos = {SCHEDULE_COSINE, 10, 110, 0.1f};
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 0), 0.1, 1e-7);   // warmup (0+1)/10
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 9), 1.0, 1e-7);   // end of warmup
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 10), 1.0, 1e-7);  // decay starts
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 60), 0.55, 1e-6); // halfway: (1+0.1)/2
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 110), 0.1, 1e-7); // floor
+    ck_assert_double_eq_tol(schedule_lr(&cos, 1.0f, 500), 0.1, 1e-7); // held
+    Schedule lin = {SCHEDULE_LINEAR, 0, 100, 0.0f};
+    ck_assert_double_eq_tol(schedule_lr(&lin, 2.0f, 25), 1.5, 1e-6);
+    Schedule con = {SCHEDULE_CONSTANT, 4, 100, 0.0f};
+    ck_assert_double_eq_tol(schedule_lr(&con, 2.0f, 1), 1.0, 1e-7);
+    ck_assert_double_eq_tol(schedule_lr(&con, 2.0f, 50), 2.0, 1e-7);
+}
+END_TEST
+
+// Clipping scales the gradient to the clip norm before the update.
+START_TEST(test_adamw_clipping) {
+    float p[2] = {0.0f, 0.0f}, g[2] = {3.0f, 4.0f}; // norm 5
+    TensorInfo info = {.name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2,
+                       .decay = false};
+    TensorTable t = {1, &info, 2};
+    AdamW opt;
+    adamw_init(&opt, backend_cpu(), &t, (AdamWConfig){0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f});
+    float norm = adamw_step(&opt, p, g, 0.1f);
+    ck_assert_double_eq_tol(norm, 5.0, 1e-6);
+    ck_assert_double_eq_tol(g[0], 0.6, 1e-6); // clipped in place to norm 1
+    ck_assert_double_eq_tol(g[1], 0.8, 1e-6);
+    // first Adam step moves each coordinate by lr * sign(g) (m/bc1 / sqrt(v/bc2) = sign)
+    ck_assert_double_eq_tol(p[0], -0.1, 1e-5);
+    ck_assert_double_eq_tol(p[1], -0.1, 1e-5);
+    adamw_free(&opt);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("gpt2");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_memorise_batch);
+    tcase_add_test(tc, test_deterministic);
+    tcase_add_test(tc, test_grad_accumulation);
+    tcase_add_test(tc, test_infer_mode);
+    tcase_add_test(tc, test_model_finite_differences);
+    tcase_add_test(tc, test_sampling_cache_equals_recompute);
+    tcase_add_test(tc, test_sampling_temperature_logp_and_stop);
+    tcase_add_test(tc, test_sampling_truncation);
+    tcase_add_test(tc, test_sampler_tracks_weights);
+    tcase_add_test(tc, test_weights_roundtrip);
+    tcase_add_test(tc, test_schedules);
+    tcase_add_test(tc, test_adamw_clipping);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
