@@ -321,10 +321,11 @@ Tokenizer *tokenizer_train(const char *const *files, int n_files, int vocab_size
         }
     if (n_files < 1 || vocab_size < 256 + n_all) {
         free(all);
+        if (n_files < 1) return tokenizer_fail(err, errlen, "no corpus files to train on");
         return tokenizer_fail(err, errlen,
-                              "need at least one corpus file and a vocab size of at "
-                              "least %d (256 bytes + %d special tokens)",
-                              256 + n_all, n_all);
+                              "vocab size %d is too small: it must be at least %d (256 bytes + "
+                              "%d special tokens)",
+                              vocab_size, 256 + n_all, n_all);
     }
     size_t *lens = lc_malloc((size_t)n_all * sizeof(size_t));
     int *ids = lc_malloc((size_t)n_all * sizeof(int));

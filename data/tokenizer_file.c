@@ -460,7 +460,7 @@ int tokenizer_save(const Tokenizer *tok, const char *path, char *err, size_t err
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        tokenizer_fail(err, errlen, "%s: %s", tmp, strerror(errno));
+        tokenizer_fail(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(errno));
         return -1;
     }
     json_t *root = tokenizer_to_json(tok);

@@ -4,6 +4,7 @@
 #include "common/timer.h"
 #include "data/tokenizer.h"
 #include "train/commands.h"
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -124,7 +125,7 @@ static char *read_whole(const char *path, size_t *len) {
             buf = NULL;
         }
     }
-    if (!buf) perror(path);
+    if (!buf) fprintf(stderr, "layercake tokenizer: %s: %s\n", path, strerror(errno));
     if (f) fclose(f);
     return buf;
 }
@@ -185,14 +186,14 @@ static int decode_and_print(const char *path, const int *ids, int n) {
     if (!tok) return 1;
     size_t len;
     char *text = tokenizer_decode(tok, ids, n, &len);
-    int status = 0;
-    if (text) {
-        fwrite(text, 1, len, stdout);
-    } else {
-        fprintf(stderr, "layercake tokenizer: an id is out of range (%s has %d ids)\n", path,
-                tokenizer_vocab_size(tok));
-        status = 1;
-    }
+    if (text) fwrite(text, 1, len, stdout);
+    for (int i = 0; i < n && !text; i++)
+        if (ids[i] >= tokenizer_vocab_size(tok)) {
+            fprintf(stderr, "layercake tokenizer: id %d is out of range: %s has %d ids\n", ids[i],
+                    path, tokenizer_vocab_size(tok));
+            break;
+        }
+    int status = text ? 0 : 1;
     free(text);
     tokenizer_free(tok);
     return status;
