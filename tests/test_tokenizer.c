@@ -244,6 +244,26 @@ START_TEST(test_gpt2_save_load) {
 }
 END_TEST
 
+// The same files under Hugging Face's names, vocab.json and merges.txt.
+START_TEST(test_gpt2_hugging_face_names) {
+    const char *dir = test_tmp_path("tok-hf");
+    char path[4096];
+    mkdir(dir, 0755);
+    const char *from[] = {GPT2_DIR "/encoder.json", GPT2_DIR "/vocab.bpe"};
+    const char *to[] = {"vocab.json", "merges.txt"};
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        char *bytes = read_all(from[k], &len);
+        snprintf(path, sizeof(path), "%s/%s", dir, to[k]);
+        write_all(path, bytes, len);
+        free(bytes);
+    }
+    Tokenizer *tok = load_ok(dir);
+    ck_assert_uint_eq(tokenizer_fingerprint(tok), 0xdb40e90cfcdf0ea6ull);
+    tokenizer_free(tok);
+}
+END_TEST
+
 // ---- invalid UTF-8 and round trips -------------------------------------------------------------
 
 // Bytes that are not valid UTF-8 are pieces of their own, one per maximal run: so the text
@@ -714,6 +734,7 @@ int main(void) {
     tcase_add_test(gpt2, test_gpt2_tinyshakespeare);
     tcase_add_test(gpt2, test_gpt2_fingerprint_is_stable);
     tcase_add_test(gpt2, test_gpt2_save_load);
+    tcase_add_test(gpt2, test_gpt2_hugging_face_names);
     suite_add_tcase(s, gpt2);
     TCase *bytes = tcase_create("bytes");
     tcase_add_test(bytes, test_invalid_utf8_is_its_own_piece);
