@@ -213,6 +213,10 @@ static bool merge_best(Trainer *t) {
         t->words[w].stamp = t->n_merges;
         merge_word(t, w, a, b, c);
     }
+    // Every word that held (a, b) has been merged: the list has done its work. (Should a later
+    // merge remake a or b, the words where (a, b) reappears are listed afresh.)
+    free(t->pairs[p].words.v);
+    t->pairs[p].words = (IntVec){0};
     for (size_t k = 0; k < t->touched.n; k++) {
         int q = t->touched.v[k];
         heap_push(t, (HeapEntry){t->pairs[q].count, q});
