@@ -104,11 +104,11 @@ char *tokenizer_read_file(const char *path, size_t *len, char *err, size_t errle
     char chunk[1 << 16];
     size_t got;
     while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) bytevec_append(&buf, chunk, got);
-    bool failed = ferror(f);
+    int failed = ferror(f) ? errno : 0;
     fclose(f);
     if (failed) {
         free(buf.v);
-        return tokenizer_fail(err, errlen, "%s: read error", path);
+        return tokenizer_fail(err, errlen, "%s: %s", path, strerror(failed));
     }
     bytevec_append(&buf, "", 1);
     *len = buf.n - 1;
