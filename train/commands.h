@@ -2,4 +2,5 @@
 // (0 success, 1 failure, 2 bad command line) and takes argv with argv[0] = its own name.
 #pragma once
 
-int cmd_bench(int argc, char **argv);
+int cmd_bench(int argc, char **argv);     // train/bench.c
+int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
