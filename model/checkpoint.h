@@ -10,15 +10,15 @@
 #define CHECKPOINT_FORMAT "layercake-checkpoint"
 #define CHECKPOINT_VERSION 1
 
-// Writes the configuration attributes and /params of m into an open HDF5 file.
+// Writes the configuration attributes and /params of m into an open HDF5 file or group.
 int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen);
 
-// Reads the configuration and heads of a checkpoint file. Returns 0, or -1 with a message
+// Reads the configuration and heads of a checkpoint file (or of a group of one). Returns 0, or -1 with a message
 // naming the file and the field in err.
 int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *heads, char *err,
                         size_t errlen);
 
-// Loads /params of an open file into m (whose configuration must match the file's). Tensors
+// Loads params of an open file (or group) into m (whose configuration must match the file's). Tensors
 // the file lacks are left as they are if listed in optional (a comma-separated list of names,
 // e.g. "headw,headb" when a reward model starts from a language model), else an error.
 int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
