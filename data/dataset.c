@@ -219,7 +219,7 @@ static int attr_read_int(hid_t file, const char *path, const char *name, int64_t
 // An extendible 1-D array written a chunk at a time.
 typedef struct {
     hid_t dset;         // -1 when the kind does not use this array
-    Elem elem;          //
+    Elem elem;          // element type
     int64_t in_file;    // elements already in the file
     int64_t fill;       // elements pending in buf
     unsigned char *buf; // (CHUNK elements)
@@ -228,8 +228,8 @@ typedef struct {
 struct DatasetWriter {
     char *path;              // final name
     char *partial;           // "<path>.partial" while writing
-    DataKind kind;           //
-    hid_t file;              //
+    DataKind kind;           // what the file holds
+    hid_t file;              // the partial file
     Column values[F_COUNT];  // per field of the kind
     Column offsets[F_COUNT]; // per field with its own offsets
     int64_t end[F_COUNT];    // values appended so far per field = the next offset
@@ -402,7 +402,7 @@ void dataset_abort(DatasetWriter *w) {
 // ---- reading -------------------------------------------------------------------------------
 
 struct DatasetFile {
-    hid_t file;            //
+    hid_t file;            // the HDF5 file
     hid_t values[F_COUNT]; // open values arrays (-1: unused or absent)
     int64_t len[F_COUNT];  // their lengths
 };

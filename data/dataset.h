@@ -31,16 +31,16 @@ typedef struct {
 // Fields a kind does not use are NULL / 0.
 typedef struct {
     const int *tokens;          // (n_tokens) lm, sft: the sequence; preference, prompt: prompt
-    int64_t n_tokens;           //
+    int64_t n_tokens;           // () length of tokens (and loss_mask)
     const uint8_t *loss_mask;   // (n_tokens) sft: 1 where the token is trained (a response)
     const int *chosen;          // (n_chosen) preference: the preferred response (no prompt)
-    int64_t n_chosen;           //
+    int64_t n_chosen;           // () length of chosen
     const int *rejected;        // (n_rejected) preference: the other response
-    int64_t n_rejected;         //
+    int64_t n_rejected;         // () length of rejected
     const int *reference;       // (n_reference) prompt: reference answer tokens, may be empty
-    int64_t n_reference;        //
+    int64_t n_reference;        // () length of reference
     const char *reference_text; // (n_reference_text) prompt: reference answer text (UTF-8)
-    int64_t n_reference_text;   //
+    int64_t n_reference_text;   // () length of reference_text in bytes
 } Example;
 
 // ---- writing -------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ typedef struct DatasetFile DatasetFile; // the open HDF5 file (internal)
 
 typedef struct {
     char *path;            // as given to dataset_open
-    DataKind kind;         //
+    DataKind kind;         // from the `kind` attribute
     uint64_t fingerprint;  // tokenizer fingerprint from the `tokenizer` attribute
     int64_t n;             // examples
     TokenSeqs tokens;      // lm, sft: `tokens`/`offsets`; preference, prompt: the prompts
@@ -76,7 +76,7 @@ typedef struct {
     int64_t *ref_text_off; // (n+1) prompt only; all 0 when the file has no reference text
     char *ref_text;        // (ref_text_off[n]) prompt only; NULL until loaded
     int64_t n_tokens;      // total token ids over every token field (for lm, the stream)
-    DatasetFile *file;     //
+    DatasetFile *file;     // the open file and arrays (internal)
 } Dataset;
 
 // Opens a dataset, checks `format`, `version` and `kind` (want = DATA_KIND_COUNT accepts any

@@ -13,8 +13,8 @@
 
 struct Loader {
     Dataset *ds;         // lm: values streamed per window; other kinds: loaded at open
-    DataKind kind;       //
-    LoaderOptions opt;   //
+    DataKind kind;       // the dataset's kind
+    LoaderOptions opt;   // as given to loader_open
     int rows;            // rows per Batch: batch, or 2*batch for preference
     int n_items;         // units per epoch before packing (lm: windows; else kept examples)
     int *items;          // (n_items) dataset index of each kept example; NULL for lm
@@ -33,7 +33,7 @@ struct Loader {
     int *resp_start;     // (rows)
     int64_t *example;    // (rows, T): dataset index of segment k of row r at [r*T + k], or -1
     int *scratch;        // (T+1) one sequence: an lm window, or a prompt+response
-    char err[512];       //
+    char err[512];       // the last error of loader_next
 };
 
 // ---- rows ----------------------------------------------------------------------------------
