@@ -35,3 +35,20 @@ int tokenizer_eot(const Tokenizer *tok);
 // 64-bit FNV-1a hash over the vocabulary bytes, merges and special tokens, printed as 16 hex
 // digits in files; datasets and checkpoints record it and loaders compare it.
 uint64_t tokenizer_fingerprint(const Tokenizer *tok);
+
+// The bytes of token id (not NUL-terminated; a special token's bytes are its text), or NULL
+// if id is out of range.
+const char *tokenizer_token(const Tokenizer *tok, int id, size_t *len);
+
+// Trains a byte-level BPE tokenizer with exactly vocab_size ids on the text of the given
+// files (each read whole): ids 0-255 are the single bytes, then the learned tokens in merge
+// order, then the special tokens <|endoftext|>, <|system|>, <|user|>, <|assistant|>, <|end|>
+// and the n_specials extra ones (repeats are reserved once). Special-token texts in the corpus
+// separate words and are not learned from. Deterministic: the same files, vocab_size and
+// specials give the same tokenizer. On failure returns NULL with a message naming the file.
+Tokenizer *tokenizer_train(const char *const *files, int n_files, int vocab_size,
+                           const char *const *specials, int n_specials, char *err, size_t errlen);
+
+// Writes the tokenizer, trained or GPT-2's, as a layercake tokenizer file (JSON, described in
+// docs/tokenizer.md). Returns 0, or -1 with a message naming the file.
+int tokenizer_save(const Tokenizer *tok, const char *path, char *err, size_t errlen);

@@ -2,4 +2,4 @@
 // (0 success, 1 failure, 2 bad command line) and takes argv with argv[0] = its own name.
 #pragma once
 
-
+int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
