@@ -3,3 +3,4 @@
 #pragma once
 
 int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
+int cmd_data(int argc, char **argv);      // train/cmd_data.c
