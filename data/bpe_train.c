@@ -45,7 +45,8 @@ typedef struct {
     BytesMap tok_index; // token bytes -> id
     ByteVec joined;     // scratch: a new token's bytes
     int (*merges)[2];
-    int n_merges, cap_merges;
+    int n_merges;
+    size_t cap_merges;
 } Trainer;
 
 // ---- counting the corpus's words ---------------------------------------------------------------
@@ -56,13 +57,7 @@ static void count_piece(void *ctx, const char *piece, size_t len, int special_id
     LC_ASSERT(t->n_words < INT32_MAX && len < INT32_MAX);
     int32_t w = bytesmap_intern(&t->word_index, piece, len, (int32_t)t->n_words);
     if ((size_t)w == t->n_words) {
-        if (t->n_words == t->cap_words) {
-            t->cap_words = 2 * t->cap_words + 1024;
-            Word *bigger = lc_malloc(t->cap_words * sizeof(*bigger));
-            if (t->n_words) memcpy(bigger, t->words, t->n_words * sizeof(*bigger));
-            free(t->words);
-            t->words = bigger;
-        }
+        t->words = array_reserve(t->words, &t->cap_words, t->n_words + 1, sizeof(*t->words));
         t->words[t->n_words++] = (Word){t->syms.n, (int)len, -1, 0};
         intvec_reserve(&t->syms, len);
         for (size_t i = 0; i < len; i++) t->syms.v[t->syms.n++] = (unsigned char)piece[i];
@@ -88,13 +83,7 @@ static bool count_words(Trainer *t, const char *const *files, int n_files, const
 static int pair_find(Trainer *t, int a, int b) {
     int32_t p = u64map_get(&t->pair_index, pair_key(a, b));
     if (p >= 0) return p;
-    if (t->n_pairs == t->cap_pairs) {
-        t->cap_pairs = 2 * t->cap_pairs + 1024;
-        Pair *bigger = lc_malloc(t->cap_pairs * sizeof(*bigger));
-        if (t->n_pairs) memcpy(bigger, t->pairs, t->n_pairs * sizeof(*bigger));
-        free(t->pairs);
-        t->pairs = bigger;
-    }
+    t->pairs = array_reserve(t->pairs, &t->cap_pairs, t->n_pairs + 1, sizeof(*t->pairs));
     LC_ASSERT(t->n_pairs < INT32_MAX);
     p = (int32_t)t->n_pairs++;
     t->pairs[p] = (Pair){.left = a, .right = b, .stamp = -1};
@@ -121,13 +110,7 @@ static bool heap_before(const Trainer *t, HeapEntry x, HeapEntry y) {
 }
 
 static void heap_push(Trainer *t, HeapEntry e) {
-    if (t->n_heap == t->cap_heap) {
-        t->cap_heap = 2 * t->cap_heap + 1024;
-        HeapEntry *bigger = lc_malloc(t->cap_heap * sizeof(*bigger));
-        if (t->n_heap) memcpy(bigger, t->heap, t->n_heap * sizeof(*bigger));
-        free(t->heap);
-        t->heap = bigger;
-    }
+    t->heap = array_reserve(t->heap, &t->cap_heap, t->n_heap + 1, sizeof(*t->heap));
     size_t i = t->n_heap++;
     while (i > 0 && heap_before(t, e, t->heap[(i - 1) / 2])) {
         t->heap[i] = t->heap[(i - 1) / 2];
@@ -219,13 +202,8 @@ static bool merge_best(Trainer *t) {
     if (p < 0) return false;
     int a = t->pairs[p].left, b = t->pairs[p].right;
     int c = token_join(t, a, b);
-    if (t->n_merges == t->cap_merges) {
-        t->cap_merges = 2 * t->cap_merges + 1024;
-        int(*bigger)[2] = lc_malloc((size_t)t->cap_merges * sizeof(*bigger));
-        if (t->n_merges) memcpy(bigger, t->merges, (size_t)t->n_merges * sizeof(*bigger));
-        free(t->merges);
-        t->merges = bigger;
-    }
+    t->merges =
+        array_reserve(t->merges, &t->cap_merges, (size_t)t->n_merges + 1, sizeof(*t->merges));
     t->merges[t->n_merges][0] = a;
     t->merges[t->n_merges][1] = b;
     t->touched.n = 0;
@@ -235,6 +213,10 @@ static bool merge_best(Trainer *t) {
         t->words[w].stamp = t->n_merges;
         merge_word(t, w, a, b, c);
     }
+    // Every word that held (a, b) has been merged: the list has done its work. (Should a later
+    // merge remake a or b, the words where (a, b) reappears are listed afresh.)
+    free(t->pairs[p].words.v);
+    t->pairs[p].words = (IntVec){0};
     for (size_t k = 0; k < t->touched.n; k++) {
         int q = t->touched.v[k];
         heap_push(t, (HeapEntry){t->pairs[q].count, q});
@@ -321,10 +303,11 @@ Tokenizer *tokenizer_train(const char *const *files, int n_files, int vocab_size
         }
     if (n_files < 1 || vocab_size < 256 + n_all) {
         free(all);
+        if (n_files < 1) return tokenizer_fail(err, errlen, "no corpus files to train on");
         return tokenizer_fail(err, errlen,
-                              "need at least one corpus file and a vocab size of at "
-                              "least %d (256 bytes + %d special tokens)",
-                              256 + n_all, n_all);
+                              "vocab size %d is too small: it must be at least %d (256 bytes + "
+                              "%d special tokens)",
+                              vocab_size, 256 + n_all, n_all);
     }
     size_t *lens = lc_malloc((size_t)n_all * sizeof(size_t));
     int *ids = lc_malloc((size_t)n_all * sizeof(int));

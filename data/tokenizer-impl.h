@@ -57,6 +57,9 @@ int32_t bytesmap_intern(BytesMap *m, const void *key, size_t len, int32_t val);
 
 // ---- growable arrays ---------------------------------------------------------------------------
 
+// Returns the array p, of *cap elements of elem bytes, grown (doubling) to hold at least need.
+void *array_reserve(void *p, size_t *cap, size_t need, size_t elem);
+
 typedef struct {
     int *v;
     size_t n, cap;

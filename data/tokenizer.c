@@ -34,8 +34,9 @@ pcre2_code *pretokenizer_compile(void) {
     pcre2_code *re =
         pcre2_compile((PCRE2_SPTR)TOKENIZER_PATTERN, PCRE2_ZERO_TERMINATED,
                       PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &offset, NULL);
-    LC_ASSERT(re);                             // a constant pattern: failing to compile it is a bug
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); // without JIT, pcre2_match interprets
+    LC_ASSERT(re); // a constant pattern: failing to compile it is a bug
+    // Where PCRE2 has no JIT for this machine, pcre2_match interprets the pattern instead.
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     return re;
 }
 

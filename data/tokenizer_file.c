@@ -45,14 +45,11 @@ static void codec_init(ByteCodec *c) {
 static void codec_spell(const ByteCodec *c, const char *bytes, size_t n, ByteVec *out) {
     for (size_t i = 0; i < n; i++) {
         unsigned cp = c->cp[(unsigned char)bytes[i]];
-        char utf8[2] = {(char)cp, 0};
-        if (cp < 0x80) {
-            bytevec_append(out, utf8, 1);
-        } else {
-            utf8[0] = (char)(0xc0 | (cp >> 6));
-            utf8[1] = (char)(0x80 | (cp & 0x3f));
+        char utf8[2] = {(char)(0xc0 | (cp >> 6)), (char)(0x80 | (cp & 0x3f))};
+        if (cp < 0x80)
+            bytevec_append(out, &(char){(char)cp}, 1);
+        else
             bytevec_append(out, utf8, 2);
-        }
     }
 }
 
@@ -107,11 +104,11 @@ char *tokenizer_read_file(const char *path, size_t *len, char *err, size_t errle
     char chunk[1 << 16];
     size_t got;
     while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) bytevec_append(&buf, chunk, got);
-    bool failed = ferror(f);
+    int failed = ferror(f) ? errno : 0;
     fclose(f);
     if (failed) {
         free(buf.v);
-        return tokenizer_fail(err, errlen, "%s: read error", path);
+        return tokenizer_fail(err, errlen, "%s: %s", path, strerror(failed));
     }
     bytevec_append(&buf, "", 1);
     *len = buf.n - 1;
@@ -174,6 +171,34 @@ static bool read_encoder(const ByteCodec *c, const char *path, TokenizerParts *p
     return ok;
 }
 
+// The ordinary tokens' bytes -> id (special[id] marks the others; NULL: all are ordinary).
+static void index_tokens(const TokenizerParts *parts, const bool *special, BytesMap *index) {
+    bytesmap_init(index, (size_t)parts->n_vocab);
+    for (int id = 0; id < parts->n_vocab; id++) {
+        size_t n = parts->tok_off[id + 1] - parts->tok_off[id];
+        if (n > 0 && !(special && special[id]))
+            bytesmap_intern(index, parts->tok_bytes + parts->tok_off[id], n, id);
+    }
+}
+
+// One line of vocab.bpe, s[0, n): appends the merge to parts and marks the token it makes.
+// Returns NULL, or what is wrong with the line.
+static const char *read_merge_line(const ByteCodec *c, const BytesMap *index, const char *s,
+                                   size_t n, TokenizerParts *parts, bool *made, ByteVec *scratch) {
+    int *pair = parts->pairs[parts->n_merges];
+    const char *why = parse_merge(c, index, s, n, scratch, pair);
+    if (why) return why;
+    scratch->n = 0;
+    for (int k = 0; k < 2; k++)
+        bytevec_append(scratch, parts->tok_bytes + parts->tok_off[pair[k]],
+                       parts->tok_off[pair[k] + 1] - parts->tok_off[pair[k]]);
+    int merged = bytesmap_get(index, scratch->v, scratch->n);
+    if (merged < 0) return "makes a token not in the vocabulary";
+    made[merged] = true;
+    parts->n_merges++;
+    return NULL;
+}
+
 // vocab.bpe: an optional "#version" line, then one merge per line in priority order. Fills
 // parts' merges, and its specials: the tokens that are neither a byte nor made by a merge.
 static bool read_merges(const ByteCodec *c, const char *path, TokenizerParts *parts, char *err,
@@ -182,11 +207,7 @@ static bool read_merges(const ByteCodec *c, const char *path, TokenizerParts *pa
     char *text = tokenizer_read_file(path, &len, err, errlen);
     if (!text) return false;
     BytesMap index;
-    bytesmap_init(&index, (size_t)parts->n_vocab);
-    for (int id = 0; id < parts->n_vocab; id++) {
-        size_t n = parts->tok_off[id + 1] - parts->tok_off[id];
-        if (n > 0) bytesmap_intern(&index, parts->tok_bytes + parts->tok_off[id], n, id);
-    }
+    index_tokens(parts, NULL, &index);
     bool *made = lc_calloc((size_t)parts->n_vocab, sizeof(bool));
     parts->pairs = lc_malloc((len / 4 + 1) * sizeof(*parts->pairs)); // a line has >= 4 bytes
     ByteVec scratch = {0};
@@ -198,21 +219,8 @@ static bool read_merges(const ByteCodec *c, const char *path, TokenizerParts *pa
         size_t n = (size_t)(eol - s);
         if (n > 0 && s[n - 1] == '\r') n--;
         line++;
-        if (n == 0 || (line == 1 && strncmp(s, "#version", 8) == 0)) continue;
-        int *pair = parts->pairs[parts->n_merges];
-        why = parse_merge(c, &index, s, n, &scratch, pair);
-        if (why) break;
-        scratch.n = 0;
-        bytevec_append(&scratch, parts->tok_bytes + parts->tok_off[pair[0]],
-                       parts->tok_off[pair[0] + 1] - parts->tok_off[pair[0]]);
-        bytevec_append(&scratch, parts->tok_bytes + parts->tok_off[pair[1]],
-                       parts->tok_off[pair[1] + 1] - parts->tok_off[pair[1]]);
-        int merged = bytesmap_get(&index, scratch.v, scratch.n);
-        if (merged < 0)
-            why = "makes a token not in the vocabulary";
-        else
-            made[merged] = true;
-        parts->n_merges++;
+        if (n > 0 && !(line == 1 && strncmp(s, "#version", 8) == 0))
+            why = read_merge_line(c, &index, s, n, parts, made, &scratch);
     }
     if (why) tokenizer_fail(err, errlen, "%s:%d: %s", path, line, why);
     parts->specials = lc_malloc(((size_t)parts->n_vocab + 1) * sizeof(int));
@@ -355,12 +363,7 @@ static bool read_file_merges(json_t *root, const ByteCodec *c, const char *path,
     bool *special = lc_calloc((size_t)parts->n_vocab, sizeof(bool));
     for (int i = 0; i < parts->n_specials; i++) special[parts->specials[i]] = true;
     BytesMap index;
-    bytesmap_init(&index, (size_t)parts->n_vocab);
-    for (int id = 0; id < parts->n_vocab; id++) {
-        size_t n = parts->tok_off[id + 1] - parts->tok_off[id];
-        if (!special[id] && n > 0)
-            bytesmap_intern(&index, parts->tok_bytes + parts->tok_off[id], n, id);
-    }
+    index_tokens(parts, special, &index);
     size_t n = json_array_size(merges);
     parts->pairs = lc_malloc((n + 1) * sizeof(*parts->pairs));
     ByteVec scratch = {0};
@@ -460,7 +463,7 @@ int tokenizer_save(const Tokenizer *tok, const char *path, char *err, size_t err
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        tokenizer_fail(err, errlen, "%s: %s", tmp, strerror(errno));
+        tokenizer_fail(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(errno));
         return -1;
     }
     json_t *root = tokenizer_to_json(tok);

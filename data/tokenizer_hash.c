@@ -19,13 +19,6 @@ uint64_t fnv1a_update(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-// realloc that never returns NULL (out of memory is fatal, as with lc_malloc).
-static void *grow(void *p, size_t bytes) {
-    void *q = realloc(p, bytes);
-    if (!q) LC_DIE("out of memory growing a buffer to %zu bytes", bytes);
-    return q;
-}
-
 // SplitMix64's finaliser: spreads pair keys (two small ids) over the table.
 static uint64_t mix64(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -140,10 +133,7 @@ int32_t bytesmap_intern(BytesMap *m, const void *key, size_t len, int32_t val) {
         bytesmap_grow(m);
         i = bytesmap_find(m, hash, key, len);
     }
-    if (m->arena_len + len > m->arena_cap) {
-        m->arena_cap = 2 * (m->arena_len + len) + 256;
-        m->arena = grow(m->arena, m->arena_cap);
-    }
+    m->arena = array_reserve(m->arena, &m->arena_cap, m->arena_len + len, 1);
     memcpy(m->arena + m->arena_len, key, len);
     m->slots[i] = (struct BytesSlot){hash, m->arena_len, (uint32_t)len, val};
     m->arena_len += len;
@@ -153,10 +143,17 @@ int32_t bytesmap_intern(BytesMap *m, const void *key, size_t len, int32_t val) {
 
 // ---- growable arrays ---------------------------------------------------------------------------
 
+// Out of memory is fatal here, as with lc_malloc.
+void *array_reserve(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    *cap = 2 * need + 16;
+    void *q = realloc(p, *cap * elem);
+    if (!q) LC_DIE("out of memory growing an array to %zu elements of %zu bytes", *cap, elem);
+    return q;
+}
+
 void intvec_reserve(IntVec *a, size_t n) {
-    if (a->n + n <= a->cap) return;
-    a->cap = 2 * (a->n + n) + 16;
-    a->v = grow(a->v, a->cap * sizeof(*a->v));
+    a->v = array_reserve(a->v, &a->cap, a->n + n, sizeof(*a->v));
 }
 
 void intvec_push(IntVec *a, int x) {
@@ -166,10 +163,7 @@ void intvec_push(IntVec *a, int x) {
 
 void bytevec_append(ByteVec *a, const void *data, size_t n) {
     if (n == 0) return;
-    if (a->n + n > a->cap) {
-        a->cap = 2 * (a->n + n) + 256;
-        a->v = grow(a->v, a->cap);
-    }
+    a->v = array_reserve(a->v, &a->cap, a->n + n, 1);
     memcpy(a->v + a->n, data, n);
     a->n += n;
 }

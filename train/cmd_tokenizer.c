@@ -4,9 +4,11 @@
 #include "common/timer.h"
 #include "data/tokenizer.h"
 #include "train/commands.h"
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +22,20 @@ static const char USAGE[] =
     "  train    learn a byte-level BPE vocabulary of exactly N ids from the corpus files, with\n"
     "           the special tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> and\n"
     "           each --special TOKEN reserved; writes FILE (JSON, docs/tokenizer.md)\n"
-    "  encode   print the token ids of TEXT (or of FILE's bytes, with the encoding speed on\n"
-    "           stderr), separated by spaces; special-token texts become their ids only with\n"
-    "           --allow-special\n"
+    "  encode   print the token ids of TEXT (or of FILE's bytes, '-' for stdin, with the\n"
+    "           encoding speed on stderr), separated by spaces; special-token texts become\n"
+    "           their ids only with --allow-special\n"
     "  decode   write the bytes of the ids to stdout, exactly (no newline is added)\n"
     "\n"
     "PATH is a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe.\n";
 
-static int usage_error(const char *fmt, const char *arg) {
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "layercake tokenizer: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n\n%s", USAGE);
+    va_end(ap);
     return 2;
 }
 
@@ -101,7 +106,7 @@ static int tokenizer_train_main(int argc, char **argv) {
                 usage_error("train: unknown option or missing value in '%s'", argv[optind - 1]);
     }
     if (status < 0 && (vocab_size < 0 || !out || optind >= argc))
-        status = usage_error("train needs --vocab-size, --out and a corpus file%s", "");
+        status = usage_error("train needs --vocab-size, --out and a corpus file");
     if (status < 0)
         status =
             train_and_save(argv + optind, argc - optind, vocab_size, specials, n_specials, out);
@@ -111,21 +116,27 @@ static int tokenizer_train_main(int argc, char **argv) {
 
 // ---- encode ------------------------------------------------------------------------------------
 
-// Reads a whole file; NULL with a message on stderr if it cannot.
+// Reads a whole file ("-": standard input); NULL with a message on stderr if it cannot.
 static char *read_whole(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long size = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = lc_malloc((size_t)size + 1);
-        *len = fread(buf, 1, (size_t)size, f);
-        if (*len != (size_t)size) {
-            free(buf);
-            buf = NULL;
-        }
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "layercake tokenizer: %s: %s\n", path, strerror(errno));
+        return NULL;
     }
-    if (!buf) perror(path);
-    if (f) fclose(f);
+    size_t cap = 1 << 16, got;
+    char *buf = lc_malloc(cap);
+    *len = 0;
+    while ((got = fread(buf + *len, 1, cap - *len, f)) > 0) {
+        *len += got;
+        if (*len == cap && !(buf = realloc(buf, cap *= 2)))
+            LC_DIE("out of memory reading %s (%zu bytes)", path, cap);
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "layercake tokenizer: %s: %s\n", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    }
+    if (f != stdin) fclose(f);
     return buf;
 }
 
@@ -167,7 +178,7 @@ static int tokenizer_encode_main(int argc, char **argv) {
     }
     int n_text = argc - optind;
     if (!path || (file ? n_text != 0 : n_text != 1))
-        return usage_error("encode needs --tokenizer and either one TEXT or --file%s", "");
+        return usage_error("encode needs --tokenizer and either one TEXT or --file");
     if (!file)
         return encode_and_print(path, argv[optind], strlen(argv[optind]), allow_special, false);
     size_t len;
@@ -185,14 +196,14 @@ static int decode_and_print(const char *path, const int *ids, int n) {
     if (!tok) return 1;
     size_t len;
     char *text = tokenizer_decode(tok, ids, n, &len);
-    int status = 0;
-    if (text) {
-        fwrite(text, 1, len, stdout);
-    } else {
-        fprintf(stderr, "layercake tokenizer: an id is out of range (%s has %d ids)\n", path,
-                tokenizer_vocab_size(tok));
-        status = 1;
-    }
+    if (text) fwrite(text, 1, len, stdout);
+    for (int i = 0; i < n && !text; i++)
+        if (ids[i] >= tokenizer_vocab_size(tok)) {
+            fprintf(stderr, "layercake tokenizer: id %d is out of range: %s has %d ids\n", ids[i],
+                    path, tokenizer_vocab_size(tok));
+            break;
+        }
+    int status = text ? 0 : 1;
     free(text);
     tokenizer_free(tok);
     return status;
@@ -212,7 +223,7 @@ static int tokenizer_decode_main(int argc, char **argv) {
         if (c == '?')
             return usage_error("decode: unknown option or missing value in '%s'", argv[optind - 1]);
     }
-    if (!path) return usage_error("decode needs --tokenizer%s", "");
+    if (!path) return usage_error("decode needs --tokenizer");
     int n = argc - optind;
     int *ids = lc_malloc(((size_t)n + 1) * sizeof(int));
     for (int i = 0; i < n; i++) {
@@ -229,7 +240,7 @@ static int tokenizer_decode_main(int argc, char **argv) {
 // ---- the command -------------------------------------------------------------------------------
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2) return usage_error("which one: train, encode or decode?%s", "");
+    if (argc < 2) return usage_error("which one: train, encode or decode?");
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
         return help();
