@@ -102,7 +102,7 @@ static int fill_window(Loader *l, int r, int64_t w) {
     return 0;
 }
 
-// Row r = prompt ++ response of pair i; mask on the response's targets.
+// Row r = the pair's prompt ++ one of its responses; mask on the response's targets.
 static void fill_pair_row(Loader *l, int r, const Example *ex, const int *resp, int64_t n) {
     memcpy(l->scratch, ex->tokens, (size_t)ex->n_tokens * sizeof(int));
     memcpy(l->scratch + ex->n_tokens, resp, (size_t)n * sizeof(int));

@@ -82,13 +82,13 @@ static void import_report(const ImportOptions *o, const ImportStats *st) {
         printf("wrote %s: %lld examples, %lld tokens\n", val, (long long)st->examples[1],
                (long long)st->tokens[1]);
     double s = st->seconds > 0 ? st->seconds : 1e-9;
-    printf("read %.2f MB (%lld lines, %lld documents) in %.2f s: %.1f MB/s, %.2f M tokens/s\n",
-           (double)st->bytes / 1e6, (long long)st->lines, (long long)st->documents, st->seconds,
-           (double)st->bytes / 1e6 / s, (double)(st->tokens[0] + st->tokens[1]) / 1e6 / s);
-    printf("skipped %lld malformed lines; dropped %lld examples and split %lld documents longer "
-           "than %lld tokens\n",
-           (long long)st->skipped, (long long)st->dropped, (long long)st->split,
-           (long long)o->max_len);
+    printf("read %.2f MB in %.2f s: %.1f MB/s, %.2f M tokens/s\n", (double)st->bytes / 1e6,
+           st->seconds, (double)st->bytes / 1e6 / s,
+           (double)(st->tokens[0] + st->tokens[1]) / 1e6 / s);
+    printf("%lld JSONL lines, %lld documents; skipped %lld malformed lines; dropped %lld "
+           "examples and split %lld documents longer than %lld tokens\n",
+           (long long)st->lines, (long long)st->documents, (long long)st->skipped,
+           (long long)st->dropped, (long long)st->split, (long long)o->max_len);
     if (st->skipped) printf("first skipped: %s\n", st->first_skip);
 }
 
