@@ -41,12 +41,15 @@ __attribute__((format(printf, 2, 3))) static int bad(Importer *im, const char *f
 
 // ---- fields --------------------------------------------------------------------------------
 
-// A string member of obj; LINE_BAD if missing or not a string.
+// A string member of obj; LINE_BAD if missing or not a string. where names obj in messages
+// (NULL: the line itself).
 static int get_string(Importer *im, json_t *obj, const char *key, const char *where, const char **s,
                       size_t *len) {
     json_t *v = json_object_get(obj, key);
-    if (!v) return bad(im, "%s: field '%s' is missing", where, key);
-    if (!json_is_string(v)) return bad(im, "%s: field '%s' is not a string", where, key);
+    const char *sep = where ? ": " : "";
+    where = where ? where : "";
+    if (!v) return bad(im, "%s%sfield '%s' is missing", where, sep, key);
+    if (!json_is_string(v)) return bad(im, "%s%sfield '%s' is not a string", where, sep, key);
     *s = json_string_value(v);
     *len = json_string_length(v);
     return LINE_OK;
@@ -180,8 +183,8 @@ static int line_transcripts(Importer *im, json_t *root) {
     const char *c = NULL, *r = NULL;
     size_t nc = 0, nr = 0;
     int mc = 0, mr = 0;
-    if (get_string(im, root, "chosen", "line", &c, &nc) < 0 ||
-        get_string(im, root, "rejected", "line", &r, &nr) < 0 ||
+    if (get_string(im, root, "chosen", NULL, &c, &nc) < 0 ||
+        get_string(im, root, "rejected", NULL, &r, &nr) < 0 ||
         parse_transcript(im, "chosen", c, nc, 0, &mc) < 0 ||
         parse_transcript(im, "rejected", r, nr, 1, &mr) < 0)
         return LINE_BAD;
@@ -242,7 +245,7 @@ static int line_self_instruct(Importer *im, json_t *root) {
     const char *ins = NULL;
     size_t ni = 0;
     json_t *arr = json_object_get(root, "instances");
-    if (get_string(im, root, "instruction", "line", &ins, &ni) < 0 || check_instances(im, arr) < 0)
+    if (get_string(im, root, "instruction", NULL, &ins, &ni) < 0 || check_instances(im, arr) < 0)
         return LINE_BAD;
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *v = json_array_get(arr, i), *input = json_object_get(v, "input");
@@ -282,10 +285,10 @@ static int line_plain(Importer *im, json_t *root, Format f) {
     Parsed *p = &im->p;
     const char *s = NULL;
     size_t n = 0;
-    if (get_string(im, root, "prompt", "line", &s, &n) < 0) return LINE_BAD;
+    if (get_string(im, root, "prompt", NULL, &s, &n) < 0) return LINE_BAD;
     encode_into(im, s, n, &p->ctx, 0);
     for (int k = 0; k < 2 && RESPONSE_FIELDS[f][k]; k++) {
-        if (get_string(im, root, RESPONSE_FIELDS[f][k], "line", &s, &n) < 0) return LINE_BAD;
+        if (get_string(im, root, RESPONSE_FIELDS[f][k], NULL, &s, &n) < 0) return LINE_BAD;
         raw_response(im, s, n, &p->resp[k]);
         p->n_resp++;
         if (k == 0) {
@@ -299,7 +302,7 @@ static int line_plain(Importer *im, json_t *root, Format f) {
 static int line_text(Importer *im, json_t *root) {
     const char *s = NULL;
     size_t n = 0;
-    if (get_string(im, root, "text", "line", &s, &n) < 0) return LINE_BAD;
+    if (get_string(im, root, "text", NULL, &s, &n) < 0) return LINE_BAD;
     return import_document(im, s, n);
 }
 
@@ -346,7 +349,7 @@ int import_json_line(Importer *im, const char *line, size_t len) {
     json_error_t jerr;
     json_t *root = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
-        snprintf(im->why, sizeof(im->why), "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+        snprintf(im->why, sizeof(im->why), "invalid JSON: %s (byte %d)", jerr.text, jerr.position);
         return LINE_BAD;
     }
     int rc =

@@ -108,6 +108,21 @@ static void assert_decodes(const Tokenizer *tok, const int *ids, int64_t n, cons
     free(s);
 }
 
+// Writes line `line` of a fixture alone (earlier lines blank, so its number stays) into a
+// scratch file, and returns that file's path.
+static const char *fixture_line(const char *fixture, int line, const char *scratch) {
+    FILE *in = fopen(fixture, "r"), *out = fopen(test_tmp_path(scratch), "w");
+    ck_assert(in && out);
+    char buf[4096];
+    for (int i = 1; i <= line; i++) {
+        ck_assert_msg(fgets(buf, sizeof(buf), in), "%s has no line %d", fixture, line);
+        fputs(i < line ? "\n" : buf, out);
+    }
+    fclose(in);
+    fclose(out);
+    return test_tmp_path(scratch);
+}
+
 // ---- formats -------------------------------------------------------------------------------
 
 START_TEST(completion_to_sft_and_prompt) {
@@ -282,19 +297,11 @@ START_TEST(hh_bad_transcripts) {
     ck_assert_int_eq(st.examples[0], 2);
     ck_assert_int_eq(st.skipped, 3);
     ck_assert_msg(strstr(st.first_skip, "hh_bad.jsonl:2:"), "%s", st.first_skip);
-    o.skip_bad = 0; // lines 3 and 4 of hh_bad.jsonl, each alone
-    FILE *f = fopen(test_tmp_path("hh_bad_3.jsonl"), "w");
-    fputs("{\"chosen\": \"Human: x\\n\\nAssistant: B\", \"rejected\": \"\\n\\nHuman: A\"}\n", f);
-    fclose(f);
-    import_fails(&o, test_tmp_path("hh_bad_3.jsonl"),
-                 "hh_bad_3.jsonl:1: field 'chosen' does not start with");
-    f = fopen(test_tmp_path("hh_bad_4.jsonl"), "w");
-    fputs("{\"chosen\": \"\\n\\nHuman: A\\n\\nAssistant: B\\n\\nHuman: C\", \"rejected\": "
-          "\"\\n\\nHuman: A\\n\\nAssistant: B\"}\n",
-          f);
-    fclose(f);
-    import_fails(&o, test_tmp_path("hh_bad_4.jsonl"),
-                 "hh_bad_4.jsonl:1: field 'chosen' does not end with an");
+    o.skip_bad = 0;
+    import_fails(&o, fixture_line(FIXTURE("hh_bad.jsonl"), 3, "hh_bad.jsonl"),
+                 "hh_bad.jsonl:3: field 'chosen' does not start with \"\\n\\nHuman:\"");
+    import_fails(&o, fixture_line(FIXTURE("hh_bad.jsonl"), 4, "hh_bad.jsonl"),
+                 "hh_bad.jsonl:4: field 'chosen' does not end with an \"\\n\\nAssistant:\" turn");
 }
 END_TEST
 
@@ -430,7 +437,7 @@ START_TEST(malformed_lines) {
 
     o = options(DATA_PREFERENCE, gpt2, "missing.h5");
     import_fails(&o, FIXTURE("missing_field.jsonl"),
-                 "missing_field.jsonl:2: line: field 'rejected' is missing");
+                 "missing_field.jsonl:2: field 'rejected' is missing");
 
     static const char *const BAD_FIELDS[] = {
         "bad_fields.jsonl:2: messages[0]: field 'content' is not a string",
@@ -440,20 +447,10 @@ START_TEST(malformed_lines) {
         "bad_fields.jsonl:6: the line is not a JSON object",
         "bad_fields.jsonl:7: no known fields",
     };
-    // Each bad line is reported with its number when the lines before it are fine: cut the
-    // file after each bad line in turn.
-    FILE *in = fopen(FIXTURE("bad_fields.jsonl"), "r");
-    char lines[8][512];
-    for (int i = 0; i < 8; i++) ck_assert(fgets(lines[i], sizeof(lines[i]), in));
-    fclose(in);
-    for (int bad = 1; bad <= 6; bad++) {
-        FILE *f = fopen(test_tmp_path("bad_fields.jsonl"), "w");
-        fputs(lines[0], f);
-        for (int k = 1; k < bad; k++) fputs("\n", f);
-        fputs(lines[bad], f);
-        fclose(f);
+    for (int bad = 2; bad <= 7; bad++) {
         o = options(DATA_SFT, gpt2, "bad_fields.h5");
-        import_fails(&o, test_tmp_path("bad_fields.jsonl"), BAD_FIELDS[bad - 1]);
+        import_fails(&o, fixture_line(FIXTURE("bad_fields.jsonl"), bad, "bad_fields.jsonl"),
+                     BAD_FIELDS[bad - 2]);
     }
     o = options(DATA_SFT, gpt2, "bad_fields.h5");
     o.skip_bad = 1;
