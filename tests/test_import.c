@@ -706,6 +706,16 @@ START_TEST(cli_show) {
     ck_assert_msg(strstr(out, "\033[2mThe capital of France is\033[0m Paris."), "%s", out);
     free(out);
     free(args);
+    o = options(DATA_PREFERENCE, gpt2, "cli_show_pref.h5");
+    import_ok(&o, FIXTURE("hh.jsonl"));
+    args = fix_join("data show ", o.out, " --index 0 --tokenizer ", LC_SAMPLES "/gpt2-tokenizer",
+                    NULL);
+    ck_assert_int_eq(run_layercake(args, &out), 0);
+    ck_assert_msg(strstr(out, "=== chosen\n\n\nHuman: How do I bake bread?\n\nAssistant:[[ Mix "
+                              "flour, water, yeast and salt.<|endoftext|>]]\n=== rejected\n"),
+                  "%s", out);
+    free(out);
+    free(args);
     args = fix_join("data show ", o.out, " --index 3 --tokenizer ", LC_SAMPLES "/gpt2-tokenizer",
                     NULL);
     ck_assert_int_eq(run_layercake(args, &out), 1); // out of range
