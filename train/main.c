@@ -17,6 +17,7 @@ static const Command COMMANDS[] = {
     {"bench", cmd_bench, "measure training-step and rollout speed, MFU and memory"},
     {"version", cmd_version, "print the version and the backends built in"},
     {"tokenizer", cmd_tokenizer, "train a BPE tokenizer; encode and decode text"},
+    {"data", cmd_data, "import text and JSONL into HDF5 datasets; info; show an example"},
 };
 
 static int cmd_version(int argc, char **argv) {

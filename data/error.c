@@ -1,0 +1,14 @@
+// data/error.c: the message formatter behind data/error.h.
+#include "data/error.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+int data_error(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

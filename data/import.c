@@ -1,0 +1,336 @@
+// data/import.c: the importer's driver. Reads the inputs (plain text whole, JSONL a line at a
+// time through import_json.c), cuts documents and examples to the wanted kind, applies the
+// over-length policy and the validation split, writes the files and counts everything.
+//
+// Policies (docs/datasets.md): lm documents longer than max_len are cut into pieces of
+// max_len tokens, never dropped; sft, preference and prompt examples longer than max_len are
+// dropped whole (a truncated response would lose its end token, a truncated prompt its
+// question). An example goes to the validation file when a hash of its token ids and the seed
+// falls below val_fraction, so the split does not depend on input order or file boundaries and
+// duplicate examples land on the same side.
+#include "common/check.h"
+#include "common/timer.h"
+#include "data/error.h"
+#include "data/import-impl.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- writing -------------------------------------------------------------------------------
+
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull; // FNV-1a 64
+    return h;
+}
+
+// 0: training file, 1: validation file.
+static int split_side(const Importer *im, const Example *ex) {
+    if (im->o->val_fraction <= 0.0) return 0;
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, &im->o->seed, sizeof(im->o->seed));
+    const int *arrays[4] = {ex->tokens, ex->chosen, ex->rejected, ex->reference};
+    const int64_t lens[4] = {ex->n_tokens, ex->n_chosen, ex->n_rejected, ex->n_reference};
+    for (int i = 0; i < 4; i++) {
+        h = hash_bytes(h, &lens[i], sizeof(lens[i]));
+        if (lens[i]) h = hash_bytes(h, arrays[i], (size_t)lens[i] * sizeof(int));
+    }
+    h ^= h >> 33; // FNV's low bits mix poorly: finish with MurmurHash3's fmix64
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) < im->o->val_fraction;
+}
+
+static int write_example(Importer *im, const Example *ex) {
+    int side = split_side(im, ex);
+    char err[512];
+    if (dataset_append(im->w[side], ex, err, sizeof(err)) < 0) {
+        snprintf(im->why, sizeof(im->why), "%s", err);
+        return LINE_FATAL;
+    }
+    im->st->examples[side]++;
+    im->st->tokens[side] += ex->n_tokens + ex->n_chosen + ex->n_rejected + ex->n_reference;
+    return LINE_OK;
+}
+
+int import_document(Importer *im, const char *text, size_t len) {
+    TokenBuf *d = &im->seq;
+    int *ids, eot = tokenizer_eot(im->o->tok);
+    int n = tokenizer_encode(im->o->tok, text, len, 0, &ids);
+    d->n = 0;
+    tokenbuf_push(d, ids, n, 0);
+    tokenbuf_push(d, &eot, 1, 0);
+    free(ids);
+    im->st->documents++;
+    if (d->n > im->o->max_len) im->st->split++;
+    for (int64_t at = 0; at < d->n; at += im->o->max_len) {
+        int64_t k = d->n - at < im->o->max_len ? d->n - at : im->o->max_len;
+        Example ex = {.tokens = d->ids + at, .n_tokens = k};
+        int rc = write_example(im, &ex);
+        if (rc != LINE_OK) return rc;
+    }
+    return LINE_OK;
+}
+
+static int emit_sft(Importer *im) {
+    const Parsed *p = &im->p;
+    if (p->n_resp == 0) {
+        snprintf(im->why, sizeof(im->why),
+                 "the last message is not the assistant's: an sft example needs a reply");
+        return LINE_BAD;
+    }
+    TokenBuf *s = &im->seq;
+    s->n = 0;
+    tokenbuf_append(s, &p->ctx); // earlier assistant turns keep their mask of 1
+    tokenbuf_append(s, &p->resp[0]);
+    if (s->n > im->o->max_len) {
+        im->st->dropped++;
+        return LINE_OK;
+    }
+    Example ex = {.tokens = s->ids, .n_tokens = s->n, .loss_mask = s->mask};
+    return write_example(im, &ex);
+}
+
+static int emit_preference(Importer *im) {
+    const Parsed *p = &im->p;
+    LC_ASSERT(p->n_resp == 2);
+    int64_t longer = p->resp[0].n > p->resp[1].n ? p->resp[0].n : p->resp[1].n;
+    if (p->ctx.n + longer > im->o->max_len) {
+        im->st->dropped++;
+        return LINE_OK;
+    }
+    Example ex = {.tokens = p->ctx.ids,
+                  .n_tokens = p->ctx.n,
+                  .chosen = p->resp[0].ids,
+                  .n_chosen = p->resp[0].n,
+                  .rejected = p->resp[1].ids,
+                  .n_rejected = p->resp[1].n};
+    return write_example(im, &ex);
+}
+
+// A prompt keeps its reference answer when the line had exactly one response (pairs give
+// prompts only).
+static int emit_prompt(Importer *im) {
+    const Parsed *p = &im->p;
+    if (p->ctx.n > im->o->max_len) {
+        im->st->dropped++;
+        return LINE_OK;
+    }
+    Example ex = {.tokens = p->ctx.ids, .n_tokens = p->ctx.n};
+    if (p->n_resp == 1) {
+        ex.reference = p->resp[0].ids;
+        ex.n_reference = p->resp[0].n;
+        ex.reference_text = p->ref;
+        ex.n_reference_text = (int64_t)p->ref_len;
+    }
+    return write_example(im, &ex);
+}
+
+int import_emit(Importer *im) {
+    switch (im->o->kind) {
+    case DATA_SFT:
+        return emit_sft(im);
+    case DATA_PREFERENCE:
+        return emit_preference(im);
+    case DATA_PROMPT:
+        return emit_prompt(im);
+    default:
+        LC_ASSERT(0 && "lm examples are documents");
+        return LINE_FATAL;
+    }
+}
+
+// ---- inputs --------------------------------------------------------------------------------
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int is_jsonl(const char *path) {
+    return has_suffix(path, ".jsonl") || has_suffix(path, ".json") || has_suffix(path, ".ndjson");
+}
+
+static int line_is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
+    return 1;
+}
+
+// Handles a line's result: fine, skipped (counted, the first one remembered) or an error.
+static int line_result(Importer *im, int rc, const char *path, int64_t line, char *err,
+                       size_t errlen) {
+    if (rc == LINE_OK) return 0;
+    if (rc == LINE_BAD && im->o->skip_bad) {
+        if (im->st->skipped++ == 0)
+            snprintf(im->st->first_skip, sizeof(im->st->first_skip), "%.200s:%lld: %.280s", path,
+                     (long long)line, im->why);
+        return 0;
+    }
+    return data_error(err, errlen, "%s:%lld: %s", path, (long long)line, im->why);
+}
+
+static int import_jsonl(Importer *im, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return data_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        im->st->bytes += n;
+        if (line_is_blank(line, (size_t)n)) continue;
+        im->st->lines++;
+        rc = line_result(im, import_json_line(im, line, (size_t)n), path, lineno, err, errlen);
+    }
+    if (rc == 0 && ferror(f)) rc = data_error(err, errlen, "%s: read error", path);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+// Reads a whole file (any size, pipes included) into malloc'd memory.
+static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        data_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, k;
+    char *buf = lc_malloc(cap);
+    while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap && !(buf = realloc(buf, cap *= 2))) LC_DIE("out of memory reading %s", path);
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        data_error(err, errlen, "%s: read error", path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int document(Importer *im, const char *path, const char *s, size_t n, char *err,
+                    size_t errlen) {
+    if (n == 0 || import_document(im, s, n) == LINE_OK) return 0;
+    return data_error(err, errlen, "%s: %s", path, im->why);
+}
+
+// Plain text cut at runs of >= split_blank blank (empty or whitespace-only) lines, which
+// belong to no document.
+static int import_paragraphs(Importer *im, const char *path, const char *s, size_t len, char *err,
+                             size_t errlen) {
+    size_t doc = 0, run = 0;
+    int blanks = 0;
+    for (size_t i = 0, e; i < len; i = e) {
+        const char *nl = memchr(s + i, '\n', len - i);
+        e = nl ? (size_t)(nl - s) + 1 : len;
+        if (line_is_blank(s + i, e - i)) {
+            if (blanks++ == 0) run = i;
+            continue;
+        }
+        if (blanks >= im->o->split_blank) {
+            if (document(im, path, s + doc, run - doc, err, errlen) < 0) return -1;
+            doc = i;
+        }
+        blanks = 0;
+    }
+    size_t end = blanks >= im->o->split_blank && blanks > 0 ? run : len;
+    return document(im, path, s + doc, end > doc ? end - doc : 0, err, errlen);
+}
+
+static int import_text(Importer *im, const char *path, char *err, size_t errlen) {
+    size_t len;
+    char *s = read_all(path, &len, err, errlen);
+    if (!s) return -1;
+    im->st->bytes += (int64_t)len;
+    int rc = im->o->split_blank > 0 ? import_paragraphs(im, path, s, len, err, errlen)
+                                    : document(im, path, s, len, err, errlen);
+    free(s);
+    return rc;
+}
+
+// ---- the import ----------------------------------------------------------------------------
+
+void import_val_path(const char *out, char *buf, size_t len) {
+    size_t n = strlen(out);
+    if (has_suffix(out, ".h5"))
+        snprintf(buf, len, "%.*s-val.h5", (int)(n - 3), out);
+    else
+        snprintf(buf, len, "%s-val", out);
+}
+
+static int options_check(const ImportOptions *o, const char *const *inputs, int n_inputs, char *err,
+                         size_t errlen) {
+    if (o->max_len < 1)
+        return data_error(err, errlen, "--max-len must be at least 1, not %lld",
+                          (long long)o->max_len);
+    if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
+        return data_error(err, errlen, "--val-fraction must be in [0, 1), not %g", o->val_fraction);
+    if (n_inputs < 1) return data_error(err, errlen, "no input files");
+    for (int i = 0; i < n_inputs; i++)
+        if (!is_jsonl(inputs[i]) && o->kind != DATA_LM)
+            return data_error(err, errlen,
+                              "%s: plain text makes 'lm' datasets only, not '%s' (JSONL inputs "
+                              "are named *.jsonl, *.json or *.ndjson)",
+                              inputs[i], data_kind_name(o->kind));
+    return 0;
+}
+
+static int writers_open(Importer *im, char *err, size_t errlen) {
+    uint64_t fp = tokenizer_fingerprint(im->o->tok);
+    im->w[0] = dataset_create(im->o->out, im->o->kind, fp, err, errlen);
+    if (!im->w[0]) return -1;
+    if (im->o->val_fraction <= 0.0) return 0;
+    char val[4096];
+    import_val_path(im->o->out, val, sizeof(val));
+    im->w[1] = dataset_create(val, im->o->kind, fp, err, errlen);
+    return im->w[1] ? 0 : -1;
+}
+
+// Closes both files, or discards them if the import failed or made nothing.
+static int writers_close(Importer *im, int rc, char *err, size_t errlen) {
+    if (rc == 0 && im->st->examples[0] == 0)
+        rc = data_error(err, errlen, "no examples to write%s (%lld lines skipped, %lld dropped)",
+                        im->st->examples[1] ? " to the training file" : "",
+                        (long long)im->st->skipped, (long long)im->st->dropped);
+    for (int i = 0; i < 2; i++) {
+        if (!im->w[i]) continue;
+        if (rc == 0)
+            rc = dataset_close(im->w[i], err, errlen);
+        else
+            dataset_abort(im->w[i]);
+    }
+    return rc;
+}
+
+static void importer_free(Importer *im) {
+    tokenbuf_free(&im->p.ctx);
+    tokenbuf_free(&im->p.resp[0]);
+    tokenbuf_free(&im->p.resp[1]);
+    tokenbuf_free(&im->seq);
+    free(im->msgs[0]);
+    free(im->msgs[1]);
+    free(im->text);
+}
+
+int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, ImportStats *st,
+               char *err, size_t errlen) {
+    double t0 = time_now();
+    *st = (ImportStats){0};
+    if (options_check(o, inputs, n_inputs, err, errlen) < 0) return -1;
+    Importer im = {.o = o, .st = st, .chat = chat_init(o->tok)};
+    int rc = writers_open(&im, err, errlen);
+    for (int i = 0; rc == 0 && i < n_inputs; i++)
+        rc = is_jsonl(inputs[i]) ? import_jsonl(&im, inputs[i], err, errlen)
+                                 : import_text(&im, inputs[i], err, errlen);
+    if (im.w[0]) rc = writers_close(&im, rc, err, errlen);
+    importer_free(&im);
+    st->seconds = time_now() - t0;
+    return rc;
+}
