@@ -3,3 +3,5 @@
 #pragma once
 
 
+int cmd_validate(int argc, char **argv); // check a recipe (and its files) without training
+int cmd_recipe(int argc, char **argv);   // recipe tools: `recipe docs` writes docs/recipes.md

@@ -15,6 +15,8 @@ static int cmd_version(int argc, char **argv);
 
 static const Command COMMANDS[] = {
     {"version", cmd_version, "print the version and the backends built in"},
+    {"validate", cmd_validate, "check a recipe and the files it names, without training"},
+    {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
 };
 
 static int cmd_version(int argc, char **argv) {
