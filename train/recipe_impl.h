@@ -96,7 +96,7 @@ void key_format_kinds(const Key *k, char *buf, size_t len);
 typedef struct {
     const char *typed; // what the user wrote
     char best[256];    // the closest candidate so far ("" = none close enough)
-    int dist;          // its edit distance (starts at the largest accepted + 1)
+    int dist;          // its score in half-edits (starts above the largest accepted)
 } Suggest;
 void suggest_init(Suggest *s, const char *typed);
 void suggest_consider(Suggest *s, const char *candidate);

@@ -95,10 +95,10 @@ static RecipeError source_parse_file(Loader *L) {
         rc = syntax_fail(&p, src->file, true, L->err, L->errlen);
     } else {
         yaml_node_t *second = yaml_document_get_root_node(&extra);
+        char where[512];
         if (second)
-            rc = recipe_fail(L, RECIPE_ERR_SYNTAX, src->file, "", NULL,
-                             "a recipe is one YAML document; another starts at line %zu",
-                             second->start_mark.line + 1);
+            rc = recipe_fail(L, RECIPE_ERR_SYNTAX, source_where(src, second, where, sizeof(where)),
+                             "", NULL, "a second YAML document; a recipe is one document");
         yaml_document_delete(&extra);
     }
     yaml_parser_delete(&p);
@@ -366,8 +366,8 @@ static RecipeError stage_name(Loader *L, int i, const Target *t, yaml_node_t *no
     for (int j = 0; j < i; j++)
         if (strcmp(L->r->stages[j].name, s->name) == 0)
             return recipe_fail(L, RECIPE_ERR_DUPLICATE, where, t->prefix, "name",
-                               "duplicate stage name '%s' (first at %s)", s->name,
-                               recipe_where(L->r, j, "name"));
+                               "duplicate stage name '%s' (first at line %zu)", s->name,
+                               map_get(&L->file, stage_node(L, j), "name")->start_mark.line + 1);
     return RECIPE_OK;
 }
 

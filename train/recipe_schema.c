@@ -276,19 +276,30 @@ void key_format_kinds(const Key *k, char *buf, size_t len) {
 
 // ---- suggestions --------------------------------------------------------------------------------
 
-// Levenshtein distance between a and b (each at most 255 characters considered).
+static int min3(int a, int b, int c) {
+    int m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+// Edit distance between a and b counting insertions, deletions, substitutions and swaps of
+// adjacent characters ("modle" is one edit from "model"); at most 255 characters of each.
 static int edit_distance(const char *a, const char *b) {
-    int prev[256], cur[256];
-    size_t n = strlen(b) > 255 ? 255 : strlen(b);
+    int rows[3][256];
+    int *before = rows[0], *prev = rows[1], *cur = rows[2];
+    size_t m = strlen(a) > 255 ? 255 : strlen(a), n = strlen(b) > 255 ? 255 : strlen(b);
     for (size_t j = 0; j <= n; j++) prev[j] = (int)j;
-    for (size_t i = 0; a[i] && i < 255; i++) {
-        cur[0] = (int)i + 1;
+    for (size_t i = 1; i <= m; i++) {
+        cur[0] = (int)i;
         for (size_t j = 1; j <= n; j++) {
-            int sub = prev[j - 1] + (a[i] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            cur[j] = min3(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]));
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < cur[j])
+                cur[j] = before[j - 2] + 1;
         }
-        memcpy(prev, cur, (n + 1) * sizeof(int));
+        int *t = before;
+        before = prev;
+        prev = cur;
+        cur = t;
     }
     return prev[n];
 }
@@ -302,14 +313,15 @@ void suggest_init(Suggest *s, const char *typed) {
     s->typed = typed;
     s->best[0] = '\0';
     int n = (int)strlen(leaf(typed));
-    s->dist = (n / 3 > 1 ? n / 3 : 1) + 1; // accept distances up to a third of the name
+    s->dist = 2 * (n / 3 > 1 ? n / 3 : 1) + 2; // accept distances up to a third of the name
 }
 
-// A candidate is close when its path is a few edits away, or when it has the same last name
-// in another map ("lr" for "optim.lr"), which counts as one edit.
+// Scores count half-edits. A candidate is close when its path is a few edits away, or when its
+// last name is a few edits from the typed one in another map ("lr" for "optim.lr"): that
+// counts one edit more, plus a half so that a path as close wins.
 void suggest_consider(Suggest *s, const char *candidate) {
-    int d = edit_distance(s->typed, candidate);
-    int dl = edit_distance(leaf(s->typed), leaf(candidate)) + 1;
+    int d = 2 * edit_distance(s->typed, candidate);
+    int dl = 2 * (edit_distance(leaf(s->typed), leaf(candidate)) + 1) + 1;
     if (dl < d) d = dl;
     if (d < s->dist) {
         s->dist = d;

@@ -111,8 +111,10 @@ static bool in_range(const Range *r, double v) {
 
 static RecipeError range_fail(const Store *s, const yaml_node_t *n, const char *item) {
     char range[64], msg[512];
+    bool interval = isfinite(s->k->range.lo) && isfinite(s->k->range.hi);
     key_format_range(s->k, range, sizeof(range));
-    snprintf(msg, sizeof(msg), "%svalue %.100s is out of range (%s)", item, scalar_text(n), range);
+    snprintf(msg, sizeof(msg), "%svalue %.100s is out of range: must be %s%s", item, scalar_text(n),
+             interval ? "in " : "", range);
     return store_fail(s, RECIPE_ERR_RANGE, n, msg);
 }
 
@@ -214,7 +216,7 @@ static RecipeError store_strings(const Store *s, yaml_node_t *n, StringList *out
     if (!in_range(&s->k->range, count)) {
         char range[64], msg[128];
         key_format_range(s->k, range, sizeof(range));
-        snprintf(msg, sizeof(msg), "a list of %d items is out of range (%s items)", count, range);
+        snprintf(msg, sizeof(msg), "expected %s items, got %d", range, count);
         return store_fail(s, RECIPE_ERR_RANGE, n, msg);
     }
     strings_clear(out);
