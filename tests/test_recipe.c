@@ -222,8 +222,8 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "seed=1.5", RECIPE_ERR_TYPE, "seed: expected an integer, got '1.5'"},
     {"full.yaml", "seed=\"3\"", RECIPE_ERR_TYPE,
      "seed: expected an integer, got the quoted string '3'"},
-    {"full.yaml", "seed=99999999999", RECIPE_ERR_RANGE,
-     "seed: value 99999999999 is out of range: must be >= 0"},
+    {"full.yaml", "seed=99999999999", RECIPE_ERR_RANGE, "seed: value does not fit in an int"},
+    {"full.yaml", "seed=-1", RECIPE_ERR_RANGE, "seed: value -1 is out of range: must be >= 0"},
     {"full.yaml", "sft.packing=yes", RECIPE_ERR_TYPE,
      "sft.packing: expected true or false, got 'yes'"},
     {"full.yaml", "sft.optim.betas=[0.9]", RECIPE_ERR_TYPE,
@@ -526,8 +526,8 @@ static const char *files_recipe(const char *dir) {
 
 // A RecipeFileCheck that records "kind:name" of each file and refuses the kind in ctx.
 typedef struct {
-    char seen[1024];
-    const char *refuse;
+    char seen[1024];    // "kind:name" of each file checked, space-separated
+    const char *refuse; // a kind to refuse, or NULL
 } Seen;
 
 static int record_file(void *ctx, const char *path, const char *kind, const char *tokenizer,

@@ -53,13 +53,18 @@ extern const Key SCHEMA[];
 extern const int SCHEMA_COUNT;
 extern const char *const STAGE_KIND_NAMES[];
 
+// Sets of stage kinds, for Key.kinds and Rule.kinds:
+//   K_STEPS  a dataset and a number of optimizer steps (pretrain, sft, reward, dpo)
+//   K_RL     reinforcement learning from rollouts (ppo, grpo, rloo)
+//   K_TRAIN  every stage that updates weights; K_GEN those of them whose model generates text
+//   K_ROLL   the stages that sample responses to prompts (RL and eval)
 #define KIND(k) (1u << (k))
 #define K_ALL   ((1u << STAGE_KIND_COUNT) - 1)
 #define K_STEPS (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO))
 #define K_RL    (KIND(STAGE_PPO) | KIND(STAGE_GRPO) | KIND(STAGE_RLOO))
-#define K_TRAIN (K_STEPS | K_RL)                // stages that update weights
-#define K_GEN   (K_TRAIN & ~KIND(STAGE_REWARD)) // stages whose model generates text
-#define K_ROLL  (K_RL | KIND(STAGE_EVAL))       // stages that sample responses to prompts
+#define K_TRAIN (K_STEPS | K_RL)
+#define K_GEN   (K_TRAIN & ~KIND(STAGE_REWARD))
+#define K_ROLL  (K_RL | KIND(STAGE_EVAL))
 #define K_SFT   KIND(STAGE_SFT)
 #define K_RM    KIND(STAGE_REWARD)
 #define K_DPO   KIND(STAGE_DPO)

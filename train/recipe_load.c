@@ -128,7 +128,8 @@ static RecipeError check_key(Loader *L, Source *src, yaml_node_t *map, yaml_node
     yaml_node_t *kn = yaml_document_get_node(&src->doc, pair->key);
     source_where(src, kn, where, sizeof(where));
     if (!key_text(src, pair))
-        return recipe_fail(L, RECIPE_ERR_SYNTAX, where, prefix, path, "keys must be names");
+        return recipe_fail(L, RECIPE_ERR_SYNTAX, where, "", NULL,
+                           "a key must be a name, not a list or a map");
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++)
         if (key_text(src, p) && strcmp(key_text(src, p), key_text(src, pair)) == 0)
             return recipe_fail(L, RECIPE_ERR_DUPLICATE, where, prefix, path,
@@ -183,14 +184,14 @@ static RecipeError apply_key(Loader *L, const Target *t, Source *src, const char
     if ((k->flags & KEY_IDENTITY) && (t->defaults || src->text))
         return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, path,
                            "a stage's name and kind are set only in the stage itself");
-    const Stage *s = t->base;
-    if (t->scope == SCOPE_STAGE && t->mode != APPLY_ANY && !key_applies(k, s->kind)) {
+    StageKind kind = t->scope == SCOPE_STAGE ? ((const Stage *)t->base)->kind : STAGE_PRETRAIN;
+    if (t->scope == SCOPE_STAGE && t->mode != APPLY_ANY && !key_applies(k, kind)) {
         if (t->mode == APPLY_LENIENT) return RECIPE_OK;
         char kinds[128];
         key_format_kinds(k, kinds, sizeof(kinds));
         return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, path,
                            "'%s' does not apply to a stage of kind '%s' (only to %s)", path,
-                           stage_kind_name(s->kind), kinds);
+                           stage_kind_name(kind), kinds);
     }
     return value_store(L, t, k, src, value);
 }

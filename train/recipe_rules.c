@@ -139,7 +139,8 @@ static RecipeError ref_check(Loader *L, int i, const Key *k, const char *ref) {
         Suggest sg;
         suggest_init(&sg, ref);
         for (j = 0; j < r->n_stages; j++) suggest_consider(&sg, r->stages[j].name);
-        snprintf(msg, sizeof(msg), "no stage named '%s' (checkpoint paths end in .h5)", ref);
+        snprintf(msg, sizeof(msg), "no stage named '%s'%s (checkpoint paths end in .h5)", ref,
+                 recipe_where(r, i, k->path) ? "" : ", the default");
         suggest_append(&sg, "", msg, sizeof(msg));
         return rule_fail(L, RECIPE_ERR_REFERENCE, i, k->path, "%s", msg);
     }

@@ -48,9 +48,8 @@ static const char *const NULLS[] = {"", "~", "null", "Null", "NULL", NULL};
 static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
 static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
 
-static ScalarType scalar_type(const yaml_node_t *n) {
-    const char *s = (const char *)n->data.scalar.value;
-    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return SCALAR_STRING;
+// The type of a plain (unquoted) scalar.
+static ScalarType plain_type(const char *s) {
     if (is_one_of(s, NULLS)) return SCALAR_NULL;
     if (is_one_of(s, TRUES) || is_one_of(s, FALSES)) return SCALAR_BOOL;
     if (is_int(s)) return SCALAR_INT;
@@ -58,9 +57,13 @@ static ScalarType scalar_type(const yaml_node_t *n) {
     return SCALAR_STRING;
 }
 
+static ScalarType scalar_type(const yaml_node_t *n) {
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return SCALAR_STRING;
+    return plain_type((const char *)n->data.scalar.value);
+}
+
 bool plain_is_string(const char *s) {
-    return !is_one_of(s, NULLS) && !is_one_of(s, TRUES) && !is_one_of(s, FALSES) && !is_int(s) &&
-           !is_float(s);
+    return plain_type(s) == SCALAR_STRING;
 }
 
 bool node_is_null(const yaml_node_t *n) {
@@ -83,10 +86,10 @@ static const char *describe(const yaml_node_t *n, char *buf, size_t len) {
 
 // What a value is being stored, and where from; errors are reported through it.
 typedef struct {
-    Loader *L;
-    const Target *t;
-    const Key *k;
-    Source *src;
+    Loader *L;       // the loader (its error buffer and working directory)
+    const Target *t; // what the value goes into
+    const Key *k;    // the key it is the value of
+    Source *src;     // the document the value node belongs to
 } Store;
 
 static RecipeError store_fail(const Store *s, RecipeError status, const yaml_node_t *at,
@@ -125,8 +128,9 @@ static RecipeError store_int(const Store *s, const yaml_node_t *n, int *out) {
         return type_fail(s, n, "an integer", "");
     errno = 0;
     long long v = strtoll(scalar_text(n), NULL, 10);
-    if (errno || v < INT_MIN || v > INT_MAX || !in_range(&s->k->range, (double)v))
-        return range_fail(s, n, "");
+    if (errno || v < INT_MIN || v > INT_MAX)
+        return store_fail(s, RECIPE_ERR_RANGE, n, "value does not fit in an int");
+    if (!in_range(&s->k->range, (double)v)) return range_fail(s, n, "");
     *out = (int)v;
     return RECIPE_OK;
 }
