@@ -7,6 +7,7 @@
 #include "train/recipe.h"
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f) {
@@ -39,45 +40,55 @@ static void print_summary(const Recipe *r) {
     }
 }
 
-int cmd_validate(int argc, char **argv) {
-    const char *path = NULL;
-    bool print_config = false;
-    char **overrides = lc_calloc((size_t)argc, sizeof(char *));
-    int n_overrides = 0, status = 2;
+typedef struct {
+    const char *path;  // the recipe file
+    bool print_config; // print the resolved recipe instead of the summary
+    char **overrides;  // (n_overrides) "key.path=value" arguments
+    int n_overrides;   // number of overrides
+} Args;
+
+// Fills a from argv. Returns -1 to go on, or the exit status after --help or a usage error.
+static int parse_args(int argc, char **argv, Args *a) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
-            status = 0;
-            goto out;
+            return 0;
         } else if (strcmp(argv[i], "--print-config") == 0) {
-            print_config = true;
+            a->print_config = true;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "layercake validate: unknown option '%s'\n", argv[i]);
-            goto out;
-        } else if (!path) {
-            path = argv[i];
+            return 2;
+        } else if (!a->path) {
+            a->path = argv[i];
         } else {
-            overrides[n_overrides++] = argv[i];
+            a->overrides[a->n_overrides++] = argv[i];
         }
     }
-    if (!path) {
-        usage(stderr);
-        goto out;
-    }
+    if (a->path) return -1;
+    usage(stderr);
+    return 2;
+}
+
+static int validate(const Args *a) {
     Recipe r;
     char err[4096];
-    RecipeError rc = recipe_load(path, overrides, n_overrides, &r, err, sizeof(err));
+    RecipeError rc = recipe_load(a->path, a->overrides, a->n_overrides, &r, err, sizeof(err));
     if (rc == RECIPE_OK) rc = recipe_validate_files(&r, NULL, NULL, err, sizeof(err));
     if (rc == RECIPE_OK) rc = check_backend(&r, err, sizeof(err));
-    if (rc == RECIPE_OK && print_config && recipe_print(stdout, &r) != 0) {
+    if (rc == RECIPE_OK && a->print_config && recipe_print(stdout, &r) != 0) {
         snprintf(err, sizeof(err), "cannot write the recipe to standard output");
         rc = RECIPE_ERR_IO;
     }
-    if (rc == RECIPE_OK && !print_config) print_summary(&r);
+    if (rc == RECIPE_OK && !a->print_config) print_summary(&r);
     if (rc) fprintf(stderr, "layercake: %s\n", err);
     recipe_free(&r);
-    status = rc == RECIPE_OK ? 0 : 1;
-out:
-    free(overrides);
+    return rc == RECIPE_OK ? 0 : 1;
+}
+
+int cmd_validate(int argc, char **argv) {
+    Args a = {.overrides = lc_calloc((size_t)argc, sizeof(char *))};
+    int status = parse_args(argc, argv, &a);
+    if (status < 0) status = validate(&a);
+    free(a.overrides);
     return status;
 }

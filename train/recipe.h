@@ -220,9 +220,9 @@ void recipe_free(Recipe *r);
 int recipe_stage_index(const Recipe *r, const char *name);
 
 // Where a key's value came from: "file:line:column" or "command line 'key=value'", or NULL if
-// it holds its built-in default. stage is a stage index, or -1 for a top-level key; key is
-// its path within the stage or the recipe ("optim.lr", "model.n_layer"). A stage's "name"
-// always has an origin: use it to point at the stage itself.
+// neither set it (it holds its built-in default). stage is a stage index, or -1 for a top-level
+// key; key is its path within the stage or the recipe ("optim.lr", "model.n_layer"). A stage's
+// "name" always has an origin: use it to point at the stage itself.
 const char *recipe_where(const Recipe *r, int stage, const char *key);
 
 // Checks one file a recipe names, beyond existing and being readable: that `path` holds what

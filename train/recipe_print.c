@@ -327,9 +327,12 @@ int recipe_docs(FILE *f) {
     docs_table(f, SCOPE_STAGE);
     fputs("\n## Rules across keys\n\n", f);
     for (int i = 0; i < RULE_COUNT; i++) {
-        char kinds[128] = "the recipe";
-        if (RULES[i].kinds) key_format_kinds(&(Key){.kinds = RULES[i].kinds}, kinds, sizeof(kinds));
-        fprintf(f, "- %s (%s)\n", RULES[i].doc, RULES[i].kinds == K_ALL ? "every stage" : kinds);
+        char kinds[128] = "top level";
+        if (RULES[i].kinds == K_ALL)
+            snprintf(kinds, sizeof(kinds), "every stage");
+        else if (RULES[i].kinds)
+            key_format_kinds(&(Key){.kinds = RULES[i].kinds}, kinds, sizeof(kinds));
+        fprintf(f, "- %s: %s\n", kinds, RULES[i].doc);
     }
     return ferror(f) ? -1 : 0;
 }

@@ -91,7 +91,7 @@ static RecipeError rule_sample_len(Loader *L, int i) {
 
 static RecipeError rule_init(Loader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    if (*s->init || s->kind == STAGE_PRETRAIN) return RECIPE_OK;
+    if (*s->init) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_MISSING, i, "init",
                      "required for a stage of kind '%s': an earlier stage or a .h5 checkpoint "
                      "(only pretrain starts from scratch)",
@@ -171,7 +171,8 @@ static RecipeError rule_refs(Loader *L, int i) {
 
 // clang-format off
 const Rule RULES[] = {
-    {0, rule_run_name, "`name` holds only letters, digits, `_`, `-` and `.` (not first)"},
+    {0, rule_run_name, "`name` holds only letters, digits, `_`, `-` and `.`, and does not start "
+                       "with `.`"},
     {0, rule_heads, "`model.d_model` is divisible by `model.n_head`"},
     {K_STEPS, rule_micro_batch, "`micro_batch_size` divides `batch_size`"},
     {K_RL, rule_minibatches, "`minibatches` divides `rollout.batch` x `rollout.group_size`, "
@@ -179,18 +180,15 @@ const Rule RULES[] = {
     {K_ALL, rule_seq_len, "`seq_len` is at most `model.max_seq_len`"},
     {K_ROLL, rule_rollout_len, "`rollout.max_new_tokens` is less than `seq_len`"},
     {K_GEN, rule_sample_len, "`sample.max_new_tokens` is less than `model.max_seq_len`"},
-    {K_TRAIN, rule_init, "every stage but pretrain sets `init` (only pretrain starts from "
-                         "scratch)"},
-    {K_RL, rule_reward, "ppo, grpo and rloo set exactly one of `reward_model` and "
-                        "`gold_reward`"},
-    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "grpo and rloo sample at least 2 "
-                                                      "responses per prompt "
-                                                      "(`rollout.group_size`)"},
-    {K_EVAL, rule_judge, "eval sets `judge`, `gold_reward` or both"},
+    {K_TRAIN & ~KIND(STAGE_PRETRAIN), rule_init, "`init` is set: only pretrain starts from "
+                                                 "scratch"},
+    {K_RL, rule_reward, "exactly one of `reward_model` and `gold_reward` is set"},
+    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "`rollout.group_size` is at least 2: the "
+                                                      "responses to a prompt are compared"},
+    {K_EVAL, rule_judge, "`judge`, `gold_reward` or both are set"},
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},
-    {K_ALL, rule_refs, "`init`, `reward_model`, `judge`, `models` and `reference_model` name "
-                       "an earlier stage of a kind that makes sense there, or a .h5 "
-                       "checkpoint"},
+    {K_ALL, rule_refs, "`init`, `reward_model`, `judge`, `models` and `reference_model` name an "
+                       "earlier stage of a kind their `allowed` column lists, or a .h5 checkpoint"},
 };
 // clang-format on
 const int RULE_COUNT = (int)(sizeof(RULES) / sizeof(RULES[0]));
