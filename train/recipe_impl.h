@@ -94,8 +94,8 @@ void *key_field(const Key *k, void *base);
 const void *key_field_const(const Key *k, const void *base);
 // Allowed values of k as text ("1..256", "> 0", "[0, 0.5)"), "" if unbounded.
 void key_format_range(const Key *k, char *buf, size_t len);
-// The stage kinds k applies to as text ("all", "ppo, grpo, rloo").
-void key_format_kinds(const Key *k, char *buf, size_t len);
+// A set of stage kinds as text ("all", "ppo, grpo, rloo").
+void kinds_format(unsigned kinds, char *buf, size_t len);
 
 // Closest-match suggestions for misspelt names.
 typedef struct {

@@ -169,6 +169,19 @@ static RecipeError unknown_key(Loader *L, const Target *t, Source *src, yaml_nod
 static RecipeError walk_map(Loader *L, const Target *t, Source *src, yaml_node_t *map,
                             const char *prefix);
 
+// The kind of the stage a stage-scope target fills.
+static StageKind target_kind(const Target *t) {
+    return ((const Stage *)t->base)->kind;
+}
+
+static RecipeError not_applicable(Loader *L, const Target *t, const Key *k, const char *where) {
+    char kinds[128];
+    kinds_format(k->kinds, kinds, sizeof(kinds));
+    return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, k->path,
+                       "'%s' does not apply to a stage of kind '%s' (only to %s)", k->path,
+                       stage_kind_name(target_kind(t)), kinds);
+}
+
 // Applies one key (path within t's scope) with its value node: a value, or a nested map.
 static RecipeError apply_key(Loader *L, const Target *t, Source *src, const char *path,
                              yaml_node_t *kn, yaml_node_t *value) {
@@ -184,15 +197,8 @@ static RecipeError apply_key(Loader *L, const Target *t, Source *src, const char
     if ((k->flags & KEY_IDENTITY) && (t->defaults || src->text))
         return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, path,
                            "a stage's name and kind are set only in the stage itself");
-    StageKind kind = t->scope == SCOPE_STAGE ? ((const Stage *)t->base)->kind : STAGE_PRETRAIN;
-    if (t->scope == SCOPE_STAGE && t->mode != APPLY_ANY && !key_applies(k, kind)) {
-        if (t->mode == APPLY_LENIENT) return RECIPE_OK;
-        char kinds[128];
-        key_format_kinds(k, kinds, sizeof(kinds));
-        return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, path,
-                           "'%s' does not apply to a stage of kind '%s' (only to %s)", path,
-                           stage_kind_name(kind), kinds);
-    }
+    if (t->scope == SCOPE_STAGE && t->mode != APPLY_ANY && !key_applies(k, target_kind(t)))
+        return t->mode == APPLY_LENIENT ? RECIPE_OK : not_applicable(L, t, k, where);
     return value_store(L, t, k, src, value);
 }
 
@@ -293,17 +299,16 @@ static void overrides_free(Loader *L) {
 // ---- the top level ------------------------------------------------------------------------------
 
 static RecipeError check_required(Loader *L, const Target *t, const char *where) {
-    const Stage *s = t->base;
     for (int i = 0; i < SCHEMA_COUNT; i++) {
         const Key *k = &SCHEMA[i];
         if (k->scope != t->scope || k->def || !value_is_unset(k, t->base)) continue;
         if (t->scope == SCOPE_RECIPE)
             return recipe_fail(L, RECIPE_ERR_MISSING, where, "", k->path,
                                "required key is missing");
-        if (key_applies(k, s->kind))
+        if (key_applies(k, target_kind(t)))
             return recipe_fail(L, RECIPE_ERR_MISSING, where, t->prefix, k->path,
                                "required key is missing for a stage of kind '%s'",
-                               stage_kind_name(s->kind));
+                               stage_kind_name(target_kind(t)));
     }
     return RECIPE_OK;
 }

@@ -281,7 +281,7 @@ static const char *allowed(const Key *k, char *buf, size_t len) {
         for (int i = 0; k->names[i]; i++)
             used += (size_t)snprintf(buf + used, len - used, "%s`%s`", i ? ", " : "", k->names[i]);
     else if (k->flags & KEY_STAGE_REF) {
-        key_format_kinds(&(Key){.kinds = k->ref_kinds}, kinds, sizeof(kinds));
+        kinds_format(k->ref_kinds, kinds, sizeof(kinds));
         snprintf(buf, len, "earlier stage (%s) or .h5", kinds);
     } else if (k->type == KEY_STRINGS && isfinite(k->range.lo) && k->range.lo > 0)
         snprintf(buf, len, "at least %g", k->range.lo);
@@ -293,13 +293,19 @@ static const char *allowed(const Key *k, char *buf, size_t len) {
 static void docs_key(FILE *f, const Key *k) {
     char buf[256], def[128];
     snprintf(buf, sizeof(buf), "`%s`", k->path);
-    snprintf(def, sizeof(def), k->def ? "`%s`" : "required", k->def);
+    if (k->def)
+        snprintf(def, sizeof(def), "`%s`", k->def);
+    else
+        snprintf(def, sizeof(def), "required");
     fputs("|", f);
     md_cell(f, buf);
     md_cell(f, type_name(k, buf, sizeof(buf)));
     md_cell(f, def);
     md_cell(f, allowed(k, buf, sizeof(buf)));
-    if (k->scope == SCOPE_STAGE) md_cell(f, (key_format_kinds(k, buf, sizeof(buf)), buf));
+    if (k->scope == SCOPE_STAGE) {
+        kinds_format(k->kinds, buf, sizeof(buf));
+        md_cell(f, buf);
+    }
     md_cell(f, k->doc);
     fputs("\n", f);
 }
@@ -331,7 +337,7 @@ int recipe_docs(FILE *f) {
         if (RULES[i].kinds == K_ALL)
             snprintf(kinds, sizeof(kinds), "every stage");
         else if (RULES[i].kinds)
-            key_format_kinds(&(Key){.kinds = RULES[i].kinds}, kinds, sizeof(kinds));
+            kinds_format(RULES[i].kinds, kinds, sizeof(kinds));
         fprintf(f, "- %s: %s\n", kinds, RULES[i].doc);
     }
     return ferror(f) ? -1 : 0;

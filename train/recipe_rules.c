@@ -150,7 +150,7 @@ static RecipeError ref_check(Loader *L, int i, const Key *k, const char *ref) {
                          "earlier stages",
                          ref);
     if (k->ref_kinds & KIND(r->stages[j].kind)) return RECIPE_OK;
-    key_format_kinds(&(Key){.kinds = k->ref_kinds}, kinds, sizeof(kinds));
+    kinds_format(k->ref_kinds, kinds, sizeof(kinds));
     return rule_fail(L, RECIPE_ERR_REFERENCE, i, k->path,
                      "'%s' is a %s stage; expected a stage of kind %s", ref,
                      stage_kind_name(r->stages[j].kind), kinds);

@@ -261,15 +261,15 @@ void key_format_range(const Key *k, char *buf, size_t len) {
         snprintf(buf, len, "%s %g", r->hi_open ? "<" : "<=", r->hi);
 }
 
-void key_format_kinds(const Key *k, char *buf, size_t len) {
+void kinds_format(unsigned kinds, char *buf, size_t len) {
     size_t used = 0;
     buf[0] = '\0';
-    if (k->kinds == K_ALL) {
+    if (kinds == K_ALL) {
         snprintf(buf, len, "all");
         return;
     }
     for (int i = 0; i < STAGE_KIND_COUNT && used < len; i++)
-        if (k->kinds & KIND(i))
+        if (kinds & KIND(i))
             used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
                                      STAGE_KIND_NAMES[i]);
 }
