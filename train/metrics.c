@@ -15,7 +15,7 @@ struct Metrics {
 static int truncate_after(const char *path, int64_t last_step) {
     FILE *in = fopen(path, "r");
     if (!in) return 0; // nothing written yet
-    char tmp[4096];
+    char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *out = fopen(tmp, "w");
     if (!out) {

@@ -2,9 +2,11 @@
 // stages in order (skipping finished ones, resuming interrupted ones).
 #include "train/run.h"
 #include "common/check.h"
+#include "common/fs.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
 #include "train/commands.h"
+#include "train/prepare.h"
 #include "train/state.h"
 #include <errno.h>
 #include <getopt.h>
@@ -68,39 +70,45 @@ GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int 
 
 // ---- file checks for `run` and `validate` -------------------------------------------------------
 
-// Checks a file the recipe names: datasets by kind and tokenizer fingerprint, checkpoints by
-// their header, the tokenizer by loading it.
+// What the content checks compare against: the tokenizer's fingerprint, when it exists yet.
+typedef struct {
+    int have_tokenizer;
+    uint64_t fingerprint;
+} FileContext;
+
+// Checks a file the recipe names: the tokenizer by loading it, datasets by kind and tokenizer
+// fingerprint, checkpoints by their header.
 static int check_file(void *ctx, const char *path, const char *kind, const char *tokenizer,
                       char *err, size_t errlen) {
-    const Run *run = ctx;
+    FileContext *fc = ctx;
     DataKind dk;
+    if (strcmp(kind, "tokenizer") == 0) {
+        Tokenizer *tok = tokenizer_load(path, err, errlen);
+        if (!tok) return -1;
+        fc->have_tokenizer = 1;
+        fc->fingerprint = tokenizer_fingerprint(tok);
+        tokenizer_free(tok);
+        return 0;
+    }
     if (data_kind_parse(kind, &dk) == 0) {
         Dataset *d = dataset_open(path, dk, err, errlen);
         if (!d) return -1;
-        int rc = dataset_check_fingerprint(d, run->fingerprint, err, errlen);
+        int rc = fc->have_tokenizer ? dataset_check_fingerprint(d, fc->fingerprint, err, errlen) : 0;
         dataset_free(d);
         return rc;
     }
     if (strcmp(kind, "checkpoint") == 0) {
-        GPT2 *m = gpt2_load(run->be, path, 0, GPT2_INFER, 1, 1, 0, err, errlen);
+        GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen);
         gpt2_free(m);
         return m ? 0 : -1;
     }
-    (void)tokenizer; // the run loaded the tokenizer already; any error was reported there
+    (void)tokenizer;
     return 0;
 }
 
-// mkdir -p
-static int make_dirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen) {
+    FileContext fc = {0};
+    return recipe_validate_files(r, check_file, &fc, err, errlen);
 }
 
 // The resolved recipe as text.
@@ -239,13 +247,14 @@ static int run_open(const RunArgs *a, Recipe *r, Run *run) {
         return 1;
     }
     run->be->threads(r->threads);
+    if (prepare_run(r) != 0) return 1;
     run->tok = tokenizer_load(r->tokenizer, err, sizeof(err));
     if (!run->tok) {
         fprintf(stderr, "layercake: %s: tokenizer: %s\n", r->file, err);
         return 1;
     }
     run->fingerprint = tokenizer_fingerprint(run->tok);
-    if (recipe_validate_files(r, check_file, run, err, sizeof(err)) != RECIPE_OK) {
+    if (run_validate_files(r, err, sizeof(err)) != RECIPE_OK) {
         fprintf(stderr, "layercake: %s\n", err);
         return 1;
     }
@@ -262,6 +271,19 @@ int cmd_run(int argc, char **argv) {
     }
     Recipe r = {0};
     Run run = {0};
+    char err[2048];
+    if (a.print_config) {
+        rc = recipe_load(a.recipe, a.overrides, a.n_overrides, &r, err, sizeof(err));
+        if (rc == RECIPE_OK) {
+            char *text = recipe_to_text(&r);
+            fputs(text, stdout);
+            free(text);
+            recipe_free(&r);
+        } else
+            fprintf(stderr, "layercake: %s\n", err);
+        free(a.overrides);
+        return rc == RECIPE_OK ? 0 : 1;
+    }
     rc = run_open(&a, &r, &run);
     int first = 0, last = r.n_stages - 1;
     const char *pick = a.only ? a.only : a.from;
@@ -274,10 +296,8 @@ int cmd_run(int argc, char **argv) {
         first = i;
         if (a.only) last = i;
     }
-    if (!rc && a.print_config) {
-        fputs(run.recipe_text, stdout);
-    } else if (!rc) {
-        if (make_dirs(r.output_dir) != 0 || write_recipe(&run) != 0) {
+    if (!rc) {
+        if (fs_mkdirs(r.output_dir) != 0 || write_recipe(&run) != 0) {
             fprintf(stderr, "layercake: cannot create the run directory %s\n", r.output_dir);
             rc = 1;
         }
@@ -293,7 +313,7 @@ int cmd_run(int argc, char **argv) {
                 printf("[%s] already complete (%s); skipping\n", sr.stage->name, final);
                 continue;
             }
-            if (make_dirs(sr.dir) != 0 || write_stage_json(&sr) != 0) {
+            if (fs_mkdirs(sr.dir) != 0 || write_stage_json(&sr) != 0) {
                 fprintf(stderr, "layercake: cannot create %s\n", sr.dir);
                 rc = 1;
                 break;

@@ -31,6 +31,12 @@ typedef struct {
     char dir[4096]; // <output_dir>/<stage name>
 } StageRun;
 
+// Checks every file the recipe names: that it exists (or will be made by the recipe's
+// prepare commands), and what is inside: a dataset's kind and tokenizer fingerprint, a
+// checkpoint's header, the tokenizer itself. Returns RECIPE_OK or an error with a message
+// naming where the path was set.
+RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
+
 // Stage kinds. Each returns 0 when the stage finished (final.h5 written), nonzero after
 // printing what went wrong.
 int stage_lm(StageRun *sr); // pretrain and sft

@@ -113,6 +113,7 @@ static void print_sizes(const Supervised *s) {
 static TrainState make_state(const Supervised *s, int complete) {
     TrainState ts = {.step = s->step, .rng = s->rng.state, .complete = complete,
                      .tokenizer = s->sr->run->fingerprint, .recipe = s->sr->run->recipe_text,
+                     .tokenizer_path = s->sr->run->recipe->tokenizer,
                      .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
     LoaderState ls = loader_state(s->train);
     memcpy(ts.cursor, &ls, sizeof(ls));
@@ -312,7 +313,7 @@ static int setup(Supervised *s) {
                       (float)st->optim.eps, (float)st->optim.weight_decay,
                       (float)st->optim.grad_clip};
     adamw_init(&s->opt, sr->run->be, &s->model->table, oc);
-    s->sched = (Schedule){(ScheduleKind)st->schedule.kind, st->schedule.warmup_steps, st->steps,
+    s->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, st->steps,
                           (float)st->schedule.min_lr_ratio};
     s->rng = rng_init(stage_seed(sr, "sample"));
     s->train = open_loader(s, st->data.train, 1, "train");
