@@ -6,6 +6,7 @@
 #include "model/sample.h"
 #include "train/state.h"
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,9 +274,17 @@ static int every(int interval, int64_t step) {
     return interval > 0 && step % interval == 0;
 }
 
+// Fault injection for the resume tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL
+// itself right after step N (and any checkpoint due then), like a job killed by a scheduler.
+static int64_t fault_kill_step(void) {
+    const char *v = getenv("LC_FAULT_KILL_AT_STEP");
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
 static int loop(Supervised *s) {
     const Stage *st = s->sr->stage;
     double t_start = time_now();
+    int64_t kill_at = fault_kill_step();
     while (s->step < st->steps) {
         train_step(s, t_start);
         int last = s->step == st->steps;
@@ -287,6 +296,7 @@ static int loop(Supervised *s) {
             if (save(s, path, 0) != 0) return 1;
             state_prune(s->sr->dir, st->checkpoint.keep);
         }
+        if (s->step == kill_at) raise(SIGKILL);
     }
     progress_done(&s->progress);
     char final[4200];
