@@ -21,6 +21,7 @@ static const Command COMMANDS[] = {
     {"validate", cmd_validate, "check a recipe and the files it names, without training"},
     {"run", cmd_run, "run a recipe's stages into its run directory"},
     {"generate", cmd_generate, "sample from a checkpoint"},
+    {"score", cmd_score, "score a dataset's responses with a reward model"},
     {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
 };
 

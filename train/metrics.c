@@ -88,17 +88,30 @@ void stats_reset(Stats *s) {
     s->n = 0;
 }
 
-void stats_add(Stats *s, const char *name, double value, double weight) {
+// The entry of name, created empty if new.
+static int entry(Stats *s, const char *name) {
     int i = 0;
     while (i < s->n && strcmp(s->name[i], name) != 0) i++;
     if (i == s->n) {
         LC_ASSERT(s->n < STATS_MAX);
         s->name[i] = name;
-        s->sum[i] = s->weight[i] = 0.0;
+        s->sum[i] = s->sum_sq[i] = s->weight[i] = 0.0;
+        s->dist[i] = 0;
         s->n++;
     }
+    return i;
+}
+
+void stats_add(Stats *s, const char *name, double value, double weight) {
+    int i = entry(s, name);
     s->sum[i] += value * weight;
+    s->sum_sq[i] += value * value * weight;
     s->weight[i] += weight;
+}
+
+void stats_add_dist(Stats *s, const char *name, double value, double weight) {
+    stats_add(s, name, value, weight);
+    s->dist[entry(s, name)] = 1;
 }
 
 double stats_mean(const Stats *s, const char *name) {
@@ -109,6 +122,17 @@ double stats_mean(const Stats *s, const char *name) {
 }
 
 void stats_write(const Stats *s, Metrics *m) {
-    for (int i = 0; i < s->n; i++)
-        metrics_add(m, s->name[i], s->weight[i] > 0 ? s->sum[i] / s->weight[i] : NAN);
+    for (int i = 0; i < s->n; i++) {
+        double w = s->weight[i], mean = w > 0 ? s->sum[i] / w : NAN;
+        if (!s->dist[i]) {
+            metrics_add(m, s->name[i], mean);
+            continue;
+        }
+        char key[128];
+        double var = w > 0 ? s->sum_sq[i] / w - mean * mean : NAN;
+        snprintf(key, sizeof(key), "%s/mean", s->name[i]);
+        metrics_add(m, key, mean);
+        snprintf(key, sizeof(key), "%s/std", s->name[i]);
+        metrics_add(m, key, var > 0 ? sqrt(var) : 0.0);
+    }
 }

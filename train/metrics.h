@@ -20,18 +20,24 @@ void metrics_add(Metrics *m, const char *key, double value);
 void metrics_add_str(Metrics *m, const char *key, const char *value);
 void metrics_end(Metrics *m);
 
-// A named running sum for a step's statistics, averaged over what was added.
-#define STATS_MAX 24
+// A named running sum for a step's statistics, averaged over what was added. Entries added
+// with stats_add_dist also keep their second moment and are written as <name>/mean and
+// <name>/std.
+#define STATS_MAX 32
 typedef struct {
     int n;
     const char *name[STATS_MAX]; // static strings, e.g. "loss", "rewards/margins"
-    double sum[STATS_MAX];
-    double weight[STATS_MAX];
+    double sum[STATS_MAX];       // sum of value * weight
+    double sum_sq[STATS_MAX];    // sum of value^2 * weight
+    double weight[STATS_MAX];    // sum of weight
+    int dist[STATS_MAX];         // written as mean and std
 } Stats;
 
 void stats_reset(Stats *s);
 // Adds value with a weight (the mean is sum(value*weight) / sum(weight)).
 void stats_add(Stats *s, const char *name, double value, double weight);
+// Adds value to a distribution entry (written as <name>/mean and <name>/std).
+void stats_add_dist(Stats *s, const char *name, double value, double weight);
 // The weighted mean of name, or NAN if nothing was added.
 double stats_mean(const Stats *s, const char *name);
 // Adds every mean of s to the row being written.

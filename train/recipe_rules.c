@@ -81,7 +81,9 @@ static RecipeError rule_rollout_len(Loader *L, int i) {
 
 static RecipeError rule_sample_len(Loader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    if (s->sample.max_new_tokens < L->r->model.max_seq_len) return RECIPE_OK;
+    // only samples that are drawn need room
+    if (s->sample.every == 0 || s->sample.max_new_tokens < L->r->model.max_seq_len)
+        return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "sample.max_new_tokens",
                      "%d leaves no room for a prompt in model.max_seq_len = %d",
                      s->sample.max_new_tokens, L->r->model.max_seq_len);

@@ -39,7 +39,8 @@ RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
 
 // Stage kinds. Each returns 0 when the stage finished (final.h5 written), nonzero after
 // printing what went wrong.
-int stage_lm(StageRun *sr); // pretrain and sft
+int stage_lm(StageRun *sr);     // pretrain and sft (train/stage_lm.c)
+int stage_reward(StageRun *sr); // reward (train/stage_reward.c)
 
 // The seed of a named random stream of a stage: derived from the recipe's seed, the stage's
 // name and the purpose, so adding a stage or a stream never shifts the others.
