@@ -3,8 +3,8 @@
 //   - the win rate of each model against a reference model on paired prompts (win 1, tie 1/2,
 //     loss 0), with a bootstrap confidence interval over prompts;
 //   - an arena: every pair of models meets on every prompt, and Bradley-Terry ratings are
-//     fitted by maximum likelihood (Zermelo's / Hunter's MM iteration, ties as half a win to
-//     each side, a small prior of virtual ties per pair so that a model that wins everything
+//     fitted by maximum likelihood (Newton's method on the log-likelihood, ties as half a win
+//     to each side, a prior of one virtual tie per pair so that a model that wins everything
 //     keeps a finite rating), reported on the Elo scale with the reference model at 1000 and
 //     bootstrap confidence intervals, as a leaderboard.
 // The eval stage fills an ArenaResults (arena_results_init, its measured means, arena_judge),
@@ -46,9 +46,10 @@ int arena_win_rate(const double *a, const double *b, int n, const ArenaOptions *
 
 // Bradley-Terry maximum likelihood on a match table of n models: wins[i * n + j] is how often i
 // beat j, ties counted as half a win to each side (the diagonal is ignored). Adds o->prior
-// virtual ties to every pair, fits by MM and writes Elo ratings (400 log10 of the strengths,
-// anchored by o->anchor) to elo[0..n). Returns the iterations used, or -1 when the fit does
-// not converge (only possible with prior 0 and a model that never wins or never loses).
+// virtual ties to every pair, fits by Newton's method and writes Elo ratings (400 log10 of the
+// strengths, anchored by o->anchor) to elo[0..n). Returns the Newton steps taken, or -1 when
+// the likelihood has no maximum (only with prior 0: some group of models never loses to, or
+// never beats, the rest).
 int arena_bt_elo(const double *wins, int n, const ArenaOptions *o, double *elo);
 
 typedef struct {
@@ -109,3 +110,7 @@ int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errl
 // columns, so the terminal and report.md show the same text.
 void arena_print_table(FILE *f, const ArenaResults *r);
 void arena_print_leaderboard(FILE *f, const ArenaResults *r);
+
+// The leaderboard's order: model indices by Elo, best first, equals (and models without a
+// rating, last) in their listed order. order has n_models entries.
+void arena_order_by_elo(const ArenaResults *r, int *order);

@@ -345,8 +345,7 @@ static int ranks_above(const ArenaModel *a, const ArenaModel *b) {
     return isfinite(a->rating.elo) && (!isfinite(b->rating.elo) || a->rating.elo > b->rating.elo);
 }
 
-// Model indices best first; equals keep their order (insertion sort: few models).
-static void order_by_elo(const ArenaResults *r, int *order) {
+void arena_order_by_elo(const ArenaResults *r, int *order) { // insertion sort: few models
     for (int i = 0; i < r->n_models; i++) order[i] = i;
     for (int i = 1; i < r->n_models; i++)
         for (int k = i; k > 0 && ranks_above(&r->models[order[k]], &r->models[order[k - 1]]); k--) {
@@ -361,7 +360,7 @@ void arena_print_leaderboard(FILE *f, const ArenaResults *r) {
     snprintf(ci, sizeof(ci), "%d%% CI", (int)lround(100 * r->opts.level));
     const char *header[] = {"Rank", "Model", "Elo", ci, "Wins", "Ties", "Losses"};
     int *order = lc_malloc((size_t)r->n_models * sizeof(*order));
-    order_by_elo(r, order);
+    arena_order_by_elo(r, order);
     MdTable t;
     mdtable_init(&t, 7, header, "rlrrrrr");
     for (int k = 0; k < r->n_models; k++) {

@@ -18,6 +18,7 @@ static const Command COMMANDS[] = {
     {"version", cmd_version, "print the version and the backends built in"},
     {"tokenizer", cmd_tokenizer, "train a BPE tokenizer; encode and decode text"},
     {"data", cmd_data, "import text and JSONL into HDF5 datasets; info; show an example"},
+    {"report", cmd_report, "build a run's report.md and SVG plots from its run directory"},
 };
 
 static int cmd_version(int argc, char **argv) {
