@@ -272,7 +272,8 @@ int run_load(Run *run, const char *dir, FILE *log, char *err, size_t errlen) {
         stage_load(&run->stages[run->n_stages++], dir, e->d_name, log, &run->warnings);
     }
     closedir(d);
-    qsort(run->stages, (size_t)run->n_stages, sizeof(*run->stages), stage_cmp);
+    if (run->n_stages > 0) // qsort's base must not be NULL, even for no elements
+        qsort(run->stages, (size_t)run->n_stages, sizeof(*run->stages), stage_cmp);
     return 0;
 }
 
