@@ -392,7 +392,6 @@ START_TEST(test_results_read_errors) {
     results_make(&r);
     const char *path = test_tmp_path("good_results.json");
     ck_assert(arena_write_results(path, &r, err, sizeof(err)) == 0);
-    arena_results_free(&r);
     json_t *good = json_load_file(path, 0, NULL);
     ck_assert_ptr_nonnull(good);
     read_fails("{\"version\": 1, \"models\": ", ":1:"); // truncated: the JSON error's line
@@ -405,7 +404,13 @@ START_TEST(test_results_read_errors) {
     edit_fails(good, NULL, "reference", json_string("zzz"),
                "reference: expected the name of one of the models");
     edit_fails(good, NULL, "models", json_object(), "models: expected an object with one entry");
+    read_fails("{\"version\": 1, \"version\": 1}", "duplicate object key");
     json_decref(good);
+    // Two models of one name would collapse into one JSON key: refused.
+    snprintf(r.models[2].name, sizeof(r.models[2].name), "sft");
+    ck_assert_int_eq(arena_write_results(path, &r, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "model 'sft' is listed twice"), "%s", err);
+    arena_results_free(&r);
 }
 END_TEST
 

@@ -168,7 +168,7 @@ START_TEST(test_plot_lines_thinned_and_flat) {
     LinesCtx c = {&fr, &s, 1};
     char *svg = svg_text("thinned.svg", lines_fn, &c);
     ck_assert_int_lt(count(svg, " L"), 2 * 800); // at most two points per pixel column
-    ck_assert(strstr(svg, ">100</text>"));      // the spike still sets the range
+    ck_assert(strstr(svg, ">100</text>"));       // the spike still sets the range
     free(svg);
     for (int i = 0; i < N; i++) y[i] = 3.0; // a flat series gets room around it
     svg = svg_text("flat.svg", lines_fn, &c);
@@ -211,8 +211,8 @@ START_TEST(test_plot_scatter_and_bars) {
     ck_assert(strstr(svg, "ppo &lt;b&gt;"));
     ck_assert(!strstr(svg, ">-1</text>")); // KL >= 0: the axis does not go below 0
     free(svg);
-    const PlotBar b[] = {{"a & b", 1100, 1080, 1120}, {"ref", 1000, 1000, 1000},
-                         {"worse", 850, 800, NAN}};
+    const PlotBar b[] = {
+        {"a & b", 1100, 1080, 1120}, {"ref", 1000, 1000, 1000}, {"worse", 850, 800, NAN}};
     BarsCtx bc = {b, 3};
     svg = svg_text("bars.svg", bars_fn, &bc);
     ck_assert(strstr(svg, "viewBox=\"0 0 640 400\""));
@@ -240,7 +240,8 @@ START_TEST(test_mdtable) {
     mdtable_print(&t, f);
     fclose(f);
     mdtable_free(&t);
-    ck_assert_msg(strncmp(buf, "| name  | value |\n| ----- | ----: |\n| row0  |     0 |\n", 54) == 0,
+    ck_assert_msg(strncmp(buf, "| name  | value |\n| ----- | ----: |\n| row0  |     0 |\n", 54) ==
+                      0,
                   "%s", buf);
     ck_assert_msg(strstr(buf, "| a\\|b  |     9 |\n"), "%s", buf);
     ck_assert_msg(strstr(buf, "| row19 |   361 |\n"), "%s", buf);
@@ -311,7 +312,8 @@ static const char *fixture_run(const char *name, int with_eval) {
                   "{\"step\": 3, \"loss\": 2.5, \"lr\": 0.0003, \"grad_norm\": 1.25, "
                   "\"tokens_per_s\": 23456.7, \"elapsed\": 1.5}\n"
                   "{\"step\": 3, \"split\": \"val\", \"loss\": 2.75}\n");
-    fixture_stage(run, "sft", NULL, "{\"step\": 1, \"loss\": 2.0}\n{\"step\": 2, \"loss\": 1.5}\n\n");
+    fixture_stage(run, "sft", NULL,
+                  "{\"step\": 1, \"loss\": 2.0}\n{\"step\": 2, \"loss\": 1.5}\n\n");
     fixture_stage(run, "ppo", "ppo",
                   "{\"step\": 0, \"objective/scores\": 0.1, \"objective/kl\": 0.0, "
                   "\"loss/policy\": -0.02, \"loss/value\": 0.5, \"beta\": 0.05}\n"
@@ -388,18 +390,19 @@ START_TEST(test_report_fixture) {
     ck_assert(section_has(sq, "### ppo", "| objective/kl | 0.9 | - |"));
     ck_assert(section_has(sq, "### dpo", "Kind: dpo. 2 training rows, 0 validation rows."));
     // Stages in pipeline order, evaluation first.
-    const char *order[] = {"## Evaluation: eval", "### pretrain", "### sft", "### dpo",
-                           "### ppo", "## Reinforcement learning", "<details>"};
+    const char *order[] = {
+        "## Evaluation: eval",       "### pretrain", "### sft", "### dpo", "### ppo",
+        "## Reinforcement learning", "<details>"};
     for (int i = 1; i < 7; i++)
-        ck_assert_msg(strstr(md, order[i - 1]) < strstr(md, order[i]), "%s before %s",
-                      order[i - 1], order[i]);
+        ck_assert_msg(strstr(md, order[i - 1]) < strstr(md, order[i]), "%s before %s", order[i - 1],
+                      order[i]);
     // The comparison row of ppo: gold, accuracy, RM score, KL, length, then win rate and Elo.
     ck_assert_msg(strstr(sq, "| ppo | 0.510 | 0.425 | 0.875 | 1.750 | 27.5 | 0."), "%s", sq);
     ck_assert(strstr(sq, "| sft | 0.400 | 0.300 | 0.500 | 0.000 | 24.0 | 0.500 [0.500, 0.500] | "
                          "0.500 | 1000 [1000, 1000] |"));
     ck_assert(strstr(sq, "| <tuned> & co | 0.730 |"));
-    ck_assert(strstr(sq, "| 1 | ppo | 1"));  // the leaderboard's top
-    ck_assert(strstr(md, "seed: 1234\n")); // the recipe, folded away
+    ck_assert(strstr(sq, "| 1 | ppo | 1")); // the leaderboard's top
+    ck_assert(strstr(md, "seed: 1234\n"));  // the recipe, folded away
     // The model name is escaped in both SVGs that show it.
     char *board = read_file(join(run, "plots/leaderboard_eval.svg"));
     char *front = read_file(join(run, "plots/frontier_eval.svg"));
@@ -450,8 +453,34 @@ START_TEST(test_report_bad_results) {
     ck_assert_msg(strstr(log, "sft/stage.json: warning: no \"kind\" that is a stage kind"), "%s",
                   log);
     ck_assert(!strstr(md, "## Evaluation"));
-    ck_assert(strstr(md, "Kind: sft (guessed: no stage.json)")); // from the folder's name
+    ck_assert(strstr(md, "Kind: sft (guessed: no stage.json)"));      // from the folder's name
     ck_assert(strstr(md, "### eval\n\nKind: eval. 0 training rows")); // listed, no results
+    free(md);
+    free(log);
+}
+END_TEST
+
+START_TEST(test_report_many_bad_lines) {
+    const char *run = fixture_run("report_many_bad", 0);
+    char text[2048] = "{\"step\": 1, \"loss\": 2.0}\n";
+    for (int i = 0; i < 15; i++) strcat(text, "{\"step\": oops}\n");
+    write_file(join(run, "sft/metrics.jsonl"), text);
+    write_file(join(run, "ppo/stage.json"), "{\"name\": \"ppo\",\n \"kind\": }\n");
+    ReportSummary sum;
+    char *log;
+    char *md = build(run, &sum, &log);
+    ck_assert_int_eq(sum.warnings, 4 + 15 + 1);
+    const char *sft = join(run, "sft/metrics.jsonl");
+    char want[4200];
+    snprintf(want, sizeof(want), "%s:11: warning: invalid JSON", sft); // the 10th bad line
+    ck_assert_msg(strstr(log, want), "%s", log);
+    snprintf(want, sizeof(want), "%s:12: warning", sft); // the 11th is only counted
+    ck_assert_msg(!strstr(log, want), "%s", log);
+    snprintf(want, sizeof(want), "%s: warning: 5 more malformed lines skipped", sft);
+    ck_assert_msg(strstr(log, want), "%s", log);
+    ck_assert_msg(strstr(log, "ppo/stage.json:2: warning: invalid JSON"), "%s", log);
+    ck_assert(strstr(md, "Kind: ppo (guessed: no stage.json). 3 training rows"));
+    ck_assert(strstr(md, "Kind: sft (guessed: no stage.json). 1 training row,"));
     free(md);
     free(log);
 }
@@ -521,6 +550,7 @@ static Suite *report_suite(void) {
     tcase_add_test(report, test_report_fixture);
     tcase_add_test(report, test_report_without_eval);
     tcase_add_test(report, test_report_bad_results);
+    tcase_add_test(report, test_report_many_bad_lines);
     tcase_add_test(report, test_report_missing_dir);
     tcase_add_test(report, test_report_command);
     suite_add_tcase(s, report);

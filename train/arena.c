@@ -10,6 +10,9 @@
 #define BT_MAX_ITERS 200   // Newton steps; a fit that has a maximum needs about 5 to 20
 #define BT_TOL       1e-10 // convergence: the largest change of a log-strength in one step
 
+static const char DIVERGE[] = "ratings diverge: some models win (or lose) every match against "
+                              "the rest; use a prior > 0";
+
 ArenaOptions arena_options_default(void) {
     return (ArenaOptions){
         .tie_tol = 0.0, .n_boot = 1000, .level = 0.95, .prior = 1.0, .anchor = 0, .seed = 0};
@@ -108,10 +111,11 @@ int arena_win_rate(const double *a, const double *b, int n, const ArenaOptions *
 }
 
 // ---- Bradley-Terry -------------------------------------------------------------------------
-// Model i has log-strength th_i and beats j with probability sigma(th_i - th_j). The prior
-// adds prior/2 wins to each side of every pair, so the table the fit sees is
-// v_ij = wins_ij + prior/2 (i != j), and the log-likelihood is sum_{i != j} v_ij log sigma(th_i -
-// th_j): concave, and invariant to adding a constant to every th, so the last model's th is held
+// Model i has log-strength th_i and beats j with probability sigma(th_i - th_j). The prior adds
+// prior/2 wins to each side of every pair, so the fit sees v_ij = wins_ij + prior/2 (i != j)
+// and maximises
+//     L(th) = sum_{i != j} v_ij log sigma(th_i - th_j),
+// which is concave and unchanged by adding a constant to every th: the last model's th stays
 // fixed while Newton's method (with a backtracking line search) moves the others.
 
 // log sigma(x), without overflow for large |x|.
@@ -128,7 +132,7 @@ static double bt_loglik(const double *w, int n, double prior, const double *th) 
 }
 
 // The gradient g (n) and the negated Hessian h of the log-likelihood over the first n - 1
-// models ((n - 1, n - 1), positive definite when every model has a win and a loss).
+// models ((n - 1, n - 1), positive definite when the likelihood has a maximum).
 static void bt_derivatives(const double *w, int n, double prior, const double *th, double *g,
                            double *h) {
     int k = n - 1;
@@ -322,10 +326,7 @@ static int arena_bootstrap(const Matches *t, const ArenaOptions *o, const double
         matches_table(t, counts, wins);
         memcpy(q, th, (size_t)m * sizeof(*q));
         if (bt_fit(wins, m, o->prior, q) < 0)
-            rc = fail(err, errlen,
-                      "bootstrap resample %d: ratings diverge (a model wins or loses every "
-                      "match); use a prior > 0",
-                      s + 1);
+            rc = fail(err, errlen, "resample %d: %s", s + 1, DIVERGE);
         else
             bt_to_elo(q, m, o->anchor, elo + (size_t)s * m);
     }
@@ -360,9 +361,7 @@ int arena_fit(const double *scores, int m, int np, const ArenaOptions *o, ArenaR
     matches_table(&t, NULL, wins);
     int rc = 0;
     if (bt_fit(wins, m, o->prior, th) < 0) {
-        rc = fail(err, errlen,
-                  "ratings diverge (a model wins or loses every match); use a "
-                  "prior > 0");
+        rc = fail(err, errlen, "%s", DIVERGE);
     } else {
         bt_to_elo(th, m, o->anchor, elo);
         for (int i = 0; i < m; i++)

@@ -80,24 +80,36 @@ static json_t *json_pair(double lo, double hi) {
     return json_pack("[o, o]", json_num(lo), json_num(hi));
 }
 
+static void set(json_t *obj, const char *key, json_t *value) {
+    json_object_set_new(obj, key, value);
+}
+
 static json_t *model_to_json(const ArenaModel *m) {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:o, s:o, s:i, "
-                     "s:i, s:i, s:i}",
-                     "gold_reward", json_num(m->gold_reward), "accuracy", json_num(m->accuracy),
-                     "rm_score", json_num(m->rm_score), "kl_to_sft", json_num(m->kl_to_sft),
-                     "response_length", json_num(m->response_length), "win_rate_vs_ref",
-                     json_num(m->win.rate), "win_rate_vs_ref_ci", json_pair(m->win.lo, m->win.hi),
-                     "wins_vs_ref", m->win.wins, "ties_vs_ref", m->win.ties, "losses_vs_ref",
-                     m->win.losses, "win_rate_vs_ref_rm", json_num(m->win_rate_rm), "elo",
-                     json_num(m->rating.elo), "elo_ci", json_pair(m->rating.lo, m->rating.hi),
-                     "rank", m->rating.rank, "wins", m->rating.wins, "ties", m->rating.ties,
-                     "losses", m->rating.losses);
+    json_t *o = json_object();
+    set(o, "gold_reward", json_num(m->gold_reward));
+    set(o, "accuracy", json_num(m->accuracy));
+    set(o, "rm_score", json_num(m->rm_score));
+    set(o, "kl_to_sft", json_num(m->kl_to_sft));
+    set(o, "response_length", json_num(m->response_length));
+    set(o, "win_rate_vs_ref", json_num(m->win.rate));
+    set(o, "win_rate_vs_ref_ci", json_pair(m->win.lo, m->win.hi));
+    set(o, "wins_vs_ref", json_integer(m->win.wins));
+    set(o, "ties_vs_ref", json_integer(m->win.ties));
+    set(o, "losses_vs_ref", json_integer(m->win.losses));
+    set(o, "win_rate_vs_ref_rm", json_num(m->win_rate_rm));
+    set(o, "elo", json_num(m->rating.elo));
+    set(o, "elo_ci", json_pair(m->rating.lo, m->rating.hi));
+    set(o, "rank", json_integer(m->rating.rank));
+    set(o, "wins", json_integer(m->rating.wins));
+    set(o, "ties", json_integer(m->rating.ties));
+    set(o, "losses", json_integer(m->rating.losses));
+    return o;
 }
 
 static json_t *results_to_json(const ArenaResults *r) {
     json_t *models = json_object();
     for (int i = 0; i < r->n_models; i++)
-        json_object_set_new(models, r->models[i].name, model_to_json(&r->models[i]));
+        set(models, r->models[i].name, model_to_json(&r->models[i]));
     const ArenaOptions *o = &r->opts;
     json_t *opts =
         json_pack("{s:f, s:i, s:f, s:f, s:I}", "tie_tol", o->tie_tol, "bootstrap", o->n_boot,
@@ -108,6 +120,9 @@ static json_t *results_to_json(const ArenaResults *r) {
 }
 
 int arena_write_results(const char *path, const ArenaResults *r, char *err, size_t errlen) {
+    for (int i = 0; i < r->n_models; i++)
+        if (results_find(r, r->models[i].name) != i)
+            return fail(err, errlen, "%s: model '%s' is listed twice", path, r->models[i].name);
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return fail(err, errlen, "%s: path too long", path);
@@ -116,10 +131,7 @@ int arena_write_results(const char *path, const ArenaResults *r, char *err, size
     json_decref(doc);
     if (rc == 0 && rename(tmp, path) == 0) return 0;
     remove(tmp);
-    return fail(err, errlen,
-                "%s: cannot write the results (check that its folder exists and is "
-                "writable)",
-                path);
+    return fail(err, errlen, "%s: cannot write (does its folder exist, is it writable?)", path);
 }
 
 // Reading: each helper names the key it could not use.
@@ -234,7 +246,7 @@ static int results_from_json(Reader *rd, json_t *doc, ArenaResults *r) {
 int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errlen) {
     json_error_t je;
     *r = (ArenaResults){0};
-    json_t *doc = json_load_file(path, 0, &je);
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!doc) return fail(err, errlen, "%s:%d: %s", path, je.line, je.text);
     Reader rd = {path, NULL, err, errlen};
     int rc = json_is_object(doc) ? results_from_json(&rd, doc, r) : bad(&rd, "(top)", "an object");

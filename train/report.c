@@ -67,12 +67,39 @@ static void plot_rel(char *buf, size_t n, const char *kind, const char *stage) {
     snprintf(buf + k, n - (size_t)k, ".svg");
 }
 
-// Links the plot in report.md once it is written.
-static int plot_done(Report *r, FILE *f, const char *tmp, const char *rel, const char *alt) {
+// Commits a written plot and links it in report.md, its title as the alt text.
+static int plot_done(Report *r, FILE *f, const char *tmp, const char *rel, const PlotFrame *fr) {
     if (out_commit(r, f, tmp, rel)) return -1;
     r->sum->plots++;
-    fprintf(r->md, "![%s](%s)\n\n", alt, rel);
+    fprintf(r->md, "![%s](%s)\n\n", fr->title, rel);
     return 0;
+}
+
+static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
+                       int n) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_lines(f, fr, s, n);
+    return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p,
+                         int n) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_scatter(f, fr, p, n);
+    return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_bars(Report *r, const char *rel, const PlotFrame *fr, const PlotBar *b, int n,
+                      double base) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_bars(f, fr, b, n, base);
+    return plot_done(r, f, tmp, rel, fr);
 }
 
 // ---- training stages -----------------------------------------------------------------------
@@ -130,7 +157,7 @@ static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTab
 
 static int loss_plot(Report *r, const Stage *st) {
     PlotSeries s[2 * N_LOSS_KEYS];
-    char labels[2 * N_LOSS_KEYS][64], title[256], rel[512], tmp[4096];
+    char labels[2 * N_LOSS_KEYS][64], title[256], rel[512];
     int n = 0;
     for (int k = 0; k < N_LOSS_KEYS; k++) {
         series_add(s, &n, labels, &st->train, LOSS_KEYS[k], "train", 2 * k, 0);
@@ -140,17 +167,15 @@ static int loss_plot(Report *r, const Stage *st) {
     snprintf(title, sizeof(title), "%s: loss", st->name);
     PlotFrame fr = {title, "step", "loss", 0, 0};
     plot_rel(rel, sizeof(rel), "loss", st->name);
-    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
-    if (!f) return -1;
-    plot_lines(f, &fr, s, n);
-    return plot_done(r, f, tmp, rel, title);
+    return write_lines(r, rel, &fr, s, n);
 }
 
 static int stage_section(Report *r, const Stage *st) {
     FILE *md = r->md;
     fprintf(md, "### %s\n\n", st->name);
-    fprintf(md, "Kind: %s%s. %d training rows, %d validation rows.\n\n", st->kind,
-            st->kind_guessed ? " (guessed: no stage.json)" : "", st->train.n_rows, st->val.n_rows);
+    fprintf(md, "Kind: %s%s. %d training row%s, %d validation row%s.\n\n", st->kind,
+            st->kind_guessed ? " (guessed: no stage.json)" : "", st->train.n_rows,
+            st->train.n_rows == 1 ? "" : "s", st->val.n_rows, st->val.n_rows == 1 ? "" : "s");
     if (st->train.n_rows + st->val.n_rows == 0) return 0;
     metrics_table(r, st);
     return loss_plot(r, st);
@@ -160,7 +185,6 @@ static int stage_section(Report *r, const Stage *st) {
 static int rl_plot(Report *r, const Run *run, const char *key, const char *name, const char *title,
                    const char *ylabel) {
     PlotSeries *s = lc_calloc((size_t)run->n_stages, sizeof(*s));
-    char rel[512], tmp[4096];
     int n = 0, rc = 0;
     for (int i = 0; i < run->n_stages; i++) {
         const Stage *st = &run->stages[i];
@@ -168,13 +192,9 @@ static int rl_plot(Report *r, const Run *run, const char *key, const char *name,
         if (y) s[n++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0};
     }
     PlotFrame fr = {title, "iteration", ylabel, 0, 0};
+    char rel[512];
     snprintf(rel, sizeof(rel), "plots/%s.svg", name);
-    FILE *f = n ? out_open(r, rel, tmp, sizeof(tmp)) : NULL;
-    if (n && !f) rc = -1;
-    if (f) {
-        plot_lines(f, &fr, s, n);
-        rc = plot_done(r, f, tmp, rel, title);
-    }
+    if (n > 0) rc = write_lines(r, rel, &fr, s, n);
     free(s);
     return rc;
 }
@@ -193,12 +213,11 @@ static int training_sections(Report *r, const Run *run) {
     }
     if (!rl) return 0;
     fprintf(r->md, "## Reinforcement learning: reward and KL per iteration\n\n");
-    return rl_plot(r, run, "objective/scores", "rl_reward", "Mean reward per RL iteration",
-                   "mean score") ||
-                   rl_plot(r, run, "objective/kl", "rl_kl", "KL to the reference per RL iteration",
-                           "KL (nats)")
-               ? -1
-               : 0;
+    if (rl_plot(r, run, "objective/scores", "rl_reward", "Mean reward per RL iteration",
+                "mean score"))
+        return -1;
+    return rl_plot(r, run, "objective/kl", "rl_kl", "KL to the reference per RL iteration",
+                   "KL (nats)");
 }
 
 // ---- evaluation ----------------------------------------------------------------------------
@@ -214,18 +233,13 @@ static int frontier_plot(Report *r, const Stage *st) {
         p[i] = (PlotPoint){m->name, m->kl_to_sft, gold ? m->gold_reward : m->rm_score};
         n += isfinite(p[i].x) && isfinite(p[i].y);
     }
-    char title[256], rel[512], tmp[4096];
+    char title[256], rel[512];
     snprintf(title, sizeof(title), "%s: %s reward vs KL to SFT", st->name,
              gold ? "gold" : "reward-model");
     PlotFrame fr = {title, "KL(model || SFT), nats per response",
                     gold ? "mean gold reward" : "mean reward-model score", 0, 0};
     plot_rel(rel, sizeof(rel), "frontier", st->name);
-    FILE *f = n ? out_open(r, rel, tmp, sizeof(tmp)) : NULL;
-    if (n && !f) rc = -1;
-    if (f) {
-        plot_scatter(f, &fr, p, res->n_models);
-        rc = plot_done(r, f, tmp, rel, title);
-    }
+    if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models);
     free(p);
     return rc;
 }
@@ -239,18 +253,13 @@ static int leaderboard_plot(Report *r, const Stage *st) {
         const ArenaModel *m = &res->models[order[k]];
         b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi};
     }
-    char title[256], xlabel[ARENA_NAME_MAX + 64], rel[512], tmp[4096];
+    char title[256], xlabel[ARENA_NAME_MAX + 64], rel[512];
     snprintf(title, sizeof(title), "%s: Bradley-Terry Elo, %.0f%% CI", st->name,
              100 * res->opts.level);
     snprintf(xlabel, sizeof(xlabel), "Elo (%s = %.0f)", res->reference, ARENA_ELO_BASE);
     PlotFrame fr = {title, xlabel, NULL, 0, 0};
     plot_rel(rel, sizeof(rel), "leaderboard", st->name);
-    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
-    int rc = -1;
-    if (f) {
-        plot_bars(f, &fr, b, res->n_models, ARENA_ELO_BASE);
-        rc = plot_done(r, f, tmp, rel, title);
-    }
+    int rc = write_bars(r, rel, &fr, b, res->n_models, ARENA_ELO_BASE);
     free(b);
     free(order);
     return rc;
