@@ -10,3 +10,4 @@ int cmd_run(int argc, char **argv);       // train/run.c
 int cmd_score(int argc, char **argv);     // train/cmd_score.c
 int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
 int cmd_validate(int argc, char **argv);  // train/cmd_validate.c
+int cmd_report(int argc, char **argv);    // train/cmd_report.c

@@ -23,6 +23,7 @@ static const Command COMMANDS[] = {
     {"generate", cmd_generate, "sample from a checkpoint"},
     {"score", cmd_score, "score a dataset's responses with a reward model"},
     {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
+    {"report", cmd_report, "build a run's report.md and SVG plots from its run directory"},
 };
 
 static int cmd_version(int argc, char **argv) {
