@@ -226,6 +226,24 @@ START_TEST(test_reward_learns_rule) {
            field(val, "margin"));
     ck_assert_msg(acc >= 0.95, "validation accuracy %.4f < 0.95", acc);
     json_decref(val);
+    // `layercake score` with the trained model agrees: one line per pair, then the summary
+    char cmd[4096], out[1300];
+    snprintf(out, sizeof(out), "%s/score.txt", dir);
+    snprintf(cmd, sizeof(cmd), "%s/layercake score %s/runs/rm/reward/final.h5 --data %s/pref-val.h5 > %s",
+             LC_BINARY_DIR, dir, dir, out);
+    ck_assert_int_eq(system(cmd), 0);
+    FILE *f = fopen(out, "r");
+    char line[512];
+    int lines = 0;
+    double pct = -1;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (line[0] != '#') lines++;
+        char *p = strstr(line, "chosen above rejected in ");
+        if (p) pct = strtod(p + strlen("chosen above rejected in "), NULL);
+    }
+    if (f) fclose(f);
+    ck_assert_int_eq(lines, 128);
+    ck_assert_msg(pct >= 95.0, "score reports %.2f%% of pairs ranked right", pct);
 }
 END_TEST
 
