@@ -5,3 +5,4 @@
 int cmd_bench(int argc, char **argv);     // train/bench.c
 int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
 int cmd_data(int argc, char **argv);      // train/cmd_data.c
+int cmd_synth(int argc, char **argv);     // train/cmd_synth.c, run as `layercake data synth`
