@@ -454,12 +454,26 @@ static int config_check(const SynthTask *task, const SynthConfig *cfg, char *err
     return 0;
 }
 
+// Creates dir and any missing parents, as mkdir -p.
 static int dir_make(const char *dir, char *err, size_t errlen) {
-    struct stat sb;
-    if (mkdir(dir, 0777) == 0 || (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)))
-        return 0;
-    return data_error(err, errlen, "%s: cannot create the folder: %s", dir,
-                      errno == EEXIST ? "a file of that name exists" : strerror(errno));
+    if (*dir == '\0') return data_error(err, errlen, "the output folder's name is empty");
+    char *path = str_join(dir, "", "");
+    int rc = 0;
+    for (char *c = path + 1; rc == 0; c++) {
+        if (*c != '/' && *c != '\0') continue;
+        char was = *c;
+        *c = '\0';
+        struct stat sb;
+        if (mkdir(path, 0777) != 0 && !(errno == EEXIST && stat(path, &sb) == 0))
+            rc = data_error(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
+        else if (was == '\0' && (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+            rc = data_error(err, errlen, "%s: cannot create the folder: a file of that name exists",
+                            dir);
+        *c = was;
+        if (was == '\0') break;
+    }
+    free(path);
+    return rc;
 }
 
 // pretrain.txt, then the tokenizer trained on it (tokenizer.json).
