@@ -180,7 +180,7 @@ static bool arith_correct(const char *answer, const char *body, size_t body_len,
 
 const SynthTask synth_task_arithmetic = {
     .name = "arithmetic",
-    .default_difficulty = 3,
+    .default_difficulty = 2,
     .max_difficulty = MAX_DIGITS,
     .describe = arith_describe,
     .sample = arith_sample,

@@ -130,7 +130,7 @@ START_TEST(test_task_table) {
     SynthFile f;
     ck_assert_int_eq(synth_file_parse("pretrain.h5", &f), -1);
     SynthConfig cfg = synth_config_default(arith);
-    ck_assert_int_eq(cfg.difficulty, 3);
+    ck_assert_int_eq(cfg.difficulty, 2);
     ck_assert_double_eq(cfg.wrong_fraction, 0.3);
     ck_assert_double_eq(cfg.label_noise, 0.1);
     ck_assert_int_eq(synth_task_max_difficulty(arith), 9);
@@ -164,6 +164,7 @@ static SynthConfig small_config(void) {
     const int64_t sizes[SYNTH_FILE_COUNT] = {4000, 400, 300, 100, 3000, 300, 300, 300};
     memcpy(cfg.sizes, sizes, sizeof(sizes));
     cfg.seed = 11;
+    cfg.difficulty = 3;
     return cfg;
 }
 

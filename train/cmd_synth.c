@@ -25,7 +25,7 @@ static const char USAGE[] =
     "                       sft-val, pref, pref-val, prompts, eval (lm files count problems)\n"
     "  --wrong-fraction F   chance that a pretraining answer is wrong (default 0.3)\n"
     "  --label-noise F      chance that a preference pair's labels are swapped (default 0.1)\n"
-    "  --difficulty N       task level; arithmetic: operands of 1 to N digits (default 3)\n";
+    "  --difficulty N       task level; arithmetic: operands of 1 to N digits (default 2)\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "layercake data synth: ");
@@ -70,12 +70,14 @@ static void report(const char *dir, const SynthStats *st) {
            st->vocab_size, (unsigned long long)st->fingerprint);
     printf("wrote %s/pretrain.txt: the pretraining corpus as text\n", dir);
     for (int f = 0; f < SYNTH_FILE_COUNT; f++) {
+        bool lm = synth_file_kind(f) == DATA_LM;
         printf("wrote %s/%s.h5: %lld %s, %lld tokens (%s)", dir, synth_file_name(f),
-               (long long)st->examples[f], f <= SYNTH_PRETRAIN_VAL ? "documents" : "examples",
-               (long long)st->tokens[f], data_kind_name(synth_file_kind(f)));
-        if (f <= SYNTH_PRETRAIN_VAL)
-            printf("; %lld problems, %lld answers wrong", (long long)st->problems[f],
-                   (long long)st->wrong[f]);
+               (long long)st->examples[f], lm ? "documents" : "examples", (long long)st->tokens[f],
+               data_kind_name(synth_file_kind(f)));
+        if (lm)
+            printf("; %lld problems, %lld answers wrong",
+                   (long long)st->problems[f - SYNTH_PRETRAIN],
+                   (long long)st->wrong[f - SYNTH_PRETRAIN]);
         if (f == SYNTH_PREF || f == SYNTH_PREF_VAL)
             printf("; %lld labels swapped", (long long)st->swapped[f - SYNTH_PREF]);
         printf("\n");
