@@ -67,8 +67,9 @@ typedef struct Backend {
     // out (B,T,C) written; att (B,NH,T,T) written: softmax probabilities, 0 where masked.
     void (*attention_forward)(float *out, float *att, const float *qkv, const int *seg, int B,
                               int T, int C, int NH);
-    // dqkv (B,T,3C) written; dout (B,T,C); qkv, att, seg as in the forward.
-    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv,
+    // dqkv (B,T,3C) written; datt (B,NH,T,T) scratch, overwritten; dout (B,T,C); qkv, att,
+    // seg as in the forward.
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
                                const float *att, const int *seg, int B, int T, int C, int NH);
 
     // ---- KV cache (inference only) ---------------------------------------------------------

@@ -111,6 +111,7 @@ static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
         CARVE(dln, N * C);
         CARVE(datty, N * C);
         CARVE(dqkv, N * 3 * C);
+        CARVE(datt, (size_t)B * NH * T * T);
         CARVE(dfch, N * 4 * C);
         CARVE(dlogp, N);
         CARVE(dent, N);
@@ -387,7 +388,7 @@ static void backward_layer(GPT2 *m, int l) {
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C,
                         C);
-    be->attention_backward(a->dqkv, a->datty, la.qkv, la.att, a->seg, B, T, C, NH);
+    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, C, NH);
     be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, 3 * C);
     be->layernorm_backward(a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,
                            la.ln1_rstd, N, C);

@@ -81,6 +81,7 @@ typedef struct {
     float *dln;     // (B,T,C) gradient of a layernorm output
     float *datty;   // (B,T,C) gradient of the attention output
     float *dqkv;    // (B,T,3C)
+    float *datt;    // (B,NH,T,T) attention backward scratch
     float *dfch;    // (B,T,4C) gradient of the MLP hidden (after, then before GELU, in place)
     float *dlogp;   // (B,T) objective gradient w.r.t. logp
     float *dent;    // (B,T) objective gradient w.r.t. entropy

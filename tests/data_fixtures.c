@@ -56,8 +56,12 @@ Example fix_prompt(int i, int *prompt, int *ref, char *text) {
 }
 
 void fix_write(const char *path, DataKind kind, int n) {
+    fix_write_fp(path, kind, n, FIX_FP);
+}
+
+void fix_write_fp(const char *path, DataKind kind, int n, uint64_t fingerprint) {
     char err[512];
-    DatasetWriter *w = dataset_create(path, kind, FIX_FP, err, sizeof(err));
+    DatasetWriter *w = dataset_create(path, kind, fingerprint, err, sizeof(err));
     ck_assert_msg(w != NULL, "%s", err);
     int a[FIX_MAX], b[FIX_MAX], c[FIX_MAX];
     uint8_t m[FIX_MAX];

@@ -18,6 +18,8 @@ Example fix_prompt(int i, int *prompt, int *ref, char *text);
 
 // Writes n examples of the kind to path (fails the running test on error).
 void fix_write(const char *path, DataKind kind, int n);
+// The same, recording another tokenizer fingerprint than FIX_FP.
+void fix_write_fp(const char *path, DataKind kind, int n, uint64_t fingerprint);
 
 // Concatenates NULL-terminated string arguments into malloc'd memory (the caller frees).
 char *fix_join(const char *first, ...);

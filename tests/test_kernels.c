@@ -227,7 +227,9 @@ START_TEST(test_attention) {
         att_loss(&c);
         att_check_forward(&c);
         float *dqkv = rand_vec(n, &r, -1, 1); // written
-        be->attention_backward(dqkv, c.w, c.qkv, c.att, c.seg, c.B, c.T, c.C, c.NH);
+        float *scratch = rand_vec((size_t)c.B * c.NH * c.T * c.T, &r, -1, 1);
+        be->attention_backward(dqkv, scratch, c.w, c.qkv, c.att, c.seg, c.B, c.T, c.C, c.NH);
+        free(scratch);
         grad_check(with_seg ? "attention dqkv (segments)" : "attention dqkv", c.qkv, n, dqkv,
                    att_loss, &c, FD_EPS, FD_TOL, 1000);
         free(dqkv);

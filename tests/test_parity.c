@@ -9,6 +9,8 @@
 #include "model/gpt2.h"
 #include "optim/optim.h"
 #include "tests/testutil.h"
+#include "train/losses.h"
+#include "train/reward.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
@@ -71,22 +73,32 @@ static void perturb(GPT2 *m, Rng *r) {
     free(w);
 }
 
-static void write_ints(hid_t g, const char *name, const int *x) {
-    hsize_t dims[2] = {NB, NT};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
+static void write_ints_shape(hid_t g, const char *name, const int *x, int ndim, hsize_t d0,
+                             hsize_t d1) {
+    hsize_t dims[2] = {d0, d1};
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
     hid_t ds = H5Dcreate2(g, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
     H5Dclose(ds);
     H5Sclose(sp);
 }
 
-static void write_floats(hid_t g, const char *name, const float *x) {
-    hsize_t dims[2] = {NB, NT};
+static void write_ints(hid_t g, const char *name, const int *x) {
+    write_ints_shape(g, name, x, 2, NB, NT);
+}
+
+static void write_floats_shape(hid_t g, const char *name, const float *x, hsize_t d0,
+                               hsize_t d1) {
+    hsize_t dims[2] = {d0, d1};
     hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
     H5Dclose(ds);
     H5Sclose(sp);
+}
+
+static void write_floats(hid_t g, const char *name, const float *x) {
+    write_floats_shape(g, name, x, NB, NT);
 }
 
 static void write_attr(hid_t obj, const char *name, double v) {
@@ -226,6 +238,97 @@ START_TEST(test_gpt2_matches_pytorch) {
 }
 END_TEST
 
+// ---- the reward model ------------------------------------------------------------------------
+
+#define RB 4  // rows: pairs (0,1) and (2,3)
+#define RT 10 // tokens per row
+
+static void write_str_attr(hid_t obj, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+// The trunk + scalar head under the Bradley-Terry loss (train/losses.c, margin and centering
+// on), each row scored at its last real token, against the same loss in PyTorch.
+START_TEST(test_reward_model_matches_pytorch) {
+    const Backend *be = backend_cpu();
+    Rng r = rng_init(43);
+    GPT2 *m = gpt2_create(be, CFG, GPT2_HEAD_SCALAR, GPT2_TRAIN, RB, RT);
+    gpt2_init_weights(m, 8);
+    perturb(m, &r);
+    int tokens[RB * RT], targets[RB * RT], pos[RB * RT], seg[RB * RT], len[RB] = {10, 7, 5, 9};
+    float mask[RB * RT];
+    for (int i = 0; i < RB * RT; i++) {
+        int t = i % RT, row = i / RT;
+        tokens[i] = t < len[row] ? (int)rng_below(&r, CFG.vocab_size) : 0;
+        targets[i] = -1, pos[i] = t, seg[i] = 0, mask[i] = 0.0f;
+    }
+    const double margin = 0.3, center = 0.05;
+    const char *fix = test_tmp_path("parity-rm-fixture.h5"), *out = test_tmp_path("parity-rm-out.h5");
+    char err[256];
+    hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_ints_shape(g, "tokens", tokens, 2, RB, RT);
+    write_ints_shape(g, "targets", targets, 2, RB, RT);
+    write_ints_shape(g, "pos", pos, 2, RB, RT);
+    write_ints_shape(g, "seg", seg, 2, RB, RT);
+    write_ints_shape(g, "len", len, 1, RB, 0);
+    write_floats_shape(g, "mask", mask, RB, RT);
+    H5Gclose(g);
+    g = H5Gcreate2(file, "objective", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_attr(g, "inv_temp", 1.0);
+    write_attr(g, "margin", margin);
+    write_attr(g, "center_coef", center);
+    write_str_attr(g, "kind", "bt");
+    H5Gclose(g);
+    H5Fclose(file);
+    char args[4096];
+    snprintf(args, sizeof(args), "%s %s", fix, out);
+    ck_assert_int_eq(run_torch_script("torch_ref.py", args), 0);
+
+    Batch b = {.B = RB, .T = RT, .tokens = tokens, .targets = targets, .pos = pos, .seg = seg,
+               .len = len};
+    float scores[RB], dvalues[RB * RT] = {0};
+    reward_scores(m, &b, scores);
+    float loss = 0.0f;
+    for (int p = 0; p < RB / 2; p++) {
+        PairLoss pl = bradley_terry_loss(scores[2 * p], scores[2 * p + 1], margin, center);
+        loss += (float)pl.loss / (RB / 2);
+        dvalues[2 * p * RT + len[2 * p] - 1] = (float)pl.d_chosen / (RB / 2);
+        dvalues[(2 * p + 1) * RT + len[2 * p + 1] - 1] = (float)pl.d_rejected / (RB / 2);
+    }
+    gpt2_zero_grad(m);
+    gpt2_backward(m, NULL, NULL, dvalues);
+    hid_t ref = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(ref >= 0);
+    check_tensor(ref, "loss", &loss, 1);
+    float *values = malloc(sizeof(float) * RB * RT), *grads = malloc(gpt2_param_bytes(m));
+    memcpy(values, m->host_values, sizeof(float) * RB * RT);
+    be->to_host(grads, m->grads_mem, gpt2_param_bytes(m));
+    // padding positions carry garbage values in both; compare every real position
+    float *want = read_ref(ref, "values", RB * RT);
+    for (int i = 0; i < RB * RT; i++)
+        if (i % RT >= len[i / RT]) values[i] = want[i];
+    check_tensor(ref, "values", values, RB * RT);
+    for (int i = 0; i < m->table.count; i++) {
+        const TensorInfo *ti = &m->table.info[i];
+        char name[64];
+        snprintf(name, sizeof(name), "grads/%s", ti->name);
+        check_tensor(ref, name, grads + ti->offset, ti->numel);
+    }
+    free(want), free(values), free(grads);
+    H5Fclose(ref);
+    gpt2_free(m);
+}
+END_TEST
+
 int main(void) {
     int rc = require_torch();
     if (rc) return rc;
@@ -233,6 +336,7 @@ int main(void) {
     TCase *tc = tcase_create("pytorch");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_gpt2_matches_pytorch);
+    tcase_add_test(tc, test_reward_model_matches_pytorch);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

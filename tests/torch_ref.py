@@ -9,7 +9,9 @@ FIXTURE.h5 (written by tests/test_parity.c):
   /params/<name>        float32 weights, shapes as in model/gpt2.h
   /batch/tokens,targets,pos,seg (B,T) int32; /batch/mask (B,T) float32
   /objective/value_w, ent_w (B,T) float32: objective = CE + sum(value_w*values) + sum(ent_w*H)
-  /objective attrs      inv_temp
+  /objective attrs      inv_temp; kind = "bt" instead makes the objective the Bradley-Terry
+                        reward-model loss over pairs (rows 2i chosen, 2i+1 rejected), each row
+                        scored at position len-1 (/batch/len), with attrs margin, center_coef
   /trajectory attrs     steps, lr, beta1, beta2, eps, weight_decay, grad_clip, warmup_steps,
                         total_steps, min_lr_ratio (AdamW on CE alone, LM head only)
 OUT.h5:
@@ -60,13 +62,15 @@ def forward(P, cfg, b, inv_temp):
         h = F.gelu(h @ P["fcw"][l].T + P["fcb"][l], approximate="tanh")
         x = x + h @ P["fcprojw"][l].T + P["fcprojb"][l]
     x = F.layer_norm(x, (C,), P["lnfw"], P["lnfb"], eps=1e-5)
+    values = (x @ P["headw"].T)[..., 0] + P["headb"] if "headw" in P else None
+    if (cfg["heads"] & 1) == 0:  # a reward model: no language-model head
+        return None, None, values
     logits = (x @ P["wte"].T)[..., :V] * inv_temp
     logprobs = logits.log_softmax(dim=-1)
     targets = b["targets"].long()
     logp = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
     logp = torch.where(targets >= 0, logp, torch.zeros_like(logp))
     entropy = -(logprobs.exp() * logprobs).sum(-1)
-    values = (x @ P["headw"].T)[..., 0] + P["headb"] if "headw" in P else None
     return logp, entropy, values
 
 
@@ -106,21 +110,35 @@ def trajectory(f, cfg, params, b):
     return np.array(losses)
 
 
+def bradley_terry(values, b, margin, center_coef):
+    """Mean over pairs of -log sigmoid(rc - rr - margin) + center_coef (rc + rr)^2."""
+    last = b["len"].long() - 1
+    r = values.gather(1, last[:, None])[:, 0]
+    rc, rr = r[0::2], r[1::2]
+    return (-F.logsigmoid(rc - rr - margin) + center_coef * (rc + rr) ** 2).mean()
+
+
 def main():
     f, cfg, params, b = load(sys.argv[1])
     obj = f["objective"]
     inv_temp = float(obj.attrs["inv_temp"])
     logp, entropy, values = forward(params, cfg, b, inv_temp)
-    loss = ce_loss(logp, b)
-    objective = loss + (torch.tensor(np.array(obj["ent_w"])) * entropy).sum()
-    if values is not None:
-        objective = objective + (torch.tensor(np.array(obj["value_w"])) * values).sum()
+    kind = obj.attrs.get("kind", b"")
+    if (kind.decode() if isinstance(kind, bytes) else kind) == "bt":
+        loss = objective = bradley_terry(values, b, float(obj.attrs["margin"]),
+                                         float(obj.attrs["center_coef"]))
+    else:
+        loss = ce_loss(logp, b)
+        objective = loss + (torch.tensor(np.array(obj["ent_w"])) * entropy).sum()
+        if values is not None:
+            objective = objective + (torch.tensor(np.array(obj["value_w"])) * values).sum()
     objective.backward()
     with h5py.File(sys.argv[2], "w") as out:
         out["loss"] = loss.item()
         out["objective"] = objective.item()
-        out["logp"] = logp.detach().numpy().astype(np.float32)
-        out["entropy"] = entropy.detach().numpy().astype(np.float32)
+        if logp is not None:
+            out["logp"] = logp.detach().numpy().astype(np.float32)
+            out["entropy"] = entropy.detach().numpy().astype(np.float32)
         if values is not None:
             out["values"] = values.detach().numpy().astype(np.float32)
         for k, p in params.items():

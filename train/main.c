@@ -18,6 +18,12 @@ static const Command COMMANDS[] = {
     {"version", cmd_version, "print the version and the backends built in"},
     {"tokenizer", cmd_tokenizer, "train a BPE tokenizer; encode and decode text"},
     {"data", cmd_data, "import text and JSONL into HDF5 datasets; info; show an example"},
+    {"validate", cmd_validate, "check a recipe and the files it names, without training"},
+    {"run", cmd_run, "run a recipe's stages into its run directory"},
+    {"generate", cmd_generate, "sample from a checkpoint"},
+    {"score", cmd_score, "score a dataset's responses with a reward model"},
+    {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
+    {"report", cmd_report, "build a run's report.md and SVG plots from its run directory"},
 };
 
 static int cmd_version(int argc, char **argv) {

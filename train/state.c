@@ -66,6 +66,7 @@ static int write_state(hid_t f, const TrainState *st) {
     hsize_t dims[1] = {(hsize_t)st->n_cursor};
     if (st->n_cursor > 0) rc |= h5_write_i64(g, "cursor", 1, dims, st->cursor);
     if (st->recipe) rc |= h5_write_text(g, "recipe", st->recipe);
+    if (st->tokenizer_path) rc |= h5_write_attr_str(g, "tokenizer_path", st->tokenizer_path);
     H5Gclose(g);
     return rc;
 }
@@ -185,6 +186,20 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
         if (!rc && sm->opt) rc = read_optim(f, sm, path, err, errlen);
     }
     if (!rc) rc = read_state(f, st, path, err, errlen);
+    H5Fclose(f);
+    return rc;
+}
+
+int state_tokenizer_path(const char *path, char *buf, size_t len) {
+    h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return -1;
+    int rc = -1;
+    if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
+        rc = h5_read_attr_str(g, "tokenizer_path", buf, len);
+        H5Gclose(g);
+    }
     H5Fclose(f);
     return rc;
 }

@@ -6,7 +6,8 @@
 //                        loads as plain weights with gpt2_load)
 //   /models/<name>       further models (e.g. a PPO value model), same layout
 //   /optim/<name>/m, v   AdamW moments of each trained model; attribute step
-//   /state               attributes step, rng, complete, tokenizer, scalar values by name;
+//   /state               attributes step, rng, complete, tokenizer (fingerprint),
+//                        tokenizer_path, scalar values by name;
 //                        datasets cursor (int64) and recipe (the resolved recipe, YAML text)
 // Every float array carries a Fletcher-32 checksum: a corrupted file fails to load.
 #pragma once
@@ -34,7 +35,8 @@ typedef struct {
     int n_scalars;                        // used entries of scalar_names/scalars
     const char *scalar_names[STATE_MAX_SCALARS]; // e.g. "kl_coef" (static strings)
     double scalars[STATE_MAX_SCALARS];
-    const char *recipe; // resolved recipe text (written; on load, see state_load)
+    const char *recipe;         // resolved recipe text (written only)
+    const char *tokenizer_path; // the run's tokenizer file or folder (written only)
 } TrainState;
 
 // Writes models (their weights, and AdamW moments when opt is set) and st to path,
@@ -48,6 +50,9 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
 // file and what is wrong (missing, truncated, corrupt, another model's checkpoint).
 int state_load(const char *path, const StateModel *models, int n_models, TrainState *st,
                char *err, size_t errlen);
+
+// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none.
+int state_tokenizer_path(const char *path, char *buf, size_t len);
 
 // Reads the complete flag of a checkpoint without loading it: 1, 0, or -1 if unreadable.
 int state_is_complete(const char *path);

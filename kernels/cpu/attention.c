@@ -5,97 +5,81 @@
 #include "kernels/vmath.h"
 #include <math.h>
 
-static inline int visible(const int *seg, int b, int T, int t, int s) {
-    return s <= t && (!seg || seg[b * T + s] == seg[b * T + t]);
+// Rows of one (b, h) slice as BLAS sees them: q, k, v are (T, hs) blocks of qkv with row
+// stride 3C; out is (T, hs) with row stride C.
+#define QKV_ROW(qkv, b, t, part, h) ((qkv) + ((size_t)(b) * T + (t)) * 3 * C + (part) * C + (h) * hs)
+
+// Masks and normalises one row of scores in place: entries s > t or in another segment become
+// 0, the rest softmax(scale * score).
+static void softmax_row(float *a, int t, int T, const int *seg_row, float scale) {
+    float maxv = -INFINITY;
+    for (int s = 0; s <= t; s++) {
+        int vis = !seg_row || seg_row[s] == seg_row[t];
+        a[s] = vis ? a[s] * scale : -INFINITY;
+        maxv = a[s] > maxv ? a[s] : maxv;
+    }
+    float sum = 0.0f;
+    for (int s = 0; s <= t; s++) {
+        a[s] = lc_expf(a[s] - maxv) * (a[s] != -INFINITY); // exp(-inf) is exactly 0
+        sum += a[s];
+    }
+    float inv = 1.0f / sum; // s == t is always visible, so sum >= 1
+    for (int s = 0; s <= t; s++) a[s] *= inv;
+    for (int s = t + 1; s < T; s++) a[s] = 0.0f;
 }
 
 // out (B,T,C) written; att (B,NH,T,T) written; qkv (B,T,3C); seg (B,T) or NULL.
+// Per (b, h): scores = q k^T (one sgemm), masked softmax per row, out = att v (one sgemm).
 void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
                            int T, int C, int NH) {
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float maxv = -INFINITY;
-                for (int s = 0; s < T; s++) {
-                    a[s] = 0.0f;
-                    if (!visible(seg, b, T, t, s)) continue;
-                    const float *k = qkv + ((size_t)b * T + s) * 3 * C + C + h * hs;
-                    float dot = 0.0f;
-                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
-                    a[s] = dot * scale;
-                    if (a[s] > maxv) maxv = a[s];
-                }
-                float sum = 0.0f;
-                for (int s = 0; s <= t; s++)
-                    if (visible(seg, b, T, t, s)) {
-                        a[s] = lc_expf(a[s] - maxv);
-                        sum += a[s];
-                    }
-                float inv = 1.0f / sum; // s == t is always visible, so sum >= 1
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    a[s] *= inv;
-                    if (a[s] == 0.0f) continue;
-                    const float *v = qkv + ((size_t)b * T + s) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += a[s] * v[i];
-                }
-            }
-}
-
-// For query t with probabilities a = att[b,h,t,:] and upstream gradient dout_t:
-//   datt[s] = dout_t . v_s;  dv_s += a[s] dout_t;  dpre[s] = a[s] (datt[s] - sum_j a[j] datt[j])
-//   dq_t += scale sum_s dpre[s] k_s;  dk_s += scale dpre[s] q_t
-// dqkv (B,T,3C) written. Threads own whole (b,h) slices, so the dk/dv sums over t are race-free
-// and in a fixed order.
-void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                            const int *seg, int B, int T, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            float datt[T];
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f,
+                        QKV_ROW(qkv, b, 0, 0, h), 3 * C, QKV_ROW(qkv, b, 0, 1, h), 3 * C, 0.0f, a,
+                        T);
             for (int t = 0; t < T; t++)
-                for (int part = 0; part < 3; part++) {
-                    float *d = dqkv + ((size_t)b * T + t) * 3 * C + part * C + h * hs;
-                    for (int i = 0; i < hs; i++) d[i] = 0.0f;
-                }
-            for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                const float *dout_t = dout + ((size_t)b * T + t) * C + h * hs;
-                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float adatt = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    datt[s] = 0.0f;
-                    if (a[s] == 0.0f) continue;
-                    const float *v = qkv + ((size_t)b * T + s) * 3 * C + 2 * C + h * hs;
-                    float *dv = dqkv + ((size_t)b * T + s) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        datt[s] += dout_t[i] * v[i];
-                        dv[i] += a[s] * dout_t[i];
-                    }
-                    adatt += a[s] * datt[s];
-                }
-                for (int s = 0; s <= t; s++) {
-                    if (a[s] == 0.0f) continue;
-                    float dpre = a[s] * (datt[s] - adatt) * scale;
-                    const float *k = qkv + ((size_t)b * T + s) * 3 * C + C + h * hs;
-                    float *dk = dqkv + ((size_t)b * T + s) * 3 * C + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += dpre * k[i];
-                        dk[i] += dpre * q[i];
-                    }
-                }
-            }
+                softmax_row(a + (size_t)t * T, t, T, seg ? seg + (size_t)b * T : NULL, scale);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T,
+                        QKV_ROW(qkv, b, 0, 2, h), 3 * C, 0.0f, out + (size_t)b * T * C + h * hs, C);
         }
-    (void)seg; // masked entries have att == 0 exactly, which the loops above skip
+}
+
+// With P = att[b,h] (T,T) and dO = dout's (T,hs) block:
+//   dV = P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(P * dP)) * scale;  dQ = dS K;  dK = dS^T Q
+// dqkv (B,T,3C) written; datt (B,NH,T,T) scratch, overwritten. Each (b,h) slice is one thread's,
+// so every sum has a fixed order.
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, const int *seg, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *p = att + ((size_t)b * NH + h) * T * T;
+            float *dp = datt + ((size_t)b * NH + h) * T * T;
+            const float *d = dout + (size_t)b * T * C + h * hs;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, p, T, d, C, 0.0f,
+                        (float *)QKV_ROW(dqkv, b, 0, 2, h), 3 * C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, d, C,
+                        QKV_ROW(qkv, b, 0, 2, h), 3 * C, 0.0f, dp, T);
+            for (int t = 0; t < T; t++) {
+                const float *pr = p + (size_t)t * T;
+                float *dr = dp + (size_t)t * T, dot = 0.0f;
+                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+                for (int s = 0; s < T; s++) dr[s] = s <= t ? pr[s] * (dr[s] - dot) * scale : 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T,
+                        QKV_ROW(qkv, b, 0, 1, h), 3 * C, 0.0f, (float *)QKV_ROW(dqkv, b, 0, 0, h),
+                        3 * C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T,
+                        QKV_ROW(qkv, b, 0, 0, h), 3 * C, 0.0f, (float *)QKV_ROW(dqkv, b, 0, 1, h),
+                        3 * C);
+        }
+    (void)seg; // masked entries have att == 0 exactly, so their dS is 0
 }
 
 // kcache, vcache (B,maxT,C): positions start[b]+t (start NULL = 0) receive k, v of qkv (B,T,3C).

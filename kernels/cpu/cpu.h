@@ -20,8 +20,8 @@ void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
                          const float *inp, const float *weight, int N, int C, int OC);
 void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
                            int T, int C, int NH);
-void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
-                            const int *seg, int B, int T, int C, int NH);
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, const int *seg, int B, int T, int C, int NH);
 void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                        int T, int maxT, int C);
 void cpu_attention_decode(float *out, const float *qkv, const float *kcache, const float *vcache,
