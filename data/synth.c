@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DOC_PROBLEMS     8    // problems per pretraining document (a worksheet)
 #define HASH_BUCKETS     16   // problem buckets: 0 evaluation, 1 validation, the rest training
@@ -456,7 +457,6 @@ static int config_check(const SynthTask *task, const SynthConfig *cfg, char *err
 
 // Creates dir and any missing parents, as mkdir -p.
 static int dir_make(const char *dir, char *err, size_t errlen) {
-    if (*dir == '\0') return data_error(err, errlen, "the output folder's name is empty");
     char *path = str_join(dir, "", "");
     int rc = 0;
     for (char *c = path + 1; rc == 0; c++) {
@@ -495,13 +495,8 @@ static int tokenizer_make(Gen *g, const Text *corpus, char *err, size_t errlen) 
     return rc;
 }
 
-int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *dir, SynthStats *st,
-                   char *err, size_t errlen) {
-    double t0 = time_now();
-    *st = (SynthStats){0};
-    if (config_check(task, cfg, err, errlen) < 0 || dir_make(dir, err, errlen) < 0) return -1;
-    Gen *g = lc_calloc(1, sizeof(*g));
-    *g = (Gen){.task = task, .cfg = cfg, .dir = dir, .st = st};
+// Writes every file of the world into the folder g->dir.
+static int world_write(Gen *g, char *err, size_t errlen) {
     Text corpus[2] = {{0}, {0}};
     int rc = splits_check(g, err, errlen);
     if (rc == 0) {
@@ -513,8 +508,49 @@ int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *di
         rc = file_write(g, (SynthFile)f, &corpus[f == SYNTH_PRETRAIN ? 0 : 1], err, errlen);
     free(corpus[0].s);
     free(corpus[1].s);
-    tokenizer_free(g->tok);
-    free(g);
+    return rc;
+}
+
+// Removes the files a world holds from dir, then dir if that left it empty.
+static void world_remove(const char *dir) {
+    const char *names[SYNTH_FILE_COUNT + 2] = {"tokenizer.json", "pretrain.txt"};
+    char h5[SYNTH_FILE_COUNT][32];
+    for (int f = 0; f < SYNTH_FILE_COUNT; f++) {
+        snprintf(h5[f], sizeof(h5[f]), "%s.h5", FILES[f].name);
+        names[2 + f] = h5[f];
+    }
+    for (int i = 0; i < SYNTH_FILE_COUNT + 2; i++) {
+        char *path = str_join(dir, "/", names[i]);
+        remove(path);
+        free(path);
+    }
+    rmdir(dir);
+}
+
+// A folder that does not exist yet is built as "<dir>.partial" and renamed when whole, so
+// `prepare`, which skips a command whose --out exists, never mistakes a failed world for a
+// finished one. In an existing folder each file is replaced whole.
+int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *dir, SynthStats *st,
+                   char *err, size_t errlen) {
+    double t0 = time_now();
+    *st = (SynthStats){0};
+    if (*dir == '\0') return data_error(err, errlen, "the output folder's name is empty");
+    struct stat sb;
+    bool fresh = stat(dir, &sb) != 0;
+    char *work = str_join(dir, fresh ? ".partial" : "", "");
+    int rc = config_check(task, cfg, err, errlen);
+    if (rc == 0) rc = dir_make(work, err, errlen);
+    if (rc == 0) {
+        Gen *g = lc_calloc(1, sizeof(*g));
+        *g = (Gen){.task = task, .cfg = cfg, .dir = work, .st = st};
+        rc = world_write(g, err, errlen);
+        tokenizer_free(g->tok);
+        free(g);
+        if (fresh && rc < 0) world_remove(work);
+    }
+    if (fresh && rc == 0 && rename(work, dir) != 0)
+        rc = data_error(err, errlen, "%s: cannot rename %s to it: %s", dir, work, strerror(errno));
+    free(work);
     st->seconds = time_now() - t0;
     return rc;
 }

@@ -73,9 +73,10 @@ int synth_task_max_difficulty(const SynthTask *task);
 // The task's defaults: seed 0, the sizes, fractions and difficulty docs/tasks.md lists.
 SynthConfig synth_config_default(const SynthTask *task);
 
-// Generates the world into the folder dir (created if missing; files already there are
-// replaced). Returns 0, or -1 with a message naming the file or the bad setting; a file that
-// failed is not left behind.
+// Generates the world into the folder dir. A missing dir (and its missing parents) is created,
+// the world built in "<dir>.partial" and renamed to dir when complete, so dir never holds a
+// partial world; in an existing dir the files are replaced, each whole. Returns 0, or -1 with
+// a message naming the file or the bad setting.
 int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *dir, SynthStats *st,
                    char *err, size_t errlen);
 

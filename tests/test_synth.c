@@ -528,6 +528,35 @@ START_TEST(test_edge_worlds) {
 }
 END_TEST
 
+// A new world appears whole or not at all; an existing folder gets its files replaced.
+START_TEST(test_atomic_world) {
+    SynthConfig cfg = small_config();
+    memset(cfg.sizes, 0, sizeof(cfg.sizes));
+    cfg.sizes[SYNTH_PREF] = 10;
+    SynthStats st;
+    struct stat sb;
+    generate("synth/fresh", &cfg, &st);
+    ck_assert_int_eq(stat(test_tmp_path("synth/fresh.partial"), &sb), -1);
+    ck_assert_int_eq(stat(path_of("synth/fresh", "pref.h5"), &sb), 0);
+    // in place: the existing folder's files are replaced
+    cfg.sizes[SYNTH_PREF] = 20;
+    generate("synth/fresh", &cfg, &st);
+    Dataset *ds = world_open("synth/fresh", SYNTH_PREF);
+    ck_assert_int_eq(ds->n, 20);
+    dataset_free(ds);
+    // a failure while building a new world (pref.h5 cannot be renamed over a folder) leaves
+    // neither the world nor its partial folder
+    ck_assert_int_eq(mkdir(test_tmp_path("synth/failed.partial"), 0777), 0);
+    ck_assert_int_eq(mkdir(test_tmp_path("synth/failed.partial/pref.h5"), 0777), 0);
+    char err[1024];
+    ck_assert_int_eq(synth_generate(arith, &cfg, test_tmp_path("synth/failed"), &st, err, 1024),
+                     -1);
+    ck_assert_msg(strstr(err, "pref.h5") != NULL, "%s", err);
+    ck_assert_int_eq(stat(test_tmp_path("synth/failed"), &sb), -1);
+    ck_assert_int_eq(stat(test_tmp_path("synth/failed.partial"), &sb), -1);
+}
+END_TEST
+
 // ---- the command ---------------------------------------------------------------------------
 
 // Runs layercake with args; returns its exit status, with stdout and stderr in *out.
@@ -596,7 +625,8 @@ START_TEST(test_cli) {
     expect("data synth --task arithmetic --out x --difficulty 0", 2, "--difficulty");
     expect("data synth --task arithmetic --out x --difficulty 10", 2, "--difficulty");
     snprintf(args, sizeof(args), "data synth --task arithmetic --out %s/tokenizer.json/w", dir);
-    expect(args, 1, "tokenizer.json/w: cannot create the folder");
+    expect(args, 1, "tokenizer.json/w.partial: cannot create the folder");
+    expect("data synth --task arithmetic --out ''", 1, "the output folder's name is empty");
 }
 END_TEST
 
@@ -620,6 +650,7 @@ int main(void) {
     tcase_add_test(tc, test_loaders_accept);
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_edge_worlds);
+    tcase_add_test(tc, test_atomic_world);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return run_suite(s);
