@@ -242,6 +242,7 @@ static int column_create(Column *c, hid_t file, const char *name, Elem elem) {
     H5Pset_chunk(dcpl, 1, &chunk);
     if (elem_size(elem) > 1) H5Pset_shuffle(dcpl);
     H5Pset_deflate(dcpl, DEFLATE_LEVEL);
+    H5Pset_obj_track_times(dcpl, 0); // no timestamps: the same examples give the same bytes
     c->dset = H5Dcreate2(file, name, elem_file_type(elem), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(space);

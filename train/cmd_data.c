@@ -1,5 +1,6 @@
 // train/cmd_data.c: `layercake data`: import text and JSONL into HDF5 datasets, summarise a
-// dataset (info), and print one example decoded with its loss mask visible (show).
+// dataset (info), print one example decoded with its loss mask visible (show), and generate a
+// built-in task world (synth, train/cmd_synth.c).
 #include "common/check.h"
 #include "data/import.h"
 #include "data/info.h"
@@ -16,6 +17,7 @@ static const char USAGE[] =
     "usage: layercake data import --kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...\n"
     "       layercake data info FILE.h5 [--json]\n"
     "       layercake data show FILE.h5 --index I --tokenizer PATH [--color WHEN]\n"
+    "       layercake data synth --task NAME --out DIR [options]\n"
     "\n"
     "  import   tokenize INPUT files into a dataset of KIND (lm, sft, preference, prompt).\n"
     "           *.jsonl, *.json and *.ndjson inputs are JSONL, one example per line, in any of\n"
@@ -35,6 +37,8 @@ static const char USAGE[] =
     "  show     print example I decoded; trained tokens (those the loss sees) are normal and\n"
     "           the others dim on a terminal, or trained ones are wrapped in [[ ]] otherwise\n"
     "           (--color auto, always or never; default auto)\n"
+    "  synth    generate a built-in task world with an exact gold reward: its tokenizer and\n"
+    "           every dataset a recipe needs (layercake data synth --help)\n"
     "\n"
     "PATH is a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe.\n";
 
@@ -294,12 +298,13 @@ static int show_main(int argc, char **argv) {
 // ---- the command ---------------------------------------------------------------------------
 
 int cmd_data(int argc, char **argv) {
-    if (argc < 2) return usage_error("which one: import, info or show?%s", "");
+    if (argc < 2) return usage_error("which one: import, info, show or synth?%s", "");
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
         return help();
     if (strcmp(sub, "import") == 0) return import_main(argc - 1, argv + 1);
     if (strcmp(sub, "info") == 0) return info_main(argc - 1, argv + 1);
     if (strcmp(sub, "show") == 0) return show_main(argc - 1, argv + 1);
+    if (strcmp(sub, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
     return usage_error("unknown subcommand '%s'", sub);
 }

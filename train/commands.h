@@ -8,6 +8,7 @@ int cmd_generate(int argc, char **argv);  // train/cmd_generate.c
 int cmd_recipe(int argc, char **argv);    // train/cmd_recipe.c: `recipe docs`
 int cmd_run(int argc, char **argv);       // train/run.c
 int cmd_score(int argc, char **argv);     // train/cmd_score.c
+int cmd_synth(int argc, char **argv);     // train/cmd_synth.c, run as `layercake data synth`
 int cmd_tokenizer(int argc, char **argv); // train/cmd_tokenizer.c
 int cmd_validate(int argc, char **argv);  // train/cmd_validate.c
 int cmd_report(int argc, char **argv);    // train/cmd_report.c
