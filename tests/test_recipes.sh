@@ -29,12 +29,19 @@ for stage in sorted(os.listdir(out)):
     assert os.path.exists(os.path.join(out, stage, "final.h5")), f"{stage}: no final.h5"
 def final(stage, key, split="val"):
     return rows(stage, split)[-1][key]
-checks = {
+def first(stage, key, split="val"):
+    return rows(stage, split)[0][key]
+checks = {  # evaluated for the recipe at hand only
     # 2 layers, d_model 128, 300 steps of 16 x 128 tokens; the loss at init is log(512) = 6.24
-    "tiny-pretrain": [("pretrain val loss", final("pretrain", "loss"), "<", 3.75)],
+    "tiny-pretrain": lambda: [("pretrain val loss", final("pretrain", "loss"), "<", 3.75)],
+    # response-token loss on HH-RLHF + Self-Instruct (2k vocabulary) falls during sft
+    "sft": lambda: [("sft val loss", final("sft", "loss"), "<", 5.0),
+                    ("sft val loss drop", first("sft", "loss") - final("sft", "loss"), ">", 0.1)],
+    # chosen above rejected on the HH-RLHF validation split (147 pairs): chance is 0.5
+    "reward": lambda: [("reward val accuracy", final("reward", "accuracy"), ">", 0.55)],
 }
 failed = 0
-for what, value, op, bound in checks[name]:
+for what, value, op, bound in checks[name]():
     ok = value < bound if op == "<" else value > bound
     print(f"{name}: {what} = {value:.4f} (must be {op} {bound}) {'ok' if ok else 'FAIL'}")
     failed += not ok
