@@ -31,14 +31,13 @@ void rl_token_rewards(const float *scores, const float *kl, const float *mask, i
     }
 }
 
-// One row of GAE (T steps), backwards; a padding step ends the episode.
+// One row of GAE (T steps), backwards from the episode's end (V = A = 0 after it).
 static void gae_row(const float *r, const float *v, const float *mask, int T, double gamma,
                     double lambda, float *adv, float *ret) {
     double next_v = 0.0, next_a = 0.0; // V and A after the step being computed
     for (int t = T - 1; t >= 0; t--) {
         if (!is_real(mask, (size_t)t)) {
             adv[t] = ret[t] = 0.0f;
-            next_v = next_a = 0.0;
             continue;
         }
         double a = r[t] + gamma * next_v - v[t] + gamma * lambda * next_a;

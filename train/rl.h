@@ -26,8 +26,8 @@ void rl_token_rewards(const float *scores, const float *kl, const float *mask, i
 //   delta_t = r_t + gamma * V_{t+1} - V_t,   A_t = delta_t + gamma * lambda * A_{t+1},
 //   returns_t = A_t + V_t.
 // After a row's last real token the episode has ended: V_{t+1} = A_{t+1} = 0 there (no
-// bootstrap from padding). Padding gets advantage and return 0. gamma = lambda = 1 gives
-// A_t = sum_{s >= t} r_s - V_t (reward-to-go minus value).
+// bootstrap from padding). Padding steps are skipped and get advantage and return 0.
+// gamma = lambda = 1 gives A_t = sum_{s >= t} r_s - V_t (reward-to-go minus value).
 //   rewards, values (B, T): in; advantages, returns (B, T): out
 void rl_gae(const float *rewards, const float *values, const float *mask, int B, int T, float gamma,
             float lambda, float *advantages, float *returns);
