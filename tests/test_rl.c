@@ -6,7 +6,7 @@
 #include <math.h>
 
 #define TOL   1e-12 // double-valued functions of exact inputs
-#define FTOL  1e-6  // float outputs (inputs and gamma/lambda rounded to float)
+#define FTOL  1e-6  // float outputs
 #define FD_H  1e-6
 #define FD_TO 1e-7
 
@@ -62,11 +62,11 @@ START_TEST(test_gae_by_hand) {
     //        t0: delta = 1 + 0.9 * 1 - 0.5 = 1.4             A = 1.4 + 0.72 * 1 = 2.12
     //                                                                    ret = 2.62
     float adv[6], ret[6];
-    rl_gae(GAE_R, GAE_V, GAE_M, 2, 3, 0.9f, 0.8f, adv, ret);
+    rl_gae(GAE_R, GAE_V, GAE_M, 2, 3, 0.9, 0.8, adv, ret);
     check_floats("gae adv", adv, (double[]){0.4882, 1.06, 0.5, 2.12, 1.0, 0}, 6);
     check_floats("gae ret", ret, (double[]){0.9882, 1.31, 1.0, 2.62, 2.0, 0}, 6);
     // a NULL mask means every token is real: row 0 alone gives the same numbers
-    rl_gae(GAE_R, GAE_V, NULL, 1, 3, 0.9f, 0.8f, adv, ret);
+    rl_gae(GAE_R, GAE_V, NULL, 1, 3, 0.9, 0.8, adv, ret);
     check_floats("gae adv no mask", adv, (double[]){0.4882, 1.06, 0.5}, 3);
 }
 END_TEST
@@ -76,7 +76,7 @@ START_TEST(test_gae_reward_to_go) {
     // row 0: rtg = [1.5, 1.5, 1.0], A = rtg - [0.5, 0.25, 0.5] = [1.0, 1.25, 0.5]
     // row 1: rtg = [3.0, 2.0],      A = rtg - [0.5, 1.0] = [2.5, 1.0]
     float adv[6], ret[6];
-    rl_gae(GAE_R, GAE_V, GAE_M, 2, 3, 1.0f, 1.0f, adv, ret);
+    rl_gae(GAE_R, GAE_V, GAE_M, 2, 3, 1.0, 1.0, adv, ret);
     check_floats("rtg adv", adv, (double[]){1.0, 1.25, 0.5, 2.5, 1.0, 0}, 6);
     check_floats("rtg ret", ret, (double[]){1.5, 1.5, 1.0, 3.0, 2.0, 0}, 6);
 }

@@ -48,8 +48,8 @@ static void gae_row(const float *r, const float *v, const float *mask, int T, do
     }
 }
 
-void rl_gae(const float *rewards, const float *values, const float *mask, int B, int T, float gamma,
-            float lambda, float *advantages, float *returns) {
+void rl_gae(const float *rewards, const float *values, const float *mask, int B, int T,
+            double gamma, double lambda, float *advantages, float *returns) {
     for (int b = 0; b < B; b++) {
         size_t row = (size_t)b * (size_t)T;
         gae_row(rewards + row, values + row, mask ? mask + row : NULL, T, gamma, lambda,

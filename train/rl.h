@@ -29,8 +29,8 @@ void rl_token_rewards(const float *scores, const float *kl, const float *mask, i
 // bootstrap from padding). Padding steps are skipped and get advantage and return 0.
 // gamma = lambda = 1 gives A_t = sum_{s >= t} r_s - V_t (reward-to-go minus value).
 //   rewards, values (B, T): in; advantages, returns (B, T): out
-void rl_gae(const float *rewards, const float *values, const float *mask, int B, int T, float gamma,
-            float lambda, float *advantages, float *returns);
+void rl_gae(const float *rewards, const float *values, const float *mask, int B, int T,
+            double gamma, double lambda, float *advantages, float *returns);
 
 // Whitening over the real entries of x (n), in place:
 //   x <- (x - mean) / sqrt(var + 1e-8)            (shift_mean true: advantages),
