@@ -172,6 +172,9 @@ static int run_stage(StageRun *sr) {
     case STAGE_SFT: return stage_lm(sr);
     case STAGE_REWARD: return stage_reward(sr);
     case STAGE_DPO: return stage_dpo(sr);
+    case STAGE_PPO:
+    case STAGE_GRPO:
+    case STAGE_RLOO: return stage_rl(sr);
     default:
         fprintf(stderr, "layercake: stage '%s': kind '%s' is not implemented in this build\n",
                 sr->stage->name, stage_kind_name(sr->stage->kind));
