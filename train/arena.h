@@ -70,14 +70,17 @@ int arena_fit(const double *scores, int n_models, int n_prompts, const ArenaOpti
 // shown as "-").
 typedef struct {
     char name[ARENA_NAME_MAX]; // stage name (pretrain, sft, ppo, dpo, ...) or checkpoint path
-    double gold_reward;        // mean gold reward of its responses
-    double accuracy;           // share of responses the gold function marks correct
-    double rm_score;           // mean reward-model score
-    double kl_to_sft;          // mean KL(model || sft) per response, in nats
-    double response_length;    // mean response length in tokens
-    ArenaWinRate win;          // against the reference, by the judge's scores
-    double win_rate_rm;        // against the reference, by the reward model's scores
-    ArenaRating rating;        // in the arena of all models, by the judge's scores
+    double gold_reward;        // mean gold reward of its sampled responses
+    double accuracy;           // share of sampled responses the gold function marks correct
+    double rm_score;           // mean reward-model score of its sampled responses
+    double gold_reward_greedy; // the same three over its greedy responses
+    double accuracy_greedy;
+    double rm_score_greedy;
+    double kl_to_sft;       // mean KL(model || sft) per response, in nats
+    double response_length; // mean response length in tokens
+    ArenaWinRate win;       // against the reference, by the judge's scores
+    double win_rate_rm;     // against the reference, by the reward model's scores
+    ArenaRating rating;     // in the arena of all models, by the judge's scores
 } ArenaModel;
 
 typedef struct {
