@@ -85,6 +85,22 @@ static int eval_fail(const Eval *e, const char *fmt, ...) {
     return -1;
 }
 
+// Reports a bad value of one of the stage's keys, at the place in the recipe that set it.
+static int key_fail(const Eval *e, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int key_fail(const Eval *e, const char *key, const char *fmt, ...) {
+    const Recipe *r = e->sr->run->recipe;
+    const char *where = recipe_where(r, e->sr->index, key);
+    if (!where) where = recipe_where(r, e->sr->index, "name"); // a default: point at the stage
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "layercake: %s: %s.%s: ", where ? where : r->file, e->sr->stage->name, key);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return -1;
+}
+
 static int min_int(int a, int b) {
     return a < b ? a : b;
 }
@@ -99,7 +115,7 @@ static int models_list(Eval *e) {
     for (int i = 0; i < m->n; i++) {
         for (int j = 0; j < i; j++)
             if (strcmp(m->items[i], m->items[j]) == 0)
-                return eval_fail(e, "models lists '%s' twice", m->items[i]);
+                return key_fail(e, "models", "'%s' is listed twice", m->items[i]);
         if (strcmp(m->items[i], st->reference_model) == 0) e->ref_index = i;
     }
     int add = e->ref_index < 0;
@@ -111,18 +127,26 @@ static int models_list(Eval *e) {
     return 0;
 }
 
-// Checks that a model reference names a file that is there: a stage that has not run yet (or
-// has not finished) is the usual mistake with `--only`.
+// Checks that a stage the key names has finished: a stage that has not run yet is the usual
+// mistake with `--only`. (Checkpoint paths were checked when the recipe was loaded.)
 static int model_check(const Eval *e, const char *key, const char *ref) {
     const Run *run = e->sr->run;
     char path[4096];
     run_resolve_model(run, ref, path, sizeof(path));
     if (recipe_stage_index(run->recipe, ref) >= 0 && state_is_complete(path) != 1)
-        return eval_fail(e,
-                         "%s '%s': stage '%s' has not finished: %s is missing or incomplete "
-                         "(run the stage first, or the recipe without --only)",
-                         key, ref, ref, path);
+        return key_fail(e, key,
+                        "stage '%s' has not finished: %s is missing or incomplete (run the "
+                        "stage first, or the recipe without --only)",
+                        ref, path);
     return 0;
+}
+
+static int models_check(const Eval *e) {
+    const Stage *st = e->sr->stage;
+    for (int i = 0; i < st->models.n; i++)
+        if (model_check(e, "models", st->models.items[i])) return -1;
+    if (model_check(e, "reference_model", st->reference_model)) return -1;
+    return st->judge[0] ? model_check(e, "judge", st->judge) : 0;
 }
 
 // Loads a checked model for inference with the given heads (0: the file's), able to hold a
@@ -143,7 +167,7 @@ static int judge_load(Eval *e) {
     e->judge = model_load(e, ref, 0);
     if (!e->judge) return -1;
     if (e->judge->heads & GPT2_HEAD_SCALAR) return 0;
-    return eval_fail(e, "judge '%s' has no scalar head: not a reward model", ref);
+    return key_fail(e, "judge", "%s has no scalar head: not a reward model", ref);
 }
 
 // ---- prompts --------------------------------------------------------------------------------
@@ -190,10 +214,10 @@ static int prompts_load(Eval *e) {
     p->dropped = loader_dropped(l);
     loader_free(l);
     if (!rc && p->n == 0)
-        rc = eval_fail(e,
-                       "%s holds no prompt of at most %d tokens (seq_len %d - "
-                       "rollout.max_new_tokens %d)",
-                       st->data.prompts, p->T, st->seq_len, st->rollout.max_new_tokens);
+        rc = key_fail(e, "data.prompts",
+                      "%s holds no prompt of at most %d tokens (seq_len %d - "
+                      "rollout.max_new_tokens %d)",
+                      st->data.prompts, p->T, st->seq_len, st->rollout.max_new_tokens);
     return rc;
 }
 
@@ -202,11 +226,11 @@ static int prompts_check_task(const Eval *e) {
     char answer[256];
     for (int i = 0; i < e->p.n; i++)
         if (synth_answer(e->task, e->p.text[i], strlen(e->p.text[i]), answer, sizeof(answer)) < 0)
-            return eval_fail(e,
-                             "%s: prompt %lld (\"%s\") is not a problem of task '%s'; use "
-                             "prompts from its world (layercake data synth --task %s)",
-                             e->sr->stage->data.prompts, (long long)e->p.index[i], e->p.text[i],
-                             synth_task_name(e->task), synth_task_name(e->task));
+            return key_fail(e, "data.prompts",
+                            "%s: prompt %lld (\"%s\") is not a problem of task '%s'; use "
+                            "prompts from its world (layercake data synth --task %s)",
+                            e->sr->stage->data.prompts, (long long)e->p.index[i], e->p.text[i],
+                            synth_task_name(e->task), synth_task_name(e->task));
     return 0;
 }
 
@@ -472,8 +496,8 @@ static int task_find(Eval *e) {
     if (!name[0]) return 0;
     e->task = synth_task_find(name);
     if (!e->task)
-        return eval_fail(e, "gold_reward '%s' is not a task; the tasks are: %s", name,
-                         synth_task_names());
+        return key_fail(e, "gold_reward", "'%s' is not a task; the tasks are: %s", name,
+                        synth_task_names());
     return 0;
 }
 
@@ -500,10 +524,7 @@ static int eval_open(Eval *e) {
     const RolloutConfig *ro = &st->rollout;
     e->rows = ro->batch;
     e->seq_len = st->seq_len;
-    if (task_find(e) || models_list(e)) return -1;
-    for (int i = 0; i < e->n_models; i++)
-        if (model_check(e, i == e->ref_index ? "reference_model" : "model", e->names[i])) return -1;
-    if (st->judge[0] && model_check(e, "judge", st->judge)) return -1;
+    if (task_find(e) || models_list(e) || models_check(e)) return -1;
     if (prompts_load(e) || (e->task && prompts_check_task(e))) return -1;
     e->stop = stop_token(e);
     e->greedy_sp = (SampleParams){0.0f, 0, 1.0f, e->stop, ro->max_new_tokens};
@@ -617,9 +638,10 @@ static int report(const Eval *e) {
 static int results_finish(Eval *e, ArenaResults *res, double elapsed) {
     const Stage *st = e->sr->stage;
     if (results_judge(e, res)) return -1;
-    printf("\n[%s] %d prompts; %d sampled responses per prompt at temperature %g; judged by %s; "
+    printf("\n[%s] %d prompts, %d sampled response(s) each at temperature %g; judged by %s '%s'; "
            "win rates and Elo against %s\n\n",
            st->name, e->p.n, e->sampled.draws, st->rollout.temperature,
+           e->task ? "the gold reward of" : "the reward model",
            e->task ? st->gold_reward : st->judge, res->reference);
     arena_print_table(stdout, res);
     printf("\n");
@@ -636,9 +658,11 @@ int stage_eval(StageRun *sr) {
     ArenaResults res = {0};
     int rc = eval_open(&e) ? 1 : 0;
     if (!rc) {
-        printf("[%s] %d models on %d prompts of %s (%lld longer than %d tokens left out)\n",
-               sr->stage->name, e.n_models, e.p.n, sr->stage->data.prompts, (long long)e.p.dropped,
-               e.p.T);
+        printf("[%s] %d models on %d prompts of %s", sr->stage->name, e.n_models, e.p.n,
+               sr->stage->data.prompts);
+        if (e.p.dropped)
+            printf(" (%lld longer than %d tokens left out)", (long long)e.p.dropped, e.p.T);
+        printf("\n");
         arena_results_init(&res, e.n_models, e.names, e.p.n);
     }
     for (int i = 0; !rc && i < e.n_models; i++) rc = model_evaluate(&e, i, &res.models[i]) ? 1 : 0;
