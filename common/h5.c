@@ -90,6 +90,10 @@ int h5_write_i64(hid_t loc, const char *name, int ndim, const hsize_t *dims, con
     return write_array(loc, name, ndim, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, x);
 }
 
+int h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *x) {
+    return write_array(loc, name, ndim, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x);
+}
+
 static int read_array(hid_t loc, const char *name, hid_t mtype, void *x, size_t n) {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return -1;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
@@ -135,4 +139,8 @@ char *h5_read_text(hid_t loc, const char *name) {
     H5Tclose(t);
     H5Dclose(ds);
     return out;
+}
+
+int h5_read_f64(hid_t loc, const char *name, double *x, size_t n) {
+    return read_array(loc, name, H5T_NATIVE_DOUBLE, x, n);
 }

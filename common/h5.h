@@ -24,10 +24,12 @@ hid_t h5_checksummed_layout(int ndim, const hsize_t *dims);
 // Writes an n-dimensional float32 or int64 array (checksummed); 0 or -1.
 int h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *x);
 int h5_write_i64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int64_t *x);
+int h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *x);
 // Reads a whole float32/int64 array of exactly n elements; 0, or -1 (missing, other size,
 // checksum failure).
 int h5_read_f32(hid_t loc, const char *name, float *x, size_t n);
 int h5_read_i64(hid_t loc, const char *name, int64_t *x, size_t n);
+int h5_read_f64(hid_t loc, const char *name, double *x, size_t n);
 
 // Writes text as a variable-length string dataset; reads it back malloc'd (NULL if absent).
 int h5_write_text(hid_t loc, const char *name, const char *text);

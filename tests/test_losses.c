@@ -71,12 +71,97 @@ START_TEST(test_bradley_terry_gradient) {
 }
 END_TEST
 
+// ---- the DPO family -----------------------------------------------------------------------------
+
+// Pair: policy pc = -10 (5 tokens), pr = -12 (4 tokens); reference rc = rr = -11, so
+// h = (pc - rc) - (pr - rr) = 2. Expected values from the formulas in train/losses.h evaluated
+// step by step in Python's math module (e.g. sigmoid: z = beta h = 0.2, loss = log(1 + e^-0.2),
+// dloss/dpc = -sigmoid(-0.2) beta).
+static DpoPairLoss pair(DpoLoss kind, double beta) {
+    DpoParams p = {kind, beta, 0.1, 0.5, 0.1};
+    return dpo_pair_loss(&p, -10.0, -12.0, -11.0, -11.0, 5, 4);
+}
+
+static void expect(DpoPairLoss l, double loss, double dc, double dr) {
+    ck_assert_double_eq_tol(l.loss, loss, 1e-10);
+    ck_assert_double_eq_tol(l.d_chosen, dc, 1e-10);
+    ck_assert_double_eq_tol(l.d_rejected, dr, 1e-10);
+}
+
+START_TEST(test_dpo_family_by_hand) {
+    DpoPairLoss s = pair(DPO_SIGMOID, 0.1);
+    expect(s, 0.598138869382, -0.045016600269, 0.045016600269);
+    ck_assert_double_eq_tol(s.reward_chosen, 0.1, 1e-12); // beta (pc - rc)
+    ck_assert_double_eq_tol(s.reward_rejected, -0.1, 1e-12);
+    // conservative DPO, label smoothing 0.1: 0.9 log(1+e^-0.2) + 0.1 log(1+e^0.2)
+    expect(pair(DPO_ROBUST, 0.1), 0.618138869382, -0.035016600269, 0.035016600269);
+    expect(pair(DPO_IPO, 0.1), 9.0, -6.0, 6.0); // (2 - 1/0.2)^2, 2 (2 - 5)
+    expect(pair(DPO_HINGE, 0.1), 0.8, -0.1, 0.1); // 1 - 0.2
+    // SimPO, beta 2, gamma 0.5: averages -2 and -3, z = 2 (1) - 0.5 = 1.5
+    DpoPairLoss sp = pair(DPO_SIMPO, 2.0);
+    expect(sp, 0.201413277983, -0.072970209523, 0.091212761903);
+    ck_assert_double_eq_tol(sp.reward_chosen, -4.0, 1e-12); // beta * average log-prob
+    // ORPO, lambda 0.1: log odds(-2) - log odds(-3) = 1.094344276926; loss = 2 + 0.1 log(1 +
+    // e^-1.0943...); the chosen side also carries the NLL's -1 per average log-prob
+    expect(pair(DPO_ORPO, 2.0), 2.028875078434, -0.205801118073, 0.006598550110);
+    ck_assert(dpo_needs_reference(DPO_SIGMOID) && !dpo_needs_reference(DPO_ORPO) &&
+              !dpo_needs_reference(DPO_SIMPO));
+}
+END_TEST
+
+// Margins of +-50 in beta h: finite losses and gradients.
+START_TEST(test_dpo_saturated) {
+    for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++)
+        for (int sign = -1; sign <= 1; sign += 2) {
+            DpoParams p = {(DpoLoss)k, 0.1, 0.1, 0.5, 0.1};
+            DpoPairLoss l = dpo_pair_loss(&p, sign * 250.0 - 300.0, -sign * 250.0 - 300.0, -300.0,
+                                          -300.0, 50, 50);
+            ck_assert_msg(isfinite(l.loss) && isfinite(l.d_chosen) && isfinite(l.d_rejected),
+                          "loss %d at margin %d: %g %g %g", k, sign * 50, l.loss, l.d_chosen,
+                          l.d_rejected);
+        }
+    DpoParams p = {DPO_SIGMOID, 0.1, 0, 0, 0};
+    DpoPairLoss up = dpo_pair_loss(&p, -50.0, -550.0, -300.0, -300.0, 1, 1); // beta h = +50
+    ck_assert_double_eq_tol(up.loss, 1.9287498479639e-22, 1e-30);
+    DpoPairLoss down = dpo_pair_loss(&p, -550.0, -50.0, -300.0, -300.0, 1, 1); // beta h = -50
+    ck_assert_double_eq_tol(down.loss, 50.0, 1e-9);
+    ck_assert_double_eq_tol(down.d_chosen, -0.1, 1e-12);
+}
+END_TEST
+
+typedef struct {
+    DpoParams p;
+    double pc, pr;
+    int wrt_chosen;
+} DpoCtx;
+
+static double dpo_of(double x, void *ctx) {
+    DpoCtx *c = ctx;
+    return c->wrt_chosen ? dpo_pair_loss(&c->p, x, c->pr, -11, -12, 5, 4).loss
+                         : dpo_pair_loss(&c->p, c->pc, x, -11, -12, 5, 4).loss;
+}
+
+START_TEST(test_dpo_gradients) {
+    for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++) {
+        if (k == DPO_HINGE) continue; // piecewise linear: checked by hand above
+        DpoCtx c = {{(DpoLoss)k, 0.5, 0.1, 0.5, 0.2}, -9.0, -13.0, 1};
+        DpoPairLoss l = dpo_pair_loss(&c.p, c.pc, c.pr, -11, -12, 5, 4);
+        ck_assert_double_eq_tol(l.d_chosen, fd(dpo_of, c.pc, &c), 1e-6);
+        c.wrt_chosen = 0;
+        ck_assert_double_eq_tol(l.d_rejected, fd(dpo_of, c.pr, &c), 1e-6);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("losses");
     TCase *tc = tcase_create("by hand");
     tcase_add_test(tc, test_log_sigmoid_stable);
     tcase_add_test(tc, test_bradley_terry_by_hand);
     tcase_add_test(tc, test_bradley_terry_gradient);
+    tcase_add_test(tc, test_dpo_family_by_hand);
+    tcase_add_test(tc, test_dpo_saturated);
+    tcase_add_test(tc, test_dpo_gradients);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

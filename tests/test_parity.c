@@ -9,6 +9,7 @@
 #include "model/gpt2.h"
 #include "optim/optim.h"
 #include "tests/testutil.h"
+#include "train/dpo.h"
 #include "train/losses.h"
 #include "train/reward.h"
 #include <hdf5.h>
@@ -329,6 +330,90 @@ START_TEST(test_reward_model_matches_pytorch) {
 }
 END_TEST
 
+// ---- the DPO family -------------------------------------------------------------------------------
+
+static void write_doubles_1d(hid_t g, const char *name, const double *x, hsize_t n) {
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+// DPO (sigmoid) or ORPO through the whole model: pairs of rows sharing a 3-token prompt, the
+// loss mask on the responses (of different lengths), fixed reference log-probs.
+static void check_dpo(DpoLoss loss, const char *name) {
+    const Backend *be = backend_cpu();
+    Rng r = rng_init(44 + loss);
+    GPT2 *m = gpt2_create(be, CFG, GPT2_HEAD_LM, GPT2_TRAIN, RB, RT);
+    gpt2_init_weights(m, 9);
+    perturb(m, &r);
+    int tokens[RB * RT], targets[RB * RT], pos[RB * RT], seg[RB * RT], len[RB] = {8, 6, 9, 4};
+    float mask[RB * RT];
+    for (int i = 0; i < RB * RT; i++) {
+        int t = i % RT, row = i / RT;
+        tokens[i] = t < len[row] + 1 ? (int)rng_below(&r, CFG.vocab_size) : 0;
+        if (row % 2 && t < 3) tokens[i] = tokens[i - RT]; // the pair's shared prompt
+        pos[i] = t, seg[i] = 0;
+    }
+    for (int i = 0; i < RB * RT; i++) {
+        int t = i % RT, row = i / RT;
+        targets[i] = t < len[row] ? tokens[i + 1] : -1; // row holds len inputs, len targets
+        mask[i] = t >= 2 && t < len[row] ? 1.0f : 0.0f;  // targets from position 2: responses
+    }
+    double ref[RB] = {-31.5, -24.0, -35.2, -16.1};
+    DpoParams p = {loss, 0.5, 0.0, 0.0, 0.3};
+    const char *fix = test_tmp_path("parity-dpo-fixture.h5"), *out = test_tmp_path("parity-dpo-out.h5");
+    char err[256];
+    hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_ints_shape(g, "tokens", tokens, 2, RB, RT);
+    write_ints_shape(g, "targets", targets, 2, RB, RT);
+    write_ints_shape(g, "pos", pos, 2, RB, RT);
+    write_ints_shape(g, "seg", seg, 2, RB, RT);
+    write_floats_shape(g, "mask", mask, RB, RT);
+    H5Gclose(g);
+    g = H5Gcreate2(file, "objective", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_attr(g, "inv_temp", 1.0);
+    write_attr(g, "beta", p.beta);
+    write_attr(g, "lambda", p.orpo_lambda);
+    write_str_attr(g, "kind", "dpo");
+    write_str_attr(g, "loss", name);
+    write_doubles_1d(g, "ref", ref, RB);
+    H5Gclose(g);
+    H5Fclose(file);
+    char args[4096];
+    snprintf(args, sizeof(args), "%s %s", fix, out);
+    ck_assert_int_eq(run_torch_script("torch_ref.py", args), 0);
+
+    Batch b = {.B = RB, .T = RT, .tokens = tokens, .targets = targets, .mask = mask, .pos = pos,
+               .seg = seg, .len = len};
+    float dlogp[RB * RT];
+    gpt2_zero_grad(m);
+    float lossv = (float)dpo_micro_loss(m, &b, ref, &p, RB / 2, dlogp, NULL);
+    float *grads = malloc(gpt2_param_bytes(m));
+    be->to_host(grads, m->grads_mem, gpt2_param_bytes(m));
+    hid_t refh = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(refh >= 0);
+    check_tensor(refh, "loss", &lossv, 1);
+    for (int i = 0; i < m->table.count; i++) {
+        const TensorInfo *ti = &m->table.info[i];
+        char tname[64];
+        snprintf(tname, sizeof(tname), "grads/%s", ti->name);
+        check_tensor(refh, tname, grads + ti->offset, ti->numel);
+    }
+    free(grads);
+    H5Fclose(refh);
+    gpt2_free(m);
+}
+
+START_TEST(test_dpo_matches_pytorch) {
+    check_dpo(DPO_SIGMOID, "sigmoid");
+    check_dpo(DPO_ORPO, "orpo");
+}
+END_TEST
+
 int main(void) {
     int rc = require_torch();
     if (rc) return rc;
@@ -337,6 +422,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_gpt2_matches_pytorch);
     tcase_add_test(tc, test_reward_model_matches_pytorch);
+    tcase_add_test(tc, test_dpo_matches_pytorch);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

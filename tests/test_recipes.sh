@@ -39,6 +39,8 @@ checks = {  # evaluated for the recipe at hand only
                     ("sft val loss drop", first("sft", "loss") - final("sft", "loss"), ">", 0.1)],
     # chosen above rejected on the HH-RLHF validation split (147 pairs): chance is 0.5
     "reward": lambda: [("reward val accuracy", final("reward", "accuracy"), ">", 0.55)],
+    # the DPO policy's implicit reward ranks chosen above rejected on HH-RLHF validation pairs
+    "dpo": lambda: [("dpo val accuracy", final("dpo", "rewards/accuracies"), ">", 0.55)],
 }
 failed = 0
 for what, value, op, bound in checks[name]():

@@ -11,7 +11,10 @@ FIXTURE.h5 (written by tests/test_parity.c):
   /objective/value_w, ent_w (B,T) float32: objective = CE + sum(value_w*values) + sum(ent_w*H)
   /objective attrs      inv_temp; kind = "bt" instead makes the objective the Bradley-Terry
                         reward-model loss over pairs (rows 2i chosen, 2i+1 rejected), each row
-                        scored at position len-1 (/batch/len), with attrs margin, center_coef
+                        scored at position len-1 (/batch/len), with attrs margin, center_coef;
+                        kind = "dpo": the DPO loss (attr loss = "sigmoid") or ORPO ("orpo") over
+                        pairs, sequence log-probs summed over masked targets, reference
+                        log-probs /objective/ref (B), attrs beta, lambda
   /trajectory attrs     steps, lr, beta1, beta2, eps, weight_decay, grad_clip, warmup_steps,
                         total_steps, min_lr_ratio (AdamW on CE alone, LM head only)
 OUT.h5:
@@ -118,13 +121,34 @@ def bradley_terry(values, b, margin, center_coef):
     return (-F.logsigmoid(rc - rr - margin) + center_coef * (rc + rr) ** 2).mean()
 
 
+def dpo(logp, b, loss, beta, lam, ref):
+    """Mean over pairs (rows 2i chosen, 2i+1 rejected) of the DPO (sigmoid) or ORPO loss."""
+    w = b["mask"].double() * (b["targets"] >= 0)
+    seq, n = (w * logp).sum(-1), w.sum(-1)
+    if loss == "sigmoid":
+        h = (seq[0::2] - ref[0::2]) - (seq[1::2] - ref[1::2])
+        return (-F.logsigmoid(beta * h)).mean()
+    a, c = seq[0::2] / n[0::2], seq[1::2] / n[1::2]
+    log_odds = (a - torch.log1p(-torch.exp(a))) - (c - torch.log1p(-torch.exp(c)))
+    return (-a - lam * F.logsigmoid(log_odds)).mean()
+
+
+def attr_str(obj, key):
+    v = obj.attrs.get(key, b"")
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def main():
     f, cfg, params, b = load(sys.argv[1])
     obj = f["objective"]
     inv_temp = float(obj.attrs["inv_temp"])
     logp, entropy, values = forward(params, cfg, b, inv_temp)
-    kind = obj.attrs.get("kind", b"")
-    if (kind.decode() if isinstance(kind, bytes) else kind) == "bt":
+    kind = attr_str(obj, "kind")
+    if kind == "dpo":
+        ref = torch.tensor(np.array(obj["ref"]), dtype=torch.float64)
+        loss = objective = dpo(logp, b, attr_str(obj, "loss"), float(obj.attrs["beta"]),
+                               float(obj.attrs["lambda"]), ref)
+    elif kind == "bt":
         loss = objective = bradley_terry(values, b, float(obj.attrs["margin"]),
                                          float(obj.attrs["center_coef"]))
     else:

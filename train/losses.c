@@ -21,3 +21,65 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
         .d_rejected = -g + 2.0 * center_coef * s,
     };
 }
+
+int dpo_needs_reference(DpoLoss kind) {
+    return kind != DPO_SIMPO && kind != DPO_ORPO;
+}
+
+// log(1 - e^p) for p < 0, stable near 0 and for very negative p.
+static double log1m_exp(double p) {
+    return p > -0.693147180559945 ? log(-expm1(p)) : log1p(-exp(p));
+}
+
+// The reference-based losses as functions of z = beta h: loss and dloss/dz (IPO uses h).
+static DpoPairLoss reference_loss(const DpoParams *p, double h) {
+    double z = p->beta * h, e = p->label_smoothing;
+    DpoPairLoss l = {0};
+    double dh = 0.0; // dloss / dh
+    switch (p->kind) {
+    case DPO_SIGMOID:
+        l.loss = neg_log_sigmoid(z);
+        dh = -sigmoid(-z) * p->beta;
+        break;
+    case DPO_ROBUST:
+        l.loss = (1 - e) * neg_log_sigmoid(z) + e * neg_log_sigmoid(-z);
+        dh = (-(1 - e) * sigmoid(-z) + e * sigmoid(z)) * p->beta;
+        break;
+    case DPO_IPO:
+        l.loss = (h - 1.0 / (2.0 * p->beta)) * (h - 1.0 / (2.0 * p->beta));
+        dh = 2.0 * (h - 1.0 / (2.0 * p->beta));
+        break;
+    case DPO_HINGE:
+        l.loss = z < 1.0 ? 1.0 - z : 0.0;
+        dh = z < 1.0 ? -p->beta : 0.0;
+        break;
+    default: break;
+    }
+    l.d_chosen = dh; // h = (pc - rc) - (pr - rr)
+    l.d_rejected = -dh;
+    return l;
+}
+
+DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
+                          int nr) {
+    double a = pc / nc, b = pr / nr; // average log-likelihoods
+    if (p->kind == DPO_SIMPO) {
+        double z = p->beta * (a - b) - p->simpo_gamma, g = -sigmoid(-z) * p->beta;
+        return (DpoPairLoss){neg_log_sigmoid(z), g / nc, -g / nr, p->beta * a, p->beta * b};
+    }
+    if (p->kind == DPO_ORPO) {
+        // the odds need p(y) < 1; a response the model is certain of (a = 0) is held just below
+        a = a < -1e-6 ? a : -1e-6;
+        b = b < -1e-6 ? b : -1e-6;
+        // d/da log odds(a) = 1 + e^a / (1 - e^a) = 1 / (1 - e^a)
+        double z = (a - log1m_exp(a)) - (b - log1m_exp(b));
+        double g = -sigmoid(-z) * p->orpo_lambda; // d(lambda * -log sigmoid(z)) / dz
+        double da = -1.0 + g / -expm1(a), db = -g / -expm1(b);
+        return (DpoPairLoss){-a + p->orpo_lambda * neg_log_sigmoid(z), da / nc, db / nr,
+                             p->beta * a, p->beta * b};
+    }
+    DpoPairLoss l = reference_loss(p, (pc - rc) - (pr - rr));
+    l.reward_chosen = p->beta * (pc - rc);
+    l.reward_rejected = p->beta * (pr - rr);
+    return l;
+}

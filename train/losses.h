@@ -2,6 +2,7 @@
 // gradient, so they are checked against values computed by hand (tests/test_losses.c) apart
 // from any model. Stages turn the gradients into per-token gradients for the model.
 #pragma once
+#include "train/recipe.h" // DpoLoss kinds
 
 // -log sigmoid(x) = softplus(-x), stable for any x (no overflow at |x| = 1e3).
 double neg_log_sigmoid(double x);
@@ -18,3 +19,42 @@ typedef struct {
 } PairLoss;
 
 PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_coef);
+
+// ---- direct preference optimisation and its family ------------------------------------------
+//
+// Inputs per pair: the policy's log-probs of the chosen and rejected responses, summed over
+// their tokens (pc, pr), the reference's (rc, rr; unused by reference-free losses), and the
+// responses' lengths in tokens (nc, nr) for the losses that use average log-probs. With
+// h = (pc - rc) - (pr - rr):
+//   sigmoid  DPO (Rafailov et al. 2023):               -log sigmoid(beta h)
+//   robust   conservative DPO (Mitchell 2023, cDPO), label smoothing e:
+//            -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h)
+//   ipo      IPO (Azar et al. 2023):                    (h - 1/(2 beta))^2
+//   hinge    SLiC-HF (Zhao et al. 2023):                max(0, 1 - beta h)
+//   simpo    SimPO (Meng et al. 2024), no reference, length-normalised, target margin gamma:
+//            -log sigmoid(beta (pc/nc - pr/nr) - gamma)
+//   orpo     ORPO (Hong et al. 2024), no reference: with average log-likelihoods
+//            a = pc/nc, b = pr/nr and log odds(p) = p - log(1 - e^p):
+//            -a - lambda log sigmoid(log odds(a) - log odds(b))   (the NLL of chosen plus the
+//            odds-ratio term)
+typedef struct {
+    DpoLoss kind;
+    double beta;            // inverse temperature (simpo's beta; orpo ignores it)
+    double label_smoothing; // robust: e in [0, 0.5)
+    double simpo_gamma;     // simpo: target reward margin
+    double orpo_lambda;     // orpo: weight of the odds-ratio term
+} DpoParams;
+
+typedef struct {
+    double loss;
+    double d_chosen;   // dloss / d pc (the summed log-prob, also for the averaging losses)
+    double d_rejected; // dloss / d pr
+    double reward_chosen, reward_rejected; // implicit rewards: beta (pc - rc), beta (pr - rr)
+                                           // (reference-free: beta pc/nc, beta pr/nr)
+} DpoPairLoss;
+
+// Whether a loss needs reference log-probs.
+int dpo_needs_reference(DpoLoss kind);
+
+DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
+                          int nr);

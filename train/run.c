@@ -171,6 +171,7 @@ static int run_stage(StageRun *sr) {
     case STAGE_PRETRAIN:
     case STAGE_SFT: return stage_lm(sr);
     case STAGE_REWARD: return stage_reward(sr);
+    case STAGE_DPO: return stage_dpo(sr);
     case STAGE_EVAL: return stage_eval(sr);
     default:
         fprintf(stderr, "layercake: stage '%s': kind '%s' is not implemented in this build\n",

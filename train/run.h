@@ -41,6 +41,7 @@ RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
 // printing what went wrong.
 int stage_lm(StageRun *sr);     // pretrain and sft (train/stage_lm.c)
 int stage_reward(StageRun *sr); // reward (train/stage_reward.c)
+int stage_dpo(StageRun *sr);    // dpo and its family (train/stage_dpo.c)
 int stage_eval(StageRun *sr);   // eval (train/stage_eval.c)
 
 // The seed of a named random stream of a stage: derived from the recipe's seed, the stage's

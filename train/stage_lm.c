@@ -11,7 +11,8 @@ static double lm_weight(Supervised *s, const Batch *b) {
     return w;
 }
 
-static void lm_micro(Supervised *s, const Batch *b, double weight_total, int train, Stats *st) {
+static void lm_micro(Supervised *s, const Batch *b, const int64_t *example, double weight_total,
+                     int train, Stats *st) {
     float loss = gpt2_forward(s->model, b, 1.0f);
     stats_add(st, "loss", loss, gpt2_mask_sum(s->model));
     if (train) gpt2_backward_ce(s->model, weight_total);

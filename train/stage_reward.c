@@ -29,8 +29,8 @@ static double pair_weight(Supervised *s, const Batch *b) {
     return pairs;
 }
 
-static void reward_micro(Supervised *s, const Batch *b, double pairs_total, int train,
-                         Stats *st) {
+static void reward_micro(Supervised *s, const Batch *b, const int64_t *example,
+                         double pairs_total, int train, Stats *st) {
     RewardCtx *c = s->ctx;
     const Stage *stg = s->sr->stage;
     reward_scores(s->model, b, c->scores);

@@ -24,10 +24,12 @@ static void copy_alloc(BatchCopy *c, int rows, int T) {
     c->seg = lc_malloc(n * sizeof(int));
     c->mask = lc_malloc(n * sizeof(float));
     c->len = lc_malloc((size_t)rows * sizeof(int));
+    c->example = lc_malloc((size_t)rows * sizeof(int64_t));
 }
 
 static void copy_free(BatchCopy *c) {
     free(c->tokens), free(c->targets), free(c->pos), free(c->seg), free(c->mask), free(c->len);
+    free(c->example);
 }
 
 // Copies src (whose optional arrays may be NULL) into c; c->b points at c's storage.
@@ -46,6 +48,10 @@ static void copy_batch(BatchCopy *c, const Batch *src) {
     COPY_OPT(seg, n);
     COPY_OPT(len, (size_t)src->B);
 #undef COPY_OPT
+}
+
+void supervised_examples(const Loader *l, int rows, int64_t *example) {
+    for (int r = 0; r < rows; r++) example[r] = loader_example_index(l, r, 0);
 }
 
 // Real (non-padding) tokens of a batch.
@@ -172,9 +178,11 @@ static void validate(Supervised *s) {
     Stats vs;
     stats_reset(&vs);
     Batch b;
+    BatchCopy *scratch = &s->micro_batches[0]; // its example array is free between steps
     for (int64_t i = 0; i < n; i++) {
         if (loader_next(s->val, &b) < 0) LC_DIE("%s", loader_error(s->val));
-        s->kind->micro(s, &b, 0.0, 0, &vs);
+        supervised_examples(s->val, b.B, scratch->example);
+        s->kind->micro(s, &b, scratch->example, 0.0, 0, &vs);
     }
     metrics_begin(s->metrics, s->step);
     metrics_add_str(s->metrics, "split", "val");
@@ -247,13 +255,17 @@ static void train_step(Supervised *s, double t_start) {
         Batch b;
         if (loader_next(s->train, &b) < 0) LC_DIE("%s", loader_error(s->train));
         copy_batch(&s->micro_batches[i], &b);
+        supervised_examples(s->train, b.B, s->micro_batches[i].example);
         weight += s->kind->weight(s, &s->micro_batches[i].b);
         tokens += batch_tokens(&b);
     }
     Stats ts;
     stats_reset(&ts);
     gpt2_zero_grad(s->model);
-    for (int i = 0; i < s->accum; i++) s->kind->micro(s, &s->micro_batches[i].b, weight, 1, &ts);
+    for (int i = 0; i < s->accum; i++) {
+        BatchCopy *c = &s->micro_batches[i];
+        s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
+    }
     float lr = schedule_lr(&s->sched, (float)st->optim.lr, s->step);
     float norm = adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, lr);
     s->step++;

@@ -22,9 +22,11 @@ typedef struct {
     void (*teardown)(Supervised *s);
     // The micro-batch's share of the loss normalisation (masked tokens, pairs).
     double (*weight)(Supervised *s, const Batch *b);
-    // Forward (and, when train, backward with the step's total weight) of one micro-batch;
-    // adds the statistics it reports, weighted by its weight, to st.
-    void (*micro)(Supervised *s, const Batch *b, double weight_total, int train, Stats *st);
+    // Forward (and, when train, backward with the step's total weight) of one micro-batch
+    // whose rows hold dataset examples example[row] (-1 for an empty row); adds the statistics
+    // it reports, weighted by its weight, to st.
+    void (*micro)(Supervised *s, const Batch *b, const int64_t *example, double weight_total,
+                  int train, Stats *st);
     // Optional: a few words for the progress line from the step's statistics.
     void (*progress_extra)(const Stats *st, char *buf, size_t len);
 } SupervisedKind;
@@ -34,6 +36,7 @@ typedef struct {
     Batch b;
     int *tokens, *targets, *pos, *seg, *len; // (rows*T) or (rows) storage behind b
     float *mask;                             // (rows*T)
+    int64_t *example;                        // (rows) dataset index of each row's example
 } BatchCopy;
 
 struct Supervised {
@@ -53,6 +56,9 @@ struct Supervised {
     Progress progress;
     void *ctx;       // the kind's own state
 };
+
+// Dataset indices of the rows of the loader's current batch into example (rows).
+void supervised_examples(const Loader *l, int rows, int64_t *example);
 
 // Runs a supervised stage to completion (or resumes it). Returns 0 on success.
 int supervised_run(StageRun *sr, const SupervisedKind *kind, void *ctx);
