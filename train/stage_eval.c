@@ -13,9 +13,11 @@
 #include "data/synth.h"
 #include "model/sample.h"
 #include "train/arena.h"
+#include "train/dpo.h"
 #include "train/metrics.h"
 #include "train/report.h"
 #include "train/reward.h"
+#include "train/rl.h"
 #include "train/run.h"
 #include "train/state.h"
 #include <jansson.h>
@@ -68,6 +70,9 @@ typedef struct {
     float *logp;               // (rows, max_new) the sampler's log-probs (KL recomputes them)
     Batch b;                   // (rows, seq_len) rows of teacher-forced forwards
     float *scores;             // (rows) reward-model scores of b
+    double *logp_model;        // (rows) log-prob of each response of b under the model
+    double *logp_ref;          // (rows) and under the reference
+    int *ntok;                 // (rows) response tokens of each row of b
     double *arena_gold;        // (n_models, p.n) mean gold reward of each prompt's samples
     double *arena_rm;          // (n_models, p.n) mean reward-model score of them
     FILE *samples;             // samples.jsonl
@@ -331,28 +336,20 @@ static void score_rm(Eval *e, Responses *r) {
     }
 }
 
-// acc[b] += sign * the sum of row b's target log-probs under m at inv_temp.
-static void add_logp(GPT2 *m, const Batch *x, float inv_temp, double sign, double *acc) {
-    gpt2_forward(m, x, inv_temp);
-    for (int b = 0; b < x->B; b++) {
-        double s = 0.0;
-        for (int t = 0; t < x->T; t++)
-            if (x->mask[(size_t)b * x->T + t] > 0) s += m->host_logp[(size_t)b * x->T + t];
-        acc[b] += sign * s;
-    }
-}
-
-// log pi(y) - log pi_ref(y) of each sampled response y: both from teacher-forced forwards at
-// the sampling temperature, so the reference's KL to itself is exactly 0 and the two terms
-// share their rounding.
+// KL(y) = log pi(y) - log pi_ref(y) of each sampled response y (the k1 estimator of
+// train/rl.h on the whole response): both from teacher-forced forwards at the sampling
+// temperature, so the reference's KL to itself is exactly 0 and the two terms share their
+// rounding.
 static void score_kl(Eval *e, GPT2 *m, Responses *r) {
     float inv_temp = 1.0f / e->sampled_sp.temperature;
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
         int B = min_int(e->rows, r->units - u0);
         fill_rows(e, r, u0, B, 0);
-        for (int b = 0; b < B; b++) r->kl[u0 + b] = 0.0;
-        add_logp(m, &e->b, inv_temp, 1.0, r->kl + u0);
-        add_logp(e->ref, &e->b, inv_temp, -1.0, r->kl + u0);
+        gpt2_forward(m, &e->b, inv_temp);
+        dpo_sequence_logps(m, &e->b, e->logp_model, e->ntok);
+        gpt2_forward(e->ref, &e->b, inv_temp);
+        dpo_sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
+        for (int b = 0; b < B; b++) r->kl[u0 + b] = rl_kl(e->logp_model[b], e->logp_ref[b], KL_K1);
     }
 }
 
@@ -513,6 +510,9 @@ static void buffers_alloc(Eval *e) {
     e->b.mask = lc_malloc(rows * T * sizeof(float));
     e->b.len = lc_malloc(rows * sizeof(int));
     e->scores = lc_malloc(rows * sizeof(float));
+    e->logp_model = lc_malloc(rows * sizeof(double));
+    e->logp_ref = lc_malloc(rows * sizeof(double));
+    e->ntok = lc_malloc(rows * sizeof(int));
     responses_alloc(&e->greedy, e->p.n, 1, ro->max_new_tokens);
     responses_alloc(&e->sampled, e->p.n, ro->group_size, ro->max_new_tokens);
     e->arena_gold = lc_malloc((size_t)e->n_models * e->p.n * sizeof(double));
@@ -548,6 +548,7 @@ static void eval_close(Eval *e) {
     responses_free(&e->greedy);
     responses_free(&e->sampled);
     free(e->prompt_rows), free(e->prompt_len), free(e->logp), free(e->scores);
+    free(e->logp_model), free(e->logp_ref), free(e->ntok);
     free(e->b.tokens), free(e->b.targets), free(e->b.mask), free(e->b.len);
     free(e->arena_gold), free(e->arena_rm);
     prompts_free(&e->p);
