@@ -79,13 +79,26 @@ typedef struct {
     long generated;            // tokens sampled so far, for the throughput
 } Eval;
 
+// Prints "layercake: <where>: <message>". key NULL: where is the stage; else the place in the
+// recipe that set the stage's key (the stage itself for a default), and the key.
+static void vreport(const Eval *e, const char *key, const char *fmt, va_list ap) {
+    const Recipe *r = e->sr->run->recipe;
+    const char *name = e->sr->stage->name, *where = key ? recipe_where(r, e->sr->index, key) : NULL;
+    if (!key)
+        fprintf(stderr, "layercake: stage '%s': ", name);
+    else {
+        if (!where) where = recipe_where(r, e->sr->index, "name");
+        fprintf(stderr, "layercake: %s: %s.%s: ", where ? where : r->file, name, key);
+    }
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 static int eval_fail(const Eval *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int eval_fail(const Eval *e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "layercake: stage '%s': ", e->sr->stage->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vreport(e, NULL, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -94,14 +107,9 @@ static int eval_fail(const Eval *e, const char *fmt, ...) {
 static int key_fail(const Eval *e, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int key_fail(const Eval *e, const char *key, const char *fmt, ...) {
-    const Recipe *r = e->sr->run->recipe;
-    const char *where = recipe_where(r, e->sr->index, key);
-    if (!where) where = recipe_where(r, e->sr->index, "name"); // a default: point at the stage
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "layercake: %s: %s.%s: ", where ? where : r->file, e->sr->stage->name, key);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vreport(e, key, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -201,12 +209,12 @@ static int prompts_load(Eval *e) {
                        .drop_long = 1};
     Loader *l = loader_open(st->data.prompts, DATA_PROMPT, &o, err, sizeof(err));
     if (!l) return eval_fail(e, "%s", err);
-    size_t cap = (size_t)loader_units(l);
+    size_t cap = (size_t)loader_units(l) + 1; // + 1: an empty dataset still allocates
     p->T = o.T;
-    p->tokens = lc_malloc((cap ? cap : 1) * (size_t)p->T * sizeof(int));
-    p->len = lc_malloc((cap ? cap : 1) * sizeof(int));
-    p->index = lc_malloc((cap ? cap : 1) * sizeof(int64_t));
-    p->text = lc_calloc(cap ? cap : 1, sizeof(char *));
+    p->tokens = lc_malloc(cap * (size_t)p->T * sizeof(int));
+    p->len = lc_malloc(cap * sizeof(int));
+    p->index = lc_malloc(cap * sizeof(int64_t));
+    p->text = lc_calloc(cap, sizeof(char *));
     Batch b;
     int rc = 0;
     for (int64_t s = 0; s < loader_steps_per_epoch(l) && !rc; s++) {
@@ -576,7 +584,8 @@ static int results_judge(Eval *e, ArenaResults *res) {
     return 0;
 }
 
-static void metric(Metrics *m, const char *key, const char *model, double v) {
+// Adds "<key>/<model>" to the row being written, when v was measured.
+static void metric_add_model(Metrics *m, const char *key, const char *model, double v) {
     char k[ARENA_NAME_MAX + 64];
     snprintf(k, sizeof(k), "%s/%s", key, model);
     if (isfinite(v)) metrics_add(m, k, v);
@@ -594,16 +603,16 @@ static int metrics_write(Eval *e, const ArenaResults *res, double elapsed) {
     metrics_add(m, "elapsed", elapsed);
     for (int i = 0; i < res->n_models; i++) {
         const ArenaModel *a = &res->models[i];
-        metric(m, "gold_reward", a->name, a->gold_reward);
-        metric(m, "accuracy", a->name, a->accuracy);
-        metric(m, "rm_score", a->name, a->rm_score);
-        metric(m, "gold_reward_greedy", a->name, a->gold_reward_greedy);
-        metric(m, "accuracy_greedy", a->name, a->accuracy_greedy);
-        metric(m, "rm_score_greedy", a->name, a->rm_score_greedy);
-        metric(m, "kl_to_sft", a->name, a->kl_to_sft);
-        metric(m, "response_length", a->name, a->response_length);
-        metric(m, "win_rate_vs_ref", a->name, a->win.rate);
-        metric(m, "elo", a->name, a->rating.elo);
+        metric_add_model(m, "gold_reward", a->name, a->gold_reward);
+        metric_add_model(m, "accuracy", a->name, a->accuracy);
+        metric_add_model(m, "rm_score", a->name, a->rm_score);
+        metric_add_model(m, "gold_reward_greedy", a->name, a->gold_reward_greedy);
+        metric_add_model(m, "accuracy_greedy", a->name, a->accuracy_greedy);
+        metric_add_model(m, "rm_score_greedy", a->name, a->rm_score_greedy);
+        metric_add_model(m, "kl_to_sft", a->name, a->kl_to_sft);
+        metric_add_model(m, "response_length", a->name, a->response_length);
+        metric_add_model(m, "win_rate_vs_ref", a->name, a->win.rate);
+        metric_add_model(m, "elo", a->name, a->rating.elo);
     }
     metrics_end(m);
     metrics_close(m);
