@@ -107,10 +107,11 @@ int arena_judge(ArenaResults *r, const double *judge, const double *rm, char *er
 int arena_write_results(const char *path, const ArenaResults *r, char *err, size_t errlen);
 int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errlen);
 
-// The comparison table (one row per model: gold reward, accuracy, RM score, KL to SFT, length,
-// win rate vs the reference with its interval, Elo with its interval) and the leaderboard (by
-// Elo: rank, model, Elo, interval, wins/ties/losses). Both are Markdown tables with aligned
-// columns, so the terminal and report.md show the same text.
+// The comparison table (one row per model: gold reward, accuracy and RM score, each sampled
+// then greedy, KL to SFT, length, win rate vs the reference with its interval, Elo with its
+// interval; columns no model has are left out) and the leaderboard (by Elo: rank, model, Elo,
+// interval, wins/ties/losses). Both are Markdown tables with aligned columns, so the terminal
+// and report.md show the same text.
 void arena_print_table(FILE *f, const ArenaResults *r);
 void arena_print_leaderboard(FILE *f, const ArenaResults *r);
 
