@@ -330,6 +330,7 @@ START_TEST(test_results_round_trip) {
     results_make(&r);
     r.models[2].accuracy = NAN; // not measured: null in the file
     r.models[1].accuracy = 0.625;
+    for (int i = 0; i < 3; i++) r.models[i].gold_reward_greedy = 0.5 + 0.125 * i;
     const char *path = test_tmp_path("results.json");
     ck_assert_msg(arena_write_results(path, &r, err, sizeof(err)) == 0, "%s", err);
     ck_assert_msg(arena_read_results(path, &back, err, sizeof(err)) == 0, "%s", err);
@@ -346,6 +347,8 @@ START_TEST(test_results_round_trip) {
         ck_assert_double_eq_tol(b->rating.lo, a->rating.lo, 1e-6);
         ck_assert_double_eq_tol(b->win.hi, a->win.hi, 1e-9);
         ck_assert_double_eq_tol(b->kl_to_sft, a->kl_to_sft, 1e-9);
+        ck_assert_double_eq_tol(b->gold_reward_greedy, a->gold_reward_greedy, 1e-9);
+        ck_assert(isnan(b->accuracy_greedy) && isnan(b->rm_score_greedy));
         ck_assert_int_eq(b->rating.rank, a->rating.rank);
         ck_assert_int_eq(b->rating.losses, a->rating.losses);
         ck_assert_int_eq(b->win.wins, a->win.wins);

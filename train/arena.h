@@ -70,14 +70,17 @@ int arena_fit(const double *scores, int n_models, int n_prompts, const ArenaOpti
 // shown as "-").
 typedef struct {
     char name[ARENA_NAME_MAX]; // stage name (pretrain, sft, ppo, dpo, ...) or checkpoint path
-    double gold_reward;        // mean gold reward of its responses
-    double accuracy;           // share of responses the gold function marks correct
-    double rm_score;           // mean reward-model score
-    double kl_to_sft;          // mean KL(model || sft) per response, in nats
-    double response_length;    // mean response length in tokens
-    ArenaWinRate win;          // against the reference, by the judge's scores
-    double win_rate_rm;        // against the reference, by the reward model's scores
-    ArenaRating rating;        // in the arena of all models, by the judge's scores
+    double gold_reward;        // mean gold reward of its sampled responses
+    double accuracy;           // share of sampled responses the gold function marks correct
+    double rm_score;           // mean reward-model score of its sampled responses
+    double gold_reward_greedy; // the same three over its greedy responses
+    double accuracy_greedy;
+    double rm_score_greedy;
+    double kl_to_sft;       // mean KL(model || sft) per response, in nats
+    double response_length; // mean response length in tokens
+    ArenaWinRate win;       // against the reference, by the judge's scores
+    double win_rate_rm;     // against the reference, by the reward model's scores
+    ArenaRating rating;     // in the arena of all models, by the judge's scores
 } ArenaModel;
 
 typedef struct {
@@ -104,10 +107,11 @@ int arena_judge(ArenaResults *r, const double *judge, const double *rm, char *er
 int arena_write_results(const char *path, const ArenaResults *r, char *err, size_t errlen);
 int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errlen);
 
-// The comparison table (one row per model: gold reward, accuracy, RM score, KL to SFT, length,
-// win rate vs the reference with its interval, Elo with its interval) and the leaderboard (by
-// Elo: rank, model, Elo, interval, wins/ties/losses). Both are Markdown tables with aligned
-// columns, so the terminal and report.md show the same text.
+// The comparison table (one row per model: gold reward, accuracy and RM score, each sampled
+// then greedy, KL to SFT, length, win rate vs the reference with its interval, Elo with its
+// interval; columns no model has are left out) and the leaderboard (by Elo: rank, model, Elo,
+// interval, wins/ties/losses). Both are Markdown tables with aligned columns, so the terminal
+// and report.md show the same text.
 void arena_print_table(FILE *f, const ArenaResults *r);
 void arena_print_leaderboard(FILE *f, const ArenaResults *r);
 

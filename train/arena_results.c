@@ -27,6 +27,7 @@ void arena_results_init(ArenaResults *r, int n, const char *const *names, int pr
         ArenaModel *m = &r->models[i];
         snprintf(m->name, sizeof(m->name), "%s", names[i]);
         m->gold_reward = m->accuracy = m->rm_score = m->kl_to_sft = m->response_length = NAN;
+        m->gold_reward_greedy = m->accuracy_greedy = m->rm_score_greedy = NAN;
         m->win = (ArenaWinRate){.rate = NAN, .lo = NAN, .hi = NAN};
         m->win_rate_rm = NAN;
         m->rating = (ArenaRating){.elo = NAN, .lo = NAN, .hi = NAN};
@@ -89,9 +90,13 @@ static json_t *model_to_json(const ArenaModel *m) {
     set(o, "gold_reward", json_num(m->gold_reward));
     set(o, "accuracy", json_num(m->accuracy));
     set(o, "rm_score", json_num(m->rm_score));
+    set(o, "gold_reward_greedy", json_num(m->gold_reward_greedy));
+    set(o, "accuracy_greedy", json_num(m->accuracy_greedy));
+    set(o, "rm_score_greedy", json_num(m->rm_score_greedy));
     set(o, "kl_to_sft", json_num(m->kl_to_sft));
     set(o, "response_length", json_num(m->response_length));
     set(o, "win_rate_vs_ref", json_num(m->win.rate));
+    set(o, "win_rate_vs_sft", json_num(m->win.rate)); // named like kl_to_sft (see report.md)
     set(o, "win_rate_vs_ref_ci", json_pair(m->win.lo, m->win.hi));
     set(o, "wins_vs_ref", json_integer(m->win.wins));
     set(o, "ties_vs_ref", json_integer(m->win.ties));
@@ -193,6 +198,9 @@ static int model_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
         return fail(rd->err, rd->errlen, "%s: models.%s: expected an object", rd->path, rd->model);
     return read_num(rd, o, "gold_reward", &m->gold_reward) ||
            read_num(rd, o, "accuracy", &m->accuracy) || read_num(rd, o, "rm_score", &m->rm_score) ||
+           read_num(rd, o, "gold_reward_greedy", &m->gold_reward_greedy) ||
+           read_num(rd, o, "accuracy_greedy", &m->accuracy_greedy) ||
+           read_num(rd, o, "rm_score_greedy", &m->rm_score_greedy) ||
            read_num(rd, o, "kl_to_sft", &m->kl_to_sft) ||
            read_num(rd, o, "response_length", &m->response_length) ||
            read_num(rd, o, "win_rate_vs_ref", &w->rate) ||
@@ -257,17 +265,36 @@ int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errl
 
 // ---- tables --------------------------------------------------------------------------------
 
-enum { COL_GOLD, COL_ACC, COL_RM, COL_KL, COL_LEN, COL_WIN, COL_WIN_RM, COL_ELO, N_COLS };
+enum {
+    COL_GOLD,
+    COL_GOLD_GREEDY,
+    COL_ACC,
+    COL_ACC_GREEDY,
+    COL_RM,
+    COL_RM_GREEDY,
+    COL_KL,
+    COL_LEN,
+    COL_WIN,
+    COL_WIN_RM,
+    COL_ELO,
+    N_COLS
+};
 
 // The value that decides whether a column is shown (some model has it).
 static double column_value(const ArenaModel *m, int col) {
     switch (col) {
     case COL_GOLD:
         return m->gold_reward;
+    case COL_GOLD_GREEDY:
+        return m->gold_reward_greedy;
     case COL_ACC:
         return m->accuracy;
+    case COL_ACC_GREEDY:
+        return m->accuracy_greedy;
     case COL_RM:
         return m->rm_score;
+    case COL_RM_GREEDY:
+        return m->rm_score_greedy;
     case COL_KL:
         return m->kl_to_sft;
     case COL_LEN:
@@ -287,11 +314,20 @@ static void column_header(const ArenaResults *r, int col, char *buf, size_t n) {
     case COL_GOLD:
         snprintf(buf, n, "Gold reward");
         break;
+    case COL_GOLD_GREEDY:
+        snprintf(buf, n, "Gold, greedy");
+        break;
     case COL_ACC:
         snprintf(buf, n, "Accuracy");
         break;
+    case COL_ACC_GREEDY:
+        snprintf(buf, n, "Accuracy, greedy");
+        break;
     case COL_RM:
         snprintf(buf, n, "RM score");
+        break;
+    case COL_RM_GREEDY:
+        snprintf(buf, n, "RM score, greedy");
         break;
     case COL_KL:
         snprintf(buf, n, "KL to SFT");

@@ -152,7 +152,7 @@ const Key SCHEMA[] = {
             "reward_model and gold_reward"},
     {STG(gold_reward), KEY_STRING, K_ROLL, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
-            "reward_model; eval: scored alongside judge)"},
+            "reward_model; eval: judges win rates and the arena, judge then scores alongside)"},
     {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
      .doc = "value model's starting weights: the reward model's or the policy's"},
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
@@ -161,7 +161,8 @@ const Key SCHEMA[] = {
     {STG(rollout.batch), KEY_INT, K_ROLL, "32", ATLEAST(1),
      .doc = "prompts per rollout (RL: per iteration)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL, "1", ATLEAST(1),
-     .doc = "responses sampled per prompt (grpo, rloo: at least 2)"},
+     .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
+            "averaged per prompt)"},
     {STG(rollout.max_new_tokens), KEY_INT, K_ROLL, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
     {STG(rollout.temperature), KEY_FLOAT, K_ROLL, "1.0", ABOVE(0),
@@ -203,7 +204,9 @@ const Key SCHEMA[] = {
      .doc = "subtracted from the reward of responses that end without an end-of-text token; "
             "0 = off"},
     {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF,
-     .ref_kinds = K_GEN, .doc = "models to compare: earlier stages or .h5 checkpoints"},
+     .ref_kinds = K_GEN,
+     .doc = "models to compare: earlier stages or .h5 checkpoints; reference_model is added "
+            "first when not listed"},
     {STG(judge), KEY_STRING, K_EVAL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
      .doc = "reward model scoring responses: an earlier reward stage or a .h5 checkpoint; set "
             "judge, gold_reward or both"},

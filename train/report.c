@@ -278,6 +278,9 @@ static int eval_section(Report *r, const Stage *st) {
             "(docs/report.md).\n\n",
             res->n_models, res->prompts, res->judge, res->reference, ARENA_ELO_BASE, o->tie_tol,
             100 * o->level, o->n_boot, o->prior);
+    fprintf(r->md, "Gold reward, accuracy, RM score, KL and length are means over sampled "
+                   "responses, and the win rates and ratings compare each prompt's mean sampled "
+                   "score; the greedy columns are means over greedy responses (docs/eval.md).\n\n");
     fprintf(r->md, "### Comparison\n\n");
     arena_print_table(r->md, res);
     fprintf(r->md, "\n### Leaderboard\n\n");

@@ -175,6 +175,7 @@ static int run_stage(StageRun *sr) {
     case STAGE_PPO:
     case STAGE_GRPO:
     case STAGE_RLOO: return stage_rl(sr);
+    case STAGE_EVAL: return stage_eval(sr);
     default:
         fprintf(stderr, "layercake: stage '%s': kind '%s' is not implemented in this build\n",
                 sr->stage->name, stage_kind_name(sr->stage->kind));

@@ -43,6 +43,7 @@ int stage_lm(StageRun *sr);     // pretrain and sft (train/stage_lm.c)
 int stage_reward(StageRun *sr); // reward (train/stage_reward.c)
 int stage_dpo(StageRun *sr);    // dpo and its family (train/stage_dpo.c)
 int stage_rl(StageRun *sr);     // ppo, grpo, rloo (train/stage_rl.c)
+int stage_eval(StageRun *sr);   // eval (train/stage_eval.c)
 
 // The seed of a named random stream of a stage: derived from the recipe's seed, the stage's
 // name and the purpose, so adding a stage or a stream never shifts the others.
