@@ -47,7 +47,7 @@ static void grad_through_model(DpoLoss loss) {
     }
     Batch b = {.B = 4, .T = 8, .tokens = tokens, .targets = targets, .mask = mask, .len = len};
     double ref[4] = {-20.0, -14.0, -25.0, -17.5};
-    FdCtx c = {m, &b, ref, {loss, 0.5, 0.0, 0.0, 0.3}};
+    FdCtx c = {m, &b, ref, {loss, 0.5, 0.0, 0.0, 0.3, 0.0}};
     float dlogp[32];
     gpt2_zero_grad(m);
     dpo_micro_loss(m, &b, ref, &c.p, 2, dlogp, NULL);

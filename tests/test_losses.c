@@ -78,7 +78,7 @@ END_TEST
 // step by step in Python's math module (e.g. sigmoid: z = beta h = 0.2, loss = log(1 + e^-0.2),
 // dloss/dpc = -sigmoid(-0.2) beta).
 static DpoPairLoss pair(DpoLoss kind, double beta) {
-    DpoParams p = {kind, beta, 0.1, 0.5, 0.1};
+    DpoParams p = {kind, beta, 0.1, 0.5, 0.1, 0.0};
     return dpo_pair_loss(&p, -10.0, -12.0, -11.0, -11.0, 5, 4);
 }
 
@@ -113,14 +113,14 @@ END_TEST
 START_TEST(test_dpo_saturated) {
     for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++)
         for (int sign = -1; sign <= 1; sign += 2) {
-            DpoParams p = {(DpoLoss)k, 0.1, 0.1, 0.5, 0.1};
+            DpoParams p = {(DpoLoss)k, 0.1, 0.1, 0.5, 0.1, 0.0};
             DpoPairLoss l = dpo_pair_loss(&p, sign * 250.0 - 300.0, -sign * 250.0 - 300.0, -300.0,
                                           -300.0, 50, 50);
             ck_assert_msg(isfinite(l.loss) && isfinite(l.d_chosen) && isfinite(l.d_rejected),
                           "loss %d at margin %d: %g %g %g", k, sign * 50, l.loss, l.d_chosen,
                           l.d_rejected);
         }
-    DpoParams p = {DPO_SIGMOID, 0.1, 0, 0, 0};
+    DpoParams p = {DPO_SIGMOID, 0.1, 0, 0, 0, 0};
     DpoPairLoss up = dpo_pair_loss(&p, -50.0, -550.0, -300.0, -300.0, 1, 1); // beta h = +50
     ck_assert_double_eq_tol(up.loss, 1.9287498479639e-22, 1e-30);
     DpoPairLoss down = dpo_pair_loss(&p, -550.0, -50.0, -300.0, -300.0, 1, 1); // beta h = -50
@@ -144,7 +144,7 @@ static double dpo_of(double x, void *ctx) {
 START_TEST(test_dpo_gradients) {
     for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++) {
         if (k == DPO_HINGE) continue; // piecewise linear: checked by hand above
-        DpoCtx c = {{(DpoLoss)k, 0.5, 0.1, 0.5, 0.2}, -9.0, -13.0, 1};
+        DpoCtx c = {{(DpoLoss)k, 0.5, 0.1, 0.5, 0.2, 0.0}, -9.0, -13.0, 1};
         DpoPairLoss l = dpo_pair_loss(&c.p, c.pc, c.pr, -11, -12, 5, 4);
         ck_assert_double_eq_tol(l.d_chosen, fd(dpo_of, c.pc, &c), 1e-6);
         c.wrt_chosen = 0;

@@ -362,7 +362,7 @@ static void check_dpo(DpoLoss loss, const char *name) {
         mask[i] = t >= 2 && t < len[row] ? 1.0f : 0.0f;  // targets from position 2: responses
     }
     double ref[RB] = {-31.5, -24.0, -35.2, -16.1};
-    DpoParams p = {loss, 0.5, 0.0, 0.0, 0.3};
+    DpoParams p = {loss, 0.5, 0.0, 0.0, 0.3, 0.0};
     const char *fix = test_tmp_path("parity-dpo-fixture.h5"), *out = test_tmp_path("parity-dpo-out.h5");
     char err[256];
     hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

@@ -86,8 +86,7 @@ static const ErrorCase FILE_ERRORS[] = {
     {"err_missing_top.yaml", NULL, RECIPE_ERR_MISSING,
      "err_missing_top.yaml:1:1: tokenizer: required key is missing"},
     {"err_missing_stage.yaml", NULL, RECIPE_ERR_MISSING,
-     "err_missing_stage.yaml:5:5: sft.data.train: required key is missing for a stage of kind "
-     "'sft'"},
+     "err_missing_stage.yaml:5:11: sft.data.train: required for a stage of kind 'sft'"},
     {"err_init.yaml", NULL, RECIPE_ERR_MISSING,
      "err_init.yaml:5:12: sft.init: required for a stage of kind 'sft'"},
     {"err_duplicate_key.yaml", NULL, RECIPE_ERR_DUPLICATE,

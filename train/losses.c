@@ -60,8 +60,19 @@ static DpoPairLoss reference_loss(const DpoParams *p, double h) {
     return l;
 }
 
+static DpoPairLoss family_loss(const DpoParams *p, double pc, double pr, double rc, double rr,
+                               int nc, int nr);
+
 DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
                           int nr) {
+    DpoPairLoss l = family_loss(p, pc, pr, rc, rr, nc, nr);
+    l.loss += p->rpo_alpha * (-pc / nc);
+    l.d_chosen += -p->rpo_alpha / nc;
+    return l;
+}
+
+static DpoPairLoss family_loss(const DpoParams *p, double pc, double pr, double rc, double rr,
+                               int nc, int nr) {
     double a = pc / nc, b = pr / nr; // average log-likelihoods
     if (p->kind == DPO_SIMPO) {
         double z = p->beta * (a - b) - p->simpo_gamma, g = -sigmoid(-z) * p->beta;

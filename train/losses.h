@@ -37,12 +37,15 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
 //            a = pc/nc, b = pr/nr and log odds(p) = p - log(1 - e^p):
 //            -a - lambda log sigmoid(log odds(a) - log odds(b))   (the NLL of chosen plus the
 //            odds-ratio term)
+// Any loss may add rpo_alpha times the NLL of the chosen response, -pc/nc (RPO, Pang et al.
+// 2024, "Iterative Reasoning Preference Optimization"; TRL's rpo_alpha).
 typedef struct {
     DpoLoss kind;
     double beta;            // inverse temperature (simpo's beta; orpo ignores it)
     double label_smoothing; // robust: e in [0, 0.5)
     double simpo_gamma;     // simpo: target reward margin
     double orpo_lambda;     // orpo: weight of the odds-ratio term
+    double rpo_alpha;       // weight of the chosen response's mean NLL; 0 = off
 } DpoParams;
 
 typedef struct {

@@ -165,9 +165,11 @@ typedef struct {
     double label_smoothing;      // dpo: assumed fraction of flipped labels
     double simpo_gamma;          // dpo simpo: target reward margin
     double orpo_lambda;          // dpo orpo: weight of the odds-ratio term
+    double rpo_alpha;            // dpo: weight of an NLL term on the chosen response
     ReferenceMode reference;     // dpo: cached reference log-probs or a live reference model
     char *reward_model;          // RL: earlier reward stage or .h5 path; "" = none
     char *gold_reward;           // RL, eval: built-in gold reward function; "" = none
+    double label_noise;          // reward, dpo with sampled pairs: share of labels swapped
     ValueConfig value;           // ppo: value model
     RolloutConfig rollout;       // RL, eval: response sampling
     KlConfig kl;                 // RL: KL penalty against the reference model

@@ -70,6 +70,7 @@ extern const char *const STAGE_KIND_NAMES[];
 #define K_DPO   KIND(STAGE_DPO)
 #define K_PPO   KIND(STAGE_PPO)
 #define K_EVAL  KIND(STAGE_EVAL)
+#define K_PREF  (KIND(STAGE_REWARD) | KIND(STAGE_DPO))
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().

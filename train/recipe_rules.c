@@ -108,6 +108,29 @@ static RecipeError rule_reward(Loader *L, int i) {
                      "set exactly one of reward_model and gold_reward");
 }
 
+// pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
+// data.prompts and labelled by gold_reward; RL and eval stages need data.prompts.
+static RecipeError rule_data(Loader *L, int i) {
+    const Stage *s = &L->r->stages[i];
+    int pref = s->kind == STAGE_REWARD || s->kind == STAGE_DPO;
+    int rl_or_eval = s->kind >= STAGE_PPO;
+    if (rl_or_eval && !*s->data.prompts)
+        return rule_fail(L, RECIPE_ERR_MISSING, i, "data.prompts",
+                         "required for a stage of kind '%s'", stage_kind_name(s->kind));
+    if (rl_or_eval) return RECIPE_OK;
+    if (pref && *s->data.train && *s->data.prompts)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "data.prompts",
+                         "set one of data.train (a preference dataset) and data.prompts (pairs "
+                         "sampled from the start model)");
+    if (pref && *s->data.prompts && !*s->gold_reward)
+        return rule_fail(L, RECIPE_ERR_MISSING, i, "gold_reward",
+                         "sampled pairs (data.prompts) are labelled by a gold reward function");
+    if (*s->data.train || (pref && *s->data.prompts)) return RECIPE_OK;
+    return rule_fail(L, RECIPE_ERR_MISSING, i, "data.train", "required for a stage of kind '%s'%s",
+                     stage_kind_name(s->kind),
+                     pref ? " (or data.prompts, to sample pairs from the start model)" : "");
+}
+
 static RecipeError rule_group(Loader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->rollout.group_size >= 2) return RECIPE_OK;
@@ -185,6 +208,9 @@ const Rule RULES[] = {
     {K_TRAIN & ~KIND(STAGE_PRETRAIN), rule_init, "`init` is set: only pretrain starts from "
                                                  "scratch"},
     {K_RL, rule_reward, "exactly one of `reward_model` and `gold_reward` is set"},
+    {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
+                       "dpo: or `data.prompts` with `gold_reward`), `data.prompts` (ppo, grpo, "
+                       "rloo, eval)"},
     {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "`rollout.group_size` is at least 2: the "
                                                       "responses to a prompt are compared"},
     {K_EVAL, rule_judge, "`judge`, `gold_reward` or both are set"},

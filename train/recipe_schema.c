@@ -73,12 +73,15 @@ const Key SCHEMA[] = {
      .ref_kinds = K_ALL & ~K_EVAL,
      .doc = "starting weights: an earlier stage or a .h5 checkpoint; \"\" = from scratch "
             "(pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, REQUIRED, .flags = KEY_INPUT_PATH,
-     .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo)"},
+    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
+            "required, except that reward and dpo may sample their pairs (data.prompts)"},
     {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "validation dataset of the same kind; \"\" = no validation"},
-    {STG(data.prompts), KEY_STRING, K_ROLL, REQUIRED, .flags = KEY_INPUT_PATH,
-     .doc = "prompt dataset (.h5, kind prompt)"},
+    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
+            "and dpo given prompts instead of data.train train on pairs of their start model's "
+            "own samples labelled by gold_reward, as raters label model outputs"},
     {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
@@ -144,32 +147,40 @@ const Key SCHEMA[] = {
      .doc = "simpo: target reward margin gamma"},
     {STG(orpo_lambda), KEY_FLOAT, K_DPO, "0.1", ATLEAST(0),
      .doc = "orpo: weight of the odds-ratio term added to the SFT loss"},
+    {STG(rpo_alpha), KEY_FLOAT, K_DPO, "0.0", ATLEAST(0),
+     .doc = "weight of an NLL term on the chosen response (mean over its tokens) added to the "
+            "loss (RPO, Pang et al. 2024; TRL's rpo_alpha): keeps DPO from lowering the "
+            "likelihood of chosen answers that differ from rejected ones in a few tokens"},
     {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},
     {STG(reward_model), KEY_STRING, K_RL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
      .doc = "the reward: an earlier reward stage or a .h5 checkpoint; set exactly one of "
             "reward_model and gold_reward"},
-    {STG(gold_reward), KEY_STRING, K_ROLL, "\"\"",
+    {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
-            "reward_model; eval: judges win rates and the arena, judge then scores alongside)"},
+            "reward_model; eval: judges win rates and the arena, judge then scores alongside; "
+            "reward, dpo: labels the sampled pairs)"},
+    {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
+     .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
+            "human raters' disagreement"},
     {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
      .doc = "value model's starting weights: the reward model's or the policy's"},
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
     {STG(value.clip), KEY_FLOAT, K_PPO, "0.2", ATLEAST(0),
      .doc = "value clipping range around the rollout's values; 0 = off"},
-    {STG(rollout.batch), KEY_INT, K_ROLL, "32", ATLEAST(1),
-     .doc = "prompts per rollout (RL: per iteration)"},
-    {STG(rollout.group_size), KEY_INT, K_ROLL, "1", ATLEAST(1),
+    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
+     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
+    {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
      .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
-            "averaged per prompt)"},
-    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL, "32", ATLEAST(1),
+            "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
+    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
-    {STG(rollout.temperature), KEY_FLOAT, K_ROLL, "1.0", ABOVE(0),
+    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF, "1.0", ABOVE(0),
      .doc = "sampling temperature"},
-    {STG(rollout.top_k), KEY_INT, K_ROLL, "0", ATLEAST(0),
+    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF, "0", ATLEAST(0),
      .doc = "sample among the k most likely tokens; 0 = off"},
-    {STG(rollout.top_p), KEY_FLOAT, K_ROLL, "1.0", IN_OC(0, 1),
+    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF, "1.0", IN_OC(0, 1),
      .doc = "nucleus sampling mass; 1 = off"},
     {STG(kl.coef), KEY_FLOAT, K_RL, "0.05", ATLEAST(0),
      .doc = "weight of the KL penalty against the reference (the init weights, frozen); with "

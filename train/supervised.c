@@ -4,6 +4,7 @@
 #include "common/timer.h"
 #include "data/chat.h"
 #include "model/sample.h"
+#include "train/pairs.h"
 #include "train/state.h"
 #include <math.h>
 #include <signal.h>
@@ -338,10 +339,16 @@ static int setup(Supervised *s) {
     s->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, st->steps,
                           (float)st->schedule.min_lr_ratio};
     s->rng = rng_init(stage_seed(sr, "sample"));
-    s->train = open_loader(s, st->data.train, 1, "train");
+    const char *train = st->data.train, *val = st->data.val;
+    char sampled[2][4200];
+    if (st->data.prompts[0]) { // pairs sampled from the start model (reward, dpo)
+        if (pairs_sample(s->sr, sampled[0], sampled[1], sizeof(sampled[0]))) return 1;
+        train = sampled[0], val = sampled[1];
+    }
+    s->train = open_loader(s, train, 1, "train");
     if (!s->train) return 1;
-    if (st->data.val[0]) {
-        s->val = open_loader(s, st->data.val, 0, "val");
+    if (val[0]) {
+        s->val = open_loader(s, val, 0, "val");
         if (!s->val) return 1;
         s->val_start = loader_state(s->val);
     }
