@@ -65,6 +65,7 @@ typedef struct {
     float grad_norm;
     int epochs_run;
     double iter_kl, klc_before;
+    double logp_diff; // max |sampler log-prob - forward log-prob| over the rollout
 
     Rng rng; // sampling and minibatch shuffles
     int64_t iteration;

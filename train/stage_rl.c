@@ -272,6 +272,16 @@ static void forward_rollout(RlRun *rl) {
     const KlConfig *kc = &rl->sr->stage->kl;
     for (size_t i = 0; i < RT; i++)
         rl->kl[i] = rl->mask[i] ? (float)rl_kl(rl->old_logp[i], rl->ref_logp[i], kc->estimator) : 0;
+    // the sampler's log-probs of the tokens it drew against this forward's: they must agree
+    // (the same model and temperature), else the PPO ratio starts away from 1
+    int maxnew = rl->sr->stage->rollout.max_new_tokens;
+    rl->logp_diff = 0.0;
+    for (int r = 0; r < rl->R; r++)
+        for (int i = 0; i < rl->rlen[r]; i++) {
+            double d = fabs(rl->out_logp[(size_t)r * maxnew + i] -
+                            rl->old_logp[(size_t)r * rl->T + rl->plen[r] - 1 + i]);
+            rl->logp_diff = d > rl->logp_diff ? d : rl->logp_diff;
+        }
 }
 
 // Sum of the per-token KL of each response, averaged over responses.
@@ -460,6 +470,7 @@ static void log_iteration(RlRun *rl, const UpdateStats *u, const double *times, 
     metrics_add(m, "time/score", times[1]);
     metrics_add(m, "time/update", times[2]);
     metrics_add(m, "rollout_tokens_per_s", rl->rollout_tokens / times[0]);
+    metrics_add(m, "rollout/logp_diff", rl->logp_diff);
     metrics_add(m, "tokens_per_s", (double)rl->rollout_tokens / (times[0] + times[1] + times[2]));
     metrics_add(m, "elapsed", time_now() - t_start);
     metrics_end(m);
