@@ -31,6 +31,36 @@ def final(stage, key, split="val"):
     return rows(stage, split)[-1][key]
 def first(stage, key, split="val"):
     return rows(stage, split)[0][key]
+def results():
+    return json.load(open(os.path.join(out, "eval", "results.json")))["models"]
+def gold(m):
+    return results()[m]["gold_reward"]
+def svgs_well_formed():
+    import glob, xml.dom.minidom
+    files = glob.glob(os.path.join(out, "plots", "*.svg"))
+    for f in files:
+        xml.dom.minidom.parse(f)
+    return len(files)
+def quickstart():
+    r = results()
+    c = [("sft gold - pretrain gold", gold("sft") - gold("pretrain"), ">", 0.3)]
+    for m in ("ppo", "dpo", "grpo"):  # each aligned model above SFT on the gold reward
+        c.append((f"{m} gold - sft gold", gold(m) - gold("sft"), ">", 0.01))
+        c.append((f"{m} win rate vs sft (CI low)", r[m]["win_rate_vs_ref_ci"][0], ">", 0.5))
+    for m in ("ppo", "ppo_rm", "dpo", "grpo"):
+        c.append((f"{m} KL to sft", r[m]["kl_to_sft"], ">", 0.0))
+    for m in ("ppo", "grpo"):  # the KL budget: ppo's adaptive controller targets 0.5
+        c.append((f"{m} KL to sft (target 0.5)", r[m]["kl_to_sft"], "<", 0.5))
+    # optimising the learned reward model over-optimises it: its score rises, gold falls
+    c.append(("ppo_rm rm score - sft rm score", r["ppo_rm"]["rm_score"] - r["sft"]["rm_score"], ">", 0.0))
+    c.append(("ppo_rm gold - sft gold", gold("ppo_rm") - gold("sft"), "<", 0.0))
+    c.append(("report.md bytes", os.path.getsize(os.path.join(out, "report.md")), ">", 1000))
+    c.append(("well-formed SVG plots", svgs_well_formed(), ">", 5))
+    return c
+def finished(stage, key):  # an RL stage ran and logged finite figures
+    import math
+    v = rows(stage)[-1][key]
+    return 1.0 if v is not None and math.isfinite(v) else 0.0
 checks = {  # evaluated for the recipe at hand only
     # 2 layers, d_model 128, 300 steps of 16 x 128 tokens; the loss at init is log(512) = 6.24
     "tiny-pretrain": lambda: [("pretrain val loss", final("pretrain", "loss"), "<", 3.75)],
@@ -41,6 +71,13 @@ checks = {  # evaluated for the recipe at hand only
     "reward": lambda: [("reward val accuracy", final("reward", "accuracy"), ">", 0.55)],
     # the DPO policy's implicit reward ranks chosen above rejected on HH-RLHF validation pairs
     "dpo": lambda: [("dpo val accuracy", final("dpo", "rewards/accuracies"), ">", 0.55)],
+    # the pipeline at a tiny size: everything runs and logs finite figures
+    "ppo": lambda: [("ppo objective/kl finite", finished("ppo", "objective/kl"), ">", 0.5),
+                    ("ppo loss/value finite", finished("ppo", "loss/value"), ">", 0.5)],
+    "grpo": lambda: [("grpo objective/kl finite", finished("grpo", "objective/kl"), ">", 0.5)],
+    "sft-vs-rlhf": lambda: [("models in results.json", len(results()), ">", 2),
+                            ("well-formed SVG plots", svgs_well_formed(), ">", 2)],
+    "quickstart": quickstart,
 }
 failed = 0
 for what, value, op, bound in checks[name]():
