@@ -39,7 +39,7 @@ def rows(run, stage):
         r = json.loads(l)
         out.append({k: v for k, v in r.items() if k not in timing and not k.startswith("time/")})
     return out
-for stage in ("ppo", "grpo"):
+for stage in ("ppo", "grpo", "rloo"):
     a, b = rows("a", stage), rows("b", stage)
     assert a == b, f"{stage}: two runs with one seed differ"
     assert all(r["rollout/logp_diff"] < 1e-4 for r in a), f"{stage}: rollout log-probs differ from the forward pass"
