@@ -4,7 +4,7 @@
 // one message naming the file and the attribute or array.
 #include "data/dataset.h"
 #include "common/check.h"
-#include "data/error.h"
+#include "common/error.h"
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
@@ -153,14 +153,14 @@ static int attr_write_int(hid_t file, const char *name, int64_t value) {
 // Opens a scalar root attribute; on failure writes why into err.
 static hid_t attr_open(hid_t file, const char *path, const char *name, char *err, size_t errlen) {
     if (H5Aexists(file, name) <= 0) {
-        data_error(err, errlen,
+        lc_error(err, errlen,
                    "%s: attribute '%s' is missing (not a layercake dataset? see "
                    "docs/datasets.md)",
                    path, name);
         return -1;
     }
     hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
-    if (attr < 0) data_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
+    if (attr < 0) lc_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
     return attr;
 }
 
@@ -189,9 +189,9 @@ static int attr_read_string(hid_t file, const char *path, const char *name, char
     hid_t type = H5Aget_type(attr);
     int rc = 0;
     if (H5Tget_class(type) != H5T_STRING)
-        rc = data_error(err, errlen, "%s: attribute '%s' is not a string", path, name);
+        rc = lc_error(err, errlen, "%s: attribute '%s' is not a string", path, name);
     else if (string_read(attr, type, out, outlen) < 0)
-        rc = data_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
+        rc = lc_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
     H5Tclose(type);
     H5Aclose(attr);
     return rc;
@@ -204,9 +204,9 @@ static int attr_read_int(hid_t file, const char *path, const char *name, int64_t
     hid_t type = H5Aget_type(attr);
     int rc = -1;
     if (H5Tget_class(type) != H5T_INTEGER)
-        data_error(err, errlen, "%s: attribute '%s' is not an integer", path, name);
+        lc_error(err, errlen, "%s: attribute '%s' is not an integer", path, name);
     else if (H5Aread(attr, H5T_NATIVE_INT64, out) < 0)
-        data_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
+        lc_error(err, errlen, "%s: cannot read attribute '%s'", path, name);
     else
         rc = 0;
     H5Tclose(type);
@@ -336,12 +336,12 @@ DatasetWriter *dataset_create(const char *path, DataKind kind, uint64_t fingerpr
     for (int f = 0; f < F_COUNT; f++) w->values[f].dset = w->offsets[f].dset = -1;
     w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
-        data_error(err, errlen, "%s: cannot create %s (%s)", path, w->partial, strerror(errno));
+        lc_error(err, errlen, "%s: cannot create %s (%s)", path, w->partial, strerror(errno));
         writer_free(w);
         return NULL;
     }
     if (writer_header(w, fingerprint) < 0) {
-        data_error(err, errlen, "%s: cannot write the dataset header", w->partial);
+        lc_error(err, errlen, "%s: cannot write the dataset header", w->partial);
         dataset_abort(w);
         return NULL;
     }
@@ -356,11 +356,11 @@ int dataset_append(DatasetWriter *w, const Example *ex, char *err, size_t errlen
         const void *v = example_field(ex, f, &n);
         LC_ASSERT(n == 0 || v);
         if (column_append(&w->values[f], v, n) < 0)
-            return data_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
+            return lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
         if (!FIELDS[f].offsets) continue;
         w->end[f] += n;
         if (column_append(&w->offsets[f], &w->end[f], 1) < 0)
-            return data_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].offsets);
+            return lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].offsets);
     }
     return 0;
 }
@@ -369,7 +369,7 @@ int dataset_close(DatasetWriter *w, char *err, size_t errlen) {
     for (int f = 0; f < F_COUNT; f++)
         if ((w->values[f].dset >= 0 && column_flush(&w->values[f]) < 0) ||
             (w->offsets[f].dset >= 0 && column_flush(&w->offsets[f]) < 0)) {
-            data_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
+            lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
             dataset_abort(w);
             return -1;
         }
@@ -380,7 +380,7 @@ int dataset_close(DatasetWriter *w, char *err, size_t errlen) {
     herr_t closed = H5Fclose(w->file);
     w->file = -1;
     if (closed < 0 || rename(w->partial, w->path) != 0) {
-        data_error(err, errlen, "%s: cannot finish writing (%s)", w->path, strerror(errno));
+        lc_error(err, errlen, "%s: cannot finish writing (%s)", w->path, strerror(errno));
         dataset_abort(w);
         return -1;
     }
@@ -418,7 +418,7 @@ static hid_t array_open(const Dataset *ds, const char *name, int64_t *len, int *
             *missing = 1;
             return -1;
         }
-        data_error(err, errlen, "%s: array '%s' is missing (required for kind '%s')", ds->path,
+        lc_error(err, errlen, "%s: array '%s' is missing (required for kind '%s')", ds->path,
                    name, data_kind_name(ds->kind));
         return -1;
     }
@@ -433,7 +433,7 @@ static hid_t array_open(const Dataset *ds, const char *name, int64_t *len, int *
     if (space >= 0) H5Sclose(space);
     if (!ok) {
         if (dset >= 0) H5Dclose(dset);
-        data_error(err, errlen, "%s: array '%s' must be a 1-D integer array", ds->path, name);
+        lc_error(err, errlen, "%s: array '%s' must be a 1-D integer array", ds->path, name);
         return -1;
     }
     *len = (int64_t)dims;
@@ -459,27 +459,27 @@ static int header_check(Dataset *ds, DataKind want, char *err, size_t errlen) {
     int64_t version;
     if (attr_read_string(file, ds->path, "format", s, sizeof(s), err, errlen) < 0) return -1;
     if (strcmp(s, DATASET_FORMAT) != 0)
-        return data_error(err, errlen, "%s: attribute 'format' is '%s', expected '%s'", ds->path, s,
+        return lc_error(err, errlen, "%s: attribute 'format' is '%s', expected '%s'", ds->path, s,
                           DATASET_FORMAT);
     if (attr_read_int(file, ds->path, "version", &version, err, errlen) < 0) return -1;
     if (version != DATASET_VERSION)
-        return data_error(err, errlen,
+        return lc_error(err, errlen,
                           "%s: attribute 'version' is %" PRId64 ", this layercake reads version "
                           "%d",
                           ds->path, version, DATASET_VERSION);
     if (attr_read_string(file, ds->path, "kind", s, sizeof(s), err, errlen) < 0) return -1;
     if (data_kind_parse(s, &ds->kind) < 0)
-        return data_error(err, errlen,
+        return lc_error(err, errlen,
                           "%s: attribute 'kind' is '%s', expected lm, sft, preference or prompt",
                           ds->path, s);
     if (want != DATA_KIND_COUNT && ds->kind != want)
-        return data_error(err, errlen, "%s: kind is '%s', expected '%s'", ds->path, s,
+        return lc_error(err, errlen, "%s: kind is '%s', expected '%s'", ds->path, s,
                           data_kind_name(want));
     if (attr_read_string(file, ds->path, "tokenizer", s, sizeof(s), err, errlen) < 0) return -1;
     char *end;
     ds->fingerprint = strtoull(s, &end, 16);
     if (strlen(s) != 16 || *end != '\0')
-        return data_error(err, errlen, "%s: attribute 'tokenizer' is '%s', expected 16 hex digits",
+        return lc_error(err, errlen, "%s: attribute 'tokenizer' is '%s', expected 16 hex digits",
                           ds->path, s);
     return 0;
 }
@@ -508,16 +508,16 @@ static int64_t **field_offsets(Dataset *ds, Field f) {
 static int offsets_check(const Dataset *ds, const FieldSpec *fs, const int64_t *off, int64_t n,
                          int64_t values_len, char *err, size_t errlen) {
     if (off[0] != 0)
-        return data_error(err, errlen, "%s: array '%s' starts at %" PRId64 ", expected 0", ds->path,
+        return lc_error(err, errlen, "%s: array '%s' starts at %" PRId64 ", expected 0", ds->path,
                           fs->offsets, off[0]);
     for (int64_t i = 0; i < n; i++)
         if (off[i + 1] < off[i])
-            return data_error(err, errlen,
+            return lc_error(err, errlen,
                               "%s: array '%s' decreases at index %" PRId64 " (%" PRId64
                               " -> %" PRId64 ")",
                               ds->path, fs->offsets, i + 1, off[i], off[i + 1]);
     if (off[n] != values_len)
-        return data_error(err, errlen,
+        return lc_error(err, errlen,
                           "%s: array '%s' ends at %" PRId64 " but '%s' has %" PRId64 " values",
                           ds->path, fs->offsets, off[n], fs->values, values_len);
     return 0;
@@ -538,7 +538,7 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
     if (!fs->offsets) {
         int64_t want = ds->tokens.off[ds->n];
         if (df->len[f] != want)
-            return data_error(err, errlen,
+            return lc_error(err, errlen,
                               "%s: array '%s' has %" PRId64 " values, 'tokens' has %" PRId64,
                               ds->path, fs->values, df->len[f], want);
         return 0;
@@ -548,10 +548,10 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
     if (dset < 0) return -1;
     int rc = -1;
     if (len < 1)
-        data_error(err, errlen, "%s: array '%s' is empty (it needs examples+1 entries)", ds->path,
+        lc_error(err, errlen, "%s: array '%s' is empty (it needs examples+1 entries)", ds->path,
                    fs->offsets);
     else if (ds->n >= 0 && len != ds->n + 1)
-        data_error(err, errlen,
+        lc_error(err, errlen,
                    "%s: array '%s' has %" PRId64 " entries, expected %" PRId64
                    " (examples+1, as in the other offsets arrays)",
                    ds->path, fs->offsets, len, ds->n + 1);
@@ -562,7 +562,7 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
         int64_t *off = lc_malloc((size_t)len * sizeof(int64_t));
         *field_offsets(ds, f) = off;
         if (array_read(dset, ELEM_I64, 0, len, off) < 0)
-            rc = data_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->offsets);
+            rc = lc_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->offsets);
         else
             rc = offsets_check(ds, fs, off, ds->n, df->len[f], err, errlen);
     }
@@ -572,10 +572,10 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
 
 static int dataset_open_file(Dataset *ds, char *err, size_t errlen) {
     if (access(ds->path, R_OK) != 0)
-        return data_error(err, errlen, "%s: cannot open (%s)", ds->path, strerror(errno));
-    if (H5Fis_hdf5(ds->path) <= 0) return data_error(err, errlen, "%s: not an HDF5 file", ds->path);
+        return lc_error(err, errlen, "%s: cannot open (%s)", ds->path, strerror(errno));
+    if (H5Fis_hdf5(ds->path) <= 0) return lc_error(err, errlen, "%s: not an HDF5 file", ds->path);
     ds->file->file = H5Fopen(ds->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (ds->file->file < 0) return data_error(err, errlen, "%s: cannot open as HDF5", ds->path);
+    if (ds->file->file < 0) return lc_error(err, errlen, "%s: cannot open as HDF5", ds->path);
     return 0;
 }
 
@@ -605,7 +605,7 @@ int dataset_check_fingerprint(const Dataset *ds, uint64_t fingerprint, char *err
     char have[17], want[17];
     dataset_fingerprint_hex(ds->fingerprint, have);
     dataset_fingerprint_hex(fingerprint, want);
-    return data_error(err, errlen,
+    return lc_error(err, errlen,
                       "%s: tokenizer fingerprint %s does not match the tokenizer's %s (the "
                       "dataset was made with another tokenizer; re-import it)",
                       ds->path, have, want);
@@ -615,7 +615,7 @@ static int ids_check(const Dataset *ds, const char *name, const int *ids, int64_
                      int vocab_size, char *err, size_t errlen) {
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || (vocab_size > 0 && ids[i] >= vocab_size))
-            return data_error(err, errlen,
+            return lc_error(err, errlen,
                               "%s: array '%s' holds token id %d at index %" PRId64
                               ", outside the vocabulary (0..%d)",
                               ds->path, name, ids[i], base + i,
@@ -626,7 +626,7 @@ static int ids_check(const Dataset *ds, const char *name, const int *ids, int64_
 static int mask_check(const Dataset *ds, const uint8_t *m, int64_t n, char *err, size_t errlen) {
     for (int64_t i = 0; i < n; i++)
         if (m[i] > 1)
-            return data_error(
+            return lc_error(
                 err, errlen, "%s: array 'loss_mask' holds %d at index %" PRId64 ", expected 0 or 1",
                 ds->path, m[i], i);
     return 0;
@@ -665,7 +665,7 @@ static int field_load(Dataset *ds, Field f, int vocab_size, char *err, size_t er
     void *v = lc_malloc((size_t)len * elem_size(fs->elem) + (fs->elem == ELEM_U8));
     field_set_values(ds, f, v);
     if (dset >= 0 && array_read(dset, fs->elem, 0, len, v) < 0)
-        return data_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->values);
+        return lc_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->values);
     if (fs->is_ids) return ids_check(ds, fs->values, v, len, 0, vocab_size, err, errlen);
     if (f == F_LOSS_MASK) return mask_check(ds, v, len, err, errlen);
     ((char *)v)[len] = '\0'; // reference text: NUL after the last answer, for printing
@@ -684,7 +684,7 @@ int dataset_read_tokens(Dataset *ds, int64_t start, int64_t count, int *out, int
     LC_ASSERT(ds->kind == DATA_LM || ds->kind == DATA_SFT);
     LC_ASSERT(start >= 0 && count >= 0 && start + count <= ds->file->len[F_TOKENS]);
     if (array_read(ds->file->values[F_TOKENS], ELEM_I32, start, count, out) < 0)
-        return data_error(err, errlen, "%s: cannot read array 'tokens' at %" PRId64, ds->path,
+        return lc_error(err, errlen, "%s: cannot read array 'tokens' at %" PRId64, ds->path,
                           start);
     return ids_check(ds, "tokens", out, count, start, vocab_size, err, errlen);
 }

@@ -10,7 +10,7 @@
 // duplicate examples land on the same side.
 #include "common/check.h"
 #include "common/timer.h"
-#include "data/error.h"
+#include "common/error.h"
 #include "data/import-impl.h"
 #include <errno.h>
 #include <stdio.h>
@@ -167,12 +167,12 @@ static int line_result(Importer *im, int rc, const char *path, int64_t line, cha
                      (long long)line, im->why);
         return 0;
     }
-    return data_error(err, errlen, "%s:%lld: %s", path, (long long)line, im->why);
+    return lc_error(err, errlen, "%s:%lld: %s", path, (long long)line, im->why);
 }
 
 static int import_jsonl(Importer *im, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
-    if (!f) return data_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    if (!f) return lc_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -185,7 +185,7 @@ static int import_jsonl(Importer *im, const char *path, char *err, size_t errlen
         im->st->lines++;
         rc = line_result(im, import_json_line(im, line, (size_t)n), path, lineno, err, errlen);
     }
-    if (rc == 0 && ferror(f)) rc = data_error(err, errlen, "%s: read error", path);
+    if (rc == 0 && ferror(f)) rc = lc_error(err, errlen, "%s: read error", path);
     free(line);
     fclose(f);
     return rc;
@@ -195,7 +195,7 @@ static int import_jsonl(Importer *im, const char *path, char *err, size_t errlen
 static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        data_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        lc_error(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0, k;
@@ -208,7 +208,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     fclose(f);
     if (failed) {
         free(buf);
-        data_error(err, errlen, "%s: read error", path);
+        lc_error(err, errlen, "%s: read error", path);
         return NULL;
     }
     *len = n;
@@ -218,7 +218,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
 static int document(Importer *im, const char *path, const char *s, size_t n, char *err,
                     size_t errlen) {
     if (n == 0 || import_document(im, s, n) == LINE_OK) return 0;
-    return data_error(err, errlen, "%s: %s", path, im->why);
+    return lc_error(err, errlen, "%s: %s", path, im->why);
 }
 
 // Plain text cut at runs of >= split_blank blank (empty or whitespace-only) lines, which
@@ -268,14 +268,14 @@ void import_val_path(const char *out, char *buf, size_t len) {
 static int options_check(const ImportOptions *o, const char *const *inputs, int n_inputs, char *err,
                          size_t errlen) {
     if (o->max_len < 1)
-        return data_error(err, errlen, "--max-len must be at least 1, not %lld",
+        return lc_error(err, errlen, "--max-len must be at least 1, not %lld",
                           (long long)o->max_len);
     if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
-        return data_error(err, errlen, "--val-fraction must be in [0, 1), not %g", o->val_fraction);
-    if (n_inputs < 1) return data_error(err, errlen, "no input files");
+        return lc_error(err, errlen, "--val-fraction must be in [0, 1), not %g", o->val_fraction);
+    if (n_inputs < 1) return lc_error(err, errlen, "no input files");
     for (int i = 0; i < n_inputs; i++)
         if (!is_jsonl(inputs[i]) && o->kind != DATA_LM)
-            return data_error(err, errlen,
+            return lc_error(err, errlen,
                               "%s: plain text makes 'lm' datasets only, not '%s' (JSONL inputs "
                               "are named *.jsonl, *.json or *.ndjson)",
                               inputs[i], data_kind_name(o->kind));
@@ -296,7 +296,7 @@ static int writers_open(Importer *im, char *err, size_t errlen) {
 // Closes both files, or discards them if the import failed or made nothing.
 static int writers_close(Importer *im, int rc, char *err, size_t errlen) {
     if (rc == 0 && im->st->examples[0] == 0)
-        rc = data_error(err, errlen, "no examples to write%s (%lld lines skipped, %lld dropped)",
+        rc = lc_error(err, errlen, "no examples to write%s (%lld lines skipped, %lld dropped)",
                         im->st->examples[1] ? " to the training file" : "",
                         (long long)im->st->skipped, (long long)im->st->dropped);
     for (int i = 0; i < 2; i++) {

@@ -4,7 +4,7 @@
 #include "data/loader.h"
 #include "common/check.h"
 #include "common/rng.h"
-#include "data/error.h"
+#include "common/error.h"
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -225,7 +225,7 @@ static int items_select(Loader *l, char *err, size_t errlen) {
         }
     }
     if (l->dropped && !l->opt.drop_long)
-        return data_error(err, errlen,
+        return lc_error(err, errlen,
                           "%s: %" PRId64 " examples do not fit T = %d (the first, example %" PRId64
                           ", needs %" PRId64 " positions); re-import with a smaller --max-len or "
                           "let the loader leave them out",
@@ -236,13 +236,13 @@ static int items_select(Loader *l, char *err, size_t errlen) {
 static int options_check(const char *path, DataKind kind, const LoaderOptions *o, char *err,
                          size_t errlen) {
     if (o->batch < 1 || o->T < 1)
-        return data_error(err, errlen, "%s: batch (%d) and T (%d) must be positive", path, o->batch,
+        return lc_error(err, errlen, "%s: batch (%d) and T (%d) must be positive", path, o->batch,
                           o->T);
     if (o->world < 1 || o->rank < 0 || o->rank >= o->world)
-        return data_error(err, errlen, "%s: rank %d is not in 0..world-1 (world %d)", path, o->rank,
+        return lc_error(err, errlen, "%s: rank %d is not in 0..world-1 (world %d)", path, o->rank,
                           o->world);
     if (o->pack && kind != DATA_SFT)
-        return data_error(err, errlen, "%s: packing applies to sft data only, not %s", path,
+        return lc_error(err, errlen, "%s: packing applies to sft data only, not %s", path,
                           data_kind_name(kind));
     return 0;
 }
@@ -252,19 +252,19 @@ static int loader_items(Loader *l, char *err, size_t errlen) {
     if (l->kind == DATA_LM) {
         int64_t windows = ds->n_tokens >= 2 ? (ds->n_tokens - 2) / l->opt.T + 1 : 0;
         if (windows > INT_MAX)
-            return data_error(err, errlen, "%s: %" PRId64 " windows of T = %d are too many",
+            return lc_error(err, errlen, "%s: %" PRId64 " windows of T = %d are too many",
                               ds->path, windows, l->opt.T);
         l->n_items = (int)windows;
     } else {
         if (ds->n > INT_MAX)
-            return data_error(err, errlen, "%s: %" PRId64 " examples are too many", ds->path,
+            return lc_error(err, errlen, "%s: %" PRId64 " examples are too many", ds->path,
                               ds->n);
         if (dataset_load(ds, l->opt.vocab_size, err, errlen) < 0 ||
             items_select(l, err, errlen) < 0)
             return -1;
     }
     if (l->n_items == 0)
-        return data_error(err, errlen, "%s: no %s to load%s", ds->path,
+        return lc_error(err, errlen, "%s: no %s to load%s", ds->path,
                           l->kind == DATA_LM ? "windows (fewer than 2 tokens)" : "examples",
                           l->dropped ? " (all are longer than T)" : "");
     return 0;
@@ -320,18 +320,18 @@ int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen) {
     LoaderState cur = loader_state(l);
     if (s->seed != cur.seed || s->units != cur.units || s->batch != cur.batch ||
         s->world != cur.world)
-        return data_error(err, errlen,
+        return lc_error(err, errlen,
                           "%s: the saved data cursor belongs to another stream (seed %" PRId64
                           ", %" PRId64 " units, batch %" PRId64 ", world %" PRId64
                           "; this loader has %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
                           l->ds->path, s->seed, s->units, s->batch, s->world, cur.seed, cur.units,
                           cur.batch, cur.world);
     if (s->epoch < 0 || s->step < 0)
-        return data_error(err, errlen, "%s: the saved data cursor is negative", l->ds->path);
+        return lc_error(err, errlen, "%s: the saved data cursor is negative", l->ds->path);
     l->epoch = s->epoch;
     plan_epoch(l);
     if (s->step > l->steps)
-        return data_error(
+        return lc_error(
             err, errlen, "%s: the saved data cursor is at step %" PRId64 " of an epoch of %" PRId64,
             l->ds->path, s->step, l->steps);
     l->step = s->step;

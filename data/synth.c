@@ -9,7 +9,7 @@
 // file of any world.
 #include "common/check.h"
 #include "common/timer.h"
-#include "data/error.h"
+#include "common/error.h"
 #include "data/synth-impl.h"
 #include "data/tokenizer.h"
 #include <errno.h>
@@ -183,7 +183,7 @@ static int splits_check(const Gen *g, char *err, size_t errlen) {
     }
     for (int s = 0; s < 3; s++)
         if (!seen[s])
-            return data_error(err, errlen,
+            return lc_error(err, errlen,
                               "%s at difficulty %d has too few problems to hold out %s ones",
                               g->task->name, g->cfg->difficulty, names[s]);
     return 0;
@@ -294,7 +294,7 @@ static int text_save(const Text *t, const char *path, char *err, size_t errlen) 
     int e = errno;
     if (!ok) remove(partial);
     free(partial);
-    return ok ? 0 : data_error(err, errlen, "%s: cannot write: %s", path, strerror(e));
+    return ok ? 0 : lc_error(err, errlen, "%s: cannot write: %s", path, strerror(e));
 }
 
 // ---- examples ------------------------------------------------------------------------------
@@ -441,16 +441,16 @@ static int file_write(Gen *g, SynthFile f, const Text *corpus, char *err, size_t
 
 static int config_check(const SynthTask *task, const SynthConfig *cfg, char *err, size_t errlen) {
     if (cfg->difficulty < 1 || cfg->difficulty > task->max_difficulty)
-        return data_error(err, errlen, "%s: difficulty %d is not between 1 and %d", task->name,
+        return lc_error(err, errlen, "%s: difficulty %d is not between 1 and %d", task->name,
                           cfg->difficulty, task->max_difficulty);
     if (!(cfg->wrong_fraction >= 0 && cfg->wrong_fraction <= 1))
-        return data_error(err, errlen, "wrong fraction %g is not between 0 and 1",
+        return lc_error(err, errlen, "wrong fraction %g is not between 0 and 1",
                           cfg->wrong_fraction);
     if (!(cfg->label_noise >= 0 && cfg->label_noise <= 1))
-        return data_error(err, errlen, "label noise %g is not between 0 and 1", cfg->label_noise);
+        return lc_error(err, errlen, "label noise %g is not between 0 and 1", cfg->label_noise);
     for (int f = 0; f < SYNTH_FILE_COUNT; f++)
         if (cfg->sizes[f] < 0 || cfg->sizes[f] > MAX_EXAMPLES)
-            return data_error(err, errlen, "size of %s %lld is not between 0 and %d", FILES[f].name,
+            return lc_error(err, errlen, "size of %s %lld is not between 0 and %d", FILES[f].name,
                               (long long)cfg->sizes[f], MAX_EXAMPLES);
     return 0;
 }
@@ -465,9 +465,9 @@ static int dir_make(const char *dir, char *err, size_t errlen) {
         *c = '\0';
         struct stat sb;
         if (mkdir(path, 0777) != 0 && !(errno == EEXIST && stat(path, &sb) == 0))
-            rc = data_error(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
+            rc = lc_error(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
         else if (was == '\0' && (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-            rc = data_error(err, errlen, "%s: cannot create the folder: a file of that name exists",
+            rc = lc_error(err, errlen, "%s: cannot create the folder: a file of that name exists",
                             dir);
         *c = was;
         if (was == '\0') break;
@@ -534,7 +534,7 @@ int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *di
                    char *err, size_t errlen) {
     double t0 = time_now();
     *st = (SynthStats){0};
-    if (*dir == '\0') return data_error(err, errlen, "the output folder's name is empty");
+    if (*dir == '\0') return lc_error(err, errlen, "the output folder's name is empty");
     struct stat sb;
     bool fresh = stat(dir, &sb) != 0;
     char *work = str_join(dir, fresh ? ".partial" : "", "");
@@ -549,7 +549,7 @@ int synth_generate(const SynthTask *task, const SynthConfig *cfg, const char *di
         if (fresh && rc < 0) world_remove(work);
     }
     if (fresh && rc == 0 && rename(work, dir) != 0)
-        rc = data_error(err, errlen, "%s: cannot rename %s to it: %s", dir, work, strerror(errno));
+        rc = lc_error(err, errlen, "%s: cannot rename %s to it: %s", dir, work, strerror(errno));
     free(work);
     st->seconds = time_now() - t0;
     return rc;

@@ -1,20 +1,12 @@
 // model/checkpoint.c: GPT-2 weights in HDF5.
 #include "model/checkpoint.h"
 #include "common/check.h"
+#include "common/error.h"
 #include "common/h5.h"
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
     const GPT2Config *c = &m->cfg;
@@ -27,9 +19,9 @@ int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
     rc |= h5_write_attr_i64(file, "vocab_size", c->vocab_size);
     rc |= h5_write_attr_i64(file, "max_seq_len", c->max_seq_len);
     rc |= h5_write_attr_i64(file, "heads", m->heads);
-    if (rc) return fail(err, errlen, "writing model attributes failed");
+    if (rc) return lc_error(err, errlen, "writing model attributes failed");
     hid_t g = H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return fail(err, errlen, "creating group /params failed");
+    if (g < 0) return lc_error(err, errlen, "creating group /params failed");
     float *host = lc_malloc(m->table.numel * sizeof(float));
     m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
     for (int i = 0; i < m->table.count && !rc; i++) {
@@ -37,7 +29,7 @@ int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
         hsize_t dims[TENSOR_MAX_DIMS];
         for (int d = 0; d < ti->ndim; d++) dims[d] = (hsize_t)ti->shape[d];
         if (h5_write_f32(g, ti->name, ti->ndim, dims, host + ti->offset))
-            rc = fail(err, errlen, "writing params/%s failed", ti->name);
+            rc = lc_error(err, errlen, "writing params/%s failed", ti->name);
     }
     free(host);
     H5Gclose(g);
@@ -49,22 +41,22 @@ int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *head
     char fmt[64] = "", family[32] = "";
     int64_t version = 0, v[6];
     if (h5_read_attr_str(file, "format", fmt, sizeof(fmt)) || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
-        return fail(err, errlen, "%s: not a layercake checkpoint (attribute 'format' is '%s')",
+        return lc_error(err, errlen, "%s: not a layercake checkpoint (attribute 'format' is '%s')",
                     path, fmt);
     if (h5_read_attr_i64(file, "version", &version) || version != CHECKPOINT_VERSION)
-        return fail(err, errlen, "%s: checkpoint version %lld, this layercake reads version %d",
+        return lc_error(err, errlen, "%s: checkpoint version %lld, this layercake reads version %d",
                     path, (long long)version, CHECKPOINT_VERSION);
     if (h5_read_attr_str(file, "family", family, sizeof(family)) || strcmp(family, "gpt2") != 0)
-        return fail(err, errlen, "%s: model family '%s' is not supported (expected gpt2)", path,
+        return lc_error(err, errlen, "%s: model family '%s' is not supported (expected gpt2)", path,
                     family);
     const char *names[6] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "heads"};
     for (int i = 0; i < 6; i++)
         if (h5_read_attr_i64(file, names[i], &v[i]))
-            return fail(err, errlen, "%s: missing attribute '%s'", path, names[i]);
+            return lc_error(err, errlen, "%s: missing attribute '%s'", path, names[i]);
     *cfg = (GPT2Config){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
     *heads = (int)v[5];
     const char *bad = gpt2_config_check(cfg);
-    if (bad) return fail(err, errlen, "%s: invalid model configuration: %s", path, bad);
+    if (bad) return lc_error(err, errlen, "%s: invalid model configuration: %s", path, bad);
     return 0;
 }
 
@@ -90,10 +82,10 @@ static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *pa
     for (int d = 0; ok && d < nd; d++) ok = dims[d] == (hsize_t)ti->shape[d];
     int rc = 0;
     if (!ok)
-        rc = fail(err, errlen, "%s: /params/%s has the wrong shape for this model", path,
+        rc = lc_error(err, errlen, "%s: /params/%s has the wrong shape for this model", path,
                   ti->name);
     else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        rc = fail(err, errlen, "%s: reading params/%s failed (truncated or corrupt file: its "
+        rc = lc_error(err, errlen, "%s: reading params/%s failed (truncated or corrupt file: its "
                   "checksum does not match)", path, ti->name);
     H5Sclose(sp);
     H5Dclose(ds);
@@ -103,7 +95,7 @@ static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *pa
 int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
                         size_t errlen) {
     hid_t g = H5Gopen2(file, "params", H5P_DEFAULT);
-    if (g < 0) return fail(err, errlen, "%s: no /params group", path);
+    if (g < 0) return lc_error(err, errlen, "%s: no /params group", path);
     float *host = lc_malloc(m->table.numel * sizeof(float));
     m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
     int rc = 0;
@@ -111,7 +103,7 @@ int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optio
         const TensorInfo *ti = &m->table.info[i];
         if (H5Lexists(g, ti->name, H5P_DEFAULT) <= 0) {
             if (!listed(optional, ti->name))
-                rc = fail(err, errlen, "%s: missing tensor /params/%s", path, ti->name);
+                rc = lc_error(err, errlen, "%s: missing tensor /params/%s", path, ti->name);
             continue;
         }
         rc = read_tensor(g, ti, host + ti->offset, path, err, errlen);
@@ -126,11 +118,11 @@ int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen) {
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return fail(err, errlen, "%s: cannot create (directory missing or read-only?)", tmp);
+    if (f < 0) return lc_error(err, errlen, "%s: cannot create (directory missing or read-only?)", tmp);
     int rc = gpt2_write_h5(m, f, err, errlen);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = fail(err, errlen, "%s: flush failed", tmp);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lc_error(err, errlen, "%s: flush failed", tmp);
     H5Fclose(f);
-    if (!rc && rename(tmp, path) != 0) rc = fail(err, errlen, "%s: rename failed", path);
+    if (!rc && rename(tmp, path) != 0) rc = lc_error(err, errlen, "%s: rename failed", path);
     if (rc) unlink(tmp);
     return rc;
 }
@@ -140,7 +132,7 @@ GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, i
     h5_quiet();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
-        fail(err, errlen, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)",
+        lc_error(err, errlen, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)",
              path);
         return NULL;
     }

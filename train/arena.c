@@ -1,9 +1,9 @@
 // train/arena.c: win rates, the Bradley-Terry fit and the bootstrap (method: docs/report.md).
 #include "train/arena.h"
 #include "common/check.h"
+#include "common/error.h"
 #include "common/rng.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,27 +18,19 @@ ArenaOptions arena_options_default(void) {
         .tie_tol = 0.0, .n_boot = 1000, .level = 0.95, .prior = 1.0, .anchor = 0, .seed = 0};
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int options_check(const ArenaOptions *o, char *err, size_t errlen) {
-    if (!(o->tie_tol >= 0)) return fail(err, errlen, "tie tolerance %g is negative", o->tie_tol);
-    if (o->n_boot < 0) return fail(err, errlen, "bootstrap resamples %d < 0", o->n_boot);
+    if (!(o->tie_tol >= 0)) return lc_error(err, errlen, "tie tolerance %g is negative", o->tie_tol);
+    if (o->n_boot < 0) return lc_error(err, errlen, "bootstrap resamples %d < 0", o->n_boot);
     if (!(o->level > 0 && o->level < 1))
-        return fail(err, errlen, "confidence level %g is not in (0, 1)", o->level);
+        return lc_error(err, errlen, "confidence level %g is not in (0, 1)", o->level);
     if (!(o->prior >= 0 && isfinite(o->prior)))
-        return fail(err, errlen, "prior %g is not a finite count >= 0", o->prior);
+        return lc_error(err, errlen, "prior %g is not a finite count >= 0", o->prior);
     return 0;
 }
 
 static int scores_check(const double *s, int n, const char *what, char *err, size_t errlen) {
     for (int i = 0; i < n; i++)
-        if (!isfinite(s[i])) return fail(err, errlen, "%s score %d is %g", what, i, s[i]);
+        if (!isfinite(s[i])) return lc_error(err, errlen, "%s score %d is %g", what, i, s[i]);
     return 0;
 }
 
@@ -80,7 +72,7 @@ static void resample_counts(Rng *r, int n, int *counts) {
 
 int arena_win_rate(const double *a, const double *b, int n, const ArenaOptions *o,
                    ArenaWinRate *out, char *err, size_t errlen) {
-    if (n < 1) return fail(err, errlen, "win rate needs at least one prompt");
+    if (n < 1) return lc_error(err, errlen, "win rate needs at least one prompt");
     if (options_check(o, err, errlen) || scores_check(a, n, "model A", err, errlen) ||
         scores_check(b, n, "model B", err, errlen))
         return -1;
@@ -304,9 +296,9 @@ static void matches_record(const Matches *t, ArenaRating *out) {
 static int arena_check(const double *scores, int m, int np, const ArenaOptions *o, char *err,
                        size_t errlen) {
     if (m < 1 || np < 1)
-        return fail(err, errlen, "the arena needs a model and a prompt (got %d, %d)", m, np);
+        return lc_error(err, errlen, "the arena needs a model and a prompt (got %d, %d)", m, np);
     if (o->anchor < -1 || o->anchor >= m)
-        return fail(err, errlen, "anchor %d is not a model index (0..%d) or -1", o->anchor, m - 1);
+        return lc_error(err, errlen, "anchor %d is not a model index (0..%d) or -1", o->anchor, m - 1);
     if (options_check(o, err, errlen)) return -1;
     return scores_check(scores, m * np, "arena", err, errlen);
 }
@@ -326,7 +318,7 @@ static int arena_bootstrap(const Matches *t, const ArenaOptions *o, const double
         matches_table(t, counts, wins);
         memcpy(q, th, (size_t)m * sizeof(*q));
         if (bt_fit(wins, m, o->prior, q) < 0)
-            rc = fail(err, errlen, "resample %d: %s", s + 1, DIVERGE);
+            rc = lc_error(err, errlen, "resample %d: %s", s + 1, DIVERGE);
         else
             bt_to_elo(q, m, o->anchor, elo + (size_t)s * m);
     }
@@ -361,7 +353,7 @@ int arena_fit(const double *scores, int m, int np, const ArenaOptions *o, ArenaR
     matches_table(&t, NULL, wins);
     int rc = 0;
     if (bt_fit(wins, m, o->prior, th) < 0) {
-        rc = fail(err, errlen, "%s", DIVERGE);
+        rc = lc_error(err, errlen, "%s", DIVERGE);
     } else {
         bt_to_elo(th, m, o->anchor, elo);
         for (int i = 0; i < m; i++)

@@ -1,6 +1,7 @@
 // train/arena_results.c: the eval stage's results: filling them from score tables, results.json
 // (schema in docs/report.md) and the comparison and leaderboard tables.
 #include "common/check.h"
+#include "common/error.h"
 #include "train/arena.h"
 #include "train/mdtable.h"
 #include <jansson.h>
@@ -10,14 +11,6 @@
 #include <string.h>
 
 #define RESULTS_VERSION 1
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void arena_results_init(ArenaResults *r, int n, const char *const *names, int prompts) {
     LC_ASSERT(n >= 1 && prompts >= 0);
@@ -50,7 +43,7 @@ static int results_find(const ArenaResults *r, const char *name) {
 
 int arena_judge(ArenaResults *r, const double *judge, const double *rm, char *err, size_t errlen) {
     int ref = results_find(r, r->reference), np = r->prompts;
-    if (ref < 0) return fail(err, errlen, "reference '%s' is not an evaluated model", r->reference);
+    if (ref < 0) return lc_error(err, errlen, "reference '%s' is not an evaluated model", r->reference);
     r->opts.anchor = ref;
     ArenaRating *rating = lc_malloc((size_t)r->n_models * sizeof(*rating));
     int rc = arena_fit(judge, r->n_models, np, &r->opts, rating, err, errlen);
@@ -127,16 +120,16 @@ static json_t *results_to_json(const ArenaResults *r) {
 int arena_write_results(const char *path, const ArenaResults *r, char *err, size_t errlen) {
     for (int i = 0; i < r->n_models; i++)
         if (results_find(r, r->models[i].name) != i)
-            return fail(err, errlen, "%s: model '%s' is listed twice", path, r->models[i].name);
+            return lc_error(err, errlen, "%s: model '%s' is listed twice", path, r->models[i].name);
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return fail(err, errlen, "%s: path too long", path);
+        return lc_error(err, errlen, "%s: path too long", path);
     json_t *doc = results_to_json(r);
     int rc = json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(doc);
     if (rc == 0 && rename(tmp, path) == 0) return 0;
     remove(tmp);
-    return fail(err, errlen, "%s: cannot write (does its folder exist, is it writable?)", path);
+    return lc_error(err, errlen, "%s: cannot write (does its folder exist, is it writable?)", path);
 }
 
 // Reading: each helper names the key it could not use.
@@ -149,9 +142,9 @@ typedef struct {
 
 static int bad(const Reader *rd, const char *key, const char *want) {
     if (rd->model)
-        return fail(rd->err, rd->errlen, "%s: models.%s.%s: expected %s", rd->path, rd->model, key,
+        return lc_error(rd->err, rd->errlen, "%s: models.%s.%s: expected %s", rd->path, rd->model, key,
                     want);
-    return fail(rd->err, rd->errlen, "%s: %s: expected %s", rd->path, key, want);
+    return lc_error(rd->err, rd->errlen, "%s: %s: expected %s", rd->path, key, want);
 }
 
 static int read_num(const Reader *rd, json_t *obj, const char *key, double *out) {
@@ -195,7 +188,7 @@ static int model_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
     ArenaWinRate *w = &m->win;
     ArenaRating *g = &m->rating;
     if (!json_is_object(o))
-        return fail(rd->err, rd->errlen, "%s: models.%s: expected an object", rd->path, rd->model);
+        return lc_error(rd->err, rd->errlen, "%s: models.%s: expected an object", rd->path, rd->model);
     return read_num(rd, o, "gold_reward", &m->gold_reward) ||
            read_num(rd, o, "accuracy", &m->accuracy) || read_num(rd, o, "rm_score", &m->rm_score) ||
            read_num(rd, o, "gold_reward_greedy", &m->gold_reward_greedy) ||
@@ -255,7 +248,7 @@ int arena_read_results(const char *path, ArenaResults *r, char *err, size_t errl
     json_error_t je;
     *r = (ArenaResults){0};
     json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!doc) return fail(err, errlen, "%s:%d: %s", path, je.line, je.text);
+    if (!doc) return lc_error(err, errlen, "%s:%d: %s", path, je.line, je.text);
     Reader rd = {path, NULL, err, errlen};
     int rc = json_is_object(doc) ? results_from_json(&rd, doc, r) : bad(&rd, "(top)", "an object");
     json_decref(doc);

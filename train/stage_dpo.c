@@ -174,12 +174,6 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
 
 // ---- the stage ------------------------------------------------------------------------------------
 
-static double pair_weight(Supervised *s, const Batch *b) {
-    double pairs = 0;
-    for (int i = 0; i < b->B / 2; i++) pairs += b->len[2 * i] > 0;
-    return pairs;
-}
-
 // The reference log-probs of the micro-batch's rows, or NULL for reference-free losses.
 static const double *reference_rows(Supervised *s, DpoCtx *c, const Batch *b,
                                     const int64_t *example, int train) {
@@ -200,7 +194,7 @@ static void dpo_micro(Supervised *s, const Batch *b, const int64_t *example, dou
                       int train, Stats *st) {
     DpoCtx *c = s->ctx;
     const double *ref = reference_rows(s, c, b, example, train);
-    double pairs = pair_weight(s, b);
+    double pairs = supervised_pairs(s, b);
     dpo_micro_loss(s->model, b, ref, &c->params, train ? pairs_total : (pairs > 0 ? pairs : 1),
                    train ? c->dlogp : NULL, st);
 }
@@ -240,7 +234,7 @@ int stage_dpo(StageRun *sr) {
         .heads = GPT2_HEAD_LM,
         .setup = dpo_setup,
         .teardown = dpo_teardown,
-        .weight = pair_weight,
+        .weight = supervised_pairs,
         .micro = dpo_micro,
         .progress_extra = dpo_extra,
     };

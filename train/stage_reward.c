@@ -22,13 +22,6 @@ typedef struct {
     float *dvalues; // (rows*T) gradient of the step's loss w.r.t. every value
 } RewardCtx;
 
-// Pairs in the micro-batch (the last batch of an epoch may hold empty rows).
-static double pair_weight(Supervised *s, const Batch *b) {
-    double pairs = 0;
-    for (int i = 0; i < b->B / 2; i++) pairs += b->len[2 * i] > 0;
-    return pairs;
-}
-
 static void reward_micro(Supervised *s, const Batch *b, const int64_t *example,
                          double pairs_total, int train, Stats *st) {
     RewardCtx *c = s->ctx;
@@ -79,7 +72,7 @@ int stage_reward(StageRun *sr) {
         .heads = GPT2_HEAD_SCALAR,
         .setup = reward_setup,
         .teardown = reward_teardown,
-        .weight = pair_weight,
+        .weight = supervised_pairs,
         .micro = reward_micro,
         .progress_extra = reward_extra,
     };

@@ -1,24 +1,16 @@
 // train/state.c: training checkpoints (layout in train/state.h).
 #include "train/state.h"
 #include "common/check.h"
+#include "common/error.h"
 #include "common/h5.h"
 #include "model/checkpoint.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 // The group holding model i: the root for the first, /models/<name> for the others.
 static hid_t model_group(hid_t f, const StateModel *sm, int i, int create) {
@@ -86,22 +78,22 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return fail(err, errlen, "%s: cannot create (missing folder or read-only?)", tmp);
+    if (f < 0) return lc_error(err, errlen, "%s: cannot create (missing folder or read-only?)", tmp);
     int rc = 0;
     for (int i = 0; i < n_models && !rc; i++) {
         hid_t g = model_group(f, &models[i], i, 1);
-        rc = g < 0 ? fail(err, errlen, "%s: cannot create the group of model '%s'", tmp,
+        rc = g < 0 ? lc_error(err, errlen, "%s: cannot create the group of model '%s'", tmp,
                           models[i].name)
                    : gpt2_write_h5(models[i].model, g, err, errlen);
         if (g >= 0) H5Gclose(g);
         if (!rc && models[i].opt && write_optim(f, &models[i]))
-            rc = fail(err, errlen, "%s: writing the optimiser state of '%s' failed", tmp,
+            rc = lc_error(err, errlen, "%s: writing the optimiser state of '%s' failed", tmp,
                       models[i].name);
     }
-    if (!rc && write_state(f, st)) rc = fail(err, errlen, "%s: writing /state failed", tmp);
-    if (H5Fclose(f) < 0 && !rc) rc = fail(err, errlen, "%s: closing failed (disk full?)", tmp);
-    if (!rc && sync_path(tmp)) rc = fail(err, errlen, "%s: fsync failed", tmp);
-    if (!rc && rename(tmp, path) != 0) rc = fail(err, errlen, "%s: rename failed", path);
+    if (!rc && write_state(f, st)) rc = lc_error(err, errlen, "%s: writing /state failed", tmp);
+    if (H5Fclose(f) < 0 && !rc) rc = lc_error(err, errlen, "%s: closing failed (disk full?)", tmp);
+    if (!rc && sync_path(tmp)) rc = lc_error(err, errlen, "%s: fsync failed", tmp);
+    if (!rc && rename(tmp, path) != 0) rc = lc_error(err, errlen, "%s: rename failed", path);
     if (rc) {
         unlink(tmp);
         return -1;
@@ -117,7 +109,7 @@ static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err
     char gp[128];
     snprintf(gp, sizeof(gp), "optim/%s", sm->name);
     if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0)
-        return fail(err, errlen, "%s: no optimiser state for '%s'", path, sm->name);
+        return lc_error(err, errlen, "%s: no optimiser state for '%s'", path, sm->name);
     hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
     size_t n = sm->opt->table->numel;
     float *host = lc_malloc(n * sizeof(float));
@@ -131,7 +123,7 @@ static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err
     sm->opt->step = step;
     free(host);
     H5Gclose(g);
-    return rc ? fail(err, errlen, "%s: the optimiser state of '%s' is missing, truncated or "
+    return rc ? lc_error(err, errlen, "%s: the optimiser state of '%s' is missing, truncated or "
                                   "corrupt (checksum mismatch)",
                      path, sm->name)
               : 0;
@@ -139,7 +131,7 @@ static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err
 
 static int read_state(hid_t f, TrainState *st, const char *path, char *err, size_t errlen) {
     if (H5Lexists(f, "state", H5P_DEFAULT) <= 0)
-        return fail(err, errlen, "%s: no /state group: weights only, not a training checkpoint",
+        return lc_error(err, errlen, "%s: no /state group: weights only, not a training checkpoint",
                     path);
     hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
     int64_t step = 0, rng = 0, complete = 0;
@@ -149,11 +141,11 @@ static int read_state(hid_t f, TrainState *st, const char *path, char *err, size
              h5_read_attr_str(g, "tokenizer", fp, sizeof(fp));
     for (int i = 0; i < st->n_scalars && !rc; i++)
         if (h5_read_attr_f64(g, st->scalar_names[i], &st->scalars[i]))
-            rc = fail(err, errlen, "%s: /state lacks '%s'", path, st->scalar_names[i]);
+            rc = lc_error(err, errlen, "%s: /state lacks '%s'", path, st->scalar_names[i]);
     if (!rc && st->n_cursor > 0 && h5_read_i64(g, "cursor", st->cursor, (size_t)st->n_cursor))
-        rc = fail(err, errlen, "%s: /state/cursor is missing or has another length", path);
+        rc = lc_error(err, errlen, "%s: /state/cursor is missing or has another length", path);
     H5Gclose(g);
-    if (rc) return rc < 0 && err[0] ? -1 : fail(err, errlen, "%s: /state is incomplete", path);
+    if (rc) return rc < 0 && err[0] ? -1 : lc_error(err, errlen, "%s: /state is incomplete", path);
     st->step = step;
     st->rng = (uint64_t)rng;
     st->complete = (int)complete;
@@ -166,7 +158,7 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
     h5_quiet();
     err[0] = '\0';
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return fail(err, errlen, "%s: cannot open (missing, truncated or not HDF5)", path);
+    if (f < 0) return lc_error(err, errlen, "%s: cannot open (missing, truncated or not HDF5)", path);
     int rc = 0;
     for (int i = 0; i < n_models && !rc; i++) {
         const StateModel *sm = &models[i];
@@ -174,12 +166,12 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
         GPT2Config cfg;
         int heads;
         if (g < 0) {
-            rc = fail(err, errlen, "%s: no model '%s'", path, sm->name);
+            rc = lc_error(err, errlen, "%s: no model '%s'", path, sm->name);
             break;
         }
         rc = gpt2_read_config_h5(g, path, &cfg, &heads, err, errlen);
         if (!rc && memcmp(&cfg, &sm->model->cfg, sizeof(cfg)) != 0)
-            rc = fail(err, errlen, "%s: model '%s' has another configuration than this run's",
+            rc = lc_error(err, errlen, "%s: model '%s' has another configuration than this run's",
                       path, sm->name);
         if (!rc) rc = gpt2_read_params_h5(sm->model, g, path, "", err, errlen);
         H5Gclose(g);

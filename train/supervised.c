@@ -51,6 +51,12 @@ static void copy_batch(BatchCopy *c, const Batch *src) {
 #undef COPY_OPT
 }
 
+double supervised_pairs(Supervised *s, const Batch *b) {
+    double pairs = 0;
+    for (int i = 0; i < b->B / 2; i++) pairs += b->len[2 * i] > 0;
+    return pairs;
+}
+
 void supervised_examples(const Loader *l, int rows, int64_t *example) {
     for (int r = 0; r < rows; r++) example[r] = loader_example_index(l, r, 0);
 }

@@ -57,6 +57,10 @@ struct Supervised {
     void *ctx;       // the kind's own state
 };
 
+// Pairs in a preference micro-batch (rows 2i, 2i+1; the last batch of an epoch may hold empty
+// rows): the loss normaliser of the reward and dpo stages.
+double supervised_pairs(Supervised *s, const Batch *b);
+
 // Dataset indices of the rows of the loader's current batch into example (rows).
 void supervised_examples(const Loader *l, int rows, int64_t *example);
 

@@ -1,9 +1,9 @@
-// data/error.c: the message formatter behind data/error.h.
-#include "data/error.h"
+// common/error.c: the message formatter behind common/error.h.
+#include "common/error.h"
 #include <stdarg.h>
 #include <stdio.h>
 
-int data_error(char *err, size_t errlen, const char *fmt, ...) {
+int lc_error(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
