@@ -25,5 +25,5 @@ void *lc_malloc_check(size_t bytes, const char *file, int line);
 void *lc_calloc_check(size_t count, size_t size, const char *file, int line);
 
 // malloc/calloc that never return NULL: on failure they name the size and the call site.
-#define lc_malloc(bytes)      lc_malloc_check((bytes), __FILE__, __LINE__)
-#define lc_calloc(count, sz)  lc_calloc_check((count), (sz), __FILE__, __LINE__)
+#define lc_malloc(bytes)     lc_malloc_check((bytes), __FILE__, __LINE__)
+#define lc_calloc(count, sz) lc_calloc_check((count), (sz), __FILE__, __LINE__)

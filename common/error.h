@@ -6,5 +6,4 @@
 
 // Formats a message into err[errlen] (err may be NULL) and returns -1, for
 // `return lc_error(err, errlen, "%s: ...", path)`.
-int lc_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int lc_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -154,9 +154,9 @@ static int attr_write_int(hid_t file, const char *name, int64_t value) {
 static hid_t attr_open(hid_t file, const char *path, const char *name, char *err, size_t errlen) {
     if (H5Aexists(file, name) <= 0) {
         lc_error(err, errlen,
-                   "%s: attribute '%s' is missing (not a layercake dataset? see "
-                   "docs/datasets.md)",
-                   path, name);
+                 "%s: attribute '%s' is missing (not a layercake dataset? see "
+                 "docs/datasets.md)",
+                 path, name);
         return -1;
     }
     hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
@@ -418,8 +418,8 @@ static hid_t array_open(const Dataset *ds, const char *name, int64_t *len, int *
             *missing = 1;
             return -1;
         }
-        lc_error(err, errlen, "%s: array '%s' is missing (required for kind '%s')", ds->path,
-                   name, data_kind_name(ds->kind));
+        lc_error(err, errlen, "%s: array '%s' is missing (required for kind '%s')", ds->path, name,
+                 data_kind_name(ds->kind));
         return -1;
     }
     hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
@@ -460,27 +460,27 @@ static int header_check(Dataset *ds, DataKind want, char *err, size_t errlen) {
     if (attr_read_string(file, ds->path, "format", s, sizeof(s), err, errlen) < 0) return -1;
     if (strcmp(s, DATASET_FORMAT) != 0)
         return lc_error(err, errlen, "%s: attribute 'format' is '%s', expected '%s'", ds->path, s,
-                          DATASET_FORMAT);
+                        DATASET_FORMAT);
     if (attr_read_int(file, ds->path, "version", &version, err, errlen) < 0) return -1;
     if (version != DATASET_VERSION)
         return lc_error(err, errlen,
-                          "%s: attribute 'version' is %" PRId64 ", this layercake reads version "
-                          "%d",
-                          ds->path, version, DATASET_VERSION);
+                        "%s: attribute 'version' is %" PRId64 ", this layercake reads version "
+                        "%d",
+                        ds->path, version, DATASET_VERSION);
     if (attr_read_string(file, ds->path, "kind", s, sizeof(s), err, errlen) < 0) return -1;
     if (data_kind_parse(s, &ds->kind) < 0)
         return lc_error(err, errlen,
-                          "%s: attribute 'kind' is '%s', expected lm, sft, preference or prompt",
-                          ds->path, s);
+                        "%s: attribute 'kind' is '%s', expected lm, sft, preference or prompt",
+                        ds->path, s);
     if (want != DATA_KIND_COUNT && ds->kind != want)
         return lc_error(err, errlen, "%s: kind is '%s', expected '%s'", ds->path, s,
-                          data_kind_name(want));
+                        data_kind_name(want));
     if (attr_read_string(file, ds->path, "tokenizer", s, sizeof(s), err, errlen) < 0) return -1;
     char *end;
     ds->fingerprint = strtoull(s, &end, 16);
     if (strlen(s) != 16 || *end != '\0')
         return lc_error(err, errlen, "%s: attribute 'tokenizer' is '%s', expected 16 hex digits",
-                          ds->path, s);
+                        ds->path, s);
     return 0;
 }
 
@@ -509,17 +509,17 @@ static int offsets_check(const Dataset *ds, const FieldSpec *fs, const int64_t *
                          int64_t values_len, char *err, size_t errlen) {
     if (off[0] != 0)
         return lc_error(err, errlen, "%s: array '%s' starts at %" PRId64 ", expected 0", ds->path,
-                          fs->offsets, off[0]);
+                        fs->offsets, off[0]);
     for (int64_t i = 0; i < n; i++)
         if (off[i + 1] < off[i])
             return lc_error(err, errlen,
-                              "%s: array '%s' decreases at index %" PRId64 " (%" PRId64
-                              " -> %" PRId64 ")",
-                              ds->path, fs->offsets, i + 1, off[i], off[i + 1]);
+                            "%s: array '%s' decreases at index %" PRId64 " (%" PRId64 " -> %" PRId64
+                            ")",
+                            ds->path, fs->offsets, i + 1, off[i], off[i + 1]);
     if (off[n] != values_len)
         return lc_error(err, errlen,
-                          "%s: array '%s' ends at %" PRId64 " but '%s' has %" PRId64 " values",
-                          ds->path, fs->offsets, off[n], fs->values, values_len);
+                        "%s: array '%s' ends at %" PRId64 " but '%s' has %" PRId64 " values",
+                        ds->path, fs->offsets, off[n], fs->values, values_len);
     return 0;
 }
 
@@ -539,8 +539,8 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
         int64_t want = ds->tokens.off[ds->n];
         if (df->len[f] != want)
             return lc_error(err, errlen,
-                              "%s: array '%s' has %" PRId64 " values, 'tokens' has %" PRId64,
-                              ds->path, fs->values, df->len[f], want);
+                            "%s: array '%s' has %" PRId64 " values, 'tokens' has %" PRId64,
+                            ds->path, fs->values, df->len[f], want);
         return 0;
     }
     int64_t len;
@@ -549,12 +549,12 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
     int rc = -1;
     if (len < 1)
         lc_error(err, errlen, "%s: array '%s' is empty (it needs examples+1 entries)", ds->path,
-                   fs->offsets);
+                 fs->offsets);
     else if (ds->n >= 0 && len != ds->n + 1)
         lc_error(err, errlen,
-                   "%s: array '%s' has %" PRId64 " entries, expected %" PRId64
-                   " (examples+1, as in the other offsets arrays)",
-                   ds->path, fs->offsets, len, ds->n + 1);
+                 "%s: array '%s' has %" PRId64 " entries, expected %" PRId64
+                 " (examples+1, as in the other offsets arrays)",
+                 ds->path, fs->offsets, len, ds->n + 1);
     else
         rc = 0;
     if (rc == 0) {
@@ -606,9 +606,9 @@ int dataset_check_fingerprint(const Dataset *ds, uint64_t fingerprint, char *err
     dataset_fingerprint_hex(ds->fingerprint, have);
     dataset_fingerprint_hex(fingerprint, want);
     return lc_error(err, errlen,
-                      "%s: tokenizer fingerprint %s does not match the tokenizer's %s (the "
-                      "dataset was made with another tokenizer; re-import it)",
-                      ds->path, have, want);
+                    "%s: tokenizer fingerprint %s does not match the tokenizer's %s (the "
+                    "dataset was made with another tokenizer; re-import it)",
+                    ds->path, have, want);
 }
 
 static int ids_check(const Dataset *ds, const char *name, const int *ids, int64_t n, int64_t base,
@@ -616,19 +616,19 @@ static int ids_check(const Dataset *ds, const char *name, const int *ids, int64_
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || (vocab_size > 0 && ids[i] >= vocab_size))
             return lc_error(err, errlen,
-                              "%s: array '%s' holds token id %d at index %" PRId64
-                              ", outside the vocabulary (0..%d)",
-                              ds->path, name, ids[i], base + i,
-                              vocab_size > 0 ? vocab_size - 1 : INT32_MAX);
+                            "%s: array '%s' holds token id %d at index %" PRId64
+                            ", outside the vocabulary (0..%d)",
+                            ds->path, name, ids[i], base + i,
+                            vocab_size > 0 ? vocab_size - 1 : INT32_MAX);
     return 0;
 }
 
 static int mask_check(const Dataset *ds, const uint8_t *m, int64_t n, char *err, size_t errlen) {
     for (int64_t i = 0; i < n; i++)
         if (m[i] > 1)
-            return lc_error(
-                err, errlen, "%s: array 'loss_mask' holds %d at index %" PRId64 ", expected 0 or 1",
-                ds->path, m[i], i);
+            return lc_error(err, errlen,
+                            "%s: array 'loss_mask' holds %d at index %" PRId64 ", expected 0 or 1",
+                            ds->path, m[i], i);
     return 0;
 }
 
@@ -684,8 +684,7 @@ int dataset_read_tokens(Dataset *ds, int64_t start, int64_t count, int *out, int
     LC_ASSERT(ds->kind == DATA_LM || ds->kind == DATA_SFT);
     LC_ASSERT(start >= 0 && count >= 0 && start + count <= ds->file->len[F_TOKENS]);
     if (array_read(ds->file->values[F_TOKENS], ELEM_I32, start, count, out) < 0)
-        return lc_error(err, errlen, "%s: cannot read array 'tokens' at %" PRId64, ds->path,
-                          start);
+        return lc_error(err, errlen, "%s: cannot read array 'tokens' at %" PRId64, ds->path, start);
     return ids_check(ds, "tokens", out, count, start, vocab_size, err, errlen);
 }
 

@@ -269,16 +269,16 @@ static int options_check(const ImportOptions *o, const char *const *inputs, int 
                          size_t errlen) {
     if (o->max_len < 1)
         return lc_error(err, errlen, "--max-len must be at least 1, not %lld",
-                          (long long)o->max_len);
+                        (long long)o->max_len);
     if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
         return lc_error(err, errlen, "--val-fraction must be in [0, 1), not %g", o->val_fraction);
     if (n_inputs < 1) return lc_error(err, errlen, "no input files");
     for (int i = 0; i < n_inputs; i++)
         if (!is_jsonl(inputs[i]) && o->kind != DATA_LM)
             return lc_error(err, errlen,
-                              "%s: plain text makes 'lm' datasets only, not '%s' (JSONL inputs "
-                              "are named *.jsonl, *.json or *.ndjson)",
-                              inputs[i], data_kind_name(o->kind));
+                            "%s: plain text makes 'lm' datasets only, not '%s' (JSONL inputs "
+                            "are named *.jsonl, *.json or *.ndjson)",
+                            inputs[i], data_kind_name(o->kind));
     return 0;
 }
 
@@ -297,8 +297,8 @@ static int writers_open(Importer *im, char *err, size_t errlen) {
 static int writers_close(Importer *im, int rc, char *err, size_t errlen) {
     if (rc == 0 && im->st->examples[0] == 0)
         rc = lc_error(err, errlen, "no examples to write%s (%lld lines skipped, %lld dropped)",
-                        im->st->examples[1] ? " to the training file" : "",
-                        (long long)im->st->skipped, (long long)im->st->dropped);
+                      im->st->examples[1] ? " to the training file" : "",
+                      (long long)im->st->skipped, (long long)im->st->dropped);
     for (int i = 0; i < 2; i++) {
         if (!im->w[i]) continue;
         if (rc == 0)

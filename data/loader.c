@@ -226,10 +226,10 @@ static int items_select(Loader *l, char *err, size_t errlen) {
     }
     if (l->dropped && !l->opt.drop_long)
         return lc_error(err, errlen,
-                          "%s: %" PRId64 " examples do not fit T = %d (the first, example %" PRId64
-                          ", needs %" PRId64 " positions); re-import with a smaller --max-len or "
-                          "let the loader leave them out",
-                          ds->path, l->dropped, l->opt.T, first_long, need_long);
+                        "%s: %" PRId64 " examples do not fit T = %d (the first, example %" PRId64
+                        ", needs %" PRId64 " positions); re-import with a smaller --max-len or "
+                        "let the loader leave them out",
+                        ds->path, l->dropped, l->opt.T, first_long, need_long);
     return 0;
 }
 
@@ -237,13 +237,13 @@ static int options_check(const char *path, DataKind kind, const LoaderOptions *o
                          size_t errlen) {
     if (o->batch < 1 || o->T < 1)
         return lc_error(err, errlen, "%s: batch (%d) and T (%d) must be positive", path, o->batch,
-                          o->T);
+                        o->T);
     if (o->world < 1 || o->rank < 0 || o->rank >= o->world)
         return lc_error(err, errlen, "%s: rank %d is not in 0..world-1 (world %d)", path, o->rank,
-                          o->world);
+                        o->world);
     if (o->pack && kind != DATA_SFT)
         return lc_error(err, errlen, "%s: packing applies to sft data only, not %s", path,
-                          data_kind_name(kind));
+                        data_kind_name(kind));
     return 0;
 }
 
@@ -252,21 +252,20 @@ static int loader_items(Loader *l, char *err, size_t errlen) {
     if (l->kind == DATA_LM) {
         int64_t windows = ds->n_tokens >= 2 ? (ds->n_tokens - 2) / l->opt.T + 1 : 0;
         if (windows > INT_MAX)
-            return lc_error(err, errlen, "%s: %" PRId64 " windows of T = %d are too many",
-                              ds->path, windows, l->opt.T);
+            return lc_error(err, errlen, "%s: %" PRId64 " windows of T = %d are too many", ds->path,
+                            windows, l->opt.T);
         l->n_items = (int)windows;
     } else {
         if (ds->n > INT_MAX)
-            return lc_error(err, errlen, "%s: %" PRId64 " examples are too many", ds->path,
-                              ds->n);
+            return lc_error(err, errlen, "%s: %" PRId64 " examples are too many", ds->path, ds->n);
         if (dataset_load(ds, l->opt.vocab_size, err, errlen) < 0 ||
             items_select(l, err, errlen) < 0)
             return -1;
     }
     if (l->n_items == 0)
         return lc_error(err, errlen, "%s: no %s to load%s", ds->path,
-                          l->kind == DATA_LM ? "windows (fewer than 2 tokens)" : "examples",
-                          l->dropped ? " (all are longer than T)" : "");
+                        l->kind == DATA_LM ? "windows (fewer than 2 tokens)" : "examples",
+                        l->dropped ? " (all are longer than T)" : "");
     return 0;
 }
 
@@ -321,19 +320,19 @@ int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen) {
     if (s->seed != cur.seed || s->units != cur.units || s->batch != cur.batch ||
         s->world != cur.world)
         return lc_error(err, errlen,
-                          "%s: the saved data cursor belongs to another stream (seed %" PRId64
-                          ", %" PRId64 " units, batch %" PRId64 ", world %" PRId64
-                          "; this loader has %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
-                          l->ds->path, s->seed, s->units, s->batch, s->world, cur.seed, cur.units,
-                          cur.batch, cur.world);
+                        "%s: the saved data cursor belongs to another stream (seed %" PRId64
+                        ", %" PRId64 " units, batch %" PRId64 ", world %" PRId64
+                        "; this loader has %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                        l->ds->path, s->seed, s->units, s->batch, s->world, cur.seed, cur.units,
+                        cur.batch, cur.world);
     if (s->epoch < 0 || s->step < 0)
         return lc_error(err, errlen, "%s: the saved data cursor is negative", l->ds->path);
     l->epoch = s->epoch;
     plan_epoch(l);
     if (s->step > l->steps)
-        return lc_error(
-            err, errlen, "%s: the saved data cursor is at step %" PRId64 " of an epoch of %" PRId64,
-            l->ds->path, s->step, l->steps);
+        return lc_error(err, errlen,
+                        "%s: the saved data cursor is at step %" PRId64 " of an epoch of %" PRId64,
+                        l->ds->path, s->step, l->steps);
     l->step = s->step;
     return 0;
 }

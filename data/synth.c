@@ -184,8 +184,8 @@ static int splits_check(const Gen *g, char *err, size_t errlen) {
     for (int s = 0; s < 3; s++)
         if (!seen[s])
             return lc_error(err, errlen,
-                              "%s at difficulty %d has too few problems to hold out %s ones",
-                              g->task->name, g->cfg->difficulty, names[s]);
+                            "%s at difficulty %d has too few problems to hold out %s ones",
+                            g->task->name, g->cfg->difficulty, names[s]);
     return 0;
 }
 
@@ -442,16 +442,16 @@ static int file_write(Gen *g, SynthFile f, const Text *corpus, char *err, size_t
 static int config_check(const SynthTask *task, const SynthConfig *cfg, char *err, size_t errlen) {
     if (cfg->difficulty < 1 || cfg->difficulty > task->max_difficulty)
         return lc_error(err, errlen, "%s: difficulty %d is not between 1 and %d", task->name,
-                          cfg->difficulty, task->max_difficulty);
+                        cfg->difficulty, task->max_difficulty);
     if (!(cfg->wrong_fraction >= 0 && cfg->wrong_fraction <= 1))
         return lc_error(err, errlen, "wrong fraction %g is not between 0 and 1",
-                          cfg->wrong_fraction);
+                        cfg->wrong_fraction);
     if (!(cfg->label_noise >= 0 && cfg->label_noise <= 1))
         return lc_error(err, errlen, "label noise %g is not between 0 and 1", cfg->label_noise);
     for (int f = 0; f < SYNTH_FILE_COUNT; f++)
         if (cfg->sizes[f] < 0 || cfg->sizes[f] > MAX_EXAMPLES)
             return lc_error(err, errlen, "size of %s %lld is not between 0 and %d", FILES[f].name,
-                              (long long)cfg->sizes[f], MAX_EXAMPLES);
+                            (long long)cfg->sizes[f], MAX_EXAMPLES);
     return 0;
 }
 
@@ -468,7 +468,7 @@ static int dir_make(const char *dir, char *err, size_t errlen) {
             rc = lc_error(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
         else if (was == '\0' && (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)))
             rc = lc_error(err, errlen, "%s: cannot create the folder: a file of that name exists",
-                            dir);
+                          dir);
         *c = was;
         if (was == '\0') break;
     }

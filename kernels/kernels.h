@@ -75,14 +75,14 @@ typedef struct Backend {
     // ---- KV cache (inference only) ---------------------------------------------------------
     // Copies the k and v of qkv (B,T,3C) into kcache, vcache (B,maxT,C) at positions
     // start[b] .. start[b]+T-1 (start (B) or NULL meaning 0); positions past maxT are dropped.
-    void (*kvcache_write)(float *kcache, float *vcache, const float *qkv, const int *start,
-                          int B, int T, int maxT, int C);
+    void (*kvcache_write)(float *kcache, float *vcache, const float *qkv, const int *start, int B,
+                          int T, int maxT, int C);
     // One new token per row: out (B,C) written = attention of q (from qkv (B,3C)) over the
     // cached keys/values at positions 0..pos[b] inclusive (pos (B)); the caller has written
     // this token's k, v at pos[b] with kvcache_write. Forward only: nothing to differentiate
     // at inference; its equality with attention_forward is tested.
-    void (*attention_decode)(float *out, const float *qkv, const float *kcache,
-                             const float *vcache, const int *pos, int B, int maxT, int C, int NH);
+    void (*attention_decode)(float *out, const float *qkv, const float *kcache, const float *vcache,
+                             const int *pos, int B, int maxT, int C, int NH);
 
     // ---- GELU (tanh approximation, as GPT-2) -----------------------------------------------
     // out (N) written; inp (N).
@@ -100,15 +100,15 @@ typedef struct Backend {
     // columns: lse (N) = logsumexp, logp (N) = log softmax at targets[n] (0 where target < 0),
     // entropy (N) = -sum p log p (skipped if NULL). targets (N).
     void (*classifier_forward)(float *logp, float *entropy, float *lse, float *logits,
-                               const float *x, const float *wte, const int *targets, int N,
-                               int C, int V, int Vp, float inv_temp);
+                               const float *x, const float *wte, const int *targets, int N, int C,
+                               int V, int Vp, float inv_temp);
     // Given dlogp (N) = dObjective/dlogp[n] and dent (N) = dObjective/dentropy[n] (or NULL):
     // logits (N,Vp) is OVERWRITTEN with dlogits; dx (N,C) written; dwte (Vp,C) +=. Rows with
     // dlogp = dent = 0 (masked tokens) cost no softmax work and contribute exactly zero.
     void (*classifier_backward)(float *dx, float *dwte, float *logits, const float *x,
                                 const float *wte, const float *lse, const float *entropy,
-                                const int *targets, const float *dlogp, const float *dent,
-                                int N, int C, int V, int Vp, float inv_temp);
+                                const int *targets, const float *dlogp, const float *dent, int N,
+                                int C, int V, int Vp, float inv_temp);
 
     // ---- optimiser and reductions ----------------------------------------------------------
     // AdamW over n elements: m, v (n) updated; param (n) updated; grad (n) read.

@@ -15,8 +15,8 @@ static inline float lc_expf(float x) {
     // round to nearest by adding and subtracting 1.5 * 2^23 (|x / ln2| < 2^22 here): no libm
     // call, so the loop around it stays vectorised
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;   // ln2 high part (exact in float)
-    r = r - n * -2.12194440e-4f;      // ln2 low part
+    float r = x - n * 0.693359375f; // ln2 high part (exact in float)
+    r = r - n * -2.12194440e-4f;    // ln2 low part
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;

@@ -42,13 +42,13 @@ int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *head
     int64_t version = 0, v[6];
     if (h5_read_attr_str(file, "format", fmt, sizeof(fmt)) || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
         return lc_error(err, errlen, "%s: not a layercake checkpoint (attribute 'format' is '%s')",
-                    path, fmt);
+                        path, fmt);
     if (h5_read_attr_i64(file, "version", &version) || version != CHECKPOINT_VERSION)
         return lc_error(err, errlen, "%s: checkpoint version %lld, this layercake reads version %d",
-                    path, (long long)version, CHECKPOINT_VERSION);
+                        path, (long long)version, CHECKPOINT_VERSION);
     if (h5_read_attr_str(file, "family", family, sizeof(family)) || strcmp(family, "gpt2") != 0)
         return lc_error(err, errlen, "%s: model family '%s' is not supported (expected gpt2)", path,
-                    family);
+                        family);
     const char *names[6] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "heads"};
     for (int i = 0; i < 6; i++)
         if (h5_read_attr_i64(file, names[i], &v[i]))
@@ -83,10 +83,12 @@ static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *pa
     int rc = 0;
     if (!ok)
         rc = lc_error(err, errlen, "%s: /params/%s has the wrong shape for this model", path,
-                  ti->name);
+                      ti->name);
     else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        rc = lc_error(err, errlen, "%s: reading params/%s failed (truncated or corrupt file: its "
-                  "checksum does not match)", path, ti->name);
+        rc = lc_error(err, errlen,
+                      "%s: reading params/%s failed (truncated or corrupt file: its "
+                      "checksum does not match)",
+                      path, ti->name);
     H5Sclose(sp);
     H5Dclose(ds);
     return rc;
@@ -118,22 +120,24 @@ int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen) {
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return lc_error(err, errlen, "%s: cannot create (directory missing or read-only?)", tmp);
+    if (f < 0)
+        return lc_error(err, errlen, "%s: cannot create (directory missing or read-only?)", tmp);
     int rc = gpt2_write_h5(m, f, err, errlen);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lc_error(err, errlen, "%s: flush failed", tmp);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && !rc)
+        rc = lc_error(err, errlen, "%s: flush failed", tmp);
     H5Fclose(f);
     if (!rc && rename(tmp, path) != 0) rc = lc_error(err, errlen, "%s: rename failed", path);
     if (rc) unlink(tmp);
     return rc;
 }
 
-GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B,
-                int max_T, uint64_t seed, char *err, size_t errlen) {
+GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
+                uint64_t seed, char *err, size_t errlen) {
     h5_quiet();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         lc_error(err, errlen, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)",
-             path);
+                 path);
         return NULL;
     }
     GPT2Config cfg;

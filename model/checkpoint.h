@@ -7,20 +7,20 @@
 #include <hdf5.h>
 #include <stddef.h>
 
-#define CHECKPOINT_FORMAT "layercake-checkpoint"
+#define CHECKPOINT_FORMAT  "layercake-checkpoint"
 #define CHECKPOINT_VERSION 1
 
 // Writes the configuration attributes and /params of m into an open HDF5 file or group.
 int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen);
 
-// Reads the configuration and heads of a checkpoint file (or of a group of one). Returns 0, or -1 with a message
-// naming the file and the field in err.
+// Reads the configuration and heads of a checkpoint file (or of a group of one). Returns 0, or -1
+// with a message naming the file and the field in err.
 int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *heads, char *err,
                         size_t errlen);
 
-// Loads params of an open file (or group) into m (whose configuration must match the file's). Tensors
-// the file lacks are left as they are if listed in optional (a comma-separated list of names,
-// e.g. "headw,headb" when a reward model starts from a language model), else an error.
+// Loads params of an open file (or group) into m (whose configuration must match the file's).
+// Tensors the file lacks are left as they are if listed in optional (a comma-separated list of
+// names, e.g. "headw,headb" when a reward model starts from a language model), else an error.
 int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
                         size_t errlen);
 
@@ -29,5 +29,5 @@ int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen);
 
 // Creates a model from a weights file, with the given heads (0 = the file's), mode and
 // activation size. Scalar-head tensors missing from the file are initialised from seed.
-GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B,
-                int max_T, uint64_t seed, char *err, size_t errlen);
+GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
+                uint64_t seed, char *err, size_t errlen);

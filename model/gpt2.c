@@ -80,7 +80,7 @@ static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
 #define CARVE(field, count)                                                                        \
     do {                                                                                           \
         if (base) a->field = (void *)(base + off);                                                 \
-        off += ((count) * 4 + 63) / 64 * 64;                                                       \
+        off += ((count)*4 + 63) / 64 * 64;                                                         \
     } while (0)
     CARVE(encoded, N * C);
     CARVE(ln1, L * N * C);
@@ -126,8 +126,8 @@ static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
 }
 
 // Everything but the parameter arena.
-static GPT2 *create_common(const Backend *be, GPT2Config cfg, int heads, GPT2Mode mode,
-                           int max_B, int max_T) {
+static GPT2 *create_common(const Backend *be, GPT2Config cfg, int heads, GPT2Mode mode, int max_B,
+                           int max_T) {
     const char *bad = gpt2_config_check(&cfg);
     if (bad) LC_DIE("invalid model configuration: %s", bad);
     LC_ASSERT(heads != 0 && max_B > 0 && max_T > 0 && max_T <= cfg.max_seq_len);
@@ -273,8 +273,8 @@ void gpt2_forward_layers(GPT2 *m, const KVAttention *kv) {
             be->kvcache_write(kv->k + off, kv->v + off, la.qkv, kv->decode ? a->pos : NULL, B, T,
                               kv->maxT, C);
             if (kv->decode)
-                be->attention_decode(la.atty, la.qkv, kv->k + off, kv->v + off, a->pos, B,
-                                     kv->maxT, C, NH);
+                be->attention_decode(la.atty, la.qkv, kv->k + off, kv->v + off, a->pos, B, kv->maxT,
+                                     C, NH);
         }
         if (!kv || !kv->decode) be->attention_forward(la.atty, la.att, la.qkv, a->seg, B, T, C, NH);
         be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
@@ -356,7 +356,8 @@ float gpt2_forward(GPT2 *m, const Batch *b, float inv_temp) {
     be->to_host(m->host_entropy, a->entropy, (size_t)N * sizeof(float));
     double wsum = gpt2_mask_sum(m), loss = 0.0;
     for (int i = 0; i < N; i++)
-        if (b->targets && b->targets[i] >= 0) loss -= (b->mask ? b->mask[i] : 1.0f) * m->host_logp[i];
+        if (b->targets && b->targets[i] >= 0)
+            loss -= (b->mask ? b->mask[i] : 1.0f) * m->host_logp[i];
     return wsum > 0.0 ? (float)(loss / wsum) : 0.0f;
 }
 
@@ -379,15 +380,14 @@ static void backward_layer(GPT2 *m, int l) {
     layer_params(m, l, false, &lp);
     layer_params(m, l, true, &lg);
     // dres holds d(residual3); it flows unchanged into d(residual2) and d(fcproj).
-    be->matmul_backward(a->dfch, lg.fcprojw, lg.fcprojb, a->dres, la.fch_gelu, lp.fcprojw, N,
-                        4 * C, C);
+    be->matmul_backward(a->dfch, lg.fcprojw, lg.fcprojb, a->dres, la.fch_gelu, lp.fcprojw, N, 4 * C,
+                        C);
     be->gelu_backward(a->dfch, la.fch, a->dfch, (size_t)N * 4 * C);
     be->matmul_backward(a->dln, lg.fcw, lg.fcb, a->dfch, la.ln2, lp.fcw, N, C, 4 * C);
     be->layernorm_backward(a->dres, lg.ln2w, lg.ln2b, a->dln, la.residual2, lp.ln2w, la.ln2_mean,
                            la.ln2_rstd, N, C);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
-    be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C,
-                        C);
+    be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
     be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, C, NH);
     be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, 3 * C);
     be->layernorm_backward(a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,

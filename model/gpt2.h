@@ -100,12 +100,12 @@ typedef struct {
     GPT2Mode mode;
     const Backend *be;
 
-    TensorTable table;             // parameter table (names, shapes, offsets)
-    TensorInfo table_info[24];     // storage for table.info
-    float *params_mem;             // (table.numel) parameter arena
-    bool owns_params;              // false for a view sharing another model's parameters
-    float *grads_mem;              // (table.numel) gradient arena; NULL in GPT2_INFER
-    GPT2Params params, grads;      // pointers into the arenas
+    TensorTable table;         // parameter table (names, shapes, offsets)
+    TensorInfo table_info[24]; // storage for table.info
+    float *params_mem;         // (table.numel) parameter arena
+    bool owns_params;          // false for a view sharing another model's parameters
+    float *grads_mem;          // (table.numel) gradient arena; NULL in GPT2_INFER
+    GPT2Params params, grads;  // pointers into the arenas
 
     int max_B, max_T; // the largest batch the activation arena holds
     float *acts_mem;  // activation arena
@@ -115,11 +115,11 @@ typedef struct {
     // the last forward pass
     int B, T;
     float inv_temp;
-    const Batch *batch;    // the caller keeps it alive until the backward
-    float *host_logp;      // (max_B*max_T) host copy of acts.logp
-    float *host_entropy;   // (max_B*max_T)
-    float *host_values;    // (max_B*max_T)
-    float *host_scratch;   // (max_B*max_T) objective gradients staged for the device
+    const Batch *batch;  // the caller keeps it alive until the backward
+    float *host_logp;    // (max_B*max_T) host copy of acts.logp
+    float *host_entropy; // (max_B*max_T)
+    float *host_values;  // (max_B*max_T)
+    float *host_scratch; // (max_B*max_T) objective gradients staged for the device
 } GPT2;
 
 // Vocabulary padded to a multiple of 64.

@@ -10,21 +10,21 @@
 #include <string.h>
 
 struct Sampler {
-    GPT2 *view;        // inference view of the model (shares its weights)
+    GPT2 *view; // inference view of the model (shares its weights)
     int max_B, max_len;
-    float *kcache;     // (L, max_B, max_len, C) on the device, or NULL without a cache
-    float *vcache;     // (L, max_B, max_len, C)
-    int *seq;          // (max_B, max_len) host: prompt + generated tokens of each row
-    int *len;          // (max_B) host: tokens in seq
-    int *pos;          // (max_B) host: position of the token fed this step
-    int *cur;          // (max_B) host: token fed this step
-    int *done;         // (max_B) host
-    int *step_tokens;  // (max_B, max_len) host: tokens of a prefill or recompute batch
-    int *step_pos;     // (max_B, max_len) host: their positions
-    int *rows;         // (max_B) host: the lnf row holding each sequence's last token
-    float *logits;     // (max_B, Vp) host copy of the step's logits
-    float *probs;      // (Vp) host scratch
-    int *idx;          // (Vp) host scratch
+    float *kcache;    // (L, max_B, max_len, C) on the device, or NULL without a cache
+    float *vcache;    // (L, max_B, max_len, C)
+    int *seq;         // (max_B, max_len) host: prompt + generated tokens of each row
+    int *len;         // (max_B) host: tokens in seq
+    int *pos;         // (max_B) host: position of the token fed this step
+    int *cur;         // (max_B) host: token fed this step
+    int *done;        // (max_B) host
+    int *step_tokens; // (max_B, max_len) host: tokens of a prefill or recompute batch
+    int *step_pos;    // (max_B, max_len) host: their positions
+    int *rows;        // (max_B) host: the lnf row holding each sequence's last token
+    float *logits;    // (max_B, Vp) host copy of the step's logits
+    float *probs;     // (Vp) host scratch
+    int *idx;         // (Vp) host scratch
 };
 
 Sampler *sampler_create(const GPT2 *m, int max_B, int max_len, int use_cache) {
@@ -77,8 +77,8 @@ void sampler_free(Sampler *s) {
 
 size_t sampler_bytes(const Sampler *s) {
     const GPT2 *m = s->view;
-    size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len *
-                                   m->cfg.d_model * sizeof(float)
+    size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * m->cfg.d_model *
+                                   sizeof(float)
                              : 0;
     return cache + gpt2_act_bytes(m);
 }
@@ -229,8 +229,7 @@ static int sample_truncated(Sampler *s, int V, const SampleParams *p, double u) 
 
 // Chooses the next token of one row from its logits z (V real columns); *logp receives its
 // log-prob under softmax(z / temperature) (temperature 1 when greedy).
-static int choose(Sampler *s, const float *z, int V, const SampleParams *p, Rng *rng,
-                  float *logp) {
+static int choose(Sampler *s, const float *z, int V, const SampleParams *p, Rng *rng, float *logp) {
     float temp = p->temperature > 0.0f ? p->temperature : 1.0f;
     int best = 0;
     for (int v = 1; v < V; v++)

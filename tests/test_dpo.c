@@ -19,7 +19,8 @@
 
 static const GPT2Config CFG = {2, 2, 32, 64, 16};
 
-// ---- finite differences through the model ---------------------------------------------------------
+// ---- finite differences through the model
+// ---------------------------------------------------------
 
 typedef struct {
     GPT2 *m;
@@ -73,7 +74,8 @@ START_TEST(test_dpo_gradient_through_model) {
 }
 END_TEST
 
-// ---- end to end on a known rule -------------------------------------------------------------------
+// ---- end to end on a known rule
+// -------------------------------------------------------------------
 
 static char dir[1024];
 static uint64_t fp;
@@ -84,7 +86,7 @@ static int eot, vocab;
 // SFT model's greedy answers break the rule. A pair differs only in its last token (no end
 // token follows), so the style choice is the one thing the preference can move.
 #define GOOD 60
-#define BAD 61
+#define BAD  61
 #define RESP 4
 
 static void response(Rng *r, int *out, int good) {
@@ -112,8 +114,12 @@ static void write_data(DataKind kind, const char *name, int n, uint64_t seed, do
         memcpy(j, c, sizeof(c)); // the same answer in the other style
         j[3] = BAD;
         int swap = rng_uniform(&r) < noise;
-        Example ex = {.tokens = p, .n_tokens = 3, .chosen = swap ? j : c, .n_chosen = RESP,
-                      .rejected = swap ? c : j, .n_rejected = RESP};
+        Example ex = {.tokens = p,
+                      .n_tokens = 3,
+                      .chosen = swap ? j : c,
+                      .n_chosen = RESP,
+                      .rejected = swap ? c : j,
+                      .n_rejected = RESP};
         if (kind == DATA_SFT) { // 70% of the demonstrations break the rule
             memcpy(seq, p, sizeof(p));
             memcpy(seq + 3, rng_uniform(&r) < 0.7 ? j : c, sizeof(c));
@@ -188,8 +194,10 @@ static json_t *metrics_row(const char *name, int step, const char *split) {
         json_t *sp = json_object_get(row, "split");
         int want = json_integer_value(json_object_get(row, "step")) == step &&
                    ((split && sp && strcmp(json_string_value(sp), split) == 0) || (!split && !sp));
-        if (want) found = row;
-        else json_decref(row);
+        if (want)
+            found = row;
+        else
+            json_decref(row);
     }
     free(line);
     fclose(f);
@@ -243,9 +251,10 @@ static PolicyStats policy_stats(const char *ckpt, GPT2 *ref) {
 
 START_TEST(test_dpo_end_to_end) {
     setup_world();
-    const char *stage = "{name: dpo, kind: dpo, init: sft, data: {train: pref.h5, val: pref-val.h5}, "
-                        "steps: %d, loss: sigmoid, beta: %s, reference: %s, optim: {lr: 3.0e-4}, "
-                        "val: {every: %d, batches: 8}}";
+    const char *stage =
+        "{name: dpo, kind: dpo, init: sft, data: {train: pref.h5, val: pref-val.h5}, "
+        "steps: %d, loss: sigmoid, beta: %s, reference: %s, optim: {lr: 3.0e-4}, "
+        "val: {every: %d, batches: 8}}";
     char a[512], b[512];
     // cached and live references: the same loss at the first step and in validation
     snprintf(a, sizeof(a), stage, 2, "0.1", "cached", 1);
@@ -256,7 +265,8 @@ START_TEST(test_dpo_end_to_end) {
         json_t *x = metrics_row("cached", split ? 1 : 2, split ? "val" : NULL);
         json_t *y = metrics_row("live", split ? 1 : 2, split ? "val" : NULL);
         double dx = num(x, "loss"), dy = num(y, "loss");
-        printf("cached vs live reference (%s): loss %.9f vs %.9f\n", split ? "val" : "step 2", dx, dy);
+        printf("cached vs live reference (%s): loss %.9f vs %.9f\n", split ? "val" : "step 2", dx,
+               dy);
         ck_assert_msg(fabs(dx - dy) <= 1e-6, "cached %.9f live %.9f", dx, dy);
         json_decref(x), json_decref(y);
     }
@@ -270,7 +280,8 @@ START_TEST(test_dpo_end_to_end) {
     json_decref(val);
     char path[1400], err[512];
     snprintf(path, sizeof(path), "%s/runs/shared-sft/final.h5", dir);
-    GPT2 *ref = gpt2_load(backend_cpu(), path, GPT2_HEAD_LM, GPT2_INFER, 1, 16, 0, err, sizeof(err));
+    GPT2 *ref =
+        gpt2_load(backend_cpu(), path, GPT2_HEAD_LM, GPT2_INFER, 1, 16, 0, err, sizeof(err));
     ck_assert_msg(ref, "%s", err);
     PolicyStats sft = policy_stats(path, ref);
     snprintf(path, sizeof(path), "%s/runs/beta01/dpo/final.h5", dir);

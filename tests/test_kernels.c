@@ -68,7 +68,8 @@ static void check_encoder(int with_pos) {
         }
     be->encoder_backward(dwte, dwpe, c.w, c.tokens, c.pos, c.B, c.T, c.C);
     grad_check("encoder dwte", c.wte, (size_t)c.Vp * c.C, dwte, enc_loss, &c, FD_EPS, FD_TOL, 400);
-    grad_check("encoder dwpe", c.wpe, (size_t)c.maxT * c.C, dwpe, enc_loss, &c, FD_EPS, FD_TOL, 400);
+    grad_check("encoder dwpe", c.wpe, (size_t)c.maxT * c.C, dwpe, enc_loss, &c, FD_EPS, FD_TOL,
+               400);
     free(c.wte), free(c.wpe), free(c.out), free(c.w), free(dwte), free(dwpe);
 }
 
@@ -150,16 +151,19 @@ START_TEST(test_matmul) {
     for (int n = 0; n < c.N; n++)
         for (int o = 0; o < c.OC; o++) {
             double want = c.bias[o];
-            for (int k = 0; k < c.C; k++) want += (double)c.inp[n * c.C + k] * c.weight[o * c.C + k];
+            for (int k = 0; k < c.C; k++)
+                want += (double)c.inp[n * c.C + k] * c.weight[o * c.C + k];
             ck_assert_double_eq_tol(c.out[n * c.OC + o], want, 1e-5);
         }
     float *dinp = rand_vec((size_t)c.N * c.C, &r, -1, 1); // written: garbage must not leak
     float *dw = zeros((size_t)c.OC * c.C), *db = zeros(c.OC);
     be->matmul_backward(dinp, dw, db, c.w, c.inp, c.weight, c.N, c.C, c.OC);
     grad_check("matmul dinp", c.inp, (size_t)c.N * c.C, dinp, mm_loss, &c, FD_EPS, FD_TOL, 400);
-    grad_check("matmul dweight", c.weight, (size_t)c.OC * c.C, dw, mm_loss, &c, FD_EPS, FD_TOL, 400);
+    grad_check("matmul dweight", c.weight, (size_t)c.OC * c.C, dw, mm_loss, &c, FD_EPS, FD_TOL,
+               400);
     grad_check("matmul dbias", c.bias, c.OC, db, mm_loss, &c, FD_EPS, FD_TOL, 400);
-    free(c.inp), free(c.weight), free(c.bias), free(c.out), free(c.w), free(dinp), free(dw), free(db);
+    free(c.inp), free(c.weight), free(c.bias), free(c.out), free(c.w), free(dinp), free(dw),
+        free(db);
 }
 END_TEST
 
@@ -341,8 +345,8 @@ typedef struct {
 
 static double cls_loss(void *p) {
     ClsCtx *c = p;
-    be->classifier_forward(c->logp, c->ent, c->lse, c->logits, c->x, c->wte, c->targets, c->N,
-                           c->C, c->V, c->Vp, c->inv_temp);
+    be->classifier_forward(c->logp, c->ent, c->lse, c->logits, c->x, c->wte, c->targets, c->N, c->C,
+                           c->V, c->Vp, c->inv_temp);
     return dot(c->logp, c->a, c->N) + dot(c->ent, c->e, c->N);
 }
 
@@ -387,7 +391,8 @@ START_TEST(test_classifier) {
         ck_assert_float_eq(c.logits[1 * c.Vp + v], 0.0f);
     for (size_t i = (size_t)c.V * c.C; i < nw; i++) ck_assert_float_eq(dwte[i], 0.0f);
     grad_check("classifier dx", c.x, nx, dx, cls_loss, &c, FD_EPS, FD_TOL, 400);
-    grad_check("classifier dwte", c.wte, (size_t)c.V * c.C, dwte, cls_loss, &c, FD_EPS, FD_TOL, 600);
+    grad_check("classifier dwte", c.wte, (size_t)c.V * c.C, dwte, cls_loss, &c, FD_EPS, FD_TOL,
+               600);
     free(c.x), free(c.wte), free(c.logits), free(c.lse), free(c.logp), free(c.ent), free(c.a);
     free(c.e), free(dx), free(dwte);
 }

@@ -15,7 +15,7 @@ static double fd(double (*f)(double, void *), double x, void *ctx) {
 
 START_TEST(test_log_sigmoid_stable) {
     ck_assert_double_eq_tol(neg_log_sigmoid(0.0), log(2.0), TOL);
-    ck_assert_double_eq_tol(neg_log_sigmoid(1000.0), 0.0, TOL);      // exp(-1000) underflows
+    ck_assert_double_eq_tol(neg_log_sigmoid(1000.0), 0.0, TOL);     // exp(-1000) underflows
     ck_assert_double_eq_tol(neg_log_sigmoid(-1000.0), 1000.0, TOL); // no overflow
     ck_assert_double_eq_tol(sigmoid(-1000.0), 0.0, TOL);
     ck_assert_double_eq_tol(sigmoid(1000.0), 1.0, TOL);
@@ -95,7 +95,7 @@ START_TEST(test_dpo_family_by_hand) {
     ck_assert_double_eq_tol(s.reward_rejected, -0.1, 1e-12);
     // conservative DPO, label smoothing 0.1: 0.9 log(1+e^-0.2) + 0.1 log(1+e^0.2)
     expect(pair(DPO_ROBUST, 0.1), 0.618138869382, -0.035016600269, 0.035016600269);
-    expect(pair(DPO_IPO, 0.1), 9.0, -6.0, 6.0); // (2 - 1/0.2)^2, 2 (2 - 5)
+    expect(pair(DPO_IPO, 0.1), 9.0, -6.0, 6.0);   // (2 - 1/0.2)^2, 2 (2 - 5)
     expect(pair(DPO_HINGE, 0.1), 0.8, -0.1, 0.1); // 1 - 0.2
     // SimPO, beta 2, gamma 0.5: averages -2 and -3, z = 2 (1) - 0.5 = 1.5
     DpoPairLoss sp = pair(DPO_SIMPO, 2.0);

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const GPT2Config TINY = {.n_layer = 2, .n_head = 2, .d_model = 16, .vocab_size = 50,
-                                .max_seq_len = 32};
+static const GPT2Config TINY = {
+    .n_layer = 2, .n_head = 2, .d_model = 16, .vocab_size = 50, .max_seq_len = 32};
 
 typedef struct {
     int B, T;
@@ -51,8 +51,12 @@ static GPT2 *tiny(int heads, GPT2Mode mode, int B, int T, uint64_t seed) {
 
 static float train_steps(GPT2 *m, const Batch *b, int steps, float lr, float *losses) {
     AdamW opt;
-    AdamWConfig cfg = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                       .weight_decay = 0.0f, .grad_clip = 1.0f};
+    AdamWConfig cfg = {.lr = lr,
+                       .beta1 = 0.9f,
+                       .beta2 = 0.95f,
+                       .eps = 1e-8f,
+                       .weight_decay = 0.0f,
+                       .grad_clip = 1.0f};
     adamw_init(&opt, m->be, &m->table, cfg);
     float loss = 0.0f;
     for (int s = 0; s < steps; s++) {
@@ -150,7 +154,8 @@ typedef struct {
 static double fd_objective(void *p) {
     FdCtx *c = p;
     double loss = gpt2_forward(c->m, &c->d->batch, 1.0f);
-    for (int i = 0; i < c->d->B * c->d->T; i++) loss += (double)c->value_w[i] * c->m->host_values[i];
+    for (int i = 0; i < c->d->B * c->d->T; i++)
+        loss += (double)c->value_w[i] * c->m->host_values[i];
     return loss;
 }
 
@@ -184,9 +189,9 @@ END_TEST
 
 // ---- sampling ---------------------------------------------------------------------------------
 
-#define SB 4
+#define SB   4
 #define PLEN 7
-#define NEW 12
+#define NEW  12
 
 static const int PROMPT_LEN[SB] = {7, 3, 1, 5};
 
@@ -219,8 +224,8 @@ START_TEST(test_sampling_cache_equals_recompute) {
     GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 22);
     int prompts[SB * PLEN];
     prompts_make(prompts);
-    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1,
-                           .max_new_tokens = NEW};
+    SampleParams greedy = {
+        .temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
     int out[2][SB * NEW], len[2][SB];
     float lp[2][SB * NEW];
     for (int cache = 0; cache < 2; cache++) {
@@ -243,8 +248,8 @@ START_TEST(test_sampling_temperature_logp_and_stop) {
     int prompts[SB * PLEN], out[SB * NEW], len[SB], out2[SB * NEW], len2[SB];
     float lp[SB * NEW], lp2[SB * NEW];
     prompts_make(prompts);
-    SampleParams p = {.temperature = 0.7f, .top_k = 0, .top_p = 1.0f, .stop_token = 3,
-                      .max_new_tokens = NEW};
+    SampleParams p = {
+        .temperature = 0.7f, .top_k = 0, .top_p = 1.0f, .stop_token = 3, .max_new_tokens = NEW};
     Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
     Rng r = rng_init(5);
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &p, &r, out, lp, len);
@@ -270,16 +275,17 @@ START_TEST(test_sampling_truncation) {
     float lpa[SB * NEW], lpb[SB * NEW];
     prompts_make(prompts);
     Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
-    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
-    SampleParams top1 = {.temperature = 1.3f, .top_k = 1, .top_p = 1.0f, .stop_token = -1,
-                         .max_new_tokens = NEW};
+    SampleParams greedy = {
+        .temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
+    SampleParams top1 = {
+        .temperature = 1.3f, .top_k = 1, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
     Rng r = rng_init(9);
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, a, lpa, la);
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &top1, &r, b, lpb, lb);
     ck_assert_mem_eq(a, b, sizeof(a));
     // a tiny nucleus: with top_p -> 0 only the most likely token survives, again greedy
-    SampleParams nucleus = {.temperature = 1.0f, .top_k = 0, .top_p = 1e-6f, .stop_token = -1,
-                            .max_new_tokens = NEW};
+    SampleParams nucleus = {
+        .temperature = 1.0f, .top_k = 0, .top_p = 1e-6f, .stop_token = -1, .max_new_tokens = NEW};
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &nucleus, &r, b, lpb, lb);
     ck_assert_mem_eq(a, b, sizeof(a));
     sampler_free(s);
@@ -294,7 +300,8 @@ START_TEST(test_sampler_tracks_weights) {
     int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], l[SB];
     float lp[SB * NEW];
     prompts_make(prompts);
-    SampleParams greedy = {.temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
+    SampleParams greedy = {
+        .temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
     Rng r = rng_init(1);
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, a, lp, l);
     gpt2_init_weights(m, 99); // new weights in place
@@ -349,8 +356,8 @@ END_TEST
 // Clipping scales the gradient to the clip norm before the update.
 START_TEST(test_adamw_clipping) {
     float p[2] = {0.0f, 0.0f}, g[2] = {3.0f, 4.0f}; // norm 5
-    TensorInfo info = {.name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2,
-                       .decay = false};
+    TensorInfo info = {
+        .name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2, .decay = false};
     TensorTable t = {1, &info, 2};
     AdamW opt;
     adamw_init(&opt, backend_cpu(), &t, (AdamWConfig){0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f});

@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NB 3
-#define NT 12
+#define NB  3
+#define NT  12
 #define TOL 1e-4
 
-static const GPT2Config CFG = {.n_layer = 2, .n_head = 4, .d_model = 32, .vocab_size = 67,
-                               .max_seq_len = 16};
+static const GPT2Config CFG = {
+    .n_layer = 2, .n_head = 4, .d_model = 32, .vocab_size = 67, .max_seq_len = 16};
 
 typedef struct {
     int tokens[NB * NT], targets[NB * NT], pos[NB * NT], seg[NB * NT];
@@ -57,8 +57,13 @@ static void make_batch(Fixture *f, Rng *r) {
             f->value_w[i] = real ? 0.2f * (float)(rng_uniform(r) - 0.5) : 0.0f;
             f->ent_w[i] = real ? 0.05f * (float)(rng_uniform(r) - 0.5) : 0.0f;
         }
-    f->batch = (Batch){.B = NB, .T = NT, .tokens = f->tokens, .targets = f->targets,
-                       .mask = f->mask, .pos = f->pos, .seg = f->seg};
+    f->batch = (Batch){.B = NB,
+                       .T = NT,
+                       .tokens = f->tokens,
+                       .targets = f->targets,
+                       .mask = f->mask,
+                       .pos = f->pos,
+                       .seg = f->seg};
 }
 
 // Randomises every weight a little beyond GPT-2's init (biases 0 and gains 1 would hide
@@ -88,8 +93,7 @@ static void write_ints(hid_t g, const char *name, const int *x) {
     write_ints_shape(g, name, x, 2, NB, NT);
 }
 
-static void write_floats_shape(hid_t g, const char *name, const float *x, hsize_t d0,
-                               hsize_t d1) {
+static void write_floats_shape(hid_t g, const char *name, const float *x, hsize_t d0, hsize_t d1) {
     hsize_t dims[2] = {d0, d1};
     hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -110,11 +114,15 @@ static void write_attr(hid_t obj, const char *name, double v) {
     H5Sclose(sp);
 }
 
-static const AdamWConfig OPT = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                                .weight_decay = 0.1f, .grad_clip = 0.5f};
+static const AdamWConfig OPT = {.lr = 1e-2f,
+                                .beta1 = 0.9f,
+                                .beta2 = 0.95f,
+                                .eps = 1e-8f,
+                                .weight_decay = 0.1f,
+                                .grad_clip = 0.5f};
 static const Schedule SCHED = {SCHEDULE_COSINE, 3, 10, 0.1f};
 #define TRAJ_STEPS 10
-#define INV_TEMP 0.8f
+#define INV_TEMP   0.8f
 
 static void write_fixture(const char *path, const GPT2 *m, const Fixture *f) {
     char err[256];
@@ -271,7 +279,8 @@ START_TEST(test_reward_model_matches_pytorch) {
         targets[i] = -1, pos[i] = t, seg[i] = 0, mask[i] = 0.0f;
     }
     const double margin = 0.3, center = 0.05;
-    const char *fix = test_tmp_path("parity-rm-fixture.h5"), *out = test_tmp_path("parity-rm-out.h5");
+    const char *fix = test_tmp_path("parity-rm-fixture.h5"),
+               *out = test_tmp_path("parity-rm-out.h5");
     char err[256];
     hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
@@ -294,8 +303,8 @@ START_TEST(test_reward_model_matches_pytorch) {
     snprintf(args, sizeof(args), "%s %s", fix, out);
     ck_assert_int_eq(run_torch_script("torch_ref.py", args), 0);
 
-    Batch b = {.B = RB, .T = RT, .tokens = tokens, .targets = targets, .pos = pos, .seg = seg,
-               .len = len};
+    Batch b = {
+        .B = RB, .T = RT, .tokens = tokens, .targets = targets, .pos = pos, .seg = seg, .len = len};
     float scores[RB], dvalues[RB * RT] = {0};
     reward_scores(m, &b, scores);
     float loss = 0.0f;
@@ -330,7 +339,8 @@ START_TEST(test_reward_model_matches_pytorch) {
 }
 END_TEST
 
-// ---- the DPO family -------------------------------------------------------------------------------
+// ---- the DPO family
+// -------------------------------------------------------------------------------
 
 static void write_doubles_1d(hid_t g, const char *name, const double *x, hsize_t n) {
     hid_t sp = H5Screate_simple(1, &n, NULL);
@@ -359,11 +369,12 @@ static void check_dpo(DpoLoss loss, const char *name) {
     for (int i = 0; i < RB * RT; i++) {
         int t = i % RT, row = i / RT;
         targets[i] = t < len[row] ? tokens[i + 1] : -1; // row holds len inputs, len targets
-        mask[i] = t >= 2 && t < len[row] ? 1.0f : 0.0f;  // targets from position 2: responses
+        mask[i] = t >= 2 && t < len[row] ? 1.0f : 0.0f; // targets from position 2: responses
     }
     double ref[RB] = {-31.5, -24.0, -35.2, -16.1};
     DpoParams p = {loss, 0.5, 0.0, 0.0, 0.3, 0.0};
-    const char *fix = test_tmp_path("parity-dpo-fixture.h5"), *out = test_tmp_path("parity-dpo-out.h5");
+    const char *fix = test_tmp_path("parity-dpo-fixture.h5"),
+               *out = test_tmp_path("parity-dpo-out.h5");
     char err[256];
     hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
@@ -387,8 +398,14 @@ static void check_dpo(DpoLoss loss, const char *name) {
     snprintf(args, sizeof(args), "%s %s", fix, out);
     ck_assert_int_eq(run_torch_script("torch_ref.py", args), 0);
 
-    Batch b = {.B = RB, .T = RT, .tokens = tokens, .targets = targets, .mask = mask, .pos = pos,
-               .seg = seg, .len = len};
+    Batch b = {.B = RB,
+               .T = RT,
+               .tokens = tokens,
+               .targets = targets,
+               .mask = mask,
+               .pos = pos,
+               .seg = seg,
+               .len = len};
     float dlogp[RB * RT];
     gpt2_zero_grad(m);
     float lossv = (float)dpo_micro_loss(m, &b, ref, &p, RB / 2, dlogp, NULL);

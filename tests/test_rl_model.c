@@ -46,7 +46,8 @@ static double fd_loss(void *ctx) {
 }
 
 START_TEST(test_ppo_gradient_through_model) {
-    Ppo p = {.m = gpt2_create(backend_cpu(), CFG, GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, NB, NT)};
+    Ppo p = {
+        .m = gpt2_create(backend_cpu(), CFG, GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, NB, NT)};
     gpt2_init_weights(p.m, 3);
     Rng r = rng_init(5);
     int plen[NB] = {3, 4, 2}, len[NB] = {9, 10, 6};
@@ -73,8 +74,10 @@ START_TEST(test_ppo_gradient_through_model) {
     int clipped = 0;
     gpt2_zero_grad(p.m);
     ppo_loss(&p, dlogp, dent, dv, &clipped);
-    ck_assert_msg(clipped > 0 && clipped < 2 * p.n, "the example must mix clipped and unclipped "
-                                                    "tokens (%d)", clipped);
+    ck_assert_msg(clipped > 0 && clipped < 2 * p.n,
+                  "the example must mix clipped and unclipped "
+                  "tokens (%d)",
+                  clipped);
     gpt2_backward(p.m, dlogp, dent, dv);
     float *grads = malloc(gpt2_param_bytes(p.m));
     memcpy(grads, p.m->grads_mem, gpt2_param_bytes(p.m));

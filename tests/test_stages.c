@@ -56,8 +56,8 @@ static void write_pref(const char *path, int n, uint64_t seed) {
         int a = (int)rng_below(&r, 4), b = (a + 1 + (int)rng_below(&r, 3)) % 4;
         j[a] += 50, j[b] += 50;
         c[4] = j[4] = eot;
-        Example ex = {.tokens = p, .n_tokens = 3, .chosen = c, .n_chosen = 5, .rejected = j,
-                      .n_rejected = 5};
+        Example ex = {
+            .tokens = p, .n_tokens = 3, .chosen = c, .n_chosen = 5, .rejected = j, .n_rejected = 5};
         ck_assert_msg(dataset_append(w, &ex, err, sizeof(err)) == 0, "%s", err);
     }
     ck_assert_msg(dataset_close(w, err, sizeof(err)) == 0, "%s", err);
@@ -229,7 +229,8 @@ START_TEST(test_reward_learns_rule) {
     // `layercake score` with the trained model agrees: one line per pair, then the summary
     char cmd[4096], out[1300];
     snprintf(out, sizeof(out), "%s/score.txt", dir);
-    snprintf(cmd, sizeof(cmd), "%s/layercake score %s/runs/rm/reward/final.h5 --data %s/pref-val.h5 > %s",
+    snprintf(cmd, sizeof(cmd),
+             "%s/layercake score %s/runs/rm/reward/final.h5 --data %s/pref-val.h5 > %s",
              LC_BINARY_DIR, dir, dir, out);
     ck_assert_int_eq(system(cmd), 0);
     FILE *f = fopen(out, "r");
@@ -279,12 +280,12 @@ START_TEST(test_sft_learns_format) {
     write_sft(path, 200, 5);
     snprintf(path, sizeof(path), "%s/init.h5", dir);
     write_init(path);
-    ck_assert_int_eq(
-        run_stage("sft", "{name: sft, kind: sft, init: init.h5, data: {train: sft.h5, val: "
-                         "sft-val.h5}, steps: 400, batch_size: 32, optim: {lr: 3.0e-3}, "
-                         "schedule: {warmup_steps: 20}, val: {every: 200, batches: 6}, "
-                         "log: {every: 100}}"),
-        0);
+    ck_assert_int_eq(run_stage("sft",
+                               "{name: sft, kind: sft, init: init.h5, data: {train: sft.h5, val: "
+                               "sft-val.h5}, steps: 400, batch_size: 32, optim: {lr: 3.0e-3}, "
+                               "schedule: {warmup_steps: 20}, val: {every: 200, batches: 6}, "
+                               "log: {every: 100}}"),
+                     0);
     json_t *val = last_row("sft", "sft", "val");
     double loss = field(val, "loss");
     json_decref(val);
@@ -310,7 +311,8 @@ START_TEST(test_sft_learns_format) {
         follows += ok, exact += ok && same;
     }
     printf("sft on reversed instructions: response validation loss %.4f; greedy samples follow "
-           "the format %d/%d, exactly right %d/%d\n", loss, follows, n, exact, n);
+           "the format %d/%d, exactly right %d/%d\n",
+           loss, follows, n, exact, n);
     ck_assert_msg(loss < 0.5, "response-token validation loss %.4f >= 0.5", loss);
     ck_assert_msg(follows >= 90, "only %d/%d samples follow the format", follows, n);
     sampler_free(s);

@@ -10,8 +10,8 @@ void fill_uniform(float *x, size_t n, Rng *r, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)rng_uniform(r);
 }
 
-double max_norm_err(const char *what, const float *got, const float *want, size_t n,
-                    double floor, double tol) {
+double max_norm_err(const char *what, const float *got, const float *want, size_t n, double floor,
+                    double tol) {
     double maxw = floor, maxd = 0.0;
     size_t worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -29,8 +29,9 @@ double max_norm_err(const char *what, const float *got, const float *want, size_
     }
     double err = maxd / maxw;
     if (err > tol) {
-        fprintf(stderr, "%s: normwise error %.3g > %.3g (max |want| %.3g) worst at %zu: got %.8g "
-                        "want %.8g\n",
+        fprintf(stderr,
+                "%s: normwise error %.3g > %.3g (max |want| %.3g) worst at %zu: got %.8g "
+                "want %.8g\n",
                 what, err, tol, maxw, worst, got[worst], want[worst]);
         for (size_t i = 0; i < n && i < 5; i++)
             fprintf(stderr, "  [%zu] got %.8g want %.8g\n", i, got[i], want[i]);
@@ -81,12 +82,16 @@ int require_torch(void) {
     snprintf(cmd, sizeof(cmd), "%s -c 'import torch, h5py' 2>/dev/null", LC_PYTHON);
     if (system(cmd) == 0) return 0;
     if (getenv("CI")) {
-        fprintf(stderr, "torch/h5py missing for %s but CI is set: failing (install "
-                        "python3-torch python3-h5py)\n", LC_PYTHON);
+        fprintf(stderr,
+                "torch/h5py missing for %s but CI is set: failing (install "
+                "python3-torch python3-h5py)\n",
+                LC_PYTHON);
         return 1;
     }
-    fprintf(stderr, "skipping: %s has no torch/h5py (apt-get install python3-torch "
-                    "python3-h5py)\n", LC_PYTHON);
+    fprintf(stderr,
+            "skipping: %s has no torch/h5py (apt-get install python3-torch "
+            "python3-h5py)\n",
+            LC_PYTHON);
     return 77;
 }
 

@@ -10,13 +10,13 @@ void fill_uniform(float *x, size_t n, Rng *r, float lo, float hi);
 
 // Normwise error: max_i |got_i - want_i| / max(max_i |want_i|, floor). Prints the worst index
 // and the first values side by side when it exceeds tol. Returns the error.
-double max_norm_err(const char *what, const float *got, const float *want, size_t n,
-                    double floor, double tol);
+double max_norm_err(const char *what, const float *got, const float *want, size_t n, double floor,
+                    double tol);
 
 // Checks the analytic gradient `grad` of a scalar function f(ctx) with respect to x (n) by
-// central differences (five-point stencil) with step eps, on at most max_checks elements spread evenly over x.
-// Fails the current Check test if max |fd - grad| > tol * max(max |grad|, 1e-3); returns that
-// normwise error.
+// central differences (five-point stencil) with step eps, on at most max_checks elements spread
+// evenly over x. Fails the current Check test if max |fd - grad| > tol * max(max |grad|, 1e-3);
+// returns that normwise error.
 typedef double (*ScalarFn)(void *ctx);
 double grad_check(const char *what, float *x, size_t n, const float *grad, ScalarFn f, void *ctx,
                   float eps, double tol, int max_checks);

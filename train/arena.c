@@ -19,7 +19,8 @@ ArenaOptions arena_options_default(void) {
 }
 
 static int options_check(const ArenaOptions *o, char *err, size_t errlen) {
-    if (!(o->tie_tol >= 0)) return lc_error(err, errlen, "tie tolerance %g is negative", o->tie_tol);
+    if (!(o->tie_tol >= 0))
+        return lc_error(err, errlen, "tie tolerance %g is negative", o->tie_tol);
     if (o->n_boot < 0) return lc_error(err, errlen, "bootstrap resamples %d < 0", o->n_boot);
     if (!(o->level > 0 && o->level < 1))
         return lc_error(err, errlen, "confidence level %g is not in (0, 1)", o->level);
@@ -298,7 +299,8 @@ static int arena_check(const double *scores, int m, int np, const ArenaOptions *
     if (m < 1 || np < 1)
         return lc_error(err, errlen, "the arena needs a model and a prompt (got %d, %d)", m, np);
     if (o->anchor < -1 || o->anchor >= m)
-        return lc_error(err, errlen, "anchor %d is not a model index (0..%d) or -1", o->anchor, m - 1);
+        return lc_error(err, errlen, "anchor %d is not a model index (0..%d) or -1", o->anchor,
+                        m - 1);
     if (options_check(o, err, errlen)) return -1;
     return scores_check(scores, m * np, "arena", err, errlen);
 }

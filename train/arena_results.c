@@ -43,7 +43,8 @@ static int results_find(const ArenaResults *r, const char *name) {
 
 int arena_judge(ArenaResults *r, const double *judge, const double *rm, char *err, size_t errlen) {
     int ref = results_find(r, r->reference), np = r->prompts;
-    if (ref < 0) return lc_error(err, errlen, "reference '%s' is not an evaluated model", r->reference);
+    if (ref < 0)
+        return lc_error(err, errlen, "reference '%s' is not an evaluated model", r->reference);
     r->opts.anchor = ref;
     ArenaRating *rating = lc_malloc((size_t)r->n_models * sizeof(*rating));
     int rc = arena_fit(judge, r->n_models, np, &r->opts, rating, err, errlen);
@@ -142,8 +143,8 @@ typedef struct {
 
 static int bad(const Reader *rd, const char *key, const char *want) {
     if (rd->model)
-        return lc_error(rd->err, rd->errlen, "%s: models.%s.%s: expected %s", rd->path, rd->model, key,
-                    want);
+        return lc_error(rd->err, rd->errlen, "%s: models.%s.%s: expected %s", rd->path, rd->model,
+                        key, want);
     return lc_error(rd->err, rd->errlen, "%s: %s: expected %s", rd->path, key, want);
 }
 
@@ -188,7 +189,8 @@ static int model_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
     ArenaWinRate *w = &m->win;
     ArenaRating *g = &m->rating;
     if (!json_is_object(o))
-        return lc_error(rd->err, rd->errlen, "%s: models.%s: expected an object", rd->path, rd->model);
+        return lc_error(rd->err, rd->errlen, "%s: models.%s: expected an object", rd->path,
+                        rd->model);
     return read_num(rd, o, "gold_reward", &m->gold_reward) ||
            read_num(rd, o, "accuracy", &m->accuracy) || read_num(rd, o, "rm_score", &m->rm_score) ||
            read_num(rd, o, "gold_reward_greedy", &m->gold_reward_greedy) ||

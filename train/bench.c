@@ -36,28 +36,32 @@ typedef struct {
 } BenchArgs;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: layercake bench [--model NAME] [--batch B] [--seq T] [--steps N]\n"
-            "                       [--warmup N] [--threads N] [--json]\n"
-            "       layercake bench --rollout [--model NAME] [--batch B] [--prompt-len P]\n"
-            "                       [--new-tokens N] [--threads N] [--json]\n"
-            "\nTimes training steps (forward, backward, AdamW) or, with --rollout, sampling\n"
-            "with a KV cache against sampling by full recomputation, and reports ms/step,\n"
-            "tokens/s, model-FLOPs utilisation against the measured matmul peak, and peak RSS.\n"
-            "models:");
+    fprintf(f, "usage: layercake bench [--model NAME] [--batch B] [--seq T] [--steps N]\n"
+               "                       [--warmup N] [--threads N] [--json]\n"
+               "       layercake bench --rollout [--model NAME] [--batch B] [--prompt-len P]\n"
+               "                       [--new-tokens N] [--threads N] [--json]\n"
+               "\nTimes training steps (forward, backward, AdamW) or, with --rollout, sampling\n"
+               "with a KV cache against sampling by full recomputation, and reports ms/step,\n"
+               "tokens/s, model-FLOPs utilisation against the measured matmul peak, and peak RSS.\n"
+               "models:");
     for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
         fprintf(f, " %s", SHAPES[i].name);
     fprintf(f, " (default gpt2-124m)\n");
 }
 
 static int parse(int argc, char **argv, BenchArgs *a) {
-    *a = (BenchArgs){.shape = &SHAPES[2], .B = 4, .T = 64, .steps = 5, .warmup = 1,
-                     .prompt_len = 32, .new_tokens = 64};
+    *a = (BenchArgs){.shape = &SHAPES[2],
+                     .B = 4,
+                     .T = 64,
+                     .steps = 5,
+                     .warmup = 1,
+                     .prompt_len = 32,
+                     .new_tokens = 64};
     static const struct option opts[] = {
-        {"model", 1, 0, 'm'},      {"batch", 1, 0, 'b'},      {"seq", 1, 0, 't'},
-        {"steps", 1, 0, 's'},      {"warmup", 1, 0, 'w'},     {"threads", 1, 0, 'j'},
-        {"json", 0, 0, 'J'},       {"rollout", 0, 0, 'r'},    {"prompt-len", 1, 0, 'p'},
-        {"new-tokens", 1, 0, 'n'}, {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+        {"model", 1, 0, 'm'},      {"batch", 1, 0, 'b'},   {"seq", 1, 0, 't'},
+        {"steps", 1, 0, 's'},      {"warmup", 1, 0, 'w'},  {"threads", 1, 0, 'j'},
+        {"json", 0, 0, 'J'},       {"rollout", 0, 0, 'r'}, {"prompt-len", 1, 0, 'p'},
+        {"new-tokens", 1, 0, 'n'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     int c, batch_set = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -71,17 +75,39 @@ static int parse(int argc, char **argv, BenchArgs *a) {
                 return 2;
             }
             break;
-        case 'b': a->B = atoi(optarg), batch_set = 1; break;
-        case 't': a->T = atoi(optarg); break;
-        case 's': a->steps = atoi(optarg); break;
-        case 'w': a->warmup = atoi(optarg); break;
-        case 'j': a->threads = atoi(optarg); break;
-        case 'J': a->json = 1; break;
-        case 'r': a->rollout = 1; break;
-        case 'p': a->prompt_len = atoi(optarg); break;
-        case 'n': a->new_tokens = atoi(optarg); break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
+        case 'b':
+            a->B = atoi(optarg), batch_set = 1;
+            break;
+        case 't':
+            a->T = atoi(optarg);
+            break;
+        case 's':
+            a->steps = atoi(optarg);
+            break;
+        case 'w':
+            a->warmup = atoi(optarg);
+            break;
+        case 'j':
+            a->threads = atoi(optarg);
+            break;
+        case 'J':
+            a->json = 1;
+            break;
+        case 'r':
+            a->rollout = 1;
+            break;
+        case 'p':
+            a->prompt_len = atoi(optarg);
+            break;
+        case 'n':
+            a->new_tokens = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -90,10 +116,11 @@ static int parse(int argc, char **argv, BenchArgs *a) {
     }
     if (a->rollout && !batch_set) a->B = 16;
     int maxT = a->shape->cfg.max_seq_len;
-    if (a->B < 1 || a->T < 1 || a->T > maxT || a->steps < 1 || a->warmup < 0 ||
-        a->prompt_len < 1 || a->new_tokens < 1 || a->prompt_len + a->new_tokens > maxT) {
-        fprintf(stderr, "layercake bench: batch, seq, steps, prompt-len and new-tokens must be "
-                        "positive, with seq and prompt-len + new-tokens <= %d for %s\n",
+    if (a->B < 1 || a->T < 1 || a->T > maxT || a->steps < 1 || a->warmup < 0 || a->prompt_len < 1 ||
+        a->new_tokens < 1 || a->prompt_len + a->new_tokens > maxT) {
+        fprintf(stderr,
+                "layercake bench: batch, seq, steps, prompt-len and new-tokens must be "
+                "positive, with seq and prompt-len + new-tokens <= %d for %s\n",
                 maxT, a->shape->name);
         return 2;
     }
@@ -140,8 +167,7 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
     GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_TRAIN, a->B, a->T);
     gpt2_init_weights(m, 1);
     AdamW opt;
-    adamw_init(&opt, be, &m->table,
-               (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
+    adamw_init(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
     Rng r = rng_init(2);
     Batch b;
     random_batch(&b, a->B, a->T, a->shape->cfg.vocab_size, &r);
@@ -182,9 +208,13 @@ static double time_rollout(const GPT2 *m, const BenchArgs *a, int use_cache, con
                            const int *plen) {
     int len = a->prompt_len + a->new_tokens;
     Sampler *s = sampler_create(m, a->B, len, use_cache);
-    SampleParams p = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .stop_token = -1,
+    SampleParams p = {.temperature = 1.0f,
+                      .top_k = 0,
+                      .top_p = 1.0f,
+                      .stop_token = -1,
                       .max_new_tokens = a->new_tokens};
-    int *out = lc_malloc(sizeof(int) * (size_t)a->B * a->new_tokens), *olen = lc_malloc(sizeof(int) * a->B);
+    int *out = lc_malloc(sizeof(int) * (size_t)a->B * a->new_tokens),
+        *olen = lc_malloc(sizeof(int) * a->B);
     float *lp = lc_malloc(sizeof(float) * (size_t)a->B * a->new_tokens);
     Rng r = rng_init(3);
     double t0 = time_now();
@@ -200,7 +230,8 @@ static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
     GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
     gpt2_init_weights(m, 1);
     Rng r = rng_init(4);
-    int *prompts = lc_malloc(sizeof(int) * (size_t)a->B * a->prompt_len), *plen = lc_malloc(sizeof(int) * a->B);
+    int *prompts = lc_malloc(sizeof(int) * (size_t)a->B * a->prompt_len),
+        *plen = lc_malloc(sizeof(int) * a->B);
     for (int i = 0; i < a->B * a->prompt_len; i++)
         prompts[i] = (int)rng_below(&r, a->shape->cfg.vocab_size);
     for (int b = 0; b < a->B; b++) plen[b] = a->prompt_len;

@@ -19,36 +19,65 @@ typedef struct {
 } GenArgs;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: layercake generate CHECKPOINT.h5 --prompt TEXT [--max-new-tokens N]\n"
-               "                          [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-               "                          [--samples N] [--chat] [--tokenizer PATH]\n"
-               "\nSamples continuations of TEXT. --chat wraps TEXT as a user turn of the chat\n"
-               "template and stops at the end of the assistant's turn. The tokenizer is the one\n"
-               "recorded in the checkpoint unless --tokenizer is given. Temperature 0 is greedy.\n");
+    fprintf(f,
+            "usage: layercake generate CHECKPOINT.h5 --prompt TEXT [--max-new-tokens N]\n"
+            "                          [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+            "                          [--samples N] [--chat] [--tokenizer PATH]\n"
+            "\nSamples continuations of TEXT. --chat wraps TEXT as a user turn of the chat\n"
+            "template and stops at the end of the assistant's turn. The tokenizer is the one\n"
+            "recorded in the checkpoint unless --tokenizer is given. Temperature 0 is greedy.\n");
 }
 
 static int parse(int argc, char **argv, GenArgs *a) {
     *a = (GenArgs){.max_new = 64, .temperature = 0.8f, .top_p = 1.0f, .seed = 1, .n = 1};
-    static const struct option opts[] = {
-        {"prompt", 1, 0, 'p'},      {"max-new-tokens", 1, 0, 'n'}, {"temperature", 1, 0, 't'},
-        {"top-k", 1, 0, 'k'},       {"top-p", 1, 0, 'P'},          {"seed", 1, 0, 's'},
-        {"tokenizer", 1, 0, 'T'},   {"chat", 0, 0, 'c'},           {"samples", 1, 0, 'N'},
-        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"prompt", 1, 0, 'p'},
+                                         {"max-new-tokens", 1, 0, 'n'},
+                                         {"temperature", 1, 0, 't'},
+                                         {"top-k", 1, 0, 'k'},
+                                         {"top-p", 1, 0, 'P'},
+                                         {"seed", 1, 0, 's'},
+                                         {"tokenizer", 1, 0, 'T'},
+                                         {"chat", 0, 0, 'c'},
+                                         {"samples", 1, 0, 'N'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': a->prompt = optarg; break;
-        case 'n': a->max_new = atoi(optarg); break;
-        case 't': a->temperature = strtof(optarg, NULL); break;
-        case 'k': a->top_k = atoi(optarg); break;
-        case 'P': a->top_p = strtof(optarg, NULL); break;
-        case 's': a->seed = strtoull(optarg, NULL, 10); break;
-        case 'T': a->tokenizer = optarg; break;
-        case 'c': a->chat = 1; break;
-        case 'N': a->n = atoi(optarg); break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
+        case 'p':
+            a->prompt = optarg;
+            break;
+        case 'n':
+            a->max_new = atoi(optarg);
+            break;
+        case 't':
+            a->temperature = strtof(optarg, NULL);
+            break;
+        case 'k':
+            a->top_k = atoi(optarg);
+            break;
+        case 'P':
+            a->top_p = strtof(optarg, NULL);
+            break;
+        case 's':
+            a->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'T':
+            a->tokenizer = optarg;
+            break;
+        case 'c':
+            a->chat = 1;
+            break;
+        case 'N':
+            a->n = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1 || !a->prompt || a->max_new < 1 || a->n < 1 || a->temperature < 0 ||
@@ -83,8 +112,10 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
     int maxT = m->cfg.max_seq_len, len = (int)p.n + a->max_new;
     if (len > maxT) len = maxT;
     if (p.n >= len) {
-        fprintf(stderr, "layercake generate: the prompt has %lld tokens; the model's context is "
-                        "%d\n", (long long)p.n, maxT);
+        fprintf(stderr,
+                "layercake generate: the prompt has %lld tokens; the model's context is "
+                "%d\n",
+                (long long)p.n, maxT);
         tokenbuf_free(&p);
         return 1;
     }
@@ -97,7 +128,8 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
         sampler_generate(s, p.ids, plen, &plen, 1, &sp, &rng, out, lp, &olen);
         size_t bytes;
         char *text = tokenizer_decode(tok, out, olen, &bytes);
-        if (!text) rc = 1;
+        if (!text)
+            rc = 1;
         else {
             if (a->n > 1) printf("--- sample %d\n", i + 1);
             printf("%s%.*s\n", a->chat ? "" : a->prompt, (int)bytes, text);
@@ -128,8 +160,8 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "layercake generate: %s\n", err);
         return 1;
     }
-    GPT2 *m = gpt2_load(backend_cpu(), a.checkpoint, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err,
-                        sizeof(err));
+    GPT2 *m =
+        gpt2_load(backend_cpu(), a.checkpoint, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err, sizeof(err));
     if (!m) {
         fprintf(stderr, "layercake generate: %s\n", err);
         tokenizer_free(tok);

@@ -26,18 +26,30 @@ typedef struct {
 
 static int parse(int argc, char **argv, ScoreArgs *a) {
     *a = (ScoreArgs){.batch = 16};
-    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"batch", 1, 0, 'b'},
-                                         {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'},
+    static const struct option opts[] = {{"data", 1, 0, 'd'},
+                                         {"batch", 1, 0, 'b'},
+                                         {"json", 0, 0, 'j'},
+                                         {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': a->data = optarg; break;
-        case 'b': a->batch = atoi(optarg); break;
-        case 'j': a->json = 1; break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'b':
+            a->batch = atoi(optarg);
+            break;
+        case 'j':
+            a->json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1 || !a->data || a->batch < 1) {
@@ -61,13 +73,17 @@ static void print_batch(const ScoreArgs *a, Loader *l, const Batch *b, const flo
             *correct += rc > rr;
             *sum += rc + rr;
             *n += 2;
-            if (a->json) printf("{\"index\": %ld, \"chosen\": %.6g, \"rejected\": %.6g}\n", idx, rc, rr);
-            else printf("%ld\t%.6g\t%.6g\n", idx, rc, rr);
+            if (a->json)
+                printf("{\"index\": %ld, \"chosen\": %.6g, \"rejected\": %.6g}\n", idx, rc, rr);
+            else
+                printf("%ld\t%.6g\t%.6g\n", idx, rc, rr);
         } else {
             *sum += r[row];
             *n += 1;
-            if (a->json) printf("{\"index\": %ld, \"reward\": %.6g}\n", idx, r[row]);
-            else printf("%ld\t%.6g\n", idx, r[row]);
+            if (a->json)
+                printf("{\"index\": %ld, \"reward\": %.6g}\n", idx, r[row]);
+            else
+                printf("%ld\t%.6g\n", idx, r[row]);
         }
     }
 }
@@ -75,8 +91,11 @@ static void print_batch(const ScoreArgs *a, Loader *l, const Batch *b, const flo
 static int score(const ScoreArgs *a, GPT2 *rm, DataKind kind) {
     char err[1024];
     int pairs = kind == DATA_PREFERENCE;
-    LoaderOptions o = {.batch = a->batch, .T = rm->cfg.max_seq_len, .world = 1,
-                       .vocab_size = rm->cfg.vocab_size, .drop_long = 1};
+    LoaderOptions o = {.batch = a->batch,
+                       .T = rm->cfg.max_seq_len,
+                       .world = 1,
+                       .vocab_size = rm->cfg.vocab_size,
+                       .drop_long = 1};
     Loader *l = loader_open(a->data, kind, &o, err, sizeof(err));
     if (!l) {
         fprintf(stderr, "layercake score: %s\n", err);
@@ -98,8 +117,12 @@ static int score(const ScoreArgs *a, GPT2 *rm, DataKind kind) {
     }
     if (!a->json) {
         printf("# %ld scores, mean %.4f", n, n ? sum / (double)n : NAN);
-        if (pairs) printf(", chosen above rejected in %.2f%% of %ld pairs", 100.0 * (double)correct / (double)(n / 2), n / 2);
-        if (loader_dropped(l)) printf(", %lld examples longer than %d tokens left out", (long long)loader_dropped(l), o.T);
+        if (pairs)
+            printf(", chosen above rejected in %.2f%% of %ld pairs",
+                   100.0 * (double)correct / (double)(n / 2), n / 2);
+        if (loader_dropped(l))
+            printf(", %lld examples longer than %d tokens left out", (long long)loader_dropped(l),
+                   o.T);
         printf("\n");
     }
     free(r);
@@ -121,8 +144,10 @@ int cmd_score(int argc, char **argv) {
     DataKind kind = d->kind;
     dataset_free(d);
     if (kind != DATA_SFT && kind != DATA_PREFERENCE) {
-        fprintf(stderr, "layercake score: %s: a %s dataset; scoring needs prompt + response "
-                        "(sft) or preference data\n", a.data, data_kind_name(kind));
+        fprintf(stderr,
+                "layercake score: %s: a %s dataset; scoring needs prompt + response "
+                "(sft) or preference data\n",
+                a.data, data_kind_name(kind));
         return 1;
     }
     GPT2 *rm = gpt2_load(backend_cpu(), a.ckpt, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));

@@ -53,7 +53,8 @@ static DpoPairLoss reference_loss(const DpoParams *p, double h) {
         l.loss = z < 1.0 ? 1.0 - z : 0.0;
         dh = z < 1.0 ? -p->beta : 0.0;
         break;
-    default: break;
+    default:
+        break;
     }
     l.d_chosen = dh; // h = (pc - rc) - (pr - rr)
     l.d_rejected = -dh;

@@ -116,8 +116,7 @@ void stats_add_dist(Stats *s, const char *name, double value, double weight) {
 
 double stats_mean(const Stats *s, const char *name) {
     for (int i = 0; i < s->n; i++)
-        if (strcmp(s->name[i], name) == 0)
-            return s->weight[i] > 0 ? s->sum[i] / s->weight[i] : NAN;
+        if (strcmp(s->name[i], name) == 0) return s->weight[i] > 0 ? s->sum[i] / s->weight[i] : NAN;
     return NAN;
 }
 

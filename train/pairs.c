@@ -15,7 +15,7 @@ typedef struct {
     const SynthTask *gold;
     GPT2 *model; // the stage's start model, sampled from
     Loader *prompts;
-    Sampler *sampler; // a view of model
+    Sampler *sampler;      // a view of model
     DatasetWriter *out[2]; // train, val
     int P, G, maxnew, max_prompt;
     int *rows;     // (P*G, max_prompt) prompts, each repeated G times
@@ -59,9 +59,12 @@ static int write_pair(Pairs *ps, int p, int64_t example, char *err, size_t errle
     }
     uint64_t h = (uint64_t)example * 0x9E3779B97F4A7C15ull;
     int split = (h >> 60) % 10 == 0; // a tenth of the prompts for validation
-    Example ex = {.tokens = ps->rows + (size_t)best * ps->max_prompt, .n_tokens = ps->plen[best],
-                  .chosen = ps->resp + (size_t)best * ps->maxnew, .n_chosen = ps->rlen[best],
-                  .rejected = ps->resp + (size_t)worst * ps->maxnew, .n_rejected = ps->rlen[worst]};
+    Example ex = {.tokens = ps->rows + (size_t)best * ps->max_prompt,
+                  .n_tokens = ps->plen[best],
+                  .chosen = ps->resp + (size_t)best * ps->maxnew,
+                  .n_chosen = ps->rlen[best],
+                  .rejected = ps->resp + (size_t)worst * ps->maxnew,
+                  .n_rejected = ps->rlen[worst]};
     ps->pairs[split]++;
     return dataset_append(ps->out[split], &ex, err, errlen) == 0 ? 0 : -1;
 }
@@ -113,9 +116,12 @@ static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
         snprintf(err, errlen, "cannot load the start model '%s'", st->init);
         return -1;
     }
-    LoaderOptions o = {.batch = ps->P, .T = ps->max_prompt, .world = 1,
+    LoaderOptions o = {.batch = ps->P,
+                       .T = ps->max_prompt,
+                       .world = 1,
                        .vocab_size = ps->model->cfg.vocab_size,
-                       .fingerprint = sr->run->fingerprint, .drop_long = 1};
+                       .fingerprint = sr->run->fingerprint,
+                       .drop_long = 1};
     ps->prompts = loader_open(st->data.prompts, DATA_PROMPT, &o, err, errlen);
     if (!ps->prompts) return -1;
     ps->sampler = sampler_create(ps->model, ps->P * ps->G, T, 1);
@@ -169,7 +175,8 @@ int pairs_sample(StageRun *sr, char *train_path, char *val_path, size_t len) {
         return 1;
     }
     printf("[%s] sampled %d responses per prompt from '%s', labelled by '%s': %ld pairs (%ld "
-           "for validation), %ld prompts left out (no correct sample, or all scored alike), %ld labels "
+           "for validation), %ld prompts left out (no correct sample, or all scored alike), %ld "
+           "labels "
            "swapped\n",
            name, ps.G, sr->stage->init, sr->stage->gold_reward, ps.pairs[0] + ps.pairs[1],
            ps.pairs[1], ps.tied, ps.swapped);

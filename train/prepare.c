@@ -27,8 +27,10 @@ static int split(const char *line, char *buf, char **argv) {
         argv[argc++] = out;
         int quoted = 0;
         while (*p && (quoted || (*p != ' ' && *p != '\t'))) {
-            if (*p == '"') quoted = !quoted;
-            else *out++ = *p;
+            if (*p == '"')
+                quoted = !quoted;
+            else
+                *out++ = *p;
             p++;
         }
         if (quoted) return -1;
@@ -54,12 +56,16 @@ static void command_out(const Recipe *r, int i, char *out, size_t len) {
     out[0] = '\0';
     for (int a = 0; a < argc; a++) {
         const char *v = NULL;
-        if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) v = argv[a + 1];
-        else if (strncmp(argv[a], "--out=", 6) == 0) v = argv[a] + 6;
+        if (strcmp(argv[a], "--out") == 0 && a + 1 < argc)
+            v = argv[a + 1];
+        else if (strncmp(argv[a], "--out=", 6) == 0)
+            v = argv[a] + 6;
         if (!v) continue;
         recipe_dir(r, dir, sizeof(dir));
-        if (v[0] == '/') snprintf(out, len, "%s", v);
-        else snprintf(out, len, "%s/%s", dir, v);
+        if (v[0] == '/')
+            snprintf(out, len, "%s", v);
+        else
+            snprintf(out, len, "%s/%s", dir, v);
     }
     free(buf);
 }
@@ -107,8 +113,8 @@ int prepare_run(const Recipe *r) {
         command_out(r, i, out, sizeof(out));
         if (out[0] && exists(out)) continue;
         if (out[0] && fs_mkdirs_for(out) != 0) {
-            fprintf(stderr, "layercake: %s: prepare[%d]: cannot create the folder of %s\n",
-                    r->file, i, out);
+            fprintf(stderr, "layercake: %s: prepare[%d]: cannot create the folder of %s\n", r->file,
+                    i, out);
             return 1;
         }
         char *buf = lc_malloc(strlen(line) + 1), *argv[MAX_ARGS + 1];
@@ -119,8 +125,9 @@ int prepare_run(const Recipe *r) {
             printf("prepare: layercake %s\n", line);
             fflush(stdout);
             rc = spawn(argv, dir);
-            if (rc) fprintf(stderr, "layercake: %s: prepare[%d] failed (exit %d): layercake %s\n",
-                            r->file, i, rc, line);
+            if (rc)
+                fprintf(stderr, "layercake: %s: prepare[%d] failed (exit %d): layercake %s\n",
+                        r->file, i, rc, line);
         }
         free(buf);
         if (rc) return 1;

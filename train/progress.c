@@ -6,8 +6,12 @@
 #include <unistd.h>
 
 void progress_init(Progress *p, const char *stage, int64_t total, int64_t start, int every) {
-    *p = (Progress){.stage = stage, .total = total, .start = start, .every = every > 0 ? every : 1,
-                    .tty = isatty(STDOUT_FILENO), .t0 = time_now()};
+    *p = (Progress){.stage = stage,
+                    .total = total,
+                    .start = start,
+                    .every = every > 0 ? every : 1,
+                    .tty = isatty(STDOUT_FILENO),
+                    .t0 = time_now()};
 }
 
 static void format_eta(char *buf, size_t len, double seconds) {

@@ -23,12 +23,12 @@ typedef struct {
     int micro;      // responses per forward/backward pass
 
     // models: each in its own arenas; frozen ones in inference mode without gradients
-    GPT2 *policy;      // trained; + a scalar head when value.init = policy
-    GPT2 *policy_view; // inference view of the policy over all R rows (no-gradient passes)
-    GPT2 *ref;         // frozen copy of the start (reference for the KL)
-    GPT2 *value;       // trained critic (PPO with value.init = reward_model), or NULL
-    GPT2 *value_view;  // inference view of the critic over R rows
-    GPT2 *rm;          // frozen reward model, or NULL with a gold reward
+    GPT2 *policy;          // trained; + a scalar head when value.init = policy
+    GPT2 *policy_view;     // inference view of the policy over all R rows (no-gradient passes)
+    GPT2 *ref;             // frozen copy of the start (reference for the KL)
+    GPT2 *value;           // trained critic (PPO with value.init = reward_model), or NULL
+    GPT2 *value_view;      // inference view of the critic over R rows
+    GPT2 *rm;              // frozen reward model, or NULL with a gold reward
     const SynthTask *gold; // gold reward function, or NULL
     AdamW opt, value_opt;
     Schedule sched; // over iterations * epochs * minibatches optimizer steps
@@ -46,11 +46,11 @@ typedef struct {
     int *ended;      // (R) the response ends with the stop token
     int stop;        // the stop token
     long rollout_tokens;
-    int *tokens;     // (R, T) prompt + response, right-padded
-    int *targets;    // (R, T) next tokens, -1 past the row
-    float *mask;     // (R, T) 1 on targets that are response tokens
-    float *scores;   // (R) reward per response (after the missing-EOS penalty)
-    float *correct;  // (R) gold correctness (NAN with a reward model)
+    int *tokens;    // (R, T) prompt + response, right-padded
+    int *targets;   // (R, T) next tokens, -1 past the row
+    float *mask;    // (R, T) 1 on targets that are response tokens
+    float *scores;  // (R) reward per response (after the missing-EOS penalty)
+    float *correct; // (R) gold correctness (NAN with a reward model)
 
     // per token (R, T), response targets only
     float *old_logp, *ref_logp, *old_values, *kl, *rewards, *adv, *ret, *entropy;
@@ -58,10 +58,10 @@ typedef struct {
     float inv_temp; // 1 / rollout.temperature: log-probs of the distribution that sampled
 
     // the update
-    int *order;                          // (R) shuffled response order
-    int *mb_tokens, *mb_targets;         // (micro, T) gathered micro-batch
-    float *mb_mask;                      // (micro, T)
-    float *dlogp, *dent, *dvalues;       // (micro, T) objective gradients
+    int *order;                    // (R) shuffled response order
+    int *mb_tokens, *mb_targets;   // (micro, T) gathered micro-batch
+    float *mb_mask;                // (micro, T)
+    float *dlogp, *dent, *dvalues; // (micro, T) objective gradients
     float grad_norm;
     int epochs_run;
     double iter_kl, klc_before;

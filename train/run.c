@@ -40,8 +40,7 @@ GPT2Config run_model_config(const Run *run) {
     return (GPT2Config){m->n_layer, m->n_head, m->d_model, V, m->max_seq_len};
 }
 
-GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B,
-                  int max_T) {
+GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T) {
     const Run *run = sr->run;
     uint64_t seed = stage_seed(sr, "init");
     if (!init || !init[0]) {
@@ -58,9 +57,10 @@ GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int 
         return NULL;
     }
     if (m->cfg.vocab_size < tokenizer_vocab_size(run->tok)) {
-        fprintf(stderr, "layercake: stage '%s': %s has a vocabulary of %d, smaller than the "
-                        "tokenizer's %d (hint: the checkpoint was trained with another "
-                        "tokenizer)\n",
+        fprintf(stderr,
+                "layercake: stage '%s': %s has a vocabulary of %d, smaller than the "
+                "tokenizer's %d (hint: the checkpoint was trained with another "
+                "tokenizer)\n",
                 sr->stage->name, path, m->cfg.vocab_size, tokenizer_vocab_size(run->tok));
         gpt2_free(m);
         return NULL;
@@ -93,7 +93,8 @@ static int check_file(void *ctx, const char *path, const char *kind, const char 
     if (data_kind_parse(kind, &dk) == 0) {
         Dataset *d = dataset_open(path, dk, err, errlen);
         if (!d) return -1;
-        int rc = fc->have_tokenizer ? dataset_check_fingerprint(d, fc->fingerprint, err, errlen) : 0;
+        int rc =
+            fc->have_tokenizer ? dataset_check_fingerprint(d, fc->fingerprint, err, errlen) : 0;
         dataset_free(d);
         return rc;
     }
@@ -169,13 +170,18 @@ static void discard_stage(const StageRun *sr) {
 static int run_stage(StageRun *sr) {
     switch (sr->stage->kind) {
     case STAGE_PRETRAIN:
-    case STAGE_SFT: return stage_lm(sr);
-    case STAGE_REWARD: return stage_reward(sr);
-    case STAGE_DPO: return stage_dpo(sr);
+    case STAGE_SFT:
+        return stage_lm(sr);
+    case STAGE_REWARD:
+        return stage_reward(sr);
+    case STAGE_DPO:
+        return stage_dpo(sr);
     case STAGE_PPO:
     case STAGE_GRPO:
-    case STAGE_RLOO: return stage_rl(sr);
-    case STAGE_EVAL: return stage_eval(sr);
+    case STAGE_RLOO:
+        return stage_rl(sr);
+    case STAGE_EVAL:
+        return stage_eval(sr);
     default:
         fprintf(stderr, "layercake: stage '%s': kind '%s' is not implemented in this build\n",
                 sr->stage->name, stage_kind_name(sr->stage->kind));
@@ -205,8 +211,10 @@ static void usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, RunArgs *a) {
-    static const struct option opts[] = {{"only", 1, 0, 'o'},         {"from", 1, 0, 'f'},
-                                         {"print-config", 0, 0, 'p'}, {"help", 0, 0, 'h'},
+    static const struct option opts[] = {{"only", 1, 0, 'o'},
+                                         {"from", 1, 0, 'f'},
+                                         {"print-config", 0, 0, 'p'},
+                                         {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     *a = (RunArgs){0};
     a->overrides = lc_calloc((size_t)argc, sizeof(char *));
@@ -215,20 +223,33 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     while ((c = getopt_long(argc, argv, "-", opts, NULL)) != -1) {
         switch (c) {
         case 1: // a positional argument: the recipe, then overrides
-            if (!a->recipe) a->recipe = optarg;
-            else if (strchr(optarg, '=')) a->overrides[a->n_overrides++] = optarg;
+            if (!a->recipe)
+                a->recipe = optarg;
+            else if (strchr(optarg, '='))
+                a->overrides[a->n_overrides++] = optarg;
             else {
-                fprintf(stderr, "layercake run: '%s' is neither an override (key=value) nor an "
-                                "option\n",
+                fprintf(stderr,
+                        "layercake run: '%s' is neither an override (key=value) nor an "
+                        "option\n",
                         optarg);
                 return 2;
             }
             break;
-        case 'o': a->only = optarg; break;
-        case 'f': a->from = optarg; break;
-        case 'p': a->print_config = 1; break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
+        case 'o':
+            a->only = optarg;
+            break;
+        case 'f':
+            a->from = optarg;
+            break;
+        case 'p':
+            a->print_config = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!a->recipe) {
@@ -307,8 +328,8 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "layercake: cannot create the run directory %s\n", r.output_dir);
             rc = 1;
         }
-        printf("run '%s' -> %s (%s backend, %d threads)\n", r.name, r.output_dir,
-               run.be->name, run.be->threads(0));
+        printf("run '%s' -> %s (%s backend, %d threads)\n", r.name, r.output_dir, run.be->name,
+               run.be->threads(0));
         for (int i = first; i <= last && !rc; i++) {
             StageRun sr = {.run = &run, .stage = &r.stages[i], .index = i};
             snprintf(sr.dir, sizeof(sr.dir), "%s/%s", r.output_dir, r.stages[i].name);

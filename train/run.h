@@ -60,5 +60,4 @@ GPT2Config run_model_config(const Run *run);
 // Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
 // (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
 // given heads and activations for max_B x max_T. Prints and returns NULL on failure.
-GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B,
-                  int max_T);
+GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T);

@@ -116,7 +116,8 @@ static int cache_load(DpoCtx *c, const char *path, const char *init, int64_t n0,
     for (int k = 0; k < 2 && ok; k++) {
         c->n[k] = k ? n1 : n0;
         c->cache[k] = lc_malloc(sizeof(double) * 2 * (size_t)(c->n[k] > 0 ? c->n[k] : 1));
-        ok = c->n[k] == 0 || h5_read_f64(f, k ? "val" : "train", c->cache[k], 2 * (size_t)c->n[k]) == 0;
+        ok = c->n[k] == 0 ||
+             h5_read_f64(f, k ? "val" : "train", c->cache[k], 2 * (size_t)c->n[k]) == 0;
     }
     H5Fclose(f);
     return ok ? 0 : -1;
@@ -150,8 +151,8 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     }
     free(c->cache[0]), free(c->cache[1]);
     c->cache[0] = c->cache[1] = NULL;
-    GPT2 *ref = stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B,
-                            s->model->max_T);
+    GPT2 *ref =
+        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
     if (!ref) return 1;
     // one epoch of the training loader from its start (the same rows and length limits as
     // training; the order does not matter), then back to where training is
@@ -172,7 +173,8 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     return 0;
 }
 
-// ---- the stage ------------------------------------------------------------------------------------
+// ---- the stage
+// ------------------------------------------------------------------------------------
 
 // The reference log-probs of the micro-batch's rows, or NULL for reference-free losses.
 static const double *reference_rows(Supervised *s, DpoCtx *c, const Batch *b,
@@ -211,8 +213,8 @@ static int dpo_setup(Supervised *s) {
     c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
-    c->ref = stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B,
-                         s->model->max_T);
+    c->ref =
+        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
     if (!c->ref) return 1;
     printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no gradients\n",
            st->name, gpt2_param_bytes(c->ref) / 1e6, gpt2_act_bytes(c->ref) / 1e6);

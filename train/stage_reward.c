@@ -22,8 +22,8 @@ typedef struct {
     float *dvalues; // (rows*T) gradient of the step's loss w.r.t. every value
 } RewardCtx;
 
-static void reward_micro(Supervised *s, const Batch *b, const int64_t *example,
-                         double pairs_total, int train, Stats *st) {
+static void reward_micro(Supervised *s, const Batch *b, const int64_t *example, double pairs_total,
+                         int train, Stats *st) {
     RewardCtx *c = s->ctx;
     const Stage *stg = s->sr->stage;
     reward_scores(s->model, b, c->scores);
@@ -48,7 +48,8 @@ static void reward_micro(Supervised *s, const Batch *b, const int64_t *example,
 }
 
 static void reward_extra(const Stats *st, char *buf, size_t len) {
-    snprintf(buf, len, "acc %.3f  margin %.3f", stats_mean(st, "accuracy"), stats_mean(st, "margin"));
+    snprintf(buf, len, "acc %.3f  margin %.3f", stats_mean(st, "accuracy"),
+             stats_mean(st, "margin"));
 }
 
 static int reward_setup(Supervised *s) {

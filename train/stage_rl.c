@@ -64,8 +64,9 @@ static void alloc_buffers(RlRun *rl) {
     rl->scores = lc_calloc(R, sizeof(float));
     rl->correct = lc_calloc(R, sizeof(float));
     rl->seq_adv = lc_calloc(R, sizeof(float));
-    float **per_token[] = {&rl->old_logp, &rl->ref_logp, &rl->old_values, &rl->kl, &rl->rewards,
-                           &rl->adv, &rl->ret, &rl->entropy, &rl->dlogp, &rl->dent, &rl->dvalues};
+    float **per_token[] = {&rl->old_logp, &rl->ref_logp, &rl->old_values, &rl->kl,
+                           &rl->rewards,  &rl->adv,      &rl->ret,        &rl->entropy,
+                           &rl->dlogp,    &rl->dent,     &rl->dvalues};
     for (size_t i = 0; i < sizeof(per_token) / sizeof(*per_token); i++)
         *per_token[i] = lc_calloc(RT, sizeof(float));
     rl->order = lc_calloc(R, sizeof(int));
@@ -76,18 +77,19 @@ static void alloc_buffers(RlRun *rl) {
 }
 
 static void free_buffers(RlRun *rl) {
-    void *p[] = {rl->tokens, rl->targets, rl->mask, rl->len, rl->plen, rl->rlen, rl->ended,
-                 rl->prompts, rl->out, rl->out_logp, rl->scores, rl->correct, rl->seq_adv,
-                 rl->old_logp, rl->ref_logp, rl->old_values, rl->kl, rl->rewards, rl->adv,
-                 rl->ret, rl->entropy, rl->dlogp, rl->dent, rl->dvalues, rl->order,
-                 rl->mb_tokens, rl->mb_targets, rl->mb_mask};
+    void *p[] = {rl->tokens,     rl->targets,    rl->mask,    rl->len,      rl->plen,
+                 rl->rlen,       rl->ended,      rl->prompts, rl->out,      rl->out_logp,
+                 rl->scores,     rl->correct,    rl->seq_adv, rl->old_logp, rl->ref_logp,
+                 rl->old_values, rl->kl,         rl->rewards, rl->adv,      rl->ret,
+                 rl->entropy,    rl->dlogp,      rl->dent,    rl->dvalues,  rl->order,
+                 rl->mb_tokens,  rl->mb_targets, rl->mb_mask};
     for (size_t i = 0; i < sizeof(p) / sizeof(*p); i++) free(p[i]);
 }
 
 static AdamWConfig adamw_config(const Stage *st) {
-    return (AdamWConfig){(float)st->optim.lr, (float)st->optim.betas[0], (float)st->optim.betas[1],
-                         (float)st->optim.eps, (float)st->optim.weight_decay,
-                         (float)st->optim.grad_clip};
+    return (AdamWConfig){(float)st->optim.lr,           (float)st->optim.betas[0],
+                         (float)st->optim.betas[1],     (float)st->optim.eps,
+                         (float)st->optim.weight_decay, (float)st->optim.grad_clip};
 }
 
 static void print_model(const RlRun *rl, const char *role, const GPT2 *m, int trained) {
@@ -143,10 +145,15 @@ static int make_models(RlRun *rl) {
 static int open_prompts(RlRun *rl) {
     const StageRun *sr = rl->sr;
     char err[1024];
-    LoaderOptions o = {.batch = rl->P, .T = rl->max_prompt, .rank = sr->run->rank,
-                       .world = sr->run->world, .seed = stage_seed(sr, "prompts"), .shuffle = 1,
+    LoaderOptions o = {.batch = rl->P,
+                       .T = rl->max_prompt,
+                       .rank = sr->run->rank,
+                       .world = sr->run->world,
+                       .seed = stage_seed(sr, "prompts"),
+                       .shuffle = 1,
                        .vocab_size = rl->policy->cfg.vocab_size,
-                       .fingerprint = sr->run->fingerprint, .drop_long = 1};
+                       .fingerprint = sr->run->fingerprint,
+                       .drop_long = 1};
     rl->prompts_loader = loader_open(sr->stage->data.prompts, DATA_PROMPT, &o, err, sizeof(err));
     if (!rl->prompts_loader) {
         fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
@@ -240,8 +247,10 @@ static void score_rm(RlRun *rl) {
 }
 
 static void score(RlRun *rl) {
-    if (rl->gold) score_gold(rl);
-    else score_rm(rl);
+    if (rl->gold)
+        score_gold(rl);
+    else
+        score_rm(rl);
     double penalty = rl->sr->stage->missing_eos_penalty;
     for (int r = 0; r < rl->R; r++)
         if (!rl->ended[r]) rl->scores[r] -= (float)penalty;
@@ -250,8 +259,12 @@ static void score(RlRun *rl) {
 // ---- advantages -------------------------------------------------------------------------------
 
 static Batch full_batch(RlRun *rl) {
-    return (Batch){.B = rl->R, .T = rl->T, .tokens = rl->tokens, .targets = rl->targets,
-                   .mask = rl->mask, .len = rl->len};
+    return (Batch){.B = rl->R,
+                   .T = rl->T,
+                   .tokens = rl->tokens,
+                   .targets = rl->targets,
+                   .mask = rl->mask,
+                   .len = rl->len};
 }
 
 // Old log-probs, entropies, reference log-probs and values: one forward each.
@@ -295,7 +308,8 @@ static void advantages_ppo(RlRun *rl) {
     const Stage *st = rl->sr->stage;
     size_t RT = (size_t)rl->R * rl->T;
     double coef = st->kl.in_reward ? rl->klc.coef : 0.0;
-    rl_token_rewards(rl->scores, rl->kl, rl->mask, rl->R, rl->T, coef, st->reward_clip, rl->rewards);
+    rl_token_rewards(rl->scores, rl->kl, rl->mask, rl->R, rl->T, coef, st->reward_clip,
+                     rl->rewards);
     if (st->whiten_rewards) rl_whiten(rl->rewards, rl->mask, RT, false);
     // GAE's V(s_t) for response token t sits at its input position, the target's index
     rl_gae(rl->rewards, rl->old_values, rl->mask, rl->R, rl->T, st->gae.gamma, st->gae.lambda,
@@ -309,8 +323,9 @@ static void advantages_group(RlRun *rl) {
     const Stage *st = rl->sr->stage;
     float seq[rl->R];
     for (int r = 0; r < rl->R; r++) {
-        double s = st->reward_clip > 0 ? fmax(-st->reward_clip, fmin(st->reward_clip, rl->scores[r]))
-                                       : rl->scores[r];
+        double s = st->reward_clip > 0
+                       ? fmax(-st->reward_clip, fmin(st->reward_clip, rl->scores[r]))
+                       : rl->scores[r];
         if (st->kl.in_reward)
             for (int t = 0; t < rl->T; t++) s -= rl->klc.coef * rl->kl[(size_t)r * rl->T + t];
         seq[r] = (float)s;
@@ -322,7 +337,8 @@ static void advantages_group(RlRun *rl) {
     if (st->whiten_advantages) rl_whiten(rl->adv, rl->mask, RT, true);
 }
 
-// ---- the update -----------------------------------------------------------------------------------
+// ---- the update
+// -----------------------------------------------------------------------------------
 
 // Copies rows order[from .. from+n) of the rollout into the micro-batch buffers.
 static Batch gather(RlRun *rl, int from, int n) {
@@ -333,7 +349,10 @@ static Batch gather(RlRun *rl, int from, int n) {
         memcpy(rl->mb_targets + i * T, rl->targets + src, T * sizeof(int));
         memcpy(rl->mb_mask + i * T, rl->mask + src, T * sizeof(float));
     }
-    return (Batch){.B = n, .T = rl->T, .tokens = rl->mb_tokens, .targets = rl->mb_targets,
+    return (Batch){.B = n,
+                   .T = rl->T,
+                   .tokens = rl->mb_tokens,
+                   .targets = rl->mb_targets,
                    .mask = rl->mb_mask};
 }
 
@@ -384,8 +403,8 @@ static void value_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStat
             size_t mi = (size_t)i * rl->T + t, ri = (size_t)rl->order[from + i] * rl->T + t;
             rl->dvalues[mi] = 0.0f;
             if (!rl->mb_mask[mi]) continue;
-            ValueLoss vl = rl_value_loss(rl->value->host_values[mi], rl->old_values[ri], rl->ret[ri],
-                                         st->value.clip);
+            ValueLoss vl = rl_value_loss(rl->value->host_values[mi], rl->old_values[ri],
+                                         rl->ret[ri], st->value.clip);
             u->v_loss += vl.loss;
             rl->dvalues[mi] = (float)(st->value.coef * vl.dvalue / mb_tokens);
         }
@@ -475,8 +494,9 @@ static void log_iteration(RlRun *rl, const UpdateStats *u, const double *times, 
     metrics_add(m, "elapsed", time_now() - t_start);
     metrics_end(m);
     char extra[256];
-    snprintf(extra, sizeof(extra), "score %.3f  kl %.3f  beta %.4f  rollout/score/update %.1f/%.1f/%.1f s",
-             score / rl->R, rl->iter_kl, rl->klc_before, times[0], times[1], times[2]);
+    snprintf(extra, sizeof(extra),
+             "score %.3f  kl %.3f  beta %.4f  rollout/score/update %.1f/%.1f/%.1f s", score / rl->R,
+             rl->iter_kl, rl->klc_before, times[0], times[1], times[2]);
     progress_update(&rl->progress, rl->iteration, loss, rl->rollout_tokens / times[0], extra);
 }
 
@@ -490,8 +510,10 @@ static int iteration(RlRun *rl, double t_start) {
     forward_rollout(rl);
     rl->iter_kl = mean_seq_kl(rl);
     rl->klc_before = rl->klc.coef;
-    if (rl->kind == STAGE_PPO) advantages_ppo(rl);
-    else advantages_group(rl);
+    if (rl->kind == STAGE_PPO)
+        advantages_ppo(rl);
+    else
+        advantages_group(rl);
     kl_controller_update(&rl->klc, rl->iter_kl, rl->R);
     times[1] = time_now() - t0;
     t0 = time_now();
@@ -513,11 +535,16 @@ static int state_models(RlRun *rl, StateModel *sm, int final) {
 }
 
 static TrainState rl_state(RlRun *rl, int complete) {
-    TrainState ts = {.step = rl->iteration, .rng = rl->rng.state, .complete = complete,
-                     .tokenizer = rl->sr->run->fingerprint, .recipe = rl->sr->run->recipe_text,
+    TrainState ts = {.step = rl->iteration,
+                     .rng = rl->rng.state,
+                     .complete = complete,
+                     .tokenizer = rl->sr->run->fingerprint,
+                     .recipe = rl->sr->run->recipe_text,
                      .tokenizer_path = rl->sr->run->recipe->tokenizer,
-                     .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t)), .n_scalars = 1,
-                     .scalar_names = {"kl_coef"}, .scalars = {rl->klc.coef}};
+                     .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t)),
+                     .n_scalars = 1,
+                     .scalar_names = {"kl_coef"},
+                     .scalars = {rl->klc.coef}};
     LoaderState ls = loader_state(rl->prompts_loader);
     memcpy(ts.cursor, &ls, sizeof(ls));
     return ts;
@@ -556,7 +583,8 @@ static void resume(RlRun *rl) {
     for (int i = 0; i < n; i++) free(paths[i]);
 }
 
-// ---- the stage ------------------------------------------------------------------------------------
+// ---- the stage
+// ------------------------------------------------------------------------------------
 
 static int setup(RlRun *rl) {
     const Stage *st = rl->sr->stage;

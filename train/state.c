@@ -17,7 +17,8 @@ static hid_t model_group(hid_t f, const StateModel *sm, int i, int create) {
     if (i == 0) return H5Gopen2(f, "/", H5P_DEFAULT);
     char path[128];
     snprintf(path, sizeof(path), "models/%s", sm->name);
-    if (!create) return H5Lexists(f, "models", H5P_DEFAULT) > 0 ? H5Gopen2(f, path, H5P_DEFAULT) : -1;
+    if (!create)
+        return H5Lexists(f, "models", H5P_DEFAULT) > 0 ? H5Gopen2(f, path, H5P_DEFAULT) : -1;
     if (H5Lexists(f, "models", H5P_DEFAULT) <= 0)
         H5Gclose(H5Gcreate2(f, "models", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     return H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -78,17 +79,18 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return lc_error(err, errlen, "%s: cannot create (missing folder or read-only?)", tmp);
+    if (f < 0)
+        return lc_error(err, errlen, "%s: cannot create (missing folder or read-only?)", tmp);
     int rc = 0;
     for (int i = 0; i < n_models && !rc; i++) {
         hid_t g = model_group(f, &models[i], i, 1);
         rc = g < 0 ? lc_error(err, errlen, "%s: cannot create the group of model '%s'", tmp,
-                          models[i].name)
+                              models[i].name)
                    : gpt2_write_h5(models[i].model, g, err, errlen);
         if (g >= 0) H5Gclose(g);
         if (!rc && models[i].opt && write_optim(f, &models[i]))
             rc = lc_error(err, errlen, "%s: writing the optimiser state of '%s' failed", tmp,
-                      models[i].name);
+                          models[i].name);
     }
     if (!rc && write_state(f, st)) rc = lc_error(err, errlen, "%s: writing /state failed", tmp);
     if (H5Fclose(f) < 0 && !rc) rc = lc_error(err, errlen, "%s: closing failed (disk full?)", tmp);
@@ -104,8 +106,7 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
     return 0;
 }
 
-static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err,
-                      size_t errlen) {
+static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err, size_t errlen) {
     char gp[128];
     snprintf(gp, sizeof(gp), "optim/%s", sm->name);
     if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0)
@@ -123,16 +124,17 @@ static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err
     sm->opt->step = step;
     free(host);
     H5Gclose(g);
-    return rc ? lc_error(err, errlen, "%s: the optimiser state of '%s' is missing, truncated or "
-                                  "corrupt (checksum mismatch)",
-                     path, sm->name)
+    return rc ? lc_error(err, errlen,
+                         "%s: the optimiser state of '%s' is missing, truncated or "
+                         "corrupt (checksum mismatch)",
+                         path, sm->name)
               : 0;
 }
 
 static int read_state(hid_t f, TrainState *st, const char *path, char *err, size_t errlen) {
     if (H5Lexists(f, "state", H5P_DEFAULT) <= 0)
         return lc_error(err, errlen, "%s: no /state group: weights only, not a training checkpoint",
-                    path);
+                        path);
     hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
     int64_t step = 0, rng = 0, complete = 0;
     char fp[32] = "";
@@ -153,12 +155,13 @@ static int read_state(hid_t f, TrainState *st, const char *path, char *err, size
     return 0;
 }
 
-int state_load(const char *path, const StateModel *models, int n_models, TrainState *st,
-               char *err, size_t errlen) {
+int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
+               size_t errlen) {
     h5_quiet();
     err[0] = '\0';
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return lc_error(err, errlen, "%s: cannot open (missing, truncated or not HDF5)", path);
+    if (f < 0)
+        return lc_error(err, errlen, "%s: cannot open (missing, truncated or not HDF5)", path);
     int rc = 0;
     for (int i = 0; i < n_models && !rc; i++) {
         const StateModel *sm = &models[i];
@@ -172,7 +175,7 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
         rc = gpt2_read_config_h5(g, path, &cfg, &heads, err, errlen);
         if (!rc && memcmp(&cfg, &sm->model->cfg, sizeof(cfg)) != 0)
             rc = lc_error(err, errlen, "%s: model '%s' has another configuration than this run's",
-                      path, sm->name);
+                          path, sm->name);
         if (!rc) rc = gpt2_read_params_h5(sm->model, g, path, "", err, errlen);
         H5Gclose(g);
         if (!rc && sm->opt) rc = read_optim(f, sm, path, err, errlen);

@@ -15,8 +15,8 @@
 #include "optim/optim.h"
 #include <stdint.h>
 
-#define STATE_MAX_MODELS 4
-#define STATE_MAX_CURSOR 16
+#define STATE_MAX_MODELS  4
+#define STATE_MAX_CURSOR  16
 #define STATE_MAX_SCALARS 8
 
 typedef struct {
@@ -26,13 +26,13 @@ typedef struct {
 } StateModel;
 
 typedef struct {
-    int64_t step;                         // optimizer steps (RL: iterations) completed
-    uint64_t rng;                         // the stage's RNG state
-    int complete;                         // 1 in a stage's final checkpoint
-    uint64_t tokenizer;                   // fingerprint of the run's tokenizer
-    int n_cursor;                         // used entries of cursor
-    int64_t cursor[STATE_MAX_CURSOR];     // data-loader cursor(s), as plain integers
-    int n_scalars;                        // used entries of scalar_names/scalars
+    int64_t step;                                // optimizer steps (RL: iterations) completed
+    uint64_t rng;                                // the stage's RNG state
+    int complete;                                // 1 in a stage's final checkpoint
+    uint64_t tokenizer;                          // fingerprint of the run's tokenizer
+    int n_cursor;                                // used entries of cursor
+    int64_t cursor[STATE_MAX_CURSOR];            // data-loader cursor(s), as plain integers
+    int n_scalars;                               // used entries of scalar_names/scalars
     const char *scalar_names[STATE_MAX_SCALARS]; // e.g. "kl_coef" (static strings)
     double scalars[STATE_MAX_SCALARS];
     const char *recipe;         // resolved recipe text (written only)
@@ -48,8 +48,8 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
 // models must already exist with the file's configuration. scalar_names of st name the
 // scalars to read; a missing one is an error. Returns 0, or -1 with a message naming the
 // file and what is wrong (missing, truncated, corrupt, another model's checkpoint).
-int state_load(const char *path, const StateModel *models, int n_models, TrainState *st,
-               char *err, size_t errlen);
+int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
+               size_t errlen);
 
 // Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none.
 int state_tokenizer_path(const char *path, char *buf, size_t len);

@@ -72,8 +72,8 @@ static long batch_tokens(const Batch *b) {
 // ---- setup ------------------------------------------------------------------------------------
 
 static int micro_rows(const Supervised *s) {
-    int micro = s->sr->stage->micro_batch_size ? s->sr->stage->micro_batch_size
-                                               : s->sr->stage->batch_size;
+    int micro =
+        s->sr->stage->micro_batch_size ? s->sr->stage->micro_batch_size : s->sr->stage->batch_size;
     return s->kind->data == DATA_PREFERENCE ? 2 * micro : micro;
 }
 
@@ -98,7 +98,8 @@ static Loader *open_loader(Supervised *s, const char *path, int shuffle, const c
         .drop_long = 1,
     };
     Loader *l = loader_open(path, s->kind->data, &o, err, sizeof(err));
-    if (!l) fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
+    if (!l)
+        fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
     else if (loader_dropped(l) > 0)
         printf("[%s] %s: %lld examples longer than seq_len %d are left out\n", st->name, path,
                (long long)loader_dropped(l), o.T);
@@ -118,15 +119,19 @@ static void print_sizes(const Supervised *s) {
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
-           seq_len(s->sr), (long)st->batch_size * seq_len(s->sr) * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
+           seq_len(s->sr),
+           (long)st->batch_size * seq_len(s->sr) * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
            st->steps, (long long)(loader_steps_per_epoch(s->train) / s->accum));
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------
 
 static TrainState make_state(const Supervised *s, int complete) {
-    TrainState ts = {.step = s->step, .rng = s->rng.state, .complete = complete,
-                     .tokenizer = s->sr->run->fingerprint, .recipe = s->sr->run->recipe_text,
+    TrainState ts = {.step = s->step,
+                     .rng = s->rng.state,
+                     .complete = complete,
+                     .tokenizer = s->sr->run->fingerprint,
+                     .recipe = s->sr->run->recipe_text,
                      .tokenizer_path = s->sr->run->recipe->tokenizer,
                      .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
     LoaderState ls = loader_state(s->train);
@@ -237,8 +242,8 @@ static void print_samples(Supervised *s) {
             continue;
         }
         Sampler *smp = sampler_create(s->model, 1, len, 1);
-        SampleParams sp = {(float)sc->temperature, sc->top_k, (float)sc->top_p,
-                           chat_init(tok).end, len - (int)p.n};
+        SampleParams sp = {(float)sc->temperature, sc->top_k, (float)sc->top_p, chat_init(tok).end,
+                           len - (int)p.n};
         int *out = lc_malloc(sizeof(int) * (size_t)sp.max_new_tokens), olen, plen = (int)p.n;
         float *lp = lc_malloc(sizeof(float) * (size_t)sp.max_new_tokens);
         sampler_generate(smp, p.ids, plen, &plen, 1, &sp, &s->rng, out, lp, &olen);
@@ -330,17 +335,18 @@ static int setup(Supervised *s) {
     const Stage *st = sr->stage;
     int micro = st->micro_batch_size ? st->micro_batch_size : st->batch_size;
     if (st->batch_size % (micro * sr->run->world) != 0) {
-        fprintf(stderr, "layercake: stage '%s': batch_size %d is not a multiple of "
-                        "micro_batch_size %d x %d processes\n",
+        fprintf(stderr,
+                "layercake: stage '%s': batch_size %d is not a multiple of "
+                "micro_batch_size %d x %d processes\n",
                 st->name, st->batch_size, micro, sr->run->world);
         return 1;
     }
     s->accum = st->batch_size / (micro * sr->run->world);
     s->model = stage_model(s->sr, st->init, s->kind->heads, GPT2_TRAIN, micro_rows(s), seq_len(sr));
     if (!s->model) return 1;
-    AdamWConfig oc = {(float)st->optim.lr, (float)st->optim.betas[0], (float)st->optim.betas[1],
-                      (float)st->optim.eps, (float)st->optim.weight_decay,
-                      (float)st->optim.grad_clip};
+    AdamWConfig oc = {(float)st->optim.lr,           (float)st->optim.betas[0],
+                      (float)st->optim.betas[1],     (float)st->optim.eps,
+                      (float)st->optim.weight_decay, (float)st->optim.grad_clip};
     adamw_init(&s->opt, sr->run->be, &s->model->table, oc);
     s->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, st->steps,
                           (float)st->schedule.min_lr_ratio};

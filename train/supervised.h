@@ -42,19 +42,19 @@ typedef struct {
 struct Supervised {
     StageRun *sr;
     const SupervisedKind *kind;
-    GPT2 *model;     // the trained model
-    AdamW opt;       // its optimiser
-    Schedule sched;  // learning rate per step
-    Loader *train;   // training batches (micro-batch rows each)
-    Loader *val;     // validation batches, or NULL
-    LoaderState val_start; // the validation loader rewinds here before each validation
-    int accum;       // micro-batches per step
+    GPT2 *model;              // the trained model
+    AdamW opt;                // its optimiser
+    Schedule sched;           // learning rate per step
+    Loader *train;            // training batches (micro-batch rows each)
+    Loader *val;              // validation batches, or NULL
+    LoaderState val_start;    // the validation loader rewinds here before each validation
+    int accum;                // micro-batches per step
     BatchCopy *micro_batches; // (accum)
-    Rng rng;         // the stage's random stream (sampling)
-    int64_t step;    // optimizer steps done
+    Rng rng;                  // the stage's random stream (sampling)
+    int64_t step;             // optimizer steps done
     Metrics *metrics;
     Progress progress;
-    void *ctx;       // the kind's own state
+    void *ctx; // the kind's own state
 };
 
 // Pairs in a preference micro-batch (rows 2i, 2i+1; the last batch of an epoch may hold empty

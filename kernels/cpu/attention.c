@@ -7,7 +7,7 @@
 
 // Rows of one (b, h) slice as BLAS sees them: q, k, v are (T, hs) blocks of qkv with row
 // stride 3C; out is (T, hs) with row stride C.
-#define QKV_ROW(qkv, b, t, part, h) ((qkv) + ((size_t)(b) * T + (t)) * 3 * C + (part) * C + (h) * hs)
+#define QKV_ROW(qkv, b, t, part, h) ((qkv) + ((size_t)(b)*T + (t)) * 3 * C + (part)*C + (h)*hs)
 
 // Masks and normalises one row of scores in place: entries s > t or in another segment become
 // 0, the rest softmax(scale * score).
@@ -30,8 +30,8 @@ static void softmax_row(float *a, int t, int T, const int *seg_row, float scale)
 
 // out (B,T,C) written; att (B,NH,T,T) written; qkv (B,T,3C); seg (B,T) or NULL.
 // Per (b, h): scores = q k^T (one sgemm), masked softmax per row, out = att v (one sgemm).
-void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
-                           int T, int C, int NH) {
+void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B, int T,
+                           int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -91,7 +91,8 @@ void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int
             int p = (start ? start[b] : 0) + t;
             if (p >= maxT) continue;
             const float *src = qkv + ((size_t)b * T + t) * 3 * C;
-            float *kd = kcache + ((size_t)b * maxT + p) * C, *vd = vcache + ((size_t)b * maxT + p) * C;
+            float *kd = kcache + ((size_t)b * maxT + p) * C,
+                  *vd = vcache + ((size_t)b * maxT + p) * C;
             for (int c = 0; c < C; c++) {
                 kd[c] = src[C + c];
                 vd[c] = src[2 * C + c];

@@ -7,8 +7,8 @@
 static void *cpu_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) / 64 * 64;
     void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) LC_DIE("out of memory allocating %zu bytes (hint: reduce batch_size or model size)",
-                   bytes);
+    if (!p)
+        LC_DIE("out of memory allocating %zu bytes (hint: reduce batch_size or model size)", bytes);
     memset(p, 0, rounded);
     return p;
 }

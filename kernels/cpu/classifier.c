@@ -9,9 +9,9 @@
 
 // logits (N,Vp) = inv_temp * x @ wte^T; per row over the V real columns:
 //   lse = log sum_v exp(z_v);  logp = z_target - lse;  entropy = lse - sum_v p_v z_v.
-void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logits,
-                            const float *x, const float *wte, const int *targets, int N, int C,
-                            int V, int Vp, float inv_temp) {
+void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logits, const float *x,
+                            const float *wte, const int *targets, int N, int C, int V, int Vp,
+                            float inv_temp) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Vp, C, inv_temp, x, C, wte, C, 0.0f,
                 logits, Vp);
 #pragma omp parallel for schedule(static)

@@ -14,12 +14,12 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int N, int C);
-void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        int N, int C, int OC);
+void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                        int C, int OC);
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int C, int OC);
-void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
-                           int T, int C, int NH);
+void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B, int T,
+                           int C, int NH);
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, const int *seg, int B, int T, int C, int NH);
 void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
@@ -29,9 +29,9 @@ void cpu_attention_decode(float *out, const float *qkv, const float *kcache, con
 void cpu_gelu_forward(float *out, const float *inp, size_t N);
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
 void cpu_residual_forward(float *out, const float *a, const float *b, size_t N);
-void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logits,
-                            const float *x, const float *wte, const int *targets, int N, int C,
-                            int V, int Vp, float inv_temp);
+void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logits, const float *x,
+                            const float *wte, const int *targets, int N, int C, int V, int Vp,
+                            float inv_temp);
 void cpu_classifier_backward(float *dx, float *dwte, float *logits, const float *x,
                              const float *wte, const float *lse, const float *entropy,
                              const int *targets, const float *dlogp, const float *dent, int N,
