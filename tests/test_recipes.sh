@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # tests/test_recipes.sh: runs a recipe from recipes/ end to end (as a user would, prepare
-# commands included) and checks the figures it must reach.
-#   test_recipes.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON RECIPE [overrides...]
+# commands included) and checks the figures it must reach. Recipes that define common stages
+# identically may share a run directory (RUN_DIR): a stage an earlier recipe finished is reused.
+#   test_recipes.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON RECIPE RUN_DIR FRESH [overrides...]
+# FRESH=1 empties RUN_DIR first.
 set -uo pipefail
-LC=$1 SRC=$2 TMP=$3 PY=$4 NAME=$5
-shift 5
-OUT=$TMP/$NAME
-rm -rf "$OUT"
+LC=$1 SRC=$2 TMP=$3 PY=$4 NAME=$5 RUN=$6 FRESH=$7
+shift 7
+OUT=$TMP/$RUN
+[ "$FRESH" = 1 ] && rm -rf "$OUT"
 mkdir -p "$TMP"
-"$LC" run "$SRC/recipes/$NAME.yaml" output_dir="$OUT" "$@" >"$OUT.log" 2>&1 || {
+"$LC" run "$SRC/recipes/$NAME.yaml" output_dir="$OUT" "$@" >"$TMP/$NAME.log" 2>&1 || {
   echo "FAIL: $NAME did not run:"
-  tail -20 "$OUT.log"
+  tail -20 "$TMP/$NAME.log"
   exit 1
 }
 # Every stage's metrics.jsonl parses, is monotone in step, and ends where the recipe says;
