@@ -123,7 +123,8 @@ static int make_models(RlRun *rl) {
     rl->policy_view = gpt2_create_view(rl->policy, GPT2_INFER, rl->R, rl->T);
     adamw_init(&rl->opt, rl->sr->run->be, &rl->policy->table, adamw_config(st));
     if (st->reward_model[0]) {
-        rl->rm = stage_model(rl->sr, st->reward_model, GPT2_HEAD_SCALAR, GPT2_INFER, rl->R, rl->T);
+        // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
+        rl->rm = stage_model(rl->sr, st->reward_model, 0, GPT2_INFER, rl->R, rl->T);
         if (!rl->rm) return 1;
         if (!(rl->rm->heads & GPT2_HEAD_SCALAR)) {
             fprintf(stderr, "layercake: stage '%s': reward_model '%s' has no scalar head\n",
