@@ -20,6 +20,10 @@ check "no command exits 2" 2 "$(status "$LC")"
 check "unknown command exits 2" 2 "$(status "$LC" frobnicate)"
 check "bench bad flag exits 2" 2 "$(status "$LC" bench --no-such-flag)"
 check "bench unknown model exits 2" 2 "$(status "$LC" bench --model nope)"
+check "bench non-number exits 2" 2 "$(status "$LC" bench --batch 4x)"
+check "generate non-number exits 2" 2 "$(status "$LC" generate x.h5 --prompt a --temperature warm)"
+msg=$("$LC" bench --steps ten 2>&1)
+case "$msg" in *"--steps: 'ten' is not a number"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
 
 check "gpt2 encode" "15496 995" "$("$LC" tokenizer encode --tokenizer "$GPT2" "Hello world")"
 check "gpt2 decode" "Hello world" "$("$LC" tokenizer decode --tokenizer "$GPT2" 15496 995)"

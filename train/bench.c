@@ -12,6 +12,7 @@
 #include "model/gpt2.h"
 #include "model/sample.h"
 #include "optim/optim.h"
+#include "common/parse.h"
 #include "train/commands.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -62,9 +63,9 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         {"steps", 1, 0, 's'},      {"warmup", 1, 0, 'w'},  {"threads", 1, 0, 'j'},
         {"json", 0, 0, 'J'},       {"rollout", 0, 0, 'r'}, {"prompt-len", 1, 0, 'p'},
         {"new-tokens", 1, 0, 'n'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
-    int c, batch_set = 0;
+    int c, idx = 0, batch_set = 0, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'm':
             a->shape = NULL;
@@ -76,19 +77,20 @@ static int parse(int argc, char **argv, BenchArgs *a) {
             }
             break;
         case 'b':
-            a->B = atoi(optarg), batch_set = 1;
+            bad |= parse_int(optarg, &a->B);
+            batch_set = 1;
             break;
         case 't':
-            a->T = atoi(optarg);
+            bad |= parse_int(optarg, &a->T);
             break;
         case 's':
-            a->steps = atoi(optarg);
+            bad |= parse_int(optarg, &a->steps);
             break;
         case 'w':
-            a->warmup = atoi(optarg);
+            bad |= parse_int(optarg, &a->warmup);
             break;
         case 'j':
-            a->threads = atoi(optarg);
+            bad |= parse_int(optarg, &a->threads);
             break;
         case 'J':
             a->json = 1;
@@ -97,16 +99,21 @@ static int parse(int argc, char **argv, BenchArgs *a) {
             a->rollout = 1;
             break;
         case 'p':
-            a->prompt_len = atoi(optarg);
+            bad |= parse_int(optarg, &a->prompt_len);
             break;
         case 'n':
-            a->new_tokens = atoi(optarg);
+            bad |= parse_int(optarg, &a->new_tokens);
             break;
         case 'h':
             usage(stdout);
             return 1;
         default:
             usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "layercake bench: --%s: \'%s\' is not a number\n", opts[idx].name,
+                    optarg);
             return 2;
         }
     }

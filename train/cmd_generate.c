@@ -4,6 +4,7 @@
 #include "data/chat.h"
 #include "model/checkpoint.h"
 #include "model/sample.h"
+#include "common/parse.h"
 #include "train/commands.h"
 #include "train/state.h"
 #include <getopt.h>
@@ -41,27 +42,27 @@ static int parse(int argc, char **argv, GenArgs *a) {
                                          {"samples", 1, 0, 'N'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int c;
+    int c, idx = 0, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'p':
             a->prompt = optarg;
             break;
         case 'n':
-            a->max_new = atoi(optarg);
+            bad |= parse_int(optarg, &a->max_new);
             break;
         case 't':
-            a->temperature = strtof(optarg, NULL);
+            bad |= parse_float(optarg, &a->temperature);
             break;
         case 'k':
-            a->top_k = atoi(optarg);
+            bad |= parse_int(optarg, &a->top_k);
             break;
         case 'P':
-            a->top_p = strtof(optarg, NULL);
+            bad |= parse_float(optarg, &a->top_p);
             break;
         case 's':
-            a->seed = strtoull(optarg, NULL, 10);
+            bad |= parse_u64(optarg, &a->seed);
             break;
         case 'T':
             a->tokenizer = optarg;
@@ -70,13 +71,18 @@ static int parse(int argc, char **argv, GenArgs *a) {
             a->chat = 1;
             break;
         case 'N':
-            a->n = atoi(optarg);
+            bad |= parse_int(optarg, &a->n);
             break;
         case 'h':
             usage(stdout);
             return 1;
         default:
             usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "layercake generate: --%s: \'%s\' is not a number\n", opts[idx].name,
+                    optarg);
             return 2;
         }
     }

@@ -4,6 +4,7 @@
 #include "common/check.h"
 #include "data/loader.h"
 #include "model/checkpoint.h"
+#include "common/parse.h"
 #include "train/commands.h"
 #include "train/reward.h"
 #include <getopt.h>
@@ -31,15 +32,15 @@ static int parse(int argc, char **argv, ScoreArgs *a) {
                                          {"json", 0, 0, 'j'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int c;
+    int c, idx = 0, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'd':
             a->data = optarg;
             break;
         case 'b':
-            a->batch = atoi(optarg);
+            bad |= parse_int(optarg, &a->batch);
             break;
         case 'j':
             a->json = 1;
@@ -49,6 +50,11 @@ static int parse(int argc, char **argv, ScoreArgs *a) {
             return 1;
         default:
             usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "layercake score: --%s: \'%s\' is not a number\n", opts[idx].name,
+                    optarg);
             return 2;
         }
     }

@@ -1,0 +1,9 @@
+// common/parse.h: strict numbers from command-line text: the whole string must be a number in
+// range, so "12x" or "" is an error rather than a silent 12 or 0.
+#pragma once
+#include <stdint.h>
+
+// Each returns 0 and sets *out, or -1 (leaving *out) if s is not entirely a number.
+int parse_int(const char *s, int *out);
+int parse_float(const char *s, float *out);
+int parse_u64(const char *s, uint64_t *out);
