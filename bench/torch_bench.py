@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SHAPES = {  # n_layer, n_head, d_model, vocab_size, max_seq_len (as in train/bench.c)
+SHAPES = {  # n_layer, n_head, d_model, vocab_size, max_seq_len (as in train/cli/cmd_bench.c)
     "tiny": (4, 4, 128, 4096, 256),
     "small": (6, 6, 384, 8192, 512),
     "gpt2-124m": (12, 12, 768, 50257, 1024),

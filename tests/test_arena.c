@@ -3,7 +3,7 @@
 // strengths, anchoring, divergent and degenerate tables), the arena's bootstrap intervals and
 // ranks, results.json round trips and errors, and the comparison and leaderboard tables.
 #include "tests/testutil.h"
-#include "train/arena.h"
+#include "train/report/arena.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>

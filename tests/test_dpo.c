@@ -8,7 +8,7 @@
 #include "model/checkpoint.h"
 #include "model/sample.h"
 #include "tests/testutil.h"
-#include "train/dpo.h"
+#include "train/stages/dpo.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>

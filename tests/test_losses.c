@@ -2,7 +2,7 @@
 // (the expected numbers are written out below with how they were obtained), saturated inputs
 // included, and against finite differences of the loss itself.
 #include "tests/testutil.h"
-#include "train/losses.h"
+#include "train/objectives/preference.h"
 #include <math.h>
 
 #define TOL 1e-9
@@ -74,9 +74,9 @@ END_TEST
 // ---- the DPO family -----------------------------------------------------------------------------
 
 // Pair: policy pc = -10 (5 tokens), pr = -12 (4 tokens); reference rc = rr = -11, so
-// h = (pc - rc) - (pr - rr) = 2. Expected values from the formulas in train/losses.h evaluated
-// step by step in Python's math module (e.g. sigmoid: z = beta h = 0.2, loss = log(1 + e^-0.2),
-// dloss/dpc = -sigmoid(-0.2) beta).
+// h = (pc - rc) - (pr - rr) = 2. Expected values from the formulas in train/objectives/preference.h
+// evaluated step by step in Python's math module (e.g. sigmoid: z = beta h = 0.2, loss = log(1 +
+// e^-0.2), dloss/dpc = -sigmoid(-0.2) beta).
 static DpoPairLoss pair(DpoLoss kind, double beta) {
     DpoParams p = {kind, beta, 0.1, 0.5, 0.1, 0.0};
     return dpo_pair_loss(&p, -10.0, -12.0, -11.0, -11.0, 5, 4);

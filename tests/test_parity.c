@@ -9,9 +9,9 @@
 #include "model/gpt2.h"
 #include "optim/optim.h"
 #include "tests/testutil.h"
-#include "train/dpo.h"
-#include "train/losses.h"
-#include "train/reward.h"
+#include "train/stages/dpo.h"
+#include "train/objectives/preference.h"
+#include "train/stages/readouts.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
@@ -263,8 +263,8 @@ static void write_str_attr(hid_t obj, const char *name, const char *v) {
     H5Tclose(t);
 }
 
-// The trunk + scalar head under the Bradley-Terry loss (train/losses.c, margin and centering
-// on), each row scored at its last real token, against the same loss in PyTorch.
+// The trunk + scalar head under the Bradley-Terry loss (train/objectives/preference.c, margin and
+// centering on), each row scored at its last real token, against the same loss in PyTorch.
 START_TEST(test_reward_model_matches_pytorch) {
     const Backend *be = backend_cpu();
     Rng r = rng_init(43);

@@ -6,8 +6,8 @@
 #include "model/checkpoint.h"
 #include "tests/data_fixtures.h"
 #include "tests/testutil.h"
-#include "train/recipe.h"
-#include "train/recipe_impl.h"
+#include "train/recipe/recipe.h"
+#include "train/recipe/recipe-impl.h"
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>

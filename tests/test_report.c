@@ -4,10 +4,10 @@
 // stage's results.json; without an eval stage; with a broken results.json; from the command
 // line. Every SVG is checked to be well-formed XML by Python's parser.
 #include "tests/testutil.h"
-#include "train/arena.h"
-#include "train/mdtable.h"
-#include "train/plot.h"
-#include "train/report.h"
+#include "train/report/arena.h"
+#include "train/report/mdtable.h"
+#include "train/report/plot.h"
+#include "train/report/report.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,11 @@
 // tests/test_rl_model.c: the PPO objective through the whole model at a tiny configuration:
 // the clipped policy loss on per-token log-probs (some tokens in the clipped region), the
 // clipped value loss on a scalar head sharing the trunk, and an entropy bonus, all as the ppo
-// stage builds them from train/rl.h, against central finite differences of the same loss.
+// stage builds them from train/objectives/rl.h, against central finite differences of the same
+// loss.
 #include "model/gpt2.h"
 #include "tests/testutil.h"
-#include "train/rl.h"
+#include "train/objectives/rl.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

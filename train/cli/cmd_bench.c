@@ -1,0 +1,278 @@
+// train/cli/cmd_bench.c: `layercake bench`: the speed of a training step (forward, backward, AdamW)
+// and of rollouts (KV-cache sampling against full recomputation) for a named model shape.
+//
+// Model FLOPs per token of a training step (forward x 3, the usual convention):
+//   forward = 2 * (12 L C^2 + C Vp)   matrix products of the blocks and the LM head
+//           + 2 L T C                  causal attention (QK^T and AV over T/2 keys on average)
+// MFU = achieved model FLOP/s / the peak the bench measures with a 2048^3 matrix product
+// through the backend's own matmul (OpenBLAS sgemm on the CPU).
+#include "common/check.h"
+#include "common/rng.h"
+#include "common/timer.h"
+#include "model/gpt2.h"
+#include "model/sample.h"
+#include "optim/optim.h"
+#include "common/parse.h"
+#include "train/cli/commands.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    GPT2Config cfg;
+} Shape;
+
+static const Shape SHAPES[] = {
+    {"tiny", {4, 4, 128, 4096, 256}},
+    {"small", {6, 6, 384, 8192, 512}},
+    {"gpt2-124m", {12, 12, 768, 50257, 1024}},
+    {"gpt2-350m", {24, 16, 1024, 50257, 1024}},
+};
+
+typedef struct {
+    const Shape *shape;
+    int B, T, steps, warmup, threads, json, rollout, prompt_len, new_tokens;
+} BenchArgs;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: layercake bench [--model NAME] [--batch B] [--seq T] [--steps N]\n"
+               "                       [--warmup N] [--threads N] [--json]\n"
+               "       layercake bench --rollout [--model NAME] [--batch B] [--prompt-len P]\n"
+               "                       [--new-tokens N] [--threads N] [--json]\n"
+               "\nTimes training steps (forward, backward, AdamW) or, with --rollout, sampling\n"
+               "with a KV cache against sampling by full recomputation, and reports ms/step,\n"
+               "tokens/s, model-FLOPs utilisation against the measured matmul peak, and peak RSS.\n"
+               "models:");
+    for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
+        fprintf(f, " %s", SHAPES[i].name);
+    fprintf(f, " (default gpt2-124m)\n");
+}
+
+static int parse(int argc, char **argv, BenchArgs *a) {
+    *a = (BenchArgs){.shape = &SHAPES[2],
+                     .B = 4,
+                     .T = 64,
+                     .steps = 5,
+                     .warmup = 1,
+                     .prompt_len = 32,
+                     .new_tokens = 64};
+    static const struct option opts[] = {
+        {"model", 1, 0, 'm'},      {"batch", 1, 0, 'b'},   {"seq", 1, 0, 't'},
+        {"steps", 1, 0, 's'},      {"warmup", 1, 0, 'w'},  {"threads", 1, 0, 'j'},
+        {"json", 0, 0, 'J'},       {"rollout", 0, 0, 'r'}, {"prompt-len", 1, 0, 'p'},
+        {"new-tokens", 1, 0, 'n'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    int c, idx = 0, batch_set = 0, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        switch (c) {
+        case 'm':
+            a->shape = NULL;
+            for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
+                if (strcmp(optarg, SHAPES[i].name) == 0) a->shape = &SHAPES[i];
+            if (!a->shape) {
+                fprintf(stderr, "layercake bench: unknown model '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'b':
+            bad |= parse_int(optarg, &a->B);
+            batch_set = 1;
+            break;
+        case 't':
+            bad |= parse_int(optarg, &a->T);
+            break;
+        case 's':
+            bad |= parse_int(optarg, &a->steps);
+            break;
+        case 'w':
+            bad |= parse_int(optarg, &a->warmup);
+            break;
+        case 'j':
+            bad |= parse_int(optarg, &a->threads);
+            break;
+        case 'J':
+            a->json = 1;
+            break;
+        case 'r':
+            a->rollout = 1;
+            break;
+        case 'p':
+            bad |= parse_int(optarg, &a->prompt_len);
+            break;
+        case 'n':
+            bad |= parse_int(optarg, &a->new_tokens);
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "layercake bench: --%s: \'%s\' is not a number\n", opts[idx].name,
+                    optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "layercake bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (a->rollout && !batch_set) a->B = 16;
+    int maxT = a->shape->cfg.max_seq_len;
+    if (a->B < 1 || a->T < 1 || a->T > maxT || a->steps < 1 || a->warmup < 0 || a->prompt_len < 1 ||
+        a->new_tokens < 1 || a->prompt_len + a->new_tokens > maxT) {
+        fprintf(stderr,
+                "layercake bench: batch, seq, steps, prompt-len and new-tokens must be "
+                "positive, with seq and prompt-len + new-tokens <= %d for %s\n",
+                maxT, a->shape->name);
+        return 2;
+    }
+    return 0;
+}
+
+// Best of a few 2048^3 products through the backend: the peak FLOP/s the MFU is relative to.
+static double measure_peak_once(const Backend *be) {
+    int n = 2048;
+    size_t bytes = (size_t)n * n * sizeof(float);
+    float *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
+    double best = 0.0;
+    for (int rep = 0; rep < 4; rep++) {
+        double t0 = time_now();
+        be->matmul_forward(c, a, b, NULL, n, n, n);
+        double dt = time_now() - t0;
+        if (rep > 0 && 2.0 * n * n * (double)n / dt > best) best = 2.0 * n * n * (double)n / dt;
+    }
+    be->free(a), be->free(b), be->free(c);
+    return best;
+}
+
+// The best of measurements before (`before`) and after the timed run: a burst of load from
+// other processes during one of them cannot inflate the MFU.
+static double measure_peak(const Backend *be, double before) {
+    double after = measure_peak_once(be);
+    return after > before ? after : before;
+}
+
+static double flops_per_token(const GPT2 *m, int T) {
+    double L = m->cfg.n_layer, C = m->cfg.d_model, Vp = m->Vp;
+    return 3.0 * (2.0 * (12.0 * L * C * C + C * Vp) + 2.0 * L * T * C);
+}
+
+static void random_batch(Batch *b, int B, int T, int V, Rng *r) {
+    *b = (Batch){.B = B, .T = T};
+    b->tokens = lc_malloc(sizeof(int) * (size_t)B * (T + 1));
+    b->targets = lc_malloc(sizeof(int) * (size_t)B * T);
+    for (int i = 0; i < B * T; i++) b->tokens[i] = (int)rng_below(r, V);
+    for (int i = 0; i < B * T; i++) b->targets[i] = (int)rng_below(r, V);
+}
+
+static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
+    GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_TRAIN, a->B, a->T);
+    gpt2_init_weights(m, 1);
+    AdamW opt;
+    adamw_init(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
+    Rng r = rng_init(2);
+    Batch b;
+    random_batch(&b, a->B, a->T, a->shape->cfg.vocab_size, &r);
+    double t0 = 0.0, loss = 0.0;
+    for (int s = 0; s < a->warmup + a->steps; s++) {
+        if (s == a->warmup) t0 = time_now();
+        gpt2_zero_grad(m);
+        loss = gpt2_forward(m, &b, 1.0f);
+        gpt2_backward_ce(m, gpt2_mask_sum(m));
+        adamw_step(&opt, m->params_mem, m->grads_mem, 3e-4f);
+    }
+    double step = (time_now() - t0) / a->steps, tps = a->B * a->T / step;
+    peak = measure_peak(be, peak);
+    double mfu = tps * flops_per_token(m, a->T) / peak;
+    double params_m = (double)m->table.numel / 1e6;
+    if (a->json)
+        printf("{\"bench\": \"train\", \"model\": \"%s\", \"params_m\": %.2f, \"batch\": %d, "
+               "\"seq\": %d, \"threads\": %d, \"ms_per_step\": %.2f, \"tokens_per_s\": %.1f, "
+               "\"mfu\": %.4f, \"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.4f}\n",
+               a->shape->name, params_m, a->B, a->T, be->threads(0), step * 1e3, tps, mfu,
+               peak / 1e9, peak_rss_mb(), loss);
+    else
+        printf("bench train %s (%.1fM params) batch %d x %d, %d threads, %d steps\n"
+               "  %.1f ms/step  %.1f tokens/s  MFU %.1f%% of %.1f GFLOP/s measured peak\n"
+               "  arenas: params %.1f MB, grads %.1f MB, AdamW %.1f MB, activations %.1f MB; "
+               "peak RSS %.1f MB\n",
+               a->shape->name, params_m, a->B, a->T, be->threads(0), a->steps, step * 1e3, tps,
+               100 * mfu, peak / 1e9, gpt2_param_bytes(m) / 1e6, gpt2_grad_bytes(m) / 1e6,
+               2 * gpt2_param_bytes(m) / 1e6, gpt2_act_bytes(m) / 1e6, peak_rss_mb());
+    free(b.tokens), free(b.targets);
+    adamw_free(&opt);
+    gpt2_free(m);
+    return 0;
+}
+
+// Tokens per second of generating new_tokens for B prompts, with or without the cache.
+static double time_rollout(const GPT2 *m, const BenchArgs *a, int use_cache, const int *prompts,
+                           const int *plen) {
+    int len = a->prompt_len + a->new_tokens;
+    Sampler *s = sampler_create(m, a->B, len, use_cache);
+    SampleParams p = {.temperature = 1.0f,
+                      .top_k = 0,
+                      .top_p = 1.0f,
+                      .stop_token = -1,
+                      .max_new_tokens = a->new_tokens};
+    int *out = lc_malloc(sizeof(int) * (size_t)a->B * a->new_tokens),
+        *olen = lc_malloc(sizeof(int) * a->B);
+    float *lp = lc_malloc(sizeof(float) * (size_t)a->B * a->new_tokens);
+    Rng r = rng_init(3);
+    double t0 = time_now();
+    long n = sampler_generate(s, prompts, a->prompt_len, plen, a->B, &p, &r, out, lp, olen);
+    double tps = (double)n / (time_now() - t0);
+    free(out), free(olen), free(lp);
+    sampler_free(s);
+    return tps;
+}
+
+static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
+    int len = a->prompt_len + a->new_tokens;
+    GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
+    gpt2_init_weights(m, 1);
+    Rng r = rng_init(4);
+    int *prompts = lc_malloc(sizeof(int) * (size_t)a->B * a->prompt_len),
+        *plen = lc_malloc(sizeof(int) * a->B);
+    for (int i = 0; i < a->B * a->prompt_len; i++)
+        prompts[i] = (int)rng_below(&r, a->shape->cfg.vocab_size);
+    for (int b = 0; b < a->B; b++) plen[b] = a->prompt_len;
+    double cached = time_rollout(m, a, 1, prompts, plen);
+    double recompute = time_rollout(m, a, 0, prompts, plen);
+    peak = measure_peak(be, peak);
+    double decode_flops = 2.0 * (12.0 * m->cfg.n_layer * (double)m->cfg.d_model * m->cfg.d_model +
+                                 (double)m->cfg.d_model * m->Vp);
+    if (a->json)
+        printf("{\"bench\": \"rollout\", \"model\": \"%s\", \"batch\": %d, \"prompt_len\": %d, "
+               "\"new_tokens\": %d, \"threads\": %d, \"kv_cache_tokens_per_s\": %.1f, "
+               "\"recompute_tokens_per_s\": %.1f, \"speedup\": %.2f, \"mfu\": %.4f, "
+               "\"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f}\n",
+               a->shape->name, a->B, a->prompt_len, a->new_tokens, be->threads(0), cached,
+               recompute, cached / recompute, cached * decode_flops / peak, peak / 1e9,
+               peak_rss_mb());
+    else
+        printf("bench rollout %s batch %d, prompt %d + %d new tokens (%d positions), %d threads\n"
+               "  KV cache:       %.1f tokens/s (MFU %.1f%%)\n"
+               "  recompute all:  %.1f tokens/s\n"
+               "  speedup %.1fx; peak RSS %.1f MB\n",
+               a->shape->name, a->B, a->prompt_len, a->new_tokens, len, be->threads(0), cached,
+               100 * cached * decode_flops / peak, recompute, cached / recompute, peak_rss_mb());
+    free(prompts), free(plen);
+    gpt2_free(m);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    BenchArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    const Backend *be = backend_cpu();
+    be->threads(a.threads);
+    double peak = measure_peak_once(be);
+    return a.rollout ? bench_rollout(&a, be, peak) : bench_train(&a, be, peak);
+}

@@ -1,0 +1,98 @@
+// train/objectives/preference.c: alignment losses and their gradients (see
+// train/objectives/preference.h).
+#include "train/objectives/preference.h"
+#include <math.h>
+
+double neg_log_sigmoid(double x) {
+    return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x));
+}
+
+double sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_coef) {
+    double z = rc - rr - margin, s = rc + rr;
+    double g = -sigmoid(-z); // d/dz of -log sigmoid(z)
+    return (PairLoss){
+        .loss = neg_log_sigmoid(z) + center_coef * s * s,
+        .d_chosen = g + 2.0 * center_coef * s,
+        .d_rejected = -g + 2.0 * center_coef * s,
+    };
+}
+
+int dpo_needs_reference(DpoLoss kind) {
+    return kind != DPO_SIMPO && kind != DPO_ORPO;
+}
+
+// log(1 - e^p) for p < 0, stable near 0 and for very negative p.
+static double log1m_exp(double p) {
+    return p > -0.693147180559945 ? log(-expm1(p)) : log1p(-exp(p));
+}
+
+// The reference-based losses as functions of z = beta h: loss and dloss/dz (IPO uses h).
+static DpoPairLoss reference_loss(const DpoParams *p, double h) {
+    double z = p->beta * h, e = p->label_smoothing;
+    DpoPairLoss l = {0};
+    double dh = 0.0; // dloss / dh
+    switch (p->kind) {
+    case DPO_SIGMOID:
+        l.loss = neg_log_sigmoid(z);
+        dh = -sigmoid(-z) * p->beta;
+        break;
+    case DPO_ROBUST:
+        l.loss = (1 - e) * neg_log_sigmoid(z) + e * neg_log_sigmoid(-z);
+        dh = (-(1 - e) * sigmoid(-z) + e * sigmoid(z)) * p->beta;
+        break;
+    case DPO_IPO:
+        l.loss = (h - 1.0 / (2.0 * p->beta)) * (h - 1.0 / (2.0 * p->beta));
+        dh = 2.0 * (h - 1.0 / (2.0 * p->beta));
+        break;
+    case DPO_HINGE:
+        l.loss = z < 1.0 ? 1.0 - z : 0.0;
+        dh = z < 1.0 ? -p->beta : 0.0;
+        break;
+    default:
+        break;
+    }
+    l.d_chosen = dh; // h = (pc - rc) - (pr - rr)
+    l.d_rejected = -dh;
+    return l;
+}
+
+static DpoPairLoss family_loss(const DpoParams *p, double pc, double pr, double rc, double rr,
+                               int nc, int nr);
+
+DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
+                          int nr) {
+    DpoPairLoss l = family_loss(p, pc, pr, rc, rr, nc, nr);
+    l.loss += p->rpo_alpha * (-pc / nc);
+    l.d_chosen += -p->rpo_alpha / nc;
+    return l;
+}
+
+static DpoPairLoss family_loss(const DpoParams *p, double pc, double pr, double rc, double rr,
+                               int nc, int nr) {
+    double a = pc / nc, b = pr / nr; // average log-likelihoods
+    if (p->kind == DPO_SIMPO) {
+        double z = p->beta * (a - b) - p->simpo_gamma, g = -sigmoid(-z) * p->beta;
+        return (DpoPairLoss){neg_log_sigmoid(z), g / nc, -g / nr, p->beta * a, p->beta * b};
+    }
+    if (p->kind == DPO_ORPO) {
+        // the odds need p(y) < 1; a response the model is certain of (a = 0) is held just below
+        a = a < -1e-6 ? a : -1e-6;
+        b = b < -1e-6 ? b : -1e-6;
+        // d/da log odds(a) = 1 + e^a / (1 - e^a) = 1 / (1 - e^a)
+        double z = (a - log1m_exp(a)) - (b - log1m_exp(b));
+        double g = -sigmoid(-z) * p->orpo_lambda; // d(lambda * -log sigmoid(z)) / dz
+        double da = -1.0 + g / -expm1(a), db = -g / -expm1(b);
+        return (DpoPairLoss){-a + p->orpo_lambda * neg_log_sigmoid(z), da / nc, db / nr,
+                             p->beta * a, p->beta * b};
+    }
+    DpoPairLoss l = reference_loss(p, (pc - rc) - (pr - rr));
+    l.reward_chosen = p->beta * (pc - rc);
+    l.reward_rejected = p->beta * (pr - rr);
+    return l;
+}

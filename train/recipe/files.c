@@ -1,0 +1,114 @@
+// train/recipe/files.c: checking the files a loaded recipe names: the tokenizer, every dataset
+// and every checkpoint a stage starts from or uses. Here they must exist and be readable; what
+// is inside them (a dataset's kind, its tokenizer) is checked by the caller's RecipeFileCheck,
+// which the data and model code provide.
+#include "train/recipe/recipe-impl.h"
+#include "train/recipe/prepare.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const Recipe *r;       // the recipe
+    RecipeFileCheck check; // the caller's check of a file's contents, or NULL
+    void *ctx;             // its context
+    char *err;             // message buffer
+    size_t errlen;         // its size
+} FileCheck;
+
+// Reports a problem with the file key (of stage i, or -1) names, at the place that set it.
+static RecipeError file_fail(const FileCheck *c, int i, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static RecipeError file_fail(const FileCheck *c, int i, const char *key, const char *fmt, ...) {
+    const char *where = recipe_where(c->r, i, key);
+    int n = snprintf(c->err, c->errlen, "%s: %s%s%s: ", where ? where : c->r->file,
+                     i >= 0 ? c->r->stages[i].name : "", i >= 0 ? "." : "", key);
+    if (n >= 0 && (size_t)n < c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return RECIPE_ERR_FILE;
+}
+
+// Whether path is a readable file (or, with folder_ok, a folder); if not, why into why.
+static bool readable(const char *path, bool folder_ok, char *why, size_t len) {
+    struct stat st;
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+        snprintf(why, len, "%s", strerror(errno));
+    else if (S_ISDIR(st.st_mode) && !folder_ok)
+        snprintf(why, len, "it is a folder");
+    else
+        return true;
+    return false;
+}
+
+// Checks the file at path (key of stage i) and hands it to the caller's check as `kind`.
+static RecipeError file_check(const FileCheck *c, int i, const char *key, const char *path,
+                              const char *kind) {
+    char why[512];
+    if (prepare_will_make(c->r, path)) return RECIPE_OK; // not made yet: nothing to check
+    if (!readable(path, false, why, sizeof(why)))
+        return file_fail(c, i, key, "cannot read '%s': %s", path, why);
+    if (c->check && c->check(c->ctx, path, kind, c->r->tokenizer, why, sizeof(why)) != 0)
+        return file_fail(c, i, key, "%s", why);
+    return RECIPE_OK;
+}
+
+// A tokenizer is a .json file, or a folder holding GPT-2's encoder.json and vocab.bpe.
+static RecipeError tokenizer_check(const FileCheck *c) {
+    const char *path = c->r->tokenizer;
+    char why[512], part[PATH_MAX + 16];
+    struct stat st;
+    if (prepare_will_make(c->r, path)) return RECIPE_OK;
+    if (!readable(path, true, why, sizeof(why)))
+        return file_fail(c, -1, "tokenizer", "cannot read '%s': %s", path, why);
+    for (int i = 0; stat(path, &st) == 0 && S_ISDIR(st.st_mode) && i < 2; i++) {
+        const char *name = i == 0 ? "encoder.json" : "vocab.bpe";
+        snprintf(part, sizeof(part), "%s/%s", path, name);
+        if (!readable(part, false, why, sizeof(why)))
+            return file_fail(c, -1, "tokenizer",
+                             "cannot read '%s': %s (a tokenizer folder holds GPT-2's "
+                             "encoder.json and vocab.bpe)",
+                             part, why);
+    }
+    if (c->check && c->check(c->ctx, path, "tokenizer", path, why, sizeof(why)) != 0)
+        return file_fail(c, -1, "tokenizer", "%s", why);
+    return RECIPE_OK;
+}
+
+// The dataset kind a data key of a stage must hold.
+static const char *data_kind(StageKind kind, const char *key) {
+    if (strcmp(key, "data.prompts") == 0) return "prompt";
+    if (kind == STAGE_PRETRAIN) return "lm";
+    return kind == STAGE_SFT ? "sft" : "preference";
+}
+
+static RecipeError stage_files(const FileCheck *c, int i) {
+    const Stage *s = &c->r->stages[i];
+    for (int n = 0; n < SCHEMA_COUNT; n++) {
+        const Key *k = &SCHEMA[n];
+        if (k->scope != SCOPE_STAGE || !key_applies(k, s->kind)) continue;
+        for (int m = 0; m < value_string_count(k, s); m++) {
+            const char *v = value_string(k, s, m);
+            RecipeError rc = RECIPE_OK;
+            if ((k->flags & KEY_INPUT_PATH) && *v)
+                rc = file_check(c, i, k->path, v, data_kind(s->kind, k->path));
+            else if ((k->flags & KEY_STAGE_REF) && ref_is_path(v))
+                rc = file_check(c, i, k->path, v, "checkpoint");
+            if (rc) return rc;
+        }
+    }
+    return RECIPE_OK;
+}
+
+RecipeError recipe_validate_files(const Recipe *r, RecipeFileCheck check, void *ctx, char *err,
+                                  size_t errlen) {
+    FileCheck c = {r, check, ctx, err, errlen};
+    RecipeError rc = tokenizer_check(&c);
+    for (int i = 0; rc == RECIPE_OK && i < r->n_stages; i++) rc = stage_files(&c, i);
+    return rc;
+}

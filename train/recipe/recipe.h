@@ -1,0 +1,263 @@
+// train/recipe/recipe.h: a training recipe (one YAML file) loaded into typed structs.
+//
+// A recipe names the run, the model and the tokenizer, then lists stages (pretrain, sft,
+// reward, dpo, ppo, grpo, rloo, eval) in the order they run. Every stage kind shares one schema:
+// a key means the same thing in every stage it applies to. `defaults:` holds stage keys merged
+// into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over both. The schema
+// (every key's type, default, range and meaning) is one table in recipe_schema.c; docs/recipes.md
+// is generated from it by `layercake recipe docs`.
+//
+// Loading checks everything that can be checked without opening data files: types, ranges,
+// unknown or inapplicable keys, duplicates, required keys, cross-key rules and references
+// between stages. Errors name file:line:column (or the command-line override) and the key path.
+// recipe_validate_files() then checks the files the recipe names.
+#pragma once
+#include "optim/optim.h"                 // ScheduleKind
+#include "train/objectives/preference.h" // DpoLoss
+#include "train/objectives/rl.h"         // KlEstimator
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum { BACKEND_KIND_CPU, BACKEND_KIND_CUDA } BackendKind;
+typedef enum { FAMILY_GPT2 } ModelFamily;
+typedef enum {
+    STAGE_PRETRAIN,
+    STAGE_SFT,
+    STAGE_REWARD,
+    STAGE_DPO,
+    STAGE_PPO,
+    STAGE_GRPO,
+    STAGE_RLOO,
+    STAGE_EVAL,
+    STAGE_KIND_COUNT
+} StageKind;
+typedef enum { OPTIM_ADAMW } OptimName;
+typedef enum { REFERENCE_CACHED, REFERENCE_LIVE } ReferenceMode;
+typedef enum { VALUE_INIT_REWARD_MODEL, VALUE_INIT_POLICY } ValueInit;
+
+// What went wrong while loading or checking a recipe; the message says where and why.
+typedef enum {
+    RECIPE_OK = 0,
+    RECIPE_ERR_IO,             // the recipe file cannot be read
+    RECIPE_ERR_SYNTAX,         // YAML syntax error, or a structure that is not a recipe
+    RECIPE_ERR_UNKNOWN_KEY,    // a key the schema does not have (with a suggestion)
+    RECIPE_ERR_TYPE,           // a value of the wrong type
+    RECIPE_ERR_RANGE,          // a value outside its range or enum
+    RECIPE_ERR_MISSING,        // a required key is absent
+    RECIPE_ERR_DUPLICATE,      // a key given twice in one map, or two stages with one name
+    RECIPE_ERR_NOT_APPLICABLE, // a stage key that does not apply to the stage's kind
+    RECIPE_ERR_REFERENCE,      // a stage reference to an unknown, later or wrong-kind stage
+    RECIPE_ERR_RULE,           // a rule across keys is broken (e.g. micro_batch_size divides)
+    RECIPE_ERR_OVERRIDE,       // a command-line override that is not key=value
+    RECIPE_ERR_FILE,           // a file the recipe names is missing, unreadable or wrong
+} RecipeError;
+
+// A list of strings; both NULL/0 when empty.
+typedef struct {
+    char **items; // (n) owned strings
+    int n;        // number of items
+} StringList;
+
+typedef struct {
+    ModelFamily family; // transformer family
+    int n_layer;        // transformer blocks
+    int n_head;         // attention heads per block
+    int d_model;        // residual stream width (divisible by n_head)
+    int vocab_size;     // embedding rows; 0 = the tokenizer's vocabulary size
+    int max_seq_len;    // positions the model has (its context length)
+} ModelConfig;
+
+typedef struct {
+    char *train;   // training dataset path (absolute), "" if unset
+    char *val;     // validation dataset path (absolute), "" = no validation
+    char *prompts; // prompt dataset path (absolute), "" if unset
+} StageData;
+
+typedef struct {
+    OptimName name;      // optimiser
+    double lr;           // peak learning rate
+    double betas[2];     // AdamW moment decay rates (beta1, beta2)
+    double eps;          // AdamW denominator epsilon
+    double weight_decay; // decoupled weight decay on the tensors marked as decayed
+    double grad_clip;    // global gradient-norm clip; 0 = off
+} OptimConfig;
+
+typedef struct {
+    ScheduleKind kind;   // learning-rate shape after warmup
+    int warmup_steps;    // linear warmup length in optimizer steps
+    double min_lr_ratio; // final learning rate as a fraction of optim.lr
+} ScheduleConfig;
+
+typedef struct {
+    int every; // steps (RL: iterations) between checkpoints; 0 = only the final one
+    int keep;  // periodic checkpoints kept; the final one is always kept
+} CheckpointConfig;
+
+typedef struct {
+    int every; // steps (RL: iterations) between metric lines
+} LogConfig;
+
+typedef struct {
+    int every;   // steps between validations; 0 = never
+    int batches; // batches per validation
+} ValConfig;
+
+typedef struct {
+    int every;          // steps (RL: iterations) between printed samples; 0 = never
+    StringList prompts; // prompts to continue; empty = one unconditional sample
+    int max_new_tokens; // tokens generated per sample
+    double temperature; // softmax temperature; 0 = greedy
+    int top_k;          // sample among the k most likely tokens; 0 = off
+    double top_p;       // nucleus sampling mass; 1 = off
+} SampleConfig;
+
+typedef struct {
+    ValueInit init; // weights the value model starts from
+    double coef;    // weight of the value loss
+    double clip;    // value clipping range; 0 = off
+} ValueConfig;
+
+typedef struct {
+    int batch;          // prompts per rollout (RL: per iteration)
+    int group_size;     // responses sampled per prompt
+    int max_new_tokens; // response length limit in tokens
+    double temperature; // sampling temperature (> 0)
+    int top_k;          // sample among the k most likely tokens; 0 = off
+    double top_p;       // nucleus sampling mass; 1 = off
+} RolloutConfig;
+
+typedef struct {
+    double coef;           // KL penalty weight (with target: its starting value)
+    double target;         // target KL of the adaptive controller; NAN = fixed coefficient
+    int horizon;           // adaptive controller horizon, in rollout samples
+    KlEstimator estimator; // per-token KL estimator
+    bool in_reward;        // true: penalty in the reward; false: a loss term (GRPO style)
+} KlConfig;
+
+typedef struct {
+    double gamma;  // discount
+    double lambda; // GAE lambda
+} GaeConfig;
+
+// One stage. Keys that do not apply to its kind hold their built-in defaults.
+typedef struct {
+    char *name;                  // unique name, [A-Za-z0-9_-]+
+    StageKind kind;              // what the stage trains or measures
+    char *init;                  // starting weights: earlier stage name or .h5 path; "" = scratch
+    StageData data;              // dataset paths
+    int steps;                   // optimizer steps (pretrain, sft, reward, dpo)
+    int iterations;              // RL iterations (ppo, grpo, rloo)
+    int batch_size;              // sequences or preference pairs per optimizer step
+    int micro_batch_size;        // per forward/backward pass (0 in the file: the whole batch)
+    int seq_len;                 // tokens per sequence (0 in the file: model.max_seq_len)
+    OptimConfig optim;           // optimiser
+    ScheduleConfig schedule;     // learning-rate schedule
+    CheckpointConfig checkpoint; // checkpointing
+    LogConfig log;               // metric logging
+    ValConfig val;               // validation
+    SampleConfig sample;         // samples printed while training
+    bool packing;                // sft: pack examples into sequences instead of padding
+    double margin;               // reward: Bradley-Terry margin
+    double center_coef;          // reward: reward-centering coefficient
+    DpoLoss loss;                // dpo: preference loss
+    double beta;                 // dpo: inverse temperature of the implicit reward
+    double label_smoothing;      // dpo: assumed fraction of flipped labels
+    double simpo_gamma;          // dpo simpo: target reward margin
+    double orpo_lambda;          // dpo orpo: weight of the odds-ratio term
+    double rpo_alpha;            // dpo: weight of an NLL term on the chosen response
+    ReferenceMode reference;     // dpo: cached reference log-probs or a live reference model
+    char *reward_model;          // RL: earlier reward stage or .h5 path; "" = none
+    char *gold_reward;           // RL, eval: built-in gold reward function; "" = none
+    double label_noise;          // reward, dpo with sampled pairs: share of labels swapped
+    ValueConfig value;           // ppo: value model
+    RolloutConfig rollout;       // RL, eval: response sampling
+    KlConfig kl;                 // RL: KL penalty against the reference model
+    GaeConfig gae;               // ppo: generalised advantage estimation
+    int epochs;                  // RL: passes over each rollout batch
+    int minibatches;             // RL: optimizer steps per epoch
+    double clip_range;           // RL: policy ratio clipping epsilon
+    double entropy_coef;         // RL: entropy bonus weight
+    double max_approx_kl;        // RL: early-stop threshold on approximate KL; 0 = off
+    bool whiten_advantages;      // RL: normalise advantages
+    double reward_clip;          // RL: clip rewards to [-reward_clip, reward_clip]; 0 = off
+    bool whiten_rewards;         // RL: normalise rewards over the batch
+    double missing_eos_penalty;  // RL: penalty for responses without end-of-text; 0 = off
+    StringList models;           // eval: stage names or .h5 paths to compare
+    char *judge;                 // eval: reward stage or .h5 path scoring responses; "" = none
+    char *reference_model;       // eval: stage name or .h5 path the others are compared to
+    int bootstrap;               // eval: bootstrap resamples for confidence intervals
+} Stage;
+
+// Where one key got its value (see recipe_where).
+typedef struct {
+    int stage;       // stage index, or -1 for a top-level key
+    const char *key; // key path within its scope (points into the schema)
+    char *where;     // "file:line:column" or "command line 'key=value'"
+} RecipeOrigin;
+
+typedef struct {
+    char *name;          // run name
+    int seed;            // seed of every random stream in the run
+    char *output_dir;    // run directory (absolute; unset in the file: runs/<name>)
+    BackendKind backend; // kernel backend
+    int threads;         // CPU threads; 0 = all cores
+    char *tokenizer;     // tokenizer .json file or GPT-2 folder (absolute)
+    StringList
+        prepare; // layercake commands making the tokenizer and datasets (train/recipe/prepare.h)
+    ModelConfig model;     // model shape
+    Stage *stages;         // (n_stages) in run order
+    int n_stages;          // number of stages
+    char *file;            // the recipe file, as given to recipe_load
+    RecipeOrigin *origins; // (n_origins) where keys not at their defaults were set
+    int n_origins;         // number of origins
+} Recipe;
+
+// Loads the recipe at path, applies overrides ("key.path=value", highest precedence) and
+// checks it. Returns RECIPE_OK and fills *r (free with recipe_free), or an error with a
+// message in err (and *r left empty, nothing to free).
+RecipeError recipe_load(const char *path, char *const *overrides, int n_overrides, Recipe *r,
+                        char *err, size_t errlen);
+void recipe_free(Recipe *r);
+
+// Index of the stage with this name, or -1.
+int recipe_stage_index(const Recipe *r, const char *name);
+
+// Where a key's value came from: "file:line:column" or "command line 'key=value'", or NULL if
+// neither set it (it holds its built-in default). stage is a stage index, or -1 for a top-level
+// key; key is its path within the stage or the recipe ("optim.lr", "model.n_layer"). A stage's
+// "name" always has an origin: use it to point at the stage itself.
+const char *recipe_where(const Recipe *r, int stage, const char *key);
+
+// Checks one file a recipe names, beyond existing and being readable: that `path` holds what
+// `kind` says ("tokenizer", "checkpoint", or a dataset kind: "lm", "sft", "preference",
+// "prompt") and matches the recipe's tokenizer. Returns 0, or nonzero with a message in err.
+typedef int (*RecipeFileCheck)(void *ctx, const char *path, const char *kind, const char *tokenizer,
+                               char *err, size_t errlen);
+
+// Checks that every file the recipe names exists and is readable, then calls check (if not
+// NULL) on each. Returns RECIPE_OK or RECIPE_ERR_FILE with a message naming where the path was
+// set and its key.
+RecipeError recipe_validate_files(const Recipe *r, RecipeFileCheck check, void *ctx, char *err,
+                                  size_t errlen);
+
+// Writes the resolved recipe (every key that applies, defaults filled, paths absolute) as
+// YAML that loads back to an identical Recipe. Returns 0, or -1 on a write error.
+int recipe_print(FILE *f, const Recipe *r);
+// The same as a malloc'd string (recipe.yaml, and the copy every checkpoint stores), or NULL
+// when out of memory.
+char *recipe_text(const Recipe *r);
+
+// Writes docs/recipes.md: every key with its type, default, range, stage kinds and meaning.
+int recipe_docs(FILE *f);
+
+// A one-line summary of stage i (kind, length, batch, learning rate, inputs) into buf.
+void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len);
+
+// Compares two recipes key by key. Returns 0 if every key holds the same value, else 1 with
+// the first differing key path ("sft.optim.lr", "model.n_layer") in path.
+int recipe_diff(const Recipe *a, const Recipe *b, char *path, size_t pathlen);
+
+// The recipe names of a stage kind ("pretrain", "sft", ...) and of a backend ("cpu", "cuda").
+const char *stage_kind_name(StageKind kind);
+const char *backend_kind_name(BackendKind kind);

@@ -1,0 +1,368 @@
+// train/recipe/schema.c: the recipe schema, one table of every key (path, type, default, range,
+// stage kinds, meaning, storage), and lookups over it. Adding a key is one line here plus its
+// field in recipe.h; loading, printing, comparing, freeing and docs/recipes.md follow the table.
+#include "train/recipe/recipe-impl.h"
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
+                                        "grpo",     "rloo", "eval",   NULL};
+static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
+static const char *const FAMILIES[] = {"gpt2", NULL};
+static const char *const OPTIMS[] = {"adamw", NULL};
+static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
+static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
+                                         "simpo",   "orpo", NULL};
+static const char *const REFERENCES[] = {"cached", "live", NULL};
+static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
+static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
+
+_Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
+
+// The path, scope and storage of a key, from one field designator so they cannot drift apart.
+#define TOP(f) #f, SCOPE_RECIPE, offsetof(Recipe, f), sizeof(((Recipe *)0)->f)
+#define STG(f) #f, SCOPE_STAGE, offsetof(Stage, f), sizeof(((Stage *)0)->f)
+
+#define REQUIRED NULL // no default: the key must be given
+#define ANY                                                                                        \
+    { -INFINITY, INFINITY, false, false }
+#define ATLEAST(x)                                                                                 \
+    { (x), INFINITY, false, false }
+#define ABOVE(x)                                                                                   \
+    { (x), INFINITY, true, false }
+#define IN(a, b)                                                                                   \
+    { (a), (b), false, false }
+#define IN_CO(a, b)                                                                                \
+    { (a), (b), false, true } // [a, b)
+#define IN_OC(a, b)                                                                                \
+    { (a), (b), true, false } // (a, b]
+
+// clang-format off
+const Key SCHEMA[] = {
+    // ---- top level --------------------------------------------------------------------------
+    {TOP(name), KEY_STRING, 0, REQUIRED, .doc = "run name ([A-Za-z0-9_.-]+)"},
+    {TOP(seed), KEY_INT, 0, "1234", ATLEAST(0), .doc = "seed of every random stream in the run"},
+    {TOP(output_dir), KEY_STRING, 0, "\"\"", .flags = KEY_OUTPUT_PATH,
+     .doc = "run directory, relative to the working directory; \"\" = runs/<name>"},
+    {TOP(backend), KEY_ENUM, 0, "cpu", .names = BACKENDS, .doc = "kernel backend"},
+    {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
+    {TOP(tokenizer), KEY_STRING, 0, REQUIRED, .flags = KEY_INPUT_PATH,
+     .doc = "a tokenizer .json file, or a folder holding GPT-2's encoder.json and vocab.bpe"},
+    {TOP(prepare), KEY_STRINGS, 0, "[]", ANY,
+     .doc = "layercake commands that make the recipe's tokenizer and datasets (e.g. \"data "
+            "synth --task arithmetic --out data/arith\"), run in order from the recipe's folder "
+            "before the stages; a command whose --out path exists is skipped"},
+    {TOP(model.family), KEY_ENUM, 0, "gpt2", .names = FAMILIES, .doc = "transformer family"},
+    {TOP(model.n_layer), KEY_INT, 0, "4", IN(1, 256), .doc = "transformer blocks"},
+    {TOP(model.n_head), KEY_INT, 0, "4", ATLEAST(1), .doc = "attention heads per block"},
+    {TOP(model.d_model), KEY_INT, 0, "128", ATLEAST(1),
+     .doc = "residual stream width; divisible by n_head"},
+    {TOP(model.vocab_size), KEY_INT, 0, "0", ATLEAST(0),
+     .doc = "token embedding rows; 0 = the tokenizer's vocabulary size"},
+    {TOP(model.max_seq_len), KEY_INT, 0, "256", ATLEAST(1),
+     .doc = "positions the model has (its context length)"},
+
+    // ---- every stage ------------------------------------------------------------------------
+    {STG(name), KEY_STRING, K_ALL, REQUIRED, .flags = KEY_IDENTITY,
+     .doc = "unique stage name ([A-Za-z0-9_-]+); later stages and overrides use it"},
+    {STG(kind), KEY_ENUM, K_ALL, REQUIRED, .names = STAGE_KIND_NAMES, .flags = KEY_IDENTITY,
+     .doc = "what the stage trains or measures"},
+    {STG(init), KEY_STRING, K_TRAIN, "\"\"", .flags = KEY_STAGE_REF,
+     .ref_kinds = K_ALL & ~K_EVAL,
+     .doc = "starting weights: an earlier stage or a .h5 checkpoint; \"\" = from scratch "
+            "(pretrain only)"},
+    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
+            "required, except that reward and dpo may sample their pairs (data.prompts)"},
+    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "validation dataset of the same kind; \"\" = no validation"},
+    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
+            "and dpo given prompts instead of data.train train on pairs of their start model's "
+            "own samples labelled by gold_reward, as raters label model outputs"},
+    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
+    {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
+     .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
+    {STG(batch_size), KEY_INT, K_STEPS, "16", ATLEAST(1),
+     .doc = "sequences (pretrain, sft) or preference pairs (reward, dpo) per optimizer step"},
+    {STG(micro_batch_size), KEY_INT, K_TRAIN, "0", ATLEAST(0),
+     .doc = "sequences or pairs per forward/backward pass, gradients accumulating over the "
+            "batch; must divide it; 0 = the whole batch (RL: a whole minibatch)"},
+    {STG(seq_len), KEY_INT, K_ALL, "0", ATLEAST(0),
+     .doc = "tokens per sequence (RL, eval: prompt and response); 0 = model.max_seq_len"},
+    {STG(optim.name), KEY_ENUM, K_TRAIN, "adamw", .names = OPTIMS, .doc = "optimiser"},
+    {STG(optim.lr), KEY_FLOAT, K_TRAIN, "3.0e-4", ABOVE(0), .doc = "peak learning rate"},
+    {STG(optim.betas), KEY_FLOATS, K_TRAIN, "[0.9, 0.95]", IN_CO(0, 1), .len = 2,
+     .doc = "AdamW moment decay rates [beta1, beta2]"},
+    {STG(optim.eps), KEY_FLOAT, K_TRAIN, "1.0e-8", ABOVE(0), .doc = "AdamW epsilon"},
+    {STG(optim.weight_decay), KEY_FLOAT, K_TRAIN, "0.1", ATLEAST(0),
+     .doc = "decoupled weight decay on matrices and embeddings (not biases or norm gains)"},
+    {STG(optim.grad_clip), KEY_FLOAT, K_TRAIN, "1.0", ATLEAST(0),
+     .doc = "clip the global gradient norm to this; 0 = off"},
+    {STG(schedule.kind), KEY_ENUM, K_TRAIN, "cosine", .names = SCHEDULES,
+     .doc = "learning rate after warmup: constant, or cosine or linear decay to min_lr_ratio"},
+    {STG(schedule.warmup_steps), KEY_INT, K_TRAIN, "0", ATLEAST(0),
+     .doc = "linear warmup from 0 over this many optimizer steps"},
+    {STG(schedule.min_lr_ratio), KEY_FLOAT, K_TRAIN, "0.1", IN(0, 1),
+     .doc = "final learning rate as a fraction of optim.lr"},
+    {STG(checkpoint.every), KEY_INT, K_TRAIN, "0", ATLEAST(0),
+     .doc = "write a checkpoint every this many steps (RL: iterations); 0 = only the final one"},
+    {STG(checkpoint.keep), KEY_INT, K_TRAIN, "3", ATLEAST(1),
+     .doc = "periodic checkpoints kept, oldest deleted first; the final one is always kept"},
+    {STG(log.every), KEY_INT, K_TRAIN, "10", ATLEAST(1),
+     .doc = "record and print metrics every this many steps (RL: iterations)"},
+    {STG(val.every), KEY_INT, K_STEPS, "100", ATLEAST(0),
+     .doc = "validation loss every this many steps when data.val is set; 0 = never"},
+    {STG(val.batches), KEY_INT, K_STEPS, "8", ATLEAST(1), .doc = "batches per validation"},
+    {STG(sample.every), KEY_INT, K_GEN, "0", ATLEAST(0),
+     .doc = "print samples every this many steps (RL: iterations); 0 = never"},
+    {STG(sample.prompts), KEY_STRINGS, K_GEN, "[]", ANY,
+     .doc = "prompts to continue; [] = one unconditional sample"},
+    {STG(sample.max_new_tokens), KEY_INT, K_GEN, "64", ATLEAST(1),
+     .doc = "tokens generated per sample"},
+    {STG(sample.temperature), KEY_FLOAT, K_GEN, "0.8", ATLEAST(0),
+     .doc = "sampling temperature; 0 = greedy"},
+    {STG(sample.top_k), KEY_INT, K_GEN, "0", ATLEAST(0),
+     .doc = "sample among the k most likely tokens; 0 = off"},
+    {STG(sample.top_p), KEY_FLOAT, K_GEN, "1.0", IN_OC(0, 1),
+     .doc = "nucleus sampling: the smallest set of tokens with this much mass; 1 = off"},
+
+    // ---- kind-specific ----------------------------------------------------------------------
+    {STG(packing), KEY_BOOL, K_SFT, "false",
+     .doc = "pack several examples into each sequence (attention stays within each) instead "
+            "of padding"},
+    {STG(margin), KEY_FLOAT, K_RM, "0.0", ATLEAST(0),
+     .doc = "Bradley-Terry margin: loss = -log sigmoid(r_chosen - r_rejected - margin)"},
+    {STG(center_coef), KEY_FLOAT, K_RM, "0.0", ATLEAST(0),
+     .doc = "reward centering: adds center_coef * (r_chosen + r_rejected)^2 to the loss"},
+    {STG(loss), KEY_ENUM, K_DPO, "sigmoid", .names = DPO_LOSSES,
+     .doc = "preference loss: sigmoid (DPO), ipo, robust, hinge, simpo, orpo"},
+    {STG(beta), KEY_FLOAT, K_DPO, "0.1", ABOVE(0),
+     .doc = "inverse temperature of the implicit reward (ipo: the regulariser tau)"},
+    {STG(label_smoothing), KEY_FLOAT, K_DPO, "0.0", IN_CO(0, 0.5),
+     .doc = "assumed fraction of flipped labels (sigmoid: cDPO; robust: rDPO)"},
+    {STG(simpo_gamma), KEY_FLOAT, K_DPO, "0.5", ATLEAST(0),
+     .doc = "simpo: target reward margin gamma"},
+    {STG(orpo_lambda), KEY_FLOAT, K_DPO, "0.1", ATLEAST(0),
+     .doc = "orpo: weight of the odds-ratio term added to the SFT loss"},
+    {STG(rpo_alpha), KEY_FLOAT, K_DPO, "0.0", ATLEAST(0),
+     .doc = "weight of an NLL term on the chosen response (mean over its tokens) added to the "
+            "loss (RPO, Pang et al. 2024; TRL's rpo_alpha): keeps DPO from lowering the "
+            "likelihood of chosen answers that differ from rejected ones in a few tokens"},
+    {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
+     .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
+            "model run each step); unused by simpo and orpo"},
+    {STG(reward_model), KEY_STRING, K_RL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
+     .doc = "the reward: an earlier reward stage or a .h5 checkpoint; set exactly one of "
+            "reward_model and gold_reward"},
+    {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
+     .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
+            "reward_model; eval: judges win rates and the arena, judge then scores alongside; "
+            "reward, dpo: labels the sampled pairs)"},
+    {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
+     .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
+            "human raters' disagreement"},
+    {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
+     .doc = "value model's starting weights: the reward model's or the policy's"},
+    {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
+    {STG(value.clip), KEY_FLOAT, K_PPO, "0.2", ATLEAST(0),
+     .doc = "value clipping range around the rollout's values; 0 = off"},
+    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
+     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
+    {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
+     .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
+            "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
+    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
+     .doc = "response length limit in tokens"},
+    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF, "1.0", ABOVE(0),
+     .doc = "sampling temperature"},
+    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF, "0", ATLEAST(0),
+     .doc = "sample among the k most likely tokens; 0 = off"},
+    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF, "1.0", IN_OC(0, 1),
+     .doc = "nucleus sampling mass; 1 = off"},
+    {STG(kl.coef), KEY_FLOAT, K_RL, "0.05", ATLEAST(0),
+     .doc = "weight of the KL penalty against the reference (the init weights, frozen); with "
+            "kl.target, its starting value"},
+    {STG(kl.target), KEY_FLOAT, K_RL, "null", ABOVE(0),
+     .doc = "target KL per response for the adaptive controller; null = fixed coefficient"},
+    {STG(kl.horizon), KEY_INT, K_RL, "10000", ATLEAST(1),
+     .doc = "adaptive controller horizon, in responses"},
+    {STG(kl.estimator), KEY_ENUM, K_RL, "k1", .names = KL_ESTIMATORS,
+     .doc = "per-token KL estimator: k1 = log(p/p_ref), k3 = p_ref/p - 1 - log(p_ref/p)"},
+    {STG(kl.in_reward), KEY_BOOL, K_RL, "true",
+     .doc = "true: subtract the penalty from the reward; false: add it to the loss (GRPO "
+            "style)"},
+    {STG(gae.gamma), KEY_FLOAT, K_PPO, "1.0", IN(0, 1), .doc = "discount"},
+    {STG(gae.lambda), KEY_FLOAT, K_PPO, "0.95", IN(0, 1), .doc = "GAE lambda"},
+    {STG(epochs), KEY_INT, K_RL, "4", ATLEAST(1), .doc = "passes over each rollout batch"},
+    {STG(minibatches), KEY_INT, K_RL, "4", ATLEAST(1),
+     .doc = "optimizer steps per epoch: the rollout's responses split this many ways"},
+    {STG(clip_range), KEY_FLOAT, K_RL, "0.2", ABOVE(0),
+     .doc = "policy ratio clipping epsilon"},
+    {STG(entropy_coef), KEY_FLOAT, K_RL, "0.0", ATLEAST(0), .doc = "entropy bonus weight"},
+    {STG(max_approx_kl), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
+     .doc = "end an iteration's epochs early once the approximate KL to the rollout policy "
+            "exceeds this; 0 = never"},
+    {STG(whiten_advantages), KEY_BOOL, K_RL, "true",
+     .doc = "normalise advantages to zero mean and unit variance over the batch"},
+    {STG(reward_clip), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
+     .doc = "clip rewards to [-reward_clip, reward_clip]; 0 = off"},
+    {STG(whiten_rewards), KEY_BOOL, K_RL, "false",
+     .doc = "normalise rewards over the batch before computing advantages"},
+    {STG(missing_eos_penalty), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
+     .doc = "subtracted from the reward of responses that end without an end-of-text token; "
+            "0 = off"},
+    {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF,
+     .ref_kinds = K_GEN,
+     .doc = "models to compare: earlier stages or .h5 checkpoints; reference_model is added "
+            "first when not listed"},
+    {STG(judge), KEY_STRING, K_EVAL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
+     .doc = "reward model scoring responses: an earlier reward stage or a .h5 checkpoint; set "
+            "judge, gold_reward or both"},
+    {STG(reference_model), KEY_STRING, K_EVAL, "sft", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
+     .doc = "the model the others' win rates and KL are measured against"},
+    {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),
+     .doc = "bootstrap resamples for confidence intervals; 0 = none"},
+};
+// clang-format on
+const int SCHEMA_COUNT = (int)(sizeof(SCHEMA) / sizeof(SCHEMA[0]));
+
+const Key *schema_find(KeyScope scope, const char *path) {
+    for (int i = 0; i < SCHEMA_COUNT; i++)
+        if (SCHEMA[i].scope == scope && strcmp(SCHEMA[i].path, path) == 0) return &SCHEMA[i];
+    return NULL;
+}
+
+bool schema_is_map(KeyScope scope, const char *path) {
+    size_t n = strlen(path);
+    for (int i = 0; i < SCHEMA_COUNT; i++)
+        if (SCHEMA[i].scope == scope && strncmp(SCHEMA[i].path, path, n) == 0 &&
+            SCHEMA[i].path[n] == '.')
+            return true;
+    return false;
+}
+
+bool key_applies(const Key *k, StageKind kind) {
+    return (k->kinds & KIND(kind)) != 0;
+}
+
+void *key_field(const Key *k, void *base) {
+    return (char *)base + k->offset;
+}
+
+const void *key_field_const(const Key *k, const void *base) {
+    return (const char *)base + k->offset;
+}
+
+const char *stage_kind_name(StageKind kind) {
+    return kind >= 0 && kind < STAGE_KIND_COUNT ? STAGE_KIND_NAMES[kind] : "?";
+}
+
+const char *backend_kind_name(BackendKind kind) {
+    return kind >= 0 && kind <= BACKEND_KIND_CUDA ? BACKENDS[kind] : "?";
+}
+
+void key_format_range(const Key *k, char *buf, size_t len) {
+    const Range *r = &k->range;
+    bool lo = isfinite(r->lo), hi = isfinite(r->hi);
+    buf[0] = '\0';
+    if (k->type == KEY_INT && lo && hi)
+        snprintf(buf, len, "%g..%g", r->lo, r->hi);
+    else if (lo && hi)
+        snprintf(buf, len, "%c%g, %g%c", r->lo_open ? '(' : '[', r->lo, r->hi,
+                 r->hi_open ? ')' : ']');
+    else if (lo)
+        snprintf(buf, len, "%s %g", r->lo_open ? ">" : ">=", r->lo);
+    else if (hi)
+        snprintf(buf, len, "%s %g", r->hi_open ? "<" : "<=", r->hi);
+}
+
+void kinds_format(unsigned kinds, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = '\0';
+    if (kinds == K_ALL) {
+        snprintf(buf, len, "all");
+        return;
+    }
+    for (int i = 0; i < STAGE_KIND_COUNT && used < len; i++)
+        if (kinds & KIND(i))
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                                     STAGE_KIND_NAMES[i]);
+}
+
+// ---- suggestions --------------------------------------------------------------------------------
+
+static int min3(int a, int b, int c) {
+    int m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+// Edit distance between a and b counting insertions, deletions, substitutions and swaps of
+// adjacent characters ("modle" is one edit from "model"); at most 255 characters of each.
+static int edit_distance(const char *a, const char *b) {
+    int rows[3][256];
+    int *before = rows[0], *prev = rows[1], *cur = rows[2];
+    size_t m = strlen(a) > 255 ? 255 : strlen(a), n = strlen(b) > 255 ? 255 : strlen(b);
+    for (size_t j = 0; j <= n; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= m; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= n; j++) {
+            cur[j] = min3(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]));
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < cur[j])
+                cur[j] = before[j - 2] + 1;
+        }
+        int *t = before;
+        before = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[n];
+}
+
+static const char *leaf(const char *path) {
+    const char *dot = strrchr(path, '.');
+    return dot ? dot + 1 : path;
+}
+
+void suggest_init(Suggest *s, const char *typed) {
+    s->typed = typed;
+    s->best[0] = '\0';
+    int n = (int)strlen(leaf(typed));
+    s->dist = 2 * (n / 3 > 1 ? n / 3 : 1) + 2; // accept distances up to a third of the name
+}
+
+// Scores count half-edits. A candidate is close when its path is a few edits away, or when its
+// last name is a few edits from the typed one in another map ("lr" for "optim.lr"): that
+// counts one edit more, plus a half so that a path as close wins.
+void suggest_consider(Suggest *s, const char *candidate) {
+    int d = 2 * edit_distance(s->typed, candidate);
+    int dl = 2 * (edit_distance(leaf(s->typed), leaf(candidate)) + 1) + 1;
+    if (dl < d) d = dl;
+    if (d < s->dist) {
+        s->dist = d;
+        snprintf(s->best, sizeof(s->best), "%s", candidate);
+    }
+}
+
+void suggest_keys(Suggest *s, KeyScope scope, const char *prepend) {
+    char cand[256];
+    for (int i = 0; i < SCHEMA_COUNT; i++) {
+        if (SCHEMA[i].scope != scope) continue;
+        snprintf(cand, sizeof(cand), "%s%s", prepend, SCHEMA[i].path);
+        suggest_consider(s, cand);
+        for (char *dot = strrchr(cand, '.'); dot && dot > cand + strlen(prepend);
+             dot = strrchr(cand, '.')) {
+            *dot = '\0'; // the maps on the way: "optim" for "optim.lr"
+            suggest_consider(s, cand);
+        }
+    }
+}
+
+void suggest_append(const Suggest *s, const char *strip, char *buf, size_t len) {
+    size_t used = strlen(buf), n = strlen(strip);
+    const char *shown = strncmp(s->best, strip, n) == 0 ? s->best + n : s->best;
+    if (s->best[0] && used < len) snprintf(buf + used, len - used, "; did you mean '%s'?", shown);
+}

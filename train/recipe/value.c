@@ -1,0 +1,403 @@
+// train/recipe/value.c: turning YAML nodes into typed fields, one function per key type, with
+// YAML 1.2 core-schema scalar rules: plain `null`, `~` or nothing is null; `true`/`false` are
+// booleans; numbers are numbers; anything quoted is a string. Also comparing and freeing fields.
+#include "train/recipe/recipe-impl.h"
+#include "common/check.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SCALAR_NULL, SCALAR_BOOL, SCALAR_INT, SCALAR_FLOAT, SCALAR_STRING } ScalarType;
+
+static const char DIGITS[] = "0123456789";
+
+static bool is_int(const char *s) {
+    if (*s == '+' || *s == '-') s++;
+    size_t n = strspn(s, DIGITS);
+    return n > 0 && s[n] == '\0';
+}
+
+// [-+]? ( .digits | digits ( . digits? )? ) ( [eE] [-+]? digits )?
+static bool is_float(const char *s) {
+    if (*s == '+' || *s == '-') s++;
+    size_t whole = strspn(s, DIGITS), frac = 0;
+    s += whole;
+    if (*s == '.') {
+        frac = strspn(s + 1, DIGITS);
+        s += 1 + frac;
+    }
+    if (whole + frac == 0) return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-') s++;
+        size_t exp = strspn(s, DIGITS);
+        if (exp == 0) return false;
+        s += exp;
+    }
+    return *s == '\0';
+}
+
+static bool is_one_of(const char *s, const char *const *words) {
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0) return true;
+    return false;
+}
+
+static const char *const NULLS[] = {"", "~", "null", "Null", "NULL", NULL};
+static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
+static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
+
+// The type of a plain (unquoted) scalar.
+static ScalarType plain_type(const char *s) {
+    if (is_one_of(s, NULLS)) return SCALAR_NULL;
+    if (is_one_of(s, TRUES) || is_one_of(s, FALSES)) return SCALAR_BOOL;
+    if (is_int(s)) return SCALAR_INT;
+    if (is_float(s)) return SCALAR_FLOAT;
+    return SCALAR_STRING;
+}
+
+static ScalarType scalar_type(const yaml_node_t *n) {
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return SCALAR_STRING;
+    return plain_type((const char *)n->data.scalar.value);
+}
+
+bool plain_is_string(const char *s) {
+    return plain_type(s) == SCALAR_STRING;
+}
+
+bool node_is_null(const yaml_node_t *n) {
+    return !n || (n->type == YAML_SCALAR_NODE && scalar_type(n) == SCALAR_NULL);
+}
+
+static const char *scalar_text(const yaml_node_t *n) {
+    return (const char *)n->data.scalar.value;
+}
+
+// How a node reads in a message: 'abc', the quoted string '3', a list, a map, null.
+static const char *describe(const yaml_node_t *n, char *buf, size_t len) {
+    if (node_is_null(n)) return "null";
+    if (n->type == YAML_SEQUENCE_NODE) return "a list";
+    if (n->type == YAML_MAPPING_NODE) return "a map";
+    bool quoted = n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    snprintf(buf, len, "%s'%.200s'", quoted ? "the quoted string " : "", scalar_text(n));
+    return buf;
+}
+
+// What a value is being stored, and where from; errors are reported through it.
+typedef struct {
+    Loader *L;       // the loader (its error buffer and working directory)
+    const Target *t; // what the value goes into
+    const Key *k;    // the key it is the value of
+    Source *src;     // the document the value node belongs to
+} Store;
+
+static RecipeError store_fail(const Store *s, RecipeError status, const yaml_node_t *at,
+                              const char *msg) {
+    char where[512];
+    source_where(s->src, at, where, sizeof(where));
+    return recipe_fail(s->L, status, where, s->t->prefix, s->k->path, "%s", msg);
+}
+
+static RecipeError type_fail(const Store *s, const yaml_node_t *n, const char *want,
+                             const char *item) {
+    char got[256], msg[512];
+    snprintf(msg, sizeof(msg), "%sexpected %s, got %s", item, want, describe(n, got, sizeof(got)));
+    return store_fail(s, RECIPE_ERR_TYPE, n, msg);
+}
+
+static bool in_range(const Range *r, double v) {
+    bool lo = r->lo_open ? v > r->lo : v >= r->lo;
+    bool hi = r->hi_open ? v < r->hi : v <= r->hi;
+    return lo && hi && !isnan(v);
+}
+
+static RecipeError range_fail(const Store *s, const yaml_node_t *n, const char *item) {
+    char range[64], msg[512];
+    bool interval = isfinite(s->k->range.lo) && isfinite(s->k->range.hi);
+    key_format_range(s->k, range, sizeof(range));
+    snprintf(msg, sizeof(msg), "%svalue %.100s is out of range: must be %s%s", item, scalar_text(n),
+             interval ? "in " : "", range);
+    return store_fail(s, RECIPE_ERR_RANGE, n, msg);
+}
+
+// ---- one function per type ----------------------------------------------------------------------
+
+static RecipeError store_int(const Store *s, const yaml_node_t *n, int *out) {
+    if (n->type != YAML_SCALAR_NODE || scalar_type(n) != SCALAR_INT)
+        return type_fail(s, n, "an integer", "");
+    errno = 0;
+    long long v = strtoll(scalar_text(n), NULL, 10);
+    if (errno || v < INT_MIN || v > INT_MAX)
+        return store_fail(s, RECIPE_ERR_RANGE, n, "value does not fit in an int");
+    if (!in_range(&s->k->range, (double)v)) return range_fail(s, n, "");
+    *out = (int)v;
+    return RECIPE_OK;
+}
+
+// One number (of a float key, or an item of a list of floats).
+static RecipeError parse_float(const Store *s, const yaml_node_t *n, const char *item,
+                               double *out) {
+    if (n->type != YAML_SCALAR_NODE ||
+        (scalar_type(n) != SCALAR_INT && scalar_type(n) != SCALAR_FLOAT))
+        return type_fail(s, n, "a number", item);
+    double v = strtod(scalar_text(n), NULL);
+    if (!isfinite(v) || !in_range(&s->k->range, v)) return range_fail(s, n, item);
+    *out = v;
+    return RECIPE_OK;
+}
+
+static RecipeError store_float(const Store *s, const yaml_node_t *n, double *out) {
+    if (node_is_null(n) && s->k->def && strcmp(s->k->def, "null") == 0) {
+        *out = NAN; // unset
+        return RECIPE_OK;
+    }
+    return parse_float(s, n, "", out);
+}
+
+static RecipeError store_bool(const Store *s, const yaml_node_t *n, bool *out) {
+    if (n->type != YAML_SCALAR_NODE || scalar_type(n) != SCALAR_BOOL)
+        return type_fail(s, n, "true or false", "");
+    *out = is_one_of(scalar_text(n), TRUES);
+    return RECIPE_OK;
+}
+
+static RecipeError store_enum(const Store *s, const yaml_node_t *n, int *out) {
+    if (n->type != YAML_SCALAR_NODE || node_is_null(n)) return type_fail(s, n, "a name", "");
+    for (int i = 0; s->k->names[i]; i++)
+        if (strcmp(scalar_text(n), s->k->names[i]) == 0) {
+            *out = i;
+            return RECIPE_OK;
+        }
+    char msg[512];
+    Suggest sg;
+    suggest_init(&sg, scalar_text(n));
+    size_t used = (size_t)snprintf(msg, sizeof(msg), "expected one of");
+    for (int i = 0; s->k->names[i]; i++) {
+        suggest_consider(&sg, s->k->names[i]);
+        used +=
+            (size_t)snprintf(msg + used, sizeof(msg) - used, "%s %s", i ? "," : "", s->k->names[i]);
+    }
+    snprintf(msg + used, sizeof(msg) - used, ", got '%.100s'", scalar_text(n));
+    suggest_append(&sg, "", msg, sizeof(msg));
+    return store_fail(s, RECIPE_ERR_RANGE, n, msg);
+}
+
+// A string as stored: relative paths resolved against the folder of whatever set them.
+static char *string_resolve(const Store *s, const char *text) {
+    const Key *k = s->k;
+    bool path = (k->flags & KEY_INPUT_PATH) || ((k->flags & KEY_STAGE_REF) && ref_is_path(text));
+    if (*text && path && s->src->dir) return path_resolve(s->src->dir, text);
+    if (*text && (k->flags & KEY_OUTPUT_PATH)) return path_resolve(s->L->cwd, text);
+    return strdup(text);
+}
+
+static RecipeError store_string(const Store *s, const yaml_node_t *n, char **out) {
+    if (n->type != YAML_SCALAR_NODE || node_is_null(n)) return type_fail(s, n, "a string", "");
+    char *v = string_resolve(s, scalar_text(n));
+    LC_ASSERT(v);
+    free(*out);
+    *out = v;
+    return RECIPE_OK;
+}
+
+static void strings_clear(StringList *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static RecipeError store_strings(const Store *s, yaml_node_t *n, StringList *out) {
+    if (n->type != YAML_SEQUENCE_NODE) return type_fail(s, n, "a list of strings", "");
+    yaml_node_item_t *it = n->data.sequence.items.start, *end = n->data.sequence.items.top;
+    int count = (int)(end - it);
+    for (int i = 0; i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(&s->src->doc, it[i]);
+        if (item->type != YAML_SCALAR_NODE || node_is_null(item))
+            return type_fail(s, item, "a string", "list item: ");
+    }
+    if (!in_range(&s->k->range, count)) {
+        char range[64], msg[128];
+        key_format_range(s->k, range, sizeof(range));
+        snprintf(msg, sizeof(msg), "expected %s items, got %d", range, count);
+        return store_fail(s, RECIPE_ERR_RANGE, n, msg);
+    }
+    strings_clear(out);
+    out->items = lc_calloc((size_t)count, sizeof(char *));
+    for (out->n = 0; out->n < count; out->n++)
+        out->items[out->n] =
+            string_resolve(s, scalar_text(yaml_document_get_node(&s->src->doc, it[out->n])));
+    return RECIPE_OK;
+}
+
+static RecipeError store_floats(const Store *s, yaml_node_t *n, double *out) {
+    int len = s->k->len;
+    char want[64];
+    snprintf(want, sizeof(want), "a list of %d numbers", len);
+    if (n->type != YAML_SEQUENCE_NODE) return type_fail(s, n, want, "");
+    yaml_node_item_t *it = n->data.sequence.items.start;
+    int count = (int)(n->data.sequence.items.top - it);
+    if (count != len) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "expected %s, got %d", want, count);
+        return store_fail(s, RECIPE_ERR_TYPE, n, msg);
+    }
+    double v[8];
+    LC_ASSERT(len <= 8);
+    for (int i = 0; i < len; i++) {
+        char item[32];
+        snprintf(item, sizeof(item), "item %d: ", i + 1);
+        RecipeError rc = parse_float(s, yaml_document_get_node(&s->src->doc, it[i]), item, &v[i]);
+        if (rc) return rc;
+    }
+    memcpy(out, v, (size_t)len * sizeof(double));
+    return RECIPE_OK;
+}
+
+static RecipeError store_node(const Store *s, yaml_node_t *n) {
+    void *f = key_field(s->k, s->t->base);
+    switch (s->k->type) {
+    case KEY_INT:
+        return store_int(s, n, f);
+    case KEY_FLOAT:
+        return store_float(s, n, f);
+    case KEY_BOOL:
+        return store_bool(s, n, f);
+    case KEY_STRING:
+        return store_string(s, n, f);
+    case KEY_ENUM:
+        return store_enum(s, n, f);
+    case KEY_STRINGS:
+        return store_strings(s, n, f);
+    case KEY_FLOATS:
+        return store_floats(s, n, f);
+    }
+    LC_DIE("key '%s' has no type", s->k->path);
+}
+
+// Stores k's built-in default into t.
+static void store_default(Loader *L, const Target *t, const Key *k) {
+    Source src = {0};
+    Store s = {L, t, k, &src};
+    RecipeError rc = source_parse_text(&src, k->def, L->err, L->errlen);
+    if (rc == RECIPE_OK) rc = store_node(&s, yaml_document_get_root_node(&src.doc));
+    if (rc) LC_DIE("the built-in default of '%s' does not load: %s", k->path, L->err);
+    source_free(&src);
+}
+
+RecipeError value_store(Loader *L, const Target *t, const Key *k, Source *src, yaml_node_t *node) {
+    Store s = {L, t, k, src};
+    char where[512];
+    source_where(src, node, where, sizeof(where));
+    if (node_is_null(node) && !k->def)
+        return recipe_fail(L, RECIPE_ERR_MISSING, where, t->prefix, k->path, "required, got null");
+    RecipeError rc = RECIPE_OK;
+    if (node_is_null(node))
+        store_default(L, t, k); // null: unset, i.e. the built-in default
+    else
+        rc = store_node(&s, node);
+    if (rc == RECIPE_OK && t->stage != STAGE_NONE) origin_set(L->r, t->stage, k->path, where);
+    return rc;
+}
+
+void value_set_defaults(Loader *L, const Target *t) {
+    for (int i = 0; i < SCHEMA_COUNT; i++) {
+        const Key *k = &SCHEMA[i];
+        if (k->scope != t->scope) continue;
+        if (k->def)
+            store_default(L, t, k);
+        else if (k->type == KEY_STRING)
+            *(char **)key_field(k, t->base) = strdup("");
+    }
+}
+
+// ---- comparing, freeing -------------------------------------------------------------------------
+
+bool value_is_unset(const Key *k, const void *base) {
+    const void *f = key_field_const(k, base);
+    if (k->type == KEY_STRING) return ((const char *const *)f)[0][0] == '\0';
+    if (k->type == KEY_STRINGS) return ((const StringList *)f)->n == 0;
+    return false;
+}
+
+static bool floats_equal(double a, double b) {
+    return a == b || (isnan(a) && isnan(b));
+}
+
+bool value_equal(const Key *k, const void *a, const void *b) {
+    const void *fa = key_field_const(k, a), *fb = key_field_const(k, b);
+    const StringList *la = fa, *lb = fb;
+    switch (k->type) {
+    case KEY_INT:
+    case KEY_ENUM:
+        return *(const int *)fa == *(const int *)fb;
+    case KEY_BOOL:
+        return *(const bool *)fa == *(const bool *)fb;
+    case KEY_FLOAT:
+        return floats_equal(*(const double *)fa, *(const double *)fb);
+    case KEY_STRING:
+        return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+    case KEY_FLOATS:
+        for (int i = 0; i < k->len; i++)
+            if (!floats_equal(((const double *)fa)[i], ((const double *)fb)[i])) return false;
+        return true;
+    case KEY_STRINGS:
+        if (la->n != lb->n) return false;
+        for (int i = 0; i < la->n; i++)
+            if (strcmp(la->items[i], lb->items[i]) != 0) return false;
+        return true;
+    }
+    return false;
+}
+
+void value_free(const Key *k, void *base) {
+    void *f = key_field(k, base);
+    if (k->type == KEY_STRING) {
+        free(*(char **)f);
+        *(char **)f = NULL;
+    } else if (k->type == KEY_STRINGS) {
+        strings_clear(f);
+    }
+}
+
+int value_string_count(const Key *k, const void *base) {
+    if (k->type == KEY_STRINGS) return ((const StringList *)key_field_const(k, base))->n;
+    return k->type == KEY_STRING;
+}
+
+const char *value_string(const Key *k, const void *base, int i) {
+    if (k->type == KEY_STRINGS) return ((const StringList *)key_field_const(k, base))->items[i];
+    return *(char *const *)key_field_const(k, base);
+}
+
+bool ref_is_path(const char *ref) {
+    size_t n = strlen(ref);
+    return n > 3 && strcmp(ref + n - 3, ".h5") == 0;
+}
+
+// ---- paths --------------------------------------------------------------------------------------
+
+// dir/path (or path if absolute) with "." and "x/.." components and repeated slashes removed.
+char *path_resolve(const char *dir, const char *path) {
+    size_t n = strlen(dir) + strlen(path) + 3;
+    char *joined = lc_malloc(n), *out = lc_malloc(n), *o = out;
+    snprintf(joined, n, "%s/%s", path[0] == '/' ? "" : dir, path);
+    for (const char *in = joined; *in;) {
+        size_t len = strcspn(in, "/");
+        if (len == 2 && in[0] == '.' && in[1] == '.') {
+            while (o > out && *--o != '/') {
+                // back over the last component and its '/'
+            }
+        } else if (len > 0 && !(len == 1 && in[0] == '.')) {
+            *o++ = '/';
+            memcpy(o, in, len);
+            o += len;
+        }
+        in += len + (in[len] == '/');
+    }
+    if (o == out) *o++ = '/';
+    *o = '\0';
+    free(joined);
+    return out;
+}

@@ -1,0 +1,362 @@
+// train/report/report.c: report.md and its SVG plots from a loaded run directory. Every output is
+// written to a temporary file and renamed into place, so a reader never sees half a report.
+#include "train/report/report.h"
+#include "common/check.h"
+#include "train/report/mdtable.h"
+#include "train/report/plot.h"
+#include "train/report/report-impl.h"
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// Curves on each stage's loss plot, when the stage logs them.
+static const char *const LOSS_KEYS[] = {"loss", "loss/policy", "loss/value"};
+#define N_LOSS_KEYS ((int)(sizeof(LOSS_KEYS) / sizeof(LOSS_KEYS[0])))
+
+typedef struct {
+    const char *dir; // the run directory
+    FILE *md;        // report.md (its temporary file) being written
+    ReportSummary *sum;
+    char *err;
+    size_t errlen;
+} Report;
+
+static int fail(Report *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, r->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+// ---- output files --------------------------------------------------------------------------
+
+// Opens RUN_DIR/rel's temporary file (its path goes to tmp).
+static FILE *out_open(Report *r, const char *rel, char *tmp, size_t n) {
+    snprintf(tmp, n, "%s/%s.tmp", r->dir, rel);
+    FILE *f = fopen(tmp, "w");
+    if (!f) fail(r, "%s: cannot write: %s", tmp, strerror(errno));
+    return f;
+}
+
+// Closes f and renames its temporary file to RUN_DIR/rel.
+static int out_commit(Report *r, FILE *f, const char *tmp, const char *rel) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return fail(r, "%s: cannot write (disk full or not writable?)", path);
+    }
+    return 0;
+}
+
+// "plots/<kind>_<stage>.svg" with characters other than [A-Za-z0-9._-] in the stage name
+// replaced by '_', so the name is a safe file name and Markdown link.
+static void plot_rel(char *buf, size_t n, const char *kind, const char *stage) {
+    int k = snprintf(buf, n, "plots/%s_", kind);
+    for (const char *s = stage; *s && k + 5 < (int)n; s++) {
+        char c = *s;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        buf[k++] = ok ? c : '_';
+    }
+    snprintf(buf + k, n - (size_t)k, ".svg");
+}
+
+// Commits a written plot and links it in report.md, its title as the alt text.
+static int plot_done(Report *r, FILE *f, const char *tmp, const char *rel, const PlotFrame *fr) {
+    if (out_commit(r, f, tmp, rel)) return -1;
+    r->sum->plots++;
+    fprintf(r->md, "![%s](%s)\n\n", fr->title, rel);
+    return 0;
+}
+
+static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
+                       int n) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_lines(f, fr, s, n);
+    return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p,
+                         int n) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_scatter(f, fr, p, n);
+    return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_bars(Report *r, const char *rel, const PlotFrame *fr, const PlotBar *b, int n,
+                      double base) {
+    char tmp[4096];
+    FILE *f = out_open(r, rel, tmp, sizeof(tmp));
+    if (!f) return -1;
+    plot_bars(f, fr, b, n, base);
+    return plot_done(r, f, tmp, rel, fr);
+}
+
+// ---- training stages -----------------------------------------------------------------------
+
+// The last finite value of a column, or NAN.
+static double last_value(const MetricTable *t, const char *key) {
+    const double *c = metric_column(t, key);
+    for (int i = c ? t->n_rows - 1 : -1; i >= 0; i--)
+        if (isfinite(c[i])) return c[i];
+    return NAN;
+}
+
+static void value_cell(MdTable *t, int col, double v) {
+    if (!isfinite(v))
+        mdtable_set(t, col, "-");
+    else if (fabs(v) >= 1e4 && fabs(v) < 1e15) // steps, tokens/s: whole numbers read better
+        mdtable_set(t, col, "%.0f", v);
+    else
+        mdtable_set(t, col, "%.4g", v);
+}
+
+static void metrics_row(MdTable *t, const Stage *st, const char *key) {
+    mdtable_add_row(t);
+    mdtable_set(t, 0, "%s", key);
+    value_cell(t, 1, last_value(&st->train, key));
+    value_cell(t, 2, last_value(&st->val, key));
+}
+
+// Metric | train | val: each key's last value, in the order the rows first name them.
+static void metrics_table(Report *r, const Stage *st) {
+    const char *header[] = {"Metric", "Train", "Validation"};
+    MdTable t;
+    mdtable_init(&t, 3, header, "lrr");
+    mdtable_add_row(&t);
+    mdtable_set(&t, 0, "step");
+    value_cell(&t, 1, st->train.n_rows ? st->train.step[st->train.n_rows - 1] : NAN);
+    value_cell(&t, 2, st->val.n_rows ? st->val.step[st->val.n_rows - 1] : NAN);
+    for (int k = 0; k < st->train.n_keys; k++) metrics_row(&t, st, st->train.keys[k]);
+    for (int k = 0; k < st->val.n_keys; k++)
+        if (!metric_column(&st->train, st->val.keys[k])) metrics_row(&t, st, st->val.keys[k]);
+    mdtable_print(&t, r->md);
+    fputc('\n', r->md);
+    mdtable_free(&t);
+}
+
+// Adds the series of key in t (if any row has it) to s[*n].
+static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTable *t,
+                       const char *key, const char *split, int color, int dashed) {
+    const double *y = metric_column(t, key);
+    if (!y) return;
+    snprintf(labels[*n], 64, "%s %s", split, key);
+    s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, dashed};
+    (*n)++;
+}
+
+static int loss_plot(Report *r, const Stage *st) {
+    PlotSeries s[2 * N_LOSS_KEYS];
+    char labels[2 * N_LOSS_KEYS][64], title[256], rel[512];
+    int n = 0;
+    for (int k = 0; k < N_LOSS_KEYS; k++) {
+        series_add(s, &n, labels, &st->train, LOSS_KEYS[k], "train", 2 * k, 0);
+        series_add(s, &n, labels, &st->val, LOSS_KEYS[k], "val", 2 * k + 1, 1);
+    }
+    if (n == 0) return 0;
+    snprintf(title, sizeof(title), "%s: loss", st->name);
+    PlotFrame fr = {title, "step", "loss", 0, 0};
+    plot_rel(rel, sizeof(rel), "loss", st->name);
+    return write_lines(r, rel, &fr, s, n);
+}
+
+static int stage_section(Report *r, const Stage *st) {
+    FILE *md = r->md;
+    fprintf(md, "### %s\n\n", st->name);
+    fprintf(md, "Kind: %s%s. %d training row%s, %d validation row%s.\n\n", st->kind,
+            st->kind_guessed ? " (guessed: no stage.json)" : "", st->train.n_rows,
+            st->train.n_rows == 1 ? "" : "s", st->val.n_rows, st->val.n_rows == 1 ? "" : "s");
+    if (st->train.n_rows + st->val.n_rows == 0) return 0;
+    metrics_table(r, st);
+    return loss_plot(r, st);
+}
+
+// One curve per RL stage of key against the iteration; skipped when no stage logs key.
+static int rl_plot(Report *r, const Run *run, const char *key, const char *name, const char *title,
+                   const char *ylabel) {
+    PlotSeries *s = lc_calloc((size_t)run->n_stages, sizeof(*s));
+    int n = 0, rc = 0;
+    for (int i = 0; i < run->n_stages; i++) {
+        const Stage *st = &run->stages[i];
+        const double *y = metric_column(&st->train, key);
+        if (y) s[n++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0};
+    }
+    PlotFrame fr = {title, "iteration", ylabel, 0, 0};
+    char rel[512];
+    snprintf(rel, sizeof(rel), "plots/%s.svg", name);
+    if (n > 0) rc = write_lines(r, rel, &fr, s, n);
+    free(s);
+    return rc;
+}
+
+static int is_rl(const Stage *st) {
+    return metric_column(&st->train, "objective/scores") ||
+           metric_column(&st->train, "objective/kl");
+}
+
+static int training_sections(Report *r, const Run *run) {
+    int rl = 0;
+    fprintf(r->md, "## Training\n\n");
+    for (int i = 0; i < run->n_stages; i++) {
+        rl |= is_rl(&run->stages[i]);
+        if (!run->stages[i].has_results && stage_section(r, &run->stages[i])) return -1;
+    }
+    if (!rl) return 0;
+    fprintf(r->md, "## Reinforcement learning: reward and KL per iteration\n\n");
+    if (rl_plot(r, run, "objective/scores", "rl_reward", "Mean reward per RL iteration",
+                "mean score"))
+        return -1;
+    return rl_plot(r, run, "objective/kl", "rl_kl", "KL to the reference per RL iteration",
+                   "KL (nats)");
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+
+// Reward (gold if measured, else the reward model's) against KL to SFT, one point per model.
+static int frontier_plot(Report *r, const Stage *st) {
+    const ArenaResults *res = &st->results;
+    PlotPoint *p = lc_calloc((size_t)res->n_models, sizeof(*p));
+    int gold = 0, n = 0, rc = 0;
+    for (int i = 0; i < res->n_models; i++) gold |= isfinite(res->models[i].gold_reward);
+    for (int i = 0; i < res->n_models; i++) {
+        const ArenaModel *m = &res->models[i];
+        p[i] = (PlotPoint){m->name, m->kl_to_sft, gold ? m->gold_reward : m->rm_score};
+        n += isfinite(p[i].x) && isfinite(p[i].y);
+    }
+    char title[256], rel[512];
+    snprintf(title, sizeof(title), "%s: %s reward vs KL to SFT", st->name,
+             gold ? "gold" : "reward-model");
+    PlotFrame fr = {title, "KL(model || SFT), nats per response",
+                    gold ? "mean gold reward" : "mean reward-model score", 0, 0};
+    plot_rel(rel, sizeof(rel), "frontier", st->name);
+    if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models);
+    free(p);
+    return rc;
+}
+
+static int leaderboard_plot(Report *r, const Stage *st) {
+    const ArenaResults *res = &st->results;
+    int *order = lc_calloc((size_t)res->n_models, sizeof(*order));
+    PlotBar *b = lc_calloc((size_t)res->n_models, sizeof(*b));
+    arena_order_by_elo(res, order);
+    for (int k = 0; k < res->n_models; k++) {
+        const ArenaModel *m = &res->models[order[k]];
+        b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi};
+    }
+    char title[256], xlabel[ARENA_NAME_MAX + 64], rel[512];
+    snprintf(title, sizeof(title), "%s: Bradley-Terry Elo, %.0f%% CI", st->name,
+             100 * res->opts.level);
+    snprintf(xlabel, sizeof(xlabel), "Elo (%s = %.0f)", res->reference, ARENA_ELO_BASE);
+    PlotFrame fr = {title, xlabel, NULL, 0, 0};
+    plot_rel(rel, sizeof(rel), "leaderboard", st->name);
+    int rc = write_bars(r, rel, &fr, b, res->n_models, ARENA_ELO_BASE);
+    free(b);
+    free(order);
+    return rc;
+}
+
+static int eval_section(Report *r, const Stage *st) {
+    const ArenaResults *res = &st->results;
+    const ArenaOptions *o = &res->opts;
+    fprintf(r->md, "## Evaluation: %s\n\n", st->name);
+    fprintf(r->md,
+            "%d models on %d prompts, judged by the %s scores. Win rates are against %s, which "
+            "is also held at %.0f Elo. A tie (half a win) is a score difference of at most %g. "
+            "Intervals: %.0f%% bootstrap percentile intervals over prompts (%d resamples). "
+            "Ratings: Bradley-Terry maximum likelihood with a prior of %g virtual ties per "
+            "pair; rank = 1 + the models whose interval lies entirely above "
+            "(docs/report.md).\n\n",
+            res->n_models, res->prompts, res->judge, res->reference, ARENA_ELO_BASE, o->tie_tol,
+            100 * o->level, o->n_boot, o->prior);
+    fprintf(r->md, "Gold reward, accuracy, RM score, KL and length are means over sampled "
+                   "responses, and the win rates and ratings compare each prompt's mean sampled "
+                   "score; the greedy columns are means over greedy responses (docs/eval.md).\n\n");
+    fprintf(r->md, "### Comparison\n\n");
+    arena_print_table(r->md, res);
+    fprintf(r->md, "\n### Leaderboard\n\n");
+    arena_print_leaderboard(r->md, res);
+    fputc('\n', r->md);
+    r->sum->evals++;
+    return frontier_plot(r, st) || leaderboard_plot(r, st) ? -1 : 0;
+}
+
+// ---- the report ----------------------------------------------------------------------------
+
+// The resolved recipe, folded away.
+static void recipe_section(Report *r) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/recipe.yaml", r->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    fprintf(r->md, "<details><summary>Resolved recipe (recipe.yaml)</summary>\n\n````yaml\n");
+    char buf[4096];
+    size_t n;
+    int last = '\n';
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        fwrite(buf, 1, n, r->md);
+        last = (unsigned char)buf[n - 1];
+    }
+    fclose(f);
+    fprintf(r->md, "%s````\n\n</details>\n", last == '\n' ? "" : "\n");
+}
+
+// The run's name: the directory's last component.
+static void run_name(const char *dir, char *buf, size_t n) {
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && dir[start - 1] != '/') start--;
+    snprintf(buf, n, "%.*s", (int)(len - start), dir + start);
+}
+
+static int report_write(Report *r, const Run *run) {
+    char name[1024];
+    run_name(r->dir, name, sizeof(name));
+    fprintf(r->md, "# Run report: %s\n\n", name);
+    fprintf(r->md, "Built by `layercake report` from `%s`: %d stage%s", r->dir, run->n_stages,
+            run->n_stages == 1 ? "" : "s");
+    for (int i = 0; i < run->n_stages; i++)
+        fprintf(r->md, "%s%s", i ? ", " : " (", run->stages[i].name);
+    fprintf(r->md, "%s.\n\n", run->n_stages ? ")" : "");
+    for (int i = 0; i < run->n_stages; i++)
+        if (run->stages[i].has_results && eval_section(r, &run->stages[i])) return -1;
+    if (training_sections(r, run)) return -1;
+    recipe_section(r);
+    return 0;
+}
+
+int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size_t errlen) {
+    struct stat sb;
+    *sum = (ReportSummary){0};
+    Report r = {dir, NULL, sum, err, errlen};
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return fail(&r, "%s: no such run directory", dir);
+    char plots[4096], tmp[4096];
+    snprintf(plots, sizeof(plots), "%s/plots", dir);
+    if (mkdir(plots, 0755) != 0 && errno != EEXIST)
+        return fail(&r, "%s: cannot create: %s", plots, strerror(errno));
+    Run run;
+    if (run_load(&run, dir, log, err, errlen)) return -1;
+    sum->stages = run.n_stages;
+    sum->warnings = run.warnings;
+    int rc = -1;
+    r.md = out_open(&r, "report.md", tmp, sizeof(tmp));
+    if (r.md && report_write(&r, &run) == 0)
+        rc = out_commit(&r, r.md, tmp, "report.md");
+    else if (r.md) {
+        fclose(r.md);
+        remove(tmp);
+    }
+    run_free(&run);
+    return rc;
+}

@@ -1,0 +1,71 @@
+// train/run/run.h: a run of a recipe and the stages in it. `layercake run` loads the recipe,
+// opens the run (run_open) and runs its stages (run_stages) through the function the stage
+// layer supplies; stages share the helpers here (where a stage's files live, how its model
+// starts, its seeds). run/ knows no stage kind: the dispatch lives in train/stages/stages.c.
+//
+// Run directory (docs/run-directory.md):
+//   <output_dir>/recipe.yaml            the resolved recipe
+//   <output_dir>/<stage>/stage.json      {"name", "kind"}
+//   <output_dir>/<stage>/metrics.jsonl   one JSON object per step (train/run/metrics.h)
+//   <output_dir>/<stage>/ckpt-NNNNNNNN.h5 periodic checkpoints (train/run/state.h)
+//   <output_dir>/<stage>/final.h5        the finished stage's model; later stages start here
+#pragma once
+#include "common/rng.h"
+#include "data/tokenizer.h"
+#include "kernels/kernels.h"
+#include "model/gpt2.h"
+#include "train/recipe/recipe.h"
+#include <stdbool.h>
+
+typedef struct {
+    const Recipe *recipe;
+    const Backend *be;
+    Tokenizer *tok;
+    uint64_t fingerprint; // the tokenizer's
+    char *recipe_text;    // the resolved recipe (recipe.yaml), stored in every checkpoint
+    int rank, world;      // this process among the run's processes
+} Run;
+
+typedef struct {
+    Run *run;
+    const Stage *stage;
+    int index;      // the stage's position in the recipe
+    char dir[4096]; // <output_dir>/<stage name>
+} StageRun;
+
+// Checks every file the recipe names: that it exists (or will be made by the recipe's
+// prepare commands), and what is inside: a dataset's kind and tokenizer fingerprint, a
+// checkpoint's header, the tokenizer itself. Returns RECIPE_OK or an error with a message
+// naming where the path was set.
+RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
+
+// Loads what every stage of recipe r needs: the backend (with r's thread count), the files
+// the recipe's prepare commands make, the tokenizer, a check of every file r names, and the
+// resolved recipe's text. Returns 0, or 1 after printing why (then run_close it all the same).
+int run_open(Run *run, const Recipe *r);
+void run_close(Run *run);
+
+// Runs one stage to completion; 0 when its final.h5 is written, nonzero after printing why.
+typedef int (*StageFn)(StageRun *sr);
+
+// Writes the run directory's recipe.yaml, then runs stages first..last in order through fn,
+// skipping those already complete. fresh: discard each one's checkpoints and final model first
+// (`run --from`). Stops at the first failure and returns its code.
+int run_stages(Run *run, int first, int last, bool fresh, StageFn fn);
+
+// The seed of a named random stream of a stage: derived from the recipe's seed, the stage's
+// name and the purpose, so adding a stage or a stream never shifts the others.
+uint64_t stage_seed(const StageRun *sr, const char *purpose);
+
+// The file a stage reference names: "<output_dir>/<name>/final.h5" for an earlier stage's
+// name, or the path itself (a checkpoint file).
+void run_resolve_model(const Run *run, const char *ref, char *path, size_t len);
+
+// The model configuration of a run started from scratch: the recipe's, with vocab_size from
+// the tokenizer when the recipe leaves it 0.
+GPT2Config run_model_config(const Run *run);
+
+// Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
+// (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
+// given heads and activations for max_B x max_T. Prints and returns NULL on failure.
+GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T);

@@ -1,0 +1,68 @@
+// train/run/state.h: training checkpoints: everything a stage needs to resume exactly, in one
+// HDF5 file written atomically (temporary file, fsync, rename).
+//
+// Layout (docs/checkpoints.md):
+//   /                    the first model: configuration attributes and /params (so the file
+//                        loads as plain weights with gpt2_load)
+//   /models/<name>       further models (e.g. a PPO value model), same layout
+//   /optim/<name>/m, v   AdamW moments of each trained model; attribute step
+//   /state               attributes step, rng, complete, tokenizer (fingerprint),
+//                        tokenizer_path, scalar values by name;
+//                        datasets cursor (int64) and recipe (the resolved recipe, YAML text)
+// Every float array carries a Fletcher-32 checksum: a corrupted file fails to load.
+#pragma once
+#include "model/gpt2.h"
+#include "optim/optim.h"
+#include <stdint.h>
+
+#define STATE_MAX_MODELS  4
+#define STATE_MAX_CURSOR  16
+#define STATE_MAX_SCALARS 8
+
+typedef struct {
+    const char *name; // "policy", "value", ...; the first model is stored at the root
+    GPT2 *model;
+    AdamW *opt; // NULL for a frozen model or a final checkpoint
+} StateModel;
+
+typedef struct {
+    int64_t step;                                // optimizer steps (RL: iterations) completed
+    uint64_t rng;                                // the stage's RNG state
+    int complete;                                // 1 in a stage's final checkpoint
+    uint64_t tokenizer;                          // fingerprint of the run's tokenizer
+    int n_cursor;                                // used entries of cursor
+    int64_t cursor[STATE_MAX_CURSOR];            // data-loader cursor(s), as plain integers
+    int n_scalars;                               // used entries of scalar_names/scalars
+    const char *scalar_names[STATE_MAX_SCALARS]; // e.g. "kl_coef" (static strings)
+    double scalars[STATE_MAX_SCALARS];
+    const char *recipe;         // resolved recipe text (written only)
+    const char *tokenizer_path; // the run's tokenizer file or folder (written only)
+} TrainState;
+
+// Writes models (their weights, and AdamW moments when opt is set) and st to path,
+// atomically. Returns 0, or -1 with a message in err.
+int state_save(const char *path, const StateModel *models, int n_models, const TrainState *st,
+               char *err, size_t errlen);
+
+// Restores models (weights and, where opt is set, moments and step) and st from path. The
+// models must already exist with the file's configuration. scalar_names of st name the
+// scalars to read; a missing one is an error. Returns 0, or -1 with a message naming the
+// file and what is wrong (missing, truncated, corrupt, another model's checkpoint).
+int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
+               size_t errlen);
+
+// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none.
+int state_tokenizer_path(const char *path, char *buf, size_t len);
+
+// Reads the complete flag of a checkpoint without loading it: 1, 0, or -1 if unreadable.
+int state_is_complete(const char *path);
+
+// Periodic checkpoint files of a stage folder: dir/ckpt-<8-digit step>.h5.
+void state_periodic_path(char *buf, size_t len, const char *dir, int64_t step);
+
+// Lists dir's periodic checkpoints, newest first, into paths (malloc'd strings the caller
+// frees); returns the count (at most max).
+int state_list_periodic(const char *dir, char **paths, int max);
+
+// Deletes all but the newest keep periodic checkpoints of dir.
+void state_prune(const char *dir, int keep);

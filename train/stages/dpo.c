@@ -1,0 +1,245 @@
+// train/stages/dpo.c: the dpo stage: direct preference optimisation and its family (losses in
+// train/objectives/preference.h) on preference pairs. Rows 2i and 2i+1 of a batch are pair i's
+// chosen and rejected responses after their shared prompt; a response's log-prob is the sum of the
+// per-token log-probs of its targets under the loss mask (the end token included), in fp32
+// per token and double over the sequence.
+//
+// The frozen reference is either live (a second model in inference mode: parameters and one
+// layer of activations, no gradients or optimiser state) or cached: its sequence log-probs
+// over the training and validation sets computed once, before the first step, kept in
+// <stage>/reference.h5 and looked up by example index. Reference-free losses load neither.
+#include "train/stages/stages.h"
+#include "train/stages/dpo.h"
+#include "common/check.h"
+#include "common/h5.h"
+#include "train/objectives/preference.h"
+#include "train/stages/supervised.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dpo_sequence_logps(const GPT2 *m, const Batch *b, double *logp, int *ntok) {
+    for (int r = 0; r < b->B; r++) {
+        double sum = 0.0;
+        int n = 0;
+        for (int t = 0; t < b->T; t++) {
+            size_t i = (size_t)r * b->T + t;
+            if (b->targets[i] < 0 || b->mask[i] == 0.0f) continue;
+            sum += m->host_logp[i];
+            n++;
+        }
+        logp[r] = sum;
+        ntok[r] = n;
+    }
+}
+
+double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
+                      double pairs_total, float *dlogp, Stats *st) {
+    int rows = b->B;
+    double logp[rows];
+    int ntok[rows];
+    gpt2_forward(policy, b, 1.0f);
+    dpo_sequence_logps(policy, b, logp, ntok);
+    if (dlogp) memset(dlogp, 0, sizeof(float) * (size_t)rows * b->T);
+    double total = 0.0;
+    for (int i = 0; i < rows / 2; i++) {
+        int c = 2 * i, r = 2 * i + 1;
+        if (ntok[c] == 0 || ntok[r] == 0) continue; // an empty row at the end of an epoch
+        DpoPairLoss l = dpo_pair_loss(p, logp[c], logp[r], ref ? ref[c] : 0, ref ? ref[r] : 0,
+                                      ntok[c], ntok[r]);
+        total += l.loss;
+        if (st) {
+            stats_add(st, "loss", l.loss, 1);
+            stats_add(st, "rewards/chosen", l.reward_chosen, 1);
+            stats_add(st, "rewards/rejected", l.reward_rejected, 1);
+            stats_add(st, "rewards/margins", l.reward_chosen - l.reward_rejected, 1);
+            stats_add(st, "rewards/accuracies", l.reward_chosen > l.reward_rejected, 1);
+            stats_add(st, "logps/chosen", logp[c], 1);
+            stats_add(st, "logps/rejected", logp[r], 1);
+        }
+        if (!dlogp) continue;
+        for (int t = 0; t < b->T; t++) {
+            size_t ic = (size_t)c * b->T + t, ir = (size_t)r * b->T + t;
+            if (b->targets[ic] >= 0 && b->mask[ic] != 0.0f)
+                dlogp[ic] = (float)(l.d_chosen / pairs_total);
+            if (b->targets[ir] >= 0 && b->mask[ir] != 0.0f)
+                dlogp[ir] = (float)(l.d_rejected / pairs_total);
+        }
+    }
+    if (dlogp) gpt2_backward(policy, dlogp, NULL, NULL);
+    return total / pairs_total;
+}
+
+// ---- the reference ------------------------------------------------------------------------------
+
+typedef struct {
+    DpoParams params;
+    GPT2 *ref;        // live reference, or NULL
+    double *cache[2]; // cached reference log-probs per example: [0] train, [1] val; (n) each
+    int64_t n[2];     // examples of the two datasets
+    double *ref_rows; // (rows) reference log-probs of the micro-batch's rows
+    float *dlogp;     // (rows*T) objective gradient
+} DpoCtx;
+
+// The reference log-probs of every example of the loader's dataset, one pass in order.
+static double *reference_pass(GPT2 *ref, Loader *l, int64_t *n) {
+    const Dataset *d = loader_dataset(l);
+    *n = d->n;
+    double *out = lc_malloc(sizeof(double) * 2 * (size_t)(d->n > 0 ? d->n : 1));
+    for (int64_t i = 0; i < 2 * d->n; i++) out[i] = NAN;
+    int rows = loader_rows(l);
+    double logp[rows];
+    int ntok[rows];
+    Batch b;
+    for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
+        if (loader_next(l, &b) < 0) LC_DIE("%s", loader_error(l));
+        gpt2_forward(ref, &b, 1.0f);
+        dpo_sequence_logps(ref, &b, logp, ntok);
+        for (int r = 0; r < rows; r++) {
+            int64_t e = loader_example_index(l, r, 0);
+            if (e >= 0) out[2 * e + (r % 2)] = logp[r];
+        }
+    }
+    return out;
+}
+
+// Loads <dir>/reference.h5 if it was made for this start point and data; 0 on success.
+static int cache_load(DpoCtx *c, const char *path, const char *init, int64_t n0, int64_t n1) {
+    h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return -1;
+    char made_from[4096] = "";
+    int64_t a = -1, b = -1;
+    int ok = h5_read_attr_str(f, "init", made_from, sizeof(made_from)) == 0 &&
+             strcmp(made_from, init) == 0 && h5_read_attr_i64(f, "n_train", &a) == 0 &&
+             h5_read_attr_i64(f, "n_val", &b) == 0 && a == n0 && b == n1;
+    for (int k = 0; k < 2 && ok; k++) {
+        c->n[k] = k ? n1 : n0;
+        c->cache[k] = lc_malloc(sizeof(double) * 2 * (size_t)(c->n[k] > 0 ? c->n[k] : 1));
+        ok = c->n[k] == 0 ||
+             h5_read_f64(f, k ? "val" : "train", c->cache[k], 2 * (size_t)c->n[k]) == 0;
+    }
+    H5Fclose(f);
+    return ok ? 0 : -1;
+}
+
+static int cache_save(const DpoCtx *c, const char *path, const char *init) {
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return -1;
+    int rc = h5_write_attr_str(f, "init", init) | h5_write_attr_i64(f, "n_train", c->n[0]) |
+             h5_write_attr_i64(f, "n_val", c->n[1]);
+    for (int k = 0; k < 2; k++) {
+        hsize_t dims[2] = {(hsize_t)c->n[k], 2};
+        if (c->n[k] > 0) rc |= h5_write_f64(f, k ? "val" : "train", 2, dims, c->cache[k]);
+    }
+    H5Fclose(f);
+    return rc || rename(tmp, path) != 0 ? -1 : 0;
+}
+
+// Cached mode: fills c->cache from <stage>/reference.h5, or computes and saves it.
+static int cache_reference(Supervised *s, DpoCtx *c) {
+    const Stage *st = s->sr->stage;
+    char path[4200], init[4096];
+    snprintf(path, sizeof(path), "%s/reference.h5", s->sr->dir);
+    run_resolve_model(s->sr->run, st->init, init, sizeof(init));
+    int64_t n0 = loader_dataset(s->train)->n, n1 = s->val ? loader_dataset(s->val)->n : 0;
+    if (cache_load(c, path, init, n0, n1) == 0) {
+        printf("[%s] reference log-probs from %s\n", st->name, path);
+        return 0;
+    }
+    free(c->cache[0]), free(c->cache[1]);
+    c->cache[0] = c->cache[1] = NULL;
+    GPT2 *ref =
+        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
+    if (!ref) return 1;
+    // one epoch of the training loader from its start (the same rows and length limits as
+    // training; the order does not matter), then back to where training is
+    LoaderState keep = loader_state(s->train), start = keep;
+    start.epoch = 0, start.step = 0;
+    char err[1024];
+    if (loader_restore(s->train, &start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+    c->cache[0] = reference_pass(ref, s->train, &c->n[0]);
+    if (loader_restore(s->train, &keep, err, sizeof(err)) != 0) LC_DIE("%s", err);
+    if (s->val) {
+        c->cache[1] = reference_pass(ref, s->val, &c->n[1]);
+        if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+    }
+    gpt2_free(ref);
+    if (cache_save(c, path, init) != 0) printf("[%s] warning: cannot write %s\n", st->name, path);
+    printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
+           (long long)c->n[0], (long long)c->n[1], path);
+    return 0;
+}
+
+// ---- the stage
+// ------------------------------------------------------------------------------------
+
+// The reference log-probs of the micro-batch's rows, or NULL for reference-free losses.
+static const double *reference_rows(Supervised *s, DpoCtx *c, const Batch *b,
+                                    const int64_t *example, int train) {
+    if (!dpo_needs_reference(c->params.kind)) return NULL;
+    if (c->ref) {
+        int ntok[b->B];
+        gpt2_forward(c->ref, b, 1.0f);
+        dpo_sequence_logps(c->ref, b, c->ref_rows, ntok);
+        return c->ref_rows;
+    }
+    const double *cache = c->cache[train ? 0 : 1];
+    for (int r = 0; r < b->B; r++)
+        c->ref_rows[r] = example[r] >= 0 ? cache[2 * example[r] + (r % 2)] : 0.0;
+    return c->ref_rows;
+}
+
+static void dpo_micro(Supervised *s, const Batch *b, const int64_t *example, double pairs_total,
+                      int train, Stats *st) {
+    DpoCtx *c = s->ctx;
+    const double *ref = reference_rows(s, c, b, example, train);
+    double pairs = supervised_pairs(s, b);
+    dpo_micro_loss(s->model, b, ref, &c->params, train ? pairs_total : (pairs > 0 ? pairs : 1),
+                   train ? c->dlogp : NULL, st);
+}
+
+static void dpo_extra(const Stats *st, char *buf, size_t len) {
+    snprintf(buf, len, "acc %.3f  margin %.3f", stats_mean(st, "rewards/accuracies"),
+             stats_mean(st, "rewards/margins"));
+}
+
+static int dpo_setup(Supervised *s) {
+    DpoCtx *c = s->ctx;
+    const Stage *st = s->sr->stage;
+    c->ref_rows = lc_calloc((size_t)s->model->max_B, sizeof(double));
+    c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
+    if (!dpo_needs_reference(c->params.kind)) return 0;
+    if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
+    c->ref =
+        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
+    if (!c->ref) return 1;
+    printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no gradients\n",
+           st->name, gpt2_param_bytes(c->ref) / 1e6, gpt2_act_bytes(c->ref) / 1e6);
+    return 0;
+}
+
+static void dpo_teardown(Supervised *s) {
+    DpoCtx *c = s->ctx;
+    gpt2_free(c->ref);
+    free(c->cache[0]), free(c->cache[1]), free(c->ref_rows), free(c->dlogp);
+}
+
+int stage_dpo(StageRun *sr) {
+    const Stage *st = sr->stage;
+    DpoCtx ctx = {.params = {st->loss, st->beta, st->label_smoothing, st->simpo_gamma,
+                             st->orpo_lambda, st->rpo_alpha}};
+    SupervisedKind kind = {
+        .data = DATA_PREFERENCE,
+        .heads = GPT2_HEAD_LM,
+        .setup = dpo_setup,
+        .teardown = dpo_teardown,
+        .weight = supervised_pairs,
+        .micro = dpo_micro,
+        .progress_extra = dpo_extra,
+    };
+    return supervised_run(sr, &kind, &ctx);
+}

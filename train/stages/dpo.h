@@ -1,0 +1,16 @@
+// train/stages/dpo.h: the pieces of the dpo stage that tests drive directly.
+#pragma once
+#include "model/gpt2.h"
+#include "train/objectives/preference.h"
+#include "train/run/metrics.h"
+
+// Per row of b: the sum of m's per-token log-probs (from its last forward) over the row's
+// trained targets (mask 1), and how many there are. logp, ntok (B).
+void dpo_sequence_logps(const GPT2 *m, const Batch *b, double *logp, int *ntok);
+
+// The DPO-family loss of a micro-batch of pairs (rows 2i chosen, 2i+1 rejected) for policy
+// and the reference log-probs ref (B) (NULL for reference-free losses), divided by
+// pairs_total. With dlogp (B*T scratch) it also runs the policy's backward; with st it adds
+// the per-pair statistics. Returns the loss.
+double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
+                      double pairs_total, float *dlogp, Stats *st);

@@ -1,0 +1,684 @@
+// train/stages/eval.c: the eval stage. Every model of `models` (and the reference model) answers
+// every prompt of data.prompts greedily and, rollout.group_size times, by sampling at
+// rollout.temperature. The task's gold reward and/or a reward model (`judge`) score the
+// responses; the sampled ones also give each model's KL to the reference. From the per-prompt
+// scores come win rates against the reference and a Bradley-Terry arena (train/report/arena.h). The
+// stage writes results.json, samples.jsonl, one metrics.jsonl row and a final.h5 that only
+// marks it complete, prints the comparison and the leaderboard, and rebuilds the run's report.
+// docs/eval.md describes what it measures and why.
+#include "train/stages/stages.h"
+#include "common/check.h"
+#include "common/timer.h"
+#include "data/chat.h"
+#include "data/loader.h"
+#include "data/synth.h"
+#include "model/sample.h"
+#include "train/report/arena.h"
+#include "train/stages/dpo.h"
+#include "train/run/metrics.h"
+#include "train/report/report.h"
+#include "train/stages/readouts.h"
+#include "train/objectives/rl.h"
+#include "train/run/run.h"
+#include "train/run/state.h"
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The prompt set, read once: every model answers the same prompts.
+typedef struct {
+    int n;           // prompts
+    int T;           // row stride: seq_len - max_new_tokens, the longest prompt kept
+    int *tokens;     // (n, T) prompt ids, right-padded with 0
+    int *len;        // (n) prompt lengths
+    int64_t *index;  // (n) each prompt's example index in the dataset
+    char **text;     // (n) decoded prompts
+    int64_t dropped; // prompts longer than T, left out
+} Prompts;
+
+// One model's responses under one decoding. Unit u answers prompt u / draws.
+typedef struct {
+    int units;       // prompts x draws
+    int draws;       // responses per prompt
+    int max_new;     // the longest response
+    int *tokens;     // (units, max_new) generated ids, -1 after a response's end
+    int *len;        // (units) tokens generated, the end token included
+    double *gold;    // (units) gold reward; NAN without a task
+    double *correct; // (units) 1 if the task's exact-match predicate holds, else 0; NAN without
+    double *rm;      // (units) reward-model score; NAN without a judge
+    double *kl;      // (units) log pi(y) - log pi_ref(y) summed over y's tokens; NAN if greedy
+} Responses;
+
+typedef struct {
+    StageRun *sr;
+    const SynthTask *task;     // the gold reward, or NULL
+    GPT2 *judge;               // the reward model, or NULL
+    GPT2 *ref;                 // the reference model, loaded for the whole stage
+    int ref_index;             // its position among the models
+    int n_models;              // models evaluated
+    const char **names;        // (n_models) the stage's models, the reference first if omitted
+    Prompts p;                 // the prompts every model answers
+    int stop;                  // the token that ends a response
+    int rows, seq_len;         // rows per sampler call or forward; tokens per row
+    SampleParams greedy_sp;    // temperature 0
+    SampleParams sampled_sp;   // the stage's rollout settings
+    Responses greedy, sampled; // the current model's, reused for every model
+    int *prompt_rows;          // (rows, p.T) the prompts of one sampler call
+    int *prompt_len;           // (rows) their lengths
+    float *logp;               // (rows, max_new) the sampler's log-probs (KL recomputes them)
+    Batch b;                   // (rows, seq_len) rows of teacher-forced forwards
+    float *scores;             // (rows) reward-model scores of b
+    double *logp_model;        // (rows) log-prob of each response of b under the model
+    double *logp_ref;          // (rows) and under the reference
+    int *ntok;                 // (rows) response tokens of each row of b
+    double *arena_gold;        // (n_models, p.n) mean gold reward of each prompt's samples
+    double *arena_rm;          // (n_models, p.n) mean reward-model score of them
+    FILE *samples;             // samples.jsonl
+    long generated;            // tokens sampled so far, for the throughput
+} Eval;
+
+// Prints "layercake: <where>: <message>". key NULL: where is the stage; else the place in the
+// recipe that set the stage's key (the stage itself for a default), and the key.
+static void vreport(const Eval *e, const char *key, const char *fmt, va_list ap) {
+    const Recipe *r = e->sr->run->recipe;
+    const char *name = e->sr->stage->name, *where = key ? recipe_where(r, e->sr->index, key) : NULL;
+    if (!key)
+        fprintf(stderr, "layercake: stage '%s': ", name);
+    else {
+        if (!where) where = recipe_where(r, e->sr->index, "name");
+        fprintf(stderr, "layercake: %s: %s.%s: ", where ? where : r->file, name, key);
+    }
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+static int eval_fail(const Eval *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int eval_fail(const Eval *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(e, NULL, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+// Reports a bad value of one of the stage's keys, at the place in the recipe that set it.
+static int key_fail(const Eval *e, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int key_fail(const Eval *e, const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(e, key, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int min_int(int a, int b) {
+    return a < b ? a : b;
+}
+
+// ---- models ---------------------------------------------------------------------------------
+
+// The evaluated models: the stage's `models`, with the reference first when they omit it.
+static int models_list(Eval *e) {
+    const Stage *st = e->sr->stage;
+    const StringList *m = &st->models;
+    e->ref_index = -1;
+    for (int i = 0; i < m->n; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(m->items[i], m->items[j]) == 0)
+                return key_fail(e, "models", "'%s' is listed twice", m->items[i]);
+        if (strcmp(m->items[i], st->reference_model) == 0) e->ref_index = i;
+    }
+    int add = e->ref_index < 0;
+    e->n_models = m->n + add;
+    e->names = lc_malloc((size_t)e->n_models * sizeof(*e->names));
+    e->names[0] = st->reference_model;
+    for (int i = 0; i < m->n; i++) e->names[i + add] = m->items[i];
+    if (add) e->ref_index = 0;
+    return 0;
+}
+
+// Checks that a stage the key names has finished: a stage that has not run yet is the usual
+// mistake with `--only`. (Checkpoint paths were checked when the recipe was loaded.)
+static int model_check(const Eval *e, const char *key, const char *ref) {
+    const Run *run = e->sr->run;
+    char path[4096];
+    run_resolve_model(run, ref, path, sizeof(path));
+    if (recipe_stage_index(run->recipe, ref) >= 0 && state_is_complete(path) != 1)
+        return key_fail(e, key,
+                        "stage '%s' has not finished: %s is missing or incomplete (run the "
+                        "stage first, or the recipe without --only)",
+                        ref, path);
+    return 0;
+}
+
+static int models_check(const Eval *e) {
+    const Stage *st = e->sr->stage;
+    for (int i = 0; i < st->models.n; i++)
+        if (model_check(e, "models", st->models.items[i])) return -1;
+    if (model_check(e, "reference_model", st->reference_model)) return -1;
+    return st->judge[0] ? model_check(e, "judge", st->judge) : 0;
+}
+
+// Loads a checked model for inference with the given heads (0: the file's), able to hold a
+// batch of rows x seq_len.
+static GPT2 *model_load(Eval *e, const char *ref, int heads) {
+    GPT2 *m = stage_model(e->sr, ref, heads, GPT2_INFER, e->rows, e->seq_len);
+    if (m && m->max_T < e->seq_len) {
+        eval_fail(e, "'%s' has a context of %d tokens; seq_len is %d", ref, m->cfg.max_seq_len,
+                  e->seq_len);
+        gpt2_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int judge_load(Eval *e) {
+    const char *ref = e->sr->stage->judge;
+    e->judge = model_load(e, ref, 0);
+    if (!e->judge) return -1;
+    if (e->judge->heads & GPT2_HEAD_SCALAR) return 0;
+    return key_fail(e, "judge", "%s has no scalar head: not a reward model", ref);
+}
+
+// ---- prompts --------------------------------------------------------------------------------
+
+static void prompt_add(Prompts *p, const Tokenizer *tok, const int *ids, int len, int64_t index) {
+    size_t bytes;
+    memcpy(p->tokens + (size_t)p->n * p->T, ids, (size_t)p->T * sizeof(int));
+    p->len[p->n] = len;
+    p->index[p->n] = index;
+    p->text[p->n] = tokenizer_decode(tok, ids, len, &bytes);
+    LC_ASSERT(p->text[p->n]); // the loader checked every id against the vocabulary
+    p->n++;
+}
+
+// Reads every prompt that leaves room for max_new_tokens, in dataset order.
+static int prompts_load(Eval *e) {
+    const Run *run = e->sr->run;
+    const Stage *st = e->sr->stage;
+    Prompts *p = &e->p;
+    char err[1024];
+    LoaderOptions o = {.batch = e->rows,
+                       .T = st->seq_len - st->rollout.max_new_tokens,
+                       .world = 1,
+                       .vocab_size = tokenizer_vocab_size(run->tok),
+                       .fingerprint = run->fingerprint,
+                       .drop_long = 1};
+    Loader *l = loader_open(st->data.prompts, DATA_PROMPT, &o, err, sizeof(err));
+    if (!l) return eval_fail(e, "%s", err);
+    size_t cap = (size_t)loader_units(l) + 1; // + 1: an empty dataset still allocates
+    p->T = o.T;
+    p->tokens = lc_malloc(cap * (size_t)p->T * sizeof(int));
+    p->len = lc_malloc(cap * sizeof(int));
+    p->index = lc_malloc(cap * sizeof(int64_t));
+    p->text = lc_calloc(cap, sizeof(char *));
+    Batch b;
+    int rc = 0;
+    for (int64_t s = 0; s < loader_steps_per_epoch(l) && !rc; s++) {
+        if (loader_next(l, &b) < 0) rc = eval_fail(e, "%s", loader_error(l));
+        for (int r = 0; !rc && r < b.B; r++)
+            if (b.len[r] > 0)
+                prompt_add(p, run->tok, b.tokens + (size_t)r * b.T, b.len[r],
+                           loader_example_index(l, r, 0));
+    }
+    p->dropped = loader_dropped(l);
+    loader_free(l);
+    if (!rc && p->n == 0)
+        rc = key_fail(e, "data.prompts",
+                      "%s holds no prompt of at most %d tokens (seq_len %d - "
+                      "rollout.max_new_tokens %d)",
+                      st->data.prompts, p->T, st->seq_len, st->rollout.max_new_tokens);
+    return rc;
+}
+
+// Every prompt must be one of the task's, or its gold reward is meaningless.
+static int prompts_check_task(const Eval *e) {
+    char answer[256];
+    for (int i = 0; i < e->p.n; i++)
+        if (synth_answer(e->task, e->p.text[i], strlen(e->p.text[i]), answer, sizeof(answer)) < 0)
+            return key_fail(e, "data.prompts",
+                            "%s: prompt %lld (\"%s\") is not a problem of task '%s'; use "
+                            "prompts from its world (layercake data synth --task %s)",
+                            e->sr->stage->data.prompts, (long long)e->p.index[i], e->p.text[i],
+                            synth_task_name(e->task), synth_task_name(e->task));
+    return 0;
+}
+
+// The token that ends a response: the chat template's end of turn when every prompt ends with
+// its assistant header (role-token rendering), else <|endoftext|> (plain-text and HH-style
+// prompts, task worlds).
+static int stop_token(const Eval *e) {
+    Chat c = chat_init(e->sr->run->tok);
+    if (!c.roles) return tokenizer_eot(e->sr->run->tok);
+    for (int i = 0; i < e->p.n; i++)
+        if (e->p.tokens[(size_t)i * e->p.T + e->p.len[i] - 1] != c.role_id[CHAT_ASSISTANT])
+            return tokenizer_eot(e->sr->run->tok);
+    return c.end;
+}
+
+static void prompts_free(Prompts *p) {
+    for (int i = 0; i < p->n; i++) free(p->text[i]);
+    free(p->text), free(p->tokens), free(p->len), free(p->index);
+}
+
+// ---- responses ------------------------------------------------------------------------------
+
+static void responses_alloc(Responses *r, int prompts, int draws, int max_new) {
+    size_t n = (size_t)prompts * draws;
+    *r = (Responses){.units = (int)n, .draws = draws, .max_new = max_new};
+    r->tokens = lc_malloc(n * (size_t)max_new * sizeof(int));
+    r->len = lc_malloc(n * sizeof(int));
+    double **fields[] = {&r->gold, &r->correct, &r->rm, &r->kl};
+    for (int f = 0; f < 4; f++) {
+        *fields[f] = lc_malloc(n * sizeof(double));
+        for (size_t u = 0; u < n; u++) (*fields[f])[u] = NAN; // stays NAN where not measured
+    }
+}
+
+static void responses_free(Responses *r) {
+    free(r->tokens), free(r->len), free(r->gold), free(r->correct), free(r->rm), free(r->kl);
+}
+
+// Generates every unit of r with sampler s, rows at a time. Every model draws from the same
+// random streams (one per call), so identical models give identical samples and similar ones
+// mostly agree: common random numbers make the paired comparisons less noisy.
+static void generate(Eval *e, Sampler *s, const SampleParams *sp, Responses *r) {
+    uint64_t seed = stage_seed(e->sr, "sample");
+    int T = e->p.T;
+    for (int u0 = 0, call = 0; u0 < r->units; u0 += e->rows, call++) {
+        int B = min_int(e->rows, r->units - u0);
+        for (int b = 0; b < B; b++) {
+            int p = (u0 + b) / r->draws;
+            memcpy(e->prompt_rows + (size_t)b * T, e->p.tokens + (size_t)p * T,
+                   (size_t)T * sizeof(int));
+            e->prompt_len[b] = e->p.len[p];
+        }
+        Rng rng = rng_derive(seed, (uint64_t)call);
+        e->generated += sampler_generate(s, e->prompt_rows, T, e->prompt_len, B, sp, &rng,
+                                         r->tokens + (size_t)u0 * r->max_new, e->logp, r->len + u0);
+    }
+}
+
+// Token t of unit u's sequence, prompt then response.
+static int seq_token(const Eval *e, const Responses *r, int u, int t) {
+    int p = u / r->draws, plen = e->p.len[p];
+    return t < plen ? e->p.tokens[(size_t)p * e->p.T + t]
+                    : r->tokens[(size_t)u * r->max_new + t - plen];
+}
+
+// Units u0..u0+B-1 as rows of e->b: prompt + response as inputs, the response tokens as
+// targets (mask 1). for_rm: the inputs end before the response's final end token, where a
+// reward model reads its score (train/stages/readouts.h); else before the last token, so that every
+// response token is a target.
+static void fill_rows(Eval *e, const Responses *r, int u0, int B, int for_rm) {
+    Batch *x = &e->b;
+    x->B = B;
+    x->T = 1;
+    for (int b = 0; b < B; b++) {
+        int u = u0 + b, rlen = r->len[u], n = e->p.len[u / r->draws] + rlen;
+        int ends = rlen > 0 && r->tokens[(size_t)u * r->max_new + rlen - 1] == e->stop;
+        x->len[b] = for_rm ? n - ends : n - 1;
+        if (x->len[b] > x->T) x->T = x->len[b];
+    }
+    for (int b = 0; b < B; b++) {
+        int u = u0 + b, plen = e->p.len[u / r->draws], n = plen + r->len[u];
+        for (int t = 0; t < x->T; t++) {
+            size_t i = (size_t)b * x->T + t;
+            int in = t < x->len[b];
+            x->tokens[i] = in ? seq_token(e, r, u, t) : 0;
+            x->targets[i] = in && t >= plen - 1 && t + 1 < n ? seq_token(e, r, u, t + 1) : -1;
+            x->mask[i] = x->targets[i] >= 0 ? 1.0f : 0.0f;
+        }
+    }
+}
+
+static void score_rm(Eval *e, Responses *r) {
+    for (int u0 = 0; u0 < r->units; u0 += e->rows) {
+        int B = min_int(e->rows, r->units - u0);
+        fill_rows(e, r, u0, B, 1);
+        reward_scores(e->judge, &e->b, e->scores);
+        for (int b = 0; b < B; b++) r->rm[u0 + b] = e->scores[b];
+    }
+}
+
+// KL(y) = log pi(y) - log pi_ref(y) of each sampled response y (the k1 estimator of
+// train/objectives/rl.h on the whole response): both from teacher-forced forwards at the sampling
+// temperature, so the reference's KL to itself is exactly 0 and the two terms share their
+// rounding.
+static void score_kl(Eval *e, GPT2 *m, Responses *r) {
+    float inv_temp = 1.0f / e->sampled_sp.temperature;
+    for (int u0 = 0; u0 < r->units; u0 += e->rows) {
+        int B = min_int(e->rows, r->units - u0);
+        fill_rows(e, r, u0, B, 0);
+        gpt2_forward(m, &e->b, inv_temp);
+        dpo_sequence_logps(m, &e->b, e->logp_model, e->ntok);
+        gpt2_forward(e->ref, &e->b, inv_temp);
+        dpo_sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
+        for (int b = 0; b < B; b++) r->kl[u0 + b] = rl_kl(e->logp_model[b], e->logp_ref[b], KL_K1);
+    }
+}
+
+// ---- samples.jsonl --------------------------------------------------------------------------
+
+// Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one.
+static int utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    int len = c < 0x80                 ? 1
+              : c >= 0xC2 && c <= 0xDF ? 2
+              : c >= 0xE0 && c <= 0xEF ? 3
+              : c >= 0xF0 && c <= 0xF4 ? 4
+                                       : 0;
+    if (len == 0 || (size_t)len > n) return 0;
+    unsigned char lo = 0x80, hi = 0xBF; // the second byte's range (no overlongs, surrogates)
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    for (int k = 1; k < len; k++)
+        if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF)) return 0;
+    return len;
+}
+
+// A JSON string of model text: bytes that are not valid UTF-8 (a response cut inside a
+// character, a small model's stray byte tokens) become U+FFFD.
+static json_t *json_text(const char *s, size_t n) {
+    char *buf = lc_malloc(3 * n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        int len = utf8_seq((const unsigned char *)s + i, n - i);
+        if (len)
+            memcpy(buf + k, s + i, (size_t)len), k += (size_t)len, i += (size_t)len;
+        else
+            memcpy(buf + k, "\xEF\xBF\xBD", 3), k += 3, i++;
+    }
+    json_t *j = json_stringn(buf, k);
+    free(buf);
+    return j;
+}
+
+static json_t *json_num(double x) {
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+// Decodes each response once: its gold reward and exactness, and its line in samples.jsonl.
+static int responses_finish(Eval *e, const char *model, const char *decoding, Responses *r) {
+    const Tokenizer *tok = e->sr->run->tok;
+    int rc = 0;
+    for (int u = 0; u < r->units && !rc; u++) {
+        int p = u / r->draws;
+        size_t bytes;
+        char *text = tokenizer_decode(tok, r->tokens + (size_t)u * r->max_new, r->len[u], &bytes);
+        LC_ASSERT(text); // the sampler draws ids of the model's vocabulary: the tokenizer's
+        const char *prompt = e->p.text[p];
+        if (e->task) {
+            size_t plen = strlen(prompt);
+            r->gold[u] = synth_gold_reward(e->task, prompt, plen, text, bytes);
+            r->correct[u] = synth_correct(e->task, prompt, plen, text, bytes);
+        }
+        json_t *row =
+            json_pack("{s:s, s:s, s:I, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "model", model,
+                      "decoding", decoding, "prompt_index", (json_int_t)e->p.index[p], "prompt",
+                      json_text(prompt, strlen(prompt)), "response", json_text(text, bytes),
+                      "length", r->len[u], "gold_reward", json_num(r->gold[u]), "correct",
+                      e->task ? json_boolean(r->correct[u] > 0) : json_null(), "rm_score",
+                      json_num(r->rm[u]), "kl", json_num(r->kl[u]));
+        if (!row || json_dumpf(row, e->samples, JSON_COMPACT) || fputc('\n', e->samples) == EOF)
+            rc = eval_fail(e, "cannot write samples.jsonl (disk full?)");
+        json_decref(row);
+        free(text);
+    }
+    return rc;
+}
+
+// ---- one model ------------------------------------------------------------------------------
+
+static double mean(const double *x, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += x[i];
+    return s / n;
+}
+
+// out[p] = the mean of x over prompt p's draws.
+static void prompt_means(const Responses *r, const double *x, double *out) {
+    for (int p = 0; p < r->units / r->draws; p++) out[p] = mean(x + (size_t)p * r->draws, r->draws);
+}
+
+static void summarize(Eval *e, int i, ArenaModel *am) {
+    const Responses *g = &e->greedy, *s = &e->sampled;
+    double len = 0.0;
+    for (int u = 0; u < s->units; u++) len += s->len[u];
+    am->gold_reward = mean(s->gold, s->units);
+    am->accuracy = mean(s->correct, s->units);
+    am->rm_score = mean(s->rm, s->units);
+    am->kl_to_sft = mean(s->kl, s->units);
+    am->response_length = len / s->units;
+    am->gold_reward_greedy = mean(g->gold, g->units);
+    am->accuracy_greedy = mean(g->correct, g->units);
+    am->rm_score_greedy = mean(g->rm, g->units);
+    prompt_means(s, s->gold, e->arena_gold + (size_t)i * e->p.n);
+    prompt_means(s, s->rm, e->arena_rm + (size_t)i * e->p.n);
+}
+
+static void print_model(const Eval *e, const ArenaModel *m, double seconds) {
+    printf("[%s] %s:", e->sr->stage->name, m->name);
+    if (e->task)
+        printf(" gold %.3f (greedy %.3f), accuracy %.3f (greedy %.3f),", m->gold_reward,
+               m->gold_reward_greedy, m->accuracy, m->accuracy_greedy);
+    if (e->judge) printf(" RM %.3f (greedy %.3f),", m->rm_score, m->rm_score_greedy);
+    printf(" KL %.3f, length %.1f (%.1f s)\n", m->kl_to_sft, m->response_length, seconds);
+}
+
+// Evaluates model i: greedy and sampled responses, their scores and the samples' KL.
+static int model_evaluate(Eval *e, int i, ArenaModel *am) {
+    double t0 = time_now();
+    GPT2 *m = i == e->ref_index ? e->ref : model_load(e, e->names[i], GPT2_HEAD_LM);
+    if (!m) return -1;
+    Sampler *s = sampler_create(m, e->rows, e->seq_len, 1);
+    generate(e, s, &e->greedy_sp, &e->greedy);
+    generate(e, s, &e->sampled_sp, &e->sampled);
+    sampler_free(s);
+    score_kl(e, m, &e->sampled);
+    if (m != e->ref) gpt2_free(m);
+    if (e->judge) {
+        score_rm(e, &e->greedy);
+        score_rm(e, &e->sampled);
+    }
+    if (responses_finish(e, e->names[i], "greedy", &e->greedy) ||
+        responses_finish(e, e->names[i], "sampled", &e->sampled))
+        return -1;
+    summarize(e, i, am);
+    print_model(e, am, time_now() - t0);
+    return 0;
+}
+
+// ---- setup ----------------------------------------------------------------------------------
+
+static int task_find(Eval *e) {
+    const char *name = e->sr->stage->gold_reward;
+    if (!name[0]) return 0;
+    e->task = synth_task_find(name);
+    if (!e->task)
+        return key_fail(e, "gold_reward", "'%s' is not a task; the tasks are: %s", name,
+                        synth_task_names());
+    return 0;
+}
+
+// Allocates what does not depend on the prompts' count.
+static void buffers_alloc(Eval *e) {
+    size_t rows = (size_t)e->rows, T = (size_t)e->seq_len;
+    const RolloutConfig *ro = &e->sr->stage->rollout;
+    e->prompt_rows = lc_malloc(rows * (size_t)e->p.T * sizeof(int));
+    e->prompt_len = lc_malloc(rows * sizeof(int));
+    e->logp = lc_malloc(rows * (size_t)ro->max_new_tokens * sizeof(float));
+    e->b.tokens = lc_malloc(rows * T * sizeof(int));
+    e->b.targets = lc_malloc(rows * T * sizeof(int));
+    e->b.mask = lc_malloc(rows * T * sizeof(float));
+    e->b.len = lc_malloc(rows * sizeof(int));
+    e->scores = lc_malloc(rows * sizeof(float));
+    e->logp_model = lc_malloc(rows * sizeof(double));
+    e->logp_ref = lc_malloc(rows * sizeof(double));
+    e->ntok = lc_malloc(rows * sizeof(int));
+    responses_alloc(&e->greedy, e->p.n, 1, ro->max_new_tokens);
+    responses_alloc(&e->sampled, e->p.n, ro->group_size, ro->max_new_tokens);
+    e->arena_gold = lc_malloc((size_t)e->n_models * e->p.n * sizeof(double));
+    e->arena_rm = lc_malloc((size_t)e->n_models * e->p.n * sizeof(double));
+}
+
+static int eval_open(Eval *e) {
+    const Stage *st = e->sr->stage;
+    const RolloutConfig *ro = &st->rollout;
+    e->rows = ro->batch;
+    e->seq_len = st->seq_len;
+    if (task_find(e) || models_list(e) || models_check(e)) return -1;
+    if (prompts_load(e) || (e->task && prompts_check_task(e))) return -1;
+    e->stop = stop_token(e);
+    e->greedy_sp = (SampleParams){0.0f, 0, 1.0f, e->stop, ro->max_new_tokens};
+    e->sampled_sp = (SampleParams){(float)ro->temperature, ro->top_k, (float)ro->top_p, e->stop,
+                                   ro->max_new_tokens};
+    buffers_alloc(e);
+    if (st->judge[0] && judge_load(e)) return -1;
+    e->ref = model_load(e, e->names[e->ref_index], GPT2_HEAD_LM);
+    if (!e->ref) return -1;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/samples.jsonl", e->sr->dir);
+    e->samples = fopen(path, "w");
+    if (!e->samples) return eval_fail(e, "cannot write %s", path);
+    return 0;
+}
+
+static void eval_close(Eval *e) {
+    if (e->samples) fclose(e->samples);
+    gpt2_free(e->ref);
+    gpt2_free(e->judge);
+    responses_free(&e->greedy);
+    responses_free(&e->sampled);
+    free(e->prompt_rows), free(e->prompt_len), free(e->logp), free(e->scores);
+    free(e->logp_model), free(e->logp_ref), free(e->ntok);
+    free(e->b.tokens), free(e->b.targets), free(e->b.mask), free(e->b.len);
+    free(e->arena_gold), free(e->arena_rm);
+    prompts_free(&e->p);
+    free(e->names);
+}
+
+// ---- results --------------------------------------------------------------------------------
+
+// The arena and win rates: judged by the gold reward when there is one, else by the reward
+// model; with both, the reward model's win rates come alongside (a gap is reward hacking).
+static int results_judge(Eval *e, ArenaResults *res) {
+    const Stage *st = e->sr->stage;
+    char err[1024];
+    snprintf(res->reference, sizeof(res->reference), "%s", e->names[e->ref_index]);
+    snprintf(res->judge, sizeof(res->judge), "%s", e->task ? "gold" : "reward");
+    res->opts.n_boot = st->bootstrap;
+    res->opts.seed = stage_seed(e->sr, "bootstrap");
+    const double *judge = e->task ? e->arena_gold : e->arena_rm;
+    const double *rm = e->task && e->judge ? e->arena_rm : NULL;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/results.json", e->sr->dir);
+    if (arena_judge(res, judge, rm, err, sizeof(err)) ||
+        arena_write_results(path, res, err, sizeof(err)))
+        return eval_fail(e, "%s", err);
+    return 0;
+}
+
+// Adds "<key>/<model>" to the row being written, when v was measured.
+static void metric_add_model(Metrics *m, const char *key, const char *model, double v) {
+    char k[ARENA_NAME_MAX + 64];
+    snprintf(k, sizeof(k), "%s/%s", key, model);
+    if (isfinite(v)) metrics_add(m, k, v);
+}
+
+// One metrics.jsonl row (step 0): the prompt count, throughput, and "<quantity>/<model>" keys.
+static int metrics_write(Eval *e, const ArenaResults *res, double elapsed) {
+    char err[1024];
+    Metrics *m = metrics_open(e->sr->dir, -1, err, sizeof(err));
+    if (!m) return eval_fail(e, "%s", err);
+    metrics_begin(m, 0);
+    metrics_add(m, "prompts", e->p.n);
+    metrics_add(m, "samples_per_prompt", e->sampled.draws);
+    metrics_add(m, "tokens_per_s", (double)e->generated / elapsed);
+    metrics_add(m, "elapsed", elapsed);
+    for (int i = 0; i < res->n_models; i++) {
+        const ArenaModel *a = &res->models[i];
+        metric_add_model(m, "gold_reward", a->name, a->gold_reward);
+        metric_add_model(m, "accuracy", a->name, a->accuracy);
+        metric_add_model(m, "rm_score", a->name, a->rm_score);
+        metric_add_model(m, "gold_reward_greedy", a->name, a->gold_reward_greedy);
+        metric_add_model(m, "accuracy_greedy", a->name, a->accuracy_greedy);
+        metric_add_model(m, "rm_score_greedy", a->name, a->rm_score_greedy);
+        metric_add_model(m, "kl_to_sft", a->name, a->kl_to_sft);
+        metric_add_model(m, "response_length", a->name, a->response_length);
+        metric_add_model(m, "win_rate_vs_ref", a->name, a->win.rate);
+        metric_add_model(m, "elo", a->name, a->rating.elo);
+    }
+    metrics_end(m);
+    metrics_close(m);
+    return 0;
+}
+
+// An eval stage has no model to save: its final.h5 holds only /state, marked complete, so a
+// rerun skips the stage as it skips finished training stages.
+static int mark_complete(const Eval *e) {
+    const Run *run = e->sr->run;
+    char path[4200], err[1024];
+    snprintf(path, sizeof(path), "%s/final.h5", e->sr->dir);
+    TrainState ts = {.complete = 1,
+                     .tokenizer = run->fingerprint,
+                     .recipe = run->recipe_text,
+                     .tokenizer_path = run->recipe->tokenizer};
+    if (state_save(path, NULL, 0, &ts, err, sizeof(err))) return eval_fail(e, "%s", err);
+    return 0;
+}
+
+static int report(const Eval *e) {
+    const char *dir = e->sr->run->recipe->output_dir;
+    char err[1024];
+    ReportSummary sum;
+    if (report_build(dir, stderr, &sum, err, sizeof(err)))
+        return eval_fail(e, "the report failed: %s (rebuild it with `layercake report %s`)", err,
+                         dir);
+    printf("[%s] report: %s/report.md (%d plots in %s/plots)\n", e->sr->stage->name, dir, sum.plots,
+           dir);
+    return 0;
+}
+
+static int results_finish(Eval *e, ArenaResults *res, double elapsed) {
+    const Stage *st = e->sr->stage;
+    if (results_judge(e, res)) return -1;
+    printf("\n[%s] %d prompts, %d sampled response(s) each at temperature %g; judged by %s '%s'; "
+           "win rates and Elo against %s\n\n",
+           st->name, e->p.n, e->sampled.draws, st->rollout.temperature,
+           e->task ? "the gold reward of" : "the reward model",
+           e->task ? st->gold_reward : st->judge, res->reference);
+    arena_print_table(stdout, res);
+    printf("\n");
+    arena_print_leaderboard(stdout, res);
+    printf("\n[%s] wrote %s/results.json and samples.jsonl\n", st->name, e->sr->dir);
+    return metrics_write(e, res, elapsed) || mark_complete(e) || report(e) ? -1 : 0;
+}
+
+// ---- the stage ------------------------------------------------------------------------------
+
+int stage_eval(StageRun *sr) {
+    double t0 = time_now();
+    Eval e = {.sr = sr};
+    ArenaResults res = {0};
+    int rc = eval_open(&e) ? 1 : 0;
+    if (!rc) {
+        printf("[%s] %d models on %d prompts of %s", sr->stage->name, e.n_models, e.p.n,
+               sr->stage->data.prompts);
+        if (e.p.dropped)
+            printf(" (%lld longer than %d tokens left out)", (long long)e.p.dropped, e.p.T);
+        printf("\n");
+        arena_results_init(&res, e.n_models, e.names, e.p.n);
+    }
+    for (int i = 0; !rc && i < e.n_models; i++) rc = model_evaluate(&e, i, &res.models[i]) ? 1 : 0;
+    if (!rc) rc = results_finish(&e, &res, time_now() - t0) ? 1 : 0;
+    if (res.models) arena_results_free(&res);
+    eval_close(&e);
+    return rc;
+}

@@ -1,0 +1,403 @@
+// train/stages/supervised.c: the supervised training loop (see train/stages/supervised.h).
+#include "train/stages/supervised.h"
+#include "common/check.h"
+#include "common/timer.h"
+#include "data/chat.h"
+#include "model/sample.h"
+#include "train/stages/pairs.h"
+#include "train/run/state.h"
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(LoaderState) <= sizeof(int64_t) * STATE_MAX_CURSOR,
+               "the loader cursor must fit a checkpoint's cursor array");
+
+// ---- batch copies ---------------------------------------------------------------------------
+
+static void copy_alloc(BatchCopy *c, int rows, int T) {
+    size_t n = (size_t)rows * T;
+    c->tokens = lc_malloc(n * sizeof(int));
+    c->targets = lc_malloc(n * sizeof(int));
+    c->pos = lc_malloc(n * sizeof(int));
+    c->seg = lc_malloc(n * sizeof(int));
+    c->mask = lc_malloc(n * sizeof(float));
+    c->len = lc_malloc((size_t)rows * sizeof(int));
+    c->example = lc_malloc((size_t)rows * sizeof(int64_t));
+}
+
+static void copy_free(BatchCopy *c) {
+    free(c->tokens), free(c->targets), free(c->pos), free(c->seg), free(c->mask), free(c->len);
+    free(c->example);
+}
+
+// Copies src (whose optional arrays may be NULL) into c; c->b points at c's storage.
+static void copy_batch(BatchCopy *c, const Batch *src) {
+    size_t n = (size_t)src->B * src->T;
+    c->b = (Batch){.B = src->B, .T = src->T, .tokens = c->tokens, .targets = c->targets};
+    memcpy(c->tokens, src->tokens, n * sizeof(int));
+    memcpy(c->targets, src->targets, n * sizeof(int));
+#define COPY_OPT(field, count)                                                                     \
+    if (src->field) {                                                                              \
+        memcpy(c->field, src->field, (count) * sizeof(*c->field));                                 \
+        c->b.field = c->field;                                                                     \
+    }
+    COPY_OPT(mask, n);
+    COPY_OPT(pos, n);
+    COPY_OPT(seg, n);
+    COPY_OPT(len, (size_t)src->B);
+#undef COPY_OPT
+}
+
+double supervised_pairs(Supervised *s, const Batch *b) {
+    double pairs = 0;
+    for (int i = 0; i < b->B / 2; i++) pairs += b->len[2 * i] > 0;
+    return pairs;
+}
+
+void supervised_examples(const Loader *l, int rows, int64_t *example) {
+    for (int r = 0; r < rows; r++) example[r] = loader_example_index(l, r, 0);
+}
+
+// Real (non-padding) tokens of a batch.
+static long batch_tokens(const Batch *b) {
+    if (!b->len) return (long)b->B * b->T;
+    long n = 0;
+    for (int i = 0; i < b->B; i++) n += b->len[i];
+    return n;
+}
+
+// ---- setup ------------------------------------------------------------------------------------
+
+static int micro_rows(const Supervised *s) {
+    int micro =
+        s->sr->stage->micro_batch_size ? s->sr->stage->micro_batch_size : s->sr->stage->batch_size;
+    return s->kind->data == DATA_PREFERENCE ? 2 * micro : micro;
+}
+
+static int seq_len(const StageRun *sr) {
+    return sr->stage->seq_len ? sr->stage->seq_len : sr->run->recipe->model.max_seq_len;
+}
+
+static Loader *open_loader(Supervised *s, const char *path, int shuffle, const char *purpose) {
+    const StageRun *sr = s->sr;
+    const Stage *st = sr->stage;
+    char err[1024];
+    LoaderOptions o = {
+        .batch = st->micro_batch_size ? st->micro_batch_size : st->batch_size,
+        .T = seq_len(sr),
+        .rank = sr->run->rank,
+        .world = sr->run->world,
+        .seed = stage_seed(sr, purpose),
+        .shuffle = shuffle,
+        .pack = st->packing,
+        .vocab_size = s->model->cfg.vocab_size,
+        .fingerprint = sr->run->fingerprint,
+        .drop_long = 1,
+    };
+    Loader *l = loader_open(path, s->kind->data, &o, err, sizeof(err));
+    if (!l)
+        fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
+    else if (loader_dropped(l) > 0)
+        printf("[%s] %s: %lld examples longer than seq_len %d are left out\n", st->name, path,
+               (long long)loader_dropped(l), o.T);
+    return l;
+}
+
+static void print_sizes(const Supervised *s) {
+    const Stage *st = s->sr->stage;
+    const GPT2 *m = s->model;
+    int micro = st->micro_batch_size ? st->micro_batch_size : st->batch_size;
+    const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
+    printf("[%s] %s from %s: %.2fM parameters; arenas: params %.1f MB, grads %.1f MB, AdamW "
+           "%.1f MB, activations %.1f MB\n",
+           st->name, stage_kind_name(st->kind), st->init[0] ? st->init : "scratch",
+           (double)m->table.numel / 1e6, gpt2_param_bytes(m) / 1e6, gpt2_grad_bytes(m) / 1e6,
+           2 * gpt2_param_bytes(m) / 1e6, gpt2_act_bytes(m) / 1e6);
+    printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
+           "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
+           st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
+           seq_len(s->sr),
+           (long)st->batch_size * seq_len(s->sr) * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
+           st->steps, (long long)(loader_steps_per_epoch(s->train) / s->accum));
+}
+
+// ---- checkpoints ------------------------------------------------------------------------------
+
+static TrainState make_state(const Supervised *s, int complete) {
+    TrainState ts = {.step = s->step,
+                     .rng = s->rng.state,
+                     .complete = complete,
+                     .tokenizer = s->sr->run->fingerprint,
+                     .recipe = s->sr->run->recipe_text,
+                     .tokenizer_path = s->sr->run->recipe->tokenizer,
+                     .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
+    LoaderState ls = loader_state(s->train);
+    memcpy(ts.cursor, &ls, sizeof(ls));
+    return ts;
+}
+
+static int save(Supervised *s, const char *path, int complete) {
+    char err[1024];
+    StateModel sm = {"model", s->model, complete ? NULL : &s->opt};
+    TrainState ts = make_state(s, complete);
+    if (state_save(path, &sm, 1, &ts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", s->sr->stage->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+// Restores the newest intact periodic checkpoint, if any; returns its step or -1.
+static int64_t resume(Supervised *s) {
+    char *paths[64], err[1024];
+    int n = state_list_periodic(s->sr->dir, paths, 64);
+    int64_t step = -1;
+    for (int i = 0; i < n && step < 0; i++) {
+        StateModel sm = {"model", s->model, &s->opt};
+        TrainState ts = {.n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
+        LoaderState ls;
+        int rc = state_load(paths[i], &sm, 1, &ts, err, sizeof(err));
+        if (!rc && ts.tokenizer != s->sr->run->fingerprint) {
+            snprintf(err, sizeof(err), "%s: made with another tokenizer", paths[i]);
+            rc = -1;
+        }
+        memcpy(&ls, ts.cursor, sizeof(ls));
+        if (!rc) rc = loader_restore(s->train, &ls, err, sizeof(err));
+        if (rc) {
+            printf("[%s] warning: %s; trying the previous checkpoint\n", s->sr->stage->name, err);
+            continue;
+        }
+        s->step = step = ts.step;
+        s->rng.state = ts.rng;
+        printf("[%s] resuming from %s (step %lld)\n", s->sr->stage->name, paths[i],
+               (long long)step);
+    }
+    for (int i = 0; i < n; i++) free(paths[i]);
+    return step;
+}
+
+// ---- validation and samples -------------------------------------------------------------------
+
+static void validate(Supervised *s) {
+    const Stage *st = s->sr->stage;
+    char err[1024];
+    if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+    int64_t n = loader_steps_per_epoch(s->val);
+    if (st->val.batches < n) n = st->val.batches;
+    Stats vs;
+    stats_reset(&vs);
+    Batch b;
+    BatchCopy *scratch = &s->micro_batches[0]; // its example array is free between steps
+    for (int64_t i = 0; i < n; i++) {
+        if (loader_next(s->val, &b) < 0) LC_DIE("%s", loader_error(s->val));
+        supervised_examples(s->val, b.B, scratch->example);
+        s->kind->micro(s, &b, scratch->example, 0.0, 0, &vs);
+    }
+    metrics_begin(s->metrics, s->step);
+    metrics_add_str(s->metrics, "split", "val");
+    stats_write(&vs, s->metrics);
+    double loss = stats_mean(&vs, "loss");
+    if (s->kind->data != DATA_PREFERENCE) metrics_add(s->metrics, "ppl", exp(loss));
+    metrics_end(s->metrics);
+    char extra[128] = "";
+    if (s->kind->progress_extra) s->kind->progress_extra(&vs, extra, sizeof(extra));
+    progress_print(&s->progress, "[%s] step %lld val loss %.4f%s%s", st->name, (long long)s->step,
+                   loss, extra[0] ? "  " : "", extra);
+}
+
+// Renders a sample prompt: raw text for pretraining, a user turn + assistant header otherwise.
+static void render_prompt(const Supervised *s, const char *text, TokenBuf *out) {
+    Tokenizer *tok = s->sr->run->tok;
+    if (s->sr->stage->kind == STAGE_PRETRAIN) {
+        int *ids = NULL;
+        int n = tokenizer_encode(tok, text, strlen(text), 1, &ids);
+        tokenbuf_push(out, ids, n, 0);
+        free(ids);
+        return;
+    }
+    Chat chat = chat_init(tok);
+    ChatMessage msg = {CHAT_USER, text, strlen(text)};
+    chat_render(&chat, &msg, 1, out);
+    chat_header(&chat, out);
+}
+
+static void print_samples(Supervised *s) {
+    const SampleConfig *sc = &s->sr->stage->sample;
+    Tokenizer *tok = s->sr->run->tok;
+    int n = sc->prompts.n > 0 ? sc->prompts.n : 1, maxT = s->model->cfg.max_seq_len;
+    for (int i = 0; i < n; i++) {
+        const char *text = sc->prompts.n > 0 ? sc->prompts.items[i] : "";
+        TokenBuf p = {0};
+        render_prompt(s, text, &p);
+        if (p.n == 0) {
+            int eot = tokenizer_eot(tok);
+            tokenbuf_push(&p, &eot, 1, 0);
+        }
+        int len = (int)(p.n + sc->max_new_tokens < maxT ? p.n + sc->max_new_tokens : maxT);
+        if (p.n >= len) {
+            tokenbuf_free(&p);
+            continue;
+        }
+        Sampler *smp = sampler_create(s->model, 1, len, 1);
+        SampleParams sp = {(float)sc->temperature, sc->top_k, (float)sc->top_p, chat_init(tok).end,
+                           len - (int)p.n};
+        int *out = lc_malloc(sizeof(int) * (size_t)sp.max_new_tokens), olen, plen = (int)p.n;
+        float *lp = lc_malloc(sizeof(float) * (size_t)sp.max_new_tokens);
+        sampler_generate(smp, p.ids, plen, &plen, 1, &sp, &s->rng, out, lp, &olen);
+        size_t bytes;
+        char *txt = tokenizer_decode(tok, out, olen, &bytes);
+        progress_print(&s->progress, "[%s] sample at step %lld: %s => %s", s->sr->stage->name,
+                       (long long)s->step, text, txt ? txt : "(undecodable)");
+        free(txt), free(out), free(lp);
+        sampler_free(smp);
+        tokenbuf_free(&p);
+    }
+}
+
+// ---- the loop -----------------------------------------------------------------------------------
+
+static void train_step(Supervised *s, double t_start) {
+    const Stage *st = s->sr->stage;
+    double t0 = time_now(), weight = 0.0;
+    long tokens = 0;
+    for (int i = 0; i < s->accum; i++) {
+        Batch b;
+        if (loader_next(s->train, &b) < 0) LC_DIE("%s", loader_error(s->train));
+        copy_batch(&s->micro_batches[i], &b);
+        supervised_examples(s->train, b.B, s->micro_batches[i].example);
+        weight += s->kind->weight(s, &s->micro_batches[i].b);
+        tokens += batch_tokens(&b);
+    }
+    Stats ts;
+    stats_reset(&ts);
+    gpt2_zero_grad(s->model);
+    for (int i = 0; i < s->accum; i++) {
+        BatchCopy *c = &s->micro_batches[i];
+        s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
+    }
+    float lr = schedule_lr(&s->sched, (float)st->optim.lr, s->step);
+    float norm = adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, lr);
+    s->step++;
+    double dt = time_now() - t0, loss = stats_mean(&ts, "loss");
+    metrics_begin(s->metrics, s->step);
+    stats_write(&ts, s->metrics);
+    metrics_add(s->metrics, "lr", lr);
+    metrics_add(s->metrics, "grad_norm", norm);
+    metrics_add(s->metrics, "tokens_per_s", (double)tokens / dt);
+    metrics_add(s->metrics, "elapsed", time_now() - t_start);
+    metrics_end(s->metrics);
+    char extra[128] = "";
+    if (s->kind->progress_extra) s->kind->progress_extra(&ts, extra, sizeof(extra));
+    progress_update(&s->progress, s->step, loss, (double)tokens / dt, extra[0] ? extra : NULL);
+}
+
+static int every(int interval, int64_t step) {
+    return interval > 0 && step % interval == 0;
+}
+
+// Fault injection for the resume tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL
+// itself right after step N (and any checkpoint due then), like a job killed by a scheduler.
+static int64_t fault_kill_step(void) {
+    const char *v = getenv("LC_FAULT_KILL_AT_STEP");
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
+static int loop(Supervised *s) {
+    const Stage *st = s->sr->stage;
+    double t_start = time_now();
+    int64_t kill_at = fault_kill_step();
+    while (s->step < st->steps) {
+        train_step(s, t_start);
+        int last = s->step == st->steps;
+        if (s->val && (every(st->val.every, s->step) || last)) validate(s);
+        if (every(st->sample.every, s->step)) print_samples(s);
+        if (every(st->checkpoint.every, s->step) && !last) {
+            char path[4200];
+            state_periodic_path(path, sizeof(path), s->sr->dir, s->step);
+            if (save(s, path, 0) != 0) return 1;
+            state_prune(s->sr->dir, st->checkpoint.keep);
+        }
+        if (s->step == kill_at) raise(SIGKILL);
+    }
+    progress_done(&s->progress);
+    char final[4200];
+    snprintf(final, sizeof(final), "%s/final.h5", s->sr->dir);
+    if (save(s, final, 1) != 0) return 1;
+    printf("[%s] done: %s\n", st->name, final);
+    return 0;
+}
+
+static int setup(Supervised *s) {
+    const StageRun *sr = s->sr;
+    const Stage *st = sr->stage;
+    int micro = st->micro_batch_size ? st->micro_batch_size : st->batch_size;
+    if (st->batch_size % (micro * sr->run->world) != 0) {
+        fprintf(stderr,
+                "layercake: stage '%s': batch_size %d is not a multiple of "
+                "micro_batch_size %d x %d processes\n",
+                st->name, st->batch_size, micro, sr->run->world);
+        return 1;
+    }
+    s->accum = st->batch_size / (micro * sr->run->world);
+    s->model = stage_model(s->sr, st->init, s->kind->heads, GPT2_TRAIN, micro_rows(s), seq_len(sr));
+    if (!s->model) return 1;
+    AdamWConfig oc = {(float)st->optim.lr,           (float)st->optim.betas[0],
+                      (float)st->optim.betas[1],     (float)st->optim.eps,
+                      (float)st->optim.weight_decay, (float)st->optim.grad_clip};
+    adamw_init(&s->opt, sr->run->be, &s->model->table, oc);
+    s->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, st->steps,
+                          (float)st->schedule.min_lr_ratio};
+    s->rng = rng_init(stage_seed(sr, "sample"));
+    const char *train = st->data.train, *val = st->data.val;
+    char sampled[2][4200];
+    if (st->data.prompts[0]) { // pairs sampled from the start model (reward, dpo)
+        if (pairs_sample(s->sr, sampled[0], sampled[1], sizeof(sampled[0]))) return 1;
+        train = sampled[0], val = sampled[1];
+    }
+    s->train = open_loader(s, train, 1, "train");
+    if (!s->train) return 1;
+    if (val[0]) {
+        s->val = open_loader(s, val, 0, "val");
+        if (!s->val) return 1;
+        s->val_start = loader_state(s->val);
+    }
+    s->micro_batches = lc_calloc((size_t)s->accum, sizeof(BatchCopy));
+    for (int i = 0; i < s->accum; i++) copy_alloc(&s->micro_batches[i], micro_rows(s), seq_len(sr));
+    print_sizes(s);
+    return 0;
+}
+
+static void teardown(Supervised *s) {
+    if (s->kind->teardown) s->kind->teardown(s);
+    for (int i = 0; s->micro_batches && i < s->accum; i++) copy_free(&s->micro_batches[i]);
+    free(s->micro_batches);
+    loader_free(s->train);
+    loader_free(s->val);
+    metrics_close(s->metrics);
+    adamw_free(&s->opt);
+    gpt2_free(s->model);
+}
+
+int supervised_run(StageRun *sr, const SupervisedKind *kind, void *ctx) {
+    Supervised s = {.sr = sr, .kind = kind, .ctx = ctx};
+    char err[1024];
+    int rc = setup(&s);
+    if (!rc) {
+        int64_t from = resume(&s);
+        s.metrics = metrics_open(sr->dir, from, err, sizeof(err));
+        if (!s.metrics) {
+            fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
+            rc = 1;
+        }
+    }
+    if (!rc && kind->setup) rc = kind->setup(&s);
+    if (!rc) {
+        progress_init(&s.progress, sr->stage->name, sr->stage->steps, s.step, sr->stage->log.every);
+        rc = loop(&s);
+    }
+    teardown(&s);
+    return rc;
+}

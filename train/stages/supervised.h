@@ -1,0 +1,68 @@
+// train/stages/supervised.h: the training loop of the stages that learn from a fixed dataset
+// (pretrain, sft, reward, dpo). One optimizer step takes batch_size rows (pairs for
+// preference data) as batch_size / micro_batch_size micro-batches whose gradients accumulate;
+// the step's loss is the exact mean over all of them (each micro-batch is weighted by its
+// share of the step's loss weight: masked tokens, or pairs). The loop owns checkpoints, exact
+// resume, validation, sample generations, metrics and progress; a stage kind supplies the
+// loss through a SupervisedKind.
+#pragma once
+#include "data/loader.h"
+#include "optim/optim.h"
+#include "train/run/metrics.h"
+#include "train/run/progress.h"
+#include "train/run/run.h"
+
+typedef struct Supervised Supervised;
+
+typedef struct {
+    DataKind data; // the dataset kind the stage trains on
+    int heads;     // GPT2_HEAD_* of the trained model
+    // Optional: after the model exists and before the first step (e.g. a frozen reference).
+    int (*setup)(Supervised *s);
+    void (*teardown)(Supervised *s);
+    // The micro-batch's share of the loss normalisation (masked tokens, pairs).
+    double (*weight)(Supervised *s, const Batch *b);
+    // Forward (and, when train, backward with the step's total weight) of one micro-batch
+    // whose rows hold dataset examples example[row] (-1 for an empty row); adds the statistics
+    // it reports, weighted by its weight, to st.
+    void (*micro)(Supervised *s, const Batch *b, const int64_t *example, double weight_total,
+                  int train, Stats *st);
+    // Optional: a few words for the progress line from the step's statistics.
+    void (*progress_extra)(const Stats *st, char *buf, size_t len);
+} SupervisedKind;
+
+// A copy of one micro-batch (loaders reuse their arrays on the next call).
+typedef struct {
+    Batch b;
+    int *tokens, *targets, *pos, *seg, *len; // (rows*T) or (rows) storage behind b
+    float *mask;                             // (rows*T)
+    int64_t *example;                        // (rows) dataset index of each row's example
+} BatchCopy;
+
+struct Supervised {
+    StageRun *sr;
+    const SupervisedKind *kind;
+    GPT2 *model;              // the trained model
+    AdamW opt;                // its optimiser
+    Schedule sched;           // learning rate per step
+    Loader *train;            // training batches (micro-batch rows each)
+    Loader *val;              // validation batches, or NULL
+    LoaderState val_start;    // the validation loader rewinds here before each validation
+    int accum;                // micro-batches per step
+    BatchCopy *micro_batches; // (accum)
+    Rng rng;                  // the stage's random stream (sampling)
+    int64_t step;             // optimizer steps done
+    Metrics *metrics;
+    Progress progress;
+    void *ctx; // the kind's own state
+};
+
+// Pairs in a preference micro-batch (rows 2i, 2i+1; the last batch of an epoch may hold empty
+// rows): the loss normaliser of the reward and dpo stages.
+double supervised_pairs(Supervised *s, const Batch *b);
+
+// Dataset indices of the rows of the loader's current batch into example (rows).
+void supervised_examples(const Loader *l, int rows, int64_t *example);
+
+// Runs a supervised stage to completion (or resumes it). Returns 0 on success.
+int supervised_run(StageRun *sr, const SupervisedKind *kind, void *ctx);
