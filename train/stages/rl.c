@@ -23,18 +23,79 @@
 #include "optim/optim.h"
 #include "train/run/metrics.h"
 #include "train/run/progress.h"
-#include "train/stages/readouts.h"
 #include "train/objectives/rl.h"
-#include "train/stages/rl.h"
-#include "train/run/state.h"
+#include "train/run/lifecycle.h"
+#include "train/stages/readouts.h"
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(sizeof(LoaderState) <= sizeof(int64_t) * STATE_MAX_CURSOR,
-               "the loader cursor must fit a checkpoint's cursor array");
+typedef struct {
+    StageRun *sr;
+    StageKind kind; // STAGE_PPO, STAGE_GRPO or STAGE_RLOO
+
+    // sizes
+    int P;          // prompts per iteration (rollout.batch)
+    int G;          // samples per prompt (rollout.group_size)
+    int R;          // responses per iteration, P * G
+    int T;          // row length: prompt + response (seq_len)
+    int max_prompt; // T - rollout.max_new_tokens
+    int mb;         // responses per minibatch, R / minibatches
+    int micro;      // responses per forward/backward pass
+
+    // models: each in its own arenas; frozen ones in inference mode without gradients
+    GPT2 *policy;          // trained; + a scalar head when value.init = policy
+    GPT2 *policy_view;     // inference view of the policy over all R rows (no-gradient passes)
+    GPT2 *ref;             // frozen copy of the start (reference for the KL)
+    GPT2 *value;           // trained critic (PPO with value.init = reward_model), or NULL
+    GPT2 *value_view;      // inference view of the critic over R rows
+    GPT2 *rm;              // frozen reward model, or NULL with a gold reward
+    const SynthTask *gold; // gold reward function, or NULL
+    AdamW opt, value_opt;
+    Schedule sched; // over iterations * epochs * minibatches optimizer steps
+    Sampler *sampler;
+    Loader *prompts_loader;
+    KlController klc;
+
+    // the rollout (host)
+    int *prompts;    // (R, max_prompt)
+    int *out;        // (R, max_new_tokens) sampled tokens
+    float *out_logp; // (R, max_new_tokens) their log-probs at sampling time
+    int *plen;       // (R) prompt tokens
+    int *rlen;       // (R) response tokens (the stop token included)
+    int *len;        // (R) plen + rlen
+    int *ended;      // (R) the response ends with the stop token
+    int stop;        // the stop token
+    long rollout_tokens;
+    int *tokens;    // (R, T) prompt + response, right-padded
+    int *targets;   // (R, T) next tokens, -1 past the row
+    float *mask;    // (R, T) 1 on targets that are response tokens
+    float *scores;  // (R) reward per response (after the missing-EOS penalty)
+    float *correct; // (R) gold correctness (NAN with a reward model)
+
+    // per token (R, T), response targets only
+    float *old_logp, *ref_logp, *old_values, *kl, *rewards, *adv, *ret, *entropy;
+    float *seq_adv; // (R) group-relative advantage of each response
+    float inv_temp; // 1 / rollout.temperature: log-probs of the distribution that sampled
+
+    // the update
+    int *order;                    // (R) shuffled response order
+    int *score_len;                // (R) rows as the reward model reads them (no stop token)
+    float *seq_rewards;            // (R) GRPO/RLOO: each response's reward for its group
+    int *mb_tokens, *mb_targets;   // (micro, T) gathered micro-batch
+    float *mb_mask;                // (micro, T)
+    float *dlogp, *dent, *dvalues; // (micro, T) objective gradients
+    float grad_norm;
+    int epochs_run;
+    double iter_kl, klc_before;
+    double logp_diff; // max |sampler log-prob - forward log-prob| over the rollout
+
+    Rng rng;        // sampling and minibatch shuffles
+    Lifecycle lc;   // resume, checkpoints, metrics, progress; lc.step = iterations done
+    void *host;     // the one allocation every host array above is carved from
+    double t_start; // when this process's first iteration began (metric "elapsed")
+} RlRun;
 
 // ---- setup --------------------------------------------------------------------------------------
 
@@ -43,54 +104,51 @@ static void sizes(RlRun *rl) {
     rl->P = st->rollout.batch;
     rl->G = st->rollout.group_size;
     rl->R = rl->P * rl->G;
-    rl->T = st->seq_len ? st->seq_len : rl->sr->run->recipe->model.max_seq_len;
+    rl->T = st->seq_len;
     rl->max_prompt = rl->T - st->rollout.max_new_tokens;
     rl->mb = rl->R / st->minibatches;
-    rl->micro = st->micro_batch_size ? st->micro_batch_size : rl->mb;
+    rl->micro = st->micro_batch_size;
+}
+
+// The next 64-byte aligned piece of `bytes` from the block at base (NULL while measuring).
+static void *take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 63) & ~(size_t)63;
+    return p;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof(*(a)))
+
+// Points every host array of the stage into one block at base and returns the block's size in
+// bytes; with base NULL it only measures. Arrays sized by the rollout live here, never on the
+// stack, so a large rollout.batch x group_size cannot overflow it.
+static size_t carve_buffers(RlRun *rl, char *base) {
+    size_t off = 0, R = (size_t)rl->R, RT = R * (size_t)rl->T, MT = (size_t)rl->micro * rl->T;
+    size_t RN = R * (size_t)rl->sr->stage->rollout.max_new_tokens;
+    int **ints_R[] = {&rl->len, &rl->plen, &rl->rlen, &rl->ended, &rl->score_len, &rl->order};
+    float **floats_R[] = {&rl->scores, &rl->correct, &rl->seq_adv, &rl->seq_rewards};
+    float **floats_RT[] = {&rl->mask,    &rl->old_logp, &rl->ref_logp, &rl->old_values,
+                           &rl->kl,      &rl->rewards,  &rl->adv,      &rl->ret,
+                           &rl->entropy, &rl->dlogp,    &rl->dent,     &rl->dvalues};
+    for (size_t i = 0; i < COUNT(ints_R); i++) *ints_R[i] = take(base, &off, R * sizeof(int));
+    for (size_t i = 0; i < COUNT(floats_R); i++) *floats_R[i] = take(base, &off, R * sizeof(float));
+    for (size_t i = 0; i < COUNT(floats_RT); i++)
+        *floats_RT[i] = take(base, &off, RT * sizeof(float));
+    rl->tokens = take(base, &off, RT * sizeof(int));
+    rl->targets = take(base, &off, RT * sizeof(int));
+    rl->prompts = take(base, &off, R * (size_t)rl->max_prompt * sizeof(int));
+    rl->out = take(base, &off, RN * sizeof(int));
+    rl->out_logp = take(base, &off, RN * sizeof(float));
+    rl->mb_tokens = take(base, &off, MT * sizeof(int));
+    rl->mb_targets = take(base, &off, MT * sizeof(int));
+    rl->mb_mask = take(base, &off, MT * sizeof(float));
+    return off;
 }
 
 static void alloc_buffers(RlRun *rl) {
-    size_t RT = (size_t)rl->R * rl->T, R = (size_t)rl->R;
-    int maxnew = rl->sr->stage->rollout.max_new_tokens;
-    rl->tokens = lc_calloc(RT, sizeof(int));
-    rl->targets = lc_calloc(RT, sizeof(int));
-    rl->mask = lc_calloc(RT, sizeof(float));
-    rl->len = lc_calloc(R, sizeof(int));
-    rl->plen = lc_calloc(R, sizeof(int));
-    rl->rlen = lc_calloc(R, sizeof(int));
-    rl->ended = lc_calloc(R, sizeof(int));
-    rl->prompts = lc_calloc(R * (size_t)rl->max_prompt, sizeof(int));
-    rl->out = lc_calloc(R * (size_t)maxnew, sizeof(int));
-    rl->out_logp = lc_calloc(R * (size_t)maxnew, sizeof(float));
-    rl->scores = lc_calloc(R, sizeof(float));
-    rl->correct = lc_calloc(R, sizeof(float));
-    rl->seq_adv = lc_calloc(R, sizeof(float));
-    float **per_token[] = {&rl->old_logp, &rl->ref_logp, &rl->old_values, &rl->kl,
-                           &rl->rewards,  &rl->adv,      &rl->ret,        &rl->entropy,
-                           &rl->dlogp,    &rl->dent,     &rl->dvalues};
-    for (size_t i = 0; i < sizeof(per_token) / sizeof(*per_token); i++)
-        *per_token[i] = lc_calloc(RT, sizeof(float));
-    rl->order = lc_calloc(R, sizeof(int));
-    size_t mt = (size_t)rl->micro * rl->T;
-    rl->mb_tokens = lc_calloc(mt, sizeof(int));
-    rl->mb_targets = lc_calloc(mt, sizeof(int));
-    rl->mb_mask = lc_calloc(mt, sizeof(float));
-}
-
-static void free_buffers(RlRun *rl) {
-    void *p[] = {rl->tokens,     rl->targets,    rl->mask,    rl->len,      rl->plen,
-                 rl->rlen,       rl->ended,      rl->prompts, rl->out,      rl->out_logp,
-                 rl->scores,     rl->correct,    rl->seq_adv, rl->old_logp, rl->ref_logp,
-                 rl->old_values, rl->kl,         rl->rewards, rl->adv,      rl->ret,
-                 rl->entropy,    rl->dlogp,      rl->dent,    rl->dvalues,  rl->order,
-                 rl->mb_tokens,  rl->mb_targets, rl->mb_mask};
-    for (size_t i = 0; i < sizeof(p) / sizeof(*p); i++) free(p[i]);
-}
-
-static AdamWConfig adamw_config(const Stage *st) {
-    return (AdamWConfig){(float)st->optim.lr,           (float)st->optim.betas[0],
-                         (float)st->optim.betas[1],     (float)st->optim.eps,
-                         (float)st->optim.weight_decay, (float)st->optim.grad_clip};
+    size_t bytes = carve_buffers(rl, NULL);
+    rl->host = lc_calloc(bytes, 1);
+    carve_buffers(rl, rl->host);
 }
 
 static void print_model(const RlRun *rl, const char *role, const GPT2 *m, int trained) {
@@ -110,7 +168,7 @@ static int make_value(RlRun *rl) {
     rl->value = stage_model(rl->sr, from, GPT2_HEAD_SCALAR, GPT2_TRAIN, rl->micro, rl->T);
     if (!rl->value) return 1;
     rl->value_view = gpt2_create_view(rl->value, GPT2_INFER, rl->R, rl->T);
-    adamw_init(&rl->value_opt, rl->sr->run->be, &rl->value->table, adamw_config(st));
+    adamw_init(&rl->value_opt, rl->sr->run->be, &rl->value->table, stage_adamw_config(st));
     return 0;
 }
 
@@ -122,7 +180,7 @@ static int make_models(RlRun *rl) {
     rl->ref = stage_model(rl->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, rl->R, rl->T);
     if (!rl->policy || !rl->ref) return 1;
     rl->policy_view = gpt2_create_view(rl->policy, GPT2_INFER, rl->R, rl->T);
-    adamw_init(&rl->opt, rl->sr->run->be, &rl->policy->table, adamw_config(st));
+    adamw_init(&rl->opt, rl->sr->run->be, &rl->policy->table, stage_adamw_config(st));
     if (st->reward_model[0]) {
         // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
         rl->rm = stage_model(rl->sr, st->reward_model, 0, GPT2_INFER, rl->R, rl->T);
@@ -242,9 +300,8 @@ static void score_gold(RlRun *rl) {
 // Reward-model scores: rows hold prompt + response without a final stop token
 // (train/stages/readouts.h).
 static void score_rm(RlRun *rl) {
-    int len[rl->R];
-    for (int r = 0; r < rl->R; r++) len[r] = rl->len[r] - rl->ended[r];
-    Batch b = {.B = rl->R, .T = rl->T, .tokens = rl->tokens, .len = len};
+    for (int r = 0; r < rl->R; r++) rl->score_len[r] = rl->len[r] - rl->ended[r];
+    Batch b = {.B = rl->R, .T = rl->T, .tokens = rl->tokens, .len = rl->score_len};
     reward_scores(rl->rm, &b, rl->scores);
     for (int r = 0; r < rl->R; r++) rl->correct[r] = NAN;
 }
@@ -324,7 +381,7 @@ static void advantages_ppo(RlRun *rl) {
 // group, the same advantage for every response token.
 static void advantages_group(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    float seq[rl->R];
+    float *seq = rl->seq_rewards;
     for (int r = 0; r < rl->R; r++) {
         double s = st->reward_clip > 0
                        ? fmax(-st->reward_clip, fmin(st->reward_clip, rl->scores[r]))
@@ -459,56 +516,65 @@ static double masked_mean(const float *x, const float *mask, size_t n) {
     return c > 0 ? s / c : NAN;
 }
 
-static void log_iteration(RlRun *rl, const UpdateStats *u, const double *times, double t_start) {
-    const Stage *st = rl->sr->stage;
+// The rollout's columns of an iteration's metrics row: what the policy sampled and scored.
+static double log_rollout(RlRun *rl, Metrics *m) {
     size_t RT = (size_t)rl->R * rl->T;
     double score = 0, acc = 0, len = 0, ended = 0;
     for (int r = 0; r < rl->R; r++)
         score += rl->scores[r], acc += rl->correct[r], len += rl->rlen[r], ended += rl->ended[r];
-    double n = u->tokens > 0 ? u->tokens : 1, loss = (u->pg_loss + st->value.coef * u->v_loss) / n;
-    Metrics *m = rl->metrics;
-    metrics_begin(m, rl->iteration);
-    metrics_add(m, "loss", loss);
     metrics_add(m, "objective/scores", score / rl->R);
     if (rl->gold) metrics_add(m, "objective/accuracy", acc / rl->R);
     metrics_add(m, "objective/kl", rl->iter_kl);
     metrics_add(m, "objective/entropy", masked_mean(rl->entropy, rl->mask, RT));
     metrics_add(m, "response_length", len / rl->R);
     metrics_add(m, "response_ended", ended / rl->R);
+    return score / rl->R;
+}
+
+// The update's columns: losses and the policy's movement, per response token.
+static void log_update(RlRun *rl, Metrics *m, const UpdateStats *u, double n) {
+    const Stage *st = rl->sr->stage;
     metrics_add(m, "policy/approxkl", u->approx_kl / n);
     metrics_add(m, "policy/clipfrac", u->clipfrac / n);
     metrics_add(m, "loss/policy", u->pg_loss / n);
     if (rl->kind == STAGE_PPO) {
         metrics_add(m, "loss/value", u->v_loss / n);
-        metrics_add(m, "val/explained_variance",
-                    rl_explained_variance(rl->old_values, rl->ret, rl->mask, RT));
+        metrics_add(
+            m, "val/explained_variance",
+            rl_explained_variance(rl->old_values, rl->ret, rl->mask, (size_t)rl->R * rl->T));
     }
     if (!st->kl.in_reward) metrics_add(m, "loss/kl", u->kl_loss / n);
     metrics_add(m, "beta", rl->klc_before);
     metrics_add(m, "epochs", rl->epochs_run);
     metrics_add(m, "lr", schedule_lr(&rl->sched, (float)st->optim.lr, rl->opt.step));
     metrics_add(m, "grad_norm", rl->grad_norm);
+}
+
+static void log_iteration(RlRun *rl, int64_t it, const UpdateStats *u, const double *times) {
+    const Stage *st = rl->sr->stage;
+    double n = u->tokens > 0 ? u->tokens : 1, loss = (u->pg_loss + st->value.coef * u->v_loss) / n;
+    Metrics *m = rl->lc.metrics;
+    metrics_begin(m, it);
+    metrics_add(m, "loss", loss);
+    double score = log_rollout(rl, m);
+    log_update(rl, m, u, n);
     metrics_add(m, "time/rollout", times[0]);
     metrics_add(m, "time/score", times[1]);
     metrics_add(m, "time/update", times[2]);
     metrics_add(m, "rollout_tokens_per_s", rl->rollout_tokens / times[0]);
     metrics_add(m, "rollout/logp_diff", rl->logp_diff);
     metrics_add(m, "tokens_per_s", (double)rl->rollout_tokens / (times[0] + times[1] + times[2]));
-    metrics_add(m, "elapsed", time_now() - t_start);
+    metrics_add(m, "elapsed", time_now() - rl->t_start);
     metrics_end(m);
     char extra[256];
     snprintf(extra, sizeof(extra),
-             "score %.3f  kl %.3f  beta %.4f  rollout/score/update %.1f/%.1f/%.1f s", score / rl->R,
+             "score %.3f  kl %.3f  beta %.4f  rollout/score/update %.1f/%.1f/%.1f s", score,
              rl->iter_kl, rl->klc_before, times[0], times[1], times[2]);
-    progress_update(&rl->progress, rl->iteration, loss, rl->rollout_tokens / times[0], extra);
+    progress_update(&rl->lc.progress, it, loss, rl->rollout_tokens / times[0], extra);
 }
 
-static int iteration(RlRun *rl, double t_start) {
-    double t0 = time_now(), times[3];
-    if (next_prompts(rl)) return 1;
-    rollout(rl);
-    times[0] = time_now() - t0;
-    t0 = time_now();
+// Scores the rollout and computes its advantages (and adapts the KL coefficient).
+static void prepare(RlRun *rl) {
     score(rl);
     forward_rollout(rl);
     rl->iter_kl = mean_seq_kl(rl);
@@ -518,72 +584,38 @@ static int iteration(RlRun *rl, double t_start) {
     else
         advantages_group(rl);
     kl_controller_update(&rl->klc, rl->iter_kl, rl->R);
+}
+
+// One iteration (the lifecycle's step): rollout, scoring and advantages, the update.
+static int iteration_hook(void *ctx, int64_t it) {
+    RlRun *rl = ctx;
+    double t0 = time_now(), times[3];
+    if (next_prompts(rl)) return 1;
+    rollout(rl);
+    times[0] = time_now() - t0;
+    t0 = time_now();
+    prepare(rl);
     times[1] = time_now() - t0;
     t0 = time_now();
     UpdateStats u = {0};
     update(rl, &u);
     times[2] = time_now() - t0;
-    rl->iteration++;
-    log_iteration(rl, &u, times, t_start);
+    log_iteration(rl, it, &u, times);
     return 0;
 }
 
-// ---- checkpoints --------------------------------------------------------------------------------
-
-static int state_models(RlRun *rl, StateModel *sm, int final) {
-    sm[0] = (StateModel){"policy", rl->policy, final ? NULL : &rl->opt};
+static int models_hook(void *ctx, StateModel *sm, bool final) {
+    RlRun *rl = ctx;
+    sm[0] = (StateModel){.name = "policy", .model = rl->policy, .opt = final ? NULL : &rl->opt};
     if (!rl->value) return 1;
-    sm[1] = (StateModel){"value", rl->value, final ? NULL : &rl->value_opt};
+    sm[1] = (StateModel){.name = "value", .model = rl->value, .opt = final ? NULL : &rl->value_opt};
     return 2;
 }
 
-static TrainState rl_state(RlRun *rl, int complete) {
-    TrainState ts = {.step = rl->iteration,
-                     .rng = rl->rng.state,
-                     .complete = complete,
-                     .tokenizer = rl->sr->run->fingerprint,
-                     .recipe = rl->sr->run->recipe_text,
-                     .tokenizer_path = rl->sr->run->recipe->tokenizer,
-                     .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t)),
-                     .n_scalars = 1,
-                     .scalar_names = {"kl_coef"},
-                     .scalars = {rl->klc.coef}};
-    LoaderState ls = loader_state(rl->prompts_loader);
-    memcpy(ts.cursor, &ls, sizeof(ls));
-    return ts;
-}
-
-static int save(RlRun *rl, const char *path, int complete) {
-    StateModel sm[2];
-    int n = state_models(rl, sm, complete);
-    TrainState ts = rl_state(rl, complete);
-    char err[1024];
-    if (state_save(path, sm, n, &ts, err, sizeof(err)) == 0) return 0;
-    fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", rl->sr->stage->name, err);
-    return 1;
-}
-
-static void resume(RlRun *rl) {
-    char *paths[64], err[1024];
-    int n = state_list_periodic(rl->sr->dir, paths, 64), done = 0;
-    for (int i = 0; i < n && !done; i++) {
-        StateModel sm[2];
-        int nm = state_models(rl, sm, 0);
-        TrainState ts = rl_state(rl, 0);
-        LoaderState ls;
-        int rc = state_load(paths[i], sm, nm, &ts, err, sizeof(err));
-        memcpy(&ls, ts.cursor, sizeof(ls));
-        if (!rc) rc = loader_restore(rl->prompts_loader, &ls, err, sizeof(err));
-        if (rc) {
-            printf("[%s] warning: %s; trying the previous checkpoint\n", rl->sr->stage->name, err);
-            continue;
-        }
-        rl->iteration = ts.step, rl->rng.state = ts.rng, rl->klc.coef = ts.scalars[0];
-        printf("[%s] resuming from %s (iteration %lld)\n", rl->sr->stage->name, paths[i],
-               (long long)rl->iteration);
-        done = 1;
-    }
-    for (int i = 0; i < n; i++) free(paths[i]);
+static int start_hook(void *ctx) {
+    RlRun *rl = ctx;
+    rl->t_start = time_now();
+    return 0;
 }
 
 // ---- the stage
@@ -597,9 +629,10 @@ static int setup(RlRun *rl) {
     rl->inv_temp = 1.0f / (float)st->rollout.temperature;
     rl->klc = kl_controller_init(st->kl.coef, st->kl.target, st->kl.horizon);
     rl->rng = rng_init(stage_seed(rl->sr, "rl"));
-    long updates = (long)st->iterations * st->epochs * st->minibatches;
-    rl->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, (int)updates,
-                           (float)st->schedule.min_lr_ratio};
+    rl->sched = stage_schedule(st, st->iterations * st->epochs * st->minibatches);
+    rl->lc = lifecycle_init(rl->sr, st->iterations, &rl->rng, rl->prompts_loader);
+    rl->lc.unit = "iteration";
+    lifecycle_add_scalar(&rl->lc, "kl_coef", &rl->klc.coef);
     printf("[%s] %s: %d iterations of %d prompts x %d samples = %d responses (<= %d new tokens, "
            "rows of %d); %d epochs x %d minibatches of %d (micro-batches of %d); reward: %s\n",
            st->name, stage_kind_name(st->kind), st->iterations, rl->P, rl->G, rl->R,
@@ -615,52 +648,18 @@ static void teardown(RlRun *rl) {
     if (rl->policy) adamw_free(&rl->opt);
     gpt2_free(rl->policy), gpt2_free(rl->value), gpt2_free(rl->ref), gpt2_free(rl->rm);
     loader_free(rl->prompts_loader);
-    metrics_close(rl->metrics);
-    free_buffers(rl);
-}
-
-static int64_t fault_kill_iteration(void) {
-    const char *v = getenv("LC_FAULT_KILL_AT_STEP"); // see train/stages/supervised.c
-    return v ? strtoll(v, NULL, 10) : -1;
-}
-
-static int loop(RlRun *rl) {
-    const Stage *st = rl->sr->stage;
-    double t_start = time_now();
-    int64_t kill_at = fault_kill_iteration();
-    progress_init(&rl->progress, st->name, st->iterations, rl->iteration, st->log.every);
-    while (rl->iteration < st->iterations) {
-        if (iteration(rl, t_start)) return 1;
-        int last = rl->iteration == st->iterations;
-        if (st->checkpoint.every > 0 && rl->iteration % st->checkpoint.every == 0 && !last) {
-            char path[4200];
-            state_periodic_path(path, sizeof(path), rl->sr->dir, rl->iteration);
-            if (save(rl, path, 0)) return 1;
-            state_prune(rl->sr->dir, st->checkpoint.keep);
-        }
-        if (rl->iteration == kill_at) raise(SIGKILL);
-    }
-    progress_done(&rl->progress);
-    char final[4200];
-    snprintf(final, sizeof(final), "%s/final.h5", rl->sr->dir);
-    if (save(rl, final, 1)) return 1;
-    printf("[%s] done: %s\n", st->name, final);
-    return 0;
+    free(rl->host);
 }
 
 int stage_rl(StageRun *sr) {
+    static const LifecycleHooks hooks = {
+        .start = start_hook,
+        .step = iteration_hook,
+        .models = models_hook,
+    };
     RlRun rl = {.sr = sr, .kind = sr->stage->kind};
-    char err[1024];
     int rc = setup(&rl);
-    if (!rc) {
-        resume(&rl);
-        rl.metrics = metrics_open(sr->dir, rl.iteration > 0 ? rl.iteration : -1, err, sizeof(err));
-        if (!rl.metrics) {
-            fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
-            rc = 1;
-        }
-    }
-    if (!rc) rc = loop(&rl);
+    if (!rc) rc = lifecycle_run(&rl.lc, &hooks, &rl);
     teardown(&rl);
     return rc;
 }

@@ -5,15 +5,10 @@
 #include "data/chat.h"
 #include "model/sample.h"
 #include "train/stages/pairs.h"
-#include "train/run/state.h"
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-_Static_assert(sizeof(LoaderState) <= sizeof(int64_t) * STATE_MAX_CURSOR,
-               "the loader cursor must fit a checkpoint's cursor array");
 
 // ---- batch copies ---------------------------------------------------------------------------
 
@@ -71,14 +66,10 @@ static long batch_tokens(const Batch *b) {
 
 // ---- setup ------------------------------------------------------------------------------------
 
+// Rows of one micro-batch: sequences, or two per preference pair.
 static int micro_rows(const Supervised *s) {
-    int micro =
-        s->sr->stage->micro_batch_size ? s->sr->stage->micro_batch_size : s->sr->stage->batch_size;
+    int micro = s->sr->stage->micro_batch_size;
     return s->kind->data == DATA_PREFERENCE ? 2 * micro : micro;
-}
-
-static int seq_len(const StageRun *sr) {
-    return sr->stage->seq_len ? sr->stage->seq_len : sr->run->recipe->model.max_seq_len;
 }
 
 static Loader *open_loader(Supervised *s, const char *path, int shuffle, const char *purpose) {
@@ -86,8 +77,8 @@ static Loader *open_loader(Supervised *s, const char *path, int shuffle, const c
     const Stage *st = sr->stage;
     char err[1024];
     LoaderOptions o = {
-        .batch = st->micro_batch_size ? st->micro_batch_size : st->batch_size,
-        .T = seq_len(sr),
+        .batch = st->micro_batch_size,
+        .T = st->seq_len,
         .rank = sr->run->rank,
         .world = sr->run->world,
         .seed = stage_seed(sr, purpose),
@@ -109,7 +100,7 @@ static Loader *open_loader(Supervised *s, const char *path, int shuffle, const c
 static void print_sizes(const Supervised *s) {
     const Stage *st = s->sr->stage;
     const GPT2 *m = s->model;
-    int micro = st->micro_batch_size ? st->micro_batch_size : st->batch_size;
+    int micro = st->micro_batch_size;
     const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
     printf("[%s] %s from %s: %.2fM parameters; arenas: params %.1f MB, grads %.1f MB, AdamW "
            "%.1f MB, activations %.1f MB\n",
@@ -119,64 +110,9 @@ static void print_sizes(const Supervised *s) {
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
-           seq_len(s->sr),
-           (long)st->batch_size * seq_len(s->sr) * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
+           st->seq_len,
+           (long)st->batch_size * st->seq_len * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
            st->steps, (long long)(loader_steps_per_epoch(s->train) / s->accum));
-}
-
-// ---- checkpoints ------------------------------------------------------------------------------
-
-static TrainState make_state(const Supervised *s, int complete) {
-    TrainState ts = {.step = s->step,
-                     .rng = s->rng.state,
-                     .complete = complete,
-                     .tokenizer = s->sr->run->fingerprint,
-                     .recipe = s->sr->run->recipe_text,
-                     .tokenizer_path = s->sr->run->recipe->tokenizer,
-                     .n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
-    LoaderState ls = loader_state(s->train);
-    memcpy(ts.cursor, &ls, sizeof(ls));
-    return ts;
-}
-
-static int save(Supervised *s, const char *path, int complete) {
-    char err[1024];
-    StateModel sm = {"model", s->model, complete ? NULL : &s->opt};
-    TrainState ts = make_state(s, complete);
-    if (state_save(path, &sm, 1, &ts, err, sizeof(err)) != 0) {
-        fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", s->sr->stage->name, err);
-        return -1;
-    }
-    return 0;
-}
-
-// Restores the newest intact periodic checkpoint, if any; returns its step or -1.
-static int64_t resume(Supervised *s) {
-    char *paths[64], err[1024];
-    int n = state_list_periodic(s->sr->dir, paths, 64);
-    int64_t step = -1;
-    for (int i = 0; i < n && step < 0; i++) {
-        StateModel sm = {"model", s->model, &s->opt};
-        TrainState ts = {.n_cursor = (int)(sizeof(LoaderState) / sizeof(int64_t))};
-        LoaderState ls;
-        int rc = state_load(paths[i], &sm, 1, &ts, err, sizeof(err));
-        if (!rc && ts.tokenizer != s->sr->run->fingerprint) {
-            snprintf(err, sizeof(err), "%s: made with another tokenizer", paths[i]);
-            rc = -1;
-        }
-        memcpy(&ls, ts.cursor, sizeof(ls));
-        if (!rc) rc = loader_restore(s->train, &ls, err, sizeof(err));
-        if (rc) {
-            printf("[%s] warning: %s; trying the previous checkpoint\n", s->sr->stage->name, err);
-            continue;
-        }
-        s->step = step = ts.step;
-        s->rng.state = ts.rng;
-        printf("[%s] resuming from %s (step %lld)\n", s->sr->stage->name, paths[i],
-               (long long)step);
-    }
-    for (int i = 0; i < n; i++) free(paths[i]);
-    return step;
 }
 
 // ---- validation and samples -------------------------------------------------------------------
@@ -196,16 +132,16 @@ static void validate(Supervised *s) {
         supervised_examples(s->val, b.B, scratch->example);
         s->kind->micro(s, &b, scratch->example, 0.0, 0, &vs);
     }
-    metrics_begin(s->metrics, s->step);
-    metrics_add_str(s->metrics, "split", "val");
-    stats_write(&vs, s->metrics);
+    metrics_begin(s->lc.metrics, s->lc.step);
+    metrics_add_str(s->lc.metrics, "split", "val");
+    stats_write(&vs, s->lc.metrics);
     double loss = stats_mean(&vs, "loss");
-    if (s->kind->data != DATA_PREFERENCE) metrics_add(s->metrics, "ppl", exp(loss));
-    metrics_end(s->metrics);
+    if (s->kind->data != DATA_PREFERENCE) metrics_add(s->lc.metrics, "ppl", exp(loss));
+    metrics_end(s->lc.metrics);
     char extra[128] = "";
     if (s->kind->progress_extra) s->kind->progress_extra(&vs, extra, sizeof(extra));
-    progress_print(&s->progress, "[%s] step %lld val loss %.4f%s%s", st->name, (long long)s->step,
-                   loss, extra[0] ? "  " : "", extra);
+    progress_print(&s->lc.progress, "[%s] step %lld val loss %.4f%s%s", st->name,
+                   (long long)s->lc.step, loss, extra[0] ? "  " : "", extra);
 }
 
 // Renders a sample prompt: raw text for pretraining, a user turn + assistant header otherwise.
@@ -249,28 +185,52 @@ static void print_samples(Supervised *s) {
         sampler_generate(smp, p.ids, plen, &plen, 1, &sp, &s->rng, out, lp, &olen);
         size_t bytes;
         char *txt = tokenizer_decode(tok, out, olen, &bytes);
-        progress_print(&s->progress, "[%s] sample at step %lld: %s => %s", s->sr->stage->name,
-                       (long long)s->step, text, txt ? txt : "(undecodable)");
+        progress_print(&s->lc.progress, "[%s] sample at step %lld: %s => %s", s->sr->stage->name,
+                       (long long)s->lc.step, text, txt ? txt : "(undecodable)");
         free(txt), free(out), free(lp);
         sampler_free(smp);
         tokenbuf_free(&p);
     }
 }
 
-// ---- the loop -----------------------------------------------------------------------------------
+// ---- the step and its hooks
+// ----------------------------------------------------------------------
 
-static void train_step(Supervised *s, double t_start) {
-    const Stage *st = s->sr->stage;
-    double t0 = time_now(), weight = 0.0;
-    long tokens = 0;
+// Reads the step's micro-batches; returns the step's loss weight and counts its real tokens.
+static double read_step(Supervised *s, long *tokens) {
+    double weight = 0.0;
     for (int i = 0; i < s->accum; i++) {
         Batch b;
         if (loader_next(s->train, &b) < 0) LC_DIE("%s", loader_error(s->train));
         copy_batch(&s->micro_batches[i], &b);
         supervised_examples(s->train, b.B, s->micro_batches[i].example);
         weight += s->kind->weight(s, &s->micro_batches[i].b);
-        tokens += batch_tokens(&b);
+        *tokens += batch_tokens(&b);
     }
+    return weight;
+}
+
+static void log_step(Supervised *s, int64_t step, const Stats *ts, float lr, float norm,
+                     double tokens_per_s) {
+    Metrics *m = s->lc.metrics;
+    metrics_begin(m, step);
+    stats_write(ts, m);
+    metrics_add(m, "lr", lr);
+    metrics_add(m, "grad_norm", norm);
+    metrics_add(m, "tokens_per_s", tokens_per_s);
+    metrics_add(m, "elapsed", time_now() - s->t_start);
+    metrics_end(m);
+    char extra[128] = "";
+    if (s->kind->progress_extra) s->kind->progress_extra(ts, extra, sizeof(extra));
+    progress_update(&s->lc.progress, step, stats_mean(ts, "loss"), tokens_per_s,
+                    extra[0] ? extra : NULL);
+}
+
+static int step_hook(void *ctx, int64_t step) {
+    Supervised *s = ctx;
+    double t0 = time_now();
+    long tokens = 0;
+    double weight = read_step(s, &tokens);
     Stats ts;
     stats_reset(&ts);
     gpt2_zero_grad(s->model);
@@ -278,79 +238,36 @@ static void train_step(Supervised *s, double t_start) {
         BatchCopy *c = &s->micro_batches[i];
         s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
     }
-    float lr = schedule_lr(&s->sched, (float)st->optim.lr, s->step);
+    float lr = schedule_lr(&s->sched, (float)s->sr->stage->optim.lr, step - 1);
     float norm = adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, lr);
-    s->step++;
-    double dt = time_now() - t0, loss = stats_mean(&ts, "loss");
-    metrics_begin(s->metrics, s->step);
-    stats_write(&ts, s->metrics);
-    metrics_add(s->metrics, "lr", lr);
-    metrics_add(s->metrics, "grad_norm", norm);
-    metrics_add(s->metrics, "tokens_per_s", (double)tokens / dt);
-    metrics_add(s->metrics, "elapsed", time_now() - t_start);
-    metrics_end(s->metrics);
-    char extra[128] = "";
-    if (s->kind->progress_extra) s->kind->progress_extra(&ts, extra, sizeof(extra));
-    progress_update(&s->progress, s->step, loss, (double)tokens / dt, extra[0] ? extra : NULL);
-}
-
-static int every(int interval, int64_t step) {
-    return interval > 0 && step % interval == 0;
-}
-
-// Fault injection for the resume tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL
-// itself right after step N (and any checkpoint due then), like a job killed by a scheduler.
-static int64_t fault_kill_step(void) {
-    const char *v = getenv("LC_FAULT_KILL_AT_STEP");
-    return v ? strtoll(v, NULL, 10) : -1;
-}
-
-static int loop(Supervised *s) {
-    const Stage *st = s->sr->stage;
-    double t_start = time_now();
-    int64_t kill_at = fault_kill_step();
-    while (s->step < st->steps) {
-        train_step(s, t_start);
-        int last = s->step == st->steps;
-        if (s->val && (every(st->val.every, s->step) || last)) validate(s);
-        if (every(st->sample.every, s->step)) print_samples(s);
-        if (every(st->checkpoint.every, s->step) && !last) {
-            char path[4200];
-            state_periodic_path(path, sizeof(path), s->sr->dir, s->step);
-            if (save(s, path, 0) != 0) return 1;
-            state_prune(s->sr->dir, st->checkpoint.keep);
-        }
-        if (s->step == kill_at) raise(SIGKILL);
-    }
-    progress_done(&s->progress);
-    char final[4200];
-    snprintf(final, sizeof(final), "%s/final.h5", s->sr->dir);
-    if (save(s, final, 1) != 0) return 1;
-    printf("[%s] done: %s\n", st->name, final);
+    log_step(s, step, &ts, lr, norm, (double)tokens / (time_now() - t0));
     return 0;
 }
 
-static int setup(Supervised *s) {
-    const StageRun *sr = s->sr;
-    const Stage *st = sr->stage;
-    int micro = st->micro_batch_size ? st->micro_batch_size : st->batch_size;
-    if (st->batch_size % (micro * sr->run->world) != 0) {
-        fprintf(stderr,
-                "layercake: stage '%s': batch_size %d is not a multiple of "
-                "micro_batch_size %d x %d processes\n",
-                st->name, st->batch_size, micro, sr->run->world);
-        return 1;
-    }
-    s->accum = st->batch_size / (micro * sr->run->world);
-    s->model = stage_model(s->sr, st->init, s->kind->heads, GPT2_TRAIN, micro_rows(s), seq_len(sr));
-    if (!s->model) return 1;
-    AdamWConfig oc = {(float)st->optim.lr,           (float)st->optim.betas[0],
-                      (float)st->optim.betas[1],     (float)st->optim.eps,
-                      (float)st->optim.weight_decay, (float)st->optim.grad_clip};
-    adamw_init(&s->opt, sr->run->be, &s->model->table, oc);
-    s->sched = (Schedule){st->schedule.kind, st->schedule.warmup_steps, st->steps,
-                          (float)st->schedule.min_lr_ratio};
-    s->rng = rng_init(stage_seed(sr, "sample"));
+static void after_step_hook(void *ctx, int64_t step, bool last) {
+    Supervised *s = ctx;
+    const Stage *st = s->sr->stage;
+    if (s->val && (lifecycle_every(st->val.every, step) || last)) validate(s);
+    if (lifecycle_every(st->sample.every, step)) print_samples(s);
+}
+
+static int models_hook(void *ctx, StateModel *sm, bool final) {
+    Supervised *s = ctx;
+    sm[0] = (StateModel){.name = "model", .model = s->model, .opt = final ? NULL : &s->opt};
+    return 1;
+}
+
+static int start_hook(void *ctx) {
+    Supervised *s = ctx;
+    int rc = s->kind->setup ? s->kind->setup(s) : 0;
+    s->t_start = time_now();
+    return rc;
+}
+
+// ---- setup ------------------------------------------------------------------------------------
+
+static int open_data(Supervised *s) {
+    const Stage *st = s->sr->stage;
     const char *train = st->data.train, *val = st->data.val;
     char sampled[2][4200];
     if (st->data.prompts[0]) { // pairs sampled from the start model (reward, dpo)
@@ -364,8 +281,30 @@ static int setup(Supervised *s) {
         if (!s->val) return 1;
         s->val_start = loader_state(s->val);
     }
+    return 0;
+}
+
+static int setup(Supervised *s) {
+    StageRun *sr = s->sr;
+    const Stage *st = sr->stage;
+    int micro = st->micro_batch_size;
+    if (st->batch_size % (micro * sr->run->world) != 0) {
+        fprintf(stderr,
+                "layercake: stage '%s': batch_size %d is not a multiple of "
+                "micro_batch_size %d x %d processes\n",
+                st->name, st->batch_size, micro, sr->run->world);
+        return 1;
+    }
+    s->accum = st->batch_size / (micro * sr->run->world);
+    s->model = stage_model(sr, st->init, s->kind->heads, GPT2_TRAIN, micro_rows(s), st->seq_len);
+    if (!s->model) return 1;
+    adamw_init(&s->opt, sr->run->be, &s->model->table, stage_adamw_config(st));
+    s->sched = stage_schedule(st, st->steps);
+    s->rng = rng_init(stage_seed(sr, "sample"));
+    if (open_data(s)) return 1;
     s->micro_batches = lc_calloc((size_t)s->accum, sizeof(BatchCopy));
-    for (int i = 0; i < s->accum; i++) copy_alloc(&s->micro_batches[i], micro_rows(s), seq_len(sr));
+    for (int i = 0; i < s->accum; i++) copy_alloc(&s->micro_batches[i], micro_rows(s), st->seq_len);
+    s->lc = lifecycle_init(sr, st->steps, &s->rng, s->train);
     print_sizes(s);
     return 0;
 }
@@ -376,28 +315,20 @@ static void teardown(Supervised *s) {
     free(s->micro_batches);
     loader_free(s->train);
     loader_free(s->val);
-    metrics_close(s->metrics);
     adamw_free(&s->opt);
     gpt2_free(s->model);
 }
 
 int supervised_run(StageRun *sr, const SupervisedKind *kind, void *ctx) {
+    static const LifecycleHooks hooks = {
+        .start = start_hook,
+        .step = step_hook,
+        .after_step = after_step_hook,
+        .models = models_hook,
+    };
     Supervised s = {.sr = sr, .kind = kind, .ctx = ctx};
-    char err[1024];
     int rc = setup(&s);
-    if (!rc) {
-        int64_t from = resume(&s);
-        s.metrics = metrics_open(sr->dir, from, err, sizeof(err));
-        if (!s.metrics) {
-            fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
-            rc = 1;
-        }
-    }
-    if (!rc && kind->setup) rc = kind->setup(&s);
-    if (!rc) {
-        progress_init(&s.progress, sr->stage->name, sr->stage->steps, s.step, sr->stage->log.every);
-        rc = loop(&s);
-    }
+    if (!rc) rc = lifecycle_run(&s.lc, &hooks, &s);
     teardown(&s);
     return rc;
 }

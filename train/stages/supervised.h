@@ -3,14 +3,12 @@
 // preference data) as batch_size / micro_batch_size micro-batches whose gradients accumulate;
 // the step's loss is the exact mean over all of them (each micro-batch is weighted by its
 // share of the step's loss weight: masked tokens, or pairs). The loop owns checkpoints, exact
-// resume, validation, sample generations, metrics and progress; a stage kind supplies the
-// loss through a SupervisedKind.
+// resume, validation, sample generations, metrics and progress through the stage lifecycle
+// (train/run/lifecycle.h); a stage kind supplies the loss through a SupervisedKind.
 #pragma once
 #include "data/loader.h"
 #include "optim/optim.h"
-#include "train/run/metrics.h"
-#include "train/run/progress.h"
-#include "train/run/run.h"
+#include "train/run/lifecycle.h"
 
 typedef struct Supervised Supervised;
 
@@ -51,10 +49,9 @@ struct Supervised {
     int accum;                // micro-batches per step
     BatchCopy *micro_batches; // (accum)
     Rng rng;                  // the stage's random stream (sampling)
-    int64_t step;             // optimizer steps done
-    Metrics *metrics;
-    Progress progress;
-    void *ctx; // the kind's own state
+    Lifecycle lc;             // resume, checkpoints, metrics, progress; lc.step = steps done
+    double t_start;           // when the first step of this process began (metric "elapsed")
+    void *ctx;                // the kind's own state
 };
 
 // Pairs in a preference micro-batch (rows 2i, 2i+1; the last batch of an epoch may hold empty
