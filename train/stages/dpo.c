@@ -13,41 +13,23 @@
 #include "common/check.h"
 #include "common/h5.h"
 #include "train/objectives/preference.h"
+#include "train/stages/readouts.h"
 #include "train/stages/supervised.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void dpo_sequence_logps(const GPT2 *m, const Batch *b, double *logp, int *ntok) {
-    for (int r = 0; r < b->B; r++) {
-        double sum = 0.0;
-        int n = 0;
-        for (int t = 0; t < b->T; t++) {
-            size_t i = (size_t)r * b->T + t;
-            if (b->targets[i] < 0 || b->mask[i] == 0.0f) continue;
-            sum += m->host_logp[i];
-            n++;
-        }
-        logp[r] = sum;
-        ntok[r] = n;
-    }
-}
-
 double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st) {
-    int rows = b->B;
-    double logp[rows];
-    int ntok[rows];
     gpt2_forward(policy, b, 1.0f);
-    dpo_sequence_logps(policy, b, logp, ntok);
-    if (dlogp) memset(dlogp, 0, sizeof(float) * (size_t)rows * b->T);
+    if (dlogp) memset(dlogp, 0, sizeof(float) * (size_t)b->B * b->T);
     double total = 0.0;
-    for (int i = 0; i < rows / 2; i++) {
-        int c = 2 * i, r = 2 * i + 1;
-        if (ntok[c] == 0 || ntok[r] == 0) continue; // an empty row at the end of an epoch
-        DpoPairLoss l = dpo_pair_loss(p, logp[c], logp[r], ref ? ref[c] : 0, ref ? ref[r] : 0,
-                                      ntok[c], ntok[r]);
+    for (int i = 0; i < b->B / 2; i++) {
+        int c = 2 * i, r = 2 * i + 1, nc, nr;
+        double pc = sequence_logp(policy, b, c, &nc), pr = sequence_logp(policy, b, r, &nr);
+        if (nc == 0 || nr == 0) continue; // an empty row at the end of an epoch
+        DpoPairLoss l = dpo_pair_loss(p, pc, pr, ref ? ref[c] : 0, ref ? ref[r] : 0, nc, nr);
         total += l.loss;
         if (st) {
             stats_add(st, "loss", l.loss, 1);
@@ -55,16 +37,14 @@ double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const Dpo
             stats_add(st, "rewards/rejected", l.reward_rejected, 1);
             stats_add(st, "rewards/margins", l.reward_chosen - l.reward_rejected, 1);
             stats_add(st, "rewards/accuracies", l.reward_chosen > l.reward_rejected, 1);
-            stats_add(st, "logps/chosen", logp[c], 1);
-            stats_add(st, "logps/rejected", logp[r], 1);
+            stats_add(st, "logps/chosen", pc, 1);
+            stats_add(st, "logps/rejected", pr, 1);
         }
         if (!dlogp) continue;
         for (int t = 0; t < b->T; t++) {
             size_t ic = (size_t)c * b->T + t, ir = (size_t)r * b->T + t;
-            if (b->targets[ic] >= 0 && b->mask[ic] != 0.0f)
-                dlogp[ic] = (float)(l.d_chosen / pairs_total);
-            if (b->targets[ir] >= 0 && b->mask[ir] != 0.0f)
-                dlogp[ir] = (float)(l.d_rejected / pairs_total);
+            if (batch_target_counts(b, ic)) dlogp[ic] = (float)(l.d_chosen / pairs_total);
+            if (batch_target_counts(b, ir)) dlogp[ir] = (float)(l.d_rejected / pairs_total);
         }
     }
     if (dlogp) gpt2_backward(policy, dlogp, NULL, NULL);
@@ -88,17 +68,13 @@ static double *reference_pass(GPT2 *ref, Loader *l, int64_t *n) {
     *n = d->n;
     double *out = lc_malloc(sizeof(double) * 2 * (size_t)(d->n > 0 ? d->n : 1));
     for (int64_t i = 0; i < 2 * d->n; i++) out[i] = NAN;
-    int rows = loader_rows(l);
-    double logp[rows];
-    int ntok[rows];
     Batch b;
     for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
         if (loader_next(l, &b) < 0) LC_DIE("%s", loader_error(l));
         gpt2_forward(ref, &b, 1.0f);
-        dpo_sequence_logps(ref, &b, logp, ntok);
-        for (int r = 0; r < rows; r++) {
+        for (int r = 0; r < loader_rows(l); r++) {
             int64_t e = loader_example_index(l, r, 0);
-            if (e >= 0) out[2 * e + (r % 2)] = logp[r];
+            if (e >= 0) out[2 * e + (r % 2)] = sequence_logp(ref, &b, r, NULL);
         }
     }
     return out;
@@ -182,9 +158,8 @@ static const double *reference_rows(Supervised *s, DpoCtx *c, const Batch *b,
                                     const int64_t *example, int train) {
     if (!dpo_needs_reference(c->params.kind)) return NULL;
     if (c->ref) {
-        int ntok[b->B];
         gpt2_forward(c->ref, b, 1.0f);
-        dpo_sequence_logps(c->ref, b, c->ref_rows, ntok);
+        sequence_logps(c->ref, b, c->ref_rows, NULL);
         return c->ref_rows;
     }
     const double *cache = c->cache[train ? 0 : 1];

@@ -4,10 +4,6 @@
 #include "train/objectives/preference.h"
 #include "train/run/metrics.h"
 
-// Per row of b: the sum of m's per-token log-probs (from its last forward) over the row's
-// trained targets (mask 1), and how many there are. logp, ntok (B).
-void dpo_sequence_logps(const GPT2 *m, const Batch *b, double *logp, int *ntok);
-
 // The DPO-family loss of a micro-batch of pairs (rows 2i chosen, 2i+1 rejected) for policy
 // and the reference log-probs ref (B) (NULL for reference-free losses), divided by
 // pairs_total. With dlogp (B*T scratch) it also runs the policy's backward; with st it adds

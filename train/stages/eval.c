@@ -14,7 +14,6 @@
 #include "data/synth.h"
 #include "model/sample.h"
 #include "train/report/arena.h"
-#include "train/stages/dpo.h"
 #include "train/run/metrics.h"
 #include "train/report/report.h"
 #include "train/stages/readouts.h"
@@ -355,9 +354,9 @@ static void score_kl(Eval *e, GPT2 *m, Responses *r) {
         int B = min_int(e->rows, r->units - u0);
         fill_rows(e, r, u0, B, 0);
         gpt2_forward(m, &e->b, inv_temp);
-        dpo_sequence_logps(m, &e->b, e->logp_model, e->ntok);
+        sequence_logps(m, &e->b, e->logp_model, e->ntok);
         gpt2_forward(e->ref, &e->b, inv_temp);
-        dpo_sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
+        sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
         for (int b = 0; b < B; b++) r->kl[u0 + b] = rl_kl(e->logp_model[b], e->logp_ref[b], KL_K1);
     }
 }

@@ -11,13 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void reward_scores(GPT2 *rm, const Batch *b, float *out) {
-    LC_ASSERT(b->len);
-    gpt2_forward(rm, b, 1.0f);
-    for (int r = 0; r < b->B; r++)
-        out[r] = b->len[r] > 0 ? rm->host_values[(size_t)r * b->T + b->len[r] - 1] : NAN;
-}
-
 typedef struct {
     float *scores;  // (rows) per-row rewards of the current micro-batch
     float *dvalues; // (rows*T) gradient of the step's loss w.r.t. every value
