@@ -13,73 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-// ---- messages and sources ---------------------------------------------------------------------
-
-RecipeError recipe_fail(Loader *L, RecipeError status, const char *where, const char *prefix,
-                        const char *key, const char *fmt, ...) {
-    int used = snprintf(L->err, L->errlen, "%s: ", where);
-    if (key && used >= 0 && (size_t)used < L->errlen)
-        used += snprintf(L->err + used, L->errlen - (size_t)used, "%s%s: ", prefix, key);
-    if (used >= 0 && (size_t)used < L->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(L->err + used, L->errlen - (size_t)used, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-const char *source_where(const Source *src, const yaml_node_t *node, char *buf, size_t len) {
-    if (src->file && node)
-        snprintf(buf, len, "%s:%zu:%zu", src->file, node->start_mark.line + 1,
-                 node->start_mark.column + 1);
-    else if (src->file)
-        snprintf(buf, len, "%s:1:1", src->file);
-    else if (src->text)
-        snprintf(buf, len, "command line '%s'", src->text);
-    else
-        snprintf(buf, len, "built-in default");
-    return buf;
-}
-
-// libyaml's description of a syntax error, after `where` ("file" or "command line 'x=y'").
-static RecipeError syntax_fail(const yaml_parser_t *p, const char *where, bool marks, char *err,
-                               size_t errlen) {
-    const char *problem = p->problem ? p->problem : "cannot parse";
-    if (!marks)
-        snprintf(err, errlen, "%s: YAML syntax error in the value: %s", where, problem);
-    else if (p->context)
-        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s (%s at line %zu)", where,
-                 p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
-                 p->context_mark.line + 1);
-    else
-        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s", where, p->problem_mark.line + 1,
-                 p->problem_mark.column + 1, problem);
-    return RECIPE_ERR_SYNTAX;
-}
-
-RecipeError source_parse_text(Source *src, const char *text, char *err, size_t errlen) {
-    yaml_parser_t p;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
-    RecipeError rc = RECIPE_OK;
-    char where[512];
-    source_where(src, NULL, where, sizeof(where));
-    if (!yaml_parser_load(&p, &src->doc))
-        rc = syntax_fail(&p, where, false, err, errlen);
-    else
-        src->loaded = true;
-    yaml_parser_delete(&p);
-    return rc;
-}
-
-void source_free(Source *src) {
-    if (src->loaded) yaml_document_delete(&src->doc);
-    src->loaded = false;
-}
-
-// Parses the recipe file: one YAML document.
-static RecipeError source_parse_file(Loader *L) {
+static RecipeError source_parse_file(RecipeLoader *L) {
     Source *src = &L->file;
     FILE *f = fopen(src->file, "rb");
     if (!f)
@@ -92,7 +26,7 @@ static RecipeError source_parse_file(Loader *L) {
     yaml_document_t extra;
     src->loaded = yaml_parser_load(&p, &src->doc);
     if (!src->loaded || !yaml_parser_load(&p, &extra)) {
-        rc = syntax_fail(&p, src->file, true, L->err, L->errlen);
+        rc = source_syntax_fail(&p, src->file, true, L->err, L->errlen);
     } else {
         yaml_node_t *second = yaml_document_get_root_node(&extra);
         char where[512];
@@ -122,7 +56,7 @@ static yaml_node_t *map_get(Source *src, yaml_node_t *map, const char *key) {
 }
 
 // Refuses a key that is not a string, or that an earlier pair of the map already has.
-static RecipeError check_key(Loader *L, Source *src, yaml_node_t *map, yaml_node_pair_t *pair,
+static RecipeError check_key(RecipeLoader *L, Source *src, yaml_node_t *map, yaml_node_pair_t *pair,
                              const char *prefix, const char *path) {
     char where[512];
     yaml_node_t *kn = yaml_document_get_node(&src->doc, pair->key);
@@ -138,7 +72,7 @@ static RecipeError check_key(Loader *L, Source *src, yaml_node_t *map, yaml_node
     return RECIPE_OK;
 }
 
-static RecipeError unknown_key(Loader *L, const Target *t, Source *src, yaml_node_t *kn,
+static RecipeError unknown_key(RecipeLoader *L, const Target *t, Source *src, yaml_node_t *kn,
                                const char *path) {
     char where[512], msg[512] = "unknown key", typed[256];
     bool cmdline = src->text != NULL;
@@ -166,7 +100,7 @@ static RecipeError unknown_key(Loader *L, const Target *t, Source *src, yaml_nod
                        t->prefix, path, "%s", msg);
 }
 
-static RecipeError walk_map(Loader *L, const Target *t, Source *src, yaml_node_t *map,
+static RecipeError walk_map(RecipeLoader *L, const Target *t, Source *src, yaml_node_t *map,
                             const char *prefix);
 
 // The kind of the stage a stage-scope target fills.
@@ -174,7 +108,8 @@ static StageKind target_kind(const Target *t) {
     return ((const Stage *)t->base)->kind;
 }
 
-static RecipeError not_applicable(Loader *L, const Target *t, const Key *k, const char *where) {
+static RecipeError not_applicable(RecipeLoader *L, const Target *t, const Key *k,
+                                  const char *where) {
     char kinds[128];
     kinds_format(k->kinds, kinds, sizeof(kinds));
     return recipe_fail(L, RECIPE_ERR_NOT_APPLICABLE, where, t->prefix, k->path,
@@ -183,7 +118,7 @@ static RecipeError not_applicable(Loader *L, const Target *t, const Key *k, cons
 }
 
 // Applies one key (path within t's scope) with its value node: a value, or a nested map.
-static RecipeError apply_key(Loader *L, const Target *t, Source *src, const char *path,
+static RecipeError apply_key(RecipeLoader *L, const Target *t, Source *src, const char *path,
                              yaml_node_t *kn, yaml_node_t *value) {
     const Key *k = schema_find(t->scope, path);
     char where[512];
@@ -208,7 +143,7 @@ static bool is_structural(const Target *t, const char *path) {
 }
 
 // Applies every key of map (null: none) under path prefix ("" or "optim.") to t.
-static RecipeError walk_map(Loader *L, const Target *t, Source *src, yaml_node_t *map,
+static RecipeError walk_map(RecipeLoader *L, const Target *t, Source *src, yaml_node_t *map,
                             const char *prefix) {
     char where[512], path[256];
     if (node_is_null(map)) return RECIPE_OK;
@@ -241,7 +176,7 @@ static int stage_find(const Recipe *r, const char *name, size_t len) {
 }
 
 // Splits "key.path=value" into its target and key, and parses the value.
-static RecipeError override_parse(Loader *L, Override *o, const char *text) {
+static RecipeError override_parse(RecipeLoader *L, Override *o, const char *text) {
     const char *eq = strchr(text, '=');
     char where[512];
     o->src = (Source){.text = text, .dir = L->cwd};
@@ -264,7 +199,7 @@ static RecipeError override_parse(Loader *L, Override *o, const char *text) {
     return rc;
 }
 
-static RecipeError overrides_parse(Loader *L, char *const *texts, int n) {
+static RecipeError overrides_parse(RecipeLoader *L, char *const *texts, int n) {
     L->overrides = lc_calloc((size_t)n, sizeof(Override));
     for (; L->n_overrides < n; L->n_overrides++) {
         RecipeError rc = override_parse(L, &L->overrides[L->n_overrides], texts[L->n_overrides]);
@@ -277,7 +212,7 @@ static RecipeError overrides_parse(Loader *L, char *const *texts, int n) {
 }
 
 // Applies, in command-line order, the overrides aimed at which (a stage index or OVERRIDE_*).
-static RecipeError overrides_apply(Loader *L, int which, const Target *t) {
+static RecipeError overrides_apply(RecipeLoader *L, int which, const Target *t) {
     for (int i = 0; i < L->n_overrides; i++) {
         Override *o = &L->overrides[i];
         if (o->stage != which) continue;
@@ -288,7 +223,7 @@ static RecipeError overrides_apply(Loader *L, int which, const Target *t) {
     return RECIPE_OK;
 }
 
-static void overrides_free(Loader *L) {
+static void overrides_free(RecipeLoader *L) {
     for (int i = 0; i < L->n_overrides; i++) {
         free(L->overrides[i].key);
         source_free(&L->overrides[i].src);
@@ -298,7 +233,7 @@ static void overrides_free(Loader *L) {
 
 // ---- the top level ------------------------------------------------------------------------------
 
-static RecipeError check_required(Loader *L, const Target *t, const char *where) {
+static RecipeError check_required(RecipeLoader *L, const Target *t, const char *where) {
     for (int i = 0; i < SCHEMA_COUNT; i++) {
         const Key *k = &SCHEMA[i];
         if (k->scope != t->scope || k->def || !value_is_unset(k, t->base)) continue;
@@ -314,7 +249,7 @@ static RecipeError check_required(Loader *L, const Target *t, const char *where)
 }
 
 // Finds `defaults` and `stages` in the root map.
-static RecipeError find_structure(Loader *L, yaml_node_t *root) {
+static RecipeError find_structure(RecipeLoader *L, yaml_node_t *root) {
     char where[512];
     source_where(&L->file, root, where, sizeof(where));
     L->defaults = root ? map_get(&L->file, root, "defaults") : NULL;
@@ -329,7 +264,7 @@ static RecipeError find_structure(Loader *L, yaml_node_t *root) {
     return RECIPE_OK;
 }
 
-static RecipeError load_top(Loader *L, Target *top) {
+static RecipeError load_top(RecipeLoader *L, Target *top) {
     yaml_node_t *root = yaml_document_get_root_node(&L->file.doc);
     char where[512];
     source_where(&L->file, root, where, sizeof(where));
@@ -344,12 +279,12 @@ static RecipeError load_top(Loader *L, Target *top) {
 
 // ---- stages -------------------------------------------------------------------------------------
 
-static yaml_node_t *stage_node(Loader *L, int i) {
+static yaml_node_t *stage_node(RecipeLoader *L, int i) {
     return yaml_document_get_node(&L->file.doc, L->stage_seq->data.sequence.items.start[i]);
 }
 
 // Sets stage i's name: required, [A-Za-z0-9_-]+, unique, not a top-level key.
-static RecipeError stage_name(Loader *L, int i, const Target *t, yaml_node_t *node) {
+static RecipeError stage_name(RecipeLoader *L, int i, const Target *t, yaml_node_t *node) {
     Stage *s = &L->r->stages[i];
     char where[512];
     yaml_node_t *name = map_get(&L->file, node, "name");
@@ -378,7 +313,7 @@ static RecipeError stage_name(Loader *L, int i, const Target *t, yaml_node_t *no
 }
 
 // Reads every stage's name and kind, which the other keys and the overrides depend on.
-static RecipeError stages_scan(Loader *L) {
+static RecipeError stages_scan(RecipeLoader *L) {
     Recipe *r = L->r;
     r->n_stages =
         (int)(L->stage_seq->data.sequence.items.top - L->stage_seq->data.sequence.items.start);
@@ -407,7 +342,7 @@ static RecipeError stages_scan(Loader *L) {
 
 // Checks `defaults:` and its overrides once on their own, as if every stage key applied, so
 // that their mistakes are found even where no stage's kind uses the key.
-static RecipeError defaults_check(Loader *L) {
+static RecipeError defaults_check(RecipeLoader *L) {
     Stage scratch = {0};
     Target t = {SCOPE_STAGE, &scratch, STAGE_NONE, APPLY_ANY, "defaults.", true};
     value_set_defaults(L, &t);
@@ -418,7 +353,7 @@ static RecipeError defaults_check(Loader *L) {
     return rc;
 }
 
-static RecipeError stage_load(Loader *L, int i) {
+static RecipeError stage_load(RecipeLoader *L, int i) {
     Stage *s = &L->r->stages[i];
     char prefix[96], where[512];
     snprintf(prefix, sizeof(prefix), "%s.", s->name);
@@ -437,7 +372,7 @@ static RecipeError stage_load(Loader *L, int i) {
 
 // ---- the whole ----------------------------------------------------------------------------------
 
-static RecipeError loader_run(Loader *L, char *const *overrides, int n_overrides) {
+static RecipeError loader_run(RecipeLoader *L, char *const *overrides, int n_overrides) {
     Target top = {SCOPE_RECIPE, L->r, -1, APPLY_STRICT, "", false};
     char where[512];
     RecipeError rc = source_parse_file(L);
@@ -456,7 +391,7 @@ static RecipeError loader_run(Loader *L, char *const *overrides, int n_overrides
 }
 
 // The working directory and the recipe's folder, both absolute.
-static RecipeError loader_dirs(Loader *L, const char *path) {
+static RecipeError loader_dirs(RecipeLoader *L, const char *path) {
     if (!getcwd(L->cwd, sizeof(L->cwd)))
         return recipe_fail(L, RECIPE_ERR_IO, path, "", NULL, "cannot get the working directory: %s",
                            strerror(errno));
@@ -472,7 +407,7 @@ RecipeError recipe_load(const char *path, char *const *overrides, int n_override
     memset(r, 0, sizeof(*r));
     r->file = strdup(path);
     LC_ASSERT(r->file);
-    Loader L = {.r = r, .err = err, .errlen = errlen};
+    RecipeLoader L = {.r = r, .err = err, .errlen = errlen};
     L.file = (Source){.file = r->file, .dir = L.dir};
     err[0] = '\0';
     RecipeError rc = loader_dirs(&L, path);

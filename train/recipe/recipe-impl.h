@@ -74,11 +74,11 @@ extern const char *const STAGE_KIND_NAMES[];
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().
-typedef struct Loader Loader;
+typedef struct RecipeLoader RecipeLoader;
 typedef struct {
-    unsigned kinds;                         // stage kinds it applies to; 0 = top level
-    RecipeError (*check)(Loader *L, int i); // i: stage index (-1 for the top level)
-    const char *doc;                        // one line for docs/recipes.md
+    unsigned kinds;                               // stage kinds it applies to; 0 = top level
+    RecipeError (*check)(RecipeLoader *L, int i); // i: stage index (-1 for the top level)
+    const char *doc;                              // one line for docs/recipes.md
 } Rule;
 
 extern const Rule RULES[];
@@ -152,7 +152,7 @@ typedef struct {
 
 enum { OVERRIDE_TOP = -1, OVERRIDE_DEFAULTS = -2 };
 
-struct Loader {
+struct RecipeLoader {
     Recipe *r;              // being filled
     char *err;              // message buffer
     size_t errlen;          // its size
@@ -166,11 +166,15 @@ struct Loader {
 };
 
 // Writes "where: prefix+key: message" into L->err and returns status.
-RecipeError recipe_fail(Loader *L, RecipeError status, const char *where, const char *prefix,
+RecipeError recipe_fail(RecipeLoader *L, RecipeError status, const char *where, const char *prefix,
                         const char *key, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 // The location of node (a file mark, or the override text) as text, into buf.
 const char *source_where(const Source *src, const yaml_node_t *node, char *buf, size_t len);
+// libyaml's description of a syntax error into err, after `where` ("file" or "command line
+// 'x=y'"), with line and column when marks. Returns RECIPE_ERR_SYNTAX.
+RecipeError source_syntax_fail(const yaml_parser_t *p, const char *where, bool marks, char *err,
+                               size_t errlen);
 // Parses YAML text (a command-line value or a built-in default) into src. Returns RECIPE_OK
 // or RECIPE_ERR_SYNTAX with libyaml's problem, after where src is, in err.
 RecipeError source_parse_text(Source *src, const char *text, char *err, size_t errlen);
@@ -178,9 +182,10 @@ void source_free(Source *src);
 
 // Stores the value at node (from src) into the field of key k of t, checking its type and
 // range, resolving paths and recording where it was set.
-RecipeError value_store(Loader *L, const Target *t, const Key *k, Source *src, yaml_node_t *node);
+RecipeError value_store(RecipeLoader *L, const Target *t, const Key *k, Source *src,
+                        yaml_node_t *node);
 // Sets every key of t's scope that has a default to it, and required strings to "".
-void value_set_defaults(Loader *L, const Target *t);
+void value_set_defaults(RecipeLoader *L, const Target *t);
 // Whether the field of k in base is unset ("" string, empty list).
 bool value_is_unset(const Key *k, const void *base);
 // Whether two fields of k hold the same value.
@@ -201,8 +206,8 @@ bool ref_is_path(const char *ref);
 void origin_set(Recipe *r, int stage, const char *key, const char *where);
 
 // Checks references between stages and every rule for stage i, or the top level for i = -1.
-RecipeError rules_check(Loader *L, int i);
+RecipeError rules_check(RecipeLoader *L, int i);
 // Sets derived values: seq_len and micro_batch_size of 0, output_dir "".
-void rules_resolve(Loader *L, int i);
+void rules_resolve(RecipeLoader *L, int i);
 // Joins a relative path to dir and normalises "." and ".." lexically into a new string.
 char *path_resolve(const char *dir, const char *path);

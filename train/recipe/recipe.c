@@ -1,5 +1,5 @@
-// train/recipe/recipe.c: a loaded Recipe's lifetime and queries: freeing it, finding stages, where
-// keys were set, and comparing two recipes key by key.
+// train/recipe/recipe.c: a loaded Recipe's lifetime and queries: freeing it, finding stages and
+// comparing two recipes key by key.
 #include "train/recipe/recipe-impl.h"
 #include "common/check.h"
 #include <stdlib.h>
@@ -24,32 +24,6 @@ int recipe_stage_index(const Recipe *r, const char *name) {
     for (int i = 0; i < r->n_stages; i++)
         if (r->stages[i].name && strcmp(r->stages[i].name, name) == 0) return i;
     return -1;
-}
-
-static RecipeOrigin *origin_find(const Recipe *r, int stage, const char *key) {
-    for (int i = 0; i < r->n_origins; i++)
-        if (r->origins[i].stage == stage && strcmp(r->origins[i].key, key) == 0)
-            return &r->origins[i];
-    return NULL;
-}
-
-void origin_set(Recipe *r, int stage, const char *key, const char *where) {
-    RecipeOrigin *o = origin_find(r, stage, key);
-    if (!o) {
-        RecipeOrigin *grown = realloc(r->origins, (size_t)(r->n_origins + 1) * sizeof(*grown));
-        if (!grown) LC_DIE("out of memory recording where recipe keys were set");
-        r->origins = grown;
-        o = &r->origins[r->n_origins++];
-        *o = (RecipeOrigin){stage, key, NULL};
-    }
-    free(o->where);
-    o->where = strdup(where);
-    LC_ASSERT(o->where);
-}
-
-const char *recipe_where(const Recipe *r, int stage, const char *key) {
-    const RecipeOrigin *o = origin_find(r, stage, key);
-    return o ? o->where : NULL;
 }
 
 // The first key of scope whose values differ between a and b, or NULL.

@@ -9,10 +9,10 @@
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 // Reports a broken rule at the place that set key (the stage itself if nothing did).
-static RecipeError rule_fail(Loader *L, RecipeError status, int i, const char *key, const char *fmt,
-                             ...) __attribute__((format(printf, 5, 6)));
-static RecipeError rule_fail(Loader *L, RecipeError status, int i, const char *key, const char *fmt,
-                             ...) {
+static RecipeError rule_fail(RecipeLoader *L, RecipeError status, int i, const char *key,
+                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static RecipeError rule_fail(RecipeLoader *L, RecipeError status, int i, const char *key,
+                             const char *fmt, ...) {
     char prefix[96] = "", msg[512];
     const char *where = recipe_where(L->r, i, key);
     if (!where) where = recipe_where(L->r, i, "name");
@@ -26,14 +26,14 @@ static RecipeError rule_fail(Loader *L, RecipeError status, int i, const char *k
 
 // ---- the top level ------------------------------------------------------------------------------
 
-static RecipeError rule_run_name(Loader *L, int i) {
+static RecipeError rule_run_name(RecipeLoader *L, int i) {
     const char *name = L->r->name;
     if (strspn(name, NAME_CHARS ".") == strlen(name) && name[0] != '.') return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "name",
                      "'%s' may hold only letters, digits, '_', '-' and '.' (not first)", name);
 }
 
-static RecipeError rule_heads(Loader *L, int i) {
+static RecipeError rule_heads(RecipeLoader *L, int i) {
     const ModelConfig *m = &L->r->model;
     if (m->d_model % m->n_head == 0) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
@@ -42,14 +42,14 @@ static RecipeError rule_heads(Loader *L, int i) {
 
 // ---- batches and lengths ------------------------------------------------------------------------
 
-static RecipeError rule_micro_batch(Loader *L, int i) {
+static RecipeError rule_micro_batch(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->batch_size % s->micro_batch_size == 0) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "micro_batch_size",
                      "%d does not divide batch_size = %d", s->micro_batch_size, s->batch_size);
 }
 
-static RecipeError rule_minibatches(Loader *L, int i) {
+static RecipeError rule_minibatches(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     long long responses = (long long)s->rollout.batch * s->rollout.group_size;
     if (responses % s->minibatches)
@@ -64,14 +64,14 @@ static RecipeError rule_minibatches(Loader *L, int i) {
     return RECIPE_OK;
 }
 
-static RecipeError rule_seq_len(Loader *L, int i) {
+static RecipeError rule_seq_len(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->seq_len <= L->r->model.max_seq_len) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "seq_len", "%d exceeds model.max_seq_len = %d",
                      s->seq_len, L->r->model.max_seq_len);
 }
 
-static RecipeError rule_rollout_len(Loader *L, int i) {
+static RecipeError rule_rollout_len(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->rollout.max_new_tokens < s->seq_len) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "rollout.max_new_tokens",
@@ -79,7 +79,7 @@ static RecipeError rule_rollout_len(Loader *L, int i) {
                      s->seq_len);
 }
 
-static RecipeError rule_sample_len(Loader *L, int i) {
+static RecipeError rule_sample_len(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     // only samples that are drawn need room
     if (s->sample.every == 0 || s->sample.max_new_tokens < L->r->model.max_seq_len)
@@ -91,7 +91,7 @@ static RecipeError rule_sample_len(Loader *L, int i) {
 
 // ---- where weights and rewards come from --------------------------------------------------------
 
-static RecipeError rule_init(Loader *L, int i) {
+static RecipeError rule_init(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (*s->init) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_MISSING, i, "init",
@@ -100,7 +100,7 @@ static RecipeError rule_init(Loader *L, int i) {
                      stage_kind_name(s->kind));
 }
 
-static RecipeError rule_reward(Loader *L, int i) {
+static RecipeError rule_reward(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if ((*s->reward_model != '\0') + (*s->gold_reward != '\0') == 1) return RECIPE_OK;
     return rule_fail(L, *s->reward_model ? RECIPE_ERR_RULE : RECIPE_ERR_MISSING, i,
@@ -110,7 +110,7 @@ static RecipeError rule_reward(Loader *L, int i) {
 
 // pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
 // data.prompts and labelled by gold_reward; RL and eval stages need data.prompts.
-static RecipeError rule_data(Loader *L, int i) {
+static RecipeError rule_data(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     int pref = s->kind == STAGE_REWARD || s->kind == STAGE_DPO;
     int rl_or_eval = s->kind >= STAGE_PPO;
@@ -131,7 +131,7 @@ static RecipeError rule_data(Loader *L, int i) {
                      pref ? " (or data.prompts, to sample pairs from the start model)" : "");
 }
 
-static RecipeError rule_group(Loader *L, int i) {
+static RecipeError rule_group(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->rollout.group_size >= 2) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "rollout.group_size",
@@ -139,14 +139,14 @@ static RecipeError rule_group(Loader *L, int i) {
                      stage_kind_name(s->kind), s->rollout.group_size);
 }
 
-static RecipeError rule_judge(Loader *L, int i) {
+static RecipeError rule_judge(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (*s->judge || *s->gold_reward) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_MISSING, i, "judge",
                      "an eval stage needs judge (a reward model), gold_reward, or both");
 }
 
-static RecipeError rule_value_init(Loader *L, int i) {
+static RecipeError rule_value_init(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->value.init != VALUE_INIT_REWARD_MODEL || *s->reward_model) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "value.init",
@@ -155,7 +155,7 @@ static RecipeError rule_value_init(Loader *L, int i) {
 }
 
 // Checks one reference of stage i (key k): a .h5 path, or an earlier stage of a kind k allows.
-static RecipeError ref_check(Loader *L, int i, const Key *k, const char *ref) {
+static RecipeError ref_check(RecipeLoader *L, int i, const Key *k, const char *ref) {
     const Recipe *r = L->r;
     int j = recipe_stage_index(r, ref);
     char kinds[128], msg[512];
@@ -181,7 +181,7 @@ static RecipeError ref_check(Loader *L, int i, const Key *k, const char *ref) {
                      stage_kind_name(r->stages[j].kind), kinds);
 }
 
-static RecipeError rule_refs(Loader *L, int i) {
+static RecipeError rule_refs(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     for (int n = 0; n < SCHEMA_COUNT; n++) {
         const Key *k = &SCHEMA[n];
@@ -221,7 +221,7 @@ const Rule RULES[] = {
 // clang-format on
 const int RULE_COUNT = (int)(sizeof(RULES) / sizeof(RULES[0]));
 
-RecipeError rules_check(Loader *L, int i) {
+RecipeError rules_check(RecipeLoader *L, int i) {
     unsigned kind = i < 0 ? 0 : KIND(L->r->stages[i].kind);
     for (int n = 0; n < RULE_COUNT; n++) {
         if (i < 0 ? RULES[n].kinds != 0 : !(RULES[n].kinds & kind)) continue;
@@ -231,7 +231,7 @@ RecipeError rules_check(Loader *L, int i) {
     return RECIPE_OK;
 }
 
-void rules_resolve(Loader *L, int i) {
+void rules_resolve(RecipeLoader *L, int i) {
     Recipe *r = L->r;
     if (i < 0) {
         if (*r->output_dir) return;

@@ -86,7 +86,7 @@ static const char *describe(const yaml_node_t *n, char *buf, size_t len) {
 
 // What a value is being stored, and where from; errors are reported through it.
 typedef struct {
-    Loader *L;       // the loader (its error buffer and working directory)
+    RecipeLoader *L; // the loader (its error buffer and working directory)
     const Target *t; // what the value goes into
     const Key *k;    // the key it is the value of
     Source *src;     // the document the value node belongs to
@@ -277,7 +277,7 @@ static RecipeError store_node(const Store *s, yaml_node_t *n) {
 }
 
 // Stores k's built-in default into t.
-static void store_default(Loader *L, const Target *t, const Key *k) {
+static void store_default(RecipeLoader *L, const Target *t, const Key *k) {
     Source src = {0};
     Store s = {L, t, k, &src};
     RecipeError rc = source_parse_text(&src, k->def, L->err, L->errlen);
@@ -286,7 +286,8 @@ static void store_default(Loader *L, const Target *t, const Key *k) {
     source_free(&src);
 }
 
-RecipeError value_store(Loader *L, const Target *t, const Key *k, Source *src, yaml_node_t *node) {
+RecipeError value_store(RecipeLoader *L, const Target *t, const Key *k, Source *src,
+                        yaml_node_t *node) {
     Store s = {L, t, k, src};
     char where[512];
     source_where(src, node, where, sizeof(where));
@@ -301,7 +302,7 @@ RecipeError value_store(Loader *L, const Target *t, const Key *k, Source *src, y
     return rc;
 }
 
-void value_set_defaults(Loader *L, const Target *t) {
+void value_set_defaults(RecipeLoader *L, const Target *t) {
     for (int i = 0; i < SCHEMA_COUNT; i++) {
         const Key *k = &SCHEMA[i];
         if (k->scope != t->scope) continue;
