@@ -1,5 +1,6 @@
-// data/import-impl.h: what the importer's two files share: import.c (inputs, documents,
-// examples to files, statistics) and import_json.c (one JSONL line to examples). Internal.
+// data/import-impl.h: what the importer's files share: import.c (inputs and statistics),
+// import_json.c (one JSONL line to examples) and import_emit.c (examples and documents to
+// the dataset files). Internal. Calls go one way: import -> import_json -> import_emit.
 #pragma once
 #include "data/chat.h"
 #include "data/import.h"
@@ -49,7 +50,7 @@ typedef struct {
 // LINE_FATAL, im->why says why.
 int import_json_line(Importer *im, const char *line, size_t len);
 
-// import.c: writes the example held in im->p as the wanted kind (or drops it as too long);
+// import_emit.c: writes the example held in im->p as the wanted kind (or drops it as too long);
 // an lm document of len bytes. Both return a LINE_* code with im->why set on failure.
 int import_emit(Importer *im);
 int import_document(Importer *im, const char *text, size_t len);
