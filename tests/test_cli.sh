@@ -23,7 +23,7 @@ check "bench unknown model exits 2" 2 "$(status "$LC" bench --model nope)"
 check "bench non-number exits 2" 2 "$(status "$LC" bench --batch 4x)"
 check "generate non-number exits 2" 2 "$(status "$LC" generate x.h5 --prompt a --temperature warm)"
 msg=$("$LC" bench --steps ten 2>&1)
-case "$msg" in *"--steps: 'ten' is not a number"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
+case "$msg" in *"--steps: 'ten' is not an integer"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
 
 check "gpt2 encode" "15496 995" "$("$LC" tokenizer encode --tokenizer "$GPT2" "Hello world")"
 check "gpt2 decode" "Hello world" "$("$LC" tokenizer decode --tokenizer "$GPT2" 15496 995)"
@@ -41,6 +41,41 @@ info=$("$LC" data info "$TMP/lm.h5" --json)
 case "$info" in *'"kind":"lm"'*'"examples":565'*) ;; *) echo "FAIL: data info: $info"; fails=$((fails + 1)) ;; esac
 check "data import of a missing file exits 1" 1 "$(status "$LC" data import --kind lm --tokenizer "$TMP/tok.json" --out "$TMP/x.h5" "$TMP/missing.txt")"
 check "data import without --kind exits 2" 2 "$(status "$LC" data import --tokenizer "$TMP/tok.json" --out "$TMP/x.h5" "$SRC/samples/tinyshakespeare/input.txt")"
+
+# score: an example longer than the model's context is reported as skipped, or with
+# --truncate scored by its last tokens. A 1-layer reward model with a 32-token context, trained
+# two steps on short pairs, scores a file of two short pairs and one of ~130 tokens.
+S=$TMP/score
+mkdir -p "$S"
+for i in 1 2 3 4 5 6 7 8; do echo "{\"prompt\": \"Q: $i+1?\\nA:\", \"chosen\": \" yes $i\", \"rejected\": \" no\"}"; done >"$S/short.jsonl"
+{ head -2 "$S/short.jsonl"
+  echo "{\"prompt\": \"Q: $(printf 'a very long question %.0s' $(seq 1 6))?\\nA:\", \"chosen\": \" yes\", \"rejected\": \" no\"}"
+} >"$S/mixed.jsonl"
+head -c 3000 "$SRC/samples/tinyshakespeare/input.txt" >"$S/lm.txt"
+for f in short mixed; do
+  "$LC" data import --kind preference --tokenizer "$TMP/tok.json" --out "$S/$f.h5" "$S/$f.jsonl" >/dev/null
+done
+"$LC" data import --kind lm --tokenizer "$TMP/tok.json" --out "$S/lm.h5" "$S/lm.txt" >/dev/null
+cat >"$S/rm.yaml" <<EOF
+name: rm
+seed: 1
+threads: 1
+tokenizer: $TMP/tok.json
+model: {n_layer: 1, n_head: 2, d_model: 32, max_seq_len: 32}
+stages:
+  - {name: pretrain, kind: pretrain, data: {train: $S/lm.h5}, steps: 1, batch_size: 2}
+  - {name: reward, kind: reward, init: pretrain, data: {train: $S/short.h5}, steps: 2, batch_size: 4}
+EOF
+rm -rf "$S/runs"
+"$LC" run "$S/rm.yaml" output_dir="$S/runs" >"$S/run.log" 2>&1 || { echo "FAIL: reward run: $(tail -3 "$S/run.log")"; fails=$((fails + 1)); }
+RM=$S/runs/reward/final.h5
+out=$("$LC" score "$RM" --data "$S/mixed.h5" --json)
+case "$out" in *'"scored": 2, "skipped": 1, "truncated": 0'*) ;; *) echo "FAIL: score --json does not count the skipped pair: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" score "$RM" --data "$S/mixed.h5" --json --truncate)
+case "$out" in *'"index": 2,'*'"scored": 3, "skipped": 0, "truncated": 1'*) ;; *) echo "FAIL: score --truncate does not score the long pair: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" score "$RM" --data "$S/mixed.h5")
+case "$out" in *"2 examples scored"*"1 skipped"*) ;; *) echo "FAIL: score text summary: $out"; fails=$((fails + 1)) ;; esac
+check "score without --data exits 2" 2 "$(status "$LC" score "$RM")"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"

@@ -46,14 +46,18 @@ static int parse(int argc, char **argv, GenArgs *a) {
         {"tokenizer", 0, OPT_STRING, &a->tokenizer, 0, 0, false, "PATH",
          "the tokenizer (default: the one the checkpoint records)"},
         {0}};
-    const OptionsCommand cmd = {"generate", "CHECKPOINT.h5 --prompt TEXT [options]",
-                                "sample from a checkpoint", DESCRIPTION, opts, "CHECKPOINT.h5",
-                                1, 1};
+    const OptionsCommand cmd = {"generate",
+                                "CHECKPOINT.h5 --prompt TEXT [options]",
+                                "sample from a checkpoint",
+                                DESCRIPTION,
+                                opts,
+                                "CHECKPOINT.h5",
+                                1,
+                                1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc == OPTIONS_CONTINUE && a->top_p <= 0)
-        rc = options_usage_error(&cmd, "--top-p: %g is out of range: it must be above 0",
-                                 a->top_p);
+        rc = options_usage_error(&cmd, "--top-p: %g is out of range: it must be above 0", a->top_p);
     if (rc == OPTIONS_CONTINUE) a->checkpoint = args.v[0];
     return rc;
 }

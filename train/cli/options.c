@@ -16,8 +16,8 @@ typedef struct {
     const OptionsCommand *cmd;
     int argc;
     char **argv;
-    int i;                   // the argument being read
-    bool seen[OPTIONS_MAX];  // seen[k]: row k was on the command line
+    int i;                  // the argument being read
+    bool seen[OPTIONS_MAX]; // seen[k]: row k was on the command line
 } Parser;
 
 // A parsed number of any option type, and its value as a double for the bounds check.
