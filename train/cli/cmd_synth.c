@@ -28,7 +28,7 @@ typedef struct {
 } SynthArgs;
 
 // Parses "FILE=N,FILE=N,..." into sizes; returns the offending item, or NULL when all parse.
-static const char *parse_sizes(char *list, int64_t *sizes) {
+static const char *sizes_read(char *list, int64_t *sizes) {
     for (char *save = NULL, *item = strtok_r(list, ",", &save); item;
          item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
@@ -95,7 +95,7 @@ static int configure(const OptionsCommand *cmd, SynthArgs *a, const SynthTask **
     cfg->seed = a->cfg.seed;
     if (!isnan(a->cfg.wrong_fraction)) cfg->wrong_fraction = a->cfg.wrong_fraction;
     if (!isnan(a->cfg.label_noise)) cfg->label_noise = a->cfg.label_noise;
-    if (a->sizes && (bad = parse_sizes(a->sizes, cfg->sizes)) != NULL)
+    if (a->sizes && (bad = sizes_read(a->sizes, cfg->sizes)) != NULL)
         return options_usage_error(cmd, "--sizes: '%s' is not FILE=N with FILE a file of the world",
                                    bad);
     int most = synth_task_max_difficulty(*task);
