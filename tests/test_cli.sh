@@ -25,6 +25,30 @@ check "generate non-number exits 2" 2 "$(status "$LC" generate x.h5 --prompt a -
 msg=$("$LC" bench --steps ten 2>&1)
 case "$msg" in *"--steps: 'ten' is not an integer"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
 
+# Usage errors of every command: exit 2 and a message that names the command and the option.
+usage() { # usage EXPECTED_MESSAGE ARGS...
+  local want=$1; shift
+  local out; out=$("$LC" "$@" 2>&1 >/dev/null); local rc=$?
+  case "$rc:$out" in "2:"*"$want"*) ;; *) echo "FAIL: layercake $*: exit $rc, expected 2 and [$want] in: $(echo "$out" | head -1)"; fails=$((fails + 1)) ;; esac
+}
+usage "layercake generate: --top-k: 'x' is not an integer" generate x.h5 --prompt a --top-k x
+usage "layercake generate: --top-p: 1.5 is out of range" generate x.h5 --prompt a --top-p 1.5
+usage "layercake generate: --prompt is required" generate x.h5
+usage "layercake score: --batch: 0 is out of range" score x.h5 --data d.h5 --batch 0
+usage "layercake bench: --seq: 2048 is longer" bench --model tiny --seq 2048
+usage "layercake run: unknown option '--frobnicate'" run r.yaml --frobnicate
+usage "layercake run: --only needs a value" run r.yaml --only
+usage "layercake validate: missing RECIPE.yaml" validate
+usage "layercake data import: --max-len: -3 is out of range" data import --kind sft --tokenizer t --out o --max-len -3 in
+usage "layercake data import: --kind: 'chat' is not" data import --kind chat --tokenizer t --out o in
+usage "layercake data show: --index: 'x' is not an integer" data show f.h5 --index x --tokenizer t
+usage "layercake data synth: --label-noise: 2 is out of range" data synth --task arithmetic --out x --label-noise 2
+usage "layercake tokenizer train: --vocab-size: 'big' is not an integer" tokenizer train --vocab-size big --out o c.txt
+usage "layercake tokenizer: unknown subcommand 'frob'" tokenizer frob
+usage "layercake report: expected one RUN_DIR" report
+check "generate --help exits 0" 0 "$(status "$LC" generate --help)"
+case "$("$LC" score --help)" in *"--truncate"*) ;; *) echo "FAIL: score --help does not list --truncate"; fails=$((fails + 1)) ;; esac
+
 check "gpt2 encode" "15496 995" "$("$LC" tokenizer encode --tokenizer "$GPT2" "Hello world")"
 check "gpt2 decode" "Hello world" "$("$LC" tokenizer decode --tokenizer "$GPT2" 15496 995)"
 check "missing tokenizer exits 1" 1 "$(status "$LC" tokenizer encode --tokenizer "$TMP/none" hi)"
