@@ -23,7 +23,31 @@ check "bench unknown model exits 2" 2 "$(status "$LC" bench --model nope)"
 check "bench non-number exits 2" 2 "$(status "$LC" bench --batch 4x)"
 check "generate non-number exits 2" 2 "$(status "$LC" generate x.h5 --prompt a --temperature warm)"
 msg=$("$LC" bench --steps ten 2>&1)
-case "$msg" in *"--steps: 'ten' is not a number"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
+case "$msg" in *"--steps: 'ten' is not an integer"*) ;; *) echo "FAIL: bad number message: $msg"; fails=$((fails + 1)) ;; esac
+
+# Usage errors of every command: exit 2 and a message that names the command and the option.
+usage() { # usage EXPECTED_MESSAGE ARGS...
+  local want=$1; shift
+  local out; out=$("$LC" "$@" 2>&1 >/dev/null); local rc=$?
+  case "$rc:$out" in "2:"*"$want"*) ;; *) echo "FAIL: layercake $*: exit $rc, expected 2 and [$want] in: $(echo "$out" | head -1)"; fails=$((fails + 1)) ;; esac
+}
+usage "layercake generate: --top-k: 'x' is not an integer" generate x.h5 --prompt a --top-k x
+usage "layercake generate: --top-p: 1.5 is out of range" generate x.h5 --prompt a --top-p 1.5
+usage "layercake generate: --prompt is required" generate x.h5
+usage "layercake score: --batch: 0 is out of range" score x.h5 --data d.h5 --batch 0
+usage "layercake bench: --seq: 2048 is longer" bench --model tiny --seq 2048
+usage "layercake run: unknown option '--frobnicate'" run r.yaml --frobnicate
+usage "layercake run: --only needs a value" run r.yaml --only
+usage "layercake validate: missing RECIPE.yaml" validate
+usage "layercake data import: --max-len: -3 is out of range" data import --kind sft --tokenizer t --out o --max-len -3 in
+usage "layercake data import: --kind: 'chat' is not" data import --kind chat --tokenizer t --out o in
+usage "layercake data show: --index: 'x' is not an integer" data show f.h5 --index x --tokenizer t
+usage "layercake data synth: --label-noise: 2 is out of range" data synth --task arithmetic --out x --label-noise 2
+usage "layercake tokenizer train: --vocab-size: 'big' is not an integer" tokenizer train --vocab-size big --out o c.txt
+usage "layercake tokenizer: unknown subcommand 'frob'" tokenizer frob
+usage "layercake report: expected one RUN_DIR" report
+check "generate --help exits 0" 0 "$(status "$LC" generate --help)"
+case "$("$LC" score --help)" in *"--truncate"*) ;; *) echo "FAIL: score --help does not list --truncate"; fails=$((fails + 1)) ;; esac
 
 check "gpt2 encode" "15496 995" "$("$LC" tokenizer encode --tokenizer "$GPT2" "Hello world")"
 check "gpt2 decode" "Hello world" "$("$LC" tokenizer decode --tokenizer "$GPT2" 15496 995)"
@@ -41,6 +65,41 @@ info=$("$LC" data info "$TMP/lm.h5" --json)
 case "$info" in *'"kind":"lm"'*'"examples":565'*) ;; *) echo "FAIL: data info: $info"; fails=$((fails + 1)) ;; esac
 check "data import of a missing file exits 1" 1 "$(status "$LC" data import --kind lm --tokenizer "$TMP/tok.json" --out "$TMP/x.h5" "$TMP/missing.txt")"
 check "data import without --kind exits 2" 2 "$(status "$LC" data import --tokenizer "$TMP/tok.json" --out "$TMP/x.h5" "$SRC/samples/tinyshakespeare/input.txt")"
+
+# score: an example longer than the model's context is reported as skipped, or with
+# --truncate scored by its last tokens. A 1-layer reward model with a 32-token context, trained
+# two steps on short pairs, scores a file of two short pairs and one of ~130 tokens.
+S=$TMP/score
+mkdir -p "$S"
+for i in 1 2 3 4 5 6 7 8; do echo "{\"prompt\": \"Q: $i+1?\\nA:\", \"chosen\": \" yes $i\", \"rejected\": \" no\"}"; done >"$S/short.jsonl"
+{ head -2 "$S/short.jsonl"
+  echo "{\"prompt\": \"Q: $(printf 'a very long question %.0s' $(seq 1 6))?\\nA:\", \"chosen\": \" yes\", \"rejected\": \" no\"}"
+} >"$S/mixed.jsonl"
+head -c 3000 "$SRC/samples/tinyshakespeare/input.txt" >"$S/lm.txt"
+for f in short mixed; do
+  "$LC" data import --kind preference --tokenizer "$TMP/tok.json" --out "$S/$f.h5" "$S/$f.jsonl" >/dev/null
+done
+"$LC" data import --kind lm --tokenizer "$TMP/tok.json" --out "$S/lm.h5" "$S/lm.txt" >/dev/null
+cat >"$S/rm.yaml" <<EOF
+name: rm
+seed: 1
+threads: 1
+tokenizer: $TMP/tok.json
+model: {n_layer: 1, n_head: 2, d_model: 32, max_seq_len: 32}
+stages:
+  - {name: pretrain, kind: pretrain, data: {train: $S/lm.h5}, steps: 1, batch_size: 2}
+  - {name: reward, kind: reward, init: pretrain, data: {train: $S/short.h5}, steps: 2, batch_size: 4}
+EOF
+rm -rf "$S/runs"
+"$LC" run "$S/rm.yaml" output_dir="$S/runs" >"$S/run.log" 2>&1 || { echo "FAIL: reward run: $(tail -3 "$S/run.log")"; fails=$((fails + 1)); }
+RM=$S/runs/reward/final.h5
+out=$("$LC" score "$RM" --data "$S/mixed.h5" --json)
+case "$out" in *'"scored": 2, "skipped": 1, "truncated": 0'*) ;; *) echo "FAIL: score --json does not count the skipped pair: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" score "$RM" --data "$S/mixed.h5" --json --truncate)
+case "$out" in *'"index": 2,'*'"scored": 3, "skipped": 0, "truncated": 1'*) ;; *) echo "FAIL: score --truncate does not score the long pair: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" score "$RM" --data "$S/mixed.h5")
+case "$out" in *"2 examples scored"*"1 skipped"*) ;; *) echo "FAIL: score text summary: $out"; fails=$((fails + 1)) ;; esac
+check "score without --data exits 2" 2 "$(status "$LC" score "$RM")"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"

@@ -12,9 +12,10 @@
 #include "model/gpt2.h"
 #include "model/sample.h"
 #include "optim/optim.h"
-#include "common/parse.h"
 #include "train/cli/commands.h"
-#include <getopt.h>
+#include "train/cli/options.h"
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,105 +34,64 @@ static const Shape SHAPES[] = {
 
 typedef struct {
     const Shape *shape;
-    int B, T, steps, warmup, threads, json, rollout, prompt_len, new_tokens;
+    int B, T, steps, warmup, threads, prompt_len, new_tokens;
+    bool json, rollout;
 } BenchArgs;
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: layercake bench [--model NAME] [--batch B] [--seq T] [--steps N]\n"
-               "                       [--warmup N] [--threads N] [--json]\n"
-               "       layercake bench --rollout [--model NAME] [--batch B] [--prompt-len P]\n"
-               "                       [--new-tokens N] [--threads N] [--json]\n"
-               "\nTimes training steps (forward, backward, AdamW) or, with --rollout, sampling\n"
-               "with a KV cache against sampling by full recomputation, and reports ms/step,\n"
-               "tokens/s, model-FLOPs utilisation against the measured matmul peak, and peak RSS.\n"
-               "models:");
+static const char DESCRIPTION[] =
+    "Times training steps (forward, backward, AdamW) or, with --rollout, sampling with a KV\n"
+    "cache against sampling by full recomputation, and reports ms/step, tokens/s, model-FLOPs\n"
+    "utilisation against the measured matmul peak, and peak RSS.\n"
+    "models: tiny, small, gpt2-124m, gpt2-350m\n";
+
+// Finds the shape and checks the sizes against its context; OPTIONS_CONTINUE or 2.
+static int shape_check(const OptionsCommand *cmd, const char *model, BenchArgs *a) {
     for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
-        fprintf(f, " %s", SHAPES[i].name);
-    fprintf(f, " (default gpt2-124m)\n");
+        if (strcmp(model, SHAPES[i].name) == 0) a->shape = &SHAPES[i];
+    if (!a->shape) return options_usage_error(cmd, "--model: unknown model '%s'", model);
+    int maxT = a->shape->cfg.max_seq_len;
+    if (a->T > maxT)
+        return options_usage_error(cmd, "--seq: %d is longer than %s's context (%d)", a->T, model,
+                                   maxT);
+    if (a->prompt_len + a->new_tokens > maxT)
+        return options_usage_error(cmd,
+                                   "--prompt-len + --new-tokens = %d is longer than %s's "
+                                   "context (%d)",
+                                   a->prompt_len + a->new_tokens, model, maxT);
+    if (a->B == 0) a->B = a->rollout ? 16 : 4; // batch not given
+    return OPTIONS_CONTINUE;
 }
 
 static int parse(int argc, char **argv, BenchArgs *a) {
-    *a = (BenchArgs){.shape = &SHAPES[2],
-                     .B = 4,
-                     .T = 64,
-                     .steps = 5,
-                     .warmup = 1,
-                     .prompt_len = 32,
-                     .new_tokens = 64};
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'},      {"batch", 1, 0, 'b'},   {"seq", 1, 0, 't'},
-        {"steps", 1, 0, 's'},      {"warmup", 1, 0, 'w'},  {"threads", 1, 0, 'j'},
-        {"json", 0, 0, 'J'},       {"rollout", 0, 0, 'r'}, {"prompt-len", 1, 0, 'p'},
-        {"new-tokens", 1, 0, 'n'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
-    int c, idx = 0, batch_set = 0, bad = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-        switch (c) {
-        case 'm':
-            a->shape = NULL;
-            for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
-                if (strcmp(optarg, SHAPES[i].name) == 0) a->shape = &SHAPES[i];
-            if (!a->shape) {
-                fprintf(stderr, "layercake bench: unknown model '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'b':
-            bad |= parse_int(optarg, &a->B);
-            batch_set = 1;
-            break;
-        case 't':
-            bad |= parse_int(optarg, &a->T);
-            break;
-        case 's':
-            bad |= parse_int(optarg, &a->steps);
-            break;
-        case 'w':
-            bad |= parse_int(optarg, &a->warmup);
-            break;
-        case 'j':
-            bad |= parse_int(optarg, &a->threads);
-            break;
-        case 'J':
-            a->json = 1;
-            break;
-        case 'r':
-            a->rollout = 1;
-            break;
-        case 'p':
-            bad |= parse_int(optarg, &a->prompt_len);
-            break;
-        case 'n':
-            bad |= parse_int(optarg, &a->new_tokens);
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        default:
-            usage(stderr);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "layercake bench: --%s: \'%s\' is not a number\n", opts[idx].name,
-                    optarg);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "layercake bench: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (a->rollout && !batch_set) a->B = 16;
-    int maxT = a->shape->cfg.max_seq_len;
-    if (a->B < 1 || a->T < 1 || a->T > maxT || a->steps < 1 || a->warmup < 0 || a->prompt_len < 1 ||
-        a->new_tokens < 1 || a->prompt_len + a->new_tokens > maxT) {
-        fprintf(stderr,
-                "layercake bench: batch, seq, steps, prompt-len and new-tokens must be "
-                "positive, with seq and prompt-len + new-tokens <= %d for %s\n",
-                maxT, a->shape->name);
-        return 2;
-    }
-    return 0;
+    *a = (BenchArgs){.T = 64, .steps = 5, .warmup = 1, .prompt_len = 32, .new_tokens = 64};
+    const char *model = "gpt2-124m";
+    const Option opts[] = {
+        {"model", 'm', OPT_STRING, &model, 0, 0, false, "NAME", "model shape (default gpt2-124m)"},
+        {"batch", 'b', OPT_INT, &a->B, 1, INFINITY, false, "B", "rows (default 4; rollout 16)"},
+        {"seq", 0, OPT_INT, &a->T, 1, INFINITY, false, "T", "sequence length (default 64)"},
+        {"steps", 0, OPT_INT, &a->steps, 1, INFINITY, false, "N", "timed steps (default 5)"},
+        {"warmup", 0, OPT_INT, &a->warmup, 0, INFINITY, false, "N",
+         "untimed steps first (default 1)"},
+        {"threads", 'j', OPT_INT, &a->threads, 0, INFINITY, false, "N",
+         "threads; 0: all cores (default 0)"},
+        {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
+        {"rollout", 0, OPT_FLAG, &a->rollout, 0, 0, false, NULL, "time sampling instead"},
+        {"prompt-len", 0, OPT_INT, &a->prompt_len, 1, INFINITY, false, "P",
+         "rollout: prompt tokens (default 32)"},
+        {"new-tokens", 0, OPT_INT, &a->new_tokens, 1, INFINITY, false, "N",
+         "rollout: tokens to generate (default 64)"},
+        {0}};
+    const OptionsCommand cmd = {"bench",
+                                "[--rollout] [options]",
+                                "measure training-step and rollout speed, MFU and memory",
+                                DESCRIPTION,
+                                opts,
+                                NULL,
+                                0,
+                                0};
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    return rc == OPTIONS_CONTINUE ? shape_check(&cmd, model, a) : rc;
 }
 
 // Best of a few 2048^3 products through the backend: the peak FLOP/s the MFU is relative to.
@@ -270,7 +230,7 @@ static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
 int cmd_bench(int argc, char **argv) {
     BenchArgs a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc != OPTIONS_CONTINUE) return rc;
     const Backend *be = backend_cpu();
     be->threads(a.threads);
     double peak = measure_peak_once(be);

@@ -1,72 +1,63 @@
 // train/cli/cmd_data.c: `layercake data`: import text and JSONL into HDF5 datasets, summarise a
 // dataset (info), print one example decoded with its loss mask visible (show), and generate a
-// built-in task world (synth, train/cli/cmd_synth.c).
+// built-in task world (synth, train/cli/cmd_synth.c). Each subcommand has its option table.
 #include "common/check.h"
 #include "data/import.h"
 #include "data/info.h"
 #include "data/tokenizer.h"
 #include "train/cli/commands.h"
-#include <getopt.h>
+#include "train/cli/options.h"
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char USAGE[] =
-    "usage: layercake data import --kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...\n"
-    "       layercake data info FILE.h5 [--json]\n"
-    "       layercake data show FILE.h5 --index I --tokenizer PATH [--color WHEN]\n"
-    "       layercake data synth --task NAME --out DIR [options]\n"
-    "\n"
-    "  import   tokenize INPUT files into a dataset of KIND (lm, sft, preference, prompt).\n"
-    "           *.jsonl, *.json and *.ndjson inputs are JSONL, one example per line, in any of\n"
-    "           the formats of docs/datasets.md; other files are plain text (lm only).\n"
-    "           --max-len N        longest example in tokens (default 1024): longer sft,\n"
-    "                              preference and prompt examples are dropped, longer lm\n"
-    "                              documents are cut into pieces\n"
-    "           --val-fraction F   send a share F of the examples, chosen by a hash of their\n"
-    "                              tokens, to FILE-val.h5 (default 0: no validation file)\n"
-    "           --seed S           mixed into that hash (default 0)\n"
-    "           --skip-bad         skip malformed JSONL lines and count them, instead of\n"
-    "                              stopping at the first\n"
-    "           --split-blank N    plain text: N or more blank lines end a document (default\n"
-    "                              0: each file is one document)\n"
-    "  info     print kind, examples, tokens, length percentiles and tokenizer fingerprint\n"
-    "           (--json: one JSON object)\n"
-    "  show     print example I decoded; trained tokens (those the loss sees) are normal and\n"
-    "           the others dim on a terminal, or trained ones are wrapped in [[ ]] otherwise\n"
-    "           (--color auto, always or never; default auto)\n"
-    "  synth    generate a built-in task world with an exact gold reward: its tokenizer and\n"
-    "           every dataset a recipe needs (layercake data synth --help)\n"
-    "\n"
-    "PATH is a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe.\n";
+static const char TOKENIZER_HELP[] =
+    "a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe";
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "layercake data: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", USAGE);
-    return 2;
-}
-
-static int help(void) {
-    printf("%s", USAGE);
-    return 0;
-}
-
-static bool parse_i64(const char *s, int64_t *out) {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || v < 0) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_fraction(const char *s, double *out) {
-    char *end;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0';
-}
+static const OptionsCommand IMPORT = {
+    "data import",
+    "--kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...",
+    "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt)",
+    "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL, one\n"
+    "example per line, in any of the formats of docs/datasets.md; other files are plain text\n"
+    "(lm only). Longer sft, preference and prompt examples than --max-len are dropped, longer\n"
+    "lm documents are cut into pieces. --val-fraction sends a share of the examples, chosen by\n"
+    "a hash of their tokens (and --seed), to FILE-val.h5.\n",
+    NULL,
+    "INPUT",
+    1,
+    -1};
+static const OptionsCommand INFO = {
+    "data info",
+    "FILE.h5 [--json]",
+    "print kind, examples, tokens, length percentiles and tokenizer fingerprint",
+    NULL,
+    NULL,
+    "FILE.h5",
+    1,
+    1};
+static const OptionsCommand SHOW = {
+    "data show",
+    "FILE.h5 --index I --tokenizer PATH [--color WHEN]",
+    "print example I decoded, with the tokens the loss sees marked",
+    "Prints example I decoded; trained tokens (those the loss sees) are normal and the others\n"
+    "dim on a terminal, or trained ones are wrapped in [[ ]] otherwise.\n",
+    NULL,
+    "FILE.h5",
+    1,
+    1};
+static const OptionsCommand SYNTH = {
+    "data synth",
+    "--task NAME --out DIR [options]",
+    "generate a built-in task world with an exact gold reward (docs/tasks.md)",
+    NULL,
+    NULL,
+    NULL,
+    0,
+    0};
 
 static Tokenizer *tokenizer_or_report(const char *path) {
     char err[1024];
@@ -96,52 +87,46 @@ static void import_report(const ImportOptions *o, const ImportStats *st) {
     if (st->skipped) printf("first skipped: %s\n", st->first_skip);
 }
 
+// Returns OPTIONS_CONTINUE or the exit status (0 after --help, 2 for a bad command line).
+static int import_parse(int argc, char **argv, ImportOptions *o, const char **tok_path,
+                        OptionArgs *args) {
+    const char *kind = NULL;
+    bool skip_bad = false;
+    const Option opts[] = {
+        {"kind", 0, OPT_STRING, &kind, 0, 0, true, "KIND", "lm, sft, preference or prompt"},
+        {"tokenizer", 0, OPT_STRING, tok_path, 0, 0, true, "PATH", TOKENIZER_HELP},
+        {"out", 0, OPT_STRING, &o->out, 0, 0, true, "FILE.h5", "the dataset to write"},
+        {"max-len", 0, OPT_INT64, &o->max_len, 1, INFINITY, false, "N",
+         "longest example in tokens (default 1024)"},
+        {"val-fraction", 0, OPT_DOUBLE, &o->val_fraction, 0, 1, false, "F",
+         "share of examples for FILE-val.h5 (default 0: none)"},
+        {"seed", 0, OPT_U64, &o->seed, 0, 0, false, "S", "mixed into that hash (default 0)"},
+        {"skip-bad", 0, OPT_FLAG, &skip_bad, 0, 0, false, NULL,
+         "skip malformed JSONL lines and count them, instead of stopping"},
+        {"split-blank", 0, OPT_INT, &o->split_blank, 0, 1000000, false, "N",
+         "plain text: N or more blank lines end a document (default 0: a file is one)"},
+        {0}};
+    OptionsCommand cmd = IMPORT;
+    cmd.options = opts;
+    int rc = options_parse(&cmd, argc, argv, args);
+    o->skip_bad = skip_bad;
+    if (rc == OPTIONS_CONTINUE && data_kind_parse(kind, &o->kind) < 0)
+        rc = options_usage_error(&cmd, "--kind: '%s' is not lm, sft, preference or prompt", kind);
+    return rc;
+}
+
 static int import_main(int argc, char **argv) {
-    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"max-len", required_argument, NULL, 'm'},
-                                         {"val-fraction", required_argument, NULL, 'v'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"skip-bad", no_argument, NULL, 'b'},
-                                         {"split-blank", required_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     ImportOptions o = {.kind = DATA_KIND_COUNT, .max_len = 1024};
     const char *tok_path = NULL;
-    int64_t seed = 0, split = 0;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'k' && data_kind_parse(optarg, &o.kind) < 0)
-            return usage_error("import: --kind is lm, sft, preference or prompt, not '%s'", optarg);
-        if (c == 't') tok_path = optarg;
-        if (c == 'o') o.out = optarg;
-        if (c == 'm' && !parse_i64(optarg, &o.max_len))
-            return usage_error("import: --max-len needs a number, not '%s'", optarg);
-        if (c == 'v' && !parse_fraction(optarg, &o.val_fraction))
-            return usage_error("import: --val-fraction needs a number, not '%s'", optarg);
-        if (c == 's' && !parse_i64(optarg, &seed))
-            return usage_error("import: --seed needs a number, not '%s'", optarg);
-        if (c == 'b') o.skip_bad = 1;
-        if (c == 'p' && (!parse_i64(optarg, &split) || split > 1000000))
-            return usage_error("import: --split-blank needs a number, not '%s'", optarg);
-        if (c == 'h') return help();
-        if (c == '?')
-            return usage_error("import: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    if (o.kind == DATA_KIND_COUNT || !tok_path || !o.out || optind >= argc)
-        return usage_error("import needs --kind, --tokenizer, --out and an input file%s", "");
-    o.seed = (uint64_t)seed;
-    o.split_blank = (int)split;
+    OptionArgs args;
+    int rc = import_parse(argc, argv, &o, &tok_path, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
     Tokenizer *tok = tokenizer_or_report(tok_path);
     if (!tok) return 1;
     o.tok = tok;
     ImportStats st;
     char err[1024];
-    int rc =
-        import_run(&o, (const char *const *)argv + optind, argc - optind, &st, err, sizeof(err));
+    rc = import_run(&o, (const char *const *)args.v, args.n, &st, err, sizeof(err));
     if (rc == 0)
         import_report(&o, &st);
     else
@@ -153,20 +138,15 @@ static int import_main(int argc, char **argv) {
 // ---- info ----------------------------------------------------------------------------------
 
 static int info_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool json = false;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'j') json = true;
-        if (c == 'h') return help();
-        if (c == '?')
-            return usage_error("info: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    if (optind != argc - 1) return usage_error("info needs one dataset file%s", "");
-    const char *path = argv[optind];
+    const Option opts[] = {{"json", 0, OPT_FLAG, &json, 0, 0, false, NULL, "print one JSON object"},
+                           {0}};
+    OptionsCommand cmd = INFO;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    const char *path = args.v[0];
     DatasetInfo info;
     char err[1024];
     if (dataset_info(path, &info, err, sizeof(err)) < 0) {
@@ -174,9 +154,9 @@ static int info_main(int argc, char **argv) {
         return 1;
     }
     if (json) {
-        char *s = dataset_info_json(path, &info);
-        printf("%s\n", s);
-        free(s);
+        char *text = dataset_info_json(path, &info);
+        printf("%s\n", text);
+        free(text);
     } else {
         dataset_info_print(stdout, path, &info);
     }
@@ -268,43 +248,29 @@ static int show_checked(const char *path, int64_t index, const char *tok_path, b
 }
 
 static int show_main(int argc, char **argv) {
-    static const struct option opts[] = {{"index", required_argument, NULL, 'i'},
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"color", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *tok_path = NULL, *when = "auto";
     int64_t index = -1;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'i' && !parse_i64(optarg, &index))
-            return usage_error("show: --index needs a number, not '%s'", optarg);
-        if (c == 't') tok_path = optarg;
-        if (c == 'c') when = optarg;
-        if (c == 'h') return help();
-        if (c == '?')
-            return usage_error("show: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    if (optind != argc - 1 || index < 0 || !tok_path)
-        return usage_error("show needs one dataset file, --index and --tokenizer%s", "");
+    const Option opts[] = {
+        {"index", 0, OPT_INT64, &index, 0, INFINITY, true, "I", "the example, from 0"},
+        {"tokenizer", 0, OPT_STRING, &tok_path, 0, 0, true, "PATH", TOKENIZER_HELP},
+        {"color", 0, OPT_STRING, &when, 0, 0, false, "WHEN",
+         "auto, always or never (default auto)"},
+        {0}};
+    OptionsCommand cmd = SHOW;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
     if (strcmp(when, "auto") != 0 && strcmp(when, "always") != 0 && strcmp(when, "never") != 0)
-        return usage_error("show: --color is auto, always or never, not '%s'", when);
+        return options_usage_error(&cmd, "--color: '%s' is not auto, always or never", when);
     bool color = strcmp(when, "always") == 0 || (strcmp(when, "auto") == 0 && isatty(1));
-    return show_checked(argv[optind], index, tok_path, color);
+    return show_checked(args.v[0], index, tok_path, color);
 }
 
 // ---- the command ---------------------------------------------------------------------------
 
 int cmd_data(int argc, char **argv) {
-    if (argc < 2) return usage_error("which one: import, info, show or synth?%s", "");
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
-        return help();
-    if (strcmp(sub, "import") == 0) return import_main(argc - 1, argv + 1);
-    if (strcmp(sub, "info") == 0) return info_main(argc - 1, argv + 1);
-    if (strcmp(sub, "show") == 0) return show_main(argc - 1, argv + 1);
-    if (strcmp(sub, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
-    return usage_error("unknown subcommand '%s'", sub);
+    static const OptionsCommand *const SUBS[] = {&IMPORT, &INFO, &SHOW, &SYNTH};
+    static const OptionsMain RUN[] = {import_main, info_main, show_main, cmd_synth};
+    return options_dispatch("data", SUBS, RUN, 4, argc, argv);
 }

@@ -4,95 +4,62 @@
 #include "data/chat.h"
 #include "model/checkpoint.h"
 #include "model/sample.h"
-#include "common/parse.h"
 #include "train/cli/commands.h"
 #include "train/run/state.h"
-#include <getopt.h>
+#include "train/cli/options.h"
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     const char *checkpoint, *prompt, *tokenizer;
-    int max_new, top_k, chat, n;
+    int max_new, top_k, n; // tokens to generate, top-k (0: off), samples
+    bool chat;
     float temperature, top_p;
     uint64_t seed;
 } GenArgs;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: layercake generate CHECKPOINT.h5 --prompt TEXT [--max-new-tokens N]\n"
-            "                          [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-            "                          [--samples N] [--chat] [--tokenizer PATH]\n"
-            "\nSamples continuations of TEXT. --chat wraps TEXT as a user turn of the chat\n"
-            "template and stops at the end of the assistant's turn. The tokenizer is the one\n"
-            "recorded in the checkpoint unless --tokenizer is given. Temperature 0 is greedy.\n");
-}
+static const char DESCRIPTION[] =
+    "Samples continuations of TEXT. --chat wraps TEXT as a user turn of the chat template and\n"
+    "stops at the end of the assistant's turn. The tokenizer is the one recorded in the\n"
+    "checkpoint unless --tokenizer is given. Temperature 0 is greedy.\n";
 
+// Returns OPTIONS_CONTINUE or the exit status (0 after --help, 2 for a bad command line).
 static int parse(int argc, char **argv, GenArgs *a) {
     *a = (GenArgs){.max_new = 64, .temperature = 0.8f, .top_p = 1.0f, .seed = 1, .n = 1};
-    static const struct option opts[] = {{"prompt", 1, 0, 'p'},
-                                         {"max-new-tokens", 1, 0, 'n'},
-                                         {"temperature", 1, 0, 't'},
-                                         {"top-k", 1, 0, 'k'},
-                                         {"top-p", 1, 0, 'P'},
-                                         {"seed", 1, 0, 's'},
-                                         {"tokenizer", 1, 0, 'T'},
-                                         {"chat", 0, 0, 'c'},
-                                         {"samples", 1, 0, 'N'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c, idx = 0, bad = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-        switch (c) {
-        case 'p':
-            a->prompt = optarg;
-            break;
-        case 'n':
-            bad |= parse_int(optarg, &a->max_new);
-            break;
-        case 't':
-            bad |= parse_float(optarg, &a->temperature);
-            break;
-        case 'k':
-            bad |= parse_int(optarg, &a->top_k);
-            break;
-        case 'P':
-            bad |= parse_float(optarg, &a->top_p);
-            break;
-        case 's':
-            bad |= parse_u64(optarg, &a->seed);
-            break;
-        case 'T':
-            a->tokenizer = optarg;
-            break;
-        case 'c':
-            a->chat = 1;
-            break;
-        case 'N':
-            bad |= parse_int(optarg, &a->n);
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        default:
-            usage(stderr);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "layercake generate: --%s: \'%s\' is not a number\n", opts[idx].name,
-                    optarg);
-            return 2;
-        }
-    }
-    if (optind != argc - 1 || !a->prompt || a->max_new < 1 || a->n < 1 || a->temperature < 0 ||
-        a->top_p <= 0 || a->top_p > 1 || a->top_k < 0) {
-        usage(stderr);
-        return 2;
-    }
-    a->checkpoint = argv[optind];
-    return 0;
+    const Option opts[] = {
+        {"prompt", 'p', OPT_STRING, &a->prompt, 0, 0, true, "TEXT", "the text to continue"},
+        {"max-new-tokens", 'n', OPT_INT, &a->max_new, 1, INFINITY, false, "N",
+         "tokens to generate at most (default 64)"},
+        {"temperature", 't', OPT_FLOAT, &a->temperature, 0, INFINITY, false, "T",
+         "sampling temperature; 0 is greedy (default 0.8)"},
+        {"top-k", 'k', OPT_INT, &a->top_k, 0, INFINITY, false, "K",
+         "sample among the K likeliest tokens; 0: all (default 0)"},
+        {"top-p", 0, OPT_FLOAT, &a->top_p, 0, 1, false, "P",
+         "sample among the likeliest tokens of mass P (default 1)"},
+        {"seed", 's', OPT_U64, &a->seed, 0, 0, false, "S", "random seed (default 1)"},
+        {"samples", 0, OPT_INT, &a->n, 1, INFINITY, false, "N", "samples to draw (default 1)"},
+        {"chat", 0, OPT_FLAG, &a->chat, 0, 0, false, NULL,
+         "wrap TEXT as a user turn of the chat template"},
+        {"tokenizer", 0, OPT_STRING, &a->tokenizer, 0, 0, false, "PATH",
+         "the tokenizer (default: the one the checkpoint records)"},
+        {0}};
+    const OptionsCommand cmd = {"generate",
+                                "CHECKPOINT.h5 --prompt TEXT [options]",
+                                "sample from a checkpoint",
+                                DESCRIPTION,
+                                opts,
+                                "CHECKPOINT.h5",
+                                1,
+                                1};
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc == OPTIONS_CONTINUE && a->top_p <= 0)
+        rc = options_usage_error(&cmd, "--top-p: %g is out of range: it must be above 0", a->top_p);
+    if (rc == OPTIONS_CONTINUE) a->checkpoint = args.v[0];
+    return rc;
 }
 
 static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *stop) {
@@ -151,7 +118,7 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
 int cmd_generate(int argc, char **argv) {
     GenArgs a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc != OPTIONS_CONTINUE) return rc;
     char err[1024], tokpath[4096];
     if (!a.tokenizer) {
         if (state_tokenizer_path(a.checkpoint, tokpath, sizeof(tokpath)) != 0) {

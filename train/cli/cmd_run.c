@@ -5,123 +5,102 @@
 #include "train/recipe/recipe.h"
 #include "train/run/run.h"
 #include "train/stages/stages.h"
-#include <getopt.h>
+#include "train/cli/options.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     const char *recipe;
-    char **overrides;
+    char **overrides; // (n_overrides) "key.path=value", pointers into argv
     int n_overrides;
     const char *only, *from;
-    int print_config;
+    bool print_config;
 } RunArgs;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: layercake run RECIPE.yaml [key.path=value ...] [--only STAGE] [--from STAGE]\n"
-            "                     [--print-config]\n"
-            "\nRuns the recipe's stages in order into its run directory (output_dir, default\n"
-            "runs/<name>). Finished stages (final.h5 present) are skipped; an interrupted stage\n"
-            "resumes from its newest intact checkpoint.\n"
-            "  key.path=value  override a recipe key (seed=3, model.n_layer=4, sft.optim.lr=1e-4)\n"
-            "  --only STAGE    run just this stage (its inputs must exist)\n"
-            "  --from STAGE    run this stage and the ones after it again, from scratch\n"
-            "  --print-config  print the resolved recipe and exit\n");
+static const char DESCRIPTION[] =
+    "Runs the recipe's stages in order into its run directory (output_dir, default\n"
+    "runs/<name>). Finished stages (final.h5 present) are skipped; an interrupted stage\n"
+    "resumes from its newest intact checkpoint.\n"
+    "  key.path=value  override a recipe key (seed=3, model.n_layer=4, sft.optim.lr=1e-4)\n";
+
+// Returns OPTIONS_CONTINUE or the exit status (0 after --help, 2 for a bad command line).
+static int parse(int argc, char **argv, RunArgs *a) {
+    *a = (RunArgs){0};
+    const Option opts[] = {{"only", 0, OPT_STRING, &a->only, 0, 0, false, "STAGE",
+                            "run just this stage (its inputs must exist)"},
+                           {"from", 0, OPT_STRING, &a->from, 0, 0, false, "STAGE",
+                            "run this stage and the ones after it again, from scratch"},
+                           {"print-config", 0, OPT_FLAG, &a->print_config, 0, 0, false, NULL,
+                            "print the resolved recipe and exit"},
+                           {0}};
+    const OptionsCommand cmd = {"run",
+                                "RECIPE.yaml [key.path=value ...] [options]",
+                                "run a recipe's stages into its run directory",
+                                DESCRIPTION,
+                                opts,
+                                "RECIPE.yaml",
+                                1,
+                                -1};
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    for (int i = 1; i < args.n; i++) // the recipe, then overrides
+        if (!strchr(args.v[i], '='))
+            return options_usage_error(
+                &cmd, "'%s' is neither an override (key=value) nor an option", args.v[i]);
+    a->recipe = args.v[0];
+    a->overrides = args.v + 1;
+    a->n_overrides = args.n - 1;
+    return OPTIONS_CONTINUE;
 }
 
-static int parse_args(int argc, char **argv, RunArgs *a) {
-    static const struct option opts[] = {{"only", 1, 0, 'o'},
-                                         {"from", 1, 0, 'f'},
-                                         {"print-config", 0, 0, 'p'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    *a = (RunArgs){0};
-    a->overrides = lc_calloc((size_t)argc, sizeof(char *));
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "-", opts, NULL)) != -1) {
-        switch (c) {
-        case 1: // a positional argument: the recipe, then overrides
-            if (!a->recipe)
-                a->recipe = optarg;
-            else if (strchr(optarg, '='))
-                a->overrides[a->n_overrides++] = optarg;
-            else {
-                fprintf(stderr,
-                        "layercake run: '%s' is neither an override (key=value) nor an "
-                        "option\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'o':
-            a->only = optarg;
-            break;
-        case 'f':
-            a->from = optarg;
-            break;
-        case 'p':
-            a->print_config = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        default:
-            usage(stderr);
+static int print_config(const RunArgs *a) {
+    Recipe r = {0};
+    char err[2048];
+    if (recipe_load(a->recipe, a->overrides, a->n_overrides, &r, err, sizeof(err)) != RECIPE_OK) {
+        fprintf(stderr, "layercake: %s\n", err);
+        return 1;
+    }
+    char *text = recipe_text(&r);
+    if (!text) LC_DIE("cannot render the resolved recipe");
+    fputs(text, stdout);
+    free(text);
+    recipe_free(&r);
+    return 0;
+}
+
+// Runs the stages a picks (all, --only one, --from one onwards) of an open run.
+static int run_picked(Run *run, const Recipe *r, const RunArgs *a) {
+    int first = 0, last = r->n_stages - 1;
+    const char *pick = a->only ? a->only : a->from;
+    if (pick) {
+        first = last = recipe_stage_index(r, pick);
+        if (first < 0) {
+            fprintf(stderr, "layercake: %s has no stage named '%s'\n", a->recipe, pick);
             return 2;
         }
+        if (a->from) last = r->n_stages - 1;
     }
-    if (!a->recipe) {
-        usage(stderr);
-        return 2;
-    }
-    return 0;
+    return run_stages(run, first, last, a->from != NULL, stage_run);
 }
 
 int cmd_run(int argc, char **argv) {
     RunArgs a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) {
-        free(a.overrides);
-        return rc == 1 ? 0 : rc;
-    }
+    int rc = parse(argc, argv, &a);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    if (a.print_config) return print_config(&a);
     Recipe r = {0};
     Run run = {0};
     char err[2048];
-    if (a.print_config) {
-        rc = recipe_load(a.recipe, a.overrides, a.n_overrides, &r, err, sizeof(err));
-        if (rc == RECIPE_OK) {
-            char *text = recipe_text(&r);
-            if (!text) LC_DIE("cannot render the resolved recipe");
-            fputs(text, stdout);
-            free(text);
-            recipe_free(&r);
-        } else
-            fprintf(stderr, "layercake: %s\n", err);
-        free(a.overrides);
-        return rc == RECIPE_OK ? 0 : 1;
-    }
     if (recipe_load(a.recipe, a.overrides, a.n_overrides, &r, err, sizeof(err)) != RECIPE_OK) {
         fprintf(stderr, "layercake: %s\n", err);
-        free(a.overrides);
         return 1;
     }
     rc = run_open(&run, &r);
-    int first = 0, last = r.n_stages - 1;
-    const char *pick = a.only ? a.only : a.from;
-    if (!rc && pick) {
-        first = last = recipe_stage_index(&r, pick);
-        if (first < 0) {
-            fprintf(stderr, "layercake: %s has no stage named '%s'\n", a.recipe, pick);
-            rc = 2;
-        }
-        if (a.from) last = r.n_stages - 1;
-    }
-    if (!rc) rc = run_stages(&run, first, last, a.from != NULL, stage_run);
+    if (!rc) rc = run_picked(&run, &r, &a);
     run_close(&run);
     recipe_free(&r);
-    free(a.overrides);
     return rc;
 }

@@ -1,172 +1,247 @@
 // train/cli/cmd_score.c: `layercake score CHECKPOINT --data FILE.h5`: a reward model's scores of
 // every example of a dataset: prompt + response (sft datasets) or both responses of each pair
 // (preference datasets, with the accuracy of chosen over rejected).
+//
+// Examples longer than the model's context are counted and reported as skipped, or, with
+// --truncate, scored by their last T input tokens: the reward is read at the last token, so the
+// end of the response is what must stay. The loader (data/loader.h) can only leave such
+// examples out, so this command builds its rows from the dataset itself, in dataset order.
+// A sequence s[0..n) gives the row's inputs s[0..n-1), as the loader's rows do
+// (train/stages/readouts.h: the score sits on the response's last token).
 #include "common/check.h"
-#include "data/loader.h"
+#include "data/dataset.h"
 #include "model/checkpoint.h"
-#include "common/parse.h"
 #include "train/cli/commands.h"
+#include "train/cli/options.h"
 #include "train/stages/readouts.h"
-#include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: layercake score CHECKPOINT.h5 --data FILE.h5 [--batch N] [--json]\n"
-               "\nPrints a reward model's score of every example: one line per sft example\n"
-               "(index, reward) or per preference pair (index, chosen, rejected), then a summary.\n"
-               "--json prints one JSON object per line instead.\n");
-}
-
 typedef struct {
     const char *ckpt, *data;
-    int batch, json;
+    int batch;
+    bool json, truncate;
 } ScoreArgs;
+
+// The rows of one batch and the running summary.
+typedef struct {
+    const ScoreArgs *a;
+    const Dataset *ds;
+    GPT2 *view;         // the reward model with activations for (rows, T)
+    int T, rows, pairs; // context, rows per batch, 1 for preference data (2 rows a unit)
+    int units;          // units (examples) in the current batch
+    int *tokens, *len;  // (rows, T) right-padded inputs, (rows) their lengths
+    int64_t *example;   // (rows) dataset index of each unit of the batch
+    float *r;           // (rows) scores of the batch
+    double sum;         // of every score
+    long n, correct;    // scores; pairs with chosen above rejected
+    int64_t scored, skipped, truncated; // examples
+} Scorer;
+
+static const char DESCRIPTION[] =
+    "Prints a reward model's score of every example: one line per sft example (index, reward)\n"
+    "or per preference pair (index, chosen, rejected), then a summary with the examples scored\n"
+    "and those skipped for being longer than the model's context. --json prints one JSON\n"
+    "object per line instead, the summary last. --truncate scores an over-long example by its\n"
+    "last tokens (the reward is read at the last one) instead of skipping it.\n";
 
 static int parse(int argc, char **argv, ScoreArgs *a) {
     *a = (ScoreArgs){.batch = 16};
-    static const struct option opts[] = {{"data", 1, 0, 'd'},
-                                         {"batch", 1, 0, 'b'},
-                                         {"json", 0, 0, 'j'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c, idx = 0, bad = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-        switch (c) {
-        case 'd':
-            a->data = optarg;
-            break;
-        case 'b':
-            bad |= parse_int(optarg, &a->batch);
-            break;
-        case 'j':
-            a->json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        default:
-            usage(stderr);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "layercake score: --%s: \'%s\' is not a number\n", opts[idx].name,
-                    optarg);
-            return 2;
-        }
-    }
-    if (optind != argc - 1 || !a->data || a->batch < 1) {
-        usage(stderr);
-        return 2;
-    }
-    a->ckpt = argv[optind];
-    return 0;
+    const Option opts[] = {
+        {"data", 'd', OPT_STRING, &a->data, 0, 0, true, "FILE.h5", "sft or preference dataset"},
+        {"batch", 'b', OPT_INT, &a->batch, 1, INFINITY, false, "N", "rows per forward (16)"},
+        {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print JSON lines"},
+        {"truncate", 0, OPT_FLAG, &a->truncate, 0, 0, false, NULL,
+         "keep the last tokens of over-long examples instead of skipping them"},
+        {0}};
+    const OptionsCommand cmd = {"score",
+                                "CHECKPOINT.h5 --data FILE.h5 [options]",
+                                "score a dataset's responses with a reward model",
+                                DESCRIPTION,
+                                opts,
+                                "CHECKPOINT.h5",
+                                1,
+                                1};
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc == OPTIONS_CONTINUE) a->ckpt = args.v[0];
+    return rc;
 }
 
-// Prints the scores of one batch; accumulates the summary.
-static void print_batch(const ScoreArgs *a, Loader *l, const Batch *b, const float *r, int pairs,
-                        double *sum, long *n, long *correct) {
-    int units = pairs ? b->B / 2 : b->B;
-    for (int u = 0; u < units; u++) {
-        int row = pairs ? 2 * u : u;
-        if (b->len[row] == 0) continue;
-        long idx = (long)loader_example_index(l, row, 0);
-        if (pairs) {
-            float rc = r[row], rr = r[row + 1];
-            *correct += rc > rr;
-            *sum += rc + rr;
-            *n += 2;
-            if (a->json)
-                printf("{\"index\": %ld, \"chosen\": %.6g, \"rejected\": %.6g}\n", idx, rc, rr);
-            else
-                printf("%ld\t%.6g\t%.6g\n", idx, rc, rr);
-        } else {
-            *sum += r[row];
-            *n += 1;
-            if (a->json)
-                printf("{\"index\": %ld, \"reward\": %.6g}\n", idx, r[row]);
-            else
-                printf("%ld\t%.6g\n", idx, r[row]);
-        }
+// ---- rows ----------------------------------------------------------------------------------
+
+// Input positions example e needs: a sequence of n tokens takes n-1 (as data/loader.c counts).
+static int64_t example_need(const Example *ex, int pairs) {
+    int64_t resp = ex->n_chosen > ex->n_rejected ? ex->n_chosen : ex->n_rejected;
+    return pairs ? ex->n_tokens + resp - 1 : ex->n_tokens - 1;
+}
+
+// Row row = the inputs of the sequence a[0..na) ++ b[0..nb), cut to its last T inputs.
+static void row_put(Scorer *s, int row, const int *a, int64_t na, const int *b, int64_t nb) {
+    int64_t n = na + nb - 1; // inputs: the sequence without its last token
+    int64_t from = n > s->T ? n - s->T : 0;
+    int *dst = s->tokens + (size_t)row * s->T;
+    for (int64_t t = from; t < n; t++) dst[t - from] = t < na ? a[t] : b[t - na];
+    s->len[row] = n > 0 ? (int)(n - from) : 0;
+}
+
+// Adds example e to the batch, or counts it as skipped.
+static void unit_add(Scorer *s, int64_t e) {
+    Example ex = dataset_example(s->ds, e);
+    bool long_ = example_need(&ex, s->pairs) > s->T;
+    if (long_ && !s->a->truncate) {
+        s->skipped++;
+        return;
+    }
+    s->truncated += long_;
+    int u = s->units++;
+    s->example[u] = e;
+    if (s->pairs) {
+        row_put(s, 2 * u, ex.tokens, ex.n_tokens, ex.chosen, ex.n_chosen);
+        row_put(s, 2 * u + 1, ex.tokens, ex.n_tokens, ex.rejected, ex.n_rejected);
+    } else {
+        row_put(s, u, ex.tokens, ex.n_tokens, NULL, 0);
     }
 }
 
-static int score(const ScoreArgs *a, GPT2 *rm, DataKind kind) {
+// ---- output --------------------------------------------------------------------------------
+
+// Prints unit u of the scored batch and adds it to the summary.
+static void unit_print(Scorer *s, int u) {
+    long idx = (long)s->example[u];
+    const float *r = s->r;
+    s->scored++;
+    if (s->pairs) {
+        float rc = r[2 * u], rr = r[2 * u + 1];
+        s->correct += rc > rr;
+        s->sum += rc + rr;
+        s->n += 2;
+        if (s->a->json)
+            printf("{\"index\": %ld, \"chosen\": %.6g, \"rejected\": %.6g}\n", idx, rc, rr);
+        else
+            printf("%ld\t%.6g\t%.6g\n", idx, rc, rr);
+    } else {
+        s->sum += r[u];
+        s->n += 1;
+        if (s->a->json)
+            printf("{\"index\": %ld, \"reward\": %.6g}\n", idx, r[u]);
+        else
+            printf("%ld\t%.6g\n", idx, r[u]);
+    }
+}
+
+// Scores the batch's rows (one forward) and prints its units; empties the batch.
+static void batch_flush(Scorer *s) {
+    if (s->units == 0) return;
+    Batch b = {.B = s->rows, .T = s->T, .tokens = s->tokens, .len = s->len};
+    reward_scores(s->view, &b, s->r);
+    for (int u = 0; u < s->units; u++) unit_print(s, u);
+    memset(s->tokens, 0, sizeof(int) * (size_t)s->rows * s->T);
+    memset(s->len, 0, sizeof(int) * (size_t)s->rows);
+    s->units = 0;
+}
+
+static void summary_json(const Scorer *s) {
+    double mean = s->n ? s->sum / (double)s->n : NAN;
+    printf("{\"scored\": %lld, \"skipped\": %lld, \"truncated\": %lld, \"context\": %d, ",
+           (long long)s->scored, (long long)s->skipped, (long long)s->truncated, s->T);
+    printf(isnan(mean) ? "\"mean\": null" : "\"mean\": %.6g", mean);
+    if (s->pairs && s->scored)
+        printf(", \"accuracy\": %.6g", (double)s->correct / (double)s->scored);
+    printf("}\n");
+}
+
+static void summary_text(const Scorer *s) {
+    printf("# %ld scores, mean %.4f", s->n, s->n ? s->sum / (double)s->n : NAN);
+    if (s->pairs)
+        printf(", chosen above rejected in %.2f%% of %lld pairs",
+               100.0 * (double)s->correct / (double)s->scored, (long long)s->scored);
+    printf("\n# %lld examples scored (%lld of them cut to their last %d tokens), %lld skipped "
+           "for being longer than %d tokens%s\n",
+           (long long)s->scored, (long long)s->truncated, s->T, (long long)s->skipped, s->T,
+           s->skipped ? " (--truncate scores them)" : "");
+}
+
+// ---- the command ---------------------------------------------------------------------------
+
+static void scorer_init(Scorer *s, const ScoreArgs *a, const Dataset *ds, GPT2 *rm) {
+    *s = (Scorer){.a = a, .ds = ds, .T = rm->cfg.max_seq_len, .pairs = ds->kind == DATA_PREFERENCE};
+    s->rows = s->pairs ? 2 * a->batch : a->batch;
+    s->view = gpt2_create_view(rm, GPT2_INFER, s->rows, s->T);
+    s->tokens = lc_calloc((size_t)s->rows * s->T, sizeof(int));
+    s->len = lc_calloc((size_t)s->rows, sizeof(int));
+    s->example = lc_calloc((size_t)s->rows, sizeof(int64_t));
+    s->r = lc_calloc((size_t)s->rows, sizeof(float));
+}
+
+static void scorer_free(Scorer *s) {
+    gpt2_free(s->view);
+    free(s->tokens), free(s->len), free(s->example), free(s->r);
+}
+
+static int score(const ScoreArgs *a, GPT2 *rm, Dataset *ds) {
     char err[1024];
-    int pairs = kind == DATA_PREFERENCE;
-    LoaderOptions o = {.batch = a->batch,
-                       .T = rm->cfg.max_seq_len,
-                       .world = 1,
-                       .vocab_size = rm->cfg.vocab_size,
-                       .drop_long = 1};
-    Loader *l = loader_open(a->data, kind, &o, err, sizeof(err));
-    if (!l) {
+    if (dataset_load(ds, rm->cfg.vocab_size, err, sizeof(err)) != 0) {
         fprintf(stderr, "layercake score: %s\n", err);
         return 1;
     }
-    int rows = loader_rows(l);
-    GPT2 *view = gpt2_create_view(rm, GPT2_INFER, rows, rm->cfg.max_seq_len);
-    float *r = lc_calloc((size_t)rows, sizeof(float));
-    double sum = 0;
-    long n = 0, correct = 0;
-    Batch b;
-    for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
-        if (loader_next(l, &b) < 0) {
-            fprintf(stderr, "layercake score: %s\n", loader_error(l));
-            break;
-        }
-        reward_scores(view, &b, r);
-        print_batch(a, l, &b, r, pairs, &sum, &n, &correct);
+    Scorer s;
+    scorer_init(&s, a, ds, rm);
+    for (int64_t e = 0; e < ds->n; e++) {
+        unit_add(&s, e);
+        if (s.units == a->batch) batch_flush(&s);
     }
-    if (!a->json) {
-        printf("# %ld scores, mean %.4f", n, n ? sum / (double)n : NAN);
-        if (pairs)
-            printf(", chosen above rejected in %.2f%% of %ld pairs",
-                   100.0 * (double)correct / (double)(n / 2), n / 2);
-        if (loader_dropped(l))
-            printf(", %lld examples longer than %d tokens left out", (long long)loader_dropped(l),
-                   o.T);
-        printf("\n");
-    }
-    free(r);
-    gpt2_free(view);
-    loader_free(l);
+    batch_flush(&s);
+    if (a->json)
+        summary_json(&s);
+    else
+        summary_text(&s);
+    scorer_free(&s);
     return 0;
+}
+
+// The dataset, if it is one a reward model can score; NULL with a message otherwise.
+static Dataset *dataset_for_scores(const char *path) {
+    char err[1024];
+    Dataset *d = dataset_open(path, DATA_KIND_COUNT, err, sizeof(err));
+    if (!d) {
+        fprintf(stderr, "layercake score: %s\n", err);
+    } else if (d->kind != DATA_SFT && d->kind != DATA_PREFERENCE) {
+        fprintf(stderr,
+                "layercake score: %s: a %s dataset; scoring needs prompt + response (sft) or "
+                "preference data\n",
+                path, data_kind_name(d->kind));
+        dataset_free(d);
+        d = NULL;
+    }
+    return d;
+}
+
+// The reward model, if the checkpoint has a scalar head; NULL with a message otherwise.
+static GPT2 *reward_model_load(const char *path) {
+    char err[1024];
+    GPT2 *rm = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+    if (!rm) {
+        fprintf(stderr, "layercake score: %s\n", err);
+    } else if (!(rm->heads & GPT2_HEAD_SCALAR)) {
+        fprintf(stderr, "layercake score: %s has no scalar head: not a reward model\n", path);
+        gpt2_free(rm);
+        rm = NULL;
+    }
+    return rm;
 }
 
 int cmd_score(int argc, char **argv) {
     ScoreArgs a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc == 1 ? 0 : rc;
-    char err[1024];
-    Dataset *d = dataset_open(a.data, DATA_KIND_COUNT, err, sizeof(err));
-    if (!d) {
-        fprintf(stderr, "layercake score: %s\n", err);
-        return 1;
-    }
-    DataKind kind = d->kind;
-    dataset_free(d);
-    if (kind != DATA_SFT && kind != DATA_PREFERENCE) {
-        fprintf(stderr,
-                "layercake score: %s: a %s dataset; scoring needs prompt + response "
-                "(sft) or preference data\n",
-                a.data, data_kind_name(kind));
-        return 1;
-    }
-    GPT2 *rm = gpt2_load(backend_cpu(), a.ckpt, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
-    if (!rm) {
-        fprintf(stderr, "layercake score: %s\n", err);
-        return 1;
-    }
-    if (!(rm->heads & GPT2_HEAD_SCALAR)) {
-        fprintf(stderr, "layercake score: %s has no scalar head: not a reward model\n", a.ckpt);
-        gpt2_free(rm);
-        return 1;
-    }
-    rc = score(&a, rm, kind);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    Dataset *ds = dataset_for_scores(a.data);
+    GPT2 *rm = ds ? reward_model_load(a.ckpt) : NULL;
+    rc = rm ? score(&a, rm, ds) : 1;
     gpt2_free(rm);
+    dataset_free(ds);
     return rc;
 }

@@ -5,59 +5,56 @@
 #include "data/tokenizer.h"
 #include "train/cli/commands.h"
 #include <errno.h>
-#include <getopt.h>
+#include "common/parse.h"
+#include "train/cli/options.h"
+#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char USAGE[] =
-    "usage: layercake tokenizer train --vocab-size N --out FILE [--special TOKEN]... CORPUS...\n"
-    "       layercake tokenizer encode --tokenizer PATH [--allow-special] (TEXT | --file FILE)\n"
-    "       layercake tokenizer decode --tokenizer PATH ID...\n"
-    "\n"
-    "  train    learn a byte-level BPE vocabulary of exactly N ids from the corpus files, with\n"
-    "           the special tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> and\n"
-    "           each --special TOKEN reserved; writes FILE (JSON, docs/tokenizer.md)\n"
-    "  encode   print the token ids of TEXT (or of FILE's bytes, '-' for stdin, with the\n"
-    "           encoding speed on stderr), separated by spaces; special-token texts become\n"
-    "           their ids only with --allow-special\n"
-    "  decode   write the bytes of the ids to stdout, exactly (no newline is added)\n"
-    "\n"
-    "PATH is a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe.\n";
+static const char TOKENIZER_HELP[] =
+    "a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe";
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "layercake tokenizer: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n\n%s", USAGE);
-    va_end(ap);
-    return 2;
-}
-
-static int help(void) {
-    printf("%s", USAGE);
-    return 0;
-}
+static const OptionsCommand TRAIN = {
+    "tokenizer train",
+    "--vocab-size N --out FILE [--special TOKEN]... CORPUS...",
+    "learn a byte-level BPE vocabulary from corpus files",
+    "Learns a byte-level BPE vocabulary of exactly N ids from the corpus files, with the special\n"
+    "tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> and each --special TOKEN\n"
+    "reserved; writes FILE (JSON, docs/tokenizer.md).\n",
+    NULL,
+    "CORPUS",
+    1,
+    -1};
+static const OptionsCommand ENCODE = {
+    "tokenizer encode",
+    "--tokenizer PATH [--allow-special] (TEXT | --file FILE)",
+    "print the token ids of a text",
+    "Prints the token ids of TEXT (or of FILE's bytes, '-' for stdin, with the encoding speed\n"
+    "on stderr), separated by spaces; special-token texts become their ids only with\n"
+    "--allow-special.\n",
+    NULL,
+    "TEXT",
+    0,
+    1};
+static const OptionsCommand DECODE = {
+    "tokenizer decode",
+    "--tokenizer PATH ID...",
+    "write the bytes of token ids to stdout",
+    "Writes the bytes of the ids to stdout, exactly (no newline is added).\n",
+    NULL,
+    "ID",
+    0,
+    -1};
 
 static Tokenizer *load_or_report(const char *path) {
     char err[1024];
     Tokenizer *tok = tokenizer_load(path, err, sizeof(err));
     if (!tok) fprintf(stderr, "layercake tokenizer: %s\n", err);
     return tok;
-}
-
-// Parses a non-negative int; false if s is not one.
-static bool parse_int(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < 0 || v > INT_MAX) return false;
-    *out = (int)v;
-    return true;
 }
 
 // ---- train -------------------------------------------------------------------------------------
@@ -81,37 +78,22 @@ static int train_and_save(char **files, int n_files, int vocab_size, const char 
 }
 
 static int tokenizer_train_main(int argc, char **argv) {
-    static const struct option opts[] = {{"vocab-size", required_argument, NULL, 'v'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"special", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int vocab_size = -1, n_specials = 0, c;
+    int vocab_size = -1;
     const char *out = NULL;
-    const char **specials = lc_calloc((size_t)argc + 1, sizeof(*specials));
-    int status = -1;
-    optind = 0;
-    opterr = 0;
-    while (status < 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'v' && !parse_int(optarg, &vocab_size))
-            status = usage_error("train: --vocab-size needs a number, not '%s'", optarg);
-        else if (c == 'o')
-            out = optarg;
-        else if (c == 's')
-            specials[n_specials++] = optarg;
-        else if (c == 'h')
-            status = help();
-        else if (c == '?')
-            status =
-                usage_error("train: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    if (status < 0 && (vocab_size < 0 || !out || optind >= argc))
-        status = usage_error("train needs --vocab-size, --out and a corpus file");
-    if (status < 0)
-        status =
-            train_and_save(argv + optind, argc - optind, vocab_size, specials, n_specials, out);
-    free(specials);
-    return status;
+    OptionList specials = {0};
+    const Option opts[] = {
+        {"vocab-size", 0, OPT_INT, &vocab_size, 0, INFINITY, true, "N", "ids in the vocabulary"},
+        {"out", 0, OPT_STRING, &out, 0, 0, true, "FILE", "the tokenizer file to write"},
+        {"special", 0, OPT_LIST, &specials, 0, 0, false, "TOKEN", "reserve a special token"},
+        {0}};
+    OptionsCommand cmd = TRAIN;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc == OPTIONS_CONTINUE)
+        rc = train_and_save(args.v, args.n, vocab_size, specials.v, specials.n, out);
+    options_list_free(&specials);
+    return rc;
 }
 
 // ---- encode ------------------------------------------------------------------------------------
@@ -140,7 +122,7 @@ static char *read_whole(const char *path, size_t *len) {
     return buf;
 }
 
-static int encode_and_print(const char *path, const char *text, size_t len, int allow_special,
+static int encode_and_print(const char *path, const char *text, size_t len, bool allow_special,
                             bool timed) {
     Tokenizer *tok = load_or_report(path);
     if (!tok) return 1;
@@ -159,34 +141,28 @@ static int encode_and_print(const char *path, const char *text, size_t len, int 
 }
 
 static int tokenizer_encode_main(int argc, char **argv) {
-    static const struct option opts[] = {{"tokenizer", required_argument, NULL, 't'},
-                                         {"allow-special", no_argument, NULL, 'a'},
-                                         {"file", required_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *path = NULL, *file = NULL;
-    int allow_special = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 't') path = optarg;
-        if (c == 'a') allow_special = 1;
-        if (c == 'f') file = optarg;
-        if (c == 'h') return help();
-        if (c == '?')
-            return usage_error("encode: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    int n_text = argc - optind;
-    if (!path || (file ? n_text != 0 : n_text != 1))
-        return usage_error("encode needs --tokenizer and either one TEXT or --file");
-    if (!file)
-        return encode_and_print(path, argv[optind], strlen(argv[optind]), allow_special, false);
+    bool allow_special = false;
+    const Option opts[] = {
+        {"tokenizer", 0, OPT_STRING, &path, 0, 0, true, "PATH", TOKENIZER_HELP},
+        {"allow-special", 0, OPT_FLAG, &allow_special, 0, 0, false, NULL,
+         "special-token texts become their ids"},
+        {"file", 0, OPT_STRING, &file, 0, 0, false, "FILE", "encode FILE's bytes ('-': stdin)"},
+        {0}};
+    OptionsCommand cmd = ENCODE;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    if (file ? args.n != 0 : args.n != 1)
+        return options_usage_error(&cmd, "needs either one TEXT or --file");
+    if (!file) return encode_and_print(path, args.v[0], strlen(args.v[0]), allow_special, false);
     size_t len;
     char *text = read_whole(file, &len);
     if (!text) return 1;
-    int status = encode_and_print(path, text, len, allow_special, true);
+    rc = encode_and_print(path, text, len, allow_special, true);
     free(text);
-    return status;
+    return rc;
 }
 
 // ---- decode ------------------------------------------------------------------------------------
@@ -210,42 +186,28 @@ static int decode_and_print(const char *path, const int *ids, int n) {
 }
 
 static int tokenizer_decode_main(int argc, char **argv) {
-    static const struct option opts[] = {{"tokenizer", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 't') path = optarg;
-        if (c == 'h') return help();
-        if (c == '?')
-            return usage_error("decode: unknown option or missing value in '%s'", argv[optind - 1]);
-    }
-    if (!path) return usage_error("decode needs --tokenizer");
-    int n = argc - optind;
-    int *ids = lc_malloc(((size_t)n + 1) * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        if (!parse_int(argv[optind + i], &ids[i])) {
-            free(ids);
-            return usage_error("decode: '%s' is not a token id", argv[optind + i]);
-        }
-    }
-    int status = decode_and_print(path, ids, n);
+    const Option opts[] = {{"tokenizer", 0, OPT_STRING, &path, 0, 0, true, "PATH", TOKENIZER_HELP},
+                           {0}};
+    OptionsCommand cmd = DECODE;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    int *ids = lc_malloc(((size_t)args.n + 1) * sizeof(int));
+    for (int i = 0; i < args.n && rc == OPTIONS_CONTINUE; i++)
+        if (parse_int(args.v[i], &ids[i]) != 0 || ids[i] < 0)
+            rc = options_usage_error(&cmd, "'%s' is not a token id", args.v[i]);
+    if (rc == OPTIONS_CONTINUE) rc = decode_and_print(path, ids, args.n);
     free(ids);
-    return status;
+    return rc;
 }
 
 // ---- the command -------------------------------------------------------------------------------
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2) return usage_error("which one: train, encode or decode?");
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
-        return help();
-    if (strcmp(sub, "train") == 0) return tokenizer_train_main(argc - 1, argv + 1);
-    if (strcmp(sub, "encode") == 0) return tokenizer_encode_main(argc - 1, argv + 1);
-    if (strcmp(sub, "decode") == 0) return tokenizer_decode_main(argc - 1, argv + 1);
-    return usage_error("unknown subcommand '%s'", sub);
+    static const OptionsCommand *const SUBS[] = {&TRAIN, &ENCODE, &DECODE};
+    static const OptionsMain RUN[] = {tokenizer_train_main, tokenizer_encode_main,
+                                      tokenizer_decode_main};
+    return options_dispatch("tokenizer", SUBS, RUN, 3, argc, argv);
 }

@@ -5,20 +5,17 @@
 #include "train/run/run.h"
 #include "kernels/kernels.h"
 #include "train/cli/commands.h"
+#include "train/cli/options.h"
 #include "train/recipe/recipe.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: layercake validate <recipe.yaml> [key.path=value ...] [--print-config]\n"
-               "\n"
-               "Checks a recipe, the command-line overrides and the files it names without\n"
-               "training. Overrides: seed=3 model.n_layer=2 sft.optim.lr=1e-4\n"
-               "defaults.batch_size=8 (see docs/recipes.md).\n"
-               "  --print-config  print the resolved recipe (every key, paths absolute) as YAML\n");
-}
+static const char DESCRIPTION[] =
+    "Checks a recipe, the command-line overrides and the files it names without training.\n"
+    "Overrides: seed=3 model.n_layer=2 sft.optim.lr=1e-4 defaults.batch_size=8 (see\n"
+    "docs/recipes.md).\n";
 
 // The checks that need the binary rather than the recipe: the backend must be built in.
 static RecipeError check_backend(const Recipe *r, char *err, size_t errlen) {
@@ -44,30 +41,31 @@ static void print_summary(const Recipe *r) {
 typedef struct {
     const char *path;  // the recipe file
     bool print_config; // print the resolved recipe instead of the summary
-    char **overrides;  // (n_overrides) "key.path=value" arguments
+    char **overrides;  // (n_overrides) "key.path=value" arguments, pointers into argv
     int n_overrides;   // number of overrides
 } Args;
 
-// Fills a from argv. Returns -1 to go on, or the exit status after --help or a usage error.
-static int parse_args(int argc, char **argv, Args *a) {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--print-config") == 0) {
-            a->print_config = true;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "layercake validate: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!a->path) {
-            a->path = argv[i];
-        } else {
-            a->overrides[a->n_overrides++] = argv[i];
-        }
-    }
-    if (a->path) return -1;
-    usage(stderr);
-    return 2;
+// Returns OPTIONS_CONTINUE or the exit status (0 after --help, 2 for a bad command line).
+static int parse(int argc, char **argv, Args *a) {
+    *a = (Args){0};
+    const Option opts[] = {{"print-config", 0, OPT_FLAG, &a->print_config, 0, 0, false, NULL,
+                            "print the resolved recipe (every key, paths absolute) as YAML"},
+                           {0}};
+    const OptionsCommand cmd = {"validate",
+                                "RECIPE.yaml [key.path=value ...] [--print-config]",
+                                "check a recipe and the files it names, without training",
+                                DESCRIPTION,
+                                opts,
+                                "RECIPE.yaml",
+                                1,
+                                -1};
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    a->path = args.v[0];
+    a->overrides = args.v + 1;
+    a->n_overrides = args.n - 1;
+    return OPTIONS_CONTINUE;
 }
 
 static int validate(const Args *a) {
@@ -87,9 +85,7 @@ static int validate(const Args *a) {
 }
 
 int cmd_validate(int argc, char **argv) {
-    Args a = {.overrides = lc_calloc((size_t)argc, sizeof(char *))};
-    int status = parse_args(argc, argv, &a);
-    if (status < 0) status = validate(&a);
-    free(a.overrides);
-    return status;
+    Args a;
+    int rc = parse(argc, argv, &a);
+    return rc == OPTIONS_CONTINUE ? validate(&a) : rc;
 }
