@@ -76,10 +76,14 @@ END_TEST
 // Pair: policy pc = -10 (5 tokens), pr = -12 (4 tokens); reference rc = rr = -11, so
 // h = (pc - rc) - (pr - rr) = 2. Expected values from the formulas in train/objectives/preference.h
 // evaluated step by step in Python's math module (e.g. sigmoid: z = beta h = 0.2, loss = log(1 +
-// e^-0.2), dloss/dpc = -sigmoid(-0.2) beta).
-static DpoPairLoss pair(DpoLoss kind, double beta) {
-    DpoParams p = {kind, beta, 0.1, 0.5, 0.1, 0.0};
+// e^-0.2), dloss/dpc = -sigmoid(-0.2) beta). e is the label smoothing.
+static DpoPairLoss pair_e(DpoLoss kind, double beta, double e) {
+    DpoParams p = {kind, beta, e, 0.5, 0.1, 0.0};
     return dpo_pair_loss(&p, -10.0, -12.0, -11.0, -11.0, 5, 4);
+}
+
+static DpoPairLoss pair(DpoLoss kind, double beta) {
+    return pair_e(kind, beta, 0.0);
 }
 
 static void expect(DpoPairLoss l, double loss, double dc, double dr) {
@@ -93,8 +97,13 @@ START_TEST(test_dpo_family_by_hand) {
     expect(s, 0.598138869382, -0.045016600269, 0.045016600269);
     ck_assert_double_eq_tol(s.reward_chosen, 0.1, 1e-12); // beta (pc - rc)
     ck_assert_double_eq_tol(s.reward_rejected, -0.1, 1e-12);
-    // conservative DPO, label smoothing 0.1: 0.9 log(1+e^-0.2) + 0.1 log(1+e^0.2)
-    expect(pair(DPO_ROBUST, 0.1), 0.618138869382, -0.035016600269, 0.035016600269);
+    // conservative DPO (sigmoid with label smoothing 0.1): 0.9 log(1+e^-0.2) + 0.1 log(1+e^0.2)
+    // = 0.598138869382 + 0.1 * 0.2 (log(1+e^z) = z + log(1+e^-z)); gradient -sigmoid(-0.2) beta
+    // + 0.1 beta
+    expect(pair_e(DPO_SIGMOID, 0.1, 0.1), 0.618138869382, -0.035016600269, 0.035016600269);
+    // robust DPO, e = 0.1: (0.9 log(1+e^-0.2) - 0.1 log(1+e^0.2)) / 0.8 = 0.598138869382 - 0.1 *
+    // 0.2 / 0.8; gradient (-sigmoid(-0.2) - 0.1 / 0.8) beta
+    expect(pair_e(DPO_ROBUST, 0.1, 0.1), 0.573138869382, -0.057516600269, 0.057516600269);
     expect(pair(DPO_IPO, 0.1), 9.0, -6.0, 6.0);   // (2 - 1/0.2)^2, 2 (2 - 5)
     expect(pair(DPO_HINGE, 0.1), 0.8, -0.1, 0.1); // 1 - 0.2
     // SimPO, beta 2, gamma 0.5: averages -2 and -3, z = 2 (1) - 0.5 = 1.5
@@ -106,6 +115,53 @@ START_TEST(test_dpo_family_by_hand) {
     expect(pair(DPO_ORPO, 2.0), 2.028875078434, -0.205801118073, 0.006598550110);
     ck_assert(dpo_needs_reference(DPO_SIGMOID) && !dpo_needs_reference(DPO_ORPO) &&
               !dpo_needs_reference(DPO_SIMPO));
+}
+END_TEST
+
+// Label-smoothed losses, worked by hand. beta = 0.5, h = 2 (the pair above), so z = beta h = 1,
+// and e = 0.2. With a = -log sigmoid(1) = log(1 + e^-1) = 0.313261687518223 and s = sigmoid(-1)
+// = 0.268941421369995 (python3, double), using -log sigmoid(-z) = z + a and sigmoid(z) = 1 - s:
+//   DPO:  loss = a = 0.313261687518223,  dloss/dz = -s = -0.268941421369995
+//   cDPO: loss = (1 - e) a + e (z + a) = a + e z = 0.313261687518223 + 0.2
+//                                       = 0.513261687518223
+//         dloss/dz = -(1 - e) s + e (1 - s) = -s + e = -0.068941421369995
+//   rDPO: loss = ((1 - e) a - e (z + a)) / (1 - 2e) = a - e z / (1 - 2e)
+//              = 0.313261687518223 - 0.2 / 0.6 = -0.020071645815110
+//         dloss/dz = (-(1 - e) s - e (1 - s)) / (1 - 2e) = -s - e / (1 - 2e)
+//                  = -0.268941421369995 - 0.333333333333333 = -0.602274754703328
+// and dloss/dpc = beta dloss/dz = -dloss/dpr (h = (pc - rc) - (pr - rr)).
+START_TEST(test_cdpo_by_hand) {
+    expect(pair_e(DPO_SIGMOID, 0.5, 0.0), 0.313261687518223, -0.134470710684998, 0.134470710684998);
+    expect(pair_e(DPO_SIGMOID, 0.5, 0.2), 0.513261687518223, -0.034470710684998, 0.034470710684998);
+}
+END_TEST
+
+START_TEST(test_rdpo_by_hand) {
+    DpoPairLoss r = pair_e(DPO_ROBUST, 0.5, 0.2);
+    expect(r, -0.020071645815110, -0.301137377351664, 0.301137377351664);
+    ck_assert_double_eq_tol(r.reward_chosen, 0.5, 1e-12); // beta (pc - rc), as for DPO
+    ck_assert_double_eq_tol(r.reward_rejected, -0.5, 1e-12);
+    // e = 0: robust DPO is DPO, to the bit
+    DpoPairLoss r0 = pair_e(DPO_ROBUST, 0.5, 0.0), d0 = pair_e(DPO_SIGMOID, 0.5, 0.0);
+    ck_assert(r0.loss == d0.loss && r0.d_chosen == d0.d_chosen && r0.d_rejected == d0.d_rejected);
+}
+END_TEST
+
+// rDPO's defining property (Chowdhury et al. 2024, Lemma 3.1): if each label is flipped with
+// probability e, its expected loss over the flip is the DPO loss of the true label:
+//   (1 - e) L_rdpo(h) + e L_rdpo(-h) = -log sigmoid(beta h).
+// cDPO does not: its expectation is -log sigmoid(beta h) + 2 e (1 - e) beta h.
+START_TEST(test_rdpo_unbiased) {
+    const double hs[] = {-3.0, 0.5, 2.0, 7.0}, es[] = {0.05, 0.2, 0.4};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) {
+            DpoParams r = {DPO_ROBUST, 0.5, es[j], 0, 0, 0}, d = {DPO_SIGMOID, 0.5, 0, 0, 0, 0};
+            double h = hs[i], e = es[j];
+            double kept = dpo_pair_loss(&r, h, 0.0, 0.0, 0.0, 1, 1).loss;    // label as given
+            double flipped = dpo_pair_loss(&r, 0.0, h, 0.0, 0.0, 1, 1).loss; // h -> -h
+            double dpo = dpo_pair_loss(&d, h, 0.0, 0.0, 0.0, 1, 1).loss;
+            ck_assert_double_eq_tol(((1 - e) * kept + e * flipped), dpo, 1e-12);
+        }
 }
 END_TEST
 
@@ -126,6 +182,25 @@ START_TEST(test_dpo_saturated) {
     DpoPairLoss down = dpo_pair_loss(&p, -550.0, -50.0, -300.0, -300.0, 1, 1); // beta h = -50
     ck_assert_double_eq_tol(down.loss, 50.0, 1e-9);
     ck_assert_double_eq_tol(down.d_chosen, -0.1, 1e-12);
+    // e = 0.1, with a = -log sigmoid(z), a(50) = 1.9e-22 ~ 0, a(-50) = 50, sigmoid(-50) ~ 0:
+    // cDPO z = +50: a + e z = 5,  dloss/dpc = beta (-sigmoid(-z) + e) = 0.01
+    //      z = -50: a + e z = 45, dloss/dpc = beta (-1 + 0.1) = -0.09
+    // rDPO z = +50: a - e z / 0.8 = -6.25, dloss/dpc = beta (-sigmoid(-z) - e / 0.8) = -0.0125
+    //      z = -50: 50 + 6.25 = 56.25,     dloss/dpc = beta (-1 - 0.125) = -0.1125
+    const struct {
+        DpoLoss kind;
+        double pc, pr, loss, dc;
+    } sat[] = {{DPO_SIGMOID, -50.0, -550.0, 5.0, 0.01},
+               {DPO_SIGMOID, -550.0, -50.0, 45.0, -0.09},
+               {DPO_ROBUST, -50.0, -550.0, -6.25, -0.0125},
+               {DPO_ROBUST, -550.0, -50.0, 56.25, -0.1125}};
+    for (int i = 0; i < 4; i++) {
+        DpoParams q = {sat[i].kind, 0.1, 0.1, 0, 0, 0};
+        DpoPairLoss l = dpo_pair_loss(&q, sat[i].pc, sat[i].pr, -300.0, -300.0, 1, 1);
+        ck_assert_double_eq_tol(l.loss, sat[i].loss, 1e-9);
+        ck_assert_double_eq_tol(l.d_chosen, sat[i].dc, 1e-12);
+        ck_assert_double_eq_tol(l.d_rejected, -sat[i].dc, 1e-12);
+    }
 }
 END_TEST
 
@@ -142,14 +217,16 @@ static double dpo_of(double x, void *ctx) {
 }
 
 START_TEST(test_dpo_gradients) {
-    for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++) {
-        if (k == DPO_HINGE) continue; // piecewise linear: checked by hand above
-        DpoCtx c = {{(DpoLoss)k, 0.5, 0.1, 0.5, 0.2, 0.0}, -9.0, -13.0, 1};
-        DpoPairLoss l = dpo_pair_loss(&c.p, c.pc, c.pr, -11, -12, 5, 4);
-        ck_assert_double_eq_tol(l.d_chosen, fd(dpo_of, c.pc, &c), 1e-6);
-        c.wrt_chosen = 0;
-        ck_assert_double_eq_tol(l.d_rejected, fd(dpo_of, c.pr, &c), 1e-6);
-    }
+    const double es[] = {0.0, 0.1, 0.3}; // label smoothing (sigmoid: cDPO; robust: rDPO)
+    for (int k = DPO_SIGMOID; k <= DPO_ORPO; k++)
+        for (int j = 0; j < 3; j++) {
+            if (k == DPO_HINGE) continue; // piecewise linear: checked by hand above
+            DpoCtx c = {{(DpoLoss)k, 0.5, es[j], 0.5, 0.2, 0.0}, -9.0, -13.0, 1};
+            DpoPairLoss l = dpo_pair_loss(&c.p, c.pc, c.pr, -11, -12, 5, 4);
+            ck_assert_double_eq_tol(l.d_chosen, fd(dpo_of, c.pc, &c), 1e-6);
+            c.wrt_chosen = 0;
+            ck_assert_double_eq_tol(l.d_rejected, fd(dpo_of, c.pr, &c), 1e-6);
+        }
 }
 END_TEST
 
@@ -160,6 +237,9 @@ int main(void) {
     tcase_add_test(tc, test_bradley_terry_by_hand);
     tcase_add_test(tc, test_bradley_terry_gradient);
     tcase_add_test(tc, test_dpo_family_by_hand);
+    tcase_add_test(tc, test_cdpo_by_hand);
+    tcase_add_test(tc, test_rdpo_by_hand);
+    tcase_add_test(tc, test_rdpo_unbiased);
     tcase_add_test(tc, test_dpo_saturated);
     tcase_add_test(tc, test_dpo_gradients);
     suite_add_tcase(s, tc);

@@ -44,6 +44,52 @@ START_TEST(test_token_rewards) {
 }
 END_TEST
 
+// GRPO/RLOO's reward of a whole response: clip(score) - kl_coef * sum_t kl[b,t]. Three rows,
+// T = 3; the last position of rows 1 and 2 is not a response token (kl 0 there), and row 2's
+// k1 estimates are partly negative. kl sums: row 0: 0.1 + 0.2 + 0.4 = 0.7; row 1: 0.5 + 1.0 =
+// 1.5; row 2: -0.25 + 0.5 = 0.25.
+static const float SEQ_S[3] = {6.0f, -8.0f, 0.5f};
+static const float SEQ_KL[9] = {0.1f, 0.2f, 0.4f, 0.5f, 1.0f, 0.0f, -0.25f, 0.5f, 0.0f};
+
+START_TEST(test_sequence_rewards) {
+    float out[3];
+    // kl_coef 0.5, clip 5: row 0: 5 (6 clipped) - 0.35 = 4.65; row 1: -5 (-8 clipped) - 0.75 =
+    // -5.75; row 2: 0.5 (inside) - 0.125 = 0.375
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 3, 0.5, 5.0, out);
+    check_floats("seq clip 5", out, (double[]){4.65, -5.75, 0.375}, 3);
+    // reward_clip 0 = no clipping: 6 - 0.35 = 5.65; -8 - 0.75 = -8.75; 0.375
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 3, 0.5, 0.0, out);
+    check_floats("seq no clip", out, (double[]){5.65, -8.75, 0.375}, 3);
+    // kl_coef 0 = no penalty: the (clipped) scores themselves
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 3, 0.0, 5.0, out);
+    check_floats("seq no kl", out, (double[]){5.0, -5.0, 0.5}, 3);
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 3, 0.0, 0.0, out);
+    check_floats("seq raw", out, (double[]){6.0, -8.0, 0.5}, 3);
+    // with kl_coef 0 the KL is not read: an overflowed k3 (inf) or no KL at all is no penalty
+    const float inf_kl[3] = {INFINITY, 0.0f, 0.0f};
+    rl_sequence_rewards(SEQ_S, inf_kl, 1, 3, 0.0, 0.0, out);
+    check_floats("seq kl inf, coef 0", out, (double[]){6.0}, 1);
+    rl_sequence_rewards(SEQ_S, NULL, 3, 3, 0.0, 5.0, out);
+    check_floats("seq kl NULL, coef 0", out, (double[]){5.0, -5.0, 0.5}, 3);
+    // T = 0: no tokens, no penalty
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 0, 0.5, 5.0, out);
+    check_floats("seq T 0", out, (double[]){5.0, -5.0, 0.5}, 3);
+}
+END_TEST
+
+// A response's sequence reward is the sum of its PPO per-token rewards (rl_token_rewards with
+// the response tokens as mask): the two shapings of the same score and KL agree.
+START_TEST(test_sequence_rewards_match_token_rewards) {
+    const float mask[9] = {1, 1, 1, 1, 1, 0, 1, 1, 0};
+    float seq[3], tok[9];
+    rl_sequence_rewards(SEQ_S, SEQ_KL, 3, 3, 0.3, 2.5, seq);
+    rl_token_rewards(SEQ_S, SEQ_KL, mask, 3, 3, 0.3, 2.5, tok);
+    const double want[3] = {(double)tok[0] + tok[1] + tok[2], (double)tok[3] + tok[4] + tok[5],
+                            (double)tok[6] + tok[7] + tok[8]};
+    check_floats("seq = sum of token rewards", seq, want, 3);
+}
+END_TEST
+
 // Two rows, T = 3: row 0 is 3 tokens long; row 1 is 2 tokens long and its padding holds
 // garbage (reward 7, value 9) that must not leak into the real steps.
 static const float GAE_R[6] = {0.0f, 0.5f, 1.0f, 1.0f, 2.0f, 7.0f};
@@ -402,6 +448,8 @@ int main(void) {
     Suite *s = suite_create("rl");
     TCase *adv = tcase_create("advantages");
     tcase_add_test(adv, test_token_rewards);
+    tcase_add_test(adv, test_sequence_rewards);
+    tcase_add_test(adv, test_sequence_rewards_match_token_rewards);
     tcase_add_test(adv, test_gae_by_hand);
     tcase_add_test(adv, test_gae_reward_to_go);
     tcase_add_test(adv, test_whiten_by_hand);

@@ -1,6 +1,7 @@
 // train/objectives/preference.c: alignment losses and their gradients (see
 // train/objectives/preference.h).
 #include "train/objectives/preference.h"
+#include "common/check.h"
 #include <math.h>
 
 double neg_log_sigmoid(double x) {
@@ -32,19 +33,22 @@ static double log1m_exp(double p) {
     return p > -0.693147180559945 ? log(-expm1(p)) : log1p(-exp(p));
 }
 
-// The reference-based losses as functions of z = beta h: loss and dloss/dz (IPO uses h).
+// The reference-based losses as functions of z = beta h: loss and dloss/dh (IPO uses h). With
+// label smoothing e, -log sigmoid(z) is the loss of the label as given and -log sigmoid(-z) that
+// of the flipped label; d/dz -log sigmoid(z) = -sigmoid(-z), d/dz -log sigmoid(-z) = sigmoid(z).
 static DpoPairLoss reference_loss(const DpoParams *p, double h) {
     double z = p->beta * h, e = p->label_smoothing;
     DpoPairLoss l = {0};
     double dh = 0.0; // dloss / dh
     switch (p->kind) {
-    case DPO_SIGMOID:
-        l.loss = neg_log_sigmoid(z);
-        dh = -sigmoid(-z) * p->beta;
-        break;
-    case DPO_ROBUST:
+    case DPO_SIGMOID: // DPO; cDPO for e > 0: (1 - e) (-log sigmoid(z)) + e (-log sigmoid(-z))
         l.loss = (1 - e) * neg_log_sigmoid(z) + e * neg_log_sigmoid(-z);
         dh = (-(1 - e) * sigmoid(-z) + e * sigmoid(z)) * p->beta;
+        break;
+    case DPO_ROBUST: // rDPO: ((1 - e) (-log sigmoid(z)) - e (-log sigmoid(-z))) / (1 - 2e)
+        LC_ASSERT(e >= 0.0 && e < 0.5); // the recipe schema holds label_smoothing in [0, 0.5)
+        l.loss = ((1 - e) * neg_log_sigmoid(z) - e * neg_log_sigmoid(-z)) / (1 - 2 * e);
+        dh = (-(1 - e) * sigmoid(-z) - e * sigmoid(z)) / (1 - 2 * e) * p->beta;
         break;
     case DPO_IPO:
         l.loss = (h - 1.0 / (2.0 * p->beta)) * (h - 1.0 / (2.0 * p->beta));

@@ -29,8 +29,16 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
 // responses' lengths in tokens (nc, nr) for the losses that use average log-probs. With
 // h = (pc - rc) - (pr - rr):
 //   sigmoid  DPO (Rafailov et al. 2023):               -log sigmoid(beta h)
-//   robust   conservative DPO (Mitchell 2023, cDPO), label smoothing e:
+//            with label smoothing e > 0, conservative DPO (Mitchell 2023, "A note on DPO with
+//            noisy preferences", cDPO; TRL's sigmoid loss with label_smoothing):
 //            -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h)
+//            (= DPO + e beta h; its gradient vanishes at beta h = log((1 - e) / e), so the
+//            margin it trains towards is bounded)
+//   robust   robust DPO (Chowdhury et al. 2024, "Provably Robust DPO", rDPO; TRL's robust):
+//            [-(1 - e) log sigmoid(beta h) + e log sigmoid(-beta h)] / (1 - 2e)
+//            (= DPO - e beta h / (1 - 2e)), the unbiased estimator: if each label is flipped
+//            with probability e, its expectation over the flip is DPO's loss of the true label.
+//            It is unbounded below as beta h grows. e = 0 is DPO exactly; e must be < 0.5.
 //   ipo      IPO (Azar et al. 2023):                    (h - 1/(2 beta))^2
 //   hinge    SLiC-HF (Zhao et al. 2023):                max(0, 1 - beta h)
 //   simpo    SimPO (Meng et al. 2024), no reference, length-normalised, target margin gamma:
@@ -44,7 +52,7 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
 typedef struct {
     DpoLoss kind;
     double beta;            // inverse temperature (simpo's beta; orpo ignores it)
-    double label_smoothing; // robust: e in [0, 0.5)
+    double label_smoothing; // sigmoid (cDPO), robust (rDPO): e in [0, 0.5); 0 = DPO
     double simpo_gamma;     // simpo: target reward margin
     double orpo_lambda;     // orpo: weight of the odds-ratio term
     double rpo_alpha;       // weight of the chosen response's mean NLL; 0 = off

@@ -32,6 +32,20 @@ void rl_token_rewards(const float *scores, const float *kl, const float *mask, i
     }
 }
 
+void rl_sequence_rewards(const float *scores, const float *kl, int B, int T, double kl_coef,
+                         double reward_clip, float *out) {
+    for (int b = 0; b < B; b++) {
+        double s = reward_clip > 0 ? clamp(scores[b], -reward_clip, reward_clip) : scores[b];
+        if (kl_coef != 0.0) { // kl is not read otherwise (no 0 * inf from an overflowed k3)
+            const float *row = kl + (size_t)b * (size_t)T;
+            double sum = 0.0;
+            for (int t = 0; t < T; t++) sum += row[t];
+            s -= kl_coef * sum;
+        }
+        out[b] = (float)s;
+    }
+}
+
 // One row of GAE (T steps), backwards from the episode's end (V = A = 0 after it).
 static void gae_row(const float *r, const float *v, const float *mask, int T, double gamma,
                     double lambda, float *adv, float *ret) {

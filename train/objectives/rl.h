@@ -21,6 +21,18 @@
 void rl_token_rewards(const float *scores, const float *kl, const float *mask, int B, int T,
                       double kl_coef, double reward_clip, float *rewards);
 
+// Sequence reward of each response for the critic-free stages (GRPO, RLOO), whose advantage is
+// one number per response:
+//   out[b] = clip(scores[b], -reward_clip, reward_clip) - kl_coef * sum_t kl[b,t],
+// the sum over the row of rl_token_rewards' per-token rewards. reward_clip 0 = no clipping.
+// kl_coef is the recipe's `kl.coef` (the controller's current coef) when `kl.in_reward` is
+// true; 0 = no KL penalty, and kl is then not read (it may be NULL). The sum is in double.
+//   scores (B): sequence-level reward of each response (reward model or gold function)
+//   kl (B, T): per-token KL estimate (rl_kl), 0 at positions that are not response tokens
+//   out (B): the sequence rewards
+void rl_sequence_rewards(const float *scores, const float *kl, int B, int T, double kl_coef,
+                         double reward_clip, float *out);
+
 // Generalised Advantage Estimation (Schulman et al. 2016, eq. 16), per row, backwards in t:
 //   delta_t = r_t + gamma * V_{t+1} - V_t,   A_t = delta_t + gamma * lambda * A_{t+1},
 //   returns_t = A_t + V_t.
@@ -77,7 +89,7 @@ double rl_kl_grad(double logp, double logp_ref, KlEstimator est);
 // with kl the rollout's mean KL per response (per-token KL summed over the response) and
 // n_samples the responses in the rollout.
 typedef struct {
-    double coef;    // current KL coefficient (beta)
+    double coef;    // current KL coefficient (starts at the recipe's `kl.coef`)
     double target;  // target KL per response; NAN = fixed coefficient
     double horizon; // in responses: an error e held for `horizon` responses scales coef by ~exp(e)
 } KlController;

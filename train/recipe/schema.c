@@ -138,11 +138,16 @@ const Key SCHEMA[] = {
     {STG(center_coef), KEY_FLOAT, K_RM, "0.0", ATLEAST(0),
      .doc = "reward centering: adds center_coef * (r_chosen + r_rejected)^2 to the loss"},
     {STG(loss), KEY_ENUM, K_DPO, "sigmoid", .names = DPO_LOSSES,
-     .doc = "preference loss: sigmoid (DPO), ipo, robust, hinge, simpo, orpo"},
+     .doc = "preference loss: sigmoid (DPO; cDPO when label_smoothing > 0), ipo, robust "
+            "(rDPO), hinge, simpo, orpo"},
     {STG(beta), KEY_FLOAT, K_DPO, "0.1", ABOVE(0),
      .doc = "inverse temperature of the implicit reward (ipo: the regulariser tau)"},
     {STG(label_smoothing), KEY_FLOAT, K_DPO, "0.0", IN_CO(0, 0.5),
-     .doc = "assumed fraction of flipped labels (sigmoid: cDPO; robust: rDPO)"},
+     .doc = "assumed fraction e of flipped labels; 0 = plain DPO. With z = beta * (chosen minus "
+            "rejected log-ratio to the reference): sigmoid is conservative DPO (cDPO, Mitchell "
+            "2023), -(1-e) log sigmoid(z) - e log sigmoid(-z); robust is robust DPO (rDPO, "
+            "Chowdhury et al. 2024), the unbiased [-(1-e) log sigmoid(z) + e log sigmoid(-z)] / "
+            "(1-2e); other losses ignore it"},
     {STG(simpo_gamma), KEY_FLOAT, K_DPO, "0.5", ATLEAST(0),
      .doc = "simpo: target reward margin gamma"},
     {STG(orpo_lambda), KEY_FLOAT, K_DPO, "0.1", ATLEAST(0),
