@@ -261,8 +261,7 @@ static int next_prompts(RlRun *rl) {
 
 static void rollout(RlRun *rl) {
     const RolloutConfig *ro = &rl->sr->stage->rollout;
-    SampleParams sp = {(float)ro->temperature, ro->top_k, (float)ro->top_p,
-                       stop_token(rl, rl->prompts, rl->plen[0]), ro->max_new_tokens};
+    SampleParams sp = rollout_sample_params(ro, stop_token(rl, rl->prompts, rl->plen[0]));
     rl->stop = sp.stop_token;
     rl->rollout_tokens = sampler_generate(rl->sampler, rl->prompts, rl->max_prompt, rl->plen, rl->R,
                                           &sp, &rl->rng, rl->out, rl->out_logp, rl->rlen);
@@ -377,21 +376,15 @@ static void advantages_ppo(RlRun *rl) {
     if (st->whiten_advantages) rl_whiten(rl->adv, rl->mask, RT, true);
 }
 
-// GRPO and RLOO: the sequence's reward (minus beta times its KL when in_reward) against its
-// group, the same advantage for every response token.
+// GRPO and RLOO: each response's reward (clipped, minus kl.coef times its summed KL when the
+// penalty is in the reward) against its group, the same advantage for every response token.
 static void advantages_group(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    float *seq = rl->seq_rewards;
-    for (int r = 0; r < rl->R; r++) {
-        double s = st->reward_clip > 0
-                       ? fmax(-st->reward_clip, fmin(st->reward_clip, rl->scores[r]))
-                       : rl->scores[r];
-        if (st->kl.in_reward)
-            for (int t = 0; t < rl->T; t++) s -= rl->klc.coef * rl->kl[(size_t)r * rl->T + t];
-        seq[r] = (float)s;
-    }
-    rl_group_advantages(seq, rl->P, rl->G, rl->kind == STAGE_GRPO ? RL_GROUP_GRPO : RL_GROUP_RLOO,
-                        rl->seq_adv);
+    double kl_coef = st->kl.in_reward ? rl->klc.coef : 0.0;
+    rl_sequence_rewards(rl->scores, rl->kl, rl->R, rl->T, kl_coef, st->reward_clip,
+                        rl->seq_rewards);
+    rl_group_advantages(rl->seq_rewards, rl->P, rl->G,
+                        rl->kind == STAGE_GRPO ? RL_GROUP_GRPO : RL_GROUP_RLOO, rl->seq_adv);
     size_t RT = (size_t)rl->R * rl->T;
     for (size_t i = 0; i < RT; i++) rl->adv[i] = rl->mask[i] ? rl->seq_adv[i / rl->T] : 0.0f;
     if (st->whiten_advantages) rl_whiten(rl->adv, rl->mask, RT, true);
