@@ -93,7 +93,11 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
         return 1;
     }
     Sampler *s = sampler_create(m, 1, len, 1);
-    SampleParams sp = {a->temperature, a->top_k, a->top_p, stop, len - (int)p.n};
+    SampleParams sp = {.temperature = a->temperature,
+                       .top_k = a->top_k,
+                       .top_p = a->top_p,
+                       .stop_token = stop,
+                       .max_new_tokens = len - (int)p.n};
     int *out = lc_malloc(sizeof(int) * (size_t)sp.max_new_tokens), olen, plen = (int)p.n;
     float *lp = lc_malloc(sizeof(float) * (size_t)sp.max_new_tokens);
     Rng rng = rng_init(a->seed);

@@ -36,7 +36,19 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len) 
 GPT2Config run_model_config(const Run *run) {
     const ModelConfig *m = &run->recipe->model;
     int V = m->vocab_size > 0 ? m->vocab_size : tokenizer_vocab_size(run->tok);
-    return (GPT2Config){m->n_layer, m->n_head, m->d_model, V, m->max_seq_len};
+    return (GPT2Config){.n_layer = m->n_layer,
+                        .n_head = m->n_head,
+                        .d_model = m->d_model,
+                        .vocab_size = V,
+                        .max_seq_len = m->max_seq_len};
+}
+
+SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token) {
+    return (SampleParams){.temperature = (float)ro->temperature,
+                          .top_k = ro->top_k,
+                          .top_p = (float)ro->top_p,
+                          .stop_token = stop_token,
+                          .max_new_tokens = ro->max_new_tokens};
 }
 
 GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T) {

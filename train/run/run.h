@@ -14,6 +14,7 @@
 #include "data/tokenizer.h"
 #include "kernels/kernels.h"
 #include "model/gpt2.h"
+#include "model/sample.h"
 #include "train/recipe/recipe.h"
 #include <stdbool.h>
 
@@ -64,6 +65,10 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len);
 // The model configuration of a run started from scratch: the recipe's, with vocab_size from
 // the tokenizer when the recipe leaves it 0.
 GPT2Config run_model_config(const Run *run);
+
+// The sampling parameters of a stage's rollout: block (temperature, top-k, top-p, length) with
+// the given stop token.
+SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token);
 
 // Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
 // (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the

@@ -205,8 +205,12 @@ static void dpo_teardown(Supervised *s) {
 
 int stage_dpo(StageRun *sr) {
     const Stage *st = sr->stage;
-    DpoCtx ctx = {.params = {st->loss, st->beta, st->label_smoothing, st->simpo_gamma,
-                             st->orpo_lambda, st->rpo_alpha}};
+    DpoCtx ctx = {.params = {.kind = st->loss,
+                             .beta = st->beta,
+                             .label_smoothing = st->label_smoothing,
+                             .simpo_gamma = st->simpo_gamma,
+                             .orpo_lambda = st->orpo_lambda,
+                             .rpo_alpha = st->rpo_alpha}};
     SupervisedKind kind = {
         .data = DATA_PREFERENCE,
         .heads = GPT2_HEAD_LM,

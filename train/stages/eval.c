@@ -535,9 +535,12 @@ static int eval_open(Eval *e) {
     if (task_find(e) || models_list(e) || models_check(e)) return -1;
     if (prompts_load(e) || (e->task && prompts_check_task(e))) return -1;
     e->stop = stop_token(e);
-    e->greedy_sp = (SampleParams){0.0f, 0, 1.0f, e->stop, ro->max_new_tokens};
-    e->sampled_sp = (SampleParams){(float)ro->temperature, ro->top_k, (float)ro->top_p, e->stop,
-                                   ro->max_new_tokens};
+    e->sampled_sp = rollout_sample_params(ro, e->stop);
+    e->greedy_sp = (SampleParams){.temperature = 0.0f,
+                                  .top_k = 0,
+                                  .top_p = 1.0f,
+                                  .stop_token = e->stop,
+                                  .max_new_tokens = ro->max_new_tokens};
     buffers_alloc(e);
     if (st->judge[0] && judge_load(e)) return -1;
     e->ref = model_load(e, e->names[e->ref_index], GPT2_HEAD_LM);

@@ -86,8 +86,7 @@ static int sample_batch(Pairs *ps, char *err, size_t errlen) {
                    sizeof(int) * (size_t)b.len[p]);
             ps->plen[r] = b.len[p];
         }
-    SampleParams sp = {(float)ro->temperature, ro->top_k, (float)ro->top_p,
-                       tokenizer_eot(ps->sr->run->tok), ps->maxnew};
+    SampleParams sp = rollout_sample_params(ro, tokenizer_eot(ps->sr->run->tok));
     sampler_generate(ps->sampler, ps->rows, ps->max_prompt, ps->plen, n * ps->G, &sp, &ps->rng,
                      ps->resp, ps->logp, ps->rlen);
     for (int r = 0; r < n * ps->G; r++) judge(ps, r);
@@ -102,7 +101,7 @@ static int sample_batch(Pairs *ps, char *err, size_t errlen) {
 static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
     StageRun *sr = ps->sr;
     const Stage *st = sr->stage;
-    int T = st->seq_len ? st->seq_len : sr->run->recipe->model.max_seq_len;
+    int T = st->seq_len;
     ps->G = st->rollout.group_size, ps->P = st->rollout.batch;
     ps->maxnew = st->rollout.max_new_tokens, ps->max_prompt = T - ps->maxnew;
     ps->gold = synth_task_find(st->gold_reward);

@@ -178,8 +178,11 @@ static void print_samples(Supervised *s) {
             continue;
         }
         Sampler *smp = sampler_create(s->model, 1, len, 1);
-        SampleParams sp = {(float)sc->temperature, sc->top_k, (float)sc->top_p, chat_init(tok).end,
-                           len - (int)p.n};
+        SampleParams sp = {.temperature = (float)sc->temperature,
+                           .top_k = sc->top_k,
+                           .top_p = (float)sc->top_p,
+                           .stop_token = chat_init(tok).end,
+                           .max_new_tokens = len - (int)p.n};
         int *out = lc_malloc(sizeof(int) * (size_t)sp.max_new_tokens), olen, plen = (int)p.n;
         float *lp = lc_malloc(sizeof(float) * (size_t)sp.max_new_tokens);
         sampler_generate(smp, p.ids, plen, &plen, 1, &sp, &s->rng, out, lp, &olen);
