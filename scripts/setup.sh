@@ -13,8 +13,6 @@ PACKAGES=(
   libhdf5-dev                               # datasets and checkpoints
   libpcre2-dev libjansson-dev               # tokenizer pre-tokenisation, JSON/JSONL
   check libsubunit-dev clang-format         # unit tests, the style check
-  openmpi-bin libopenmpi-dev                # multi-process runs
-  gnuplot-nox                               # plots in run reports
   python3-torch python3-h5py python3-numpy  # PyTorch reference for parity tests and benchmarks
 )
 
