@@ -121,7 +121,7 @@ static void value_cell(MdTable *t, int col, double v) {
         mdtable_set(t, col, "%.4g", v);
 }
 
-static void metrics_row(MdTable *t, const Stage *st, const char *key) {
+static void metrics_row(MdTable *t, const ReportStage *st, const char *key) {
     mdtable_add_row(t);
     mdtable_set(t, 0, "%s", key);
     value_cell(t, 1, last_value(&st->train, key));
@@ -129,7 +129,7 @@ static void metrics_row(MdTable *t, const Stage *st, const char *key) {
 }
 
 // Metric | train | val: each key's last value, in the order the rows first name them.
-static void metrics_table(Report *r, const Stage *st) {
+static void metrics_table(Report *r, const ReportStage *st) {
     const char *header[] = {"Metric", "Train", "Validation"};
     MdTable t;
     mdtable_init(&t, 3, header, "lrr");
@@ -155,7 +155,7 @@ static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTab
     (*n)++;
 }
 
-static int loss_plot(Report *r, const Stage *st) {
+static int loss_plot(Report *r, const ReportStage *st) {
     PlotSeries s[2 * N_LOSS_KEYS];
     char labels[2 * N_LOSS_KEYS][64], title[256], rel[512];
     int n = 0;
@@ -170,7 +170,7 @@ static int loss_plot(Report *r, const Stage *st) {
     return write_lines(r, rel, &fr, s, n);
 }
 
-static int stage_section(Report *r, const Stage *st) {
+static int stage_section(Report *r, const ReportStage *st) {
     FILE *md = r->md;
     fprintf(md, "### %s\n\n", st->name);
     fprintf(md, "Kind: %s%s. %d training row%s, %d validation row%s.\n\n", st->kind,
@@ -182,12 +182,12 @@ static int stage_section(Report *r, const Stage *st) {
 }
 
 // One curve per RL stage of key against the iteration; skipped when no stage logs key.
-static int rl_plot(Report *r, const Run *run, const char *key, const char *name, const char *title,
-                   const char *ylabel) {
+static int rl_plot(Report *r, const ReportRun *run, const char *key, const char *name,
+                   const char *title, const char *ylabel) {
     PlotSeries *s = lc_calloc((size_t)run->n_stages, sizeof(*s));
     int n = 0, rc = 0;
     for (int i = 0; i < run->n_stages; i++) {
-        const Stage *st = &run->stages[i];
+        const ReportStage *st = &run->stages[i];
         const double *y = metric_column(&st->train, key);
         if (y) s[n++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0};
     }
@@ -199,12 +199,12 @@ static int rl_plot(Report *r, const Run *run, const char *key, const char *name,
     return rc;
 }
 
-static int is_rl(const Stage *st) {
+static int is_rl(const ReportStage *st) {
     return metric_column(&st->train, "objective/scores") ||
            metric_column(&st->train, "objective/kl");
 }
 
-static int training_sections(Report *r, const Run *run) {
+static int training_sections(Report *r, const ReportRun *run) {
     int rl = 0;
     fprintf(r->md, "## Training\n\n");
     for (int i = 0; i < run->n_stages; i++) {
@@ -223,7 +223,7 @@ static int training_sections(Report *r, const Run *run) {
 // ---- evaluation ----------------------------------------------------------------------------
 
 // Reward (gold if measured, else the reward model's) against KL to SFT, one point per model.
-static int frontier_plot(Report *r, const Stage *st) {
+static int frontier_plot(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     PlotPoint *p = lc_calloc((size_t)res->n_models, sizeof(*p));
     int gold = 0, n = 0, rc = 0;
@@ -244,7 +244,7 @@ static int frontier_plot(Report *r, const Stage *st) {
     return rc;
 }
 
-static int leaderboard_plot(Report *r, const Stage *st) {
+static int leaderboard_plot(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     int *order = lc_calloc((size_t)res->n_models, sizeof(*order));
     PlotBar *b = lc_calloc((size_t)res->n_models, sizeof(*b));
@@ -265,7 +265,7 @@ static int leaderboard_plot(Report *r, const Stage *st) {
     return rc;
 }
 
-static int eval_section(Report *r, const Stage *st) {
+static int eval_section(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     const ArenaOptions *o = &res->opts;
     fprintf(r->md, "## Evaluation: %s\n\n", st->name);
@@ -319,7 +319,7 @@ static void run_name(const char *dir, char *buf, size_t n) {
     snprintf(buf, n, "%.*s", (int)(len - start), dir + start);
 }
 
-static int report_write(Report *r, const Run *run) {
+static int report_write(Report *r, const ReportRun *run) {
     char name[1024];
     run_name(r->dir, name, sizeof(name));
     fprintf(r->md, "# Run report: %s\n\n", name);
@@ -345,8 +345,8 @@ int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size
     snprintf(plots, sizeof(plots), "%s/plots", dir);
     if (mkdir(plots, 0755) != 0 && errno != EEXIST)
         return fail(&r, "%s: cannot create: %s", plots, strerror(errno));
-    Run run;
-    if (run_load(&run, dir, log, err, errlen)) return -1;
+    ReportRun run;
+    if (report_run_load(&run, dir, log, err, errlen)) return -1;
     sum->stages = run.n_stages;
     sum->warnings = run.warnings;
     int rc = -1;
@@ -357,6 +357,6 @@ int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size
         fclose(r.md);
         remove(tmp);
     }
-    run_free(&run);
+    report_run_free(&run);
     return rc;
 }
