@@ -75,13 +75,19 @@ static int plot_done(Report *r, FILE *f, const char *tmp, const char *rel, const
     return 0;
 }
 
-static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
-                       int n) {
+static int write_panels(Report *r, const char *rel, const PlotFrame *fr, const PlotPanel *p,
+                        int n) {
     char tmp[4096];
     FILE *f = out_open(r, rel, tmp, sizeof(tmp));
     if (!f) return -1;
-    plot_lines(f, fr, s, n);
+    plot_panels(f, fr, p, n);
     return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
+                       int n) {
+    PlotPanel one = {fr->ylabel, s, n};
+    return write_panels(r, rel, fr, &one, 1);
 }
 
 static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p,
@@ -145,13 +151,15 @@ static void metrics_table(Report *r, const ReportStage *st) {
     mdtable_free(&t);
 }
 
-// Adds the series of key in t (if any row has it) to s[*n].
+// Adds the series of key in t (if any row has it) to s[*n]. Validation curves are dashed and
+// not smoothed (a few evaluations on many batches each); training curves, per-step and noisy,
+// get a moving average over the faint raw curve.
 static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTable *t,
-                       const char *key, const char *split, int color, int dashed) {
+                       const char *key, const char *split, int color, int val) {
     const double *y = metric_column(t, key);
     if (!y) return;
     snprintf(labels[*n], 64, "%s %s", split, key);
-    s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, dashed};
+    s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, val, !val};
     (*n)++;
 }
 
@@ -181,20 +189,48 @@ static int stage_section(Report *r, const ReportStage *st) {
     return loss_plot(r, st);
 }
 
-// One curve per RL stage of key against the iteration; skipped when no stage logs key.
-static int rl_plot(Report *r, const ReportRun *run, const char *key, const char *name,
-                   const char *title, const char *ylabel) {
-    PlotSeries *s = lc_calloc((size_t)run->n_stages, sizeof(*s));
-    int n = 0, rc = 0;
+// Whether an RL stage scores its rollouts with a gold reward function: train/stages/rl.c logs
+// objective/accuracy only then; otherwise objective/scores is a reward model's score, on
+// another scale (a reward model's scores are logits, a gold reward is in [0, 1]).
+static int scores_gold(const ReportStage *st) {
+    return metric_column(&st->train, "objective/accuracy") != NULL;
+}
+
+// Appends to s[*n] a smoothed curve of key against the iteration for every RL stage that logs
+// it and whose scores_gold is gold (-1: any); the stage's index picks its colour, so a stage
+// has the same colour on every RL plot.
+static void rl_series(const ReportRun *run, const char *key, int gold, PlotSeries *s, int *n) {
     for (int i = 0; i < run->n_stages; i++) {
         const ReportStage *st = &run->stages[i];
         const double *y = metric_column(&st->train, key);
-        if (y) s[n++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0};
+        if (y && (gold < 0 || gold == scores_gold(st)))
+            s[(*n)++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0, 1};
     }
-    PlotFrame fr = {title, "iteration", ylabel, 0, 0};
-    char rel[512];
-    snprintf(rel, sizeof(rel), "plots/%s.svg", name);
-    if (n > 0) rc = write_lines(r, rel, &fr, s, n);
+}
+
+// objective/scores per iteration: one panel for the stages judged by gold rewards and one for
+// those judged by a reward model, each with its own y range, sharing the iteration axis.
+static int rl_reward_plot(Report *r, const ReportRun *run) {
+    PlotSeries *s = lc_calloc((size_t)run->n_stages + 1, sizeof(*s));
+    int n_gold = 0, n = 0, np = 0, rc = 0;
+    rl_series(run, "objective/scores", 1, s, &n_gold);
+    n = n_gold;
+    rl_series(run, "objective/scores", 0, s, &n);
+    PlotPanel pn[2];
+    if (n_gold > 0) pn[np++] = (PlotPanel){"mean gold reward", s, n_gold};
+    if (n > n_gold) pn[np++] = (PlotPanel){"mean reward-model score", s + n_gold, n - n_gold};
+    PlotFrame fr = {"Mean reward per RL iteration", "iteration", NULL, 0, np > 1 ? 640 : 0};
+    if (n > 0) rc = write_panels(r, "plots/rl_reward.svg", &fr, pn, np);
+    free(s);
+    return rc;
+}
+
+static int rl_kl_plot(Report *r, const ReportRun *run) {
+    PlotSeries *s = lc_calloc((size_t)run->n_stages + 1, sizeof(*s));
+    int n = 0, rc = 0;
+    rl_series(run, "objective/kl", -1, s, &n);
+    PlotFrame fr = {"KL to the reference per RL iteration", "iteration", "KL (nats)", 0, 0};
+    if (n > 0) rc = write_lines(r, "plots/rl_kl.svg", &fr, s, n);
     free(s);
     return rc;
 }
@@ -213,11 +249,7 @@ static int training_sections(Report *r, const ReportRun *run) {
     }
     if (!rl) return 0;
     fprintf(r->md, "## Reinforcement learning: reward and KL per iteration\n\n");
-    if (rl_plot(r, run, "objective/scores", "rl_reward", "Mean reward per RL iteration",
-                "mean score"))
-        return -1;
-    return rl_plot(r, run, "objective/kl", "rl_kl", "KL to the reference per RL iteration",
-                   "KL (nats)");
+    return rl_reward_plot(r, run) || rl_kl_plot(r, run) ? -1 : 0;
 }
 
 // ---- evaluation ----------------------------------------------------------------------------
@@ -237,7 +269,7 @@ static int frontier_plot(Report *r, const ReportStage *st) {
     snprintf(title, sizeof(title), "%s: %s reward vs KL to SFT", st->name,
              gold ? "gold" : "reward-model");
     PlotFrame fr = {title, "KL(model || SFT), nats per response",
-                    gold ? "mean gold reward" : "mean reward-model score", 0, 0};
+                    gold ? "mean gold reward" : "mean reward-model score", 960, 520};
     plot_rel(rel, sizeof(rel), "frontier", st->name);
     if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models);
     free(p);
