@@ -228,26 +228,29 @@ END_TEST
 // ---- layout: smoothing, label placement, zoom ----------------------------------------------
 
 START_TEST(test_smooth) {
-    // span 3: alpha = 1/2. Weighted sums / weights, by hand:
-    //   i=0: 0.5*1 / 0.5 = 1
-    //   i=1: (0.25*1 + 0.5*2) / 0.75 = 5/3
-    //   i=2: (0.125*1 + 0.25*2 + 0.5*3) / 0.875 = 17/7
-    //   i=3: NAN (skipped by the average)
-    //   i=4: (0.0625*1 + 0.125*2 + 0.25*3 + 0.5*5) / 0.9375 = 3.8
-    const double y[] = {1, 2, 3, NAN, 5};
-    double out[5];
-    plot_smooth(y, 5, 3, out);
-    ck_assert_double_eq_tol(out[0], 1.0, 1e-12);
-    ck_assert_double_eq_tol(out[1], 5.0 / 3, 1e-12);
-    ck_assert_double_eq_tol(out[2], 17.0 / 7, 1e-12);
-    ck_assert(isnan(out[3]));
-    ck_assert_double_eq_tol(out[4], 3.8, 1e-12);
-    double c[40]; // a constant stays constant (no pull toward 0 at the start), in place
-    for (int i = 0; i < 40; i++) c[i] = 7.5;
-    plot_smooth(c, 40, plot_smooth_span(40), c);
-    for (int i = 0; i < 40; i++) ck_assert_double_eq_tol(c[i], 7.5, 1e-12);
-    ck_assert_double_eq(plot_smooth_span(20), 3);
-    ck_assert_double_eq(plot_smooth_span(300), 15);
+    // half-width 2, the window shrinking symmetrically at the ends; NAN left out:
+    //   i=0: window [0, 0]: 1
+    //   i=1: [0, 2]: (1 + 2 + 3) / 3 = 2
+    //   i=2: [0, 4]: (1 + 2 + 3 + 5) / 4 = 2.75
+    //   i=3: NAN
+    //   i=4: [2, 6]: (3 + 5 + 6 + 10) / 4 = 6
+    //   i=5: [4, 6]: (5 + 6 + 10) / 3 = 7
+    //   i=6: [6, 6]: 10
+    const double y[] = {1, 2, 3, NAN, 5, 6, 10}, want[] = {1, 2, 2.75, NAN, 6, 7, 10};
+    double out[7];
+    plot_smooth(y, 7, 2, out);
+    for (int i = 0; i < 7; i++)
+        if (i == 3)
+            ck_assert(isnan(out[i]));
+        else
+            ck_assert_msg(fabs(out[i] - want[i]) < 1e-12, "out[%d] = %g, want %g", i, out[i],
+                          want[i]);
+    double line[40], avg[40]; // a straight line is its own centred average: no lag
+    for (int i = 0; i < 40; i++) line[i] = 3 - 0.5 * i;
+    plot_smooth(line, 40, plot_smooth_half(40), avg);
+    for (int i = 0; i < 40; i++) ck_assert_double_eq_tol(avg[i], line[i], 1e-12);
+    ck_assert_int_eq(plot_smooth_half(20), 1);
+    ck_assert_int_eq(plot_smooth_half(300), 15);
 }
 END_TEST
 

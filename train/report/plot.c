@@ -257,7 +257,7 @@ static void series_dots(FILE *f, const PlotSeries *s, const Axis *x, const Axis 
 // A smoothed series: the raw curve faint, its moving average (plot_smooth) over it.
 static void series_draw_smoothed(FILE *f, const PlotSeries *s, const Axis *x, const Axis *y) {
     double *avg = lc_malloc((size_t)s->n * sizeof(*avg));
-    plot_smooth(s->y, s->n, plot_smooth_span(s->n), avg);
+    plot_smooth(s->y, s->n, plot_smooth_half(s->n), avg);
     PlotSeries sm = *s;
     sm.y = avg;
     series_draw(f, s, x, y, STROKE_FAINT);
@@ -328,14 +328,16 @@ static int in_axis(const Axis *ax, double v) {
     return v >= fmin(ax->lo, ax->hi) && v <= fmax(ax->lo, ax->hi);
 }
 
-// One scatter panel: the points inside its axes, markers coloured by index; the points with
-// label[i] set get labels placed around the markers and around *mark (a box drawn by the
-// caller, may be NULL), with a leader line when a label had to move away.
+// A scatter panel: its axes (the plot area is their extent), a box the caller draws in it that
+// labels must keep clear of (NULL: none), and which points are labelled in it.
 typedef struct {
     Axis x, y;
     const PlotBox *mark;
     const int *label; // (n) whether point i is labelled here
 } ScatterPanel;
+
+// A grey line from the marker's edge to the nearest point of its label's box b, when the
+// label had to move away from beside its point.
 
 static void leader_draw(FILE *f, PlotBox b, double px, double py) {
     double d = plot_box_distance(b, px, py);
@@ -348,18 +350,15 @@ static void leader_draw(FILE *f, PlotBox b, double px, double py) {
             px + MARKER_R * ux, py + MARKER_R * uy, cx, cy);
 }
 
-// The points' pixel positions in sp and which are drawn (inside its axes); returns how many.
-static int scatter_map(const PlotPoint *p, int n, const ScatterPanel *sp, double *px, double *py,
-                       int *drawn) {
-    int m = 0;
+// The points' pixel positions in sp and which are drawn (finite and inside its axes).
+static void scatter_map(const PlotPoint *p, int n, const ScatterPanel *sp, double *px, double *py,
+                        int *drawn) {
     for (int i = 0; i < n; i++) {
         drawn[i] = isfinite(p[i].x) && isfinite(p[i].y) && in_axis(&sp->x, p[i].x) &&
                    in_axis(&sp->y, p[i].y);
         px[i] = drawn[i] ? axis_map(&sp->x, p[i].x) : 0;
         py[i] = drawn[i] ? axis_map(&sp->y, p[i].y) : 0;
-        m += drawn[i];
     }
-    return m;
 }
 
 // Labels for the drawn, labelled points, kept clear of every marker and of sp->mark.
@@ -373,20 +372,21 @@ static void scatter_labels(FILE *f, const PlotPoint *p, int n, const ScatterPane
         if (!drawn[i]) continue;
         avoid[nv++] = (PlotBox){px[i] - MARKER_R - 1, py[i] - MARKER_R - 1, 2 * MARKER_R + 2,
                                 2 * MARKER_R + 2};
-        if (sp->label[i])
-            who[na] = i,
-            a[na++] = (PlotAnchor){px[i], py[i], plot_text_width(p[i].label, FONT) + 2, FONT + 3};
+        if (!sp->label[i]) continue;
+        who[na] = i; // label boxes: the estimated text width plus a pixel each side
+        a[na++] = (PlotAnchor){px[i], py[i], plot_text_width(p[i].label, FONT) + 2, FONT + 3};
     }
     if (sp->mark) avoid[nv++] = *sp->mark;
     PlotBox area = {sp->x.a, sp->y.b, sp->x.b - sp->x.a, sp->y.a - sp->y.b};
     plot_place_labels(a, na, avoid, nv, area, out);
     for (int k = 0; k < na; k++) leader_draw(f, out[k], a[k].x, a[k].y);
-    for (int k = 0; k < na; k++)
+    for (int k = 0; k < na; k++) // a white outline keeps the text readable over gridlines
         text_at(f, out[k].x + 1, out[k].y + FONT - 1, "start",
                 "stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\"", p[who[k]].label);
     free(a), free(avoid), free(out), free(who);
 }
 
+// The panel's axes, the points inside it as markers coloured by index, and its labels.
 static void scatter_panel(FILE *f, const PlotPoint *p, int n, const ScatterPanel *sp) {
     double *px = lc_calloc((size_t)n + 1, sizeof(*px)), *py = lc_calloc((size_t)n + 1, sizeof(*py));
     int *drawn = lc_calloc((size_t)n + 1, sizeof(*drawn));
@@ -420,17 +420,17 @@ static void scatter_zoomed(FILE *f, const PlotPoint *p, int n, const double zr[4
         *every = lc_calloc((size_t)n + 1, sizeof(*every));
     ScatterPanel zoom = {scatter_axis(zr[0], zr[1], split + SIDE_GAP, right),
                          scatter_axis(zr[2], zr[3], bottom, top), NULL, every};
-    ScatterPanel main = {scatter_axis(all[0], all[1], left, split),
-                         scatter_axis(all[2], all[3], bottom, top), NULL, outside};
+    ScatterPanel overview = {scatter_axis(all[0], all[1], left, split),
+                             scatter_axis(all[2], all[3], bottom, top), NULL, outside};
     for (int i = 0; i < n; i++)
         outside[i] = !(in_axis(&zoom.x, p[i].x) && in_axis(&zoom.y, p[i].y)), every[i] = 1;
-    double bx0 = axis_map(&main.x, zoom.x.lo), bx1 = axis_map(&main.x, zoom.x.hi);
-    double by0 = axis_map(&main.y, zoom.y.hi), by1 = axis_map(&main.y, zoom.y.lo);
+    double bx0 = axis_map(&overview.x, zoom.x.lo), bx1 = axis_map(&overview.x, zoom.x.hi);
+    double by0 = axis_map(&overview.y, zoom.y.hi), by1 = axis_map(&overview.y, zoom.y.lo);
     PlotBox mark = {bx0, by0, bx1 - bx0, by1 - by0};
-    main.mark = &mark;
+    overview.mark = &mark;
     fputs("<g id=\"main\">\n", f);
     text_at(f, (left + split) / 2, top - 6, "middle", "font-weight=\"bold\"", "all");
-    scatter_panel(f, p, n, &main);
+    scatter_panel(f, p, n, &overview);
     fprintf(f,
             "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
             "stroke=\"#555\" stroke-dasharray=\"4 3\"/>\n</g>\n<g id=\"zoom\">\n",

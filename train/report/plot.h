@@ -27,7 +27,7 @@ typedef struct {
     int color;  // index into the palette (wraps around)
     int dashed; // dashed stroke, e.g. for validation curves
     int smooth; // 1: with at least PLOT_SMOOTH_MIN finite points, the raw curve is drawn faint
-                // and its exponential moving average (plot_smooth) over it
+                // and its centred moving average (plot_smooth) over it
 } PlotSeries;
 
 void plot_lines(FILE *f, const PlotFrame *fr, const PlotSeries *series, int n_series);
@@ -73,16 +73,17 @@ double plot_text_width(const char *s, double px);
 
 #define PLOT_SMOOTH_MIN 10 // fewer finite points than this are not smoothed
 
-// The span of the moving average for a curve of n points: n / 20, at least 3, so the average
-// lags the raw curve by about a fortieth of the plot's width whatever the curve's length.
-double plot_smooth_span(int n);
+// The half-width of the moving window for a curve of n points: n / 20, at least 1, so the
+// window spans about a tenth of the curve whatever its length.
+int plot_smooth_half(int n);
 
-// Exponential moving average with bias correction (pandas' ewm(span, adjust=True)):
-// alpha = 2 / (span + 1), out[i] = sum_k (1 - alpha)^(i-k) y[k] / sum_k (1 - alpha)^(i-k)
-// over the finite y[k], k <= i. Without the division by the weights' sum the first values
-// would be pulled toward 0. A non-finite y[i] gives out[i] = NAN (the line breaks where the raw
-// one does) and is skipped by the average. y and out are (n); out may be y.
-void plot_smooth(const double *y, int n, double span, double *out);
+// Centred moving average: out[i] is the mean of the finite y[j], |j - i| <= k, where
+// k = min(half, i, n - 1 - i): the window shrinks symmetrically at the ends, so the average
+// never lags the curve (an exponential average trails a steeply falling loss by half its span)
+// and the first and last points are the raw values. A non-finite y[i] gives out[i] = NAN (the
+// line breaks where the raw one does) and is left out of its neighbours' means. y and out are
+// (n) and must not overlap.
+void plot_smooth(const double *y, int n, int half, double *out);
 
 typedef struct {
     double x, y, w, h; // px: top-left corner and size (SVG's y grows downward)

@@ -16,22 +16,28 @@ double plot_text_width(const char *s, double px) {
 
 // ---- smoothing -----------------------------------------------------------------------------
 
-double plot_smooth_span(int n) {
-    return fmax(3.0, n / 20.0);
+int plot_smooth_half(int n) {
+    return n / 20 > 1 ? n / 20 : 1;
 }
 
-void plot_smooth(const double *y, int n, double span, double *out) {
-    double alpha = 2.0 / (span + 1.0), sum = 0.0, weight = 0.0;
+void plot_smooth(const double *y, int n, int half, double *out) {
+    // prefix sums of the finite values and of their count: each window's mean in O(1)
+    double *sum = lc_malloc((size_t)(n + 1) * sizeof(*sum));
+    int *cnt = lc_malloc((size_t)(n + 1) * sizeof(*cnt));
+    sum[0] = 0, cnt[0] = 0;
     for (int i = 0; i < n; i++) {
-        if (!isfinite(y[i])) {
-            out[i] = NAN;
-            continue;
-        }
-        // sum and weight decay together, so sum / weight is the weighted mean of the values
-        sum = (1.0 - alpha) * sum + alpha * y[i];
-        weight = (1.0 - alpha) * weight + alpha;
-        out[i] = sum / weight;
+        int ok = isfinite(y[i]);
+        sum[i + 1] = sum[i] + (ok ? y[i] : 0);
+        cnt[i + 1] = cnt[i] + ok;
     }
+    for (int i = 0; i < n; i++) {
+        int k = half < i ? half : i; // shrink the window symmetrically at the ends
+        if (n - 1 - i < k) k = n - 1 - i;
+        int c = cnt[i + k + 1] - cnt[i - k];
+        out[i] = isfinite(y[i]) && c > 0 ? (sum[i + k + 1] - sum[i - k]) / c : NAN;
+    }
+    free(sum);
+    free(cnt);
 }
 
 // ---- label placement -----------------------------------------------------------------------
