@@ -212,12 +212,13 @@ START_TEST(test_plot_scatter_and_bars) {
     ck_assert(!strstr(svg, ">-1</text>")); // KL >= 0: the axis does not go below 0
     free(svg);
     const PlotBar b[] = {
-        {"a & b", 1100, 1080, 1120}, {"ref", 1000, 1000, 1000}, {"worse", 850, 800, NAN}};
+        {"a & b", 1100, 1080, 1120, 2}, {"ref", 1000, 1000, 1000, 0}, {"worse", 850, 800, NAN, 1}};
     BarsCtx bc = {b, 3};
     svg = svg_text("bars.svg", bars_fn, &bc);
     ck_assert(strstr(svg, "viewBox=\"0 0 640 400\""));
     ck_assert(strstr(svg, ">a &amp; b</text>"));
     ck_assert(strstr(svg, ">1100</text>") && strstr(svg, ">850</text>"));
+    ck_assert(strstr(svg, "fill=\"#e15759\"/>") < strstr(svg, "fill=\"#f28e2b\"/>")); // colours
     ck_assert_int_eq(count(svg, "stroke=\"#222\" stroke-width=\"1.5\""), 2); // no NAN error bar
     free(svg);
     ScatterCtx none = {p + 2, 1};
@@ -522,6 +523,10 @@ START_TEST(test_report_fixture) {
     char *front = read_file(join(run, "plots/frontier_eval.svg"));
     ck_assert(strstr(board, "&lt;tuned&gt; &amp; co") && !strstr(board, "<tuned>"));
     ck_assert(strstr(front, "&lt;tuned&gt; &amp; co"));
+    // A model has one colour on both: ppo (listed second, palette colour 1) tops the
+    // leaderboard, above dpo (colour 2).
+    ck_assert(strstr(board, "fill=\"#f28e2b\"/>") < strstr(board, "fill=\"#e15759\"/>"));
+    ck_assert(strstr(front, "fill=\"#f28e2b\" stroke"));
     char *ppo = read_file(join(run, "plots/loss_ppo.svg"));
     ck_assert(strstr(ppo, "train loss/policy") && strstr(ppo, "train loss/value"));
     free(ppo);
@@ -563,8 +568,8 @@ START_TEST(test_report_rl_reward_panels) {
         char row[256];
         snprintf(row, sizeof(row),
                  "{\"step\": %d, \"objective/scores\": %g, \"objective/accuracy\": %g, "
-                 "\"objective/kl\": %g}\n",
-                 i, 0.3 + 0.02 * i + 0.05 * (i % 2), 0.3 + 0.02 * i, 0.1 * i);
+                 "\"objective/kl\": %g, \"loss\": %g, \"loss/policy\": %g}\n",
+                 i, 0.3 + 0.02 * i + 0.05 * (i % 2), 0.3 + 0.02 * i, 0.1 * i, -0.01 * i, -0.01 * i);
         strcat(metrics, row);
     }
     fixture_stage(run, "grpo", "grpo", metrics);
@@ -581,6 +586,10 @@ START_TEST(test_report_rl_reward_panels) {
     // grpo's 12 iterations: a faint raw curve and its moving average; ppo's 3: one curve.
     ck_assert_int_eq(count(svg, "stroke-opacity=\"0.3\""), 1);
     ck_assert_int_eq(count(svg, "<path "), 3);
+    free(svg);
+    // GRPO's loss is its loss/policy: one curve (raw and smoothed), both names on it.
+    svg = read_file(join(run, "plots/loss_grpo.svg"));
+    ck_assert(strstr(svg, ">train loss = loss/policy<") && count(svg, "<path ") == 2);
     free(svg);
     svg = read_file(join(run, "plots/rl_kl.svg")); // KL is one scale: one panel
 

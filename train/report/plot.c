@@ -424,8 +424,13 @@ static void scatter_zoomed(FILE *f, const PlotPoint *p, int n, const double zr[4
                              scatter_axis(all[2], all[3], bottom, top), NULL, outside};
     for (int i = 0; i < n; i++)
         outside[i] = !(in_axis(&zoom.x, p[i].x) && in_axis(&zoom.y, p[i].y)), every[i] = 1;
-    double bx0 = axis_map(&overview.x, zoom.x.lo), bx1 = axis_map(&overview.x, zoom.x.hi);
-    double by0 = axis_map(&overview.y, zoom.y.hi), by1 = axis_map(&overview.y, zoom.y.lo);
+    // the zoom's extent, grown to enclose the markers so that it shows when the cluster is a
+    // few pixels wide, and kept inside the plot area
+    double g = MARKER_R + 3;
+    double bx0 = fmax(axis_map(&overview.x, zoom.x.lo) - g, overview.x.a);
+    double bx1 = fmin(axis_map(&overview.x, zoom.x.hi) + g, overview.x.b);
+    double by0 = fmax(axis_map(&overview.y, zoom.y.hi) - g, overview.y.b);
+    double by1 = fmin(axis_map(&overview.y, zoom.y.lo) + g, overview.y.a);
     PlotBox mark = {bx0, by0, bx1 - bx0, by1 - by0};
     overview.mark = &mark;
     fputs("<g id=\"main\">\n", f);
@@ -467,12 +472,11 @@ void plot_scatter(FILE *f, const PlotFrame *fr, const PlotPoint *p, int n) {
 
 // ---- bars ----------------------------------------------------------------------------------
 
-static void bar_draw(FILE *f, const PlotBar *b, const Axis *x, double base, double y, double th,
-                     int i) {
+static void bar_draw(FILE *f, const PlotBar *b, const Axis *x, double base, double y, double th) {
     char buf[64];
     double a = axis_map(x, base), v = axis_map(x, b->value), end = v;
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-            fmin(a, v), y - th / 2, fabs(v - a), th, color(i));
+            fmin(a, v), y - th / 2, fabs(v - a), th, color(b->color));
     if (isfinite(b->lo) && isfinite(b->hi)) {
         double lo = axis_map(x, b->lo), hi = axis_map(x, b->hi);
         fprintf(f,
@@ -508,7 +512,7 @@ void plot_bars(FILE *f, const PlotFrame *fr, const PlotBar *b, int n, double bas
     for (int i = 0; i < n; i++) {
         double y = top + (i + 0.5) * row;
         text_at(f, left - 8, y + FONT / 3.0, "end", "", b[i].label);
-        if (isfinite(b[i].value)) bar_draw(f, &b[i], &x, base, y, fmin(0.6 * row, 40), i);
+        if (isfinite(b[i].value)) bar_draw(f, &b[i], &x, base, y, fmin(0.6 * row, 40));
     }
     double a = axis_map(&x, base);
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>\n", a, top,

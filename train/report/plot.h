@@ -60,6 +60,7 @@ void plot_scatter(FILE *f, const PlotFrame *fr, const PlotPoint *points, int n);
 typedef struct {
     const char *label;
     double value, lo, hi;
+    int color; // index into the palette: the report gives a model the same colour on every plot
 } PlotBar;
 
 void plot_bars(FILE *f, const PlotFrame *fr, const PlotBar *bars, int n, double base);

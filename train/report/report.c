@@ -154,10 +154,25 @@ static void metrics_table(Report *r, const ReportStage *st) {
 // Adds the series of key in t (if any row has it) to s[*n]. Validation curves are dashed and
 // not smoothed (a few evaluations on many batches each); training curves, per-step and noisy,
 // get a moving average over the faint raw curve.
+// Whether columns a and b of t hold the same values (missing in the same rows).
+static int same_column(const MetricTable *t, const double *a, const double *b) {
+    for (int i = 0; i < t->n_rows; i++)
+        if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) return 0;
+    return 1;
+}
+
+// A key whose values repeat a curve already added (GRPO's loss is its loss/policy) is not
+// drawn again, where it would hide that curve; its name joins that curve's label.
 static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTable *t,
                        const char *key, const char *split, int color, int val) {
     const double *y = metric_column(t, key);
     if (!y) return;
+    for (int k = 0; k < *n; k++)
+        if (s[k].x == t->step && same_column(t, s[k].y, y)) {
+            size_t len = strlen(labels[k]);
+            snprintf(labels[k] + len, 64 - len, " = %s", key);
+            return;
+        }
     snprintf(labels[*n], 64, "%s %s", split, key);
     s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, val, !val};
     (*n)++;
@@ -283,7 +298,8 @@ static int leaderboard_plot(Report *r, const ReportStage *st) {
     arena_order_by_elo(res, order);
     for (int k = 0; k < res->n_models; k++) {
         const ArenaModel *m = &res->models[order[k]];
-        b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi};
+        // coloured by its place in the results, as on the frontier plot
+        b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi, order[k]};
     }
     char title[256], xlabel[ARENA_NAME_MAX + 64], rel[512];
     snprintf(title, sizeof(title), "%s: Bradley-Terry Elo, %.0f%% CI", st->name,
