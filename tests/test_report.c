@@ -139,7 +139,7 @@ START_TEST(test_plot_lines) {
     // Gaps (NAN) split the line: 0-1-2, then 4 and 6 alone, which get dots.
     const double x[] = {0, 1, 2, 3, 4, 5, 6}, y[] = {1, 2, 3, NAN, 5, NAN, 7};
     const double x2[] = {0, 6, 8}, y2[] = {2, 2, 9};
-    PlotSeries s[] = {{"train <loss> & co", x, y, 7, 0, 0}, {"val", x2, y2, 3, 1, 1}};
+    PlotSeries s[] = {{"train <loss> & co", x, y, 7, 0, 0, 0}, {"val", x2, y2, 3, 1, 1, 0}};
     PlotFrame fr = {"title & <more>", "step", "loss", 0, 0};
     LinesCtx c = {&fr, s, 2};
     char *svg = svg_text("lines.svg", lines_fn, &c);
@@ -163,7 +163,7 @@ START_TEST(test_plot_lines_thinned_and_flat) {
     enum { N = 100000 };
     double *x = malloc(N * sizeof(*x)), *y = malloc(N * sizeof(*y));
     for (int i = 0; i < N; i++) x[i] = i, y[i] = (i == N / 2) ? 100 : 1; // one spike
-    PlotSeries s = {"long", x, y, N, 0, 0};
+    PlotSeries s = {"long", x, y, N, 0, 0, 0};
     PlotFrame fr = {"thinned", "step", "y", 0, 0};
     LinesCtx c = {&fr, &s, 1};
     char *svg = svg_text("thinned.svg", lines_fn, &c);
@@ -212,16 +212,131 @@ START_TEST(test_plot_scatter_and_bars) {
     ck_assert(!strstr(svg, ">-1</text>")); // KL >= 0: the axis does not go below 0
     free(svg);
     const PlotBar b[] = {
-        {"a & b", 1100, 1080, 1120}, {"ref", 1000, 1000, 1000}, {"worse", 850, 800, NAN}};
+        {"a & b", 1100, 1080, 1120, 2}, {"ref", 1000, 1000, 1000, 0}, {"worse", 850, 800, NAN, 1}};
     BarsCtx bc = {b, 3};
     svg = svg_text("bars.svg", bars_fn, &bc);
     ck_assert(strstr(svg, "viewBox=\"0 0 640 400\""));
     ck_assert(strstr(svg, ">a &amp; b</text>"));
     ck_assert(strstr(svg, ">1100</text>") && strstr(svg, ">850</text>"));
+    ck_assert(strstr(svg, "fill=\"#e15759\"/>") < strstr(svg, "fill=\"#f28e2b\"/>")); // colours
     ck_assert_int_eq(count(svg, "stroke=\"#222\" stroke-width=\"1.5\""), 2); // no NAN error bar
     free(svg);
     ScatterCtx none = {p + 2, 1};
     free(svg_text("scatter_empty.svg", scatter_fn, &none));
+}
+END_TEST
+
+// ---- layout: smoothing, label placement, zoom ----------------------------------------------
+
+START_TEST(test_smooth) {
+    // half-width 2, the window shrinking symmetrically at the ends; NAN left out:
+    //   i=0: window [0, 0]: 1
+    //   i=1: [0, 2]: (1 + 2 + 3) / 3 = 2
+    //   i=2: [0, 4]: (1 + 2 + 3 + 5) / 4 = 2.75
+    //   i=3: NAN
+    //   i=4: [2, 6]: (3 + 5 + 6 + 10) / 4 = 6
+    //   i=5: [4, 6]: (5 + 6 + 10) / 3 = 7
+    //   i=6: [6, 6]: 10
+    const double y[] = {1, 2, 3, NAN, 5, 6, 10}, want[] = {1, 2, 2.75, NAN, 6, 7, 10};
+    double out[7];
+    plot_smooth(y, 7, 2, out);
+    for (int i = 0; i < 7; i++)
+        if (i == 3)
+            ck_assert(isnan(out[i]));
+        else
+            ck_assert_msg(fabs(out[i] - want[i]) < 1e-12, "out[%d] = %g, want %g", i, out[i],
+                          want[i]);
+    double line[40], avg[40]; // a straight line is its own centred average: no lag
+    for (int i = 0; i < 40; i++) line[i] = 3 - 0.5 * i;
+    plot_smooth(line, 40, plot_smooth_half(40), avg);
+    for (int i = 0; i < 40; i++) ck_assert_double_eq_tol(avg[i], line[i], 1e-12);
+    ck_assert_int_eq(plot_smooth_half(20), 1);
+    ck_assert_int_eq(plot_smooth_half(300), 15);
+}
+END_TEST
+
+static double box_overlap(PlotBox a, PlotBox b) {
+    double w = fmin(a.x + a.w, b.x + b.w) - fmax(a.x, b.x);
+    double h = fmin(a.y + a.h, b.y + b.h) - fmax(a.y, b.y);
+    return w > 0 && h > 0 ? w * h : 0;
+}
+
+START_TEST(test_place_labels_cluster) {
+    // Six points within 1% of a 700 x 400 px plot area (7 x 4 px), labelled like models.
+    const char *names[] = {"sft", "ppo", "ppo_rm", "dpo", "grpo", "pretrain"};
+    const double dx[] = {0, 3, 7, 1, 5, 2}, dy[] = {0, 1, 4, 3, 2, 4};
+    PlotBox area = {80, 40, 700, 400}, avoid[6], out[6];
+    PlotAnchor a[6];
+    for (int i = 0; i < 6; i++) {
+        a[i] = (PlotAnchor){400 + dx[i], 200 + dy[i], plot_text_width(names[i], 13) + 2, 16};
+        avoid[i] = (PlotBox){a[i].x - 6, a[i].y - 6, 12, 12}; // the markers
+    }
+    ck_assert_int_eq(plot_place_labels(a, 6, avoid, 6, area, out), 0);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(out[i].w == a[i].w && out[i].h == a[i].h);
+        double d = plot_box_distance(out[i], a[i].x, a[i].y);
+        ck_assert_msg(d <= 60, "label %s is %.1f px from its point", names[i], d);
+        ck_assert(out[i].x >= area.x && out[i].x + out[i].w <= area.x + area.w);
+        for (int j = 0; j < 6; j++) {
+            ck_assert_msg(box_overlap(out[i], avoid[j]) == 0, "%s covers a point", names[i]);
+            if (j != i)
+                ck_assert_msg(box_overlap(out[i], out[j]) == 0, "%s overlaps %s", names[i],
+                              names[j]);
+        }
+    }
+    // Near the right edge the labels go left of the points, still inside the area.
+    for (int i = 0; i < 6; i++) a[i].x += 370, avoid[i].x += 370;
+    ck_assert_int_eq(plot_place_labels(a, 6, avoid, 6, area, out), 0);
+    for (int i = 0; i < 6; i++) ck_assert(out[i].x + out[i].w <= area.x + area.w);
+    // A lone point's label sits just right of it, level with it.
+    ck_assert_int_eq(plot_place_labels(a, 1, NULL, 0, (PlotBox){0, 0, 2000, 2000}, out), 0);
+    ck_assert_double_eq_tol(out[0].x, a[0].x + 8, 1e-9);
+    ck_assert_double_eq_tol(out[0].y + out[0].h / 2, a[0].y, 1e-9);
+}
+END_TEST
+
+// What the quickstart's eval gives: aligned models at KL 0-3.5, the pretrained model at 15.
+static const PlotPoint FRONTIER[] = {{"sft", 0, 0.40},      {"ppo", 0.8, 0.55},
+                                     {"ppo_rm", 2.0, 0.30}, {"dpo", 3.5, 0.62},
+                                     {"grpo", 1.1, 0.58},   {"pretrain", 15.0, 0.05}};
+
+// The numbers written as text (tick labels) in s: their largest.
+static double max_number_text(const char *s) {
+    double hi = -INFINITY;
+    for (const char *p = s; (p = strstr(p, "\">")); p += 2) {
+        char *end;
+        double v = strtod(p + 2, &end);
+        if (end != p + 2 && strncmp(end, "</text>", 7) == 0) hi = fmax(hi, v);
+    }
+    return hi;
+}
+
+START_TEST(test_frontier_zoom) {
+    double r[4];
+    ck_assert_int_eq(plot_zoom_range(FRONTIER, 6, r), 1);
+    ck_assert(r[0] == 0 && r[1] == 3.5 && r[2] == 0.30 && r[3] == 0.62); // pretrain left out
+    ScatterCtx sc = {FRONTIER, 6};
+    char *svg = svg_text("frontier_zoom.svg", scatter_fn, &sc);
+    ck_assert_int_eq(count(svg, "class=\"plot-area\""), 2);
+    char *zoom = strstr(svg, "<g id=\"zoom\">");
+    ck_assert(zoom && strstr(svg, "<g id=\"main\">") < zoom);
+    // The zoom panel's axes cover the cluster (KL up to 4), not the outlier's 15; every
+    // aligned model is labelled there and the outlier is not drawn there.
+    double hi = max_number_text(zoom);
+    ck_assert_msg(hi >= 3.5 && hi <= 4.0, "zoom panel's largest tick %g", hi);
+    ck_assert_double_ge(max_number_text(svg), 15);
+    for (int i = 0; i < 5; i++) ck_assert(strstr(zoom, FRONTIER[i].label));
+    ck_assert(!strstr(zoom, ">pretrain<") && strstr(svg, ">pretrain<"));
+    ck_assert_int_eq(count(zoom, "<circle"), 5);
+    free(svg);
+    // Points spread over the range need no zoom: one panel.
+    const PlotPoint spread[] = {{"a", 0, 1}, {"b", 1.75, 2}, {"c", 3.5, 3}, {"d", 5.25, 4}};
+    ck_assert_int_eq(plot_zoom_range(spread, 4, r), 0);
+    sc = (ScatterCtx){spread, 4};
+    svg = svg_text("frontier_spread.svg", scatter_fn, &sc);
+    ck_assert_int_eq(count(svg, "class=\"plot-area\""), 1);
+    ck_assert(!strstr(svg, "id=\"zoom\""));
+    free(svg);
 }
 END_TEST
 
@@ -408,6 +523,10 @@ START_TEST(test_report_fixture) {
     char *front = read_file(join(run, "plots/frontier_eval.svg"));
     ck_assert(strstr(board, "&lt;tuned&gt; &amp; co") && !strstr(board, "<tuned>"));
     ck_assert(strstr(front, "&lt;tuned&gt; &amp; co"));
+    // A model has one colour on both: ppo (listed second, palette colour 1) tops the
+    // leaderboard, above dpo (colour 2).
+    ck_assert(strstr(board, "fill=\"#f28e2b\"/>") < strstr(board, "fill=\"#e15759\"/>"));
+    ck_assert(strstr(front, "fill=\"#f28e2b\" stroke"));
     char *ppo = read_file(join(run, "plots/loss_ppo.svg"));
     ck_assert(strstr(ppo, "train loss/policy") && strstr(ppo, "train loss/value"));
     free(ppo);
@@ -437,6 +556,52 @@ START_TEST(test_report_without_eval) {
     ck_assert_int_eq(access(join(run, "plots/loss_sft.svg.tmp"), F_OK), -1);
     free(md);
     free(log);
+}
+END_TEST
+
+// The RL reward plot: a stage on the gold reward (it logs objective/accuracy) and one on a reward
+// model (the fixture's ppo) are on different scales, so each gets a panel with its own y axis.
+START_TEST(test_report_rl_reward_panels) {
+    const char *run = fixture_run("report_rl_panels", 0);
+    char metrics[4096] = "";
+    for (int i = 0; i < 12; i++) { // enough iterations to be smoothed
+        char row[256];
+        snprintf(row, sizeof(row),
+                 "{\"step\": %d, \"objective/scores\": %g, \"objective/accuracy\": %g, "
+                 "\"objective/kl\": %g, \"loss\": %g, \"loss/policy\": %g}\n",
+                 i, 0.3 + 0.02 * i + 0.05 * (i % 2), 0.3 + 0.02 * i, 0.1 * i, -0.01 * i, -0.01 * i);
+        strcat(metrics, row);
+    }
+    fixture_stage(run, "grpo", "grpo", metrics);
+    ReportSummary sum;
+    char *log;
+    free(build(run, &sum, &log));
+    free(log);
+    char *svg = read_file(join(run, "plots/rl_reward.svg"));
+    ck_assert(svg_ok(join(run, "plots/rl_reward.svg")));
+    ck_assert_int_eq(count(svg, "class=\"plot-area\""), 2);
+    char *gold = strstr(svg, ">mean gold reward<"), *rm = strstr(svg, ">mean reward-model score<");
+    ck_assert(gold && rm && gold < rm);             // gold on top
+    ck_assert_int_eq(count(svg, ">iteration<"), 1); // one shared x axis
+    // grpo's 12 iterations: a faint raw curve and its moving average; ppo's 3: one curve.
+    ck_assert_int_eq(count(svg, "stroke-opacity=\"0.3\""), 1);
+    ck_assert_int_eq(count(svg, "<path "), 3);
+    free(svg);
+    // GRPO's loss is its loss/policy: one curve (raw and smoothed), both names on it.
+    svg = read_file(join(run, "plots/loss_grpo.svg"));
+    ck_assert(strstr(svg, ">train loss = loss/policy<") && count(svg, "<path ") == 2);
+    free(svg);
+    svg = read_file(join(run, "plots/rl_kl.svg")); // KL is one scale: one panel
+
+    ck_assert_int_eq(count(svg, "class=\"plot-area\""), 1);
+    free(svg);
+    const char *run1 = fixture_run("report_rl_one_panel", 0); // no gold stage: one panel
+    free(build(run1, &sum, &log));
+    free(log);
+    svg = read_file(join(run1, "plots/rl_reward.svg"));
+    ck_assert_int_eq(count(svg, "class=\"plot-area\""), 1);
+    ck_assert(strstr(svg, ">mean reward-model score<") && !strstr(svg, "gold"));
+    free(svg);
 }
 END_TEST
 
@@ -545,10 +710,14 @@ static Suite *report_suite(void) {
     tcase_add_test(plot, test_plot_lines_thinned_and_flat);
     tcase_add_test(plot, test_plot_scatter_and_bars);
     tcase_add_test(plot, test_mdtable);
+    tcase_add_test(plot, test_smooth);
+    tcase_add_test(plot, test_place_labels_cluster);
+    tcase_add_test(plot, test_frontier_zoom);
     suite_add_tcase(s, plot);
     TCase *report = tcase_create("report");
     tcase_add_test(report, test_report_fixture);
     tcase_add_test(report, test_report_without_eval);
+    tcase_add_test(report, test_report_rl_reward_panels);
     tcase_add_test(report, test_report_bad_results);
     tcase_add_test(report, test_report_many_bad_lines);
     tcase_add_test(report, test_report_missing_dir);

@@ -1,5 +1,7 @@
 // train/report/report-impl.h: the run directory as the report reads it
-// (train/report/report_metrics.c).
+// (train/report/report_metrics.c). Its types and functions carry a Report/report_ prefix: the
+// program also has the recipe's Stage (train/recipe/recipe.h) and the run's Run and run_*
+// (train/run/run.h), and one name must mean one thing.
 #pragma once
 #include "train/report/arena.h"
 #include <stdio.h>
@@ -22,18 +24,18 @@ typedef struct {
     MetricTable val;      // rows with "split": "val"
     int has_results;      // results.json was read into results
     ArenaResults results; // an eval stage's results
-} Stage;
+} ReportStage;
 
 typedef struct {
-    Stage *stages; // (n_stages) in pipeline order of their kinds, then by name
+    ReportStage *stages; // (n_stages) in pipeline order of their kinds, then by name
     int n_stages;
     int warnings; // malformed lines and files skipped
-} Run;
+} ReportRun;
 
 // Reads every stage folder of dir (a folder with metrics.jsonl, stage.json or results.json).
 // Returns 0, or -1 with err when dir cannot be listed.
-int run_load(Run *run, const char *dir, FILE *log, char *err, size_t errlen);
-void run_free(Run *run);
+int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_t errlen);
+void report_run_free(ReportRun *run);
 
 // The column of key, or NULL when no row has it.
 const double *metric_column(const MetricTable *t, const char *key);

@@ -75,13 +75,19 @@ static int plot_done(Report *r, FILE *f, const char *tmp, const char *rel, const
     return 0;
 }
 
-static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
-                       int n) {
+static int write_panels(Report *r, const char *rel, const PlotFrame *fr, const PlotPanel *p,
+                        int n) {
     char tmp[4096];
     FILE *f = out_open(r, rel, tmp, sizeof(tmp));
     if (!f) return -1;
-    plot_lines(f, fr, s, n);
+    plot_panels(f, fr, p, n);
     return plot_done(r, f, tmp, rel, fr);
+}
+
+static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const PlotSeries *s,
+                       int n) {
+    PlotPanel one = {fr->ylabel, s, n};
+    return write_panels(r, rel, fr, &one, 1);
 }
 
 static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p,
@@ -121,7 +127,7 @@ static void value_cell(MdTable *t, int col, double v) {
         mdtable_set(t, col, "%.4g", v);
 }
 
-static void metrics_row(MdTable *t, const Stage *st, const char *key) {
+static void metrics_row(MdTable *t, const ReportStage *st, const char *key) {
     mdtable_add_row(t);
     mdtable_set(t, 0, "%s", key);
     value_cell(t, 1, last_value(&st->train, key));
@@ -129,7 +135,7 @@ static void metrics_row(MdTable *t, const Stage *st, const char *key) {
 }
 
 // Metric | train | val: each key's last value, in the order the rows first name them.
-static void metrics_table(Report *r, const Stage *st) {
+static void metrics_table(Report *r, const ReportStage *st) {
     const char *header[] = {"Metric", "Train", "Validation"};
     MdTable t;
     mdtable_init(&t, 3, header, "lrr");
@@ -145,17 +151,34 @@ static void metrics_table(Report *r, const Stage *st) {
     mdtable_free(&t);
 }
 
-// Adds the series of key in t (if any row has it) to s[*n].
+// Adds the series of key in t (if any row has it) to s[*n]. Validation curves are dashed and
+// not smoothed (a few evaluations on many batches each); training curves, per-step and noisy,
+// get a moving average over the faint raw curve.
+// Whether columns a and b of t hold the same values (missing in the same rows).
+static int same_column(const MetricTable *t, const double *a, const double *b) {
+    for (int i = 0; i < t->n_rows; i++)
+        if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) return 0;
+    return 1;
+}
+
+// A key whose values repeat a curve already added (GRPO's loss is its loss/policy) is not
+// drawn again, where it would hide that curve; its name joins that curve's label.
 static void series_add(PlotSeries *s, int *n, char labels[][64], const MetricTable *t,
-                       const char *key, const char *split, int color, int dashed) {
+                       const char *key, const char *split, int color, int val) {
     const double *y = metric_column(t, key);
     if (!y) return;
+    for (int k = 0; k < *n; k++)
+        if (s[k].x == t->step && same_column(t, s[k].y, y)) {
+            size_t len = strlen(labels[k]);
+            snprintf(labels[k] + len, 64 - len, " = %s", key);
+            return;
+        }
     snprintf(labels[*n], 64, "%s %s", split, key);
-    s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, dashed};
+    s[*n] = (PlotSeries){labels[*n], t->step, y, t->n_rows, color, val, !val};
     (*n)++;
 }
 
-static int loss_plot(Report *r, const Stage *st) {
+static int loss_plot(Report *r, const ReportStage *st) {
     PlotSeries s[2 * N_LOSS_KEYS];
     char labels[2 * N_LOSS_KEYS][64], title[256], rel[512];
     int n = 0;
@@ -170,7 +193,7 @@ static int loss_plot(Report *r, const Stage *st) {
     return write_lines(r, rel, &fr, s, n);
 }
 
-static int stage_section(Report *r, const Stage *st) {
+static int stage_section(Report *r, const ReportStage *st) {
     FILE *md = r->md;
     fprintf(md, "### %s\n\n", st->name);
     fprintf(md, "Kind: %s%s. %d training row%s, %d validation row%s.\n\n", st->kind,
@@ -181,30 +204,58 @@ static int stage_section(Report *r, const Stage *st) {
     return loss_plot(r, st);
 }
 
-// One curve per RL stage of key against the iteration; skipped when no stage logs key.
-static int rl_plot(Report *r, const Run *run, const char *key, const char *name, const char *title,
-                   const char *ylabel) {
-    PlotSeries *s = lc_calloc((size_t)run->n_stages, sizeof(*s));
-    int n = 0, rc = 0;
+// Whether an RL stage scores its rollouts with a gold reward function: train/stages/rl.c logs
+// objective/accuracy only then; otherwise objective/scores is a reward model's score, on
+// another scale (a reward model's scores are logits, a gold reward is in [0, 1]).
+static int scores_gold(const ReportStage *st) {
+    return metric_column(&st->train, "objective/accuracy") != NULL;
+}
+
+// Appends to s[*n] a smoothed curve of key against the iteration for every RL stage that logs
+// it and whose scores_gold is gold (-1: any); the stage's index picks its colour, so a stage
+// has the same colour on every RL plot.
+static void rl_series(const ReportRun *run, const char *key, int gold, PlotSeries *s, int *n) {
     for (int i = 0; i < run->n_stages; i++) {
-        const Stage *st = &run->stages[i];
+        const ReportStage *st = &run->stages[i];
         const double *y = metric_column(&st->train, key);
-        if (y) s[n++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0};
+        if (y && (gold < 0 || gold == scores_gold(st)))
+            s[(*n)++] = (PlotSeries){st->name, st->train.step, y, st->train.n_rows, i, 0, 1};
     }
-    PlotFrame fr = {title, "iteration", ylabel, 0, 0};
-    char rel[512];
-    snprintf(rel, sizeof(rel), "plots/%s.svg", name);
-    if (n > 0) rc = write_lines(r, rel, &fr, s, n);
+}
+
+// objective/scores per iteration: one panel for the stages judged by gold rewards and one for
+// those judged by a reward model, each with its own y range, sharing the iteration axis.
+static int rl_reward_plot(Report *r, const ReportRun *run) {
+    PlotSeries *s = lc_calloc((size_t)run->n_stages + 1, sizeof(*s));
+    int n_gold = 0, n = 0, np = 0, rc = 0;
+    rl_series(run, "objective/scores", 1, s, &n_gold);
+    n = n_gold;
+    rl_series(run, "objective/scores", 0, s, &n);
+    PlotPanel pn[2];
+    if (n_gold > 0) pn[np++] = (PlotPanel){"mean gold reward", s, n_gold};
+    if (n > n_gold) pn[np++] = (PlotPanel){"mean reward-model score", s + n_gold, n - n_gold};
+    PlotFrame fr = {"Mean reward per RL iteration", "iteration", NULL, 0, np > 1 ? 640 : 0};
+    if (n > 0) rc = write_panels(r, "plots/rl_reward.svg", &fr, pn, np);
     free(s);
     return rc;
 }
 
-static int is_rl(const Stage *st) {
+static int rl_kl_plot(Report *r, const ReportRun *run) {
+    PlotSeries *s = lc_calloc((size_t)run->n_stages + 1, sizeof(*s));
+    int n = 0, rc = 0;
+    rl_series(run, "objective/kl", -1, s, &n);
+    PlotFrame fr = {"KL to the reference per RL iteration", "iteration", "KL (nats)", 0, 0};
+    if (n > 0) rc = write_lines(r, "plots/rl_kl.svg", &fr, s, n);
+    free(s);
+    return rc;
+}
+
+static int is_rl(const ReportStage *st) {
     return metric_column(&st->train, "objective/scores") ||
            metric_column(&st->train, "objective/kl");
 }
 
-static int training_sections(Report *r, const Run *run) {
+static int training_sections(Report *r, const ReportRun *run) {
     int rl = 0;
     fprintf(r->md, "## Training\n\n");
     for (int i = 0; i < run->n_stages; i++) {
@@ -213,17 +264,13 @@ static int training_sections(Report *r, const Run *run) {
     }
     if (!rl) return 0;
     fprintf(r->md, "## Reinforcement learning: reward and KL per iteration\n\n");
-    if (rl_plot(r, run, "objective/scores", "rl_reward", "Mean reward per RL iteration",
-                "mean score"))
-        return -1;
-    return rl_plot(r, run, "objective/kl", "rl_kl", "KL to the reference per RL iteration",
-                   "KL (nats)");
+    return rl_reward_plot(r, run) || rl_kl_plot(r, run) ? -1 : 0;
 }
 
 // ---- evaluation ----------------------------------------------------------------------------
 
 // Reward (gold if measured, else the reward model's) against KL to SFT, one point per model.
-static int frontier_plot(Report *r, const Stage *st) {
+static int frontier_plot(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     PlotPoint *p = lc_calloc((size_t)res->n_models, sizeof(*p));
     int gold = 0, n = 0, rc = 0;
@@ -237,21 +284,22 @@ static int frontier_plot(Report *r, const Stage *st) {
     snprintf(title, sizeof(title), "%s: %s reward vs KL to SFT", st->name,
              gold ? "gold" : "reward-model");
     PlotFrame fr = {title, "KL(model || SFT), nats per response",
-                    gold ? "mean gold reward" : "mean reward-model score", 0, 0};
+                    gold ? "mean gold reward" : "mean reward-model score", 960, 520};
     plot_rel(rel, sizeof(rel), "frontier", st->name);
     if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models);
     free(p);
     return rc;
 }
 
-static int leaderboard_plot(Report *r, const Stage *st) {
+static int leaderboard_plot(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     int *order = lc_calloc((size_t)res->n_models, sizeof(*order));
     PlotBar *b = lc_calloc((size_t)res->n_models, sizeof(*b));
     arena_order_by_elo(res, order);
     for (int k = 0; k < res->n_models; k++) {
         const ArenaModel *m = &res->models[order[k]];
-        b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi};
+        // coloured by its place in the results, as on the frontier plot
+        b[k] = (PlotBar){m->name, m->rating.elo, m->rating.lo, m->rating.hi, order[k]};
     }
     char title[256], xlabel[ARENA_NAME_MAX + 64], rel[512];
     snprintf(title, sizeof(title), "%s: Bradley-Terry Elo, %.0f%% CI", st->name,
@@ -265,7 +313,7 @@ static int leaderboard_plot(Report *r, const Stage *st) {
     return rc;
 }
 
-static int eval_section(Report *r, const Stage *st) {
+static int eval_section(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     const ArenaOptions *o = &res->opts;
     fprintf(r->md, "## Evaluation: %s\n\n", st->name);
@@ -319,7 +367,7 @@ static void run_name(const char *dir, char *buf, size_t n) {
     snprintf(buf, n, "%.*s", (int)(len - start), dir + start);
 }
 
-static int report_write(Report *r, const Run *run) {
+static int report_write(Report *r, const ReportRun *run) {
     char name[1024];
     run_name(r->dir, name, sizeof(name));
     fprintf(r->md, "# Run report: %s\n\n", name);
@@ -345,8 +393,8 @@ int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size
     snprintf(plots, sizeof(plots), "%s/plots", dir);
     if (mkdir(plots, 0755) != 0 && errno != EEXIST)
         return fail(&r, "%s: cannot create: %s", plots, strerror(errno));
-    Run run;
-    if (run_load(&run, dir, log, err, errlen)) return -1;
+    ReportRun run;
+    if (report_run_load(&run, dir, log, err, errlen)) return -1;
     sum->stages = run.n_stages;
     sum->warnings = run.warnings;
     int rc = -1;
@@ -357,6 +405,6 @@ int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size
         fclose(r.md);
         remove(tmp);
     }
-    run_free(&run);
+    report_run_free(&run);
     return rc;
 }

@@ -131,7 +131,7 @@ static void table_free(MetricTable *t) {
 
 // ---- metrics.jsonl -------------------------------------------------------------------------
 
-static void metrics_row(Stage *st, const char *text, Warn *w) {
+static void metrics_row(ReportStage *st, const char *text, Warn *w) {
     json_error_t je;
     json_t *row = json_loads(text, 0, &je);
     if (!row) {
@@ -158,7 +158,7 @@ static int blank(const char *s) {
     return 1;
 }
 
-static void metrics_read(Stage *st, const char *path, FILE *log, int *total) {
+static void metrics_read(ReportStage *st, const char *path, FILE *log, int *total) {
     FILE *f = fopen(path, "r");
     if (!f) return; // a stage without metrics (an eval stage)
     Warn w = {path, log, 0, 0, total};
@@ -176,7 +176,7 @@ static void metrics_read(Stage *st, const char *path, FILE *log, int *total) {
 // ---- stage.json, results.json, kinds -------------------------------------------------------
 
 // The kind stage.json names, or "" (warned about when the file exists but is unusable).
-static void stage_json_read(Stage *st, const char *path, FILE *log, int *total) {
+static void stage_json_read(ReportStage *st, const char *path, FILE *log, int *total) {
     json_error_t je;
     json_t *doc = json_load_file(path, 0, &je);
     Warn w = {path, log, 0, 0, total};
@@ -194,7 +194,7 @@ static void stage_json_read(Stage *st, const char *path, FILE *log, int *total) 
 }
 
 // A kind from the stage's name or, failing that, from its metric keys (docs/report.md).
-static const char *kind_guess(const Stage *st) {
+static const char *kind_guess(const ReportStage *st) {
     const MetricTable *t = &st->train;
     if (is_stage_kind(st->name)) return st->name;
     if (st->has_results) return "eval";
@@ -205,7 +205,7 @@ static const char *kind_guess(const Stage *st) {
     return "unknown";
 }
 
-static void results_read(Stage *st, const char *path, FILE *log, int *total) {
+static void results_read(ReportStage *st, const char *path, FILE *log, int *total) {
     char msg[1024];
     struct stat sb;
     if (stat(path, &sb) != 0) return;
@@ -232,9 +232,9 @@ static int is_stage_dir(const char *dir, const char *name) {
             file_exists(dir, name, "results.json"));
 }
 
-static void stage_load(Stage *st, const char *dir, const char *name, FILE *log, int *total) {
+static void stage_load(ReportStage *st, const char *dir, const char *name, FILE *log, int *total) {
     char path[4096];
-    *st = (Stage){.name = str_dup(name)};
+    *st = (ReportStage){.name = str_dup(name)};
     snprintf(path, sizeof(path), "%s/%s/stage.json", dir, name);
     if (file_exists(dir, name, "stage.json")) stage_json_read(st, path, log, total);
     snprintf(path, sizeof(path), "%s/%s/metrics.jsonl", dir, name);
@@ -248,13 +248,13 @@ static void stage_load(Stage *st, const char *dir, const char *name, FILE *log, 
 }
 
 static int stage_cmp(const void *pa, const void *pb) {
-    const Stage *a = pa, *b = pb;
+    const ReportStage *a = pa, *b = pb;
     int ka = order_index(a->kind), kb = order_index(b->kind);
     return ka != kb ? ka - kb : strcmp(a->name, b->name);
 }
 
-int run_load(Run *run, const char *dir, FILE *log, char *err, size_t errlen) {
-    *run = (Run){0};
+int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_t errlen) {
+    *run = (ReportRun){0};
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(err, errlen, "%s: not a readable directory", dir);
@@ -277,14 +277,14 @@ int run_load(Run *run, const char *dir, FILE *log, char *err, size_t errlen) {
     return 0;
 }
 
-void run_free(Run *run) {
+void report_run_free(ReportRun *run) {
     for (int i = 0; i < run->n_stages; i++) {
-        Stage *st = &run->stages[i];
+        ReportStage *st = &run->stages[i];
         table_free(&st->train);
         table_free(&st->val);
         if (st->has_results) arena_results_free(&st->results);
         free(st->name);
     }
     free(run->stages);
-    *run = (Run){0};
+    *run = (ReportRun){0};
 }
