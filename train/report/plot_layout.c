@@ -1,7 +1,7 @@
 // train/report/plot_layout.c: the plots' pure layout helpers: text widths, the moving average
 // drawn over noisy curves, label placement without collisions, and the zoom range of a
 // scatter plot squeezed by outliers. No SVG here, so the tests can check the numbers.
-#include "train/report/plot.h"
+#include "train/report/plot_layout.h"
 #include "common/check.h"
 #include <math.h>
 #include <stdlib.h>
