@@ -81,14 +81,12 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         {"new-tokens", 0, OPT_INT, &a->new_tokens, 1, INFINITY, false, "N",
          "rollout: tokens to generate (default 64)"},
         {0}};
-    const OptionsCommand cmd = {"bench",
-                                "[--rollout] [options]",
-                                "measure training-step and rollout speed, MFU and memory",
-                                DESCRIPTION,
-                                opts,
-                                NULL,
-                                0,
-                                0};
+    const OptionsCommand cmd = {.name = "bench",
+                                .synopsis = "[--rollout] [options]",
+                                .summary =
+                                    "measure training-step and rollout speed, MFU and memory",
+                                .description = DESCRIPTION,
+                                .options = opts};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     return rc == OPTIONS_CONTINUE ? shape_check(&cmd, model, a) : rc;

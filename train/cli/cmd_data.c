@@ -18,46 +18,36 @@ static const char TOKENIZER_HELP[] =
     "a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe";
 
 static const OptionsCommand IMPORT = {
-    "data import",
-    "--kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...",
-    "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt)",
-    "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL, one\n"
-    "example per line, in any of the formats of docs/datasets.md; other files are plain text\n"
-    "(lm only). Longer sft, preference and prompt examples than --max-len are dropped, longer\n"
-    "lm documents are cut into pieces. --val-fraction sends a share of the examples, chosen by\n"
-    "a hash of their tokens (and --seed), to FILE-val.h5.\n",
-    NULL,
-    "INPUT",
-    1,
-    -1};
+    .name = "data import",
+    .synopsis = "--kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...",
+    .summary = "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt)",
+    .description =
+        "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL, one\n"
+        "example per line, in any of the formats of docs/datasets.md; other files are plain text\n"
+        "(lm only). Longer sft, preference and prompt examples than --max-len are dropped, longer\n"
+        "lm documents are cut into pieces. --val-fraction sends a share of the examples, chosen "
+        "by\n"
+        "a hash of their tokens (and --seed), to FILE-val.h5.\n",
+    .args = "INPUT",
+    .min_args = 1,
+    .max_args = -1};
 static const OptionsCommand INFO = {
-    "data info",
-    "FILE.h5 [--json]",
-    "print kind, examples, tokens, length percentiles and tokenizer fingerprint",
-    NULL,
-    NULL,
-    "FILE.h5",
-    1,
-    1};
+    .name = "data info",
+    .synopsis = "FILE.h5 [--json]",
+    .summary = "print kind, examples, tokens, length percentiles and tokenizer fingerprint",
+    .args = "FILE.h5",
+    .min_args = 1,
+    .max_args = 1};
 static const OptionsCommand SHOW = {
-    "data show",
-    "FILE.h5 --index I --tokenizer PATH [--color WHEN]",
-    "print example I decoded, with the tokens the loss sees marked",
-    "Prints example I decoded; trained tokens (those the loss sees) are normal and the others\n"
-    "dim on a terminal, or trained ones are wrapped in [[ ]] otherwise.\n",
-    NULL,
-    "FILE.h5",
-    1,
-    1};
-static const OptionsCommand SYNTH = {
-    "data synth",
-    "--task NAME --out DIR [options]",
-    "generate a built-in task world with an exact gold reward (docs/tasks.md)",
-    NULL,
-    NULL,
-    NULL,
-    0,
-    0};
+    .name = "data show",
+    .synopsis = "FILE.h5 --index I --tokenizer PATH [--color WHEN]",
+    .summary = "print example I decoded, with the tokens the loss sees marked",
+    .description =
+        "Prints example I decoded; trained tokens (those the loss sees) are normal and the others\n"
+        "dim on a terminal, or trained ones are wrapped in [[ ]] otherwise.\n",
+    .args = "FILE.h5",
+    .min_args = 1,
+    .max_args = 1};
 
 static Tokenizer *tokenizer_or_report(const char *path) {
     char err[1024];
@@ -270,7 +260,7 @@ static int show_main(int argc, char **argv) {
 // ---- the command ---------------------------------------------------------------------------
 
 int cmd_data(int argc, char **argv) {
-    static const OptionsCommand *const SUBS[] = {&IMPORT, &INFO, &SHOW, &SYNTH};
+    static const OptionsCommand *const SUBS[] = {&IMPORT, &INFO, &SHOW, &CMD_SYNTH};
     static const OptionsMain RUN[] = {import_main, info_main, show_main, cmd_synth};
     return options_dispatch("data", SUBS, RUN, 4, argc, argv);
 }

@@ -46,14 +46,14 @@ static int parse(int argc, char **argv, GenArgs *a) {
         {"tokenizer", 0, OPT_STRING, &a->tokenizer, 0, 0, false, "PATH",
          "the tokenizer (default: the one the checkpoint records)"},
         {0}};
-    const OptionsCommand cmd = {"generate",
-                                "CHECKPOINT.h5 --prompt TEXT [options]",
-                                "sample from a checkpoint",
-                                DESCRIPTION,
-                                opts,
-                                "CHECKPOINT.h5",
-                                1,
-                                1};
+    const OptionsCommand cmd = {.name = "generate",
+                                .synopsis = "CHECKPOINT.h5 --prompt TEXT [options]",
+                                .summary = "sample from a checkpoint",
+                                .description = DESCRIPTION,
+                                .options = opts,
+                                .args = "CHECKPOINT.h5",
+                                .min_args = 1,
+                                .max_args = 1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc == OPTIONS_CONTINUE && a->top_p <= 0)

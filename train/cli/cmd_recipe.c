@@ -8,15 +8,16 @@
 
 int cmd_recipe(int argc, char **argv) {
     const Option opts[] = {{0}};
-    const OptionsCommand cmd = {"recipe",
-                                "docs > docs/recipes.md",
-                                "recipe tools: 'recipe docs' prints the key reference",
-                                "  docs  print every recipe key with its type, default, range and "
-                                "meaning\n",
-                                opts,
-                                "subcommand (docs)",
-                                1,
-                                1};
+    const OptionsCommand cmd = {
+        .name = "recipe",
+        .synopsis = "docs > docs/recipes.md",
+        .summary = "recipe tools: 'recipe docs' prints the key reference",
+        .description = "  docs  print every recipe key with its type, default, range and "
+                       "meaning\n",
+        .options = opts,
+        .args = "subcommand (docs)",
+        .min_args = 1,
+        .max_args = 1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;

@@ -23,10 +23,15 @@ static void print_summary(const char *dir, const ReportSummary *sum) {
 
 int cmd_report(int argc, char **argv) {
     const Option opts[] = {{0}};
-    const OptionsCommand cmd = {
-        "report",    "RUN_DIR", "build a run's report.md and SVG plots from its run directory",
-        DESCRIPTION, opts,      "RUN_DIR",
-        1,           1};
+    const OptionsCommand cmd = {.name = "report",
+                                .synopsis = "RUN_DIR",
+                                .summary =
+                                    "build a run's report.md and SVG plots from its run directory",
+                                .description = DESCRIPTION,
+                                .options = opts,
+                                .args = "RUN_DIR",
+                                .min_args = 1,
+                                .max_args = 1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;

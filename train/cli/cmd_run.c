@@ -35,14 +35,14 @@ static int parse(int argc, char **argv, RunArgs *a) {
                            {"print-config", 0, OPT_FLAG, &a->print_config, 0, 0, false, NULL,
                             "print the resolved recipe and exit"},
                            {0}};
-    const OptionsCommand cmd = {"run",
-                                "RECIPE.yaml [key.path=value ...] [options]",
-                                "run a recipe's stages into its run directory",
-                                DESCRIPTION,
-                                opts,
-                                "RECIPE.yaml",
-                                1,
-                                -1};
+    const OptionsCommand cmd = {.name = "run",
+                                .synopsis = "RECIPE.yaml [key.path=value ...] [options]",
+                                .summary = "run a recipe's stages into its run directory",
+                                .description = DESCRIPTION,
+                                .options = opts,
+                                .args = "RECIPE.yaml",
+                                .min_args = 1,
+                                .max_args = -1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;

@@ -57,14 +57,14 @@ static int parse(int argc, char **argv, ScoreArgs *a) {
         {"truncate", 0, OPT_FLAG, &a->truncate, 0, 0, false, NULL,
          "keep the last tokens of over-long examples instead of skipping them"},
         {0}};
-    const OptionsCommand cmd = {"score",
-                                "CHECKPOINT.h5 --data FILE.h5 [options]",
-                                "score a dataset's responses with a reward model",
-                                DESCRIPTION,
-                                opts,
-                                "CHECKPOINT.h5",
-                                1,
-                                1};
+    const OptionsCommand cmd = {.name = "score",
+                                .synopsis = "CHECKPOINT.h5 --data FILE.h5 [options]",
+                                .summary = "score a dataset's responses with a reward model",
+                                .description = DESCRIPTION,
+                                .options = opts,
+                                .args = "CHECKPOINT.h5",
+                                .min_args = 1,
+                                .max_args = 1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc == OPTIONS_CONTINUE) a->ckpt = args.v[0];

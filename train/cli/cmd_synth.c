@@ -106,20 +106,19 @@ static int configure(const OptionsCommand *cmd, SynthArgs *a, const SynthTask **
     return OPTIONS_CONTINUE;
 }
 
+const OptionsCommand CMD_SYNTH = {
+    .name = "data synth",
+    .synopsis = "--task NAME --out DIR [options]",
+    .summary = "generate a built-in task world with an exact gold reward (docs/tasks.md)",
+    .description = DESCRIPTION};
+
 int cmd_synth(int argc, char **argv) {
-    static const OptionsCommand CMD = {"data synth",
-                                       "--task NAME --out DIR [options]",
-                                       "generate a built-in task world",
-                                       DESCRIPTION,
-                                       NULL,
-                                       NULL,
-                                       0,
-                                       0};
+    const OptionsCommand *const CMD = &CMD_SYNTH;
     SynthArgs a = {.cfg = {.wrong_fraction = NAN, .label_noise = NAN}}; // NAN: not given
     const SynthTask *task;
     SynthConfig cfg;
-    int rc = parse(argc, argv, &a, &CMD);
-    if (rc == OPTIONS_CONTINUE) rc = configure(&CMD, &a, &task, &cfg);
+    int rc = parse(argc, argv, &a, CMD);
+    if (rc == OPTIONS_CONTINUE) rc = configure(CMD, &a, &task, &cfg);
     if (rc != OPTIONS_CONTINUE) return rc;
     char desc[512], err[1024];
     synth_task_describe(task, cfg.difficulty, desc, sizeof(desc));

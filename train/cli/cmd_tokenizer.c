@@ -19,36 +19,34 @@ static const char TOKENIZER_HELP[] =
     "a trained tokenizer file or a folder with GPT-2's encoder.json and vocab.bpe";
 
 static const OptionsCommand TRAIN = {
-    "tokenizer train",
-    "--vocab-size N --out FILE [--special TOKEN]... CORPUS...",
-    "learn a byte-level BPE vocabulary from corpus files",
-    "Learns a byte-level BPE vocabulary of exactly N ids from the corpus files, with the special\n"
-    "tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> and each --special TOKEN\n"
-    "reserved; writes FILE (JSON, docs/tokenizer.md).\n",
-    NULL,
-    "CORPUS",
-    1,
-    -1};
+    .name = "tokenizer train",
+    .synopsis = "--vocab-size N --out FILE [--special TOKEN]... CORPUS...",
+    .summary = "learn a byte-level BPE vocabulary from corpus files",
+    .description =
+        "Learns a byte-level BPE vocabulary of exactly N ids from the corpus files, with the "
+        "special\n"
+        "tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> and each --special TOKEN\n"
+        "reserved; writes FILE (JSON, docs/tokenizer.md).\n",
+    .args = "CORPUS",
+    .min_args = 1,
+    .max_args = -1};
 static const OptionsCommand ENCODE = {
-    "tokenizer encode",
-    "--tokenizer PATH [--allow-special] (TEXT | --file FILE)",
-    "print the token ids of a text",
-    "Prints the token ids of TEXT (or of FILE's bytes, '-' for stdin, with the encoding speed\n"
-    "on stderr), separated by spaces; special-token texts become their ids only with\n"
-    "--allow-special.\n",
-    NULL,
-    "TEXT",
-    0,
-    1};
+    .name = "tokenizer encode",
+    .synopsis = "--tokenizer PATH [--allow-special] (TEXT | --file FILE)",
+    .summary = "print the token ids of a text",
+    .description =
+        "Prints the token ids of TEXT (or of FILE's bytes, '-' for stdin, with the encoding speed\n"
+        "on stderr), separated by spaces; special-token texts become their ids only with\n"
+        "--allow-special.\n",
+    .args = "TEXT",
+    .max_args = 1};
 static const OptionsCommand DECODE = {
-    "tokenizer decode",
-    "--tokenizer PATH ID...",
-    "write the bytes of token ids to stdout",
-    "Writes the bytes of the ids to stdout, exactly (no newline is added).\n",
-    NULL,
-    "ID",
-    0,
-    -1};
+    .name = "tokenizer decode",
+    .synopsis = "--tokenizer PATH ID...",
+    .summary = "write the bytes of token ids to stdout",
+    .description = "Writes the bytes of the ids to stdout, exactly (no newline is added).\n",
+    .args = "ID",
+    .max_args = -1};
 
 static Tokenizer *load_or_report(const char *path) {
     char err[1024];

@@ -51,14 +51,15 @@ static int parse(int argc, char **argv, Args *a) {
     const Option opts[] = {{"print-config", 0, OPT_FLAG, &a->print_config, 0, 0, false, NULL,
                             "print the resolved recipe (every key, paths absolute) as YAML"},
                            {0}};
-    const OptionsCommand cmd = {"validate",
-                                "RECIPE.yaml [key.path=value ...] [--print-config]",
-                                "check a recipe and the files it names, without training",
-                                DESCRIPTION,
-                                opts,
-                                "RECIPE.yaml",
-                                1,
-                                -1};
+    const OptionsCommand cmd = {.name = "validate",
+                                .synopsis = "RECIPE.yaml [key.path=value ...] [--print-config]",
+                                .summary =
+                                    "check a recipe and the files it names, without training",
+                                .description = DESCRIPTION,
+                                .options = opts,
+                                .args = "RECIPE.yaml",
+                                .min_args = 1,
+                                .max_args = -1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;

@@ -98,6 +98,18 @@ static int sample_batch(Pairs *ps, char *err, size_t errlen) {
     return 0;
 }
 
+// The host arrays of one round of P prompts x G samples.
+static void alloc_buffers(Pairs *ps) {
+    size_t R = (size_t)ps->P * ps->G;
+    ps->rows = lc_calloc(R * (size_t)ps->max_prompt, sizeof(int));
+    ps->plen = lc_calloc(R, sizeof(int));
+    ps->resp = lc_calloc(R * (size_t)ps->maxnew, sizeof(int));
+    ps->logp = lc_calloc(R * (size_t)ps->maxnew, sizeof(float));
+    ps->rlen = lc_calloc(R, sizeof(int));
+    ps->score = lc_calloc(R, sizeof(double));
+    ps->correct = lc_calloc(R, sizeof(int));
+}
+
 static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
     StageRun *sr = ps->sr;
     const Stage *st = sr->stage;
@@ -124,14 +136,7 @@ static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
     ps->prompts = loader_open(st->data.prompts, DATA_PROMPT, &o, err, errlen);
     if (!ps->prompts) return -1;
     ps->sampler = sampler_create(ps->model, ps->P * ps->G, T, 1);
-    size_t R = (size_t)ps->P * ps->G;
-    ps->rows = lc_calloc(R * (size_t)ps->max_prompt, sizeof(int));
-    ps->plen = lc_calloc(R, sizeof(int));
-    ps->resp = lc_calloc(R * (size_t)ps->maxnew, sizeof(int));
-    ps->logp = lc_calloc(R * (size_t)ps->maxnew, sizeof(float));
-    ps->rlen = lc_calloc(R, sizeof(int));
-    ps->score = lc_calloc(R, sizeof(double));
-    ps->correct = lc_calloc(R, sizeof(int));
+    alloc_buffers(ps);
     ps->rng = rng_init(stage_seed(sr, "pairs"));
     for (int k = 0; k < 2; k++) {
         ps->out[k] = dataset_create(paths[k], DATA_PREFERENCE, sr->run->fingerprint, err, errlen);
