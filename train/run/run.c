@@ -195,7 +195,7 @@ typedef struct {
 } FileContext;
 
 // Checks a file the recipe names: the tokenizer by loading it, datasets by kind and tokenizer
-// fingerprint, checkpoints by their header, tokenizer, vocabulary and context.
+// fingerprint, checkpoints by their header, tokenizer, vocabulary, context and weights.
 static int check_file(void *ctx, const char *path, const char *kind, const char *tokenizer,
                       char *err, size_t errlen) {
     FileContext *fc = ctx;
@@ -216,8 +216,12 @@ static int check_file(void *ctx, const char *path, const char *kind, const char 
     }
     if (strcmp(kind, "checkpoint") == 0) {
         CheckpointInfo ci;
-        if (run_checkpoint_info(path, &ci, err, errlen)) return -1;
-        return fc->tok ? start_check(fc->recipe, fc->tok, path, &ci, err, errlen) : 0;
+        if (run_checkpoint_info(path, &ci, err, errlen) ||
+            (fc->tok && start_check(fc->recipe, fc->tok, path, &ci, err, errlen)))
+            return -1;
+        GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen); // checksums
+        gpt2_free(m);
+        return m ? 0 : -1;
     }
     return 0;
 }

@@ -36,8 +36,8 @@ typedef struct {
 
 // Checks every file the recipe names: that it exists (or will be made by the recipe's
 // prepare commands), and what is inside: a dataset's kind and tokenizer fingerprint, a
-// checkpoint's header, the tokenizer itself. Returns RECIPE_OK or an error with a message
-// naming where the path was set.
+// checkpoint's weights and that it fits the run (stage_model's checks), the tokenizer itself.
+// Returns RECIPE_OK or an error with a message naming where the path was set.
 RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
 
 // Loads what every stage of recipe r needs: the backend (with r's thread count), the files
@@ -96,6 +96,6 @@ int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *da
 // Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
 // (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
 // given heads and activations for max_B x max_T. A checkpoint must be of the run's tokenizer
-// (its fingerprint), vocabulary and context (model.vocab_size, model.max_seq_len), and hold at
-// least the stage's seq_len. Prints and returns NULL on failure.
+// (the fingerprint it records), vocabulary (model.vocab_size, or the tokenizer's when 0) and
+// context (model.max_seq_len). Prints and returns NULL on failure.
 GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T);
