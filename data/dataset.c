@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -611,15 +612,43 @@ int dataset_check_fingerprint(const Dataset *ds, uint64_t fingerprint, char *err
                     ds->path, have, want);
 }
 
-static int ids_check(const Dataset *ds, const char *name, const int *ids, int64_t n, int64_t base,
+// Writes the integer stored at index i of a values array into buf, as the file holds it: ids
+// are read as int, which clips a larger stored value (int64, uint32, ...) to INT_MAX.
+static void stored_value(hid_t dset, int64_t i, char *buf, size_t len) {
+    hid_t type = H5Dget_type(dset);
+    int is_unsigned = type >= 0 && H5Tget_sign(type) == H5T_SGN_NONE;
+    if (type >= 0) H5Tclose(type);
+    hsize_t at = (hsize_t)i, one = 1;
+    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(1, &one, NULL);
+    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &at, NULL, &one, NULL);
+    uint64_t u = 0;
+    int64_t v = 0;
+    herr_t rc = is_unsigned ? H5Dread(dset, H5T_NATIVE_UINT64, mspace, fspace, H5P_DEFAULT, &u)
+                            : H5Dread(dset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, &v);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    if (rc < 0)
+        snprintf(buf, len, "(unreadable)");
+    else if (is_unsigned)
+        snprintf(buf, len, "%" PRIu64, u);
+    else
+        snprintf(buf, len, "%" PRId64, v);
+}
+
+// Checks ids[0..n), read from field f's values at index base, against 0 <= id < vocab_size.
+// INT_MAX is never an id: it is what a larger stored value becomes when read as int.
+static int ids_check(const Dataset *ds, Field f, const int *ids, int64_t n, int64_t base,
                      int vocab_size, char *err, size_t errlen) {
     for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (vocab_size > 0 && ids[i] >= vocab_size))
+        if (ids[i] < 0 || ids[i] == INT_MAX || (vocab_size > 0 && ids[i] >= vocab_size)) {
+            char id[32];
+            stored_value(ds->file->values[f], base + i, id, sizeof(id));
             return lc_error(err, errlen,
-                            "%s: array '%s' holds token id %d at index %" PRId64
+                            "%s: array '%s' holds token id %s at index %" PRId64
                             ", outside the vocabulary (0..%d)",
-                            ds->path, name, ids[i], base + i,
-                            vocab_size > 0 ? vocab_size - 1 : INT32_MAX);
+                            ds->path, FIELDS[f].values, id, base + i,
+                            vocab_size > 0 ? vocab_size - 1 : INT_MAX - 1);
+        }
     return 0;
 }
 
@@ -666,7 +695,7 @@ static int field_load(Dataset *ds, Field f, int vocab_size, char *err, size_t er
     field_set_values(ds, f, v);
     if (dset >= 0 && array_read(dset, fs->elem, 0, len, v) < 0)
         return lc_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->values);
-    if (fs->is_ids) return ids_check(ds, fs->values, v, len, 0, vocab_size, err, errlen);
+    if (fs->is_ids) return ids_check(ds, f, v, len, 0, vocab_size, err, errlen);
     if (f == F_LOSS_MASK) return mask_check(ds, v, len, err, errlen);
     ((char *)v)[len] = '\0'; // reference text: NUL after the last answer, for printing
     return 0;
@@ -685,7 +714,18 @@ int dataset_read_tokens(Dataset *ds, int64_t start, int64_t count, int *out, int
     LC_ASSERT(start >= 0 && count >= 0 && start + count <= ds->file->len[F_TOKENS]);
     if (array_read(ds->file->values[F_TOKENS], ELEM_I32, start, count, out) < 0)
         return lc_error(err, errlen, "%s: cannot read array 'tokens' at %" PRId64, ds->path, start);
-    return ids_check(ds, "tokens", out, count, start, vocab_size, err, errlen);
+    return ids_check(ds, F_TOKENS, out, count, start, vocab_size, err, errlen);
+}
+
+int dataset_check_tokens(Dataset *ds, int vocab_size, char *err, size_t errlen) {
+    int64_t n = ds->file->len[F_TOKENS];
+    int *buf = lc_malloc((size_t)CHUNK * sizeof(int)); // one chunk of the file at a time
+    int rc = 0;
+    for (int64_t at = 0; at < n && rc == 0; at += CHUNK)
+        rc = dataset_read_tokens(ds, at, n - at < CHUNK ? n - at : CHUNK, buf, vocab_size, err,
+                                 errlen);
+    free(buf);
+    return rc;
 }
 
 Example dataset_example(const Dataset *ds, int64_t i) {

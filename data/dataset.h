@@ -91,6 +91,9 @@ int dataset_load(Dataset *ds, int vocab_size, char *err, size_t errlen);
 // them as dataset_load does.
 int dataset_read_tokens(Dataset *ds, int64_t start, int64_t count, int *out, int vocab_size,
                         char *err, size_t errlen);
+// Checks every id of the `tokens` array (lm, sft) as dataset_load does, in one pass without
+// keeping them: how a streamed lm file is checked when it opens.
+int dataset_check_tokens(Dataset *ds, int vocab_size, char *err, size_t errlen);
 // Views example i (0 <= i < n) of a loaded dataset.
 Example dataset_example(const Dataset *ds, int64_t i);
 void dataset_free(Dataset *ds);

@@ -255,6 +255,7 @@ static int loader_items(Loader *l, char *err, size_t errlen) {
             return lc_error(err, errlen, "%s: %" PRId64 " windows of T = %d are too many", ds->path,
                             windows, l->opt.T);
         l->n_items = (int)windows;
+        if (dataset_check_tokens(ds, l->opt.vocab_size, err, errlen) < 0) return -1;
     } else {
         if (ds->n > INT_MAX)
             return lc_error(err, errlen, "%s: %" PRId64 " examples are too many", ds->path, ds->n);

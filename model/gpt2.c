@@ -306,23 +306,31 @@ static void upload_batch(GPT2 *m, const Batch *b) {
     be->to_device(m->acts.targets, tmp, n * sizeof(int));
 }
 
-// Validates a batch against the model (ids, positions and shape); dies on a bad one, because
-// a bad id is either corrupt data (the loaders check it first) or a bug.
+// Validates a batch against the model (ids, positions and shape) in one pass over its B*T
+// entries; dies on a bad one, because a bad id is either corrupt data (the loaders and the
+// commands check ids against the model first) or a bug, and the encoder and the classifier
+// would read outside their tables.
 static void check_batch(const GPT2 *m, const Batch *b) {
     if (b->B < 1 || b->B > m->max_B || b->T < 1 || b->T > m->max_T)
         LC_DIE("batch %dx%d exceeds the model's reserved %dx%d", b->B, b->T, m->max_B, m->max_T);
-    size_t n = (size_t)b->B * b->T;
-    for (size_t i = 0; i < n; i++) {
-        if (b->tokens[i] < 0 || b->tokens[i] >= m->cfg.vocab_size)
-            LC_DIE("token id %d at %zu is outside the vocabulary [0, %d) (hint: dataset and "
-                   "model were made with different tokenizers)",
-                   b->tokens[i], i, m->cfg.vocab_size);
-        if (b->targets && b->targets[i] >= m->cfg.vocab_size)
-            LC_DIE("target id %d at %zu is outside the vocabulary", b->targets[i], i);
-        if (b->pos && (b->pos[i] < 0 || b->pos[i] >= m->cfg.max_seq_len))
-            LC_DIE("position %d at %zu is outside [0, max_seq_len=%d)", b->pos[i], i,
-                   m->cfg.max_seq_len);
-    }
+    int V = m->cfg.vocab_size;
+    for (int row = 0; row < b->B; row++)
+        for (int t = 0; t < b->T; t++) {
+            size_t i = (size_t)row * b->T + t;
+            if (b->tokens[i] < 0 || b->tokens[i] >= V)
+                LC_DIE("batch row %d, position %d: token id %d is outside the model's "
+                       "vocabulary [0, %d) (hint: dataset and model were made with different "
+                       "tokenizers)",
+                       row, t, b->tokens[i], V);
+            if (b->targets && (b->targets[i] < -1 || b->targets[i] >= V))
+                LC_DIE("batch row %d, position %d: target id %d is outside the model's "
+                       "vocabulary [0, %d) (-1: no target)",
+                       row, t, b->targets[i], V);
+            if (b->pos && (b->pos[i] < 0 || b->pos[i] >= m->cfg.max_seq_len))
+                LC_DIE("batch row %d, position %d: position id %d is outside [0, "
+                       "max_seq_len=%d)",
+                       row, t, b->pos[i], m->cfg.max_seq_len);
+        }
 }
 
 double gpt2_mask_sum(const GPT2 *m) {

@@ -265,6 +265,17 @@ static int choose(Sampler *s, const float *z, int V, const SampleParams *p, Rng 
 
 // ---- the generation loop ----------------------------------------------------------------------
 
+// Every prompt id must be a row of the embedding: an id outside [0, V) would be read out of
+// bounds by the encoder (the prefill and the steps bypass gpt2_forward's batch check). Callers
+// check ids against the model where they read them, so this is a broken invariant.
+static void check_prompt(const int *ids, int len, int b, int V) {
+    for (int t = 0; t < len; t++)
+        if (ids[t] < 0 || ids[t] >= V)
+            LC_DIE("prompt %d holds token id %d at position %d, outside the model's vocabulary "
+                   "[0, %d) (hint: the prompt was made with another tokenizer)",
+                   b, ids[t], t, V);
+}
+
 long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const int *prompt_len,
                       int B, const SampleParams *p, Rng *rng, int *out_tokens, float *out_logp,
                       int *out_len) {
@@ -275,6 +286,7 @@ long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const i
         if (prompt_len[b] < 1 || prompt_len[b] > s->max_len)
             LC_DIE("prompt %d has %d tokens; the sampler holds 1..%d", b, prompt_len[b],
                    s->max_len);
+        check_prompt(prompts + (size_t)b * prompt_stride, prompt_len[b], b, V);
         memcpy(s->seq + (size_t)b * s->max_len, prompts + (size_t)b * prompt_stride,
                (size_t)prompt_len[b] * sizeof(int));
         s->len[b] = prompt_len[b];

@@ -35,6 +35,14 @@ usage "layercake generate: --top-k: 'x' is not an integer" generate x.h5 --promp
 usage "layercake generate: --top-p: 1.5 is out of range" generate x.h5 --prompt a --top-p 1.5
 usage "layercake generate: --prompt is required" generate x.h5
 usage "layercake score: --batch: 0 is out of range" score x.h5 --data d.h5 --batch 0
+# Range errors name the option (issue 12, item 6).
+usage "layercake generate: --max-new-tokens: 0 is out of range" generate x.h5 --prompt a --max-new-tokens 0
+usage "layercake generate: --temperature: -1 is out of range" generate x.h5 --prompt a --temperature -1
+usage "layercake generate: --top-p: 0 is out of range" generate x.h5 --prompt a --top-p 0
+usage "layercake generate: --top-p: 2 is out of range" generate x.h5 --prompt a --top-p 2
+usage "layercake generate: --top-k: -5 is out of range" generate x.h5 --prompt a --top-k -5
+usage "layercake generate: --samples: 0 is out of range" generate x.h5 --prompt a --samples 0
+usage "layercake bench: --threads: -2 is out of range" bench --threads -2
 usage "layercake bench: --seq: 2048 is longer" bench --model tiny --seq 2048
 usage "layercake run: unknown option '--frobnicate'" run r.yaml --frobnicate
 usage "layercake run: --only needs a value" run r.yaml --only

@@ -4,6 +4,7 @@
 #include "data/dataset.h"
 #include "tests/data_fixtures.h"
 #include "tests/testutil.h"
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +329,96 @@ START_TEST(vocab_check) {
 }
 END_TEST
 
+// Writes an lm dataset whose tokens are stored as int64 (as h5py code may write them).
+static void write_i64_lm(const char *path, const int64_t *ids, hsize_t n) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const char *attrs[][2] = {
+        {"format", DATASET_FORMAT}, {"kind", "lm"}, {"tokenizer", "0123456789abcdef"}};
+    for (int i = 0; i < 3; i++) {
+        hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+        H5Tset_size(type, strlen(attrs[i][1]));
+        hid_t a = H5Acreate2(f, attrs[i][0], type, space, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(a >= 0 && H5Awrite(a, type, attrs[i][1]) >= 0);
+        H5Aclose(a), H5Sclose(space), H5Tclose(type);
+    }
+    int64_t version = DATASET_VERSION, off[2] = {0, (int64_t)n};
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "version", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Awrite(a, H5T_NATIVE_INT64, &version) >= 0);
+    H5Aclose(a), H5Sclose(space);
+    hsize_t two = 2;
+    const struct {
+        const char *name;
+        const int64_t *v;
+        hsize_t n;
+    } arrays[] = {{"tokens", ids, n}, {"offsets", off, two}};
+    for (int i = 0; i < 2; i++) {
+        space = H5Screate_simple(1, &arrays[i].n, NULL);
+        hid_t d = H5Dcreate2(f, arrays[i].name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
+        ck_assert(d >= 0 &&
+                  H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, arrays[i].v) >= 0);
+        H5Dclose(d), H5Sclose(space);
+    }
+    H5Fclose(f);
+}
+
+// An id that does not fit an int is reported as stored, by the load and by the check at open,
+// with or without a vocabulary to check against.
+START_TEST(int64_ids_reported_as_stored) {
+    const int64_t big[] = {1, 2, 5000000000LL, 3}, neg[] = {1, -5000000000LL, 3};
+    const struct {
+        const int64_t *ids;
+        hsize_t n;
+        const char *want;
+    } cases[] = {{big, 4, "holds token id 5000000000 at index 2"},
+                 {neg, 3, "holds token id -5000000000 at index 1"}};
+    const char *path = test_tmp_path("i64_ids.h5");
+    char err[512];
+    for (int c = 0; c < 2; c++)
+        for (int vocab = 0; vocab <= FIX_VOCAB; vocab += FIX_VOCAB) {
+            write_i64_lm(path, cases[c].ids, cases[c].n);
+            Dataset *ds = dataset_open(path, DATA_LM, err, sizeof(err));
+            ck_assert_msg(ds != NULL, "%s", err);
+            err[0] = '\0';
+            ck_assert_int_eq(dataset_check_tokens(ds, vocab, err, sizeof(err)), -1);
+            ck_assert_msg(strstr(err, cases[c].want), "vocab %d: '%s' lacks '%s'", vocab, err,
+                          cases[c].want);
+            err[0] = '\0';
+            ck_assert_int_eq(dataset_load(ds, vocab, err, sizeof(err)), -1);
+            ck_assert_msg(strstr(err, cases[c].want), "vocab %d: '%s' lacks '%s'", vocab, err,
+                          cases[c].want);
+            dataset_free(ds);
+        }
+}
+END_TEST
+
+// dataset_check_tokens reads the whole array, chunk by chunk: a bad id in a later chunk is
+// found and named by its index in the file.
+START_TEST(check_tokens_every_chunk) {
+    const char *path = test_tmp_path("check_chunks.h5");
+    char err[512];
+    DatasetWriter *w = dataset_create(path, DATA_LM, FIX_FP, err, sizeof(err));
+    ck_assert_msg(w, "%s", err);
+    enum { N = 150000, BAD = 140001 };
+    int *ids = malloc(N * sizeof(int));
+    for (int i = 0; i < N; i++) ids[i] = i == BAD ? FIX_VOCAB + 7 : i % FIX_VOCAB;
+    Example ex = {.tokens = ids, .n_tokens = N};
+    ck_assert_msg(dataset_append(w, &ex, err, sizeof(err)) == 0 &&
+                      dataset_close(w, err, sizeof(err)) == 0,
+                  "%s", err);
+    free(ids);
+    Dataset *ds = dataset_open(path, DATA_LM, err, sizeof(err));
+    ck_assert_msg(ds, "%s", err);
+    ck_assert_int_eq(dataset_check_tokens(ds, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(dataset_check_tokens(ds, FIX_VOCAB, err, sizeof(err)), -1);
+    ck_assert_msg(
+        strstr(err, "holds token id 1007 at index 140001, outside the vocabulary (0..999)"), "%s",
+        err);
+    dataset_free(ds);
+}
+END_TEST
+
 START_TEST(kind_names) {
     DataKind k;
     for (int i = 0; i < DATA_KIND_COUNT; i++) {
@@ -359,6 +450,8 @@ int main(void) {
     tcase_add_test(tc, h5py_broken_files);
     tcase_add_test(tc, h5py_docs_example);
     tcase_add_test(tc, vocab_check);
+    tcase_add_test(tc, int64_ids_reported_as_stored);
+    tcase_add_test(tc, check_tokens_every_chunk);
     tcase_add_test(tc, kind_names);
     suite_add_tcase(s, tc);
     return run_suite(s);

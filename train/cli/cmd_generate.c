@@ -5,8 +5,9 @@
 #include "model/checkpoint.h"
 #include "model/sample.h"
 #include "train/cli/commands.h"
-#include "train/run/state.h"
 #include "train/cli/options.h"
+#include "train/run/run.h"
+#include "train/run/state.h"
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -105,9 +106,13 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
         sampler_generate(s, p.ids, plen, &plen, 1, &sp, &rng, out, lp, &olen);
         size_t bytes;
         char *text = tokenizer_decode(tok, out, olen, &bytes);
-        if (!text)
+        if (!text) { // the model's vocabulary is larger than the tokenizer's
+            fprintf(stderr,
+                    "layercake generate: sample %d holds an id the tokenizer %s cannot decode "
+                    "(it has %d ids; the model %d)\n",
+                    i + 1, a->tokenizer, tokenizer_vocab_size(tok), m->cfg.vocab_size);
             rc = 1;
-        else {
+        } else {
             if (a->n > 1) printf("--- sample %d\n", i + 1);
             printf("%s%.*s\n", a->chat ? "" : a->prompt, (int)bytes, text);
         }
@@ -119,24 +124,40 @@ static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
     return rc;
 }
 
+// The tokenizer: --tokenizer, or the one the checkpoint records; checked against the model.
+static Tokenizer *tokenizer_for(GenArgs *a, const CheckpointInfo *ci, char *path, size_t len) {
+    char err[2048];
+    if (!a->tokenizer) {
+        if (state_tokenizer_path(a->checkpoint, path, len) != 0) {
+            fprintf(stderr,
+                    "layercake generate: %s records no tokenizer (a weights-only checkpoint); "
+                    "pass --tokenizer\n",
+                    a->checkpoint);
+            return NULL;
+        }
+        a->tokenizer = path;
+    }
+    Tokenizer *tok = tokenizer_load(a->tokenizer, err, sizeof(err));
+    if (tok && run_check_tokenizer(a->checkpoint, ci, a->tokenizer, tok, err, sizeof(err))) {
+        tokenizer_free(tok);
+        tok = NULL;
+    }
+    if (!tok) fprintf(stderr, "layercake generate: %s\n", err);
+    return tok;
+}
+
 int cmd_generate(int argc, char **argv) {
     GenArgs a;
     int rc = parse(argc, argv, &a);
     if (rc != OPTIONS_CONTINUE) return rc;
-    char err[1024], tokpath[4096];
-    if (!a.tokenizer) {
-        if (state_tokenizer_path(a.checkpoint, tokpath, sizeof(tokpath)) != 0) {
-            fprintf(stderr, "layercake generate: %s records no tokenizer; pass --tokenizer\n",
-                    a.checkpoint);
-            return 1;
-        }
-        a.tokenizer = tokpath;
-    }
-    Tokenizer *tok = tokenizer_load(a.tokenizer, err, sizeof(err));
-    if (!tok) {
+    char err[2048], tokpath[4096];
+    CheckpointInfo ci;
+    if (run_checkpoint_info(a.checkpoint, &ci, err, sizeof(err)) != 0) {
         fprintf(stderr, "layercake generate: %s\n", err);
         return 1;
     }
+    Tokenizer *tok = tokenizer_for(&a, &ci, tokpath, sizeof(tokpath));
+    if (!tok) return 1;
     GPT2 *m =
         gpt2_load(backend_cpu(), a.checkpoint, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err, sizeof(err));
     if (!m) {

@@ -13,6 +13,7 @@
 #include "model/checkpoint.h"
 #include "train/cli/commands.h"
 #include "train/cli/options.h"
+#include "train/run/run.h"
 #include "train/stages/readouts.h"
 #include <math.h>
 #include <stdbool.h>
@@ -220,10 +221,15 @@ static Dataset *dataset_for_scores(const char *path) {
     return d;
 }
 
-// The reward model, if the checkpoint has a scalar head; NULL with a message otherwise.
-static GPT2 *reward_model_load(const char *path) {
-    char err[1024];
-    GPT2 *rm = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+// The reward model, if the checkpoint has a scalar head and was trained with the tokenizer
+// that made ds; NULL with a message otherwise.
+static GPT2 *reward_model_load(const char *path, const Dataset *ds) {
+    char err[2048];
+    CheckpointInfo ci;
+    GPT2 *rm = NULL;
+    if (run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
+        run_check_dataset(path, &ci, ds->path, ds->fingerprint, err, sizeof(err)) == 0)
+        rm = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
     if (!rm) {
         fprintf(stderr, "layercake score: %s\n", err);
     } else if (!(rm->heads & GPT2_HEAD_SCALAR)) {
@@ -239,7 +245,7 @@ int cmd_score(int argc, char **argv) {
     int rc = parse(argc, argv, &a);
     if (rc != OPTIONS_CONTINUE) return rc;
     Dataset *ds = dataset_for_scores(a.data);
-    GPT2 *rm = ds ? reward_model_load(a.ckpt) : NULL;
+    GPT2 *rm = ds ? reward_model_load(a.ckpt, ds) : NULL;
     rc = rm ? score(&a, rm, ds) : 1;
     gpt2_free(rm);
     dataset_free(ds);

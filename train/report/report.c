@@ -389,12 +389,14 @@ int report_build(const char *dir, FILE *log, ReportSummary *sum, char *err, size
     Report r = {dir, NULL, sum, err, errlen};
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return fail(&r, "%s: no such run directory", dir);
+    ReportRun run; // read first: a folder that is not a run gets no plots/ folder
+    if (report_run_load(&run, dir, log, err, errlen)) return -1;
     char plots[4096], tmp[4096];
     snprintf(plots, sizeof(plots), "%s/plots", dir);
-    if (mkdir(plots, 0755) != 0 && errno != EEXIST)
+    if (mkdir(plots, 0755) != 0 && errno != EEXIST) {
+        report_run_free(&run);
         return fail(&r, "%s: cannot create: %s", plots, strerror(errno));
-    ReportRun run;
-    if (report_run_load(&run, dir, log, err, errlen)) return -1;
+    }
     sum->stages = run.n_stages;
     sum->warnings = run.warnings;
     int rc = -1;

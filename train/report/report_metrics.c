@@ -253,6 +253,28 @@ static int stage_cmp(const void *pa, const void *pb) {
     return ka != kb ? ka - kb : strcmp(a->name, b->name);
 }
 
+// Whether a folder entry is one a run directory or its report can hold without being a run:
+// what `layercake report` itself writes into an empty folder.
+static int report_output(const char *name) {
+    return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "report.md") == 0 ||
+           strcmp(name, "plots") == 0;
+}
+
+// A run directory holds recipe.yaml or a stage folder. An empty folder (or one holding only an
+// earlier report) is a run that has not started; anything else is refused, so that a report is
+// never written into a folder that is not a run.
+static int run_check(const ReportRun *run, const char *dir, int others, char *err, size_t errlen) {
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/recipe.yaml", dir);
+    if (run->n_stages > 0 || others == 0 || stat(path, &sb) == 0) return 0;
+    snprintf(err, errlen,
+             "%s: not a run directory: it holds no recipe.yaml and no stage folder (a folder "
+             "with stage.json, metrics.jsonl or results.json)",
+             dir);
+    return -1;
+}
+
 int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_t errlen) {
     *run = (ReportRun){0};
     DIR *d = opendir(dir);
@@ -261,8 +283,9 @@ int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_
         return -1;
     }
     struct dirent *e;
-    int cap = 0;
+    int cap = 0, others = 0;
     while ((e = readdir(d))) {
+        others += !report_output(e->d_name);
         if (!is_stage_dir(dir, e->d_name)) continue;
         if (run->n_stages == cap) {
             cap = cap ? 2 * cap : 8;
@@ -272,6 +295,10 @@ int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_
         stage_load(&run->stages[run->n_stages++], dir, e->d_name, log, &run->warnings);
     }
     closedir(d);
+    if (run_check(run, dir, others, err, errlen)) {
+        report_run_free(run);
+        return -1;
+    }
     if (run->n_stages > 0) // qsort's base must not be NULL, even for no elements
         qsort(run->stages, (size_t)run->n_stages, sizeof(*run->stages), stage_cmp);
     return 0;

@@ -3,7 +3,9 @@
 // order (skipping finished ones; an interrupted one resumes inside its stage).
 #include "train/run/run.h"
 #include "common/check.h"
+#include "common/error.h"
 #include "common/fs.h"
+#include "common/h5.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
 #include "train/recipe/prepare.h"
@@ -33,14 +35,19 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len) 
         snprintf(path, len, "%s", ref);
 }
 
-GPT2Config run_model_config(const Run *run) {
-    const ModelConfig *m = &run->recipe->model;
-    int V = m->vocab_size > 0 ? m->vocab_size : tokenizer_vocab_size(run->tok);
+// The configuration of a model of recipe r started from scratch with tokenizer tok.
+static GPT2Config model_config(const Recipe *r, const Tokenizer *tok) {
+    const ModelConfig *m = &r->model;
+    int V = m->vocab_size > 0 ? m->vocab_size : tokenizer_vocab_size(tok);
     return (GPT2Config){.n_layer = m->n_layer,
                         .n_head = m->n_head,
                         .d_model = m->d_model,
                         .vocab_size = V,
                         .max_seq_len = m->max_seq_len};
+}
+
+GPT2Config run_model_config(const Run *run) {
+    return model_config(run->recipe, run->tok);
 }
 
 SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token) {
@@ -51,6 +58,114 @@ SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token) {
                           .max_new_tokens = ro->max_new_tokens};
 }
 
+// ---- checkpoints and the files they are used with ---------------------------------------------
+
+// What is wrong with path before HDF5 reads it: missing, a folder, empty, or no HDF5 signature
+// (at offset 0, or after a user block of 512, 1024, ... bytes).
+static int file_check_hdf5(const char *path, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT
+                   ? lc_error(err, errlen, "%s: no such file", path)
+                   : lc_error(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return lc_error(err, errlen, "%s: a folder, not a checkpoint", path);
+    if (sb.st_size == 0) return lc_error(err, errlen, "%s: an empty file, not a checkpoint", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return lc_error(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
+    char sig[8];
+    int found = 0;
+    for (long at = 0; !found && at + 8 <= sb.st_size; at = at ? 2 * at : 512)
+        found = fseek(f, at, SEEK_SET) == 0 && fread(sig, 1, 8, f) == 8 &&
+                memcmp(sig, "\211HDF\r\n\032\n", 8) == 0;
+    fclose(f);
+    return found ? 0 : lc_error(err, errlen, "%s: not an HDF5 file, so not a checkpoint", path);
+}
+
+// The model configuration of an open checkpoint; an eval stage's record (only /state) gets a
+// message of its own.
+static int header_read(hid_t f, const char *path, CheckpointInfo *ci, char *err, size_t errlen) {
+    if (H5Aexists(f, "format") <= 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0)
+        return lc_error(err, errlen, "%s: holds no model, only /state (an eval stage's record)",
+                        path);
+    return gpt2_read_config_h5(f, path, &ci->cfg, &ci->heads, err, errlen);
+}
+
+// Replaces the message of a file that is not a checkpoint when it is a dataset.
+static void dataset_diagnose(const char *path, char *err, size_t errlen) {
+    char ignored[256];
+    Dataset *d = dataset_open(path, DATA_KIND_COUNT, ignored, sizeof(ignored));
+    if (d)
+        lc_error(err, errlen, "%s: a layercake dataset (kind '%s'), not a checkpoint", path,
+                 data_kind_name(d->kind));
+    dataset_free(d);
+}
+
+int run_checkpoint_info(const char *path, CheckpointInfo *ci, char *err, size_t errlen) {
+    *ci = (CheckpointInfo){0};
+    if (file_check_hdf5(path, err, errlen)) return -1;
+    h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return lc_error(err, errlen, "%s: an HDF5 file that cannot be opened: truncated or damaged",
+                        path);
+    int rc = header_read(f, path, ci, err, errlen);
+    bool has_state = H5Lexists(f, "state", H5P_DEFAULT) > 0;
+    H5Fclose(f);
+    if (rc) dataset_diagnose(path, err, errlen);
+    if (rc || !has_state) return rc; // weights only: no fingerprint to compare
+    TrainState st = {0};             // no models, scalars or cursor: /state's attributes only
+    if (state_load(path, NULL, 0, &st, err, errlen)) return -1;
+    ci->has_fingerprint = st.tokenizer != 0; // 0: written without a tokenizer (tests, tools)
+    ci->fingerprint = st.tokenizer;
+    return 0;
+}
+
+int run_check_tokenizer(const char *ckpt, const CheckpointInfo *ci, const char *tok_path,
+                        const Tokenizer *tok, char *err, size_t errlen) {
+    uint64_t fp = tokenizer_fingerprint(tok);
+    int V = tokenizer_vocab_size(tok);
+    if (ci->has_fingerprint && ci->fingerprint != fp)
+        return lc_error(err, errlen,
+                        "%s was trained with the tokenizer of fingerprint %016llx; %s is another "
+                        "(fingerprint %016llx)",
+                        ckpt, (unsigned long long)ci->fingerprint, tok_path,
+                        (unsigned long long)fp);
+    if (V > ci->cfg.vocab_size)
+        return lc_error(err, errlen,
+                        "%s has %d ids; the model of %s has a vocabulary of %d (it was trained "
+                        "with another tokenizer)",
+                        tok_path, V, ckpt, ci->cfg.vocab_size);
+    return 0;
+}
+
+int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *data_path,
+                      uint64_t data_fingerprint, char *err, size_t errlen) {
+    if (!ci->has_fingerprint || ci->fingerprint == data_fingerprint) return 0;
+    return lc_error(err, errlen,
+                    "%s was made with the tokenizer of fingerprint %016llx; %s was trained with "
+                    "another (fingerprint %016llx)",
+                    data_path, (unsigned long long)data_fingerprint, ckpt,
+                    (unsigned long long)ci->fingerprint);
+}
+
+// A checkpoint a stage starts from or uses must be of the run's tokenizer, vocabulary and
+// context, or the stage would train on (and save) a model that mixes two of them.
+static int start_check(const Recipe *r, const Tokenizer *tok, const char *path,
+                       const CheckpointInfo *ci, char *err, size_t errlen) {
+    GPT2Config want = model_config(r, tok);
+    if (run_check_tokenizer(path, ci, r->tokenizer, tok, err, errlen)) return -1;
+    if (ci->cfg.vocab_size != want.vocab_size)
+        return lc_error(err, errlen,
+                        "%s has a vocabulary of %d ids; this run's is %d (model.vocab_size, or "
+                        "the tokenizer's when that is 0)",
+                        path, ci->cfg.vocab_size, want.vocab_size);
+    if (ci->cfg.max_seq_len != want.max_seq_len)
+        return lc_error(err, errlen,
+                        "%s has a context of %d tokens; this run's model.max_seq_len is %d", path,
+                        ci->cfg.max_seq_len, want.max_seq_len);
+    return 0;
+}
+
 GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T) {
     const Run *run = sr->run;
     uint64_t seed = stage_seed(sr, "init");
@@ -59,68 +174,63 @@ GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int 
         gpt2_init_weights(m, seed);
         return m;
     }
-    char path[4096], err[1024];
+    char path[4096], err[2048];
+    CheckpointInfo ci;
     run_resolve_model(run, init, path, sizeof(path));
-    GPT2 *m = gpt2_load(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
-    if (!m) {
-        fprintf(stderr, "layercake: stage '%s': cannot start from '%s': %s\n", sr->stage->name,
-                init, err);
-        return NULL;
-    }
-    if (m->cfg.vocab_size < tokenizer_vocab_size(run->tok)) {
-        fprintf(stderr,
-                "layercake: stage '%s': %s has a vocabulary of %d, smaller than the "
-                "tokenizer's %d (hint: the checkpoint was trained with another "
-                "tokenizer)\n",
-                sr->stage->name, path, m->cfg.vocab_size, tokenizer_vocab_size(run->tok));
-        gpt2_free(m);
-        return NULL;
-    }
+    GPT2 *m = NULL;
+    if (run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
+        start_check(run->recipe, run->tok, path, &ci, err, sizeof(err)) == 0)
+        m = gpt2_load(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
+    if (!m)
+        fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
     return m;
 }
 
 // ---- file checks for `run` and `validate` -------------------------------------------------------
 
-// What the content checks compare against: the tokenizer's fingerprint, when it exists yet.
+// What the content checks compare against: the recipe, and its tokenizer once it is loaded.
 typedef struct {
-    int have_tokenizer;
-    uint64_t fingerprint;
+    const Recipe *recipe;
+    Tokenizer *tok;
 } FileContext;
 
 // Checks a file the recipe names: the tokenizer by loading it, datasets by kind and tokenizer
-// fingerprint, checkpoints by their header.
+// fingerprint, checkpoints by their header, tokenizer, vocabulary, context and weights.
 static int check_file(void *ctx, const char *path, const char *kind, const char *tokenizer,
                       char *err, size_t errlen) {
     FileContext *fc = ctx;
     DataKind dk;
+    (void)tokenizer;
     if (strcmp(kind, "tokenizer") == 0) {
-        Tokenizer *tok = tokenizer_load(path, err, errlen);
-        if (!tok) return -1;
-        fc->have_tokenizer = 1;
-        fc->fingerprint = tokenizer_fingerprint(tok);
-        tokenizer_free(tok);
-        return 0;
+        tokenizer_free(fc->tok);
+        fc->tok = tokenizer_load(path, err, errlen);
+        return fc->tok ? 0 : -1;
     }
     if (data_kind_parse(kind, &dk) == 0) {
         Dataset *d = dataset_open(path, dk, err, errlen);
         if (!d) return -1;
-        int rc =
-            fc->have_tokenizer ? dataset_check_fingerprint(d, fc->fingerprint, err, errlen) : 0;
+        uint64_t fp = fc->tok ? tokenizer_fingerprint(fc->tok) : 0;
+        int rc = fc->tok ? dataset_check_fingerprint(d, fp, err, errlen) : 0;
         dataset_free(d);
         return rc;
     }
     if (strcmp(kind, "checkpoint") == 0) {
-        GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen);
+        CheckpointInfo ci;
+        if (run_checkpoint_info(path, &ci, err, errlen) ||
+            (fc->tok && start_check(fc->recipe, fc->tok, path, &ci, err, errlen)))
+            return -1;
+        GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen); // checksums
         gpt2_free(m);
         return m ? 0 : -1;
     }
-    (void)tokenizer;
     return 0;
 }
 
 RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen) {
-    FileContext fc = {0};
-    return recipe_validate_files(r, check_file, &fc, err, errlen);
+    FileContext fc = {.recipe = r};
+    RecipeError rc = recipe_validate_files(r, check_file, &fc, err, errlen);
+    tokenizer_free(fc.tok);
+    return rc;
 }
 
 // Writes recipe.yaml, warning when it replaces a different recipe of the same run.

@@ -36,8 +36,8 @@ typedef struct {
 
 // Checks every file the recipe names: that it exists (or will be made by the recipe's
 // prepare commands), and what is inside: a dataset's kind and tokenizer fingerprint, a
-// checkpoint's header, the tokenizer itself. Returns RECIPE_OK or an error with a message
-// naming where the path was set.
+// checkpoint's weights and that it fits the run (stage_model's checks), the tokenizer itself.
+// Returns RECIPE_OK or an error with a message naming where the path was set.
 RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
 
 // Loads what every stage of recipe r needs: the backend (with r's thread count), the files
@@ -70,7 +70,32 @@ GPT2Config run_model_config(const Run *run);
 // the given stop token.
 SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token);
 
+// What a checkpoint file holds, read without its weights.
+typedef struct {
+    GPT2Config cfg;
+    int heads;            // GPT2_HEAD_* flags the file has
+    bool has_fingerprint; // a training checkpoint (with /state); weights-only files have none
+    uint64_t fingerprint; // the tokenizer it was trained with, when has_fingerprint
+} CheckpointInfo;
+
+// Reads a checkpoint's header. Returns 0, or -1 with a message saying what is wrong with the
+// file: missing, a folder, empty, not HDF5, truncated or damaged, a dataset, another format.
+int run_checkpoint_info(const char *path, CheckpointInfo *info, char *err, size_t errlen);
+
+// Checks that a tokenizer fits a checkpoint: the fingerprint the checkpoint records (if any)
+// is the tokenizer's, and every id the tokenizer makes is inside the model's vocabulary.
+// Returns 0, or -1 with a message naming both files.
+int run_check_tokenizer(const char *ckpt, const CheckpointInfo *ci, const char *tok_path,
+                        const Tokenizer *tok, char *err, size_t errlen);
+
+// Checks that a dataset was made with the tokenizer a checkpoint records (when it records
+// one). Returns 0, or -1 with a message naming both files and both fingerprints.
+int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *data_path,
+                      uint64_t data_fingerprint, char *err, size_t errlen);
+
 // Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
 // (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
-// given heads and activations for max_B x max_T. Prints and returns NULL on failure.
+// given heads and activations for max_B x max_T. A checkpoint must be of the run's tokenizer
+// (the fingerprint it records), vocabulary (model.vocab_size, or the tokenizer's when 0) and
+// context (model.max_seq_len). Prints and returns NULL on failure.
 GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T);
