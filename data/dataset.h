@@ -98,5 +98,11 @@ int dataset_check_tokens(Dataset *ds, int vocab_size, char *err, size_t errlen);
 Example dataset_example(const Dataset *ds, int64_t i);
 void dataset_free(Dataset *ds);
 
+// sft examples of a loaded dataset that have no trained target (every loss mask 0 after the
+// first token, or one token long): the loss cannot see them, and a batch of only such
+// examples has nothing to average. Returns their count and the first one's index in *first
+// (-1 when none); 0 for the other kinds, whose every example trains something.
+int64_t dataset_count_untrained(const Dataset *ds, int64_t *first);
+
 // The fingerprint as 16 lowercase hex digits (buf holds at least 17 bytes).
 void dataset_fingerprint_hex(uint64_t fingerprint, char *buf);

@@ -24,6 +24,7 @@ float adamw_step(AdamW *opt, float *params, float *grads, float lr) {
     const AdamWConfig *c = &opt->cfg;
     size_t n = opt->table->numel;
     float norm = grad_global_norm(be, grads, n);
+    if (!isfinite(norm)) return norm; // NaN or Inf gradients: nothing is updated
     if (c->grad_clip > 0.0f && norm > c->grad_clip) be->scale(grads, c->grad_clip / norm, n);
     opt->step++;
     float bc1 = 1.0f - powf(c->beta1, (float)opt->step);

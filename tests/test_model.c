@@ -372,6 +372,36 @@ START_TEST(test_adamw_clipping) {
 }
 END_TEST
 
+// A NaN or Inf gradient updates nothing: the weights, the moments and the step count stay as
+// they were, and the norm is returned as is for the caller to stop or skip the step.
+START_TEST(test_adamw_refuses_non_finite) {
+    TensorInfo info = {
+        .name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2, .decay = true};
+    TensorTable t = {1, &info, 2};
+    const float bad[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        float p[2] = {0.5f, -0.5f}, g[2] = {1.0f, 2.0f};
+        AdamW opt;
+        adamw_init(&opt, backend_cpu(), &t,
+                   (AdamWConfig){.lr = 0.1f,
+                                 .beta1 = 0.9f,
+                                 .beta2 = 0.999f,
+                                 .eps = 1e-8f,
+                                 .weight_decay = 0.1f,
+                                 .grad_clip = 1.0f});
+        adamw_step(&opt, p, g, 0.1f); // one good step, so the moments are not zero
+        float p1[2] = {p[0], p[1]}, m1 = opt.m[0], v1 = opt.v[1];
+        g[0] = bad[k], g[1] = 1.0f;
+        float norm = adamw_step(&opt, p, g, 0.1f);
+        ck_assert(!isfinite(norm));
+        ck_assert(p[0] == p1[0] && p[1] == p1[1]);
+        ck_assert(opt.m[0] == m1 && opt.v[1] == v1);
+        ck_assert_int_eq(opt.step, 1);
+        adamw_free(&opt);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("gpt2");
@@ -388,6 +418,7 @@ int main(void) {
     tcase_add_test(tc, test_weights_roundtrip);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_adamw_clipping);
+    tcase_add_test(tc, test_adamw_refuses_non_finite);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

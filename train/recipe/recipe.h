@@ -154,6 +154,7 @@ typedef struct {
     OptimConfig optim;           // optimiser
     ScheduleConfig schedule;     // learning-rate schedule
     CheckpointConfig checkpoint; // checkpointing
+    int skip_bad_steps;          // non-finite steps skipped before the stage stops; 0 = none
     LogConfig log;               // metric logging
     ValConfig val;               // validation
     SampleConfig sample;         // samples printed while training

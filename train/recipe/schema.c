@@ -111,6 +111,9 @@ const Key SCHEMA[] = {
      .doc = "write a checkpoint every this many steps (RL: iterations); 0 = only the final one"},
     {STG(checkpoint.keep), KEY_INT, K_TRAIN, "3", ATLEAST(1),
      .doc = "periodic checkpoints kept, oldest deleted first; the final one is always kept"},
+    {STG(skip_bad_steps), KEY_INT, K_TRAIN, "0", ATLEAST(0),
+     .doc = "steps (RL: iterations) with a non-finite loss, gradient norm, reward, KL or "
+            "advantage skipped without an update before the stage stops; 0 = stop at the first"},
     {STG(log.every), KEY_INT, K_TRAIN, "10", ATLEAST(1),
      .doc = "record and print metrics every this many steps (RL: iterations)"},
     {STG(val.every), KEY_INT, K_STEPS, "100", ATLEAST(0),

@@ -1,5 +1,6 @@
 // train/run/lifecycle.c: the stage lifecycle (see train/run/lifecycle.h).
 #include "train/run/lifecycle.h"
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,16 @@ void lifecycle_add_scalar(Lifecycle *lc, const char *name, double *value) {
     }
     lc->scalar_names[lc->n_scalars] = name;
     lc->scalars[lc->n_scalars++] = value;
+}
+
+bool lifecycle_finite(Lifecycle *lc, const char *quantity, double value) {
+    if (lc->fault_nan) { // the divergence tests' fault injection
+        lc->fault_nan = false;
+        value = NAN;
+    }
+    if (isfinite(value)) return true;
+    if (!lc->bad_quantity) lc->bad_quantity = quantity, lc->bad_value = value;
+    return false;
 }
 
 bool lifecycle_every(int interval, int64_t step) {
@@ -66,10 +77,37 @@ static TrainState state_template(const Lifecycle *lc, bool complete) {
     return ts;
 }
 
+// Whether every model's weights and optimiser moments are finite (a sum of squares is finite
+// exactly when every element is: |x| < 3.4e38 squares to < 1.2e77, far below double's range).
+static bool models_finite(const StateModel *sm, int n, const char **which) {
+    for (int i = 0; i < n; i++) {
+        const GPT2 *m = sm[i].model;
+        size_t numel = m->table.numel;
+        bool ok = isfinite(m->be->sum_squares(m->params_mem, numel));
+        if (ok && sm[i].opt)
+            ok = isfinite(m->be->sum_squares(sm[i].opt->m, numel)) &&
+                 isfinite(m->be->sum_squares(sm[i].opt->v, numel));
+        if (!ok) {
+            *which = sm[i].name;
+            return false;
+        }
+    }
+    return true;
+}
+
 static int save(const Lifecycle *lc, const LifecycleHooks *h, void *ctx, const char *path,
                 bool complete) {
     StateModel sm[STATE_MAX_MODELS];
     int n = h->models(ctx, sm, complete);
+    const char *which = NULL;
+    if (!models_finite(sm, n, &which)) {
+        fprintf(stderr,
+                "layercake: stage '%s': %s %lld: the weights of '%s' are not finite; %s not "
+                "written, the earlier checkpoints are kept (hint: lower optim.lr or "
+                "optim.grad_clip)\n",
+                lc->sr->stage->name, lc->unit, (long long)lc->step, which, path);
+        return 1;
+    }
     TrainState ts = state_template(lc, complete);
     char err[1024];
     if (state_save(path, sm, n, &ts, err, sizeof(err)) == 0) return 0;
@@ -116,10 +154,12 @@ static bool resume(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
 
 // ---- the loop ---------------------------------------------------------------------------------
 
-// Fault injection for the resume tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL
-// itself right after step N (and any checkpoint due then), like a job killed by a scheduler.
-static int64_t fault_kill_step(void) {
-    const char *v = getenv("LC_FAULT_KILL_AT_STEP");
+// Fault injection for the tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL itself
+// right after step N (and any checkpoint due then), like a job killed by a scheduler;
+// LC_FAULT_NAN_AT_STEP=N makes the first quantity step N checks read as NaN, like a
+// divergence whose weights are still good.
+static int64_t fault_step(const char *name) {
+    const char *v = getenv(name);
     return v ? strtoll(v, NULL, 10) : -1;
 }
 
@@ -132,12 +172,46 @@ static int periodic_checkpoint(Lifecycle *lc, const LifecycleHooks *h, void *ctx
     return 0;
 }
 
+// A value as printed in messages: NaN, +Inf or -Inf (printf's "-nan" says nothing more).
+static const char *nonfinite_name(double v) {
+    return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
+}
+
+// A step whose hook found a non-finite quantity: skipped (a metrics row says so) while the
+// stage's skip_bad_steps allows, else the stage stops. Returns 0 to go on, 1 to stop.
+static int bad_step(Lifecycle *lc, int64_t step) {
+    const Stage *st = lc->sr->stage;
+    const char *what = lc->bad_quantity ? lc->bad_quantity : "a quantity";
+    if (lc->skipped < st->skip_bad_steps) {
+        lc->skipped++;
+        progress_print(&lc->progress, "[%s] %s %lld: %s is %s; skipped (%.0f of %d)", st->name,
+                       lc->unit, (long long)step, what, nonfinite_name(lc->bad_value), lc->skipped,
+                       st->skip_bad_steps);
+        metrics_begin(lc->metrics, step);
+        metrics_add(lc->metrics, "skipped", 1.0);
+        metrics_end(lc->metrics);
+        return 0;
+    }
+    progress_done(&lc->progress);
+    fprintf(stderr,
+            "layercake: stage '%s': %s %lld: %s is %s: training diverged; stopping. The newest "
+            "checkpoint in %s (if any) holds the last good state and `run` resumes from it "
+            "(hint: lower optim.lr, set optim.grad_clip, or allow skip_bad_steps)\n",
+            st->name, lc->unit, (long long)step, what, nonfinite_name(lc->bad_value), lc->sr->dir);
+    return 1;
+}
+
 static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
     const Stage *st = lc->sr->stage;
-    int64_t kill_at = fault_kill_step();
+    int64_t kill_at = fault_step("LC_FAULT_KILL_AT_STEP"),
+            nan_at = fault_step("LC_FAULT_NAN_AT_STEP");
     while (lc->step < lc->total) {
         int64_t step = lc->step + 1;
-        if (h->step(ctx, step) != 0) return 1;
+        lc->bad_quantity = NULL;
+        lc->fault_nan = step == nan_at;
+        int rc = h->step(ctx, step);
+        if (rc == LIFECYCLE_BAD_STEP) rc = bad_step(lc, step);
+        if (rc != 0) return 1;
         lc->step = step;
         bool last = step == lc->total;
         if (h->after_step) h->after_step(ctx, step, last);
@@ -157,6 +231,7 @@ static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
 int lifecycle_run(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
     const Stage *st = lc->sr->stage;
     char err[1024];
+    lifecycle_add_scalar(lc, "skipped_steps", &lc->skipped); // here: lc is in its final place
     bool resumed = resume(lc, h, ctx);
     lc->metrics = metrics_open(lc->sr->dir, resumed ? lc->step : -1, err, sizeof(err));
     if (!lc->metrics) {

@@ -14,6 +14,14 @@
 // A "step" is an optimizer step for the supervised stages and an iteration (rollout + update)
 // for the RL ones. Every function here returns 0 on success and 1 after printing what went
 // wrong (the stage's name and the cause): one failure convention for every stage.
+//
+// Divergence: a step hook checks every quantity that can diverge (loss, gradient norm, reward,
+// KL, advantage) with lifecycle_finite before it updates anything, and returns
+// LIFECYCLE_BAD_STEP when one is not finite (AdamW itself refuses a non-finite gradient). The
+// lifecycle then skips the step (up to the stage's skip_bad_steps, counted in the checkpoint)
+// or stops the stage with the step and the quantity named. Before any checkpoint is written
+// every model's weights and moments are checked: a non-finite one stops the stage instead, so
+// no checkpoint holds a NaN and none rotates a good one away.
 #pragma once
 #include "common/rng.h"
 #include "data/loader.h"
@@ -24,10 +32,13 @@
 #include "train/run/state.h"
 #include <stdbool.h>
 
+#define LIFECYCLE_BAD_STEP 2 // a step hook's return: a quantity was not finite, nothing applied
+
 typedef struct {
     // Optional: after resuming and before the first step (e.g. a frozen reference).
     int (*start)(void *ctx);
     // Runs step `step` (1-based; lifecycle.step still holds step - 1) and logs its metrics.
+    // Returns 0, 1 after printing a failure, or LIFECYCLE_BAD_STEP (see lifecycle_finite).
     int (*step)(void *ctx, int64_t step);
     // Optional: after step `step`; last is true after the final one (validation, samples).
     void (*after_step)(void *ctx, int64_t step, bool last);
@@ -48,6 +59,10 @@ typedef struct {
     double *scalars[STATE_MAX_SCALARS];          // where each lives in the stage
     Metrics *metrics;                            // open while the loop runs
     Progress progress;                           // the live line
+    double skipped;                              // bad steps skipped so far (a checkpointed scalar)
+    const char *bad_quantity;                    // the step's first non-finite quantity, or NULL
+    double bad_value;                            // its value
+    bool fault_nan; // LC_FAULT_NAN_AT_STEP: the step's next check reads NaN
 } Lifecycle;
 
 // A lifecycle for stage sr running `total` steps, with rng and the cursor of `cursor`
@@ -58,6 +73,10 @@ void lifecycle_add_scalar(Lifecycle *lc, const char *name, double *value);
 // Runs the stage from its newest intact checkpoint (or from the start) to final.h5. ctx is
 // handed to every hook. Returns 0, or 1 after printing why.
 int lifecycle_run(Lifecycle *lc, const LifecycleHooks *hooks, void *ctx);
+
+// Whether value, the step's `quantity` ("loss", "gradient norm", ...), is finite. The first
+// non-finite one of a step is kept for the message; the hook then returns LIFECYCLE_BAD_STEP.
+bool lifecycle_finite(Lifecycle *lc, const char *quantity, double value);
 
 // Whether an interval (every N steps; 0 = never) falls on step.
 bool lifecycle_every(int interval, int64_t step);

@@ -464,32 +464,44 @@ static void value_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStat
     gpt2_backward(rl->value, NULL, NULL, rl->dvalues);
 }
 
-// One optimizer step on minibatch rows order[from .. from + mb).
-static void minibatch_step(RlRun *rl, int from, UpdateStats *u) {
+// Whether the losses summed so far are finite (else nothing more is applied).
+static bool losses_finite(RlRun *rl, const UpdateStats *u) {
+    return lifecycle_finite(&rl->lc, "the loss", u->pg_loss + u->v_loss + u->kl_loss);
+}
+
+// One optimizer step on minibatch rows order[from .. from + mb). Returns false, with nothing
+// applied for the model concerned, when a loss or a gradient norm is not finite.
+static bool minibatch_step(RlRun *rl, int from, UpdateStats *u) {
     const Stage *st = rl->sr->stage;
     double tokens = 0.0;
     for (int i = 0; i < rl->mb; i++)
         for (int t = 0; t < rl->T; t++) tokens += rl->mask[(size_t)rl->order[from + i] * rl->T + t];
-    if (tokens == 0.0) return;
+    if (tokens == 0.0) return true;
     u->tokens += tokens;
     float lr = schedule_lr(&rl->sched, (float)st->optim.lr, rl->opt.step);
     gpt2_zero_grad(rl->policy);
     for (int m = 0; m < rl->mb; m += rl->micro) policy_micro(rl, from + m, rl->micro, tokens, u);
+    if (!losses_finite(rl, u)) return false;
     rl->grad_norm = adamw_step(&rl->opt, rl->policy->params_mem, rl->policy->grads_mem, lr);
-    if (!rl->value) return;
+    if (!lifecycle_finite(&rl->lc, "the policy's gradient norm", rl->grad_norm)) return false;
+    if (!rl->value) return true;
     gpt2_zero_grad(rl->value);
     for (int m = 0; m < rl->mb; m += rl->micro) value_micro(rl, from + m, rl->micro, tokens, u);
-    adamw_step(&rl->value_opt, rl->value->params_mem, rl->value->grads_mem, lr);
+    if (!losses_finite(rl, u)) return false;
+    float norm = adamw_step(&rl->value_opt, rl->value->params_mem, rl->value->grads_mem, lr);
+    return lifecycle_finite(&rl->lc, "the value model's gradient norm", norm);
 }
 
-static void update(RlRun *rl, UpdateStats *total) {
+// The epochs of minibatch steps; false at the first non-finite loss or gradient norm.
+static bool update(RlRun *rl, UpdateStats *total) {
     const Stage *st = rl->sr->stage;
     rl->epochs_run = 0;
     for (int e = 0; e < st->epochs; e++) {
         for (int r = 0; r < rl->R; r++) rl->order[r] = r;
         rng_shuffle(&rl->rng, rl->order, rl->R);
         UpdateStats u = {0};
-        for (int m = 0; m < st->minibatches; m++) minibatch_step(rl, m * rl->mb, &u);
+        for (int m = 0; m < st->minibatches; m++)
+            if (!minibatch_step(rl, m * rl->mb, &u)) return false;
         rl->epochs_run++;
         total->pg_loss += u.pg_loss, total->v_loss += u.v_loss, total->approx_kl += u.approx_kl;
         total->clipfrac += u.clipfrac, total->entropy += u.entropy, total->kl_loss += u.kl_loss;
@@ -498,6 +510,7 @@ static void update(RlRun *rl, UpdateStats *total) {
         if (st->max_approx_kl > 0 && u.tokens > 0 && u.approx_kl / u.tokens > st->max_approx_kl)
             break;
     }
+    return true;
 }
 
 // ---- one iteration ----------------------------------------------------------------------------
@@ -566,17 +579,43 @@ static void log_iteration(RlRun *rl, int64_t it, const UpdateStats *u, const dou
     progress_update(&rl->lc.progress, it, loss, rl->rollout_tokens / times[0], extra);
 }
 
-// Scores the rollout and computes its advantages (and adapts the KL coefficient).
-static void prepare(RlRun *rl) {
+// The sum of x over the response tokens (mask 1): finite exactly when every such x is.
+static double masked_sum(const float *x, const float *mask, size_t n) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (mask[i]) sum += x[i];
+    return sum;
+}
+
+// Scores the rollout and computes its advantages, then adapts the KL coefficient. Returns
+// false (the coefficient untouched) when the rewards, the KL or the advantages are not finite.
+static bool prepare(RlRun *rl) {
+    size_t RT = (size_t)rl->R * rl->T;
     score(rl);
+    double sum = 0.0;
+    for (int r = 0; r < rl->R; r++) sum += rl->scores[r];
+    if (!lifecycle_finite(&rl->lc, "the reward", sum)) return false;
     forward_rollout(rl);
     rl->iter_kl = mean_seq_kl(rl);
+    if (!lifecycle_finite(&rl->lc, "the KL to the reference", rl->iter_kl)) return false;
     rl->klc_before = rl->klc.coef;
     if (rl->kind == STAGE_PPO)
         advantages_ppo(rl);
     else
         advantages_group(rl);
+    if (!lifecycle_finite(&rl->lc, "the advantage", masked_sum(rl->adv, rl->mask, RT)))
+        return false;
     kl_controller_update(&rl->klc, rl->iter_kl, rl->R);
+    return true;
+}
+
+// The sum of the log-probs the sampler drew the responses with (NaN once the policy is).
+static double rollout_logp_sum(const RlRun *rl) {
+    int maxnew = rl->sr->stage->rollout.max_new_tokens;
+    double sum = 0.0;
+    for (int r = 0; r < rl->R; r++)
+        for (int i = 0; i < rl->rlen[r]; i++) sum += rl->out_logp[(size_t)r * maxnew + i];
+    return sum;
 }
 
 // One iteration (the lifecycle's step): rollout, scoring and advantages, the update.
@@ -586,12 +625,14 @@ static int iteration_hook(void *ctx, int64_t it) {
     if (next_prompts(rl)) return 1;
     rollout(rl);
     times[0] = time_now() - t0;
+    if (!lifecycle_finite(&rl->lc, "a sampled log-probability", rollout_logp_sum(rl)))
+        return LIFECYCLE_BAD_STEP;
     t0 = time_now();
-    prepare(rl);
+    if (!prepare(rl)) return LIFECYCLE_BAD_STEP;
     times[1] = time_now() - t0;
     t0 = time_now();
     UpdateStats u = {0};
-    update(rl, &u);
+    if (!update(rl, &u)) return LIFECYCLE_BAD_STEP;
     times[2] = time_now() - t0;
     log_iteration(rl, it, &u, times);
     return 0;

@@ -97,6 +97,20 @@ static Loader *open_loader(Supervised *s, const char *path, int shuffle, const c
     return l;
 }
 
+// Refuses sft data with examples no loss can see (train/stages/readouts.h's "trained target").
+static int check_trained(const Supervised *s, const Loader *l, const char *path) {
+    int64_t first, n = dataset_count_untrained(loader_dataset(l), &first);
+    if (n == 0) return 0;
+    fprintf(stderr,
+            "layercake: stage '%s': %s: %lld of %lld examples have no trained token (the first "
+            "is example %lld): every loss mask is 0 after the first token, or the example is one "
+            "token long, so the loss cannot see them (hint: re-import with responses that are "
+            "not empty)\n",
+            s->sr->stage->name, path, (long long)n, (long long)loader_dataset(l)->n,
+            (long long)first);
+    return 1;
+}
+
 static void print_sizes(const Supervised *s) {
     const Stage *st = s->sr->stage;
     const GPT2 *m = s->model;
@@ -229,11 +243,23 @@ static void log_step(Supervised *s, int64_t step, const Stats *ts, float lr, flo
                     extra[0] ? extra : NULL);
 }
 
+// A step whose batch has no trained token (every loss mask 0, or only one-token examples) has
+// no loss to average: an error naming the data, never a NaN.
+static int untrained_batch(const Supervised *s, int64_t step) {
+    const Stage *st = s->sr->stage;
+    fprintf(stderr,
+            "layercake: stage '%s': step %lld: the batch holds no trained token (every loss mask "
+            "is 0, or the examples have one token) in %s\n",
+            st->name, (long long)step, st->data.train[0] ? st->data.train : "the sampled pairs");
+    return 1;
+}
+
 static int step_hook(void *ctx, int64_t step) {
     Supervised *s = ctx;
     double t0 = time_now();
     long tokens = 0;
     double weight = read_step(s, &tokens);
+    if (weight <= 0.0) return untrained_batch(s, step);
     Stats ts;
     stats_reset(&ts);
     gpt2_zero_grad(s->model);
@@ -241,8 +267,10 @@ static int step_hook(void *ctx, int64_t step) {
         BatchCopy *c = &s->micro_batches[i];
         s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
     }
+    if (!lifecycle_finite(&s->lc, "the loss", stats_mean(&ts, "loss"))) return LIFECYCLE_BAD_STEP;
     float lr = schedule_lr(&s->sched, (float)s->sr->stage->optim.lr, step - 1);
     float norm = adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, lr);
+    if (!lifecycle_finite(&s->lc, "the gradient norm", norm)) return LIFECYCLE_BAD_STEP;
     log_step(s, step, &ts, lr, norm, (double)tokens / (time_now() - t0));
     return 0;
 }
@@ -278,10 +306,10 @@ static int open_data(Supervised *s) {
         train = sampled[0], val = sampled[1];
     }
     s->train = open_loader(s, train, 1, "train");
-    if (!s->train) return 1;
+    if (!s->train || check_trained(s, s->train, train)) return 1;
     if (val[0]) {
         s->val = open_loader(s, val, 0, "val");
-        if (!s->val) return 1;
+        if (!s->val || check_trained(s, s->val, val)) return 1;
         s->val_start = loader_state(s->val);
     }
     return 0;
