@@ -196,6 +196,19 @@ typedef struct {
 
 // Checks a file the recipe names: the tokenizer by loading it, datasets by kind and tokenizer
 // fingerprint, checkpoints by their header, tokenizer, vocabulary, context and weights.
+// sft data whose examples have no trained token would train to a NaN loss: refused here, when
+// the run's files are checked, as well as when a stage opens it.
+static int check_trained(Dataset *d, char *err, size_t errlen) {
+    if (dataset_load(d, 0, err, errlen) != 0) return -1;
+    int64_t first, n = dataset_count_untrained(d, &first);
+    if (n == 0) return 0;
+    snprintf(err, errlen,
+             "%s: %lld of %lld examples have no trained token (the first is example %lld): every "
+             "loss mask is 0 after the first token, or the example is one token long",
+             d->path, (long long)n, (long long)d->n, (long long)first);
+    return -1;
+}
+
 static int check_file(void *ctx, const char *path, const char *kind, const char *tokenizer,
                       char *err, size_t errlen) {
     FileContext *fc = ctx;
@@ -211,6 +224,7 @@ static int check_file(void *ctx, const char *path, const char *kind, const char 
         if (!d) return -1;
         uint64_t fp = fc->tok ? tokenizer_fingerprint(fc->tok) : 0;
         int rc = fc->tok ? dataset_check_fingerprint(d, fp, err, errlen) : 0;
+        if (!rc && dk == DATA_SFT) rc = check_trained(d, err, errlen);
         dataset_free(d);
         return rc;
     }
