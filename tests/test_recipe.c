@@ -119,6 +119,14 @@ static const ErrorCase FILE_ERRORS[] = {
      "and '-'"},
     {"err_reserved_name.yaml", NULL, RECIPE_ERR_RULE,
      "err_reserved_name.yaml:4:12: stages[1].name: 'model' is a top-level key"},
+    // a folder is not a recipe (it used to read as a YAML syntax error)
+    {"paths", NULL, RECIPE_ERR_IO, "recipes/paths: is a folder, not a recipe file"},
+    // explicit YAML tags: !!str makes a string even of digits; unknown tags are errors
+    {"err_tag_str.yaml", NULL, RECIPE_ERR_TYPE,
+     "err_tag_str.yaml:8:12: pretrain.steps: expected an integer, got the !!str '5'"},
+    {"err_tag_unknown.yaml", NULL, RECIPE_ERR_TYPE,
+     "err_tag_unknown.yaml:3:7: seed: unknown tag '!seed'"},
+    {"err_tag_mismatch.yaml", NULL, RECIPE_ERR_TYPE, "pretrain.batch_size: '2.5' is not an !!int"},
 };
 
 START_TEST(test_file_errors) {
@@ -265,6 +273,15 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      "eval.seq_len: 300 exceeds model.max_seq_len = 256"},
     {"full.yaml", "eval.judge=sft", RECIPE_ERR_REFERENCE,
      "eval.judge: 'sft' is a sft stage; expected a stage of kind reward"},
+    {"full.yaml", "seed=!!str 3", RECIPE_ERR_TYPE,
+     "command line 'seed=!!str 3': seed: expected an integer, got the !!str '3'"},
+    {"full.yaml", "sft.packing=!!str true", RECIPE_ERR_TYPE,
+     "sft.packing: expected true or false, got the !!str 'true'"},
+    {"full.yaml", "sft.optim.lr=!!bool true", RECIPE_ERR_TYPE,
+     "sft.optim.lr: expected a number, got the !!bool 'true'"},
+    {"full.yaml", "sft.optim={lr: !binary 1}", RECIPE_ERR_TYPE,
+     "sft.optim.lr: unknown tag '!binary'"},
+    {"full.yaml", "sft.optim=!!seq [1]", RECIPE_ERR_TYPE, "sft.optim: expected a map of keys"},
 };
 
 START_TEST(test_override_errors) {
@@ -417,6 +434,26 @@ START_TEST(test_print_round_trip) {
     recipe_free(&r);
     load_ok("minimal.yaml", NULL, 0, &r);
     round_trip(&r, "minimal-printed.yaml");
+    recipe_free(&r);
+}
+END_TEST
+
+// Explicit core-schema tags are fine where they fit the key's type.
+START_TEST(test_tags) {
+    Recipe r;
+    load_ok("tags.yaml", NULL, 0, &r);
+    ck_assert_str_eq(r.name, "tags");
+    ck_assert_int_eq(r.seed, 7); // !!int "7": the tag wins over the quotes
+    ck_assert_int_eq(r.model.n_layer, 2);
+    const Stage *pre = stage(&r, "pretrain"), *ppo = stage(&r, "ppo");
+    ck_assert_int_eq(pre->steps, 5);
+    ck_assert_double_eq(pre->optim.lr, 1e-3);
+    ck_assert_double_eq(pre->optim.grad_clip, 2.0);
+    ck_assert_double_eq(pre->optim.betas[1], 0.99);
+    ck_assert_str_eq(pre->sample.prompts.items[0], "123");
+    ck_assert_int_eq(pre->checkpoint.every, 0); // !!null: the default
+    ck_assert(ppo->whiten_rewards);
+    ck_assert(isnan(ppo->kl.target));
     recipe_free(&r);
 }
 END_TEST
@@ -736,6 +773,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_files);
     tcase_add_test(t, test_diff);
     tcase_add_test(t, test_summary);
+    tcase_add_test(t, test_tags);
     suite_add_tcase(s, t);
     t = tcase_create("schema");
     tcase_add_test(t, test_schema);
