@@ -127,6 +127,13 @@ static const ErrorCase FILE_ERRORS[] = {
     {"err_tag_unknown.yaml", NULL, RECIPE_ERR_TYPE,
      "err_tag_unknown.yaml:3:7: seed: unknown tag '!seed'"},
     {"err_tag_mismatch.yaml", NULL, RECIPE_ERR_TYPE, "pretrain.batch_size: '2.5' is not an !!int"},
+    // a prepare command that loads a recipe would run prepare commands again, without end
+    {"err_prepare_run.yaml", NULL, RECIPE_ERR_RULE,
+     "err_prepare_run.yaml:5:3: prepare: item 2, 'run err_prepare_run.yaml': a prepare command "
+     "cannot run or validate a recipe"},
+    // every count fits an int, but one batch's attention scores could never be held
+    {"err_huge_attention.yaml", NULL, RECIPE_ERR_RULE,
+     "pretrain.seq_len: one micro-batch of 1 x 1073741824 tokens needs"},
 };
 
 START_TEST(test_file_errors) {
@@ -282,6 +289,28 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "sft.optim={lr: !binary 1}", RECIPE_ERR_TYPE,
      "sft.optim.lr: unknown tag '!binary'"},
     {"full.yaml", "sft.optim=!!seq [1]", RECIPE_ERR_TYPE, "sft.optim: expected a map of keys"},
+    // shapes whose sizes overflow the ints the model and kernels compute with, or that no
+    // 64-bit process could hold (they used to pass and hit an assertion in the model)
+    {"full.yaml", "model.d_model=2147483644", RECIPE_ERR_RULE,
+     "command line 'model.d_model=2147483644': model.d_model: 2147483644 makes the MLP 4 x "
+     "2147483644 = 8589934576 wide, more than the 2147483647 the kernels count with an int"},
+    {"full.yaml", "model.vocab_size=2147483647", RECIPE_ERR_RULE,
+     "model.vocab_size: 2147483647 rounds up to 2147483648 embedding rows (a multiple of 64), "
+     "more than the 2147483647"},
+    {"full.yaml", "model={n_layer: 256, d_model: 65536}", RECIPE_ERR_RULE,
+     "model.d_model: a model of 13194374610945 parameters needs 192.0 TiB for its weights, "
+     "gradients and AdamW moments, more than the 128 TiB a 64-bit process can address"},
+    {"full.yaml", "defaults.batch_size=2147483647", RECIPE_ERR_RULE,
+     "pretrain.batch_size: one micro-batch of 2147483647 x 256 tokens is 549755813632 "
+     "positions, more than the 2147483647 the kernels count with an int"},
+    {"full.yaml", "model.max_seq_len=2147483647", RECIPE_ERR_RULE,
+     "pretrain.seq_len: one micro-batch of 16 x 2147483647 tokens is 34359738352 positions"},
+    {"full.yaml", "dpo.batch_size=1073741824", RECIPE_ERR_RULE,
+     "dpo.batch_size: one micro-batch of 2147483648 x 256 tokens"},
+    {"full.yaml", "ppo={minibatches: 1, rollout: {batch: 65536, group_size: 65536}}",
+     RECIPE_ERR_RULE,
+     "ppo.rollout.batch: 65536 prompts x rollout.group_size 65536 = 4294967296 responses, more "
+     "than the 2147483647"},
 };
 
 START_TEST(test_override_errors) {
