@@ -14,9 +14,11 @@
 #include "common/error.h"
 #include "data/import-impl.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // ---- writing -------------------------------------------------------------------------------
 
@@ -160,6 +162,33 @@ static int options_check(const ImportOptions *o, const char *const *inputs, int 
     return 0;
 }
 
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+// Files are compared, not names (device and inode: other spellings, symbolic and hard links
+// count).
+int import_check_outputs(const ImportOptions *o, const char *const *inputs, int n_inputs, char *err,
+                         size_t errlen) {
+    char val[4096], real[PATH_MAX];
+    import_val_path(o->out, val, sizeof(val));
+    const char *outs[2] = {o->out, o->val_fraction > 0.0 ? val : NULL};
+    for (int i = 0; i < n_inputs; i++)
+        for (int k = 0; k < 2; k++) {
+            if (!outs[k] || !same_file(outs[k], inputs[i])) continue;
+            if (!realpath(inputs[i], real)) snprintf(real, sizeof(real), "%s", inputs[i]);
+            lc_error(err, errlen,
+                     "--out: %s%s%s is the input %s (%s): it would be overwritten before it is "
+                     "read; write the dataset elsewhere",
+                     k ? "the validation file " : "", outs[k], k ? " (from --out)" : "", inputs[i],
+                     real);
+            return IMPORT_ERR_USAGE;
+        }
+    return 0;
+}
+
 static int writers_open(Importer *im, char *err, size_t errlen) {
     uint64_t fp = tokenizer_fingerprint(im->o->tok);
     im->w[0] = dataset_create(im->o->out, im->o->kind, fp, err, errlen);
@@ -202,6 +231,7 @@ int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, 
     double t0 = time_now();
     *st = (ImportStats){0};
     if (options_check(o, inputs, n_inputs, err, errlen) < 0) return -1;
+    if (import_check_outputs(o, inputs, n_inputs, err, errlen) < 0) return IMPORT_ERR_USAGE;
     Importer im = {.o = o, .st = st, .chat = chat_init(o->tok)};
     int rc = writers_open(&im, err, errlen);
     for (int i = 0; rc == 0 && i < n_inputs; i++)

@@ -34,10 +34,21 @@ typedef struct {
     char first_skip[512]; // file:line and reason of the first skipped line
 } ImportStats;
 
+// import_run's result when the options contradict each other (an output file that is also an
+// input): a bad command line, which `layercake data import` reports as a usage error.
+#define IMPORT_ERR_USAGE (-2)
+
 // Imports the input files into o->out (and the validation file). Returns 0, or -1 with a
-// message naming the file, line and field; on failure no output file is left behind.
+// message naming the file, line and field, or IMPORT_ERR_USAGE with a message naming the
+// output and the input; on failure no output file is left behind (nor is one touched).
 int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, ImportStats *st,
                char *err, size_t errlen);
+
+// Refuses an output that is also an input (it would be truncated before it is read): o->out,
+// and the validation file when o->val_fraction > 0. Returns 0, or IMPORT_ERR_USAGE with a
+// message naming both. import_run checks it too.
+int import_check_outputs(const ImportOptions *o, const char *const *inputs, int n_inputs, char *err,
+                         size_t errlen);
 
 // The validation file's path: out with "-val" inserted before a final ".h5" (or appended).
 void import_val_path(const char *out, char *buf, size_t len);

@@ -277,24 +277,47 @@ static void raw_response(Importer *im, const char *s, size_t n, TokenBuf *out) {
     tokenbuf_push(out, &eot, 1, 1);
 }
 
+// The fields of the plain formats: the prompt, then the responses.
+static const char *const PLAIN_FIELDS[FMT_COUNT][3] = {
+    [FMT_PROMPT] = {"prompt"},
+    [FMT_COMPLETION] = {"prompt", "completion"},
+    [FMT_PREFERENCE] = {"prompt", "chosen", "rejected"},
+};
+
+// Empty texts that make no usable example (docs/datasets.md): a prompt, for every kind (it is
+// what a policy continues, and where a response's first trained token is predicted from); the
+// response an sft example trains on; both responses of a preference pair at once.
+static int plain_check_empty(Importer *im, Format f, const size_t *len) {
+    const char *const *field = PLAIN_FIELDS[f];
+    if (len[0] == 0)
+        return bad(im, "field 'prompt' is empty: every example needs a prompt to continue");
+    if (im->o->kind == DATA_SFT && field[1] && len[1] == 0)
+        return bad(im, "field '%s' is empty: an sft example needs a response to train on",
+                   field[1]);
+    if (im->o->kind == DATA_PREFERENCE && len[1] == 0 && len[2] == 0)
+        return bad(im, "fields 'chosen' and 'rejected' are both empty: the pair prefers nothing");
+    return LINE_OK;
+}
+
 // prompt, prompt/completion and prompt/chosen/rejected: the texts as they are, each response
 // followed by the end-of-text token.
 static int line_plain(Importer *im, json_t *root, Format f) {
-    static const char *const RESPONSE_FIELDS[FMT_COUNT][2] = {
-        [FMT_COMPLETION] = {"completion"}, [FMT_PREFERENCE] = {"chosen", "rejected"}};
     Parsed *p = &im->p;
-    const char *s = NULL;
-    size_t n = 0;
-    if (get_string(im, root, "prompt", NULL, &s, &n) < 0) return LINE_BAD;
-    encode_into(im, s, n, &p->ctx, 0);
-    for (int k = 0; k < 2 && RESPONSE_FIELDS[f][k]; k++) {
-        if (get_string(im, root, RESPONSE_FIELDS[f][k], NULL, &s, &n) < 0) return LINE_BAD;
-        raw_response(im, s, n, &p->resp[k]);
+    const char *const *field = PLAIN_FIELDS[f];
+    const char *text[3] = {NULL};
+    size_t len[3] = {0};
+    int n = 0;
+    for (; n < 3 && field[n]; n++)
+        if (get_string(im, root, field[n], NULL, &text[n], &len[n]) < 0) return LINE_BAD;
+    if (plain_check_empty(im, f, len) != LINE_OK) return LINE_BAD;
+    encode_into(im, text[0], len[0], &p->ctx, 0);
+    for (int k = 1; k < n; k++) {
+        raw_response(im, text[k], len[k], &p->resp[k - 1]);
         p->n_resp++;
-        if (k == 0) {
-            p->ref = s;
-            p->ref_len = n;
-        }
+    }
+    if (n > 1) {
+        p->ref = text[1];
+        p->ref_len = len[1];
     }
     return import_emit(im);
 }

@@ -109,6 +109,31 @@ out=$("$LC" score "$RM" --data "$S/mixed.h5")
 case "$out" in *"2 examples scored"*"1 skipped"*) ;; *) echo "FAIL: score text summary: $out"; fails=$((fails + 1)) ;; esac
 check "score without --data exits 2" 2 "$(status "$LC" score "$RM")"
 
+# data import refuses an output that is an input (it used to overwrite it): a usage error.
+cp "$S/lm.txt" "$TMP/same.txt"
+usage "layercake data import: --out: $TMP/same.txt is the input" data import --kind lm --tokenizer "$TMP/tok.json" --out "$TMP/same.txt" "$TMP/same.txt"
+cp "$S/lm.txt" "$TMP/same-val.h5"
+usage "the validation file $TMP/same-val.h5 (from --out) is the input" data import --kind lm --tokenizer "$TMP/tok.json" --val-fraction 0.1 --out "$TMP/same.h5" "$TMP/same-val.h5"
+check "data import leaves its input alone" "$(cat "$S/lm.txt")" "$(cat "$TMP/same.txt")"
+
+# A folder given as the recipe is named as one (it used to read as a YAML syntax error).
+for c in run validate; do
+  out=$("$LC" $c "$TMP" 2>&1); rc=$?
+  case "$rc:$out" in "1:"*"$TMP: is a folder, not a recipe file"*) ;; *) echo "FAIL: $c on a folder: exit $rc: $out"; fails=$((fails + 1)) ;; esac
+done
+
+# A recipe whose prepare runs itself is refused when it loads (it used to fork without end),
+# and a prepare command run from inside a prepare command (LC_PREPARE_DEPTH) spawns nothing.
+P=$TMP/prepare
+rm -rf "$P"; mkdir -p "$P"
+printf 'name: p\ntokenizer: tok.json\nprepare: ["run r.yaml"]\nstages: [{name: pre, kind: pretrain, data: {train: lm.h5}}]\n' >"$P/r.yaml"
+out=$(cd "$P" && timeout 20 "$LC" run r.yaml 2>&1); rc=$?
+case "$rc:$out" in "1:"*"prepare: item 1, 'run r.yaml': a prepare command cannot run or validate a recipe"*) ;; *) echo "FAIL: prepare running its recipe: exit $rc: $(echo "$out" | head -3)"; fails=$((fails + 1)) ;; esac
+printf 'name: p\ntokenizer: tok.json\nprepare: ["tokenizer train --vocab-size 300 --out tok.json %s"]\nstages: [{name: pre, kind: pretrain, data: {train: lm.h5}}]\n' "$S/lm.txt" >"$P/d.yaml"
+out=$(cd "$P" && LC_PREPARE_DEPTH=1 timeout 20 "$LC" run d.yaml 2>&1); rc=$?
+case "$rc:$out" in "1:"*"refusing to run 'tokenizer train"*"LC_PREPARE_DEPTH=1"*) ;; *) echo "FAIL: prepare at depth 1: exit $rc: $(echo "$out" | head -3)"; fails=$((fails + 1)) ;; esac
+check "no prepare command ran at depth 1" "" "$(ls "$P" | grep -x tok.json)"
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
   exit 1

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -460,6 +461,85 @@ START_TEST(malformed_lines) {
 }
 END_TEST
 
+// Empty texts that make no usable example are malformed lines (docs/datasets.md): they used to
+// import, and PPO failed at its first rollout without naming the file.
+START_TEST(empty_fields) {
+    static const struct {
+        DataKind kind;
+        int line;
+        const char *want; // NULL: the line imports
+    } CASES[] = {
+        {DATA_PROMPT, 1, "empty_fields.jsonl:1: field 'prompt' is empty"},
+        {DATA_SFT, 2, "empty_fields.jsonl:2: field 'prompt' is empty"},
+        {DATA_PROMPT, 2, "empty_fields.jsonl:2: field 'prompt' is empty"},
+        {DATA_SFT, 3, "empty_fields.jsonl:3: field 'completion' is empty: an sft example needs"},
+        {DATA_PROMPT, 3, NULL}, // the reference may be empty
+        {DATA_PREFERENCE, 4, "empty_fields.jsonl:4: fields 'chosen' and 'rejected' are both"},
+        {DATA_PREFERENCE, 5, NULL}, // declining to answer can be the better reply
+        {DATA_SFT, 5, "empty_fields.jsonl:5: field 'chosen' is empty"},
+    };
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        ImportOptions o = options(CASES[i].kind, gpt2, "empty_fields.h5");
+        const char *in =
+            fixture_line(FIXTURE("empty_fields.jsonl"), CASES[i].line, "empty_fields.jsonl");
+        if (CASES[i].want)
+            import_fails(&o, in, CASES[i].want);
+        else
+            ck_assert_int_eq(import_ok(&o, in).examples[0], 1);
+    }
+    ImportOptions o = options(DATA_PROMPT, gpt2, "empty_fields.h5");
+    o.skip_bad = 1;
+    ImportStats st = import_ok(&o, FIXTURE("empty_fields.jsonl"));
+    ck_assert_int_eq(st.examples[0], 4);
+    ck_assert_int_eq(st.skipped, 2);
+    ck_assert_msg(strstr(st.first_skip, "empty_fields.jsonl:1: field 'prompt' is empty"), "%s",
+                  st.first_skip);
+}
+END_TEST
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+// Expects import_run to refuse o as a usage error naming want, and the input to be untouched.
+static void import_refuses(const ImportOptions *o, const char *input, const char *want) {
+    ImportStats st;
+    char err[1024] = "";
+    const char *inputs[] = {input};
+    ck_assert_int_eq(import_run(o, inputs, 1, &st, err, sizeof(err)), IMPORT_ERR_USAGE);
+    ck_assert_msg(strstr(err, want) != NULL, "error '%s' lacks '%s'", err, want);
+    FILE *f = fopen(input, "r");
+    char buf[64] = "";
+    ck_assert(f && fgets(buf, sizeof(buf), f));
+    fclose(f);
+    ck_assert_str_eq(buf, "To be, or not to be.\n");
+}
+
+// An output that is also an input used to be overwritten before it was read.
+START_TEST(output_is_input) {
+    const char *in = test_tmp_path("same.txt");
+    write_text(in, "To be, or not to be.\n");
+    ImportOptions o = options(DATA_LM, gpt2, "same.txt");
+    import_refuses(&o, in, "--out: ");
+    import_refuses(&o, in, "same.txt is the input");
+    char other[PATH_MAX + 16];
+    snprintf(other, sizeof(other), "%s./same.txt", test_tmp_path(""));
+    o.out = other; // another spelling of the same file
+    import_refuses(&o, in, "it would be overwritten before it is read");
+
+    const char *val_in = test_tmp_path("v-val.h5");
+    write_text(val_in, "To be, or not to be.\n");
+    o = options(DATA_LM, gpt2, "v.h5");
+    o.val_fraction = 0.5;
+    import_refuses(&o, val_in, "the validation file ");
+    o.val_fraction = 0; // no validation file: nothing is overwritten
+    import_ok(&o, val_in);
+}
+END_TEST
+
 START_TEST(empty_and_missing_inputs) {
     ImportOptions o = options(DATA_SFT, gpt2, "empty.h5");
     import_fails(&o, FIXTURE("empty.jsonl"), "no examples to write");
@@ -767,6 +847,8 @@ int main(void) {
     tcase_add_test(tc, kind_format_mismatch);
     tcase_add_test(tc, malformed_lines);
     tcase_add_test(tc, empty_and_missing_inputs);
+    tcase_add_test(tc, empty_fields);
+    tcase_add_test(tc, output_is_input);
     tcase_add_test(tc, over_length_dropped);
     tcase_add_test(tc, val_split);
     tcase_add_test(tc, sample_hh_rlhf);

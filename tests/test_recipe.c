@@ -119,6 +119,21 @@ static const ErrorCase FILE_ERRORS[] = {
      "and '-'"},
     {"err_reserved_name.yaml", NULL, RECIPE_ERR_RULE,
      "err_reserved_name.yaml:4:12: stages[1].name: 'model' is a top-level key"},
+    // a folder is not a recipe (it used to read as a YAML syntax error)
+    {"paths", NULL, RECIPE_ERR_IO, "recipes/paths: is a folder, not a recipe file"},
+    // explicit YAML tags: !!str makes a string even of digits; unknown tags are errors
+    {"err_tag_str.yaml", NULL, RECIPE_ERR_TYPE,
+     "err_tag_str.yaml:8:12: pretrain.steps: expected an integer, got the !!str '5'"},
+    {"err_tag_unknown.yaml", NULL, RECIPE_ERR_TYPE,
+     "err_tag_unknown.yaml:3:7: seed: unknown tag '!seed'"},
+    {"err_tag_mismatch.yaml", NULL, RECIPE_ERR_TYPE, "pretrain.batch_size: '2.5' is not an !!int"},
+    // a prepare command that loads a recipe would run prepare commands again, without end
+    {"err_prepare_run.yaml", NULL, RECIPE_ERR_RULE,
+     "err_prepare_run.yaml:5:3: prepare: item 2, 'run err_prepare_run.yaml': a prepare command "
+     "cannot run or validate a recipe"},
+    // every count fits an int, but one batch's attention scores could never be held
+    {"err_huge_attention.yaml", NULL, RECIPE_ERR_RULE,
+     "pretrain.seq_len: one micro-batch of 1 x 1073741824 tokens needs"},
 };
 
 START_TEST(test_file_errors) {
@@ -265,6 +280,37 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      "eval.seq_len: 300 exceeds model.max_seq_len = 256"},
     {"full.yaml", "eval.judge=sft", RECIPE_ERR_REFERENCE,
      "eval.judge: 'sft' is a sft stage; expected a stage of kind reward"},
+    {"full.yaml", "seed=!!str 3", RECIPE_ERR_TYPE,
+     "command line 'seed=!!str 3': seed: expected an integer, got the !!str '3'"},
+    {"full.yaml", "sft.packing=!!str true", RECIPE_ERR_TYPE,
+     "sft.packing: expected true or false, got the !!str 'true'"},
+    {"full.yaml", "sft.optim.lr=!!bool true", RECIPE_ERR_TYPE,
+     "sft.optim.lr: expected a number, got the !!bool 'true'"},
+    {"full.yaml", "sft.optim={lr: !binary 1}", RECIPE_ERR_TYPE,
+     "sft.optim.lr: unknown tag '!binary'"},
+    {"full.yaml", "sft.optim=!!seq [1]", RECIPE_ERR_TYPE, "sft.optim: expected a map of keys"},
+    // shapes whose sizes overflow the ints the model and kernels compute with, or that no
+    // 64-bit process could hold (they used to pass and hit an assertion in the model)
+    {"full.yaml", "model.d_model=2147483644", RECIPE_ERR_RULE,
+     "command line 'model.d_model=2147483644': model.d_model: 2147483644 makes the MLP 4 x "
+     "2147483644 = 8589934576 wide, more than the 2147483647 the kernels count with an int"},
+    {"full.yaml", "model.vocab_size=2147483647", RECIPE_ERR_RULE,
+     "model.vocab_size: 2147483647 rounds up to 2147483648 embedding rows (a multiple of 64), "
+     "more than the 2147483647"},
+    {"full.yaml", "model={n_layer: 256, d_model: 65536}", RECIPE_ERR_RULE,
+     "model.d_model: a model of 13194374610945 parameters needs 192.0 TiB for its weights, "
+     "gradients and AdamW moments, more than the 128 TiB a 64-bit process can address"},
+    {"full.yaml", "defaults.batch_size=2147483647", RECIPE_ERR_RULE,
+     "pretrain.batch_size: one micro-batch of 2147483647 x 256 tokens is 549755813632 "
+     "positions, more than the 2147483647 the kernels count with an int"},
+    {"full.yaml", "model.max_seq_len=2147483647", RECIPE_ERR_RULE,
+     "pretrain.seq_len: one micro-batch of 16 x 2147483647 tokens is 34359738352 positions"},
+    {"full.yaml", "dpo.batch_size=1073741824", RECIPE_ERR_RULE,
+     "dpo.batch_size: one micro-batch of 2147483648 x 256 tokens"},
+    {"full.yaml", "ppo={minibatches: 1, rollout: {batch: 65536, group_size: 65536}}",
+     RECIPE_ERR_RULE,
+     "ppo.rollout.batch: 65536 prompts x rollout.group_size 65536 = 4294967296 responses, more "
+     "than the 2147483647"},
 };
 
 START_TEST(test_override_errors) {
@@ -417,6 +463,26 @@ START_TEST(test_print_round_trip) {
     recipe_free(&r);
     load_ok("minimal.yaml", NULL, 0, &r);
     round_trip(&r, "minimal-printed.yaml");
+    recipe_free(&r);
+}
+END_TEST
+
+// Explicit core-schema tags are fine where they fit the key's type.
+START_TEST(test_tags) {
+    Recipe r;
+    load_ok("tags.yaml", NULL, 0, &r);
+    ck_assert_str_eq(r.name, "tags");
+    ck_assert_int_eq(r.seed, 7); // !!int "7": the tag wins over the quotes
+    ck_assert_int_eq(r.model.n_layer, 2);
+    const Stage *pre = stage(&r, "pretrain"), *ppo = stage(&r, "ppo");
+    ck_assert_int_eq(pre->steps, 5);
+    ck_assert_double_eq(pre->optim.lr, 1e-3);
+    ck_assert_double_eq(pre->optim.grad_clip, 2.0);
+    ck_assert_double_eq(pre->optim.betas[1], 0.99);
+    ck_assert_str_eq(pre->sample.prompts.items[0], "123");
+    ck_assert_int_eq(pre->checkpoint.every, 0); // !!null: the default
+    ck_assert(ppo->whiten_rewards);
+    ck_assert(isnan(ppo->kl.target));
     recipe_free(&r);
 }
 END_TEST
@@ -736,6 +802,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_files);
     tcase_add_test(t, test_diff);
     tcase_add_test(t, test_summary);
+    tcase_add_test(t, test_tags);
     suite_add_tcase(s, t);
     t = tcase_create("schema");
     tcase_add_test(t, test_schema);

@@ -100,8 +100,12 @@ static int import_parse(int argc, char **argv, ImportOptions *o, const char **to
     cmd.options = opts;
     int rc = options_parse(&cmd, argc, argv, args);
     o->skip_bad = skip_bad;
+    char err[1024];
     if (rc == OPTIONS_CONTINUE && data_kind_parse(kind, &o->kind) < 0)
         rc = options_usage_error(&cmd, "--kind: '%s' is not lm, sft, preference or prompt", kind);
+    else if (rc == OPTIONS_CONTINUE &&
+             import_check_outputs(o, (const char *const *)args->v, args->n, err, sizeof(err)) < 0)
+        rc = options_usage_error(&cmd, "%s", err);
     return rc;
 }
 
@@ -117,12 +121,12 @@ static int import_main(int argc, char **argv) {
     ImportStats st;
     char err[1024];
     rc = import_run(&o, (const char *const *)args.v, args.n, &st, err, sizeof(err));
+    tokenizer_free(tok);
     if (rc == 0)
         import_report(&o, &st);
     else
         fprintf(stderr, "layercake data import: %s\n", err);
-    tokenizer_free(tok);
-    return rc == 0 ? 0 : 1;
+    return rc == 0 ? 0 : rc == IMPORT_ERR_USAGE ? 2 : 1;
 }
 
 // ---- info ----------------------------------------------------------------------------------

@@ -11,17 +11,52 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+// The whole of an open file in malloc'd memory (NUL-terminated), or NULL on a read error.
+static char *read_all(FILE *f, size_t *len) {
+    size_t cap = 4096, n = 0, k;
+    char *buf = lc_malloc(cap);
+    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0)
+        if ((n += k) == cap - 1 && !(buf = realloc(buf, cap *= 2)))
+            LC_DIE("out of memory reading a %zu-byte recipe", n);
+    buf[n] = '\0';
+    *len = n;
+    if (!ferror(f)) return buf;
+    free(buf);
+    return NULL;
+}
+
+// Opens the recipe file and reads it whole; a folder is named as such (reading one would
+// report a YAML syntax error).
+static char *source_read_file(RecipeLoader *L, size_t *len) {
+    const char *path = L->file.file;
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        recipe_fail(L, RECIPE_ERR_IO, path, "", NULL, "cannot read: %s", strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+        recipe_fail(L, RECIPE_ERR_IO, path, "", NULL,
+                    "is a folder, not a recipe file (give the recipe's .yaml file)");
+    else if (!(text = read_all(f, len)))
+        recipe_fail(L, RECIPE_ERR_IO, path, "", NULL, "cannot read: %s", strerror(errno));
+    fclose(f);
+    return text;
+}
+
+// Parses the recipe file: exactly one YAML document.
 static RecipeError source_parse_file(RecipeLoader *L) {
     Source *src = &L->file;
-    FILE *f = fopen(src->file, "rb");
-    if (!f)
-        return recipe_fail(L, RECIPE_ERR_IO, src->file, "", NULL, "cannot read: %s",
-                           strerror(errno));
+    size_t len = 0;
+    char *text = source_read_file(L, &len);
+    if (!text) return RECIPE_ERR_IO;
     yaml_parser_t p;
     yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     RecipeError rc = RECIPE_OK;
     yaml_document_t extra;
     src->loaded = yaml_parser_load(&p, &src->doc);
@@ -36,7 +71,8 @@ static RecipeError source_parse_file(RecipeLoader *L) {
         yaml_document_delete(&extra);
     }
     yaml_parser_delete(&p);
-    fclose(f);
+    if (src->loaded) source_keep_written_tags(src, text, len);
+    free(text);
     return rc;
 }
 
@@ -145,13 +181,13 @@ static bool is_structural(const Target *t, const char *path) {
 // Applies every key of map (null: none) under path prefix ("" or "optim.") to t.
 static RecipeError walk_map(RecipeLoader *L, const Target *t, Source *src, yaml_node_t *map,
                             const char *prefix) {
-    char where[512], path[256];
+    char where[512], path[256], misfit[512] = "expected a map of keys";
     if (node_is_null(map)) return RECIPE_OK;
-    if (map->type != YAML_MAPPING_NODE) {
+    if (map->type != YAML_MAPPING_NODE || node_tag_misfit(&src->doc, map, misfit, sizeof(misfit))) {
         snprintf(path, sizeof(path), "%s%s", t->prefix, prefix);
         path[strlen(path) - (*path != '\0')] = '\0'; // the map's own path, without its '.'
         return recipe_fail(L, RECIPE_ERR_TYPE, source_where(src, map, where, sizeof(where)), "",
-                           *path ? path : NULL, "expected a map of keys");
+                           *path ? path : NULL, "%s", misfit);
     }
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {

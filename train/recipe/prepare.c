@@ -88,14 +88,28 @@ bool prepare_will_make(const Recipe *r, const char *path) {
     return false;
 }
 
+// Prepare commands run with LC_PREPARE_DEPTH one above their parent's. The recipe rules refuse
+// `run` and `validate` in prepare:, but should a prepare command still reach prepare_run (a
+// recipe run some other way), a depth above PREPARE_MAX_DEPTH stops it before it spawns again:
+// a recipe that prepares itself must fail, not fork without end.
+#define PREPARE_DEPTH     "LC_PREPARE_DEPTH"
+#define PREPARE_MAX_DEPTH 1
+
+static int prepare_depth(void) {
+    const char *v = getenv(PREPARE_DEPTH);
+    return v ? atoi(v) : 0;
+}
+
 // Runs `layercake ARGS` in dir; returns its exit status (or 1 if it could not start).
 static int spawn(char **argv, const char *dir) {
     pid_t pid = fork();
     if (pid < 0) return 1;
     if (pid == 0) {
-        char *args[MAX_ARGS + 2];
+        char *args[MAX_ARGS + 2], depth[16];
         args[0] = "layercake";
         for (int i = 0; argv[i]; i++) args[i + 1] = argv[i], args[i + 2] = NULL;
+        snprintf(depth, sizeof(depth), "%d", prepare_depth() + 1);
+        setenv(PREPARE_DEPTH, depth, 1);
         if (chdir(dir) == 0) execv("/proc/self/exe", args);
         perror("layercake: prepare");
         _exit(127);
@@ -115,6 +129,13 @@ int prepare_run(const Recipe *r) {
         if (out[0] && fs_mkdirs_for(out) != 0) {
             fprintf(stderr, "layercake: %s: prepare[%d]: cannot create the folder of %s\n", r->file,
                     i, out);
+            return 1;
+        }
+        if (prepare_depth() >= PREPARE_MAX_DEPTH) {
+            fprintf(stderr,
+                    "layercake: %s: prepare[%d]: refusing to run '%s' from inside a prepare "
+                    "command (%s=%d): a recipe whose prepare commands run a recipe recurses\n",
+                    r->file, i, line, PREPARE_DEPTH, prepare_depth());
             return 1;
         }
         char *buf = lc_malloc(strlen(line) + 1), *argv[MAX_ARGS + 1];

@@ -179,6 +179,9 @@ RecipeError source_syntax_fail(const yaml_parser_t *p, const char *where, bool m
 // or RECIPE_ERR_SYNTAX with libyaml's problem, after where src is, in err.
 RecipeError source_parse_text(Source *src, const char *text, char *err, size_t errlen);
 void source_free(Source *src);
+// After src->doc was loaded from text: keeps node->tag only on the nodes the text tags
+// explicitly (`!!str 5`), NULL elsewhere.
+void source_keep_written_tags(Source *src, const char *text, size_t len);
 
 // Stores the value at node (from src) into the field of key k of t, checking its type and
 // range, resolving paths and recording where it was set.
@@ -197,6 +200,9 @@ const char *value_string(const Key *k, const void *base, int i);
 void value_free(const Key *k, void *base);
 // Whether a node is null: plain `null`, `~` or nothing (a missing node counts too).
 bool node_is_null(const yaml_node_t *n);
+// The first node of n and, for a list, its items whose explicit tag does not fit (an unknown
+// tag, `!!int abc`, a list tagged !!map), with why in msg; NULL if none.
+const yaml_node_t *node_tag_misfit(yaml_document_t *doc, yaml_node_t *n, char *msg, size_t len);
 // Whether s, written plain (unquoted), reads back as the string s.
 bool plain_is_string(const char *s);
 // Whether a stage reference names a checkpoint file rather than a stage.

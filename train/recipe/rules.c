@@ -3,6 +3,7 @@
 // Each rule is a line of RULES with its one-line doc, listed in docs/recipes.md.
 #include "train/recipe/recipe-impl.h"
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,156 @@ static RecipeError rule_heads(RecipeLoader *L, int i) {
     if (m->d_model % m->n_head == 0) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
                      "%d is not divisible by model.n_head = %d", m->d_model, m->n_head);
+}
+
+// A prepare command that loads a recipe (`run`, `validate`) would run that recipe's prepare
+// commands in turn, so a recipe that names itself there recurses without end.
+static RecipeError rule_prepare(RecipeLoader *L, int i) {
+    const StringList *p = &L->r->prepare;
+    for (int n = 0; n < p->n; n++) {
+        char word[16] = "";
+        size_t w = 0;
+        for (const char *c = p->items[n] + strspn(p->items[n], " \t");
+             *c && *c != ' ' && *c != '\t' && w + 1 < sizeof(word); c++)
+            if (*c != '"') word[w++] = *c; // prepare.c drops the quotes too
+        word[w] = '\0';
+        if (strcmp(word, "run") != 0 && strcmp(word, "validate") != 0) continue;
+        return rule_fail(L, RECIPE_ERR_RULE, i, "prepare",
+                         "item %d, '%.200s': a prepare command cannot run or validate a recipe "
+                         "(its prepare commands would run again, without end); prepare makes "
+                         "files: tokenizer train, data import, data synth",
+                         n + 1, p->items[n]);
+    }
+    return RECIPE_OK;
+}
+
+// ---- sizes --------------------------------------------------------------------------------------
+
+// The model (model/gpt2.c) and the kernels count some sizes with int: the MLP's width 4C, the
+// padded vocabulary, the positions B x T of one forward pass; their arenas are sized with
+// size_t products. A shape that overflows either passes every other rule and then breaks
+// inside the model, so every derived size is computed here in 64 bits, saturating, and
+// refused past INT_MAX or past what a 64-bit process can address.
+#define ADDRESSABLE (1ull << 47) // bytes: the user address space of x86-64 and AArch64 Linux
+#define TIB(bytes)  ((double)(bytes) / (double)(1ull << 40))
+
+static uint64_t mul(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t add(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+// Embedding rows: the vocabulary padded to a multiple of 64 (gpt2_padded_vocab); 0 while the
+// vocabulary is the tokenizer's, unknown until it loads.
+static uint64_t padded_vocab(const ModelConfig *m) {
+    return ((uint64_t)m->vocab_size + 63) / 64 * 64;
+}
+
+// GPT-2's parameter table (model/gpt2.c): wte Vp x C, wpe max_seq_len x C, per layer
+// 12 C^2 + 13 C, the final layernorm and a scalar head 3 C + 1.
+static uint64_t model_params(const ModelConfig *m, uint64_t parts[3]) {
+    uint64_t C = (uint64_t)m->d_model;
+    parts[0] = mul(padded_vocab(m), C);
+    parts[1] = mul((uint64_t)m->max_seq_len, C);
+    parts[2] = mul((uint64_t)m->n_layer, add(mul(12, mul(C, C)), mul(13, C)));
+    return add(add(parts[0], parts[1]), add(parts[2], 3 * C + 1));
+}
+
+// Bytes of the parameters, gradients and both AdamW moments: four floats a parameter.
+static uint64_t model_bytes(const ModelConfig *m) {
+    uint64_t parts[3];
+    return mul(16, model_params(m, parts));
+}
+
+static RecipeError rule_model_size(RecipeLoader *L, int i) {
+    const ModelConfig *m = &L->r->model;
+    uint64_t parts[3], params = model_params(m, parts), bytes = model_bytes(m);
+    if (4ull * (uint64_t)m->d_model > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
+                         "%d makes the MLP 4 x %d = %llu wide, more than the %d the kernels "
+                         "count with an int",
+                         m->d_model, m->d_model, 4ull * (uint64_t)m->d_model, INT_MAX);
+    if (padded_vocab(m) > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.vocab_size",
+                         "%d rounds up to %llu embedding rows (a multiple of 64), more than the "
+                         "%d the kernels count with an int",
+                         m->vocab_size, (unsigned long long)padded_vocab(m), INT_MAX);
+    if (bytes <= ADDRESSABLE) return RECIPE_OK;
+    const char *key = parts[0] >= parts[1] && parts[0] >= parts[2] ? "model.vocab_size"
+                      : parts[1] >= parts[2]                       ? "model.max_seq_len"
+                                                                   : "model.d_model";
+    return rule_fail(L, RECIPE_ERR_RULE, i, key,
+                     "a model of %llu parameters needs %.1f TiB for its weights, gradients and "
+                     "AdamW moments, more than the 128 TiB a 64-bit process can address",
+                     (unsigned long long)params, TIB(bytes));
+}
+
+// Rows of one forward pass of the model a stage trains (two per preference pair), and of the
+// inference passes over a rollout (responses: rollout.batch x rollout.group_size), 0 if none.
+static void stage_rows(const Stage *s, uint64_t *train, uint64_t *infer) {
+    unsigned kind = KIND(s->kind);
+    uint64_t micro = (uint64_t)s->micro_batch_size;
+    *train = kind & K_PREF ? 2 * micro : kind & K_TRAIN ? micro : 0;
+    bool samples = (kind & K_ROLL) || ((kind & K_PREF) && *s->data.prompts);
+    *infer = samples ? mul((uint64_t)s->rollout.batch, (uint64_t)s->rollout.group_size) : 0;
+}
+
+// Floats of the activations of rows x T positions through `layers` layers (model/gpt2.c
+// acts_layout, roughly): per layer 16 N C and the attention scores B x NH x T x T, the logits,
+// and with backward the gradients of one layer.
+static uint64_t acts_floats(const ModelConfig *m, uint64_t rows, uint64_t T, uint64_t layers,
+                            bool backward) {
+    uint64_t N = mul(rows, T), C = (uint64_t)m->d_model;
+    uint64_t att = mul(mul(rows, (uint64_t)m->n_head), mul(T, T));
+    uint64_t layer = add(mul(16, mul(N, C)), att);
+    uint64_t all = add(mul(layers, layer), mul(N, add(padded_vocab(m), C)));
+    return backward ? add(all, add(mul(12, mul(N, C)), att)) : all;
+}
+
+// The key to blame for rows x T: the larger factor's.
+static const char *rows_key(const RecipeLoader *L, int i, uint64_t rows) {
+    const Stage *s = &L->r->stages[i];
+    if ((uint64_t)s->seq_len >= rows) return "seq_len";
+    return recipe_where(L->r, i, "micro_batch_size") ? "micro_batch_size" : "batch_size";
+}
+
+static RecipeError rule_stage_size(RecipeLoader *L, int i) {
+    const Stage *s = &L->r->stages[i];
+    const ModelConfig *m = &L->r->model;
+    uint64_t train, infer, T = (uint64_t)s->seq_len;
+    stage_rows(s, &train, &infer);
+    if (infer > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "rollout.batch",
+                         "%d prompts x rollout.group_size %d = %llu responses, more than the %d "
+                         "the kernels count with an int",
+                         s->rollout.batch, s->rollout.group_size, (unsigned long long)infer,
+                         INT_MAX);
+    if (mul(train, T) > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, rows_key(L, i, train),
+                         "one micro-batch of %llu x %d tokens is %llu positions, more than the "
+                         "%d the kernels count with an int",
+                         (unsigned long long)train, s->seq_len, (unsigned long long)mul(train, T),
+                         INT_MAX);
+    if (mul(infer, T) > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "rollout.batch",
+                         "a rollout of %llu responses x %d tokens is %llu positions, more than "
+                         "the %d the kernels count with an int",
+                         (unsigned long long)infer, s->seq_len, (unsigned long long)mul(infer, T),
+                         INT_MAX);
+    uint64_t floats = add(acts_floats(m, train, T, (uint64_t)m->n_layer, true),
+                          acts_floats(m, infer, T, 1, false));
+    uint64_t bytes = add(model_bytes(m), mul(4, floats));
+    if (bytes <= ADDRESSABLE) return RECIPE_OK;
+    uint64_t rows = train > infer ? train : infer;
+    return rule_fail(L, RECIPE_ERR_RULE, i, rows_key(L, i, rows),
+                     "one micro-batch of %llu x %d tokens needs %.1f TiB for the model and its "
+                     "activations (attention scores alone: %llu rows x %d heads x %d x %d), more "
+                     "than the 128 TiB a 64-bit process can address",
+                     (unsigned long long)rows, s->seq_len, TIB(bytes), (unsigned long long)rows,
+                     m->n_head, s->seq_len, s->seq_len);
 }
 
 // ---- batches and lengths ------------------------------------------------------------------------
@@ -199,6 +350,15 @@ const Rule RULES[] = {
     {0, rule_run_name, "`name` holds only letters, digits, `_`, `-` and `.`, and does not start "
                        "with `.`"},
     {0, rule_heads, "`model.d_model` is divisible by `model.n_head`"},
+    {0, rule_prepare, "`prepare` commands make files: none is `run` or `validate`, which would "
+                      "run the recipe's prepare commands again"},
+    {0, rule_model_size, "4 x `model.d_model` and `model.vocab_size` rounded up to a multiple of "
+                         "64 fit an int, and the parameters, gradients and AdamW moments (16 "
+                         "bytes a parameter) fit the 128 TiB a 64-bit process can address"},
+    {K_ALL, rule_stage_size, "a forward pass's positions (micro-batch rows, two per preference "
+                             "pair, x `seq_len`; a rollout's responses x `seq_len`) and "
+                             "`rollout.batch` x `rollout.group_size` fit an int, and the model "
+                             "with one batch's activations fits 128 TiB"},
     {K_STEPS, rule_micro_batch, "`micro_batch_size` divides `batch_size`"},
     {K_RL, rule_minibatches, "`minibatches` divides `rollout.batch` x `rollout.group_size`, "
                              "and `micro_batch_size` divides the resulting minibatch"},

@@ -51,6 +51,43 @@ RecipeError source_syntax_fail(const yaml_parser_t *p, const char *where, bool m
     return RECIPE_ERR_SYNTAX;
 }
 
+// The tag an event gives its node, and whether the event makes a node at all (aliases and the
+// ends of collections, streams and documents do not).
+static bool event_node_tag(const yaml_event_t *ev, const yaml_char_t **tag) {
+    *tag = NULL;
+    if (ev->type == YAML_SCALAR_EVENT) *tag = ev->data.scalar.tag;
+    if (ev->type == YAML_SEQUENCE_START_EVENT) *tag = ev->data.sequence_start.tag;
+    if (ev->type == YAML_MAPPING_START_EVENT) *tag = ev->data.mapping_start.tag;
+    return ev->type == YAML_SCALAR_EVENT || ev->type == YAML_SEQUENCE_START_EVENT ||
+           ev->type == YAML_MAPPING_START_EVENT;
+}
+
+// libyaml's loader gives every untagged node its default tag (!!str, !!seq, !!map), so the
+// document cannot tell `steps: !!str 5` from `steps: 5`. The parser's events can: a second
+// pass over the same text walks them alongside the nodes (the loader adds one node per scalar
+// or collection start, in event order) and drops every tag the text did not write, so that
+// node->tag is set exactly when the recipe tags the node (value.c gives tags their meaning).
+void source_keep_written_tags(Source *src, const char *text, size_t len) {
+    yaml_parser_t p;
+    yaml_event_t ev;
+    yaml_node_t *node = src->doc.nodes.start, *end = src->doc.nodes.top;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    bool more = true;
+    while (more && node < end && yaml_parser_parse(&p, &ev)) {
+        const yaml_char_t *tag;
+        more = ev.type != YAML_DOCUMENT_END_EVENT && ev.type != YAML_STREAM_END_EVENT;
+        if (event_node_tag(&ev, &tag)) {
+            bool written = tag && node->start_mark.index == ev.start_mark.index;
+            if (!written) free(node->tag), node->tag = NULL; // libyaml allocates with malloc
+            node++;
+        }
+        yaml_event_delete(&ev);
+    }
+    for (; node < end; node++) free(node->tag), node->tag = NULL; // not matched: untagged
+    yaml_parser_delete(&p);
+}
+
 RecipeError source_parse_text(Source *src, const char *text, char *err, size_t errlen) {
     yaml_parser_t p;
     yaml_parser_initialize(&p);
@@ -63,6 +100,7 @@ RecipeError source_parse_text(Source *src, const char *text, char *err, size_t e
     else
         src->loaded = true;
     yaml_parser_delete(&p);
+    if (src->loaded) source_keep_written_tags(src, text, strlen(text));
     return rc;
 }
 
@@ -70,8 +108,6 @@ void source_free(Source *src) {
     if (src->loaded) yaml_document_delete(&src->doc);
     src->loaded = false;
 }
-
-// Parses the recipe file: one YAML document.
 
 // ---- origins ---------------------------------------------------------------------------------
 

@@ -8,7 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { SCALAR_NULL, SCALAR_BOOL, SCALAR_INT, SCALAR_FLOAT, SCALAR_STRING } ScalarType;
+typedef enum {
+    SCALAR_NULL,
+    SCALAR_BOOL,
+    SCALAR_INT,
+    SCALAR_FLOAT,
+    SCALAR_STRING,
+    SCALAR_BAD, // a tagged scalar whose text is not of its tag's type (`!!int abc`)
+} ScalarType;
 
 static const char DIGITS[] = "0123456789";
 
@@ -57,9 +64,97 @@ static ScalarType plain_type(const char *s) {
     return SCALAR_STRING;
 }
 
+// ---- explicit tags ------------------------------------------------------------------------------
+
+// The tags of YAML 1.2's core schema; a node's tag is set only where the recipe writes one
+// (source_keep_written_tags), and then it decides the type: `!!str 5` is a string, `!!int "5"`
+// the integer 5. Any other tag is an error rather than ignored.
+typedef enum {
+    TAG_NONE,
+    TAG_STR,
+    TAG_INT,
+    TAG_FLOAT,
+    TAG_BOOL,
+    TAG_NULL,
+    TAG_SEQ,
+    TAG_MAP,
+    TAG_OTHER
+} Tag;
+
+static const char *const TAG_NAMES[] = {"", "str", "int", "float", "bool", "null", "seq", "map"};
+static const char CORE_TAG[] = "tag:yaml.org,2002:";
+
+static Tag node_tag(const yaml_node_t *n) {
+    const char *t = (const char *)n->tag;
+    if (!t) return TAG_NONE;
+    if (strncmp(t, CORE_TAG, sizeof(CORE_TAG) - 1) != 0) return TAG_OTHER;
+    for (int i = TAG_STR; i < TAG_OTHER; i++)
+        if (strcmp(t + sizeof(CORE_TAG) - 1, TAG_NAMES[i]) == 0) return (Tag)i;
+    return TAG_OTHER;
+}
+
+// A tag as the recipe would write it: "!!int", "!local".
+static const char *tag_text(const yaml_node_t *n, char *buf, size_t len) {
+    const char *t = (const char *)n->tag;
+    if (strncmp(t, CORE_TAG, sizeof(CORE_TAG) - 1) == 0)
+        snprintf(buf, len, "!!%.100s", t + sizeof(CORE_TAG) - 1);
+    else
+        snprintf(buf, len, "%.100s", t);
+    return buf;
+}
+
 static ScalarType scalar_type(const yaml_node_t *n) {
-    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return SCALAR_STRING;
-    return plain_type((const char *)n->data.scalar.value);
+    const char *s = (const char *)n->data.scalar.value;
+    switch (node_tag(n)) {
+    case TAG_NONE:
+        return n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ? SCALAR_STRING : plain_type(s);
+    case TAG_STR:
+        return SCALAR_STRING;
+    case TAG_INT:
+        return is_int(s) ? SCALAR_INT : SCALAR_BAD;
+    case TAG_FLOAT:
+        return is_int(s) || is_float(s) ? SCALAR_FLOAT : SCALAR_BAD;
+    case TAG_BOOL:
+        return is_one_of(s, TRUES) || is_one_of(s, FALSES) ? SCALAR_BOOL : SCALAR_BAD;
+    case TAG_NULL:
+        return is_one_of(s, NULLS) ? SCALAR_NULL : SCALAR_BAD;
+    default:
+        return SCALAR_BAD; // !!seq or !!map on a scalar, or a tag of no schema
+    }
+}
+
+// Why the tag of n (not of its children) does not fit the node, into msg; NULL if it does.
+static const char *tag_misfit(const yaml_node_t *n, char *msg, size_t len) {
+    char tag[128];
+    Tag t = node_tag(n);
+    if (t == TAG_NONE) return NULL;
+    tag_text(n, tag, sizeof(tag));
+    if (t == TAG_OTHER)
+        snprintf(msg, len,
+                 "unknown tag '%s' (a recipe may use !!str, !!int, !!float, !!bool, "
+                 "!!null, !!seq and !!map)",
+                 tag);
+    else if (n->type == YAML_SCALAR_NODE && scalar_type(n) == SCALAR_BAD)
+        snprintf(msg, len, "'%.200s' is not a%s %s", (const char *)n->data.scalar.value,
+                 t == TAG_INT ? "n" : "", tag);
+    else if ((n->type == YAML_SEQUENCE_NODE && t != TAG_SEQ) ||
+             (n->type == YAML_MAPPING_NODE && t != TAG_MAP))
+        snprintf(msg, len, "a %s cannot be %s", n->type == YAML_SEQUENCE_NODE ? "list" : "map",
+                 tag);
+    else
+        return NULL;
+    return msg;
+}
+
+const yaml_node_t *node_tag_misfit(yaml_document_t *doc, yaml_node_t *n, char *msg, size_t len) {
+    if (tag_misfit(n, msg, len)) return n;
+    if (n->type != YAML_SEQUENCE_NODE) return NULL;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *bad = node_tag_misfit(doc, yaml_document_get_node(doc, *it), msg, len);
+        if (bad) return bad;
+    }
+    return NULL;
 }
 
 bool plain_is_string(const char *s) {
@@ -79,8 +174,13 @@ static const char *describe(const yaml_node_t *n, char *buf, size_t len) {
     if (node_is_null(n)) return "null";
     if (n->type == YAML_SEQUENCE_NODE) return "a list";
     if (n->type == YAML_MAPPING_NODE) return "a map";
-    bool quoted = n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-    snprintf(buf, len, "%s'%.200s'", quoted ? "the quoted string " : "", scalar_text(n));
+    char tag[128];
+    if (n->tag)
+        snprintf(buf, len, "the %s '%.100s'", tag_text(n, tag, sizeof(tag)), scalar_text(n));
+    else if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        snprintf(buf, len, "the quoted string '%.200s'", scalar_text(n));
+    else
+        snprintf(buf, len, "'%.200s'", scalar_text(n));
     return buf;
 }
 
@@ -162,8 +262,14 @@ static RecipeError store_bool(const Store *s, const yaml_node_t *n, bool *out) {
     return RECIPE_OK;
 }
 
+// Whether n can be a string: any scalar but null, unless a tag makes it a number or a bool.
+static bool is_text(const yaml_node_t *n) {
+    return n->type == YAML_SCALAR_NODE && !node_is_null(n) &&
+           (!n->tag || scalar_type(n) == SCALAR_STRING);
+}
+
 static RecipeError store_enum(const Store *s, const yaml_node_t *n, int *out) {
-    if (n->type != YAML_SCALAR_NODE || node_is_null(n)) return type_fail(s, n, "a name", "");
+    if (!is_text(n)) return type_fail(s, n, "a name", "");
     for (int i = 0; s->k->names[i]; i++)
         if (strcmp(scalar_text(n), s->k->names[i]) == 0) {
             *out = i;
@@ -193,7 +299,7 @@ static char *string_resolve(const Store *s, const char *text) {
 }
 
 static RecipeError store_string(const Store *s, const yaml_node_t *n, char **out) {
-    if (n->type != YAML_SCALAR_NODE || node_is_null(n)) return type_fail(s, n, "a string", "");
+    if (!is_text(n)) return type_fail(s, n, "a string", "");
     char *v = string_resolve(s, scalar_text(n));
     LC_ASSERT(v);
     free(*out);
@@ -214,8 +320,7 @@ static RecipeError store_strings(const Store *s, yaml_node_t *n, StringList *out
     int count = (int)(end - it);
     for (int i = 0; i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(&s->src->doc, it[i]);
-        if (item->type != YAML_SCALAR_NODE || node_is_null(item))
-            return type_fail(s, item, "a string", "list item: ");
+        if (!is_text(item)) return type_fail(s, item, "a string", "list item: ");
     }
     if (!in_range(&s->k->range, count)) {
         char range[64], msg[128];
@@ -293,6 +398,9 @@ RecipeError value_store(RecipeLoader *L, const Target *t, const Key *k, Source *
     source_where(src, node, where, sizeof(where));
     if (node_is_null(node) && !k->def)
         return recipe_fail(L, RECIPE_ERR_MISSING, where, t->prefix, k->path, "required, got null");
+    char misfit[512];
+    const yaml_node_t *bad = node ? node_tag_misfit(&src->doc, node, misfit, sizeof(misfit)) : NULL;
+    if (bad) return store_fail(&s, RECIPE_ERR_TYPE, bad, misfit);
     RecipeError rc = RECIPE_OK;
     if (node_is_null(node))
         store_default(L, t, k); // null: unset, i.e. the built-in default
