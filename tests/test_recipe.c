@@ -596,7 +596,11 @@ static const char *files_recipe(const char *dir) {
         snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
         fix_write_fp(file, kinds[i], 3, fp);
     }
-    GPT2Config cfg = {1, 1, 8, tokenizer_vocab_size(tok), 16};
+    GPT2Config cfg = {.n_layer = 1,
+                      .n_head = 1,
+                      .d_model = 8,
+                      .vocab_size = tokenizer_vocab_size(tok),
+                      .max_seq_len = 256}; // the recipe's context: init must match it
     GPT2 *m = gpt2_create(backend_cpu(), cfg, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
     snprintf(file, sizeof(file), "%s/ckpt.h5", dir);
     ck_assert_msg(gpt2_save(m, file, err, sizeof(err)) == 0, "%s", err);
