@@ -33,7 +33,8 @@ typedef struct {
 } ReportRun;
 
 // Reads every stage folder of dir (a folder with metrics.jsonl, stage.json or results.json).
-// Returns 0, or -1 with err when dir cannot be listed.
+// Returns 0, or -1 with err when dir cannot be listed or is not a run directory (no
+// recipe.yaml, no stage folder, and not empty: an empty folder is a run not started yet).
 int report_run_load(ReportRun *run, const char *dir, FILE *log, char *err, size_t errlen);
 void report_run_free(ReportRun *run);
 
