@@ -120,14 +120,23 @@ int h5_dataset_is(hid_t ds, hid_t type, int ndim, const hsize_t *dims) {
     return ok;
 }
 
-// Reads a one-dimensional array of exactly n elements stored as ftype, checked before reading.
+// Whether ds holds exactly n elements (in any shape) of file type ftype.
+static int holds(hid_t ds, hid_t ftype, size_t n) {
+    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
+    int ok = ft >= 0 && sp >= 0 && H5Tequal(ft, ftype) > 0 &&
+             H5Sget_simple_extent_type(sp) == H5S_SIMPLE &&
+             H5Sget_simple_extent_npoints(sp) == (hssize_t)n;
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    return ok;
+}
+
+// Reads an array of exactly n elements stored as ftype, checked before reading.
 static int read_array(hid_t loc, const char *name, hid_t ftype, hid_t mtype, void *x, size_t n) {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return -1;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
     if (ds < 0) return -1;
-    hsize_t dims[1] = {n};
-    int ok = h5_dataset_is(ds, ftype, 1, dims) &&
-             H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0;
+    int ok = holds(ds, ftype, n) && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0;
     H5Dclose(ds);
     return ok ? 0 : -1;
 }

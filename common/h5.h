@@ -25,8 +25,9 @@ hid_t h5_checksummed_layout(int ndim, const hsize_t *dims);
 int h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *x);
 int h5_write_i64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int64_t *x);
 int h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *x);
-// Reads a whole float32/int64 array of exactly n elements; 0, or -1 (missing, other size,
-// checksum failure).
+// Reads a whole float32/int64/float64 array of exactly n elements (any shape), stored as
+// written above (little-endian IEEE or int64); 0, or -1 (missing, another type or size, checksum
+// failure). Type and size are checked before reading.
 int h5_read_f32(hid_t loc, const char *name, float *x, size_t n);
 int h5_read_i64(hid_t loc, const char *name, int64_t *x, size_t n);
 int h5_read_f64(hid_t loc, const char *name, double *x, size_t n);
