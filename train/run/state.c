@@ -183,7 +183,10 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
 int state_tokenizer_path(const char *path, char *buf, size_t len) {
     char err[1024];
     hid_t f = h5_open_verified(path, err, sizeof(err));
-    if (f < 0) return -1;
+    if (f < 0) {
+        fprintf(stderr, "layercake: %s\n", err); // the caller can only say "no tokenizer"
+        return -1;
+    }
     int rc = -1;
     if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);

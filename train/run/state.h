@@ -54,7 +54,8 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
 int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
                size_t errlen);
 
-// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none.
+// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none or fails
+// verification (then printed to stderr with the file and what is wrong).
 int state_tokenizer_path(const char *path, char *buf, size_t len);
 
 // Reads the complete flag of a checkpoint without loading its models: 1, 0, or -1 if missing
