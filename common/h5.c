@@ -357,7 +357,7 @@ static int digest_check(FILE *f, uint64_t want, uint64_t n, const char *path, ch
     return 0;
 }
 
-// h5_verify's work: 0, 1 (a plain HDF5 file without a seal) or -1.
+// h5_verify.
 static int verify(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) return lc_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -371,7 +371,7 @@ static int verify(const char *path, char *err, size_t errlen) {
 }
 
 int h5_verify(const char *path, char *err, size_t errlen) {
-    return verify(path, err, errlen) == 0 ? 0 : -1;
+    return verify(path, err, errlen);
 }
 
 hid_t h5_open_verified(const char *path, char *err, size_t errlen) {

@@ -62,8 +62,9 @@ hid_t h5_image_create(size_t expected_bytes);
 // a message naming path and the cause ("disk full ..." when the disk is). f is closed either way.
 int h5_image_commit(hid_t f, const char *path, char *err, size_t errlen);
 
-// Checks the seal of path: 0, or -1 with a message naming the file and what is wrong (missing,
-// no digest, damaged header, truncated, digest mismatch).
+// Checks the seal of path: 0; 1 for a plain HDF5 file without a seal (as layercake wrote before
+// sealing), with the "no digest" message in err; or -1 with a message naming the file and what
+// is wrong (missing, damaged header, truncated, digest mismatch).
 int h5_verify(const char *path, char *err, size_t errlen);
 
 // h5_verify, then opens path read-only; <0 with a message on failure. A file without a seal

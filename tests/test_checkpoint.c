@@ -407,9 +407,18 @@ START_TEST(unsealed_file_refused) {
     char err[1024];
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); // as layercake once did
     ck_assert_msg(gpt2_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
+    hid_t g = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    h5_write_attr_i64(g, "complete", 1);
+    H5Gclose(g);
     H5Fclose(f);
     ck_assert_ptr_null(gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err)));
     ck_assert_msg(strstr(err, path) && strstr(err, "no digest"), "%s", err);
+    StateModel sm = {"policy", m, NULL};
+    TrainState st = {0};
+    ck_assert_int_ne(state_load(path, &sm, 1, &st, err, sizeof(err)), 0);
+    ck_assert_msg(strstr(err, "no digest"), "%s", err);
+    // a finished stage of an older run stays finished: rerunning it would replace its model
+    ck_assert_int_eq(state_is_complete(path), 1);
     setenv("LC_ACCEPT_UNSEALED", "1", 1);
     GPT2 *l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
     unsetenv("LC_ACCEPT_UNSEALED");

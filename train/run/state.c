@@ -200,11 +200,16 @@ int state_tokenizer_path(const char *path, char *buf, size_t len) {
 int state_is_complete(const char *path) {
     char err[1024];
     if (access(path, F_OK) != 0) return -1;
-    hid_t f = h5_open_verified(path, err, sizeof(err));
-    if (f < 0) {
+    int sealed = h5_verify(path, err, sizeof(err));
+    if (sealed < 0) {
         fprintf(stderr, "layercake: warning: not using %s\n", err);
         return -1;
     }
+    // An unsealed (older) file is read for its flag alone: calling it incomplete would retrain
+    // its stage over it; loading it still needs LC_ACCEPT_UNSEALED=1.
+    h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return -1;
     int64_t complete = -1;
     if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);

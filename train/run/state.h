@@ -60,7 +60,9 @@ int state_tokenizer_path(const char *path, char *buf, size_t len);
 
 // Reads the complete flag of a checkpoint without loading its models: 1, 0, or -1 if missing
 // or unreadable. A file that exists but fails verification gets a warning on stderr naming it
-// and what is wrong, and -1, so the stage it belongs to is run again rather than trusted.
+// and what is wrong, and -1, so the stage it belongs to is run again rather than trusted. An
+// unsealed (older) file is read unverified for this flag only, so its stage is not retrained
+// over it; loading it is still refused (docs/checkpoints.md).
 int state_is_complete(const char *path);
 
 // Periodic checkpoint files of a stage folder: dir/ckpt-<8-digit step>.h5.
