@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
     const GPT2Config *c = &m->cfg;
@@ -71,25 +70,35 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
-// Reads one tensor, checking its shape against the table entry.
+// Writes "(d0, d1, ...)" of ti's shape into buf.
+static const char *shape_text(const TensorInfo *ti, char *buf, size_t len) {
+    int at = snprintf(buf, len, "(");
+    for (int d = 0; d < ti->ndim && at < (int)len; d++)
+        at += snprintf(buf + at, len - (size_t)at, d ? ", %d" : "%d", ti->shape[d]);
+    if (at < (int)len) snprintf(buf + at, len - (size_t)at, ")");
+    return buf;
+}
+
+// Reads one tensor after checking that the file stores it as float32 of the table's shape, so
+// H5Dread never writes more or other than dst holds.
 static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *path, char *err,
                        size_t errlen) {
+    hsize_t dims[TENSOR_MAX_DIMS];
+    for (int d = 0; d < ti->ndim; d++) dims[d] = (hsize_t)ti->shape[d];
+    char shape[96];
     hid_t ds = H5Dopen2(g, ti->name, H5P_DEFAULT);
-    hid_t sp = H5Dget_space(ds);
-    hsize_t dims[TENSOR_MAX_DIMS + 1];
-    int nd = H5Sget_simple_extent_ndims(sp);
-    int ok = nd == ti->ndim && H5Sget_simple_extent_dims(sp, dims, NULL) == nd;
-    for (int d = 0; ok && d < nd; d++) ok = dims[d] == (hsize_t)ti->shape[d];
+    if (ds < 0) return lc_error(err, errlen, "%s: cannot open /params/%s", path, ti->name);
     int rc = 0;
-    if (!ok)
-        rc = lc_error(err, errlen, "%s: /params/%s has the wrong shape for this model", path,
-                      ti->name);
+    if (!h5_dataset_is(ds, H5T_IEEE_F32LE, ti->ndim, dims))
+        rc = lc_error(err, errlen,
+                      "%s: /params/%s is not float32 of shape %s, as this model's configuration "
+                      "needs",
+                      path, ti->name, shape_text(ti, shape, sizeof(shape)));
     else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
         rc = lc_error(err, errlen,
                       "%s: reading params/%s failed (truncated or corrupt file: its "
                       "checksum does not match)",
                       path, ti->name);
-    H5Sclose(sp);
     H5Dclose(ds);
     return rc;
 }
@@ -117,29 +126,20 @@ int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optio
 }
 
 int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return lc_error(err, errlen, "%s: cannot create (directory missing or read-only?)", tmp);
-    int rc = gpt2_write_h5(m, f, err, errlen);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && !rc)
-        rc = lc_error(err, errlen, "%s: flush failed", tmp);
-    H5Fclose(f);
-    if (!rc && rename(tmp, path) != 0) rc = lc_error(err, errlen, "%s: rename failed", path);
-    if (rc) unlink(tmp);
-    return rc;
+    hid_t f = h5_image_create(gpt2_param_bytes(m));
+    if (f < 0) return lc_error(err, errlen, "%s: cannot create the file in memory", path);
+    char why[512];
+    if (gpt2_write_h5(m, f, why, sizeof(why)) != 0) {
+        H5Fclose(f);
+        return lc_error(err, errlen, "%s: %s", path, why);
+    }
+    return h5_image_commit(f, path, err, errlen); // checked writes, sealed, atomic
 }
 
 GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
                 uint64_t seed, char *err, size_t errlen) {
-    h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) {
-        lc_error(err, errlen, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)",
-                 path);
-        return NULL;
-    }
+    hid_t f = h5_open_verified(path, err, errlen); // every byte checked before HDF5 parses it
+    if (f < 0) return NULL;
     GPT2Config cfg;
     int file_heads;
     GPT2 *m = NULL;

@@ -1,7 +1,8 @@
 // model/checkpoint.h: model weights in HDF5. A file holds the model configuration as
 // attributes of the root group and one float32 dataset per parameter tensor under /params,
 // named and shaped as in the model's tensor table (docs/checkpoints.md has the layout).
-// Training checkpoints add optimiser and run state to the same file (train/).
+// Training checkpoints add optimiser and run state to the same file (train/). Files are sealed
+// (common/h5.h): a digest of every byte, checked before anything in them is read.
 #pragma once
 #include "model/gpt2.h"
 #include <hdf5.h>
@@ -24,10 +25,12 @@ int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *head
 int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
                         size_t errlen);
 
-// Saves m's weights alone to path, atomically (a temporary file renamed over path).
+// Saves m's weights alone to path, sealed and atomically (a temporary file renamed over path);
+// 0, or -1 with a message naming path and the cause ("disk full ..." when it is).
 int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen);
 
 // Creates a model from a weights file, with the given heads (0 = the file's), mode and
-// activation size. Scalar-head tensors missing from the file are initialised from seed.
+// activation size. Scalar-head tensors missing from the file are initialised from seed. The
+// file's seal is verified first; NULL with a message naming the file and what is wrong.
 GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
                 uint64_t seed, char *err, size_t errlen);

@@ -177,6 +177,15 @@ static const char *nonfinite_name(double v) {
     return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
 }
 
+// A metrics.jsonl write that failed (a full disk): the stage stops rather than train on with
+// a log that lies. Returns whether it did, after printing why.
+static bool metrics_failed(const Lifecycle *lc) {
+    char err[1024];
+    if (metrics_check(lc->metrics, err, sizeof(err)) == 0) return false;
+    fprintf(stderr, "layercake: stage '%s': %s\n", lc->sr->stage->name, err);
+    return true;
+}
+
 // A step whose hook found a non-finite quantity: skipped (a metrics row says so) while the
 // stage's skip_bad_steps allows, else the stage stops. Returns 0 to go on, 1 to stop.
 static int bad_step(Lifecycle *lc, int64_t step) {
@@ -215,6 +224,7 @@ static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
         lc->step = step;
         bool last = step == lc->total;
         if (h->after_step) h->after_step(ctx, step, last);
+        if (metrics_failed(lc)) return 1;
         if (lifecycle_every(st->checkpoint.every, step) && !last &&
             periodic_checkpoint(lc, h, ctx) != 0)
             return 1;
@@ -243,6 +253,7 @@ int lifecycle_run(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
         progress_init(&lc->progress, st->name, lc->total, lc->step, st->log.every);
         rc = loop(lc, h, ctx);
     }
+    if (rc == 0 && metrics_failed(lc)) rc = 1;
     metrics_close(lc->metrics);
     lc->metrics = NULL;
     return rc;

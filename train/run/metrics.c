@@ -1,17 +1,39 @@
 // train/run/metrics.c: metrics.jsonl writer and step statistics.
 #include "train/run/metrics.h"
 #include "common/check.h"
+#include "common/error.h"
+#include "common/fs.h"
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct Metrics {
     FILE *f;
-    json_t *row; // the row being built
+    json_t *row;     // the row being built
+    char path[4096]; // dir/metrics.jsonl, for messages
+    int error;       // errno of the first failed write or flush (sticky); 0 while all went well
 };
 
-// Keeps the rows of path with step <= last_step; returns -1 if it cannot rewrite the file.
+// Copies the rows of in with step <= last_step to out; 0, or -1 with errno set.
+static int copy_rows(FILE *in, FILE *out, int64_t last_step) {
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (!rc && getline(&line, &cap, in) > 0) {
+        json_t *row = json_loads(line, 0, NULL);
+        json_t *step = row ? json_object_get(row, "step") : NULL;
+        if (step && json_integer_value(step) <= last_step && fputs(line, out) < 0) rc = -1;
+        json_decref(row);
+    }
+    free(line);
+    return rc;
+}
+
+// Keeps the rows of path with step <= last_step; returns -1 with errno set if it cannot
+// rewrite the file (the original is then left as it was, and no .tmp behind).
 static int truncate_after(const char *path, int64_t last_step) {
     FILE *in = fopen(path, "r");
     if (!in) return 0; // nothing written yet
@@ -22,17 +44,15 @@ static int truncate_after(const char *path, int64_t last_step) {
         fclose(in);
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
-        json_t *row = json_loads(line, 0, NULL);
-        json_t *step = row ? json_object_get(row, "step") : NULL;
-        if (step && json_integer_value(step) <= last_step) fputs(line, out);
-        json_decref(row);
-    }
-    free(line);
+    int rc = copy_rows(in, out, last_step);
+    int saved = errno;
     fclose(in);
-    int rc = fclose(out) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+    if (fclose(out) != 0 && !rc) rc = -1, saved = errno; // the last buffered rows go out here
+    if (!rc && rename(tmp, path) != 0) rc = -1, saved = errno;
+    if (rc) {
+        unlink(tmp);
+        errno = saved;
+    }
     return rc;
 }
 
@@ -40,17 +60,24 @@ Metrics *metrics_open(const char *dir, int64_t resume_step, char *err, size_t er
     char path[4096];
     snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
     if (resume_step >= 0 && truncate_after(path, resume_step) != 0) {
-        snprintf(err, errlen, "%s: cannot rewrite for the resumed run", path);
+        lc_error(err, errlen, "%s: cannot rewrite for the resumed run: %s", path,
+                 fs_errno_text(errno));
         return NULL;
     }
     FILE *f = fopen(path, resume_step >= 0 ? "a" : "w");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open for writing", path);
+        lc_error(err, errlen, "%s: cannot open for writing: %s", path, fs_errno_text(errno));
         return NULL;
     }
     Metrics *m = lc_calloc(1, sizeof(*m));
     m->f = f;
+    snprintf(m->path, sizeof(m->path), "%s", path);
     return m;
+}
+
+int metrics_check(const Metrics *m, char *err, size_t errlen) {
+    if (!m->error) return 0;
+    return lc_error(err, errlen, "%s: writing failed: %s", m->path, fs_errno_text(m->error));
 }
 
 void metrics_close(Metrics *m) {
@@ -75,10 +102,16 @@ void metrics_add_str(Metrics *m, const char *key, const char *value) {
     json_object_set_new(m->row, key, json_string(value));
 }
 
+// Records the first failure (errno, or EIO where none was set), for metrics_check.
+static void note_failure(Metrics *m) {
+    if (!m->error) m->error = errno ? errno : EIO;
+}
+
 void metrics_end(Metrics *m) {
     char *s = json_dumps(m->row, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    fprintf(m->f, "%s\n", s);
-    fflush(m->f);
+    errno = 0;
+    if (!s || fprintf(m->f, "%s\n", s) < 0) note_failure(m);
+    if (fflush(m->f) != 0) note_failure(m); // where a full disk shows: rows are flushed per line
     free(s);
     json_decref(m->row);
     m->row = NULL;

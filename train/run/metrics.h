@@ -14,7 +14,13 @@ typedef struct Metrics Metrics;
 Metrics *metrics_open(const char *dir, int64_t resume_step, char *err, size_t errlen);
 void metrics_close(Metrics *m);
 
-// A row: begin, add fields, end (writes and flushes the line).
+// Whether every row so far reached the file: 0, or -1 with a message naming the file and the
+// cause of the first failed write or flush ("disk full ..." for ENOSPC). The failure is sticky:
+// a run that calls this after each step stops at the first row it lost.
+int metrics_check(const Metrics *m, char *err, size_t errlen);
+
+// A row: begin, add fields, end (writes and flushes the line; a failure is kept for
+// metrics_check).
 void metrics_begin(Metrics *m, int64_t step);
 void metrics_add(Metrics *m, const char *key, double value);
 void metrics_add_str(Metrics *m, const char *key, const char *value);

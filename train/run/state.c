@@ -5,8 +5,6 @@
 #include "common/h5.h"
 #include "model/checkpoint.h"
 #include <dirent.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,46 +62,45 @@ static int write_state(hid_t f, const TrainState *st) {
     return rc;
 }
 
-// fsync a file (or a directory) by path; the rename below is durable only after both.
-static int sync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+// Bytes the file will hold: each model's weights, and moments where it trains.
+static size_t expected_bytes(const StateModel *models, int n_models, const TrainState *st) {
+    size_t n = st->recipe ? strlen(st->recipe) : 0;
+    for (int i = 0; i < n_models; i++)
+        n += gpt2_param_bytes(models[i].model) * (models[i].opt ? 3 : 1);
+    return n;
+}
+
+// Writes every model, its optimiser state and /state into the open file f; 0 or -1 with err.
+static int write_all(hid_t f, const char *path, const StateModel *models, int n_models,
+                     const TrainState *st, char *err, size_t errlen) {
+    char why[512];
+    for (int i = 0; i < n_models; i++) {
+        hid_t g = model_group(f, &models[i], i, 1);
+        if (g < 0)
+            return lc_error(err, errlen, "%s: cannot create the group of model '%s'", path,
+                            models[i].name);
+        int rc = gpt2_write_h5(models[i].model, g, why, sizeof(why));
+        H5Gclose(g);
+        if (rc) return lc_error(err, errlen, "%s: %s", path, why);
+        if (models[i].opt && write_optim(f, &models[i]))
+            return lc_error(err, errlen, "%s: writing the optimiser state of '%s' failed", path,
+                            models[i].name);
+    }
+    if (write_state(f, st)) return lc_error(err, errlen, "%s: writing /state failed", path);
+    return 0;
 }
 
 int state_save(const char *path, const StateModel *models, int n_models, const TrainState *st,
                char *err, size_t errlen) {
-    h5_quiet();
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return lc_error(err, errlen, "%s: cannot create (missing folder or read-only?)", tmp);
-    int rc = 0;
-    for (int i = 0; i < n_models && !rc; i++) {
-        hid_t g = model_group(f, &models[i], i, 1);
-        rc = g < 0 ? lc_error(err, errlen, "%s: cannot create the group of model '%s'", tmp,
-                              models[i].name)
-                   : gpt2_write_h5(models[i].model, g, err, errlen);
-        if (g >= 0) H5Gclose(g);
-        if (!rc && models[i].opt && write_optim(f, &models[i]))
-            rc = lc_error(err, errlen, "%s: writing the optimiser state of '%s' failed", tmp,
-                          models[i].name);
-    }
-    if (!rc && write_state(f, st)) rc = lc_error(err, errlen, "%s: writing /state failed", tmp);
-    if (H5Fclose(f) < 0 && !rc) rc = lc_error(err, errlen, "%s: closing failed (disk full?)", tmp);
-    if (!rc && sync_path(tmp)) rc = lc_error(err, errlen, "%s: fsync failed", tmp);
-    if (!rc && rename(tmp, path) != 0) rc = lc_error(err, errlen, "%s: rename failed", path);
-    if (rc) {
-        unlink(tmp);
+    // built in memory, then written with checked writes, sealed and renamed (common/h5.h): a
+    // full disk fails one write(2), with its errno, and leaves no .tmp behind
+    hid_t f = h5_image_create(expected_bytes(models, n_models, st));
+    if (f < 0) return lc_error(err, errlen, "%s: cannot create the file in memory", path);
+    if (write_all(f, path, models, n_models, st, err, errlen) != 0) {
+        H5Fclose(f);
         return -1;
     }
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    sync_path(dirname(dir));
-    return 0;
+    return h5_image_commit(f, path, err, errlen);
 }
 
 static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err, size_t errlen) {
@@ -157,11 +154,9 @@ static int read_state(hid_t f, TrainState *st, const char *path, char *err, size
 
 int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
                size_t errlen) {
-    h5_quiet();
     err[0] = '\0';
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        return lc_error(err, errlen, "%s: cannot open (missing, truncated or not HDF5)", path);
+    hid_t f = h5_open_verified(path, err, errlen); // every byte checked before HDF5 parses it
+    if (f < 0) return -1;
     int rc = 0;
     for (int i = 0; i < n_models && !rc; i++) {
         const StateModel *sm = &models[i];
@@ -186,9 +181,12 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
 }
 
 int state_tokenizer_path(const char *path, char *buf, size_t len) {
-    h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return -1;
+    char err[1024];
+    hid_t f = h5_open_verified(path, err, sizeof(err));
+    if (f < 0) {
+        fprintf(stderr, "layercake: %s\n", err); // the caller can only say "no tokenizer"
+        return -1;
+    }
     int rc = -1;
     if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
@@ -200,6 +198,15 @@ int state_tokenizer_path(const char *path, char *buf, size_t len) {
 }
 
 int state_is_complete(const char *path) {
+    char err[1024];
+    if (access(path, F_OK) != 0) return -1;
+    int sealed = h5_verify(path, err, sizeof(err));
+    if (sealed < 0) {
+        fprintf(stderr, "layercake: warning: not using %s\n", err);
+        return -1;
+    }
+    // An unsealed (older) file is read for its flag alone: calling it incomplete would retrain
+    // its stage over it; loading it still needs LC_ACCEPT_UNSEALED=1.
     h5_quiet();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return -1;

@@ -1,5 +1,6 @@
 // train/run/state.h: training checkpoints: everything a stage needs to resume exactly, in one
-// HDF5 file written atomically (temporary file, fsync, rename).
+// sealed HDF5 file (common/h5.h: a digest of every byte in a 512-byte user block) built in
+// memory and written atomically (temporary file, checked writes, fsync, rename).
 //
 // Layout (docs/checkpoints.md):
 //   /                    the first model: configuration attributes and /params (so the file
@@ -9,7 +10,8 @@
 //   /state               attributes step, rng, complete, tokenizer (fingerprint),
 //                        tokenizer_path, scalar values by name;
 //                        datasets cursor (int64) and recipe (the resolved recipe, YAML text)
-// Every float array carries a Fletcher-32 checksum: a corrupted file fails to load.
+// Loading verifies the seal before HDF5 reads a byte, so a changed byte anywhere (data,
+// metadata, an attribute, the recipe text) fails the load; arrays also carry Fletcher-32.
 #pragma once
 #include "model/gpt2.h"
 #include "optim/optim.h"
@@ -40,21 +42,27 @@ typedef struct {
 } TrainState;
 
 // Writes models (their weights, and AdamW moments when opt is set) and st to path,
-// atomically. Returns 0, or -1 with a message in err.
+// atomically. Returns 0, or -1 with a message naming path and the cause ("disk full ..." on
+// ENOSPC); path.tmp is removed and an existing path left as it was.
 int state_save(const char *path, const StateModel *models, int n_models, const TrainState *st,
                char *err, size_t errlen);
 
 // Restores models (weights and, where opt is set, moments and step) and st from path. The
 // models must already exist with the file's configuration. scalar_names of st name the
 // scalars to read; a missing one is an error. Returns 0, or -1 with a message naming the
-// file and what is wrong (missing, truncated, corrupt, another model's checkpoint).
+// file and what is wrong (missing, truncated, digest mismatch, another model's checkpoint).
 int state_load(const char *path, const StateModel *models, int n_models, TrainState *st, char *err,
                size_t errlen);
 
-// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none.
+// Reads the tokenizer path recorded in a checkpoint into buf; 0, or -1 if it has none or fails
+// verification (then printed to stderr with the file and what is wrong).
 int state_tokenizer_path(const char *path, char *buf, size_t len);
 
-// Reads the complete flag of a checkpoint without loading it: 1, 0, or -1 if unreadable.
+// Reads the complete flag of a checkpoint without loading its models: 1, 0, or -1 if missing
+// or unreadable. A file that exists but fails verification gets a warning on stderr naming it
+// and what is wrong, and -1, so the stage it belongs to is run again rather than trusted. An
+// unsealed (older) file is read unverified for this flag only, so its stage is not retrained
+// over it; loading it is still refused (docs/checkpoints.md).
 int state_is_complete(const char *path);
 
 // Periodic checkpoint files of a stage folder: dir/ckpt-<8-digit step>.h5.
