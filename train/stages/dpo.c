@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st) {
@@ -81,9 +82,13 @@ static double *reference_pass(GPT2 *ref, Loader *l, int64_t *n) {
 }
 
 // Loads <dir>/reference.h5 if it was made for this start point and data; 0 on success.
+// Reads the cache if it is intact (sealed) and was made for this start point and data; 0, or
+// -1 when it must be computed again.
 static int cache_load(DpoCtx *c, const char *path, const char *init, int64_t n0, int64_t n1) {
+    char err[1024];
     h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (access(path, F_OK) != 0) return -1;
+    hid_t f = h5_open_verified(path, err, sizeof(err));
     if (f < 0) return -1;
     char made_from[4096] = "";
     int64_t a = -1, b = -1;
@@ -100,19 +105,24 @@ static int cache_load(DpoCtx *c, const char *path, const char *init, int64_t n0,
     return ok ? 0 : -1;
 }
 
-static int cache_save(const DpoCtx *c, const char *path, const char *init) {
-    char tmp[4300];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return -1;
+// Writes the cache sealed and atomically (built in memory, one checked write: a full disk is
+// reported, never half a file); 0, or -1 with a message in err.
+static int cache_save(const DpoCtx *c, const char *path, const char *init, char *err,
+                      size_t errlen) {
+    size_t bytes = 16 * (size_t)(c->n[0] + c->n[1]) + 4096;
+    hid_t f = h5_image_create(bytes);
+    if (f < 0) return snprintf(err, errlen, "%s: cannot create the file in memory", path), -1;
     int rc = h5_write_attr_str(f, "init", init) | h5_write_attr_i64(f, "n_train", c->n[0]) |
              h5_write_attr_i64(f, "n_val", c->n[1]);
     for (int k = 0; k < 2; k++) {
         hsize_t dims[2] = {(hsize_t)c->n[k], 2};
         if (c->n[k] > 0) rc |= h5_write_f64(f, k ? "val" : "train", 2, dims, c->cache[k]);
     }
-    H5Fclose(f);
-    return rc || rename(tmp, path) != 0 ? -1 : 0;
+    if (rc) {
+        H5Fclose(f);
+        return snprintf(err, errlen, "%s: cannot write the arrays", path), -1;
+    }
+    return h5_image_commit(f, path, err, errlen);
 }
 
 // Cached mode: fills c->cache from <stage>/reference.h5, or computes and saves it.
@@ -135,7 +145,7 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     // training; the order does not matter), then back to where training is
     LoaderState keep = loader_state(s->train), start = keep;
     start.epoch = 0, start.step = 0;
-    char err[1024];
+    char err[4400];
     if (loader_restore(s->train, &start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     c->cache[0] = reference_pass(ref, s->train, &c->n[0]);
     if (loader_restore(s->train, &keep, err, sizeof(err)) != 0) LC_DIE("%s", err);
@@ -144,7 +154,8 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
         if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     }
     gpt2_free(ref);
-    if (cache_save(c, path, init) != 0) printf("[%s] warning: cannot write %s\n", st->name, path);
+    if (cache_save(c, path, init, err, sizeof(err)) != 0)
+        printf("[%s] warning: the reference cache is not kept: %s\n", st->name, err);
     printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
            (long long)c->n[0], (long long)c->n[1], path);
     return 0;
