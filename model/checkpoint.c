@@ -5,6 +5,7 @@
 #include "common/h5.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
@@ -118,6 +119,17 @@ int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optio
             continue;
         }
         rc = read_tensor(g, ti, host + ti->offset, path, err, errlen);
+    }
+    for (int i = 0; i < m->table.count && !rc; i++) { // a NaN never loads as a model
+        const TensorInfo *ti = &m->table.info[i];
+        for (size_t j = 0; j < ti->numel; j++)
+            if (!isfinite(host[ti->offset + j])) {
+                rc = lc_error(err, errlen,
+                              "%s: /params/%s holds a non-finite value (the run that wrote it "
+                              "diverged)",
+                              path, ti->name);
+                break;
+            }
     }
     if (!rc) m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
     free(host);
