@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+void h5_init(void) {
+    H5dont_atexit();
+    h5_quiet();
+}
+
 void h5_quiet(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }

@@ -9,6 +9,12 @@
 // Silences HDF5's automatic error stack printing (we report errors ourselves).
 void h5_quiet(void);
 
+// Call first in main, before any other HDF5 call: h5_quiet, and no HDF5 clean-up at exit. After
+// a write failed for a full disk, HDF5 1.10 keeps the file half-closed and its exit handler
+// crashes closing it again; layercake closes every file itself, so the handler has nothing to
+// do but crash.
+void h5_init(void);
+
 int h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
 int h5_write_attr_f64(hid_t obj, const char *name, double v);
 int h5_write_attr_str(hid_t obj, const char *name, const char *v);

@@ -4,6 +4,7 @@
 // one message naming the file and the attribute or array.
 #include "data/dataset.h"
 #include "common/check.h"
+#include "common/fs.h"
 #include "common/error.h"
 #include <errno.h>
 #include <hdf5.h>
@@ -342,7 +343,8 @@ DatasetWriter *dataset_create(const char *path, DataKind kind, uint64_t fingerpr
         return NULL;
     }
     if (writer_header(w, fingerprint) < 0) {
-        lc_error(err, errlen, "%s: cannot write the dataset header", w->partial);
+        lc_error(err, errlen, "%s: cannot write the dataset header: %s", w->partial,
+                 fs_errno_text(errno));
         dataset_abort(w);
         return NULL;
     }
@@ -357,11 +359,13 @@ int dataset_append(DatasetWriter *w, const Example *ex, char *err, size_t errlen
         const void *v = example_field(ex, f, &n);
         LC_ASSERT(n == 0 || v);
         if (column_append(&w->values[f], v, n) < 0)
-            return lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
+            return lc_error(err, errlen, "%s: cannot write '%s': %s", w->partial, FIELDS[f].values,
+                            fs_errno_text(errno));
         if (!FIELDS[f].offsets) continue;
         w->end[f] += n;
         if (column_append(&w->offsets[f], &w->end[f], 1) < 0)
-            return lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].offsets);
+            return lc_error(err, errlen, "%s: cannot write '%s': %s", w->partial, FIELDS[f].offsets,
+                            fs_errno_text(errno));
     }
     return 0;
 }
@@ -370,7 +374,8 @@ int dataset_close(DatasetWriter *w, char *err, size_t errlen) {
     for (int f = 0; f < F_COUNT; f++)
         if ((w->values[f].dset >= 0 && column_flush(&w->values[f]) < 0) ||
             (w->offsets[f].dset >= 0 && column_flush(&w->offsets[f]) < 0)) {
-            lc_error(err, errlen, "%s: cannot write '%s'", w->partial, FIELDS[f].values);
+            lc_error(err, errlen, "%s: cannot write '%s': %s", w->partial, FIELDS[f].values,
+                     fs_errno_text(errno));
             dataset_abort(w);
             return -1;
         }
@@ -381,7 +386,7 @@ int dataset_close(DatasetWriter *w, char *err, size_t errlen) {
     herr_t closed = H5Fclose(w->file);
     w->file = -1;
     if (closed < 0 || rename(w->partial, w->path) != 0) {
-        lc_error(err, errlen, "%s: cannot finish writing (%s)", w->path, strerror(errno));
+        lc_error(err, errlen, "%s: cannot finish writing: %s", w->path, fs_errno_text(errno));
         dataset_abort(w);
         return -1;
     }

@@ -4,7 +4,7 @@
 # and no crash; no .tmp is left, the earlier checkpoints still load, and the run resumes once
 # there is room: after moving the run directory to a big disk (periodic checkpoint case) and
 # after remounting the tmpfs bigger (final checkpoint case). A run that starts on a disk with
-# no room for metrics.jsonl stops too.
+# no room for metrics.jsonl stops too, and so does a `data import` whose output does not fit.
 # Mounting needs root; elsewhere the test is skipped (exit 77), except where CI=true.
 #   test_diskfull.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR
 set -uo pipefail
@@ -80,6 +80,18 @@ status=$?
 [ -s "$MNT/c/pretrain/metrics.jsonl" ] && fail "the setup failed: metrics.jsonl got bytes on a full disk"
 stopped_cleanly "$TMP/c.log" "$MNT/c/pretrain" "$MNT/c" "$status"
 grep -q "metrics.jsonl.*disk full" "$TMP/c.log" || fail "metrics.jsonl's write error was not reported: $(tail -1 "$TMP/c.log")"
+
+# D: `data import` whose output does not fit: "disk full", exit 1, no crash at exit (HDF5's
+# exit handler used to segfault closing the file whose write failed), no partial file left.
+umount "$MNT"
+mount -t tmpfs -o size=64k tmpfs "$MNT" || fail "cannot mount the small tmpfs"
+"$LC" data import --kind lm --tokenizer "$SRC/samples/gpt2-tokenizer" --out "$MNT/lm.h5" \
+  "$SRC/samples/tinyshakespeare/input.txt" >"$TMP/d.log" 2>&1
+status=$?
+[ "$status" -eq 1 ] || fail "data import on a full disk: exit $status, want 1: $(tail -1 "$TMP/d.log")"
+grep -q "lm.h5.partial: cannot write 'tokens': disk full" "$TMP/d.log" ||
+  fail "data import on a full disk: no 'disk full' message: $(tail -1 "$TMP/d.log")"
+[ -z "$(ls -A "$MNT")" ] || fail "data import on a full disk left files: $(ls "$MNT")"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"

@@ -1,6 +1,7 @@
 // layercake: the command-line entry point. Each subcommand lives in its own file and is
 // registered in the table below.
 #include "train/cli/commands.h"
+#include "common/h5.h"
 #include "kernels/kernels.h"
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    h5_init(); // before any HDF5 call: no crash at exit after a full disk (common/h5.h)
     if (argc < 2) {
         usage(stderr);
         return 2;
