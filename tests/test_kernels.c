@@ -5,6 +5,7 @@
 // Each check differentiates a scalar probe L = sum_i w_i * out_i with fixed random weights w,
 // so the analytic gradient is the kernel's backward with dout = w.
 #include "kernels/kernels.h"
+#include "kernels/vmath.h"
 #include "tests/testutil.h"
 #include <math.h>
 #include <stdlib.h>
@@ -72,6 +73,21 @@ static void check_encoder(int with_pos) {
                400);
     free(c.wte), free(c.wpe), free(c.out), free(c.w), free(dwte), free(dwpe);
 }
+
+// The vectorised exp against libm's, at its clamps and past them; a NaN stays NaN (a diverged
+// model must stay visible) and is never converted to an integer (undefined; UBSan checks).
+START_TEST(test_vmath_exp) {
+    const float xs[] = {-100.0f, -87.3f, -10.0f, -1.0f, -1e-3f, 0.0f,
+                        1e-3f,   1.0f,   10.0f,  80.0f, 88.3f,  100.0f};
+    for (size_t i = 0; i < sizeof(xs) / sizeof(*xs); i++) {
+        float x = xs[i] < -87.3f ? -87.3f : xs[i] > 88.3f ? 88.3f : xs[i], want = expf(x);
+        ck_assert_msg(fabsf(lc_expf(xs[i]) - want) <= 3e-7f * want, "exp(%g)", xs[i]);
+    }
+    ck_assert(isnan(lc_expf(NAN)));
+    ck_assert(isfinite(lc_expf(INFINITY)) && isfinite(lc_expf(-INFINITY)));
+    ck_assert(isnan(lc_tanhf(NAN)));
+}
+END_TEST
 
 START_TEST(test_encoder) {
     check_encoder(0);
@@ -452,6 +468,7 @@ int main(void) {
     be = backend_cpu();
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("cpu");
+    tcase_add_test(tc, test_vmath_exp);
     tcase_add_test(tc, test_encoder);
     tcase_add_test(tc, test_layernorm);
     tcase_add_test(tc, test_matmul);
