@@ -103,11 +103,13 @@ static void dataset_diagnose(const char *path, char *err, size_t errlen) {
 int run_checkpoint_info(const char *path, CheckpointInfo *ci, char *err, size_t errlen) {
     *ci = (CheckpointInfo){0};
     if (file_check_hdf5(path, err, errlen)) return -1;
-    h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        return lc_error(err, errlen, "%s: an HDF5 file that cannot be opened: truncated or damaged",
-                        path);
+    // every byte verified before HDF5 parses any of it (common/h5.h): a damaged header must be
+    // refused here, not crash the reader
+    hid_t f = h5_open_verified(path, err, errlen);
+    if (f < 0) {
+        dataset_diagnose(path, err, errlen); // datasets carry no seal: say what the file is
+        return -1;
+    }
     int rc = header_read(f, path, ci, err, errlen);
     bool has_state = H5Lexists(f, "state", H5P_DEFAULT) > 0;
     H5Fclose(f);
