@@ -8,8 +8,8 @@
 #include <math.h>
 #include <string.h>
 
-int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
-    const GPT2Config *c = &m->cfg;
+int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
     int rc = h5_write_attr_str(file, "format", CHECKPOINT_FORMAT);
     rc |= h5_write_attr_i64(file, "version", CHECKPOINT_VERSION);
     rc |= h5_write_attr_str(file, "family", "gpt2");
@@ -36,8 +36,8 @@ int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen) {
     return rc ? -1 : 0;
 }
 
-int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *heads, char *err,
-                        size_t errlen) {
+int model_read_config_h5(hid_t file, const char *path, ModelConfig *cfg, int *heads, char *err,
+                         size_t errlen) {
     char fmt[64] = "", family[32] = "";
     int64_t version = 0, v[6];
     if (h5_read_attr_str(file, "format", fmt, sizeof(fmt)) || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
@@ -53,9 +53,9 @@ int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *head
     for (int i = 0; i < 6; i++)
         if (h5_read_attr_i64(file, names[i], &v[i]))
             return lc_error(err, errlen, "%s: missing attribute '%s'", path, names[i]);
-    *cfg = (GPT2Config){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+    *cfg = (ModelConfig){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
     *heads = (int)v[5];
-    const char *bad = gpt2_config_check(cfg);
+    const char *bad = model_config_check(cfg);
     if (bad) return lc_error(err, errlen, "%s: invalid model configuration: %s", path, bad);
     return 0;
 }
@@ -104,8 +104,8 @@ static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *pa
     return rc;
 }
 
-int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
-                        size_t errlen) {
+int model_read_params_h5(Model *m, hid_t file, const char *path, const char *optional, char *err,
+                         size_t errlen) {
     hid_t g = H5Gopen2(file, "params", H5P_DEFAULT);
     if (g < 0) return lc_error(err, errlen, "%s: no /params group", path);
     float *host = lc_malloc(m->table.numel * sizeof(float));
@@ -137,30 +137,30 @@ int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optio
     return rc;
 }
 
-int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen) {
-    hid_t f = h5_image_create(gpt2_param_bytes(m));
+int model_save(const Model *m, const char *path, char *err, size_t errlen) {
+    hid_t f = h5_image_create(model_param_bytes(m));
     if (f < 0) return lc_error(err, errlen, "%s: cannot create the file in memory", path);
     char why[512];
-    if (gpt2_write_h5(m, f, why, sizeof(why)) != 0) {
+    if (model_write_h5(m, f, why, sizeof(why)) != 0) {
         H5Fclose(f);
         return lc_error(err, errlen, "%s: %s", path, why);
     }
     return h5_image_commit(f, path, err, errlen); // checked writes, sealed, atomic
 }
 
-GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
-                uint64_t seed, char *err, size_t errlen) {
+Model *model_load(const Backend *be, const char *path, int heads, ModelMode mode, int max_B,
+                  int max_T, uint64_t seed, char *err, size_t errlen) {
     hid_t f = h5_open_verified(path, err, errlen); // every byte checked before HDF5 parses it
     if (f < 0) return NULL;
-    GPT2Config cfg;
+    ModelConfig cfg;
     int file_heads;
-    GPT2 *m = NULL;
-    if (gpt2_read_config_h5(f, path, &cfg, &file_heads, err, errlen) == 0) {
-        m = gpt2_create(be, cfg, heads ? heads : file_heads, mode, max_B,
-                        max_T < cfg.max_seq_len ? max_T : cfg.max_seq_len);
-        gpt2_init_weights(m, seed); // any scalar head the file lacks starts from the seed
-        if (gpt2_read_params_h5(m, f, path, "headw,headb", err, errlen) != 0) {
-            gpt2_free(m);
+    Model *m = NULL;
+    if (model_read_config_h5(f, path, &cfg, &file_heads, err, errlen) == 0) {
+        m = model_create(be, cfg, heads ? heads : file_heads, mode, max_B,
+                         max_T < cfg.max_seq_len ? max_T : cfg.max_seq_len);
+        model_init_weights(m, seed); // any scalar head the file lacks starts from the seed
+        if (model_read_params_h5(m, f, path, "headw,headb", err, errlen) != 0) {
+            model_free(m);
             m = NULL;
         }
     }

@@ -4,7 +4,7 @@
 // Training checkpoints add optimiser and run state to the same file (train/). Files are sealed
 // (common/h5.h): a digest of every byte, checked before anything in them is read.
 #pragma once
-#include "model/gpt2.h"
+#include "model/model.h"
 #include <hdf5.h>
 #include <stddef.h>
 
@@ -12,25 +12,25 @@
 #define CHECKPOINT_VERSION 1
 
 // Writes the configuration attributes and /params of m into an open HDF5 file or group.
-int gpt2_write_h5(const GPT2 *m, hid_t file, char *err, size_t errlen);
+int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen);
 
 // Reads the configuration and heads of a checkpoint file (or of a group of one). Returns 0, or -1
 // with a message naming the file and the field in err.
-int gpt2_read_config_h5(hid_t file, const char *path, GPT2Config *cfg, int *heads, char *err,
-                        size_t errlen);
+int model_read_config_h5(hid_t file, const char *path, ModelConfig *cfg, int *heads, char *err,
+                         size_t errlen);
 
 // Loads params of an open file (or group) into m (whose configuration must match the file's).
 // Tensors the file lacks are left as they are if listed in optional (a comma-separated list of
 // names, e.g. "headw,headb" when a reward model starts from a language model), else an error.
-int gpt2_read_params_h5(GPT2 *m, hid_t file, const char *path, const char *optional, char *err,
-                        size_t errlen);
+int model_read_params_h5(Model *m, hid_t file, const char *path, const char *optional, char *err,
+                         size_t errlen);
 
 // Saves m's weights alone to path, sealed and atomically (a temporary file renamed over path);
 // 0, or -1 with a message naming path and the cause ("disk full ..." when it is).
-int gpt2_save(const GPT2 *m, const char *path, char *err, size_t errlen);
+int model_save(const Model *m, const char *path, char *err, size_t errlen);
 
 // Creates a model from a weights file, with the given heads (0 = the file's), mode and
 // activation size. Scalar-head tensors missing from the file are initialised from seed. The
 // file's seal is verified first; NULL with a message naming the file and what is wrong.
-GPT2 *gpt2_load(const Backend *be, const char *path, int heads, GPT2Mode mode, int max_B, int max_T,
-                uint64_t seed, char *err, size_t errlen);
+Model *model_load(const Backend *be, const char *path, int heads, ModelMode mode, int max_B,
+                  int max_T, uint64_t seed, char *err, size_t errlen);

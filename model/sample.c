@@ -4,13 +4,13 @@
 // need left padding and never attend to padding.
 #include "model/sample.h"
 #include "common/check.h"
-#include "model/gpt2-impl.h"
+#include "model/model-impl.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct Sampler {
-    GPT2 *view; // inference view of the model (shares its weights)
+    Model *view; // inference view of the model (shares its weights)
     int max_B, max_len;
     float *kcache;    // (L, max_B, max_len, C) on the device, or NULL without a cache
     float *vcache;    // (L, max_B, max_len, C)
@@ -27,13 +27,13 @@ struct Sampler {
     int *idx;         // (Vp) host scratch
 };
 
-Sampler *sampler_create(const GPT2 *m, int max_B, int max_len, int use_cache) {
+Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     LC_ASSERT(max_len >= 1 && max_len <= m->cfg.max_seq_len);
     Sampler *s = lc_calloc(1, sizeof(*s));
     s->max_B = max_B;
     s->max_len = max_len;
     // rows x positions the view must hold: the prefill (or a full recompute) of max_len tokens
-    s->view = gpt2_create_view(m, GPT2_INFER, max_B, max_len);
+    s->view = model_create_view(m, MODEL_INFER, max_B, max_len);
     if (use_cache) {
         size_t n = (size_t)m->cfg.n_layer * max_B * max_len * m->cfg.d_model * sizeof(float);
         s->kcache = m->be->alloc(n);
@@ -60,7 +60,7 @@ void sampler_free(Sampler *s) {
         be->free(s->kcache);
         be->free(s->vcache);
     }
-    gpt2_free(s->view);
+    model_free(s->view);
     free(s->seq);
     free(s->len);
     free(s->pos);
@@ -76,18 +76,18 @@ void sampler_free(Sampler *s) {
 }
 
 size_t sampler_bytes(const Sampler *s) {
-    const GPT2 *m = s->view;
+    const Model *m = s->view;
     size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * m->cfg.d_model *
                                    sizeof(float)
                              : 0;
-    return cache + gpt2_act_bytes(m);
+    return cache + model_act_bytes(m);
 }
 
 // ---- next-token logits ----------------------------------------------------------------------
 
 // Runs B x T tokens from step_tokens/step_pos (seg all 0) through the view's layers.
 static void run_layers(Sampler *s, int B, int T, const KVAttention *kv) {
-    GPT2 *m = s->view;
+    Model *m = s->view;
     const Backend *be = m->be;
     size_t n = (size_t)B * T;
     m->B = B;
@@ -95,12 +95,12 @@ static void run_layers(Sampler *s, int B, int T, const KVAttention *kv) {
     be->to_device(m->acts.tokens, s->step_tokens, n * sizeof(int));
     be->to_device(m->acts.pos, s->step_pos, n * sizeof(int));
     be->zero(m->acts.seg, n * sizeof(int));
-    gpt2_forward_layers(m, kv);
+    model_forward_layers(m, kv);
 }
 
 // s->logits row b = logits of lnf row rows[b] (rows NULL: row b).
 static void head_logits(Sampler *s, int B, const int *rows) {
-    GPT2 *m = s->view;
+    Model *m = s->view;
     const Backend *be = m->be;
     int C = m->cfg.d_model, Vp = m->Vp;
     float *dev = m->acts.logits;
@@ -266,7 +266,7 @@ static int choose(Sampler *s, const float *z, int V, const SampleParams *p, Rng 
 // ---- the generation loop ----------------------------------------------------------------------
 
 // Every prompt id must be a row of the embedding: an id outside [0, V) would be read out of
-// bounds by the encoder (the prefill and the steps bypass gpt2_forward's batch check). Callers
+// bounds by the encoder (the prefill and the steps bypass model_forward's batch check). Callers
 // check ids against the model where they read them, so this is a broken invariant.
 static void check_prompt(const int *ids, int len, int b, int V) {
     for (int t = 0; t < len; t++)
@@ -279,7 +279,7 @@ static void check_prompt(const int *ids, int len, int b, int V) {
 long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const int *prompt_len,
                       int B, const SampleParams *p, Rng *rng, int *out_tokens, float *out_logp,
                       int *out_len) {
-    GPT2 *m = s->view;
+    Model *m = s->view;
     int V = m->cfg.vocab_size, Vp = m->Vp, maxnew = p->max_new_tokens;
     LC_ASSERT(B >= 1 && B <= s->max_B && maxnew >= 0);
     for (int b = 0; b < B; b++) {

@@ -3,7 +3,7 @@
 // generations in logs, evaluation and `layercake generate` all go through here.
 #pragma once
 #include "common/rng.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 
 typedef struct {
     float temperature;  // 0 = greedy (argmax); otherwise logits are divided by it
@@ -19,7 +19,7 @@ typedef struct Sampler Sampler;
 // (<= the model's max_seq_len). It holds an inference view of m (sharing m's weights, so
 // sampling always uses m's current parameters), a KV cache (L, max_B, max_len, C) when
 // use_cache, and host buffers: sampling allocates nothing.
-Sampler *sampler_create(const GPT2 *m, int max_B, int max_len, int use_cache);
+Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache);
 void sampler_free(Sampler *s);
 
 // Samples continuations of B prompts: prompts (B, prompt_stride) row-major with prompt_len[b]

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const GPT2Config TINY = {
+static const ModelConfig TINY = {
     .n_layer = 1, .n_head = 2, .d_model = 16, .vocab_size = 64, .max_seq_len = 16};
 #define N_CURSOR 6
 static const char *RECIPE = "name: tiny\nseed: 7\nstages:\n  - {name: pretrain, kind: pretrain}\n";
@@ -24,7 +24,7 @@ static const char *TOKPATH = "/data/tok300.json";
 // The checkpoint every test starts from, and host copies of what a load must give back.
 typedef struct {
     char path[4096];
-    GPT2 *m;
+    Model *m;
     AdamW opt;
     TrainState st;
     size_t numel;
@@ -61,8 +61,8 @@ static void saved_make(Saved *s, const char *name) {
     *s = (Saved){0};
     snprintf(s->path, sizeof(s->path), "%s", test_tmp_path(name));
     const Backend *be = backend_cpu();
-    s->m = gpt2_create(be, TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(s->m, 11);
+    s->m = model_create(be, TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(s->m, 11);
     adamw_init(&s->opt, be, &s->m->table, (AdamWConfig){.lr = 1e-3f});
     s->numel = s->m->table.numel;
     s->params = malloc(s->numel * sizeof(float));
@@ -90,7 +90,7 @@ static void saved_make(Saved *s, const char *name) {
 
 static void saved_free(Saved *s) {
     adamw_free(&s->opt);
-    gpt2_free(s->m);
+    model_free(s->m);
     free(s->params), free(s->mom), free(s->vel), free(s->bytes);
 }
 
@@ -122,19 +122,19 @@ static int extras_equal(const char *path) {
 
 // A model and optimiser to load into, made once: the sweep loads thousands of times.
 typedef struct {
-    GPT2 *m;
+    Model *m;
     AdamW opt;
 } Target;
 
 static Target target_make(void) {
-    Target t = {.m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1)};
+    Target t = {.m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1)};
     adamw_init(&t.opt, backend_cpu(), &t.m->table, (AdamWConfig){.lr = 1e-3f});
     return t;
 }
 
 static void target_free(Target *t) {
     adamw_free(&t->opt);
-    gpt2_free(t->m);
+    model_free(t->m);
 }
 
 // state_load into t, compared with everything saved.
@@ -152,13 +152,13 @@ static Outcome load_state(const Saved *s, Target *t, const char *path, char *err
     return same ? LOAD_SAME : LOAD_DIFFERENT;
 }
 
-// gpt2_load (the plain weights loader of `init:` and `generate`), compared with the saved model.
+// model_load (the plain weights loader of `init:` and `generate`), compared with the saved model.
 static Outcome load_weights(const Saved *s, const char *path, char *err, size_t errlen) {
-    GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen);
+    Model *m = model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, errlen);
     if (!m) return LOAD_FAILED;
     int same = m->heads == s->m->heads && memcmp(&m->cfg, &TINY, sizeof(TINY)) == 0 &&
                m->table.numel == s->numel && device_equal(m->params_mem, s->params, s->numel);
-    gpt2_free(m);
+    model_free(m);
     return same ? LOAD_SAME : LOAD_DIFFERENT;
 }
 
@@ -221,7 +221,7 @@ static void flip_one(const Saved *s, Target *t, int fd, size_t at, unsigned char
     c->tried++;
     if (!ok1 || !ok2) {
         if (c->bad++ < 10)
-            fprintf(stderr, "BAD: byte %zu ^ 0x%02x: state_load %s (%s), gpt2_load %s (%s)\n", at,
+            fprintf(stderr, "BAD: byte %zu ^ 0x%02x: state_load %s (%s), model_load %s (%s)\n", at,
                     mask, o1 == LOAD_DIFFERENT ? "loaded a difference" : "ok", e1,
                     o2 == LOAD_DIFFERENT ? "loaded a difference" : "ok", e2);
     } else if (o1 == LOAD_FAILED && o2 == LOAD_FAILED)
@@ -329,7 +329,7 @@ START_TEST(edits_are_detected) {
         Outcome o2 = load_weights(&s, path, e2, sizeof(e2));
         printf("edit %s: state_load: %s\n", edits[i].what, o1 == LOAD_FAILED ? e1 : "loaded");
         ck_assert_msg(detected(o1, e1, path), "state_load accepted an edit of %s", edits[i].what);
-        ck_assert_msg(detected(o2, e2, path), "gpt2_load accepted an edit of %s", edits[i].what);
+        ck_assert_msg(detected(o2, e2, path), "model_load accepted an edit of %s", edits[i].what);
     }
     saved_free(&s);
 }
@@ -340,11 +340,11 @@ END_TEST
 
 // A sealed weights file whose /params/wte is replaced by an array of another type or shape.
 static void write_bad_wte(const char *path, hid_t type, hsize_t extra_cols) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 3);
+    Model *m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 3);
     char err[1024];
     hid_t f = h5_image_create(1 << 16);
-    ck_assert_msg(gpt2_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
     ck_assert_int_ge(H5Ldelete(g, "wte", H5P_DEFAULT), 0);
     const TensorInfo *wte = &m->table.info[0];
@@ -356,29 +356,29 @@ static void write_bad_wte(const char *path, hid_t type, hsize_t extra_cols) {
     free(x);
     H5Gclose(g);
     ck_assert_msg(h5_image_commit(f, path, err, sizeof(err)) == 0, "%s", err);
-    gpt2_free(m);
+    model_free(m);
 }
 
 START_TEST(types_and_shapes_checked_before_reading) {
     const char *path = test_tmp_path("ckpt-bad-wte.h5");
     char err[1024];
     write_bad_wte(path, H5T_IEEE_F64LE, 0); // twice the bytes wte's buffer holds
-    ck_assert_ptr_null(gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err)));
+    ck_assert_ptr_null(model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err)));
     ck_assert_msg(strstr(err, path) && strstr(err, "/params/wte is not float32"), "%s", err);
     write_bad_wte(path, H5T_IEEE_F32LE, 4); // more columns than the model has
-    ck_assert_ptr_null(gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err)));
+    ck_assert_ptr_null(model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err)));
     ck_assert_msg(strstr(err, "/params/wte is not float32 of shape (64, 16)"), "%s", err);
 }
 END_TEST
 
 // An attribute stored as an array must not be read into one scalar.
 START_TEST(array_attribute_refused) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 3);
+    Model *m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 3);
     const char *path = test_tmp_path("ckpt-array-attr.h5");
     char err[1024];
     hid_t f = h5_image_create(1 << 16);
-    ck_assert_msg(gpt2_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t n = 64;
     int64_t steps[64] = {0};
@@ -394,24 +394,24 @@ START_TEST(array_attribute_refused) {
     TrainState st = {0};
     ck_assert_int_ne(state_load(path, &sm, 1, &st, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, path) && strstr(err, "/state"), "%s", err);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
 // ---- files without a digest, and failed saves --------------------------------------------------
 
 START_TEST(unsealed_file_refused) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 5);
+    Model *m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 5);
     const char *path = test_tmp_path("ckpt-unsealed.h5");
     char err[1024];
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); // as layercake once did
-    ck_assert_msg(gpt2_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, f, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     h5_write_attr_i64(g, "complete", 1);
     H5Gclose(g);
     H5Fclose(f);
-    ck_assert_ptr_null(gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err)));
+    ck_assert_ptr_null(model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err)));
     ck_assert_msg(strstr(err, path) && strstr(err, "no digest"), "%s", err);
     StateModel sm = {"policy", m, NULL};
     TrainState st = {0};
@@ -420,22 +420,22 @@ START_TEST(unsealed_file_refused) {
     // a finished stage of an older run stays finished: rerunning it would replace its model
     ck_assert_int_eq(state_is_complete(path), 1);
     setenv("LC_ACCEPT_UNSEALED", "1", 1);
-    GPT2 *l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+    Model *l = model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err));
     unsetenv("LC_ACCEPT_UNSEALED");
     ck_assert_msg(l != NULL, "%s", err);
-    gpt2_free(l);
-    gpt2_free(m);
+    model_free(l);
+    model_free(m);
 }
 END_TEST
 
 START_TEST(failed_save_leaves_nothing) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 5);
+    Model *m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 5);
     char path[4200], err[1024];
     snprintf(path, sizeof(path), "%s/no-such-folder/final.h5", test_tmp_path("ckpt-save"));
-    ck_assert_int_ne(gpt2_save(m, path, err, sizeof(err)), 0);
+    ck_assert_int_ne(model_save(m, path, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, path) && strstr(err, "No such file"), "%s", err);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 

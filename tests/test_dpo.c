@@ -17,13 +17,13 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static const GPT2Config CFG = {2, 2, 32, 64, 16};
+static const ModelConfig CFG = {2, 2, 32, 64, 16};
 
 // ---- finite differences through the model
 // ---------------------------------------------------------
 
 typedef struct {
-    GPT2 *m;
+    Model *m;
     Batch *b;
     const double *ref;
     DpoParams p;
@@ -35,8 +35,8 @@ static double fd_loss(void *ctx) {
 }
 
 static void grad_through_model(DpoLoss loss) {
-    GPT2 *m = gpt2_create(backend_cpu(), CFG, GPT2_HEAD_LM, GPT2_TRAIN, 4, 8);
-    gpt2_init_weights(m, 3);
+    Model *m = model_create(backend_cpu(), CFG, MODEL_HEAD_LM, MODEL_TRAIN, 4, 8);
+    model_init_weights(m, 3);
     Rng r = rng_init(4);
     int tokens[32], targets[32], len[4] = {7, 5, 8, 6};
     float mask[32];
@@ -50,10 +50,10 @@ static void grad_through_model(DpoLoss loss) {
     double ref[4] = {-20.0, -14.0, -25.0, -17.5};
     FdCtx c = {m, &b, ref, {loss, 0.5, 0.0, 0.0, 0.3, 0.0}};
     float dlogp[32];
-    gpt2_zero_grad(m);
+    model_zero_grad(m);
     dpo_micro_loss(m, &b, ref, &c.p, 2, dlogp, NULL);
-    float *grads = malloc(gpt2_param_bytes(m));
-    memcpy(grads, m->grads_mem, gpt2_param_bytes(m));
+    float *grads = malloc(model_param_bytes(m));
+    memcpy(grads, m->grads_mem, model_param_bytes(m));
     for (int i = 0; i < m->table.count; i++) {
         const TensorInfo *ti = &m->table.info[i];
         char what[64];
@@ -65,7 +65,7 @@ static void grad_through_model(DpoLoss loss) {
                    2e-2f, 5e-3, 30);
     }
     free(grads);
-    gpt2_free(m);
+    model_free(m);
 }
 
 START_TEST(test_dpo_gradient_through_model) {
@@ -148,12 +148,12 @@ static void setup_world(void) {
     write_data(DATA_SFT, "sft.h5", 2000, 1, 0.0);
     write_data(DATA_PREFERENCE, "pref.h5", 2000, 2, 0.2);
     write_data(DATA_PREFERENCE, "pref-val.h5", 200, 3, 0.0);
-    GPT2Config c = {2, 2, 64, vocab, 16};
-    GPT2 *m = gpt2_create(backend_cpu(), c, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 6);
+    ModelConfig c = {2, 2, 64, vocab, 16};
+    Model *m = model_create(backend_cpu(), c, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 6);
     snprintf(path, sizeof(path), "%s/init.h5", dir);
-    ck_assert_msg(gpt2_save(m, path, err, sizeof(err)) == 0, "%s", err);
-    gpt2_free(m);
+    ck_assert_msg(model_save(m, path, err, sizeof(err)) == 0, "%s", err);
+    model_free(m);
 }
 
 // Runs `layercake run` on a recipe of an sft stage and the given dpo stage; returns the status.
@@ -219,9 +219,10 @@ typedef struct {
 // On 200 prompts: how many greedy responses follow the rule, and the Monte-Carlo
 // KL(policy || reference) per response of samples at temperature 1, from teacher-forced
 // reference log-probs.
-static PolicyStats policy_stats(const char *ckpt, GPT2 *ref) {
+static PolicyStats policy_stats(const char *ckpt, Model *ref) {
     char err[512];
-    GPT2 *m = gpt2_load(backend_cpu(), ckpt, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+    Model *m =
+        model_load(backend_cpu(), ckpt, MODEL_HEAD_LM, MODEL_INFER, 1, 1, 0, err, sizeof(err));
     ck_assert_msg(m, "%s", err);
     Sampler *s = sampler_create(m, 1, 16, 1);
     SampleParams sp = {.temperature = 1, .top_p = 1, .stop_token = -1, .max_new_tokens = RESP};
@@ -241,11 +242,11 @@ static PolicyStats policy_stats(const char *ckpt, GPT2 *ref) {
         memcpy(tok, p, sizeof(p));
         for (int k = 0; k < olen; k++) tok[3 + k] = out[k], tgt[2 + k] = out[k];
         Batch b = {.B = 1, .T = 3 + olen, .tokens = tok, .targets = tgt};
-        gpt2_forward(ref, &b, 1.0f);
+        model_forward(ref, &b, 1.0f);
         for (int k = 0; k < olen; k++) kl += lp[k] - ref->host_logp[2 + k];
     }
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
     return (PolicyStats){(double)follows / n, kl / n};
 }
 
@@ -280,8 +281,8 @@ START_TEST(test_dpo_end_to_end) {
     json_decref(val);
     char path[1400], err[512];
     snprintf(path, sizeof(path), "%s/runs/shared-sft/final.h5", dir);
-    GPT2 *ref =
-        gpt2_load(backend_cpu(), path, GPT2_HEAD_LM, GPT2_INFER, 1, 16, 0, err, sizeof(err));
+    Model *ref =
+        model_load(backend_cpu(), path, MODEL_HEAD_LM, MODEL_INFER, 1, 16, 0, err, sizeof(err));
     ck_assert_msg(ref, "%s", err);
     PolicyStats sft = policy_stats(path, ref);
     snprintf(path, sizeof(path), "%s/runs/beta01/dpo/final.h5", dir);
@@ -297,7 +298,7 @@ START_TEST(test_dpo_end_to_end) {
                   "dpo did not move greedy outputs toward the rule");
     ck_assert_msg(lo.kl > 1.2 * hi.kl && hi.kl > 0, "beta does not control the KL");
     ck_assert_msg(fabs(sft.kl) < 1e-3, "the reference's KL to itself is %g", sft.kl);
-    gpt2_free(ref);
+    model_free(ref);
 }
 END_TEST
 

@@ -22,7 +22,7 @@
 
 static char dir[1024];
 static char random_h5[1200], early_h5[1200], trained_h5[1200], judge_h5[1200];
-static const GPT2Config CFG = {1, 2, 32, 0, 16};
+static const ModelConfig CFG = {1, 2, 32, 0, 16};
 
 static const char *join(const char *a, const char *b) {
     static char buf[4][2048];
@@ -61,13 +61,13 @@ static void recipe_text(char *buf, size_t len, const char *name, const char *sta
 }
 
 static void save_random(const char *path, int heads, uint64_t seed, int vocab) {
-    GPT2Config c = CFG;
+    ModelConfig c = CFG;
     c.vocab_size = vocab;
-    GPT2 *m = gpt2_create(backend_cpu(), c, heads, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, seed);
+    Model *m = model_create(backend_cpu(), c, heads, MODEL_INFER, 1, 1);
+    model_init_weights(m, seed);
     char err[512];
-    ck_assert_msg(gpt2_save(m, path, err, sizeof(err)) == 0, "%s", err);
-    gpt2_free(m);
+    ck_assert_msg(model_save(m, path, err, sizeof(err)) == 0, "%s", err);
+    model_free(m);
 }
 
 // The world, a random language model and reward model, and an SFT run that gives the others.
@@ -86,8 +86,8 @@ static void models_make(void) {
                   err);
     snprintf(random_h5, sizeof(random_h5), "%s/random.h5", dir);
     snprintf(judge_h5, sizeof(judge_h5), "%s/judge.h5", dir);
-    save_random(random_h5, GPT2_HEAD_LM, 1, st.vocab_size);
-    save_random(judge_h5, GPT2_HEAD_SCALAR, 2, st.vocab_size);
+    save_random(random_h5, MODEL_HEAD_LM, 1, st.vocab_size);
+    save_random(judge_h5, MODEL_HEAD_SCALAR, 2, st.vocab_size);
     char stages[2048], text[4096];
     snprintf(stages, sizeof(stages),
              "  - {name: sft, kind: sft, init: %s, data: {train: world/sft.h5}, steps: 150,\n"

@@ -2,25 +2,25 @@
 // tokenizer: the sampler checks every prompt id, and a forward every input and target id,
 // against the vocabulary, and stops with a message naming where the id is (issue 12, item 3).
 // Each case is a Check exit test: LC_DIE exits 1 instead of an out-of-bounds read.
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "tests/testutil.h"
 #include <stdlib.h>
 
-static const GPT2Config TINY = {
+static const ModelConfig TINY = {
     .n_layer = 1, .n_head = 2, .d_model = 16, .vocab_size = 50, .max_seq_len = 16};
 
 enum { B = 2, PLEN = 4, NEW = 3 };
 
-static GPT2 *tiny(void) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, GPT2_HEAD_LM, GPT2_INFER, B, PLEN + NEW);
-    gpt2_init_weights(m, 1);
+static Model *tiny(void) {
+    Model *m = model_create(backend_cpu(), TINY, MODEL_HEAD_LM, MODEL_INFER, B, PLEN + NEW);
+    model_init_weights(m, 1);
     return m;
 }
 
 // Samples from prompts (B, PLEN) with prompt lengths PLEN.
 static void sample(int *prompts) {
-    GPT2 *m = tiny();
+    Model *m = tiny();
     Sampler *s = sampler_create(m, B, PLEN + NEW, 1);
     SampleParams p = {.temperature = 1.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
     int len[B] = {PLEN, PLEN}, out[B * NEW], out_len[B];
@@ -28,7 +28,7 @@ static void sample(int *prompts) {
     Rng r = rng_init(1);
     sampler_generate(s, prompts, PLEN, len, B, &p, &r, out, logp, out_len);
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
 }
 
 START_TEST(sampler_in_range) {
@@ -51,11 +51,11 @@ END_TEST
 
 // A forward of one row of 4 tokens with the given last token and target.
 static void forward(int token, int target) {
-    GPT2 *m = tiny();
+    Model *m = tiny();
     int tokens[PLEN] = {1, 2, 3, token}, targets[PLEN] = {2, 3, 4, target};
     Batch b = {.B = 1, .T = PLEN, .tokens = tokens, .targets = targets};
-    gpt2_forward(m, &b, 1.0f);
-    gpt2_free(m);
+    model_forward(m, &b, 1.0f);
+    model_free(m);
 }
 
 START_TEST(forward_in_range) {

@@ -2,7 +2,7 @@
 // gradient accumulation, inference mode, a whole-model finite-difference check, KV-cache
 // sampling against full recomputation, and the learning-rate schedules.
 #include "model/checkpoint.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "optim/optim.h"
 #include "tests/testutil.h"
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const GPT2Config TINY = {
+static const ModelConfig TINY = {
     .n_layer = 2, .n_head = 2, .d_model = 16, .vocab_size = 50, .max_seq_len = 32};
 
 typedef struct {
@@ -43,13 +43,13 @@ static void data_free(Data *d) {
     free(d->tokens), free(d->targets), free(d->mask);
 }
 
-static GPT2 *tiny(int heads, GPT2Mode mode, int B, int T, uint64_t seed) {
-    GPT2 *m = gpt2_create(backend_cpu(), TINY, heads, mode, B, T);
-    gpt2_init_weights(m, seed);
+static Model *tiny(int heads, ModelMode mode, int B, int T, uint64_t seed) {
+    Model *m = model_create(backend_cpu(), TINY, heads, mode, B, T);
+    model_init_weights(m, seed);
     return m;
 }
 
-static float train_steps(GPT2 *m, const Batch *b, int steps, float lr, float *losses) {
+static float train_steps(Model *m, const Batch *b, int steps, float lr, float *losses) {
     AdamW opt;
     AdamWConfig cfg = {.lr = lr,
                        .beta1 = 0.9f,
@@ -60,10 +60,10 @@ static float train_steps(GPT2 *m, const Batch *b, int steps, float lr, float *lo
     adamw_init(&opt, m->be, &m->table, cfg);
     float loss = 0.0f;
     for (int s = 0; s < steps; s++) {
-        gpt2_zero_grad(m);
-        loss = gpt2_forward(m, b, 1.0f);
+        model_zero_grad(m);
+        loss = model_forward(m, b, 1.0f);
         if (losses) losses[s] = loss;
-        gpt2_backward_ce(m, gpt2_mask_sum(m));
+        model_backward_ce(m, model_mask_sum(m));
         adamw_step(&opt, m->params_mem, m->grads_mem, lr);
     }
     adamw_free(&opt);
@@ -72,12 +72,12 @@ static float train_steps(GPT2 *m, const Batch *b, int steps, float lr, float *lo
 
 START_TEST(test_memorise_batch) {
     Data d = data_make(4, 16, 1);
-    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 4, 16, 2);
-    float first = gpt2_forward(m, &d.batch, 1.0f);
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 4, 16, 2);
+    float first = model_forward(m, &d.batch, 1.0f);
     ck_assert_double_eq_tol(first, log(TINY.vocab_size), 0.1); // near-uniform at init
     float last = train_steps(m, &d.batch, 300, 1e-2f, NULL);
     ck_assert_msg(last < 0.01f, "loss after 300 steps: %g", last);
-    gpt2_free(m);
+    model_free(m);
     data_free(&d);
 }
 END_TEST
@@ -86,17 +86,17 @@ START_TEST(test_deterministic) {
     Data d = data_make(3, 12, 3);
     float a[8], b[8];
     for (int run = 0; run < 2; run++) {
-        GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 4);
+        Model *m = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 3, 12, 4);
         train_steps(m, &d.batch, 8, 3e-3f, run ? b : a);
-        gpt2_free(m);
+        model_free(m);
     }
     ck_assert_mem_eq(a, b, sizeof(a)); // bit for bit
-    GPT2 *m1 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 5);
-    GPT2 *m2 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 5);
-    ck_assert_mem_eq(m1->params_mem, m2->params_mem, gpt2_param_bytes(m1));
-    GPT2 *m3 = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 3, 12, 6); // another seed differs
-    ck_assert(memcmp(m1->params_mem, m3->params_mem, gpt2_param_bytes(m1)) != 0);
-    gpt2_free(m1), gpt2_free(m2), gpt2_free(m3);
+    Model *m1 = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 3, 12, 5);
+    Model *m2 = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 3, 12, 5);
+    ck_assert_mem_eq(m1->params_mem, m2->params_mem, model_param_bytes(m1));
+    Model *m3 = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 3, 12, 6); // another seed differs
+    ck_assert(memcmp(m1->params_mem, m3->params_mem, model_param_bytes(m1)) != 0);
+    model_free(m1), model_free(m2), model_free(m3);
     data_free(&d);
 }
 END_TEST
@@ -105,24 +105,24 @@ END_TEST
 START_TEST(test_grad_accumulation) {
     Data d = data_make(4, 10, 7);
     d.mask[3] = 0.0f, d.mask[25] = 0.0f; // uneven mask counts between the halves
-    GPT2 *full = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 4, 10, 8);
-    GPT2 *half = tiny(GPT2_HEAD_LM, GPT2_TRAIN, 2, 10, 8);
-    gpt2_zero_grad(full);
-    gpt2_forward(full, &d.batch, 1.0f);
-    double total = gpt2_mask_sum(full);
-    gpt2_backward_ce(full, total);
-    gpt2_zero_grad(half);
+    Model *full = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 4, 10, 8);
+    Model *half = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 2, 10, 8);
+    model_zero_grad(full);
+    model_forward(full, &d.batch, 1.0f);
+    double total = model_mask_sum(full);
+    model_backward_ce(full, total);
+    model_zero_grad(half);
     for (int k = 0; k < 2; k++) {
         Batch mb = d.batch;
         mb.B = 2;
         mb.tokens += k * 20, mb.targets += k * 20, mb.mask += k * 20;
-        gpt2_forward(half, &mb, 1.0f);
-        gpt2_backward_ce(half, total);
+        model_forward(half, &mb, 1.0f);
+        model_backward_ce(half, total);
     }
     size_t n = full->table.numel;
     double e = max_norm_err("accumulated grads", half->grads_mem, full->grads_mem, n, 1e-12, 1e-5);
     ck_assert_msg(e < 1e-5, "accumulated gradient differs by %g", e);
-    gpt2_free(full), gpt2_free(half);
+    model_free(full), model_free(half);
     data_free(&d);
 }
 END_TEST
@@ -130,14 +130,14 @@ END_TEST
 // Inference mode (one layer's activations reused) computes the same log-probs.
 START_TEST(test_infer_mode) {
     Data d = data_make(3, 9, 9);
-    GPT2 *tr = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 3, 9, 10);
-    GPT2 *in = gpt2_create_view(tr, GPT2_INFER, 3, 9);
-    ck_assert(gpt2_act_bytes(in) < gpt2_act_bytes(tr) / 2 + 4096 && gpt2_grad_bytes(in) == 0);
-    float l1 = gpt2_forward(tr, &d.batch, 1.0f), l2 = gpt2_forward(in, &d.batch, 1.0f);
+    Model *tr = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 3, 9, 10);
+    Model *in = model_create_view(tr, MODEL_INFER, 3, 9);
+    ck_assert(model_act_bytes(in) < model_act_bytes(tr) / 2 + 4096 && model_grad_bytes(in) == 0);
+    float l1 = model_forward(tr, &d.batch, 1.0f), l2 = model_forward(in, &d.batch, 1.0f);
     ck_assert_float_eq(l1, l2);
     ck_assert_mem_eq(tr->host_logp, in->host_logp, 27 * sizeof(float));
     ck_assert_mem_eq(tr->host_values, in->host_values, 27 * sizeof(float));
-    gpt2_free(in), gpt2_free(tr);
+    model_free(in), model_free(tr);
     data_free(&d);
 }
 END_TEST
@@ -145,7 +145,7 @@ END_TEST
 // ---- whole-model finite differences ------------------------------------------------------------
 
 typedef struct {
-    GPT2 *m;
+    Model *m;
     Data *d;
     float *value_w;
 } FdCtx;
@@ -153,7 +153,7 @@ typedef struct {
 // loss = CE + sum(value_w * values)
 static double fd_objective(void *p) {
     FdCtx *c = p;
-    double loss = gpt2_forward(c->m, &c->d->batch, 1.0f);
+    double loss = model_forward(c->m, &c->d->batch, 1.0f);
     for (int i = 0; i < c->d->B * c->d->T; i++)
         loss += (double)c->value_w[i] * c->m->host_values[i];
     return loss;
@@ -161,19 +161,19 @@ static double fd_objective(void *p) {
 
 START_TEST(test_model_finite_differences) {
     Data d = data_make(2, 6, 11);
-    GPT2 *m = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 2, 6, 12);
+    Model *m = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 2, 6, 12);
     float value_w[12];
     Rng r = rng_init(13);
     fill_uniform(value_w, 12, &r, -0.5f, 0.5f);
     FdCtx c = {m, &d, value_w};
-    gpt2_zero_grad(m);
-    gpt2_forward(m, &d.batch, 1.0f);
+    model_zero_grad(m);
+    model_forward(m, &d.batch, 1.0f);
     float dlogp[12];
-    double wsum = gpt2_mask_sum(m);
+    double wsum = model_mask_sum(m);
     for (int i = 0; i < 12; i++) dlogp[i] = d.targets[i] >= 0 ? (float)(-1.0 / wsum) : 0.0f;
-    gpt2_backward(m, dlogp, NULL, value_w);
-    float *grads = malloc(gpt2_param_bytes(m));
-    memcpy(grads, m->grads_mem, gpt2_param_bytes(m));
+    model_backward(m, dlogp, NULL, value_w);
+    float *grads = malloc(model_param_bytes(m));
+    memcpy(grads, m->grads_mem, model_param_bytes(m));
     for (int i = 0; i < m->table.count; i++) {
         const TensorInfo *ti = &m->table.info[i];
         size_t n = ti->numel;
@@ -182,7 +182,7 @@ START_TEST(test_model_finite_differences) {
                    1e-2f, 2e-3, 40);
     }
     free(grads);
-    gpt2_free(m);
+    model_free(m);
     data_free(&d);
 }
 END_TEST
@@ -201,7 +201,7 @@ static void prompts_make(int *p) {
 }
 
 // The log-probs the sampler returned equal a teacher-forced forward over prompt + output.
-static void check_logp_by_forward(GPT2 *m, const int *prompts, const int *out, const float *lp,
+static void check_logp_by_forward(Model *m, const int *prompts, const int *out, const float *lp,
                                   const int *len, float temperature) {
     int T = PLEN + NEW;
     int tokens[SB * (PLEN + NEW)], targets[SB * (PLEN + NEW)];
@@ -213,7 +213,7 @@ static void check_logp_by_forward(GPT2 *m, const int *prompts, const int *out, c
         for (int i = 0; i < len[b]; i++) targets[b * T + n - 1 + i] = out[b * NEW + i];
     }
     Batch batch = {.B = SB, .T = T, .tokens = tokens, .targets = targets};
-    gpt2_forward(m, &batch, temperature > 0 ? 1.0f / temperature : 1.0f);
+    model_forward(m, &batch, temperature > 0 ? 1.0f / temperature : 1.0f);
     for (int b = 0; b < SB; b++)
         for (int i = 0; i < len[b]; i++)
             ck_assert_double_eq_tol(lp[b * NEW + i], m->host_logp[b * T + PROMPT_LEN[b] - 1 + i],
@@ -221,7 +221,7 @@ static void check_logp_by_forward(GPT2 *m, const int *prompts, const int *out, c
 }
 
 START_TEST(test_sampling_cache_equals_recompute) {
-    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 22);
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 22);
     int prompts[SB * PLEN];
     prompts_make(prompts);
     SampleParams greedy = {
@@ -239,12 +239,12 @@ START_TEST(test_sampling_cache_equals_recompute) {
     ck_assert_mem_eq(out[0], out[1], sizeof(out[0])); // token for token
     ck_assert_mem_eq(len[0], len[1], sizeof(len[0]));
     check_logp_by_forward(m, prompts, out[1], lp[1], len[1], 0.0f);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
 START_TEST(test_sampling_temperature_logp_and_stop) {
-    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 23);
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 23);
     int prompts[SB * PLEN], out[SB * NEW], len[SB], out2[SB * NEW], len2[SB];
     float lp[SB * NEW], lp2[SB * NEW];
     prompts_make(prompts);
@@ -264,13 +264,13 @@ START_TEST(test_sampling_temperature_logp_and_stop) {
         }
     check_logp_by_forward(m, prompts, out, lp, len, 0.7f);
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
 // top_k = 1 is greedy; top-p keeps only the nucleus.
 START_TEST(test_sampling_truncation) {
-    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_INFER, SB, PLEN + NEW, 24);
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 24);
     int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], la[SB], lb[SB];
     float lpa[SB * NEW], lpb[SB * NEW];
     prompts_make(prompts);
@@ -289,13 +289,13 @@ START_TEST(test_sampling_truncation) {
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &nucleus, &r, b, lpb, lb);
     ck_assert_mem_eq(a, b, sizeof(a));
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
 // The sampler shares the policy's weights: an update is visible without copying.
 START_TEST(test_sampler_tracks_weights) {
-    GPT2 *m = tiny(GPT2_HEAD_LM, GPT2_TRAIN, SB, PLEN + NEW, 25);
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_TRAIN, SB, PLEN + NEW, 25);
     Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
     int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], l[SB];
     float lp[SB * NEW];
@@ -304,11 +304,11 @@ START_TEST(test_sampler_tracks_weights) {
         .temperature = 0.0f, .top_p = 1.0f, .stop_token = -1, .max_new_tokens = NEW};
     Rng r = rng_init(1);
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, a, lp, l);
-    gpt2_init_weights(m, 99); // new weights in place
+    model_init_weights(m, 99); // new weights in place
     sampler_generate(s, prompts, PLEN, PROMPT_LEN, SB, &greedy, &r, b, lp, l);
     ck_assert(memcmp(a, b, sizeof(a)) != 0);
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
@@ -316,22 +316,22 @@ END_TEST
 
 START_TEST(test_weights_roundtrip) {
     char err[512];
-    GPT2 *m = tiny(GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, 2, 8, 30);
+    Model *m = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 2, 8, 30);
     const char *path = test_tmp_path("model-weights.h5");
-    ck_assert_msg(gpt2_save(m, path, err, sizeof(err)) == 0, "%s", err);
-    GPT2 *l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 2, 8, 0, err, sizeof(err));
+    ck_assert_msg(model_save(m, path, err, sizeof(err)) == 0, "%s", err);
+    Model *l = model_load(backend_cpu(), path, 0, MODEL_INFER, 2, 8, 0, err, sizeof(err));
     ck_assert_msg(l != NULL, "%s", err);
     ck_assert_int_eq(l->heads, m->heads);
-    ck_assert_mem_eq(l->params_mem, m->params_mem, gpt2_param_bytes(m));
-    gpt2_free(l);
+    ck_assert_mem_eq(l->params_mem, m->params_mem, model_param_bytes(m));
+    model_free(l);
     // a truncated file is an error naming the file, never a crash
     FILE *f = fopen(path, "r+b");
     ck_assert(f && ftruncate(fileno(f), 4000) == 0);
     fclose(f);
-    l = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 2, 8, 0, err, sizeof(err));
+    l = model_load(backend_cpu(), path, 0, MODEL_INFER, 2, 8, 0, err, sizeof(err));
     ck_assert(l == NULL);
     ck_assert_msg(strstr(err, path) != NULL, "error does not name the file: %s", err);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 

@@ -6,7 +6,7 @@
 //
 // Errors are normwise per tensor: max_i |ours_i - torch_i| / max_i |torch_i| <= 1e-4.
 #include "model/checkpoint.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "optim/optim.h"
 #include "tests/testutil.h"
 #include "train/stages/dpo.h"
@@ -21,7 +21,7 @@
 #define NT  12
 #define TOL 1e-4
 
-static const GPT2Config CFG = {
+static const ModelConfig CFG = {
     .n_layer = 2, .n_head = 4, .d_model = 32, .vocab_size = 67, .max_seq_len = 16};
 
 typedef struct {
@@ -68,7 +68,7 @@ static void make_batch(Fixture *f, Rng *r) {
 
 // Randomises every weight a little beyond GPT-2's init (biases 0 and gains 1 would hide
 // errors that only show with nonzero values), keeping padded vocabulary rows zero.
-static void perturb(GPT2 *m, Rng *r) {
+static void perturb(Model *m, Rng *r) {
     size_t n = m->table.numel;
     float *w = malloc(n * sizeof(float));
     m->be->to_host(w, m->params_mem, n * sizeof(float));
@@ -124,10 +124,10 @@ static const Schedule SCHED = {SCHEDULE_COSINE, 3, 10, 0.1f};
 #define TRAJ_STEPS 10
 #define INV_TEMP   0.8f
 
-static void write_fixture(const char *path, const GPT2 *m, const Fixture *f) {
+static void write_fixture(const char *path, const Model *m, const Fixture *f) {
     char err[256];
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     write_ints(g, "tokens", f->tokens);
     write_ints(g, "targets", f->targets);
@@ -177,24 +177,24 @@ static void check_tensor(hid_t ref, const char *name, const float *ours, size_t 
 }
 
 // Our side of the objective: CE over the mask + sum(value_w * values) + sum(ent_w * entropy).
-static float run_ours(GPT2 *m, const Fixture *f) {
-    float loss = gpt2_forward(m, &f->batch, INV_TEMP);
-    double wsum = gpt2_mask_sum(m);
+static float run_ours(Model *m, const Fixture *f) {
+    float loss = model_forward(m, &f->batch, INV_TEMP);
+    double wsum = model_mask_sum(m);
     float dlogp[NB * NT];
     for (int i = 0; i < NB * NT; i++)
         dlogp[i] = f->targets[i] >= 0 ? (float)(-f->mask[i] / wsum) : 0.0f;
-    gpt2_zero_grad(m);
-    gpt2_backward(m, dlogp, f->ent_w, f->value_w);
+    model_zero_grad(m);
+    model_backward(m, dlogp, f->ent_w, f->value_w);
     return loss;
 }
 
-static void trajectory(GPT2 *m, const Fixture *f, float *losses) {
+static void trajectory(Model *m, const Fixture *f, float *losses) {
     AdamW opt;
     adamw_init(&opt, m->be, &m->table, OPT);
     for (int t = 0; t < TRAJ_STEPS; t++) {
-        gpt2_zero_grad(m);
-        losses[t] = gpt2_forward(m, &f->batch, 1.0f);
-        gpt2_backward_ce(m, gpt2_mask_sum(m));
+        model_zero_grad(m);
+        losses[t] = model_forward(m, &f->batch, 1.0f);
+        model_backward_ce(m, model_mask_sum(m));
         adamw_step(&opt, m->params_mem, m->grads_mem, schedule_lr(&SCHED, OPT.lr, t));
     }
     adamw_free(&opt);
@@ -203,8 +203,8 @@ static void trajectory(GPT2 *m, const Fixture *f, float *losses) {
 START_TEST(test_gpt2_matches_pytorch) {
     const Backend *be = backend_cpu();
     Rng r = rng_init(42);
-    GPT2 *m = gpt2_create(be, CFG, GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, NB, NT);
-    gpt2_init_weights(m, 7);
+    Model *m = model_create(be, CFG, MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, NB, NT);
+    model_init_weights(m, 7);
     perturb(m, &r);
     Fixture f;
     make_batch(&f, &r);
@@ -231,11 +231,11 @@ START_TEST(test_gpt2_matches_pytorch) {
         check_tensor(ref, name, grads + ti->offset, ti->numel);
     }
     free(grads);
-    gpt2_free(m);
+    model_free(m);
 
     // 10 AdamW steps from the same weights, LM head only
-    GPT2 *lm = gpt2_create(be, CFG, GPT2_HEAD_LM, GPT2_TRAIN, NB, NT);
-    gpt2_init_weights(lm, 7);
+    Model *lm = model_create(be, CFG, MODEL_HEAD_LM, MODEL_TRAIN, NB, NT);
+    model_init_weights(lm, 7);
     Rng r2 = rng_init(42);
     perturb(lm, &r2); // same stream as above: the same weights
     float losses[TRAJ_STEPS];
@@ -243,7 +243,7 @@ START_TEST(test_gpt2_matches_pytorch) {
     check_tensor(ref, "trajectory/losses", losses, TRAJ_STEPS);
     ck_assert_msg(losses[TRAJ_STEPS - 1] < losses[0], "training did not lower the loss");
     H5Fclose(ref);
-    gpt2_free(lm);
+    model_free(lm);
 }
 END_TEST
 
@@ -268,8 +268,8 @@ static void write_str_attr(hid_t obj, const char *name, const char *v) {
 START_TEST(test_reward_model_matches_pytorch) {
     const Backend *be = backend_cpu();
     Rng r = rng_init(43);
-    GPT2 *m = gpt2_create(be, CFG, GPT2_HEAD_SCALAR, GPT2_TRAIN, RB, RT);
-    gpt2_init_weights(m, 8);
+    Model *m = model_create(be, CFG, MODEL_HEAD_SCALAR, MODEL_TRAIN, RB, RT);
+    model_init_weights(m, 8);
     perturb(m, &r);
     int tokens[RB * RT], targets[RB * RT], pos[RB * RT], seg[RB * RT], len[RB] = {10, 7, 5, 9};
     float mask[RB * RT];
@@ -283,7 +283,7 @@ START_TEST(test_reward_model_matches_pytorch) {
                *out = test_tmp_path("parity-rm-out.h5");
     char err[256];
     hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     write_ints_shape(g, "tokens", tokens, 2, RB, RT);
     write_ints_shape(g, "targets", targets, 2, RB, RT);
@@ -314,14 +314,14 @@ START_TEST(test_reward_model_matches_pytorch) {
         dvalues[2 * p * RT + len[2 * p] - 1] = (float)pl.d_chosen / (RB / 2);
         dvalues[(2 * p + 1) * RT + len[2 * p + 1] - 1] = (float)pl.d_rejected / (RB / 2);
     }
-    gpt2_zero_grad(m);
-    gpt2_backward(m, NULL, NULL, dvalues);
+    model_zero_grad(m);
+    model_backward(m, NULL, NULL, dvalues);
     hid_t ref = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert(ref >= 0);
     check_tensor(ref, "loss", &loss, 1);
-    float *values = malloc(sizeof(float) * RB * RT), *grads = malloc(gpt2_param_bytes(m));
+    float *values = malloc(sizeof(float) * RB * RT), *grads = malloc(model_param_bytes(m));
     memcpy(values, m->host_values, sizeof(float) * RB * RT);
-    be->to_host(grads, m->grads_mem, gpt2_param_bytes(m));
+    be->to_host(grads, m->grads_mem, model_param_bytes(m));
     // padding positions carry garbage values in both; compare every real position
     float *want = read_ref(ref, "values", RB * RT);
     for (int i = 0; i < RB * RT; i++)
@@ -335,7 +335,7 @@ START_TEST(test_reward_model_matches_pytorch) {
     }
     free(want), free(values), free(grads);
     H5Fclose(ref);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 
@@ -355,8 +355,8 @@ static void write_doubles_1d(hid_t g, const char *name, const double *x, hsize_t
 static void check_dpo(DpoLoss loss, const char *name) {
     const Backend *be = backend_cpu();
     Rng r = rng_init(44 + loss);
-    GPT2 *m = gpt2_create(be, CFG, GPT2_HEAD_LM, GPT2_TRAIN, RB, RT);
-    gpt2_init_weights(m, 9);
+    Model *m = model_create(be, CFG, MODEL_HEAD_LM, MODEL_TRAIN, RB, RT);
+    model_init_weights(m, 9);
     perturb(m, &r);
     int tokens[RB * RT], targets[RB * RT], pos[RB * RT], seg[RB * RT], len[RB] = {8, 6, 9, 4};
     float mask[RB * RT];
@@ -377,7 +377,7 @@ static void check_dpo(DpoLoss loss, const char *name) {
                *out = test_tmp_path("parity-dpo-out.h5");
     char err[256];
     hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    ck_assert_msg(gpt2_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(model_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
     hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     write_ints_shape(g, "tokens", tokens, 2, RB, RT);
     write_ints_shape(g, "targets", targets, 2, RB, RT);
@@ -407,10 +407,10 @@ static void check_dpo(DpoLoss loss, const char *name) {
                .seg = seg,
                .len = len};
     float dlogp[RB * RT];
-    gpt2_zero_grad(m);
+    model_zero_grad(m);
     float lossv = (float)dpo_micro_loss(m, &b, ref, &p, RB / 2, dlogp, NULL);
-    float *grads = malloc(gpt2_param_bytes(m));
-    be->to_host(grads, m->grads_mem, gpt2_param_bytes(m));
+    float *grads = malloc(model_param_bytes(m));
+    be->to_host(grads, m->grads_mem, model_param_bytes(m));
     hid_t refh = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert(refh >= 0);
     check_tensor(refh, "loss", &lossv, 1);
@@ -422,7 +422,7 @@ static void check_dpo(DpoLoss loss, const char *name) {
     }
     free(grads);
     H5Fclose(refh);
-    gpt2_free(m);
+    model_free(m);
 }
 
 START_TEST(test_dpo_matches_pytorch) {

@@ -596,15 +596,15 @@ static const char *files_recipe(const char *dir) {
         snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
         fix_write_fp(file, kinds[i], 3, fp);
     }
-    GPT2Config cfg = {.n_layer = 1,
-                      .n_head = 1,
-                      .d_model = 8,
-                      .vocab_size = tokenizer_vocab_size(tok),
-                      .max_seq_len = 256}; // the recipe's context: init must match it
-    GPT2 *m = gpt2_create(backend_cpu(), cfg, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
+    ModelConfig cfg = {.n_layer = 1,
+                       .n_head = 1,
+                       .d_model = 8,
+                       .vocab_size = tokenizer_vocab_size(tok),
+                       .max_seq_len = 256}; // the recipe's context: init must match it
+    Model *m = model_create(backend_cpu(), cfg, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
     snprintf(file, sizeof(file), "%s/ckpt.h5", dir);
-    ck_assert_msg(gpt2_save(m, file, err, sizeof(err)) == 0, "%s", err);
-    gpt2_free(m);
+    ck_assert_msg(model_save(m, file, err, sizeof(err)) == 0, "%s", err);
+    model_free(m);
     tokenizer_free(tok);
     return path;
 }

@@ -3,7 +3,7 @@
 // clipped value loss on a scalar head sharing the trunk, and an entropy bonus, all as the ppo
 // stage builds them from train/objectives/rl.h, against central finite differences of the same
 // loss.
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "tests/testutil.h"
 #include "train/objectives/rl.h"
 #include <math.h>
@@ -12,11 +12,11 @@
 
 #define NB 3
 #define NT 10
-static const GPT2Config CFG = {2, 2, 16, 40, 16};
+static const ModelConfig CFG = {2, 2, 16, 40, 16};
 static const double CLIP = 0.2, VCLIP = 0.2, VCOEF = 0.5, ENT = 0.01;
 
 typedef struct {
-    GPT2 *m;
+    Model *m;
     Batch b;
     int tokens[NB * NT], targets[NB * NT];
     float mask[NB * NT], old_logp[NB * NT], adv[NB * NT], ret[NB * NT], old_v[NB * NT];
@@ -25,7 +25,7 @@ typedef struct {
 
 // The PPO objective of the current weights; with grads != 0 also its per-token gradients.
 static double ppo_loss(Ppo *p, float *dlogp, float *dent, float *dv, int *clipped) {
-    gpt2_forward(p->m, &p->b, 1.0f);
+    model_forward(p->m, &p->b, 1.0f);
     double loss = 0.0;
     for (int i = 0; i < NB * NT; i++) {
         if (dlogp) dlogp[i] = dent[i] = dv[i] = 0.0f;
@@ -47,9 +47,9 @@ static double fd_loss(void *ctx) {
 }
 
 START_TEST(test_ppo_gradient_through_model) {
-    Ppo p = {
-        .m = gpt2_create(backend_cpu(), CFG, GPT2_HEAD_LM | GPT2_HEAD_SCALAR, GPT2_TRAIN, NB, NT)};
-    gpt2_init_weights(p.m, 3);
+    Ppo p = {.m = model_create(backend_cpu(), CFG, MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN,
+                               NB, NT)};
+    model_init_weights(p.m, 3);
     Rng r = rng_init(5);
     int plen[NB] = {3, 4, 2}, len[NB] = {9, 10, 6};
     for (int i = 0; i < NB * NT; i++) p.tokens[i] = (int)rng_below(&r, CFG.vocab_size);
@@ -63,7 +63,7 @@ START_TEST(test_ppo_gradient_through_model) {
     // the rollout's log-probs and values: today's, moved so that some ratios and values sit
     // well inside the clip range and others well outside it (never near its edges, where a
     // finite difference would straddle the kink)
-    gpt2_forward(p.m, &p.b, 1.0f);
+    model_forward(p.m, &p.b, 1.0f);
     for (int i = 0; i < NB * NT; i++) {
         double side = rng_uniform(&r) < 0.5 ? -1.0 : 1.0, far = rng_uniform(&r) < 0.5;
         p.old_logp[i] = p.m->host_logp[i] + (float)(side * (far ? 1.0 : 0.02));
@@ -73,15 +73,15 @@ START_TEST(test_ppo_gradient_through_model) {
     }
     float dlogp[NB * NT], dent[NB * NT], dv[NB * NT];
     int clipped = 0;
-    gpt2_zero_grad(p.m);
+    model_zero_grad(p.m);
     ppo_loss(&p, dlogp, dent, dv, &clipped);
     ck_assert_msg(clipped > 0 && clipped < 2 * p.n,
                   "the example must mix clipped and unclipped "
                   "tokens (%d)",
                   clipped);
-    gpt2_backward(p.m, dlogp, dent, dv);
-    float *grads = malloc(gpt2_param_bytes(p.m));
-    memcpy(grads, p.m->grads_mem, gpt2_param_bytes(p.m));
+    model_backward(p.m, dlogp, dent, dv);
+    float *grads = malloc(model_param_bytes(p.m));
+    memcpy(grads, p.m->grads_mem, model_param_bytes(p.m));
     for (int i = 0; i < p.m->table.count; i++) {
         const TensorInfo *ti = &p.m->table.info[i];
         // tolerance 1e-2: the fp32 noise of ~20 summed exponentiated per-token terms reaches
@@ -92,7 +92,7 @@ START_TEST(test_ppo_gradient_through_model) {
                    &p, 5e-3f, 1e-2, 30);
     }
     free(grads);
-    gpt2_free(p.m);
+    model_free(p.m);
 }
 END_TEST
 

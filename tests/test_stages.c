@@ -91,17 +91,17 @@ static void write_sft(const char *path, int n, uint64_t seed) {
     ck_assert_msg(dataset_close(w, err, sizeof(err)) == 0, "%s", err);
 }
 
-static const GPT2Config CFG = {2, 2, 64, 0, 16};
+static const ModelConfig CFG = {2, 2, 64, 0, 16};
 
 // A freshly initialised model saved as the stages' starting point.
 static void write_init(const char *path) {
-    GPT2Config c = CFG;
+    ModelConfig c = CFG;
     c.vocab_size = vocab;
-    GPT2 *m = gpt2_create(backend_cpu(), c, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 5);
+    Model *m = model_create(backend_cpu(), c, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 5);
     char err[512];
-    ck_assert_msg(gpt2_save(m, path, err, sizeof(err)) == 0, "%s", err);
-    gpt2_free(m);
+    ck_assert_msg(model_save(m, path, err, sizeof(err)) == 0, "%s", err);
+    model_free(m);
 }
 
 // Writes a one-stage recipe and runs it; returns the exit status.
@@ -154,11 +154,11 @@ static double field(json_t *row, const char *key) {
 // ---- sft masks ------------------------------------------------------------------------------
 
 // Gradient of the masked cross-entropy of batch b into out.
-static void ce_grad(GPT2 *m, const Batch *b, float *out) {
-    gpt2_zero_grad(m);
-    gpt2_forward(m, b, 1.0f);
-    gpt2_backward_ce(m, gpt2_mask_sum(m));
-    memcpy(out, m->grads_mem, gpt2_param_bytes(m));
+static void ce_grad(Model *m, const Batch *b, float *out) {
+    model_zero_grad(m);
+    model_forward(m, b, 1.0f);
+    model_backward_ce(m, model_mask_sum(m));
+    memcpy(out, m->grads_mem, model_param_bytes(m));
 }
 
 START_TEST(test_sft_mask_gradient) {
@@ -170,11 +170,11 @@ START_TEST(test_sft_mask_gradient) {
     ck_assert_msg(l, "%s", err);
     Batch b;
     ck_assert_int_eq(loader_next(l, &b), 4);
-    GPT2Config c = CFG;
+    ModelConfig c = CFG;
     c.vocab_size = vocab;
-    GPT2 *m = gpt2_create(backend_cpu(), c, GPT2_HEAD_LM, GPT2_TRAIN, 4, 16);
-    gpt2_init_weights(m, 3);
-    size_t bytes = gpt2_param_bytes(m);
+    Model *m = model_create(backend_cpu(), c, MODEL_HEAD_LM, MODEL_TRAIN, 4, 16);
+    model_init_weights(m, 3);
+    size_t bytes = model_param_bytes(m);
     float *g0 = malloc(bytes), *g1 = malloc(bytes);
     ce_grad(m, &b, g0);
     int changed = 0, last_target = -1;
@@ -195,7 +195,7 @@ START_TEST(test_sft_mask_gradient) {
     ce_grad(m, &b, g1);
     ck_assert(memcmp(g0, g1, bytes) != 0); // the end token contributes
     free(g0), free(g1);
-    gpt2_free(m);
+    model_free(m);
     loader_free(l);
 }
 END_TEST
@@ -292,7 +292,8 @@ START_TEST(test_sft_learns_format) {
     // greedy samples on held-out prompts must follow the format: as many ids as the prompt,
     // all from the prompt's range, then the end token
     snprintf(path, sizeof(path), "%s/runs/sft/sft/final.h5", dir);
-    GPT2 *m = gpt2_load(backend_cpu(), path, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+    Model *m =
+        model_load(backend_cpu(), path, MODEL_HEAD_LM, MODEL_INFER, 1, 1, 0, err, sizeof(err));
     ck_assert_msg(m, "%s", err);
     Sampler *s = sampler_create(m, 1, 16, 1);
     SampleParams greedy = {.temperature = 0, .top_p = 1, .stop_token = eot, .max_new_tokens = 8};
@@ -316,7 +317,7 @@ START_TEST(test_sft_learns_format) {
     ck_assert_msg(loss < 0.5, "response-token validation loss %.4f >= 0.5", loss);
     ck_assert_msg(follows >= 90, "only %d/%d samples follow the format", follows, n);
     sampler_free(s);
-    gpt2_free(m);
+    model_free(m);
 }
 END_TEST
 

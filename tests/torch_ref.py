@@ -6,7 +6,7 @@ usage: torch_ref.py FIXTURE.h5 OUT.h5
 
 FIXTURE.h5 (written by tests/test_parity.c):
   root attributes       model config (n_layer, n_head, d_model, vocab_size, max_seq_len, heads)
-  /params/<name>        float32 weights, shapes as in model/gpt2.h
+  /params/<name>        float32 weights, shapes as in model/model.h
   /batch/tokens,targets,pos,seg (B,T) int32; /batch/mask (B,T) float32
   /objective/value_w, ent_w (B,T) float32: objective = CE + sum(value_w*values) + sum(ent_w*H)
   /objective attrs      inv_temp; kind = "bt" instead makes the objective the Bradley-Terry

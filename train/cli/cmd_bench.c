@@ -9,7 +9,7 @@
 #include "common/check.h"
 #include "common/rng.h"
 #include "common/timer.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "optim/optim.h"
 #include "train/cli/commands.h"
@@ -22,7 +22,7 @@
 
 typedef struct {
     const char *name;
-    GPT2Config cfg;
+    ModelConfig cfg;
 } Shape;
 
 static const Shape SHAPES[] = {
@@ -115,7 +115,7 @@ static double measure_peak(const Backend *be, double before) {
     return after > before ? after : before;
 }
 
-static double flops_per_token(const GPT2 *m, int T) {
+static double flops_per_token(const Model *m, int T) {
     double L = m->cfg.n_layer, C = m->cfg.d_model, Vp = m->Vp;
     return 3.0 * (2.0 * (12.0 * L * C * C + C * Vp) + 2.0 * L * T * C);
 }
@@ -129,8 +129,8 @@ static void random_batch(Batch *b, int B, int T, int V, Rng *r) {
 }
 
 static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
-    GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_TRAIN, a->B, a->T);
-    gpt2_init_weights(m, 1);
+    Model *m = model_create(be, a->shape->cfg, MODEL_HEAD_LM, MODEL_TRAIN, a->B, a->T);
+    model_init_weights(m, 1);
     AdamW opt;
     adamw_init(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
     Rng r = rng_init(2);
@@ -139,9 +139,9 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
     double t0 = 0.0, loss = 0.0;
     for (int s = 0; s < a->warmup + a->steps; s++) {
         if (s == a->warmup) t0 = time_now();
-        gpt2_zero_grad(m);
-        loss = gpt2_forward(m, &b, 1.0f);
-        gpt2_backward_ce(m, gpt2_mask_sum(m));
+        model_zero_grad(m);
+        loss = model_forward(m, &b, 1.0f);
+        model_backward_ce(m, model_mask_sum(m));
         adamw_step(&opt, m->params_mem, m->grads_mem, 3e-4f);
     }
     double step = (time_now() - t0) / a->steps, tps = a->B * a->T / step;
@@ -160,16 +160,16 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
                "  arenas: params %.1f MB, grads %.1f MB, AdamW %.1f MB, activations %.1f MB; "
                "peak RSS %.1f MB\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), a->steps, step * 1e3, tps,
-               100 * mfu, peak / 1e9, gpt2_param_bytes(m) / 1e6, gpt2_grad_bytes(m) / 1e6,
-               2 * gpt2_param_bytes(m) / 1e6, gpt2_act_bytes(m) / 1e6, peak_rss_mb());
+               100 * mfu, peak / 1e9, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
+               2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6, peak_rss_mb());
     free(b.tokens), free(b.targets);
     adamw_free(&opt);
-    gpt2_free(m);
+    model_free(m);
     return 0;
 }
 
 // Tokens per second of generating new_tokens for B prompts, with or without the cache.
-static double time_rollout(const GPT2 *m, const BenchArgs *a, int use_cache, const int *prompts,
+static double time_rollout(const Model *m, const BenchArgs *a, int use_cache, const int *prompts,
                            const int *plen) {
     int len = a->prompt_len + a->new_tokens;
     Sampler *s = sampler_create(m, a->B, len, use_cache);
@@ -192,8 +192,8 @@ static double time_rollout(const GPT2 *m, const BenchArgs *a, int use_cache, con
 
 static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
     int len = a->prompt_len + a->new_tokens;
-    GPT2 *m = gpt2_create(be, a->shape->cfg, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
-    gpt2_init_weights(m, 1);
+    Model *m = model_create(be, a->shape->cfg, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    model_init_weights(m, 1);
     Rng r = rng_init(4);
     int *prompts = lc_malloc(sizeof(int) * (size_t)a->B * a->prompt_len),
         *plen = lc_malloc(sizeof(int) * a->B);
@@ -221,7 +221,7 @@ static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
                a->shape->name, a->B, a->prompt_len, a->new_tokens, len, be->threads(0), cached,
                100 * cached * decode_flops / peak, recompute, cached / recompute, peak_rss_mb());
     free(prompts), free(plen);
-    gpt2_free(m);
+    model_free(m);
     return 0;
 }
 

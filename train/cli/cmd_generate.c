@@ -79,7 +79,7 @@ static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *sto
     if (p->n == 0) tokenbuf_push(p, stop, 1, 0); // an empty prompt starts from end-of-text
 }
 
-static int generate(GPT2 *m, const Tokenizer *tok, const GenArgs *a) {
+static int generate(Model *m, const Tokenizer *tok, const GenArgs *a) {
     TokenBuf p = {0};
     int stop, rc = 0;
     render(tok, a, &p, &stop);
@@ -158,15 +158,15 @@ int cmd_generate(int argc, char **argv) {
     }
     Tokenizer *tok = tokenizer_for(&a, &ci, tokpath, sizeof(tokpath));
     if (!tok) return 1;
-    GPT2 *m =
-        gpt2_load(backend_cpu(), a.checkpoint, GPT2_HEAD_LM, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+    Model *m = model_load(backend_cpu(), a.checkpoint, MODEL_HEAD_LM, MODEL_INFER, 1, 1, 0, err,
+                          sizeof(err));
     if (!m) {
         fprintf(stderr, "layercake generate: %s\n", err);
         tokenizer_free(tok);
         return 1;
     }
     rc = generate(m, tok, &a);
-    gpt2_free(m);
+    model_free(m);
     tokenizer_free(tok);
     return rc;
 }

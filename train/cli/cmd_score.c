@@ -31,7 +31,7 @@ typedef struct {
 typedef struct {
     const ScoreArgs *a;
     const Dataset *ds;
-    GPT2 *view;         // the reward model with activations for (rows, T)
+    Model *view;        // the reward model with activations for (rows, T)
     int T, rows, pairs; // context, rows per batch, 1 for preference data (2 rows a unit)
     int units;          // units (examples) in the current batch
     int *tokens, *len;  // (rows, T) right-padded inputs, (rows) their lengths
@@ -168,10 +168,10 @@ static void summary_text(const Scorer *s) {
 
 // ---- the command ---------------------------------------------------------------------------
 
-static void scorer_init(Scorer *s, const ScoreArgs *a, const Dataset *ds, GPT2 *rm) {
+static void scorer_init(Scorer *s, const ScoreArgs *a, const Dataset *ds, Model *rm) {
     *s = (Scorer){.a = a, .ds = ds, .T = rm->cfg.max_seq_len, .pairs = ds->kind == DATA_PREFERENCE};
     s->rows = s->pairs ? 2 * a->batch : a->batch;
-    s->view = gpt2_create_view(rm, GPT2_INFER, s->rows, s->T);
+    s->view = model_create_view(rm, MODEL_INFER, s->rows, s->T);
     s->tokens = lc_calloc((size_t)s->rows * s->T, sizeof(int));
     s->len = lc_calloc((size_t)s->rows, sizeof(int));
     s->example = lc_calloc((size_t)s->rows, sizeof(int64_t));
@@ -179,11 +179,11 @@ static void scorer_init(Scorer *s, const ScoreArgs *a, const Dataset *ds, GPT2 *
 }
 
 static void scorer_free(Scorer *s) {
-    gpt2_free(s->view);
+    model_free(s->view);
     free(s->tokens), free(s->len), free(s->example), free(s->r);
 }
 
-static int score(const ScoreArgs *a, GPT2 *rm, Dataset *ds) {
+static int score(const ScoreArgs *a, Model *rm, Dataset *ds) {
     char err[1024];
     if (dataset_load(ds, rm->cfg.vocab_size, err, sizeof(err)) != 0) {
         fprintf(stderr, "layercake score: %s\n", err);
@@ -223,18 +223,18 @@ static Dataset *dataset_for_scores(const char *path) {
 
 // The reward model, if the checkpoint has a scalar head and was trained with the tokenizer
 // that made ds; NULL with a message otherwise.
-static GPT2 *reward_model_load(const char *path, const Dataset *ds) {
+static Model *reward_model_load(const char *path, const Dataset *ds) {
     char err[2048];
     CheckpointInfo ci;
-    GPT2 *rm = NULL;
+    Model *rm = NULL;
     if (run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
         run_check_dataset(path, &ci, ds->path, ds->fingerprint, err, sizeof(err)) == 0)
-        rm = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, sizeof(err));
+        rm = model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err));
     if (!rm) {
         fprintf(stderr, "layercake score: %s\n", err);
-    } else if (!(rm->heads & GPT2_HEAD_SCALAR)) {
+    } else if (!(rm->heads & MODEL_HEAD_SCALAR)) {
         fprintf(stderr, "layercake score: %s has no scalar head: not a reward model\n", path);
-        gpt2_free(rm);
+        model_free(rm);
         rm = NULL;
     }
     return rm;
@@ -245,9 +245,9 @@ int cmd_score(int argc, char **argv) {
     int rc = parse(argc, argv, &a);
     if (rc != OPTIONS_CONTINUE) return rc;
     Dataset *ds = dataset_for_scores(a.data);
-    GPT2 *rm = ds ? reward_model_load(a.ckpt, ds) : NULL;
+    Model *rm = ds ? reward_model_load(a.ckpt, ds) : NULL;
     rc = rm ? score(&a, rm, ds) : 1;
-    gpt2_free(rm);
+    model_free(rm);
     dataset_free(ds);
     return rc;
 }

@@ -66,7 +66,7 @@ typedef struct {
     int d_model;        // residual stream width (divisible by n_head)
     int vocab_size;     // embedding rows; 0 = the tokenizer's vocabulary size
     int max_seq_len;    // positions the model has (its context length)
-} ModelConfig;
+} RecipeModel;
 
 typedef struct {
     char *train;   // training dataset path (absolute), "" if unset
@@ -206,7 +206,7 @@ typedef struct {
     char *tokenizer;     // tokenizer .json file or GPT-2 folder (absolute)
     StringList
         prepare; // layercake commands making the tokenizer and datasets (train/recipe/prepare.h)
-    ModelConfig model;     // model shape
+    RecipeModel model;     // model shape
     Stage *stages;         // (n_stages) in run order
     int n_stages;          // number of stages
     char *file;            // the recipe file, as given to recipe_load

@@ -35,7 +35,7 @@ static RecipeError rule_run_name(RecipeLoader *L, int i) {
 }
 
 static RecipeError rule_heads(RecipeLoader *L, int i) {
-    const ModelConfig *m = &L->r->model;
+    const RecipeModel *m = &L->r->model;
     if (m->d_model % m->n_head == 0) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
                      "%d is not divisible by model.n_head = %d", m->d_model, m->n_head);
@@ -64,7 +64,7 @@ static RecipeError rule_prepare(RecipeLoader *L, int i) {
 
 // ---- sizes --------------------------------------------------------------------------------------
 
-// The model (model/gpt2.c) and the kernels count some sizes with int: the MLP's width 4C, the
+// The model (model/model.c) and the kernels count some sizes with int: the MLP's width 4C, the
 // padded vocabulary, the positions B x T of one forward pass; their arenas are sized with
 // size_t products. A shape that overflows either passes every other rule and then breaks
 // inside the model, so every derived size is computed here in 64 bits, saturating, and
@@ -81,15 +81,15 @@ static uint64_t add(uint64_t a, uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-// Embedding rows: the vocabulary padded to a multiple of 64 (gpt2_padded_vocab); 0 while the
+// Embedding rows: the vocabulary padded to a multiple of 64 (model_padded_vocab); 0 while the
 // vocabulary is the tokenizer's, unknown until it loads.
-static uint64_t padded_vocab(const ModelConfig *m) {
+static uint64_t padded_vocab(const RecipeModel *m) {
     return ((uint64_t)m->vocab_size + 63) / 64 * 64;
 }
 
-// GPT-2's parameter table (model/gpt2.c): wte Vp x C, wpe max_seq_len x C, per layer
+// GPT-2's parameter table (model/model.c): wte Vp x C, wpe max_seq_len x C, per layer
 // 12 C^2 + 13 C, the final layernorm and a scalar head 3 C + 1.
-static uint64_t model_params(const ModelConfig *m, uint64_t parts[3]) {
+static uint64_t model_params(const RecipeModel *m, uint64_t parts[3]) {
     uint64_t C = (uint64_t)m->d_model;
     parts[0] = mul(padded_vocab(m), C);
     parts[1] = mul((uint64_t)m->max_seq_len, C);
@@ -98,13 +98,13 @@ static uint64_t model_params(const ModelConfig *m, uint64_t parts[3]) {
 }
 
 // Bytes of the parameters, gradients and both AdamW moments: four floats a parameter.
-static uint64_t model_bytes(const ModelConfig *m) {
+static uint64_t model_bytes(const RecipeModel *m) {
     uint64_t parts[3];
     return mul(16, model_params(m, parts));
 }
 
 static RecipeError rule_model_size(RecipeLoader *L, int i) {
-    const ModelConfig *m = &L->r->model;
+    const RecipeModel *m = &L->r->model;
     uint64_t parts[3], params = model_params(m, parts), bytes = model_bytes(m);
     if (4ull * (uint64_t)m->d_model > INT_MAX)
         return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
@@ -136,10 +136,10 @@ static void stage_rows(const Stage *s, uint64_t *train, uint64_t *infer) {
     *infer = samples ? mul((uint64_t)s->rollout.batch, (uint64_t)s->rollout.group_size) : 0;
 }
 
-// Floats of the activations of rows x T positions through `layers` layers (model/gpt2.c
+// Floats of the activations of rows x T positions through `layers` layers (model/model.c
 // acts_layout, roughly): per layer 16 N C and the attention scores B x NH x T x T, the logits,
 // and with backward the gradients of one layer.
-static uint64_t acts_floats(const ModelConfig *m, uint64_t rows, uint64_t T, uint64_t layers,
+static uint64_t acts_floats(const RecipeModel *m, uint64_t rows, uint64_t T, uint64_t layers,
                             bool backward) {
     uint64_t N = mul(rows, T), C = (uint64_t)m->d_model;
     uint64_t att = mul(mul(rows, (uint64_t)m->n_head), mul(T, T));
@@ -157,7 +157,7 @@ static const char *rows_key(const RecipeLoader *L, int i, uint64_t rows) {
 
 static RecipeError rule_stage_size(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    const ModelConfig *m = &L->r->model;
+    const RecipeModel *m = &L->r->model;
     uint64_t train, infer, T = (uint64_t)s->seq_len;
     stage_rows(s, &train, &infer);
     if (infer > INT_MAX)

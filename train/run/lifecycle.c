@@ -81,7 +81,7 @@ static TrainState state_template(const Lifecycle *lc, bool complete) {
 // exactly when every element is: |x| < 3.4e38 squares to < 1.2e77, far below double's range).
 static bool models_finite(const StateModel *sm, int n, const char **which) {
     for (int i = 0; i < n; i++) {
-        const GPT2 *m = sm[i].model;
+        const Model *m = sm[i].model;
         size_t numel = m->table.numel;
         bool ok = isfinite(m->be->sum_squares(m->params_mem, numel));
         if (ok && sm[i].opt)

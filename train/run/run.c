@@ -36,17 +36,17 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len) 
 }
 
 // The configuration of a model of recipe r started from scratch with tokenizer tok.
-static GPT2Config model_config(const Recipe *r, const Tokenizer *tok) {
-    const ModelConfig *m = &r->model;
+static ModelConfig model_config(const Recipe *r, const Tokenizer *tok) {
+    const RecipeModel *m = &r->model;
     int V = m->vocab_size > 0 ? m->vocab_size : tokenizer_vocab_size(tok);
-    return (GPT2Config){.n_layer = m->n_layer,
-                        .n_head = m->n_head,
-                        .d_model = m->d_model,
-                        .vocab_size = V,
-                        .max_seq_len = m->max_seq_len};
+    return (ModelConfig){.n_layer = m->n_layer,
+                         .n_head = m->n_head,
+                         .d_model = m->d_model,
+                         .vocab_size = V,
+                         .max_seq_len = m->max_seq_len};
 }
 
-GPT2Config run_model_config(const Run *run) {
+ModelConfig run_model_config(const Run *run) {
     return model_config(run->recipe, run->tok);
 }
 
@@ -87,7 +87,7 @@ static int header_read(hid_t f, const char *path, CheckpointInfo *ci, char *err,
     if (H5Aexists(f, "format") <= 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0)
         return lc_error(err, errlen, "%s: holds no model, only /state (an eval stage's record)",
                         path);
-    return gpt2_read_config_h5(f, path, &ci->cfg, &ci->heads, err, errlen);
+    return model_read_config_h5(f, path, &ci->cfg, &ci->heads, err, errlen);
 }
 
 // Replaces the message of a file that is not a checkpoint when it is a dataset.
@@ -154,7 +154,7 @@ int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *da
 // context, or the stage would train on (and save) a model that mixes two of them.
 static int start_check(const Recipe *r, const Tokenizer *tok, const char *path,
                        const CheckpointInfo *ci, char *err, size_t errlen) {
-    GPT2Config want = model_config(r, tok);
+    ModelConfig want = model_config(r, tok);
     if (run_check_tokenizer(path, ci, r->tokenizer, tok, err, errlen)) return -1;
     if (ci->cfg.vocab_size != want.vocab_size)
         return lc_error(err, errlen,
@@ -168,21 +168,22 @@ static int start_check(const Recipe *r, const Tokenizer *tok, const char *path,
     return 0;
 }
 
-GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T) {
+Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, int max_B,
+                   int max_T) {
     const Run *run = sr->run;
     uint64_t seed = stage_seed(sr, "init");
     if (!init || !init[0]) {
-        GPT2 *m = gpt2_create(run->be, run_model_config(run), heads, mode, max_B, max_T);
-        gpt2_init_weights(m, seed);
+        Model *m = model_create(run->be, run_model_config(run), heads, mode, max_B, max_T);
+        model_init_weights(m, seed);
         return m;
     }
     char path[4096], err[2048];
     CheckpointInfo ci;
     run_resolve_model(run, init, path, sizeof(path));
-    GPT2 *m = NULL;
+    Model *m = NULL;
     if (run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
         start_check(run->recipe, run->tok, path, &ci, err, sizeof(err)) == 0)
-        m = gpt2_load(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
+        m = model_load(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
     if (!m)
         fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
     return m;
@@ -235,8 +236,9 @@ static int check_file(void *ctx, const char *path, const char *kind, const char 
         if (run_checkpoint_info(path, &ci, err, errlen) ||
             (fc->tok && start_check(fc->recipe, fc->tok, path, &ci, err, errlen)))
             return -1;
-        GPT2 *m = gpt2_load(backend_cpu(), path, 0, GPT2_INFER, 1, 1, 0, err, errlen); // checksums
-        gpt2_free(m);
+        Model *m =
+            model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, errlen); // checksums
+        model_free(m);
         return m ? 0 : -1;
     }
     return 0;

@@ -13,7 +13,7 @@
 #include "common/rng.h"
 #include "data/tokenizer.h"
 #include "kernels/kernels.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "train/recipe/recipe.h"
 #include <stdbool.h>
@@ -64,7 +64,7 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len);
 
 // The model configuration of a run started from scratch: the recipe's, with vocab_size from
 // the tokenizer when the recipe leaves it 0.
-GPT2Config run_model_config(const Run *run);
+ModelConfig run_model_config(const Run *run);
 
 // The sampling parameters of a stage's rollout: block (temperature, top-k, top-p, length) with
 // the given stop token.
@@ -72,8 +72,8 @@ SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token);
 
 // What a checkpoint file holds, read without its weights.
 typedef struct {
-    GPT2Config cfg;
-    int heads;            // GPT2_HEAD_* flags the file has
+    ModelConfig cfg;
+    int heads;            // MODEL_HEAD_* flags the file has
     bool has_fingerprint; // a training checkpoint (with /state); weights-only files have none
     uint64_t fingerprint; // the tokenizer it was trained with, when has_fingerprint
 } CheckpointInfo;
@@ -93,9 +93,9 @@ int run_check_tokenizer(const char *ckpt, const CheckpointInfo *ci, const char *
 int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *data_path,
                       uint64_t data_fingerprint, char *err, size_t errlen);
 
-// Creates the model a stage trains (GPT2_TRAIN) or uses frozen (GPT2_INFER): from `init`
+// Creates the model a stage trains (MODEL_TRAIN) or uses frozen (MODEL_INFER): from `init`
 // (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
 // given heads and activations for max_B x max_T. A checkpoint must be of the run's tokenizer
 // (the fingerprint it records), vocabulary (model.vocab_size, or the tokenizer's when 0) and
 // context (model.max_seq_len). Prints and returns NULL on failure.
-GPT2 *stage_model(StageRun *sr, const char *init, int heads, GPT2Mode mode, int max_B, int max_T);
+Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, int max_B, int max_T);

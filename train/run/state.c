@@ -66,7 +66,7 @@ static int write_state(hid_t f, const TrainState *st) {
 static size_t expected_bytes(const StateModel *models, int n_models, const TrainState *st) {
     size_t n = st->recipe ? strlen(st->recipe) : 0;
     for (int i = 0; i < n_models; i++)
-        n += gpt2_param_bytes(models[i].model) * (models[i].opt ? 3 : 1);
+        n += model_param_bytes(models[i].model) * (models[i].opt ? 3 : 1);
     return n;
 }
 
@@ -79,7 +79,7 @@ static int write_all(hid_t f, const char *path, const StateModel *models, int n_
         if (g < 0)
             return lc_error(err, errlen, "%s: cannot create the group of model '%s'", path,
                             models[i].name);
-        int rc = gpt2_write_h5(models[i].model, g, why, sizeof(why));
+        int rc = model_write_h5(models[i].model, g, why, sizeof(why));
         H5Gclose(g);
         if (rc) return lc_error(err, errlen, "%s: %s", path, why);
         if (models[i].opt && write_optim(f, &models[i]))
@@ -161,17 +161,17 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
     for (int i = 0; i < n_models && !rc; i++) {
         const StateModel *sm = &models[i];
         hid_t g = model_group(f, sm, i, 0);
-        GPT2Config cfg;
+        ModelConfig cfg;
         int heads;
         if (g < 0) {
             rc = lc_error(err, errlen, "%s: no model '%s'", path, sm->name);
             break;
         }
-        rc = gpt2_read_config_h5(g, path, &cfg, &heads, err, errlen);
+        rc = model_read_config_h5(g, path, &cfg, &heads, err, errlen);
         if (!rc && memcmp(&cfg, &sm->model->cfg, sizeof(cfg)) != 0)
             rc = lc_error(err, errlen, "%s: model '%s' has another configuration than this run's",
                           path, sm->name);
-        if (!rc) rc = gpt2_read_params_h5(sm->model, g, path, "", err, errlen);
+        if (!rc) rc = model_read_params_h5(sm->model, g, path, "", err, errlen);
         H5Gclose(g);
         if (!rc && sm->opt) rc = read_optim(f, sm, path, err, errlen);
     }

@@ -4,7 +4,7 @@
 //
 // Layout (docs/checkpoints.md):
 //   /                    the first model: configuration attributes and /params (so the file
-//                        loads as plain weights with gpt2_load)
+//                        loads as plain weights with model_load)
 //   /models/<name>       further models (e.g. a PPO value model), same layout
 //   /optim/<name>/m, v   AdamW moments of each trained model; attribute step
 //   /state               attributes step, rng, complete, tokenizer (fingerprint),
@@ -13,7 +13,7 @@
 // Loading verifies the seal before HDF5 reads a byte, so a changed byte anywhere (data,
 // metadata, an attribute, the recipe text) fails the load; arrays also carry Fletcher-32.
 #pragma once
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "optim/optim.h"
 #include <stdint.h>
 
@@ -23,7 +23,7 @@
 
 typedef struct {
     const char *name; // "policy", "value", ...; the first model is stored at the root
-    GPT2 *model;
+    Model *model;
     AdamW *opt; // NULL for a frozen model or a final checkpoint
 } StateModel;
 

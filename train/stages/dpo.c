@@ -21,9 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
+double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st) {
-    gpt2_forward(policy, b, 1.0f);
+    model_forward(policy, b, 1.0f);
     if (dlogp) memset(dlogp, 0, sizeof(float) * (size_t)b->B * b->T);
     double total = 0.0;
     for (int i = 0; i < b->B / 2; i++) {
@@ -48,7 +48,7 @@ double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const Dpo
             if (batch_target_counts(b, ir)) dlogp[ir] = (float)(l.d_rejected / pairs_total);
         }
     }
-    if (dlogp) gpt2_backward(policy, dlogp, NULL, NULL);
+    if (dlogp) model_backward(policy, dlogp, NULL, NULL);
     return total / pairs_total;
 }
 
@@ -56,7 +56,7 @@ double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const Dpo
 
 typedef struct {
     DpoParams params;
-    GPT2 *ref;        // live reference, or NULL
+    Model *ref;       // live reference, or NULL
     double *cache[2]; // cached reference log-probs per example: [0] train, [1] val; (n) each
     int64_t n[2];     // examples of the two datasets
     double *ref_rows; // (rows) reference log-probs of the micro-batch's rows
@@ -64,7 +64,7 @@ typedef struct {
 } DpoCtx;
 
 // The reference log-probs of every example of the loader's dataset, one pass in order.
-static double *reference_pass(GPT2 *ref, Loader *l, int64_t *n) {
+static double *reference_pass(Model *ref, Loader *l, int64_t *n) {
     const Dataset *d = loader_dataset(l);
     *n = d->n;
     double *out = lc_malloc(sizeof(double) * 2 * (size_t)(d->n > 0 ? d->n : 1));
@@ -72,7 +72,7 @@ static double *reference_pass(GPT2 *ref, Loader *l, int64_t *n) {
     Batch b;
     for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
         if (loader_next(l, &b) < 0) LC_DIE("%s", loader_error(l));
-        gpt2_forward(ref, &b, 1.0f);
+        model_forward(ref, &b, 1.0f);
         for (int r = 0; r < loader_rows(l); r++) {
             int64_t e = loader_example_index(l, r, 0);
             if (e >= 0) out[2 * e + (r % 2)] = sequence_logp(ref, &b, r, NULL);
@@ -138,8 +138,8 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     }
     free(c->cache[0]), free(c->cache[1]);
     c->cache[0] = c->cache[1] = NULL;
-    GPT2 *ref =
-        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
+    Model *ref =
+        stage_model(s->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, s->model->max_B, s->model->max_T);
     if (!ref) return 1;
     // one epoch of the training loader from its start (the same rows and length limits as
     // training; the order does not matter), then back to where training is
@@ -153,7 +153,7 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
         c->cache[1] = reference_pass(ref, s->val, &c->n[1]);
         if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     }
-    gpt2_free(ref);
+    model_free(ref);
     if (cache_save(c, path, init, err, sizeof(err)) != 0)
         printf("[%s] warning: the reference cache is not kept: %s\n", st->name, err);
     printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
@@ -169,7 +169,7 @@ static const double *reference_rows(Supervised *s, DpoCtx *c, const Batch *b,
                                     const int64_t *example, int train) {
     if (!dpo_needs_reference(c->params.kind)) return NULL;
     if (c->ref) {
-        gpt2_forward(c->ref, b, 1.0f);
+        model_forward(c->ref, b, 1.0f);
         sequence_logps(c->ref, b, c->ref_rows, NULL);
         return c->ref_rows;
     }
@@ -201,16 +201,16 @@ static int dpo_setup(Supervised *s) {
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
     c->ref =
-        stage_model(s->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, s->model->max_B, s->model->max_T);
+        stage_model(s->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, s->model->max_B, s->model->max_T);
     if (!c->ref) return 1;
     printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no gradients\n",
-           st->name, gpt2_param_bytes(c->ref) / 1e6, gpt2_act_bytes(c->ref) / 1e6);
+           st->name, model_param_bytes(c->ref) / 1e6, model_act_bytes(c->ref) / 1e6);
     return 0;
 }
 
 static void dpo_teardown(Supervised *s) {
     DpoCtx *c = s->ctx;
-    gpt2_free(c->ref);
+    model_free(c->ref);
     free(c->cache[0]), free(c->cache[1]), free(c->ref_rows), free(c->dlogp);
 }
 
@@ -224,7 +224,7 @@ int stage_dpo(StageRun *sr) {
                              .rpo_alpha = st->rpo_alpha}};
     SupervisedKind kind = {
         .data = DATA_PREFERENCE,
-        .heads = GPT2_HEAD_LM,
+        .heads = MODEL_HEAD_LM,
         .setup = dpo_setup,
         .teardown = dpo_teardown,
         .weight = supervised_pairs,

@@ -1,6 +1,6 @@
 // train/stages/dpo.h: the pieces of the dpo stage that tests drive directly.
 #pragma once
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "train/objectives/preference.h"
 #include "train/run/metrics.h"
 
@@ -8,5 +8,5 @@
 // and the reference log-probs ref (B) (NULL for reference-free losses), divided by
 // pairs_total. With dlogp (B*T scratch) it also runs the policy's backward; with st it adds
 // the per-pair statistics. Returns the loss.
-double dpo_micro_loss(GPT2 *policy, const Batch *b, const double *ref, const DpoParams *p,
+double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st);

@@ -54,8 +54,8 @@ typedef struct {
 typedef struct {
     StageRun *sr;
     const SynthTask *task;     // the gold reward, or NULL
-    GPT2 *judge;               // the reward model, or NULL
-    GPT2 *ref;                 // the reference model, loaded for the whole stage
+    Model *judge;              // the reward model, or NULL
+    Model *ref;                // the reference model, loaded for the whole stage
     int ref_index;             // its position among the models
     int n_models;              // models evaluated
     const char **names;        // (n_models) the stage's models, the reference first if omitted
@@ -164,12 +164,12 @@ static int models_check(const Eval *e) {
 
 // Loads a checked model for inference with the given heads (0: the file's), able to hold a
 // batch of rows x seq_len.
-static GPT2 *model_load(Eval *e, const char *ref, int heads) {
-    GPT2 *m = stage_model(e->sr, ref, heads, GPT2_INFER, e->rows, e->seq_len);
+static Model *model_load(Eval *e, const char *ref, int heads) {
+    Model *m = stage_model(e->sr, ref, heads, MODEL_INFER, e->rows, e->seq_len);
     if (m && m->max_T < e->seq_len) {
         eval_fail(e, "'%s' has a context of %d tokens; seq_len is %d", ref, m->cfg.max_seq_len,
                   e->seq_len);
-        gpt2_free(m);
+        model_free(m);
         return NULL;
     }
     return m;
@@ -179,7 +179,7 @@ static int judge_load(Eval *e) {
     const char *ref = e->sr->stage->judge;
     e->judge = model_load(e, ref, 0);
     if (!e->judge) return -1;
-    if (e->judge->heads & GPT2_HEAD_SCALAR) return 0;
+    if (e->judge->heads & MODEL_HEAD_SCALAR) return 0;
     return key_fail(e, "judge", "%s has no scalar head: not a reward model", ref);
 }
 
@@ -348,14 +348,14 @@ static void score_rm(Eval *e, Responses *r) {
 // train/objectives/rl.h on the whole response): both from teacher-forced forwards at the sampling
 // temperature, so the reference's KL to itself is exactly 0 and the two terms share their
 // rounding.
-static void score_kl(Eval *e, GPT2 *m, Responses *r) {
+static void score_kl(Eval *e, Model *m, Responses *r) {
     float inv_temp = 1.0f / e->sampled_sp.temperature;
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
         int B = min_int(e->rows, r->units - u0);
         fill_rows(e, r, u0, B, 0);
-        gpt2_forward(m, &e->b, inv_temp);
+        model_forward(m, &e->b, inv_temp);
         sequence_logps(m, &e->b, e->logp_model, e->ntok);
-        gpt2_forward(e->ref, &e->b, inv_temp);
+        model_forward(e->ref, &e->b, inv_temp);
         sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
         for (int b = 0; b < B; b++) r->kl[u0 + b] = rl_kl(e->logp_model[b], e->logp_ref[b], KL_K1);
     }
@@ -474,14 +474,14 @@ static void print_model(const Eval *e, const ArenaModel *m, double seconds) {
 // Evaluates model i: greedy and sampled responses, their scores and the samples' KL.
 static int model_evaluate(Eval *e, int i, ArenaModel *am) {
     double t0 = time_now();
-    GPT2 *m = i == e->ref_index ? e->ref : model_load(e, e->names[i], GPT2_HEAD_LM);
+    Model *m = i == e->ref_index ? e->ref : model_load(e, e->names[i], MODEL_HEAD_LM);
     if (!m) return -1;
     Sampler *s = sampler_create(m, e->rows, e->seq_len, 1);
     generate(e, s, &e->greedy_sp, &e->greedy);
     generate(e, s, &e->sampled_sp, &e->sampled);
     sampler_free(s);
     score_kl(e, m, &e->sampled);
-    if (m != e->ref) gpt2_free(m);
+    if (m != e->ref) model_free(m);
     if (e->judge) {
         score_rm(e, &e->greedy);
         score_rm(e, &e->sampled);
@@ -543,7 +543,7 @@ static int eval_open(Eval *e) {
                                   .max_new_tokens = ro->max_new_tokens};
     buffers_alloc(e);
     if (st->judge[0] && judge_load(e)) return -1;
-    e->ref = model_load(e, e->names[e->ref_index], GPT2_HEAD_LM);
+    e->ref = model_load(e, e->names[e->ref_index], MODEL_HEAD_LM);
     if (!e->ref) return -1;
     char path[4200];
     snprintf(path, sizeof(path), "%s/samples.jsonl", e->sr->dir);
@@ -554,8 +554,8 @@ static int eval_open(Eval *e) {
 
 static void eval_close(Eval *e) {
     if (e->samples) fclose(e->samples);
-    gpt2_free(e->ref);
-    gpt2_free(e->judge);
+    model_free(e->ref);
+    model_free(e->judge);
     responses_free(&e->greedy);
     responses_free(&e->sampled);
     free(e->prompt_rows), free(e->prompt_len), free(e->logp), free(e->scores);

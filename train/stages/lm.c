@@ -14,15 +14,15 @@ static double lm_weight(Supervised *s, const Batch *b) {
 
 static void lm_micro(Supervised *s, const Batch *b, const int64_t *example, double weight_total,
                      int train, Stats *st) {
-    float loss = gpt2_forward(s->model, b, 1.0f);
-    stats_add(st, "loss", loss, gpt2_mask_sum(s->model));
-    if (train) gpt2_backward_ce(s->model, weight_total);
+    float loss = model_forward(s->model, b, 1.0f);
+    stats_add(st, "loss", loss, model_mask_sum(s->model));
+    if (train) model_backward_ce(s->model, weight_total);
 }
 
 int stage_lm(StageRun *sr) {
     SupervisedKind kind = {
         .data = sr->stage->kind == STAGE_PRETRAIN ? DATA_LM : DATA_SFT,
-        .heads = GPT2_HEAD_LM,
+        .heads = MODEL_HEAD_LM,
         .weight = lm_weight,
         .micro = lm_micro,
     };

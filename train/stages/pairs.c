@@ -13,7 +13,7 @@
 typedef struct {
     StageRun *sr;
     const SynthTask *gold;
-    GPT2 *model; // the stage's start model, sampled from
+    Model *model; // the stage's start model, sampled from
     Loader *prompts;
     Sampler *sampler;      // a view of model
     DatasetWriter *out[2]; // train, val
@@ -122,7 +122,7 @@ static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
                  st->gold_reward, synth_task_names());
         return -1;
     }
-    ps->model = stage_model(sr, st->init, GPT2_HEAD_LM, GPT2_INFER, 1, 1);
+    ps->model = stage_model(sr, st->init, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
     if (!ps->model) {
         snprintf(err, errlen, "cannot load the start model '%s'", st->init);
         return -1;
@@ -150,7 +150,7 @@ static void close_all(Pairs *ps) {
         if (ps->out[k]) dataset_abort(ps->out[k]);
     sampler_free(ps->sampler);
     loader_free(ps->prompts);
-    gpt2_free(ps->model);
+    model_free(ps->model);
     free(ps->rows), free(ps->plen), free(ps->resp), free(ps->logp), free(ps->rlen), free(ps->score);
     free(ps->correct);
 }

@@ -3,7 +3,7 @@
 #include "common/check.h"
 #include <math.h>
 
-double sequence_logp(const GPT2 *m, const Batch *b, int r, int *ntok) {
+double sequence_logp(const Model *m, const Batch *b, int r, int *ntok) {
     double sum = 0.0;
     int n = 0;
     for (int t = 0; t < b->T; t++) {
@@ -16,13 +16,13 @@ double sequence_logp(const GPT2 *m, const Batch *b, int r, int *ntok) {
     return sum;
 }
 
-void sequence_logps(const GPT2 *m, const Batch *b, double *logp, int *ntok) {
+void sequence_logps(const Model *m, const Batch *b, double *logp, int *ntok) {
     for (int r = 0; r < b->B; r++) logp[r] = sequence_logp(m, b, r, ntok ? &ntok[r] : NULL);
 }
 
-void reward_scores(GPT2 *rm, const Batch *b, float *out) {
+void reward_scores(Model *rm, const Batch *b, float *out) {
     LC_ASSERT(b->len);
-    gpt2_forward(rm, b, 1.0f);
+    model_forward(rm, b, 1.0f);
     for (int r = 0; r < b->B; r++)
         out[r] = b->len[r] > 0 ? rm->host_values[(size_t)r * b->T + b->len[r] - 1] : NAN;
 }

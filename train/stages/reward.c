@@ -38,7 +38,7 @@ static void reward_micro(Supervised *s, const Batch *b, const int64_t *example, 
         c->dvalues[(size_t)ch * b->T + b->len[ch] - 1] = (float)(pl.d_chosen / pairs_total);
         c->dvalues[(size_t)rj * b->T + b->len[rj] - 1] = (float)(pl.d_rejected / pairs_total);
     }
-    if (train) gpt2_backward(s->model, NULL, NULL, c->dvalues);
+    if (train) model_backward(s->model, NULL, NULL, c->dvalues);
 }
 
 static void reward_extra(const Stats *st, char *buf, size_t len) {
@@ -64,7 +64,7 @@ int stage_reward(StageRun *sr) {
     RewardCtx ctx = {0};
     SupervisedKind kind = {
         .data = DATA_PREFERENCE,
-        .heads = GPT2_HEAD_SCALAR,
+        .heads = MODEL_HEAD_SCALAR,
         .setup = reward_setup,
         .teardown = reward_teardown,
         .weight = supervised_pairs,

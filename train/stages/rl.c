@@ -45,12 +45,12 @@ typedef struct {
     int micro;      // responses per forward/backward pass
 
     // models: each in its own arenas; frozen ones in inference mode without gradients
-    GPT2 *policy;          // trained; + a scalar head when value.init = policy
-    GPT2 *policy_view;     // inference view of the policy over all R rows (no-gradient passes)
-    GPT2 *ref;             // frozen copy of the start (reference for the KL)
-    GPT2 *value;           // trained critic (PPO with value.init = reward_model), or NULL
-    GPT2 *value_view;      // inference view of the critic over R rows
-    GPT2 *rm;              // frozen reward model, or NULL with a gold reward
+    Model *policy;         // trained; + a scalar head when value.init = policy
+    Model *policy_view;    // inference view of the policy over all R rows (no-gradient passes)
+    Model *ref;            // frozen copy of the start (reference for the KL)
+    Model *value;          // trained critic (PPO with value.init = reward_model), or NULL
+    Model *value_view;     // inference view of the critic over R rows
+    Model *rm;             // frozen reward model, or NULL with a gold reward
     const SynthTask *gold; // gold reward function, or NULL
     AdamW opt, value_opt;
     Schedule sched; // over iterations * epochs * minibatches optimizer steps
@@ -151,12 +151,12 @@ static void alloc_buffers(RlRun *rl) {
     carve_buffers(rl, rl->host);
 }
 
-static void print_model(const RlRun *rl, const char *role, const GPT2 *m, int trained) {
+static void print_model(const RlRun *rl, const char *role, const Model *m, int trained) {
     printf("[%s] %-9s %6.2fM params: params %.1f MB, grads %.1f MB, AdamW %.1f MB, "
            "activations %.1f MB%s\n",
-           rl->sr->stage->name, role, (double)m->table.numel / 1e6, gpt2_param_bytes(m) / 1e6,
-           gpt2_grad_bytes(m) / 1e6, trained ? 2 * gpt2_param_bytes(m) / 1e6 : 0.0,
-           gpt2_act_bytes(m) / 1e6, trained ? "" : " (frozen)");
+           rl->sr->stage->name, role, (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6,
+           model_grad_bytes(m) / 1e6, trained ? 2 * model_param_bytes(m) / 1e6 : 0.0,
+           model_act_bytes(m) / 1e6, trained ? "" : " (frozen)");
 }
 
 // The value model: a separate trunk + scalar head started from the reward model (or, without
@@ -165,9 +165,9 @@ static int make_value(RlRun *rl) {
     const Stage *st = rl->sr->stage;
     if (rl->kind != STAGE_PPO || st->value.init == VALUE_INIT_POLICY) return 0;
     const char *from = st->reward_model[0] ? st->reward_model : st->init;
-    rl->value = stage_model(rl->sr, from, GPT2_HEAD_SCALAR, GPT2_TRAIN, rl->micro, rl->T);
+    rl->value = stage_model(rl->sr, from, MODEL_HEAD_SCALAR, MODEL_TRAIN, rl->micro, rl->T);
     if (!rl->value) return 1;
-    rl->value_view = gpt2_create_view(rl->value, GPT2_INFER, rl->R, rl->T);
+    rl->value_view = model_create_view(rl->value, MODEL_INFER, rl->R, rl->T);
     adamw_init(&rl->value_opt, rl->sr->run->be, &rl->value->table, stage_adamw_config(st));
     return 0;
 }
@@ -175,17 +175,17 @@ static int make_value(RlRun *rl) {
 static int make_models(RlRun *rl) {
     const Stage *st = rl->sr->stage;
     int value_head = rl->kind == STAGE_PPO && st->value.init == VALUE_INIT_POLICY;
-    int heads = GPT2_HEAD_LM | (value_head ? GPT2_HEAD_SCALAR : 0);
-    rl->policy = stage_model(rl->sr, st->init, heads, GPT2_TRAIN, rl->micro, rl->T);
-    rl->ref = stage_model(rl->sr, st->init, GPT2_HEAD_LM, GPT2_INFER, rl->R, rl->T);
+    int heads = MODEL_HEAD_LM | (value_head ? MODEL_HEAD_SCALAR : 0);
+    rl->policy = stage_model(rl->sr, st->init, heads, MODEL_TRAIN, rl->micro, rl->T);
+    rl->ref = stage_model(rl->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, rl->R, rl->T);
     if (!rl->policy || !rl->ref) return 1;
-    rl->policy_view = gpt2_create_view(rl->policy, GPT2_INFER, rl->R, rl->T);
+    rl->policy_view = model_create_view(rl->policy, MODEL_INFER, rl->R, rl->T);
     adamw_init(&rl->opt, rl->sr->run->be, &rl->policy->table, stage_adamw_config(st));
     if (st->reward_model[0]) {
         // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
-        rl->rm = stage_model(rl->sr, st->reward_model, 0, GPT2_INFER, rl->R, rl->T);
+        rl->rm = stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);
         if (!rl->rm) return 1;
-        if (!(rl->rm->heads & GPT2_HEAD_SCALAR)) {
+        if (!(rl->rm->heads & MODEL_HEAD_SCALAR)) {
             fprintf(stderr, "layercake: stage '%s': reward_model '%s' has no scalar head\n",
                     st->name, st->reward_model);
             return 1;
@@ -330,15 +330,15 @@ static Batch full_batch(RlRun *rl) {
 static void forward_rollout(RlRun *rl) {
     Batch b = full_batch(rl);
     size_t RT = (size_t)rl->R * rl->T;
-    gpt2_forward(rl->policy_view, &b, rl->inv_temp);
+    model_forward(rl->policy_view, &b, rl->inv_temp);
     memcpy(rl->old_logp, rl->policy_view->host_logp, RT * sizeof(float));
     memcpy(rl->entropy, rl->policy_view->host_entropy, RT * sizeof(float));
-    if (rl->policy->heads & GPT2_HEAD_SCALAR)
+    if (rl->policy->heads & MODEL_HEAD_SCALAR)
         memcpy(rl->old_values, rl->policy_view->host_values, RT * sizeof(float));
-    gpt2_forward(rl->ref, &b, rl->inv_temp);
+    model_forward(rl->ref, &b, rl->inv_temp);
     memcpy(rl->ref_logp, rl->ref->host_logp, RT * sizeof(float));
     if (rl->value_view) {
-        gpt2_forward(rl->value_view, &b, 1.0f);
+        model_forward(rl->value_view, &b, 1.0f);
         memcpy(rl->old_values, rl->value_view->host_values, RT * sizeof(float));
     }
     const KlConfig *kc = &rl->sr->stage->kl;
@@ -417,8 +417,8 @@ typedef struct {
 static void policy_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStats *u) {
     const Stage *st = rl->sr->stage;
     Batch b = gather(rl, from, n);
-    gpt2_forward(rl->policy, &b, rl->inv_temp);
-    int value_head = (rl->policy->heads & GPT2_HEAD_SCALAR) != 0;
+    model_forward(rl->policy, &b, rl->inv_temp);
+    int value_head = (rl->policy->heads & MODEL_HEAD_SCALAR) != 0;
     for (int i = 0; i < n; i++)
         for (int t = 0; t < rl->T; t++) {
             size_t mi = (size_t)i * rl->T + t, ri = (size_t)rl->order[from + i] * rl->T + t;
@@ -442,15 +442,15 @@ static void policy_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateSta
                 rl->dvalues[mi] = (float)(st->value.coef * vl.dvalue / mb_tokens);
             }
         }
-    gpt2_backward(rl->policy, rl->dlogp, st->entropy_coef > 0 ? rl->dent : NULL,
-                  value_head ? rl->dvalues : NULL);
+    model_backward(rl->policy, rl->dlogp, st->entropy_coef > 0 ? rl->dent : NULL,
+                   value_head ? rl->dvalues : NULL);
 }
 
 // Value-model gradients of one micro-batch (a separate critic).
 static void value_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStats *u) {
     const Stage *st = rl->sr->stage;
     Batch b = gather(rl, from, n);
-    gpt2_forward(rl->value, &b, 1.0f);
+    model_forward(rl->value, &b, 1.0f);
     for (int i = 0; i < n; i++)
         for (int t = 0; t < rl->T; t++) {
             size_t mi = (size_t)i * rl->T + t, ri = (size_t)rl->order[from + i] * rl->T + t;
@@ -461,7 +461,7 @@ static void value_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStat
             u->v_loss += vl.loss;
             rl->dvalues[mi] = (float)(st->value.coef * vl.dvalue / mb_tokens);
         }
-    gpt2_backward(rl->value, NULL, NULL, rl->dvalues);
+    model_backward(rl->value, NULL, NULL, rl->dvalues);
 }
 
 // Whether the losses summed so far are finite (else nothing more is applied).
@@ -479,13 +479,13 @@ static bool minibatch_step(RlRun *rl, int from, UpdateStats *u) {
     if (tokens == 0.0) return true;
     u->tokens += tokens;
     float lr = schedule_lr(&rl->sched, (float)st->optim.lr, rl->opt.step);
-    gpt2_zero_grad(rl->policy);
+    model_zero_grad(rl->policy);
     for (int m = 0; m < rl->mb; m += rl->micro) policy_micro(rl, from + m, rl->micro, tokens, u);
     if (!losses_finite(rl, u)) return false;
     rl->grad_norm = adamw_step(&rl->opt, rl->policy->params_mem, rl->policy->grads_mem, lr);
     if (!lifecycle_finite(&rl->lc, "the policy's gradient norm", rl->grad_norm)) return false;
     if (!rl->value) return true;
-    gpt2_zero_grad(rl->value);
+    model_zero_grad(rl->value);
     for (int m = 0; m < rl->mb; m += rl->micro) value_micro(rl, from + m, rl->micro, tokens, u);
     if (!losses_finite(rl, u)) return false;
     float norm = adamw_step(&rl->value_opt, rl->value->params_mem, rl->value->grads_mem, lr);
@@ -677,10 +677,10 @@ static int setup(RlRun *rl) {
 
 static void teardown(RlRun *rl) {
     sampler_free(rl->sampler);
-    gpt2_free(rl->policy_view), gpt2_free(rl->value_view);
+    model_free(rl->policy_view), model_free(rl->value_view);
     if (rl->value) adamw_free(&rl->value_opt);
     if (rl->policy) adamw_free(&rl->opt);
-    gpt2_free(rl->policy), gpt2_free(rl->value), gpt2_free(rl->ref), gpt2_free(rl->rm);
+    model_free(rl->policy), model_free(rl->value), model_free(rl->ref), model_free(rl->rm);
     loader_free(rl->prompts_loader);
     free(rl->host);
 }

@@ -113,14 +113,14 @@ static int check_trained(const Supervised *s, const Loader *l, const char *path)
 
 static void print_sizes(const Supervised *s) {
     const Stage *st = s->sr->stage;
-    const GPT2 *m = s->model;
+    const Model *m = s->model;
     int micro = st->micro_batch_size;
     const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
     printf("[%s] %s from %s: %.2fM parameters; arenas: params %.1f MB, grads %.1f MB, AdamW "
            "%.1f MB, activations %.1f MB\n",
            st->name, stage_kind_name(st->kind), st->init[0] ? st->init : "scratch",
-           (double)m->table.numel / 1e6, gpt2_param_bytes(m) / 1e6, gpt2_grad_bytes(m) / 1e6,
-           2 * gpt2_param_bytes(m) / 1e6, gpt2_act_bytes(m) / 1e6);
+           (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
+           2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6);
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
@@ -262,7 +262,7 @@ static int step_hook(void *ctx, int64_t step) {
     if (weight <= 0.0) return untrained_batch(s, step);
     Stats ts;
     stats_reset(&ts);
-    gpt2_zero_grad(s->model);
+    model_zero_grad(s->model);
     for (int i = 0; i < s->accum; i++) {
         BatchCopy *c = &s->micro_batches[i];
         s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
@@ -327,7 +327,7 @@ static int setup(Supervised *s) {
         return 1;
     }
     s->accum = st->batch_size / (micro * sr->run->world);
-    s->model = stage_model(sr, st->init, s->kind->heads, GPT2_TRAIN, micro_rows(s), st->seq_len);
+    s->model = stage_model(sr, st->init, s->kind->heads, MODEL_TRAIN, micro_rows(s), st->seq_len);
     if (!s->model) return 1;
     adamw_init(&s->opt, sr->run->be, &s->model->table, stage_adamw_config(st));
     s->sched = stage_schedule(st, st->steps);
@@ -347,7 +347,7 @@ static void teardown(Supervised *s) {
     loader_free(s->train);
     loader_free(s->val);
     adamw_free(&s->opt);
-    gpt2_free(s->model);
+    model_free(s->model);
 }
 
 int supervised_run(StageRun *sr, const SupervisedKind *kind, void *ctx) {

@@ -14,7 +14,7 @@ typedef struct Supervised Supervised;
 
 typedef struct {
     DataKind data; // the dataset kind the stage trains on
-    int heads;     // GPT2_HEAD_* of the trained model
+    int heads;     // MODEL_HEAD_* of the trained model
     // Optional: after the model exists and before the first step (e.g. a frozen reference).
     int (*setup)(Supervised *s);
     void (*teardown)(Supervised *s);
@@ -40,7 +40,7 @@ typedef struct {
 struct Supervised {
     StageRun *sr;
     const SupervisedKind *kind;
-    GPT2 *model;              // the trained model
+    Model *model;             // the trained model
     AdamW opt;                // its optimiser
     Schedule sched;           // learning rate per step
     Loader *train;            // training batches (micro-batch rows each)

@@ -1,4 +1,4 @@
-// model/gpt2.h: GPT-2 over the backend interface. Parameters are one arena described by a
+// model/model.h: GPT-2 over the backend interface. Parameters are one arena described by a
 // tensor table; gradients mirror it; activations are one arena sized once for the largest
 // (batch, sequence) the caller will use. Shape legend as in kernels/kernels.h (L = n_layer).
 //
@@ -18,14 +18,14 @@ typedef struct {
     int d_model;     // C, a multiple of NH
     int vocab_size;  // V
     int max_seq_len; // maxT: rows of the position table
-} GPT2Config;
+} ModelConfig;
 
-enum { GPT2_HEAD_LM = 1, GPT2_HEAD_SCALAR = 2 };
+enum { MODEL_HEAD_LM = 1, MODEL_HEAD_SCALAR = 2 };
 
 typedef enum {
-    GPT2_TRAIN, // keeps every layer's activations and has gradient arenas
-    GPT2_INFER  // one layer's activations reused by all layers; no gradients
-} GPT2Mode;
+    MODEL_TRAIN, // keeps every layer's activations and has gradient arenas
+    MODEL_INFER  // one layer's activations reused by all layers; no gradients
+} ModelMode;
 
 // Parameter tensors, in arena order. Per-layer tensors are stacked along a leading L.
 typedef struct {
@@ -45,11 +45,11 @@ typedef struct {
     float *fcprojb;  // (L, C)
     float *lnfw;     // (C)
     float *lnfb;     // (C)
-    float *headw;    // (1, C) scalar head weight; NULL without GPT2_HEAD_SCALAR
-    float *headb;    // (1) scalar head bias; NULL without GPT2_HEAD_SCALAR
-} GPT2Params;
+    float *headw;    // (1, C) scalar head weight; NULL without MODEL_HEAD_SCALAR
+    float *headb;    // (1) scalar head bias; NULL without MODEL_HEAD_SCALAR
+} ModelParams;
 
-// Activations of one forward pass, carved from one arena. In GPT2_INFER mode every (L, ...)
+// Activations of one forward pass, carved from one arena. In MODEL_INFER mode every (L, ...)
 // tensor has room for one layer and all layers reuse it.
 typedef struct {
     float *encoded;   // (B,T,C)
@@ -76,7 +76,7 @@ typedef struct {
     float *logp;      // (B,T) log-prob of each target
     float *entropy;   // (B,T)
     float *values;    // (B,T) scalar head output
-    // backward scratch (GPT2_TRAIN only)
+    // backward scratch (MODEL_TRAIN only)
     float *dres;    // (B,T,C) gradient of the residual stream (accumulated)
     float *dln;     // (B,T,C) gradient of a layernorm output
     float *datty;   // (B,T,C) gradient of the attention output
@@ -91,26 +91,26 @@ typedef struct {
     int *targets; // (B,T)
     int *pos;     // (B,T)
     int *seg;     // (B,T)
-} GPT2Acts;
+} ModelActs;
 
 typedef struct {
-    GPT2Config cfg;
+    ModelConfig cfg;
     int Vp; // vocab padded to a multiple of 64
     int heads;
-    GPT2Mode mode;
+    ModelMode mode;
     const Backend *be;
 
     TensorTable table;         // parameter table (names, shapes, offsets)
     TensorInfo table_info[24]; // storage for table.info
     float *params_mem;         // (table.numel) parameter arena
     bool owns_params;          // false for a view sharing another model's parameters
-    float *grads_mem;          // (table.numel) gradient arena; NULL in GPT2_INFER
-    GPT2Params params, grads;  // pointers into the arenas
+    float *grads_mem;          // (table.numel) gradient arena; NULL in MODEL_INFER
+    ModelParams params, grads; // pointers into the arenas
 
     int max_B, max_T; // the largest batch the activation arena holds
     float *acts_mem;  // activation arena
     size_t acts_bytes;
-    GPT2Acts acts;
+    ModelActs acts;
 
     // the last forward pass
     int B, T;
@@ -120,54 +120,54 @@ typedef struct {
     float *host_entropy; // (max_B*max_T)
     float *host_values;  // (max_B*max_T)
     float *host_scratch; // (max_B*max_T) objective gradients staged for the device
-} GPT2;
+} Model;
 
 // Vocabulary padded to a multiple of 64.
-int gpt2_padded_vocab(int vocab_size);
+int model_padded_vocab(int vocab_size);
 
 // Checks a configuration; returns NULL if it is valid, else a static message naming the field.
-const char *gpt2_config_check(const GPT2Config *cfg);
+const char *model_config_check(const ModelConfig *cfg);
 
-// Allocates a model with the given heads (GPT2_HEAD_* flags) whose activations hold up to
+// Allocates a model with the given heads (MODEL_HEAD_* flags) whose activations hold up to
 // max_B rows of max_T tokens (max_T <= cfg.max_seq_len). Weights are zero until
-// gpt2_init_weights or a load.
-GPT2 *gpt2_create(const Backend *be, GPT2Config cfg, int heads, GPT2Mode mode, int max_B,
-                  int max_T);
-void gpt2_free(GPT2 *m);
+// model_init_weights or a load.
+Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mode, int max_B,
+                    int max_T);
+void model_free(Model *m);
 
 // A model in the given mode with its own activation arena (max_B x max_T) that shares src's
 // parameter arena: sampling from a policy that is being trained, without copying its weights.
 // src must outlive the view.
-GPT2 *gpt2_create_view(const GPT2 *src, GPT2Mode mode, int max_B, int max_T);
+Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T);
 
 // GPT-2 initialisation from a seed: weights N(0, 0.02), residual projections (attprojw,
 // fcprojw) N(0, 0.02/sqrt(2L)), biases 0, layernorm gains 1, padded vocab rows 0, scalar head
 // N(0, 1/sqrt(C+1)). Deterministic: the same seed gives the same weights on every backend.
-void gpt2_init_weights(GPT2 *m, uint64_t seed);
+void model_init_weights(Model *m, uint64_t seed);
 
 // Forward over a batch (B <= max_B, T <= max_T). Logits are scaled by inv_temp (1 for
 // training; 1/temperature to score samples drawn at a temperature). Returns the mean of
 // -logp over the masked targets (the cross-entropy loss; 0 if the model has no LM head or no
 // target is masked). Per-token logp, entropy and values are then in host_logp, host_entropy
 // and host_values, (B,T) row-major.
-float gpt2_forward(GPT2 *m, const Batch *batch, float inv_temp);
+float model_forward(Model *m, const Batch *batch, float inv_temp);
 
 // Backward of the last forward for an objective with gradients dlogp, dent, dvalues (B,T)
 // (host arrays; NULL where the objective does not depend on them). Accumulates into the
-// gradient arena. GPT2_TRAIN only.
-void gpt2_backward(GPT2 *m, const float *dlogp, const float *dent, const float *dvalues);
+// gradient arena. MODEL_TRAIN only.
+void model_backward(Model *m, const float *dlogp, const float *dent, const float *dvalues);
 
 // Backward of the masked cross-entropy: dlogp = -mask / weight_sum. weight_sum is the number
 // of masked targets over all micro-batches of the step, so accumulated micro-batches give the
 // gradient of the mean over the whole step.
-void gpt2_backward_ce(GPT2 *m, double weight_sum);
+void model_backward_ce(Model *m, double weight_sum);
 
 // The sum of the last batch's mask over targets (the denominator of its loss).
-double gpt2_mask_sum(const GPT2 *m);
+double model_mask_sum(const Model *m);
 
-void gpt2_zero_grad(GPT2 *m);
+void model_zero_grad(Model *m);
 
 // Bytes held by the parameter, gradient and activation arenas.
-size_t gpt2_param_bytes(const GPT2 *m);
-size_t gpt2_grad_bytes(const GPT2 *m);
-size_t gpt2_act_bytes(const GPT2 *m);
+size_t model_param_bytes(const Model *m);
+size_t model_grad_bytes(const Model *m);
+size_t model_act_bytes(const Model *m);

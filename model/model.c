@@ -1,17 +1,17 @@
-// model/gpt2.c: GPT-2 parameters, activations, forward and backward over the backend.
-#include "model/gpt2.h"
+// model/model.c: GPT-2 parameters, activations, forward and backward over the backend.
+#include "model/model.h"
 #include "common/check.h"
 #include "common/rng.h"
-#include "model/gpt2-impl.h"
+#include "model/model-impl.h"
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
-int gpt2_padded_vocab(int vocab_size) {
+int model_padded_vocab(int vocab_size) {
     return (vocab_size + 63) / 64 * 64;
 }
 
-const char *gpt2_config_check(const GPT2Config *c) {
+const char *model_config_check(const ModelConfig *c) {
     if (c->n_layer < 1) return "n_layer must be >= 1";
     if (c->n_head < 1) return "n_head must be >= 1";
     if (c->d_model < 1 || c->d_model % c->n_head != 0)
@@ -32,8 +32,8 @@ static void add(TensorTable *t, const char *name, bool decay, int ndim, ...) {
     tensor_table_add(t, name, ndim, shape, decay);
 }
 
-// Builds the table in GPT2Params field order (gpt2_point relies on it).
-static void build_table(GPT2 *m) {
+// Builds the table in ModelParams field order (model_point relies on it).
+static void build_table(Model *m) {
     int L = m->cfg.n_layer, C = m->cfg.d_model, Vp = m->Vp, maxT = m->cfg.max_seq_len;
     TensorTable *t = &m->table;
     *t = (TensorTable){.info = m->table_info};
@@ -53,16 +53,16 @@ static void build_table(GPT2 *m) {
     add(t, "fcprojb", false, 2, L, C);
     add(t, "lnfw", false, 1, C);
     add(t, "lnfb", false, 1, C);
-    if (m->heads & GPT2_HEAD_SCALAR) {
+    if (m->heads & MODEL_HEAD_SCALAR) {
         add(t, "headw", true, 2, 1, C);
         add(t, "headb", false, 1, 1);
     }
 }
 
-_Static_assert(sizeof(GPT2Params) == 18 * sizeof(float *), "GPT2Params must hold only pointers");
+_Static_assert(sizeof(ModelParams) == 18 * sizeof(float *), "ModelParams must hold only pointers");
 
 // Points the fields of p, in order, at the tensors of the table inside arena base.
-static void gpt2_point(GPT2Params *p, float *base, const TensorTable *t) {
+static void model_point(ModelParams *p, float *base, const TensorTable *t) {
     float **fields = (float **)p;
     memset(p, 0, sizeof(*p));
     for (int i = 0; i < t->count; i++) fields[i] = base + t->info[i].offset;
@@ -72,10 +72,10 @@ static void gpt2_point(GPT2Params *p, float *base, const TensorTable *t) {
 
 // Lays out (and, with base != NULL, points) the activations for B x T; returns the bytes needed.
 // Each (L, ...) tensor is sized for max_B x max_T; a call with a smaller batch packs its layers
-// at the smaller stride inside it (gpt2_layer_acts).
-static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
+// at the smaller stride inside it (model_layer_acts).
+static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     size_t N = (size_t)B * T, C = (size_t)m->cfg.d_model, NH = (size_t)m->cfg.n_head;
-    size_t L = m->mode == GPT2_TRAIN ? (size_t)m->cfg.n_layer : 1;
+    size_t L = m->mode == MODEL_TRAIN ? (size_t)m->cfg.n_layer : 1;
     size_t off = 0;
 #define CARVE(field, count)                                                                        \
     do {                                                                                           \
@@ -101,12 +101,12 @@ static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
     CARVE(lnf, N * C);
     CARVE(lnf_mean, N);
     CARVE(lnf_rstd, N);
-    if (m->heads & GPT2_HEAD_LM) CARVE(logits, N * (size_t)m->Vp);
+    if (m->heads & MODEL_HEAD_LM) CARVE(logits, N * (size_t)m->Vp);
     CARVE(lse, N);
     CARVE(logp, N);
     CARVE(entropy, N);
     CARVE(values, N);
-    if (m->mode == GPT2_TRAIN) {
+    if (m->mode == MODEL_TRAIN) {
         CARVE(dres, N * C);
         CARVE(dln, N * C);
         CARVE(datty, N * C);
@@ -126,21 +126,21 @@ static size_t acts_layout(GPT2 *m, GPT2Acts *a, char *base, int B, int T) {
 }
 
 // Everything but the parameter arena.
-static GPT2 *create_common(const Backend *be, GPT2Config cfg, int heads, GPT2Mode mode, int max_B,
-                           int max_T) {
-    const char *bad = gpt2_config_check(&cfg);
+static Model *create_common(const Backend *be, ModelConfig cfg, int heads, ModelMode mode,
+                            int max_B, int max_T) {
+    const char *bad = model_config_check(&cfg);
     if (bad) LC_DIE("invalid model configuration: %s", bad);
     LC_ASSERT(heads != 0 && max_B > 0 && max_T > 0 && max_T <= cfg.max_seq_len);
-    GPT2 *m = lc_calloc(1, sizeof(*m));
+    Model *m = lc_calloc(1, sizeof(*m));
     m->cfg = cfg;
-    m->Vp = gpt2_padded_vocab(cfg.vocab_size);
+    m->Vp = model_padded_vocab(cfg.vocab_size);
     m->heads = heads;
     m->mode = mode;
     m->be = be;
     build_table(m);
-    if (mode == GPT2_TRAIN) {
+    if (mode == MODEL_TRAIN) {
         m->grads_mem = be->alloc(m->table.numel * sizeof(float));
-        gpt2_point(&m->grads, m->grads_mem, &m->table);
+        model_point(&m->grads, m->grads_mem, &m->table);
     }
     m->max_B = max_B;
     m->max_T = max_T;
@@ -155,23 +155,23 @@ static GPT2 *create_common(const Backend *be, GPT2Config cfg, int heads, GPT2Mod
     return m;
 }
 
-GPT2 *gpt2_create(const Backend *be, GPT2Config cfg, int heads, GPT2Mode mode, int max_B,
-                  int max_T) {
-    GPT2 *m = create_common(be, cfg, heads, mode, max_B, max_T);
+Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mode, int max_B,
+                    int max_T) {
+    Model *m = create_common(be, cfg, heads, mode, max_B, max_T);
     m->params_mem = be->alloc(m->table.numel * sizeof(float));
     m->owns_params = true;
-    gpt2_point(&m->params, m->params_mem, &m->table);
+    model_point(&m->params, m->params_mem, &m->table);
     return m;
 }
 
-GPT2 *gpt2_create_view(const GPT2 *src, GPT2Mode mode, int max_B, int max_T) {
-    GPT2 *m = create_common(src->be, src->cfg, src->heads, mode, max_B, max_T);
+Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T) {
+    Model *m = create_common(src->be, src->cfg, src->heads, mode, max_B, max_T);
     m->params_mem = src->params_mem;
     m->params = src->params;
     return m;
 }
 
-void gpt2_free(GPT2 *m) {
+void model_free(Model *m) {
     if (!m) return;
     if (m->owns_params) m->be->free(m->params_mem);
     if (m->grads_mem) m->be->free(m->grads_mem);
@@ -183,7 +183,7 @@ void gpt2_free(GPT2 *m) {
     free(m);
 }
 
-void gpt2_init_weights(GPT2 *m, uint64_t seed) {
+void model_init_weights(Model *m, uint64_t seed) {
     const TensorTable *t = &m->table;
     float *host = lc_malloc(t->numel * sizeof(float));
     float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
@@ -214,12 +214,13 @@ void gpt2_init_weights(GPT2 *m, uint64_t seed) {
 
 // ---- forward --------------------------------------------------------------------------------
 
-void gpt2_layer_acts(const GPT2 *m, int l, GPT2LayerActs *la) {
+void model_layer_acts(const Model *m, int l, LayerActs *la) {
     size_t N = (size_t)m->B * m->T, C = (size_t)m->cfg.d_model;
     size_t NHTT = (size_t)m->B * m->cfg.n_head * m->T * m->T;
-    size_t k = m->mode == GPT2_TRAIN ? (size_t)l : 0; // inference reuses one layer's room
-    const GPT2Acts *a = &m->acts;
-    la->residual = l == 0 ? a->encoded : a->residual3 + (m->mode == GPT2_TRAIN ? k - 1 : 0) * N * C;
+    size_t k = m->mode == MODEL_TRAIN ? (size_t)l : 0; // inference reuses one layer's room
+    const ModelActs *a = &m->acts;
+    la->residual =
+        l == 0 ? a->encoded : a->residual3 + (m->mode == MODEL_TRAIN ? k - 1 : 0) * N * C;
     la->ln1 = a->ln1 + k * N * C;
     la->ln1_mean = a->ln1_mean + k * N;
     la->ln1_rstd = a->ln1_rstd + k * N;
@@ -238,8 +239,8 @@ void gpt2_layer_acts(const GPT2 *m, int l, GPT2LayerActs *la) {
 }
 
 // Pointers to layer l's weights (w) or gradients (g == true).
-static void layer_params(const GPT2 *m, int l, bool g, GPT2LayerParams *lp) {
-    const GPT2Params *p = g ? &m->grads : &m->params;
+static void layer_params(const Model *m, int l, bool g, LayerParams *lp) {
+    const ModelParams *p = g ? &m->grads : &m->params;
     size_t C = (size_t)m->cfg.d_model;
     lp->ln1w = p->ln1w + l * C;
     lp->ln1b = p->ln1b + l * C;
@@ -255,15 +256,15 @@ static void layer_params(const GPT2 *m, int l, bool g, GPT2LayerParams *lp) {
     lp->fcprojb = p->fcprojb + l * C;
 }
 
-void gpt2_forward_layers(GPT2 *m, const KVAttention *kv) {
+void model_forward_layers(Model *m, const KVAttention *kv) {
     const Backend *be = m->be;
     int B = m->B, T = m->T, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
-    GPT2Acts *a = &m->acts;
+    ModelActs *a = &m->acts;
     be->encoder_forward(a->encoded, a->tokens, a->pos, m->params.wte, m->params.wpe, B, T, C);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        GPT2LayerActs la;
-        GPT2LayerParams lp;
-        gpt2_layer_acts(m, l, &la);
+        LayerActs la;
+        LayerParams lp;
+        model_layer_acts(m, l, &la);
         layer_params(m, l, false, &lp);
         be->layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N,
                               C);
@@ -286,14 +287,14 @@ void gpt2_forward_layers(GPT2 *m, const KVAttention *kv) {
         be->matmul_forward(la.fcproj, la.fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
         be->residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)N * C);
     }
-    GPT2LayerActs last;
-    gpt2_layer_acts(m, m->cfg.n_layer - 1, &last);
+    LayerActs last;
+    model_layer_acts(m, m->cfg.n_layer - 1, &last);
     be->layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->params.lnfw,
                           m->params.lnfb, N, C);
 }
 
 // Copies the batch to the device, filling defaults for NULL pos/seg/targets.
-static void upload_batch(GPT2 *m, const Batch *b) {
+static void upload_batch(Model *m, const Batch *b) {
     const Backend *be = m->be;
     size_t n = (size_t)b->B * b->T;
     int *tmp = (int *)m->host_scratch; // (max_B*max_T) ints fit in the float scratch
@@ -310,7 +311,7 @@ static void upload_batch(GPT2 *m, const Batch *b) {
 // entries; dies on a bad one, because a bad id is either corrupt data (the loaders and the
 // commands check ids against the model first) or a bug, and the encoder and the classifier
 // would read outside their tables.
-static void check_batch(const GPT2 *m, const Batch *b) {
+static void check_batch(const Model *m, const Batch *b) {
     if (b->B < 1 || b->B > m->max_B || b->T < 1 || b->T > m->max_T)
         LC_DIE("batch %dx%d exceeds the model's reserved %dx%d", b->B, b->T, m->max_B, m->max_T);
     int V = m->cfg.vocab_size;
@@ -333,7 +334,7 @@ static void check_batch(const GPT2 *m, const Batch *b) {
         }
 }
 
-double gpt2_mask_sum(const GPT2 *m) {
+double model_mask_sum(const Model *m) {
     const Batch *b = m->batch;
     size_t n = (size_t)b->B * b->T;
     double sum = 0.0;
@@ -342,7 +343,7 @@ double gpt2_mask_sum(const GPT2 *m) {
     return sum;
 }
 
-float gpt2_forward(GPT2 *m, const Batch *b, float inv_temp) {
+float model_forward(Model *m, const Batch *b, float inv_temp) {
     check_batch(m, b);
     const Backend *be = m->be;
     m->B = b->B;
@@ -351,18 +352,18 @@ float gpt2_forward(GPT2 *m, const Batch *b, float inv_temp) {
     m->batch = b;
     int N = b->B * b->T, C = m->cfg.d_model;
     upload_batch(m, b);
-    gpt2_forward_layers(m, NULL);
-    GPT2Acts *a = &m->acts;
-    if (m->heads & GPT2_HEAD_SCALAR) {
+    model_forward_layers(m, NULL);
+    ModelActs *a = &m->acts;
+    if (m->heads & MODEL_HEAD_SCALAR) {
         be->matmul_forward(a->values, a->lnf, m->params.headw, m->params.headb, N, C, 1);
         be->to_host(m->host_values, a->values, (size_t)N * sizeof(float));
     }
-    if (!(m->heads & GPT2_HEAD_LM)) return 0.0f;
+    if (!(m->heads & MODEL_HEAD_LM)) return 0.0f;
     be->classifier_forward(a->logp, a->entropy, a->lse, a->logits, a->lnf, m->params.wte,
                            a->targets, N, C, m->cfg.vocab_size, m->Vp, inv_temp);
     be->to_host(m->host_logp, a->logp, (size_t)N * sizeof(float));
     be->to_host(m->host_entropy, a->entropy, (size_t)N * sizeof(float));
-    double wsum = gpt2_mask_sum(m), loss = 0.0;
+    double wsum = model_mask_sum(m), loss = 0.0;
     for (int i = 0; i < N; i++)
         if (b->targets && b->targets[i] >= 0)
             loss -= (b->mask ? b->mask[i] : 1.0f) * m->host_logp[i];
@@ -372,19 +373,19 @@ float gpt2_forward(GPT2 *m, const Batch *b, float inv_temp) {
 // ---- backward -------------------------------------------------------------------------------
 
 // Stages a host gradient (N) on the device, or NULL when absent.
-static float *stage(GPT2 *m, float *dev, const float *host, int N) {
+static float *stage(Model *m, float *dev, const float *host, int N) {
     if (!host) return NULL;
     m->be->to_device(dev, host, (size_t)N * sizeof(float));
     return dev;
 }
 
-static void backward_layer(GPT2 *m, int l) {
+static void backward_layer(Model *m, int l) {
     const Backend *be = m->be;
     int B = m->B, T = m->T, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
-    GPT2Acts *a = &m->acts;
-    GPT2LayerActs la;
-    GPT2LayerParams lp, lg;
-    gpt2_layer_acts(m, l, &la);
+    ModelActs *a = &m->acts;
+    LayerActs la;
+    LayerParams lp, lg;
+    model_layer_acts(m, l, &la);
     layer_params(m, l, false, &lp);
     layer_params(m, l, true, &lg);
     // dres holds d(residual3); it flows unchanged into d(residual2) and d(fcproj).
@@ -402,15 +403,15 @@ static void backward_layer(GPT2 *m, int l) {
                            la.ln1_rstd, N, C);
 }
 
-void gpt2_backward(GPT2 *m, const float *dlogp, const float *dent, const float *dvalues) {
-    LC_ASSERT(m->mode == GPT2_TRAIN && m->batch);
+void model_backward(Model *m, const float *dlogp, const float *dent, const float *dvalues) {
+    LC_ASSERT(m->mode == MODEL_TRAIN && m->batch);
     const Backend *be = m->be;
     int N = m->B * m->T, C = m->cfg.d_model;
-    GPT2Acts *a = &m->acts;
-    GPT2LayerActs last;
-    gpt2_layer_acts(m, m->cfg.n_layer - 1, &last);
+    ModelActs *a = &m->acts;
+    LayerActs last;
+    model_layer_acts(m, m->cfg.n_layer - 1, &last);
     // head(s) -> dln = d(lnf)
-    bool lm = (m->heads & GPT2_HEAD_LM) && (dlogp || dent);
+    bool lm = (m->heads & MODEL_HEAD_LM) && (dlogp || dent);
     if (lm) {
         be->zero(a->dlogp, (size_t)N * sizeof(float));
         float *dl = stage(m, a->dlogp, dlogp, N), *de = stage(m, a->dent, dent, N);
@@ -419,7 +420,7 @@ void gpt2_backward(GPT2 *m, const float *dlogp, const float *dent, const float *
                                 a->entropy, a->targets, dl, de, N, C, m->cfg.vocab_size, m->Vp,
                                 m->inv_temp);
     }
-    if ((m->heads & GPT2_HEAD_SCALAR) && dvalues) {
+    if ((m->heads & MODEL_HEAD_SCALAR) && dvalues) {
         float *dv = stage(m, a->dvalues, dvalues, N);
         // the scalar head's input gradient lands in datty (free here) and is added to dln
         be->matmul_backward(lm ? a->datty : a->dln, m->grads.headw, m->grads.headb, dv, a->lnf,
@@ -435,7 +436,7 @@ void gpt2_backward(GPT2 *m, const float *dlogp, const float *dent, const float *
     be->encoder_backward(m->grads.wte, m->grads.wpe, a->dres, a->tokens, a->pos, m->B, m->T, C);
 }
 
-void gpt2_backward_ce(GPT2 *m, double weight_sum) {
+void model_backward_ce(Model *m, double weight_sum) {
     const Batch *b = m->batch;
     int N = b->B * b->T;
     float *d = m->host_scratch;
@@ -443,22 +444,22 @@ void gpt2_backward_ce(GPT2 *m, double weight_sum) {
         float w = (b->targets && b->targets[i] >= 0) ? (b->mask ? b->mask[i] : 1.0f) : 0.0f;
         d[i] = weight_sum > 0.0 ? (float)(-w / weight_sum) : 0.0f;
     }
-    gpt2_backward(m, d, NULL, NULL);
+    model_backward(m, d, NULL, NULL);
 }
 
-void gpt2_zero_grad(GPT2 *m) {
+void model_zero_grad(Model *m) {
     LC_ASSERT(m->grads_mem);
     m->be->zero(m->grads_mem, m->table.numel * sizeof(float));
 }
 
-size_t gpt2_param_bytes(const GPT2 *m) {
+size_t model_param_bytes(const Model *m) {
     return m->table.numel * sizeof(float);
 }
 
-size_t gpt2_grad_bytes(const GPT2 *m) {
+size_t model_grad_bytes(const Model *m) {
     return m->grads_mem ? m->table.numel * sizeof(float) : 0;
 }
 
-size_t gpt2_act_bytes(const GPT2 *m) {
+size_t model_act_bytes(const Model *m) {
     return m->acts_bytes;
 }

@@ -1,19 +1,19 @@
-// model/gpt2-impl.h: GPT-2 internals shared by model/ files (forward layers, per-layer views).
+// model/model-impl.h: GPT-2 internals shared by model/ files (forward layers, per-layer views).
 #pragma once
-#include "model/gpt2.h"
+#include "model/model.h"
 
 // One layer's activations inside the arena for the current B x T.
 typedef struct {
     float *residual; // (B,T,C) the layer's input: encoded or the previous residual3
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
-} GPT2LayerActs;
+} LayerActs;
 
 // One layer's slice of the stacked parameter (or gradient) tensors.
 typedef struct {
     float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
     float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
-} GPT2LayerParams;
+} LayerParams;
 
 // Attention through a KV cache: k, v (L, B, maxT, C). decode = 0: the call is a prefill of
 // positions 0..T-1 (full attention, keys/values stored); decode = 1: T == 1 and each row's
@@ -24,8 +24,8 @@ typedef struct {
     int decode;
 } KVAttention;
 
-void gpt2_layer_acts(const GPT2 *m, int l, GPT2LayerActs *la);
+void model_layer_acts(const Model *m, int l, LayerActs *la);
 
 // Runs the embedding, all layers and the final layernorm for m->B x m->T tokens already on
 // the device (acts.tokens, acts.pos, acts.seg), leaving the result in acts.lnf.
-void gpt2_forward_layers(GPT2 *m, const KVAttention *kv);
+void model_forward_layers(Model *m, const KVAttention *kv);
