@@ -4,7 +4,9 @@
 //
 // Shape legend (row-major, outermost dimension first, as in PyTorch):
 //   B  batch rows            T  time steps (sequence length) of this call
-//   N  = B*T token rows      C  channels (d_model)         NH  attention heads, hs = C/NH
+//   N  = B*T token rows      C  channels (d_model)         NH  attention (query) heads
+//   hs head size (C = NH*hs) NKV key/value heads (NH % NKV == 0; NKV == NH: multi-head)
+//   QKV = (NH + 2*NKV)*hs: a token's q | k | v row       F  MLP hidden width
 //   V  real vocabulary size  Vp vocabulary padded to a multiple of 64 (columns V..Vp-1 unused)
 //   OC output channels of a matmul          maxT  positions in a KV cache / position table
 // Every pointer argument is device memory of the backend (host memory for the CPU backend).
@@ -35,10 +37,10 @@ typedef struct Backend {
 
     // ---- token + position embedding --------------------------------------------------------
     // out (B,T,C) written = wte[tokens[b,t]] + wpe[pos[b,t]]; tokens (B,T); pos (B,T) or NULL
-    // meaning pos = t; wte (Vp,C); wpe (maxT,C).
+    // meaning pos = t; wte (Vp,C); wpe (maxT,C), or NULL for no learned positions (RoPE).
     void (*encoder_forward)(float *out, const int *tokens, const int *pos, const float *wte,
                             const float *wpe, int B, int T, int C);
-    // dwte (Vp,C) +=, dwpe (maxT,C) +=; dout (B,T,C).
+    // dwte (Vp,C) +=, dwpe (maxT,C) += (skipped if NULL); dout (B,T,C).
     void (*encoder_backward)(float *dwte, float *dwpe, const float *dout, const int *tokens,
                              const int *pos, int B, int T, int C);
 
@@ -51,6 +53,15 @@ typedef struct Backend {
                                const float *inp, const float *weight, const float *mean,
                                const float *rstd, int N, int C);
 
+    // ---- RMS normalisation (Llama) --------------------------------------------------------
+    // out (N,C) written = inp * rstd * weight; rstd (N) written = 1/sqrt(mean_c(inp^2) + eps);
+    // inp (N,C); weight (C).
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *weight, int N,
+                            int C, float eps);
+    // dinp (N,C) ACCUMULATED (residual stream); dweight (C) +=; dout, inp (N,C); rstd (N).
+    void (*rmsnorm_backward)(float *dinp, float *dweight, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, int N, int C);
+
     // ---- matmul with bias ------------------------------------------------------------------
     // out (N,OC) written = inp (N,C) @ weight(OC,C)^T + bias (OC); bias may be NULL.
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
@@ -60,35 +71,57 @@ typedef struct Backend {
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
 
-    // ---- causal multi-head self-attention --------------------------------------------------
-    // qkv (B,T,3C) holds q | k | v per token, heads interleaved as (NH,hs) inside each C.
+    // ---- rotary position embedding (Llama) -------------------------------------------------
+    // Rotate-half convention, as Hugging Face stores Llama weights: in every q and k head of
+    // qkv (B,T,QKV), channel i < hs/2 pairs with i + hs/2 and (x_i, x_j) becomes
+    // (x_i cos a - x_j sin a, x_j cos a + x_i sin a), a = pos[b,t] * theta^(-2i/hs) (computed
+    // in fp32 as transformers does); v is untouched. In place. pos (B,T); hs even.
+    void (*rope_forward)(float *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                         float theta);
+    // dqkv (B,T,QKV) rotated by -a in place on its q and k heads (the transpose: RoPE is
+    // orthogonal, so its backward needs no saved input).
+    void (*rope_backward)(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                          float theta);
+
+    // ---- causal self-attention, grouped-query ----------------------------------------------
+    // qkv (B,T,QKV) holds per token q (NH heads) | k (NKV heads) | v (NKV heads), each head hs
+    // contiguous; query head h reads key/value head h / (NH/NKV). NKV == NH is GPT-2's
+    // multi-head attention (QKV = 3C), NKV == 1 multi-query.
     // seg (B,T) or NULL: query t sees key s iff s <= t and seg[b,s] == seg[b,t] (packed rows
     // and padding never leak across segments); NULL means one segment per row.
     // out (B,T,C) written; att (B,NH,T,T) written: softmax probabilities, 0 where masked.
     void (*attention_forward)(float *out, float *att, const float *qkv, const int *seg, int B,
-                              int T, int C, int NH);
-    // dqkv (B,T,3C) written; datt (B,NH,T,T) scratch, overwritten; dout (B,T,C); qkv, att,
-    // seg as in the forward.
+                              int T, int NH, int NKV, int hs);
+    // dqkv (B,T,QKV) written (a key/value head's gradient sums over its query heads); datt
+    // (B,NH,T,T) scratch, overwritten; dout (B,T,C); qkv, att, seg as in the forward.
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, const int *seg, int B, int T, int C, int NH);
+                               const float *att, const int *seg, int B, int T, int NH, int NKV,
+                               int hs);
 
     // ---- KV cache (inference only) ---------------------------------------------------------
-    // Copies the k and v of qkv (B,T,3C) into kcache, vcache (B,maxT,C) at positions
+    // Copies the k and v of qkv (B,T,QKV) into kcache, vcache (B,maxT,NKV*hs) at positions
     // start[b] .. start[b]+T-1 (start (B) or NULL meaning 0); positions past maxT are dropped.
     void (*kvcache_write)(float *kcache, float *vcache, const float *qkv, const int *start, int B,
-                          int T, int maxT, int C);
-    // One new token per row: out (B,C) written = attention of q (from qkv (B,3C)) over the
+                          int T, int maxT, int NH, int NKV, int hs);
+    // One new token per row: out (B,C) written = attention of q (from qkv (B,QKV)) over the
     // cached keys/values at positions 0..pos[b] inclusive (pos (B)); the caller has written
     // this token's k, v at pos[b] with kvcache_write. Forward only: nothing to differentiate
     // at inference; its equality with attention_forward is tested.
     void (*attention_decode)(float *out, const float *qkv, const float *kcache, const float *vcache,
-                             const int *pos, int B, int maxT, int C, int NH);
+                             const int *pos, int B, int maxT, int NH, int NKV, int hs);
 
     // ---- GELU (tanh approximation, as GPT-2) -----------------------------------------------
     // out (N) written; inp (N).
     void (*gelu_forward)(float *out, const float *inp, size_t N);
     // dinp (N) written; inp, dout (N).
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t N);
+
+    // ---- SwiGLU (Llama's MLP) --------------------------------------------------------------
+    // out (N,F) written = silu(g) * u, silu(x) = x * sigmoid(x); inp (N,2F) holds per row the
+    // gate g (F) then the up projection u (F).
+    void (*swiglu_forward)(float *out, const float *inp, int N, int F);
+    // dinp (N,2F) written: dg = dout * u * silu'(g), du = dout * silu(g); inp (N,2F); dout (N,F).
+    void (*swiglu_backward)(float *dinp, const float *inp, const float *dout, int N, int F);
 
     // ---- residual add ----------------------------------------------------------------------
     // out (N) written = a + b. Backward is the identity into both addends, realised by the

@@ -272,12 +272,13 @@ void model_forward_layers(Model *m, const KVAttention *kv) {
         if (kv) {
             size_t off = (size_t)l * kv->B * kv->maxT * C;
             be->kvcache_write(kv->k + off, kv->v + off, la.qkv, kv->decode ? a->pos : NULL, B, T,
-                              kv->maxT, C);
+                              kv->maxT, NH, NH, C / NH);
             if (kv->decode)
                 be->attention_decode(la.atty, la.qkv, kv->k + off, kv->v + off, a->pos, B, kv->maxT,
-                                     C, NH);
+                                     NH, NH, C / NH);
         }
-        if (!kv || !kv->decode) be->attention_forward(la.atty, la.att, la.qkv, a->seg, B, T, C, NH);
+        if (!kv || !kv->decode)
+            be->attention_forward(la.atty, la.att, la.qkv, a->seg, B, T, NH, NH, C / NH);
         be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
         be->residual_forward(la.residual2, la.residual, la.attproj, (size_t)N * C);
         be->layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N,
@@ -397,7 +398,8 @@ static void backward_layer(Model *m, int l) {
                            la.ln2_rstd, N, C);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
-    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, C, NH);
+    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, NH, NH,
+                           C / NH);
     be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, 3 * C);
     be->layernorm_backward(a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,
                            la.ln1_rstd, N, C);

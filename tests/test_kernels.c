@@ -193,7 +193,7 @@ typedef struct {
 
 static double att_loss(void *p) {
     AttCtx *c = p;
-    be->attention_forward(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->C, c->NH);
+    be->attention_forward(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NH, c->C / c->NH);
     return dot(c->out, c->w, (size_t)c->B * c->T * c->C);
 }
 
@@ -248,7 +248,8 @@ START_TEST(test_attention) {
         att_check_forward(&c);
         float *dqkv = rand_vec(n, &r, -1, 1); // written
         float *scratch = rand_vec((size_t)c.B * c.NH * c.T * c.T, &r, -1, 1);
-        be->attention_backward(dqkv, scratch, c.w, c.qkv, c.att, c.seg, c.B, c.T, c.C, c.NH);
+        be->attention_backward(dqkv, scratch, c.w, c.qkv, c.att, c.seg, c.B, c.T, c.NH, c.NH,
+                               c.C / c.NH);
         free(scratch);
         grad_check(with_seg ? "attention dqkv (segments)" : "attention dqkv", c.qkv, n, dqkv,
                    att_loss, &c, FD_EPS, FD_TOL, 1000);
@@ -295,14 +296,15 @@ START_TEST(test_attention_decode) {
     int maxT = 9, B = c.B, T = c.T, C = c.C;
     att_loss(&c);
     float *kc = zeros((size_t)B * maxT * C), *vc = zeros((size_t)B * maxT * C);
-    be->kvcache_write(kc, vc, c.qkv, NULL, B, T, maxT, C); // prefill: positions 0..T-1
+    be->kvcache_write(kc, vc, c.qkv, NULL, B, T, maxT, c.NH, c.NH,
+                      C / c.NH); // prefill: positions 0..T-1
     // decode step for position T-1: rows' qkv for the last token
     float *last = zeros((size_t)B * 3 * C), *out = zeros((size_t)B * C);
     for (int b = 0; b < B; b++)
         memcpy(last + b * 3 * C, c.qkv + ((size_t)b * T + T - 1) * 3 * C, 3 * C * sizeof(float));
     int pos[2] = {T - 1, T - 1};
-    be->kvcache_write(kc, vc, last, pos, B, 1, maxT, C);
-    be->attention_decode(out, last, kc, vc, pos, B, maxT, C, c.NH);
+    be->kvcache_write(kc, vc, last, pos, B, 1, maxT, c.NH, c.NH, C / c.NH);
+    be->attention_decode(out, last, kc, vc, pos, B, maxT, c.NH, c.NH, C / c.NH);
     for (int b = 0; b < B; b++)
         for (int k = 0; k < C; k++)
             ck_assert_double_eq_tol(out[b * C + k], c.out[((size_t)b * T + T - 1) * C + k], 1e-6);

@@ -18,14 +18,25 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
                         int C, int OC);
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int C, int OC);
+void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
+                         int C, float eps);
+void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                          const float *weight, const float *rstd, int N, int C);
+void cpu_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                      float theta);
+void cpu_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                       float theta);
 void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B, int T,
-                           int C, int NH);
+                           int NH, int NKV, int hs);
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, const int *seg, int B, int T, int C, int NH);
+                            const float *att, const int *seg, int B, int T, int NH, int NKV,
+                            int hs);
 void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
-                       int T, int maxT, int C);
+                       int T, int maxT, int NH, int NKV, int hs);
 void cpu_attention_decode(float *out, const float *qkv, const float *kcache, const float *vcache,
-                          const int *pos, int B, int maxT, int C, int NH);
+                          const int *pos, int B, int maxT, int NH, int NKV, int hs);
+void cpu_swiglu_forward(float *out, const float *inp, int N, int F);
+void cpu_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
 void cpu_gelu_forward(float *out, const float *inp, size_t N);
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
 void cpu_residual_forward(float *out, const float *a, const float *b, size_t N);
