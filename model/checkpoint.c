@@ -1,24 +1,42 @@
-// model/checkpoint.c: GPT-2 weights in HDF5.
+// model/checkpoint.c: model weights in HDF5.
 #include "model/checkpoint.h"
 #include "common/check.h"
 #include "common/error.h"
 #include "common/h5.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
-int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen) {
-    const ModelConfig *c = &m->cfg;
+// The configuration as root attributes: integers, then the two floats and two flags.
+static const char *const INT_ATTRS[] = {"n_layer", "n_head",     "n_kv_head",  "d_model",
+                                        "d_ff",    "vocab_size", "max_seq_len"};
+enum { N_INT_ATTRS = sizeof(INT_ATTRS) / sizeof(INT_ATTRS[0]) };
+
+static int *int_field(ModelConfig *c, int i) {
+    int *f[N_INT_ATTRS] = {&c->n_layer, &c->n_head,     &c->n_kv_head,  &c->d_model,
+                           &c->d_ff,    &c->vocab_size, &c->max_seq_len};
+    return f[i];
+}
+
+static int write_config(hid_t file, const ModelConfig *cfg, int heads) {
+    ModelConfig c = *cfg;
     int rc = h5_write_attr_str(file, "format", CHECKPOINT_FORMAT);
     rc |= h5_write_attr_i64(file, "version", CHECKPOINT_VERSION);
-    rc |= h5_write_attr_str(file, "family", "gpt2");
-    rc |= h5_write_attr_i64(file, "n_layer", c->n_layer);
-    rc |= h5_write_attr_i64(file, "n_head", c->n_head);
-    rc |= h5_write_attr_i64(file, "d_model", c->d_model);
-    rc |= h5_write_attr_i64(file, "vocab_size", c->vocab_size);
-    rc |= h5_write_attr_i64(file, "max_seq_len", c->max_seq_len);
-    rc |= h5_write_attr_i64(file, "heads", m->heads);
+    rc |= h5_write_attr_str(file, "family", model_family_name(c.family));
+    for (int i = 0; i < N_INT_ATTRS; i++)
+        rc |= h5_write_attr_i64(file, INT_ATTRS[i], *int_field(&c, i));
+    rc |= h5_write_attr_f64(file, "norm_eps", c.norm_eps);
+    rc |= h5_write_attr_f64(file, "rope_theta", c.rope_theta);
+    rc |= h5_write_attr_i64(file, "qkv_bias", c.qkv_bias);
+    rc |= h5_write_attr_i64(file, "tied", c.tied);
+    rc |= h5_write_attr_i64(file, "heads", heads);
+    return rc;
+}
+
+int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen) {
+    int rc = write_config(file, &m->cfg, m->heads);
     if (rc) return lc_error(err, errlen, "writing model attributes failed");
     hid_t g = H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return lc_error(err, errlen, "creating group /params failed");
@@ -36,25 +54,52 @@ int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen) {
     return rc ? -1 : 0;
 }
 
+// Version 1 files (GPT-2 only) lack everything after max_seq_len: the family's defaults apply.
+static int read_config_v2(hid_t file, const char *path, ModelConfig *c, char *err, size_t errlen) {
+    double eps, theta;
+    int64_t qkv_bias, tied;
+    if (h5_read_attr_f64(file, "norm_eps", &eps) || h5_read_attr_f64(file, "rope_theta", &theta) ||
+        h5_read_attr_i64(file, "qkv_bias", &qkv_bias) || h5_read_attr_i64(file, "tied", &tied))
+        return lc_error(err, errlen, "%s: missing attribute norm_eps, rope_theta, qkv_bias or tied",
+                        path);
+    c->norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    c->qkv_bias = qkv_bias != 0;
+    c->tied = tied != 0;
+    return 0;
+}
+
 int model_read_config_h5(hid_t file, const char *path, ModelConfig *cfg, int *heads, char *err,
                          size_t errlen) {
     char fmt[64] = "", family[32] = "";
-    int64_t version = 0, v[6];
+    int64_t version = 0, v;
     if (h5_read_attr_str(file, "format", fmt, sizeof(fmt)) || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
         return lc_error(err, errlen, "%s: not a layercake checkpoint (attribute 'format' is '%s')",
                         path, fmt);
-    if (h5_read_attr_i64(file, "version", &version) || version != CHECKPOINT_VERSION)
-        return lc_error(err, errlen, "%s: checkpoint version %lld, this layercake reads version %d",
-                        path, (long long)version, CHECKPOINT_VERSION);
-    if (h5_read_attr_str(file, "family", family, sizeof(family)) || strcmp(family, "gpt2") != 0)
-        return lc_error(err, errlen, "%s: model family '%s' is not supported (expected gpt2)", path,
+    if (h5_read_attr_i64(file, "version", &version) || version < 1 || version > CHECKPOINT_VERSION)
+        return lc_error(err, errlen,
+                        "%s: checkpoint version %lld, this layercake reads versions 1 to %d", path,
+                        (long long)version, CHECKPOINT_VERSION);
+    ModelFamily fam;
+    if (h5_read_attr_str(file, "family", family, sizeof(family)) ||
+        model_family_parse(family, &fam) != 0 || (version == 1 && fam != MODEL_FAMILY_GPT2))
+        return lc_error(err, errlen, "%s: model family '%s' is not supported (gpt2, llama)", path,
                         family);
-    const char *names[6] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "heads"};
-    for (int i = 0; i < 6; i++)
-        if (h5_read_attr_i64(file, names[i], &v[i]))
-            return lc_error(err, errlen, "%s: missing attribute '%s'", path, names[i]);
-    *cfg = (ModelConfig){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
-    *heads = (int)v[5];
+    int64_t d[2] = {0, 0};
+    if (h5_read_attr_i64(file, "n_head", &d[0]) || h5_read_attr_i64(file, "d_model", &d[1]))
+        return lc_error(err, errlen, "%s: missing attribute n_head or d_model", path);
+    *cfg = model_config_default(fam, 1, (int)d[0], (int)d[1], 2, 1);
+    for (int i = 0; i < N_INT_ATTRS; i++) {
+        bool v2_only = strcmp(INT_ATTRS[i], "n_kv_head") == 0 || strcmp(INT_ATTRS[i], "d_ff") == 0;
+        if (version == 1 && v2_only) continue;
+        if (h5_read_attr_i64(file, INT_ATTRS[i], &v) || v < INT32_MIN || v > INT32_MAX)
+            return lc_error(err, errlen, "%s: missing attribute '%s'", path, INT_ATTRS[i]);
+        *int_field(cfg, i) = (int)v;
+    }
+    if (version >= 2 && read_config_v2(file, path, cfg, err, errlen)) return -1;
+    if (h5_read_attr_i64(file, "heads", &v))
+        return lc_error(err, errlen, "%s: missing attribute 'heads'", path);
+    *heads = (int)v;
     const char *bad = model_config_check(cfg);
     if (bad) return lc_error(err, errlen, "%s: invalid model configuration: %s", path, bad);
     return 0;

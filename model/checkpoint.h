@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #define CHECKPOINT_FORMAT  "layercake-checkpoint"
-#define CHECKPOINT_VERSION 1
+#define CHECKPOINT_VERSION 2 // 2: any family; 1: GPT-2 without n_kv_head, d_ff, norm_eps...
 
 // Writes the configuration attributes and /params of m into an open HDF5 file or group.
 int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen);

@@ -1,4 +1,4 @@
-// model/model-impl.h: GPT-2 internals shared by model/ files (forward layers, per-layer views).
+// model/model-impl.h: engine internals shared by model/ files (forward layers, per-layer views).
 #pragma once
 #include "model/model.h"
 
@@ -6,16 +6,10 @@
 typedef struct {
     float *residual; // (B,T,C) the layer's input: encoded or the previous residual3
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act, *fcproj, *residual3;
 } LayerActs;
 
-// One layer's slice of the stacked parameter (or gradient) tensors.
-typedef struct {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
-    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
-} LayerParams;
-
-// Attention through a KV cache: k, v (L, B, maxT, C). decode = 0: the call is a prefill of
+// Attention through a KV cache: k, v (L, B, maxT, NKV*hs). decode = 0: the call is a prefill of
 // positions 0..T-1 (full attention, keys/values stored); decode = 1: T == 1 and each row's
 // token sits at acts.pos[b].
 typedef struct {
@@ -26,6 +20,6 @@ typedef struct {
 
 void model_layer_acts(const Model *m, int l, LayerActs *la);
 
-// Runs the embedding, all layers and the final layernorm for m->B x m->T tokens already on
+// Runs the embedding, all layers and the final norm for m->B x m->T tokens already on
 // the device (acts.tokens, acts.pos, acts.seg), leaving the result in acts.lnf.
 void model_forward_layers(Model *m, const KVAttention *kv);

@@ -1,71 +1,269 @@
-// model/model.c: GPT-2 parameters, activations, forward and backward over the backend.
+// model/model.c: the transformer engine: the family table, the parameter table, activations,
+// forward and backward over the backend. GPT-2 and Llama are two rows of FAMILIES; the blocks
+// below call the row's norm, position and MLP ops and never name a family.
 #include "model/model.h"
 #include "common/check.h"
 #include "common/rng.h"
 #include "model/model-impl.h"
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
+
+// ---- families -------------------------------------------------------------------------------
+
+typedef struct {
+    const char *name;
+    bool layernorm;   // LayerNorm with bias (else RMSNorm, gain only)
+    bool learned_pos; // a position table wpe (else RoPE in the attention)
+    bool gelu;        // GELU MLP (else SwiGLU: gate and up projections)
+    bool biases;      // every linear layer has a bias
+} Family;
+
+static const Family FAMILIES[MODEL_FAMILY_COUNT] = {
+    [MODEL_FAMILY_GPT2] = {"gpt2", .layernorm = true, .learned_pos = true, .gelu = true,
+                           .biases = true},
+    [MODEL_FAMILY_LLAMA] = {"llama"},
+};
+
+static const Family *family_of(const ModelConfig *c) {
+    return &FAMILIES[c->family];
+}
+
+const char *model_family_name(ModelFamily f) {
+    return f >= 0 && f < MODEL_FAMILY_COUNT ? FAMILIES[f].name : "?";
+}
+
+int model_family_parse(const char *name, ModelFamily *f) {
+    for (int i = 0; i < MODEL_FAMILY_COUNT; i++)
+        if (strcmp(name, FAMILIES[i].name) == 0) {
+            *f = (ModelFamily)i;
+            return 0;
+        }
+    return -1;
+}
+
+ModelConfig model_config_default(ModelFamily family, int n_layer, int n_head, int d_model,
+                                 int vocab_size, int max_seq_len) {
+    bool gpt2 = family == MODEL_FAMILY_GPT2;
+    int ff = gpt2 ? 4 * d_model : ((8 * d_model / 3) + 31) / 32 * 32;
+    return (ModelConfig){.family = family,
+                         .n_layer = n_layer,
+                         .n_head = n_head,
+                         .n_kv_head = n_head,
+                         .d_model = d_model,
+                         .d_ff = ff,
+                         .vocab_size = vocab_size,
+                         .max_seq_len = max_seq_len,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 10000.0f,
+                         .qkv_bias = gpt2,
+                         .tied = true};
+}
+
+bool model_config_equal(const ModelConfig *a, const ModelConfig *b) {
+    return a->family == b->family && a->n_layer == b->n_layer && a->n_head == b->n_head &&
+           a->n_kv_head == b->n_kv_head && a->d_model == b->d_model && a->d_ff == b->d_ff &&
+           a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
+           a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
+           a->qkv_bias == b->qkv_bias && a->tied == b->tied;
+}
 
 int model_padded_vocab(int vocab_size) {
     return (vocab_size + 63) / 64 * 64;
 }
 
 const char *model_config_check(const ModelConfig *c) {
+    if (c->family < 0 || c->family >= MODEL_FAMILY_COUNT) return "unknown family";
     if (c->n_layer < 1) return "n_layer must be >= 1";
     if (c->n_head < 1) return "n_head must be >= 1";
     if (c->d_model < 1 || c->d_model % c->n_head != 0)
         return "d_model must be a positive multiple of n_head";
+    if (c->n_kv_head < 1 || c->n_head % c->n_kv_head != 0) return "n_kv_head must divide n_head";
+    if (c->d_ff < 1) return "d_ff must be >= 1";
     if (c->vocab_size < 2) return "vocab_size must be >= 2";
     if (c->max_seq_len < 1) return "max_seq_len must be >= 1";
+    if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f)) return "norm_eps must be in (0, 1)";
+    const Family *f = family_of(c);
+    if (f->layernorm && c->norm_eps != 1e-5f) return "norm_eps of a LayerNorm family must be 1e-5";
+    if (f->biases && !c->qkv_bias) return "qkv_bias is always on in this family";
+    if (f->learned_pos && !c->tied) return "this family's output layer is always tied";
+    if (f->learned_pos && c->n_kv_head != c->n_head)
+        return "n_kv_head must equal n_head in this family";
+    if (!f->learned_pos && (c->d_model / c->n_head) % 2 != 0)
+        return "head size (d_model / n_head) must be even for rotary embeddings";
+    if (!f->learned_pos && !(c->rope_theta > 1.0f)) return "rope_theta must be > 1";
     return NULL;
 }
 
 // ---- parameter table ------------------------------------------------------------------------
 
-static void add(TensorTable *t, const char *name, bool decay, int ndim, ...) {
-    int shape[TENSOR_MAX_DIMS];
-    va_list ap;
-    va_start(ap, ndim);
-    for (int d = 0; d < ndim; d++) shape[d] = va_arg(ap, int);
-    va_end(ap);
-    tensor_table_add(t, name, ndim, shape, decay);
+// Shapes of the table's tensors, from the configuration's dimensions.
+typedef enum {
+    SH_VOCAB,
+    SH_POS,
+    SH_C,
+    SH_LC,
+    SH_LQKVC,
+    SH_LQKV,
+    SH_LCC,
+    SH_LFCC,
+    SH_LFC,
+    SH_LCF,
+    SH_1C,
+    SH_1
+} Shape;
+// How model_init_weights fills a tensor.
+typedef enum { INIT_NORMAL, INIT_PROJ, INIT_HEAD, INIT_ONE, INIT_ZERO } Init;
+// When a tensor is in the table.
+typedef enum { ALWAYS, LEARNED_POS, NORM_BIAS, QKV_BIAS, LINEAR_BIAS, UNTIED, SCALAR_HEAD } When;
+
+// Every tensor of any family, in arena order (the field order of ModelParams):
+// X(name, shape, weight decay, initialisation, present when).
+#define MODEL_TENSORS(X)                                                                           \
+    X(wte, SH_VOCAB, true, INIT_NORMAL, ALWAYS)                                                    \
+    X(wpe, SH_POS, true, INIT_NORMAL, LEARNED_POS)                                                 \
+    X(ln1w, SH_LC, false, INIT_ONE, ALWAYS)                                                        \
+    X(ln1b, SH_LC, false, INIT_ZERO, NORM_BIAS)                                                    \
+    X(qkvw, SH_LQKVC, true, INIT_NORMAL, ALWAYS)                                                   \
+    X(qkvb, SH_LQKV, false, INIT_ZERO, QKV_BIAS)                                                   \
+    X(attprojw, SH_LCC, true, INIT_PROJ, ALWAYS)                                                   \
+    X(attprojb, SH_LC, false, INIT_ZERO, LINEAR_BIAS)                                              \
+    X(ln2w, SH_LC, false, INIT_ONE, ALWAYS)                                                        \
+    X(ln2b, SH_LC, false, INIT_ZERO, NORM_BIAS)                                                    \
+    X(fcw, SH_LFCC, true, INIT_NORMAL, ALWAYS)                                                     \
+    X(fcb, SH_LFC, false, INIT_ZERO, LINEAR_BIAS)                                                  \
+    X(fcprojw, SH_LCF, true, INIT_PROJ, ALWAYS)                                                    \
+    X(fcprojb, SH_LC, false, INIT_ZERO, LINEAR_BIAS)                                               \
+    X(lnfw, SH_C, false, INIT_ONE, ALWAYS)                                                         \
+    X(lnfb, SH_C, false, INIT_ZERO, NORM_BIAS)                                                     \
+    X(lmw, SH_VOCAB, true, INIT_NORMAL, UNTIED)                                                    \
+    X(headw, SH_1C, true, INIT_HEAD, SCALAR_HEAD)                                                  \
+    X(headb, SH_1, false, INIT_ZERO, SCALAR_HEAD)
+
+typedef struct {
+    const char *name;
+    Shape shape;
+    bool decay;
+    Init init;
+    When when;
+} TensorDef;
+
+#define TENSOR_DEF(n, sh, dec, in, wh) {#n, sh, dec, in, wh},
+static const TensorDef TENSORS[] = {MODEL_TENSORS(TENSOR_DEF)};
+#undef TENSOR_DEF
+enum { N_TENSORS = sizeof(TENSORS) / sizeof(TENSORS[0]) };
+_Static_assert(sizeof(ModelParams) == N_TENSORS * sizeof(float *),
+               "ModelParams must have one pointer per MODEL_TENSORS entry");
+
+static bool present(const TensorDef *d, const ModelConfig *c, int heads) {
+    const Family *f = family_of(c);
+    switch (d->when) {
+    case ALWAYS:
+        return true;
+    case LEARNED_POS:
+        return f->learned_pos;
+    case NORM_BIAS:
+        return f->layernorm;
+    case QKV_BIAS:
+        return f->biases || c->qkv_bias;
+    case LINEAR_BIAS:
+        return f->biases;
+    case UNTIED:
+        return !c->tied;
+    case SCALAR_HEAD:
+        return (heads & MODEL_HEAD_SCALAR) != 0;
+    }
+    return false;
 }
 
-// Builds the table in ModelParams field order (model_point relies on it).
-static void build_table(Model *m) {
-    int L = m->cfg.n_layer, C = m->cfg.d_model, Vp = m->Vp, maxT = m->cfg.max_seq_len;
-    TensorTable *t = &m->table;
-    *t = (TensorTable){.info = m->table_info};
-    add(t, "wte", true, 2, Vp, C);
-    add(t, "wpe", true, 2, maxT, C);
-    add(t, "ln1w", false, 2, L, C);
-    add(t, "ln1b", false, 2, L, C);
-    add(t, "qkvw", true, 3, L, 3 * C, C);
-    add(t, "qkvb", false, 2, L, 3 * C);
-    add(t, "attprojw", true, 3, L, C, C);
-    add(t, "attprojb", false, 2, L, C);
-    add(t, "ln2w", false, 2, L, C);
-    add(t, "ln2b", false, 2, L, C);
-    add(t, "fcw", true, 3, L, 4 * C, C);
-    add(t, "fcb", false, 2, L, 4 * C);
-    add(t, "fcprojw", true, 3, L, C, 4 * C);
-    add(t, "fcprojb", false, 2, L, C);
-    add(t, "lnfw", false, 1, C);
-    add(t, "lnfb", false, 1, C);
-    if (m->heads & MODEL_HEAD_SCALAR) {
-        add(t, "headw", true, 2, 1, C);
-        add(t, "headb", false, 1, 1);
+static int qkv_dim(const ModelConfig *c) {
+    return (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head);
+}
+
+static int fc_dim(const ModelConfig *c) {
+    return family_of(c)->gelu ? c->d_ff : 2 * c->d_ff;
+}
+
+// Writes the dimensions of shape sh into dims; returns ndim.
+static int shape_dims(Shape sh, const ModelConfig *c, int *dims) {
+    int L = c->n_layer, C = c->d_model, Vp = model_padded_vocab(c->vocab_size);
+    int QKV = qkv_dim(c), FC = fc_dim(c), F = c->d_ff;
+    switch (sh) {
+    case SH_VOCAB:
+        dims[0] = Vp, dims[1] = C;
+        return 2;
+    case SH_POS:
+        dims[0] = c->max_seq_len, dims[1] = C;
+        return 2;
+    case SH_C:
+        dims[0] = C;
+        return 1;
+    case SH_LC:
+        dims[0] = L, dims[1] = C;
+        return 2;
+    case SH_LQKVC:
+        dims[0] = L, dims[1] = QKV, dims[2] = C;
+        return 3;
+    case SH_LQKV:
+        dims[0] = L, dims[1] = QKV;
+        return 2;
+    case SH_LCC:
+        dims[0] = L, dims[1] = C, dims[2] = C;
+        return 3;
+    case SH_LFCC:
+        dims[0] = L, dims[1] = FC, dims[2] = C;
+        return 3;
+    case SH_LFC:
+        dims[0] = L, dims[1] = FC;
+        return 2;
+    case SH_LCF:
+        dims[0] = L, dims[1] = C, dims[2] = F;
+        return 3;
+    case SH_1C:
+        dims[0] = 1, dims[1] = C;
+        return 2;
+    case SH_1:
+        dims[0] = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static bool per_layer(Shape sh) {
+    return sh != SH_VOCAB && sh != SH_POS && sh != SH_C && sh != SH_1C && sh != SH_1;
+}
+
+// Builds the table of the tensors cfg and heads have, in MODEL_TENSORS order; slot[i] is the
+// MODEL_TENSORS index (the ModelParams field) of table entry i.
+static void build_table(TensorTable *t, TensorInfo *info, int *slot, const ModelConfig *c,
+                        int heads) {
+    *t = (TensorTable){.info = info};
+    for (int k = 0; k < N_TENSORS; k++) {
+        const TensorDef *d = &TENSORS[k];
+        if (!present(d, c, heads)) continue;
+        int dims[TENSOR_MAX_DIMS];
+        int ndim = shape_dims(d->shape, c, dims);
+        slot[t->count] = k;
+        tensor_table_add(t, d->name, ndim, dims, d->decay);
     }
 }
 
-_Static_assert(sizeof(ModelParams) == 18 * sizeof(float *), "ModelParams must hold only pointers");
+size_t model_param_count(const ModelConfig *cfg, int heads) {
+    TensorInfo info[N_TENSORS];
+    int slot[N_TENSORS];
+    TensorTable t;
+    build_table(&t, info, slot, cfg, heads);
+    return t.numel;
+}
 
-// Points the fields of p, in order, at the tensors of the table inside arena base.
-static void model_point(ModelParams *p, float *base, const TensorTable *t) {
+// Points the fields of p at the tensors of the table inside arena base; absent ones are NULL.
+static void model_point(const Model *m, ModelParams *p, float *base) {
     float **fields = (float **)p;
     memset(p, 0, sizeof(*p));
-    for (int i = 0; i < t->count; i++) fields[i] = base + t->info[i].offset;
+    for (int i = 0; i < m->table.count; i++) fields[m->slot[i]] = base + m->table.info[i].offset;
+}
+
+const float *model_output_weight(const Model *m) {
+    return m->params.lmw ? m->params.lmw : m->params.wte;
 }
 
 // ---- activation arena -----------------------------------------------------------------------
@@ -75,7 +273,9 @@ static void model_point(ModelParams *p, float *base, const TensorTable *t) {
 // at the smaller stride inside it (model_layer_acts).
 static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     size_t N = (size_t)B * T, C = (size_t)m->cfg.d_model, NH = (size_t)m->cfg.n_head;
+    size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
     size_t L = m->mode == MODEL_TRAIN ? (size_t)m->cfg.n_layer : 1;
+    size_t ln = family_of(&m->cfg)->layernorm; // RMSNorm keeps no mean
     size_t off = 0;
 #define CARVE(field, count)                                                                        \
     do {                                                                                           \
@@ -84,22 +284,22 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     } while (0)
     CARVE(encoded, N * C);
     CARVE(ln1, L * N * C);
-    CARVE(ln1_mean, L * N);
+    CARVE(ln1_mean, ln * L * N);
     CARVE(ln1_rstd, L * N);
-    CARVE(qkv, L * N * 3 * C);
+    CARVE(qkv, L * N * QKV);
     CARVE(atty, L * N * C);
     CARVE(att, L * (size_t)B * NH * T * T);
     CARVE(attproj, L * N * C);
     CARVE(residual2, L * N * C);
     CARVE(ln2, L * N * C);
-    CARVE(ln2_mean, L * N);
+    CARVE(ln2_mean, ln * L * N);
     CARVE(ln2_rstd, L * N);
-    CARVE(fch, L * N * 4 * C);
-    CARVE(fch_gelu, L * N * 4 * C);
+    CARVE(fch, L * N * FC);
+    CARVE(fch_act, L * N * F);
     CARVE(fcproj, L * N * C);
     CARVE(residual3, L * N * C);
     CARVE(lnf, N * C);
-    CARVE(lnf_mean, N);
+    CARVE(lnf_mean, ln * N);
     CARVE(lnf_rstd, N);
     if (m->heads & MODEL_HEAD_LM) CARVE(logits, N * (size_t)m->Vp);
     CARVE(lse, N);
@@ -110,9 +310,10 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
         CARVE(dres, N * C);
         CARVE(dln, N * C);
         CARVE(datty, N * C);
-        CARVE(dqkv, N * 3 * C);
+        CARVE(dqkv, N * QKV);
         CARVE(datt, (size_t)B * NH * T * T);
-        CARVE(dfch, N * 4 * C);
+        CARVE(dfch_act, N * F);
+        CARVE(dfch, N * FC);
         CARVE(dlogp, N);
         CARVE(dent, N);
         CARVE(dvalues, N);
@@ -137,10 +338,13 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, Model
     m->heads = heads;
     m->mode = mode;
     m->be = be;
-    build_table(m);
+    m->hs = cfg.d_model / cfg.n_head;
+    m->qkv_dim = qkv_dim(&cfg);
+    m->fc_dim = fc_dim(&cfg);
+    build_table(&m->table, m->table_info, m->slot, &cfg, heads);
     if (mode == MODEL_TRAIN) {
         m->grads_mem = be->alloc(m->table.numel * sizeof(float));
-        model_point(&m->grads, m->grads_mem, &m->table);
+        model_point(m, &m->grads, m->grads_mem);
     }
     m->max_B = max_B;
     m->max_T = max_T;
@@ -160,7 +364,7 @@ Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mod
     Model *m = create_common(be, cfg, heads, mode, max_B, max_T);
     m->params_mem = be->alloc(m->table.numel * sizeof(float));
     m->owns_params = true;
-    model_point(&m->params, m->params_mem, &m->table);
+    model_point(m, &m->params, m->params_mem);
     return m;
 }
 
@@ -183,30 +387,38 @@ void model_free(Model *m) {
     free(m);
 }
 
+// Fills one tensor (n floats at w) as its definition says, from its own random stream.
+static void init_tensor(const Model *m, const TensorDef *d, float *w, size_t n, Rng *r) {
+    float std = 0.02f, s = std;
+    switch (d->init) {
+    case INIT_ONE:
+        for (size_t j = 0; j < n; j++) w[j] = 1.0f;
+        return;
+    case INIT_ZERO:
+        memset(w, 0, n * sizeof(float));
+        return;
+    case INIT_PROJ:
+        s = std / sqrtf(2.0f * (float)m->cfg.n_layer);
+        break;
+    case INIT_HEAD:
+        s = 1.0f / sqrtf((float)m->cfg.d_model + 1.0f);
+        break;
+    case INIT_NORMAL:
+        break;
+    }
+    for (size_t j = 0; j < n; j++) w[j] = s * (float)rng_normal(r);
+    if (d->shape == SH_VOCAB) // padded vocab rows stay zero
+        memset(w + (size_t)m->cfg.vocab_size * m->cfg.d_model, 0,
+               (size_t)(m->Vp - m->cfg.vocab_size) * m->cfg.d_model * sizeof(float));
+}
+
 void model_init_weights(Model *m, uint64_t seed) {
     const TensorTable *t = &m->table;
     float *host = lc_malloc(t->numel * sizeof(float));
-    float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
     for (int i = 0; i < t->count; i++) {
-        const TensorInfo *ti = &t->info[i];
-        float *w = host + ti->offset;
         // one stream per tensor, so adding a tensor never changes the others' values
         Rng r = rng_derive(seed, (uint64_t)i + 1);
-        const char *nm = ti->name;
-        size_t n = ti->numel;
-        if (strcmp(nm, "ln1w") == 0 || strcmp(nm, "ln2w") == 0 || strcmp(nm, "lnfw") == 0) {
-            for (size_t j = 0; j < n; j++) w[j] = 1.0f;
-        } else if (!ti->decay) {
-            memset(w, 0, n * sizeof(float)); // biases
-        } else {
-            float s = std;
-            if (strcmp(nm, "attprojw") == 0 || strcmp(nm, "fcprojw") == 0) s = proj_std;
-            if (strcmp(nm, "headw") == 0) s = 1.0f / sqrtf((float)m->cfg.d_model + 1.0f);
-            for (size_t j = 0; j < n; j++) w[j] = s * (float)rng_normal(&r);
-        }
-        if (strcmp(nm, "wte") == 0) // padded vocab rows stay zero
-            memset(w + (size_t)m->cfg.vocab_size * m->cfg.d_model, 0,
-                   (size_t)(m->Vp - m->cfg.vocab_size) * m->cfg.d_model * sizeof(float));
+        init_tensor(m, &TENSORS[m->slot[i]], host + t->info[i].offset, t->info[i].numel, &r);
     }
     m->be->to_device(m->params_mem, host, t->numel * sizeof(float));
     free(host);
@@ -216,82 +428,116 @@ void model_init_weights(Model *m, uint64_t seed) {
 
 void model_layer_acts(const Model *m, int l, LayerActs *la) {
     size_t N = (size_t)m->B * m->T, C = (size_t)m->cfg.d_model;
+    size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
     size_t NHTT = (size_t)m->B * m->cfg.n_head * m->T * m->T;
     size_t k = m->mode == MODEL_TRAIN ? (size_t)l : 0; // inference reuses one layer's room
+    size_t ln = family_of(&m->cfg)->layernorm;
     const ModelActs *a = &m->acts;
     la->residual =
         l == 0 ? a->encoded : a->residual3 + (m->mode == MODEL_TRAIN ? k - 1 : 0) * N * C;
     la->ln1 = a->ln1 + k * N * C;
-    la->ln1_mean = a->ln1_mean + k * N;
+    la->ln1_mean = ln ? a->ln1_mean + k * N : NULL;
     la->ln1_rstd = a->ln1_rstd + k * N;
-    la->qkv = a->qkv + k * N * 3 * C;
+    la->qkv = a->qkv + k * N * QKV;
     la->atty = a->atty + k * N * C;
     la->att = a->att + k * NHTT;
     la->attproj = a->attproj + k * N * C;
     la->residual2 = a->residual2 + k * N * C;
     la->ln2 = a->ln2 + k * N * C;
-    la->ln2_mean = a->ln2_mean + k * N;
+    la->ln2_mean = ln ? a->ln2_mean + k * N : NULL;
     la->ln2_rstd = a->ln2_rstd + k * N;
-    la->fch = a->fch + k * N * 4 * C;
-    la->fch_gelu = a->fch_gelu + k * N * 4 * C;
+    la->fch = a->fch + k * N * FC;
+    la->fch_act = a->fch_act + k * N * F;
     la->fcproj = a->fcproj + k * N * C;
     la->residual3 = a->residual3 + k * N * C;
 }
 
-// Pointers to layer l's weights (w) or gradients (g == true).
-static void layer_params(const Model *m, int l, bool g, LayerParams *lp) {
-    const ModelParams *p = g ? &m->grads : &m->params;
-    size_t C = (size_t)m->cfg.d_model;
-    lp->ln1w = p->ln1w + l * C;
-    lp->ln1b = p->ln1b + l * C;
-    lp->qkvw = p->qkvw + l * 3 * C * C;
-    lp->qkvb = p->qkvb + l * 3 * C;
-    lp->attprojw = p->attprojw + l * C * C;
-    lp->attprojb = p->attprojb + l * C;
-    lp->ln2w = p->ln2w + l * C;
-    lp->ln2b = p->ln2b + l * C;
-    lp->fcw = p->fcw + l * 4 * C * C;
-    lp->fcb = p->fcb + l * 4 * C;
-    lp->fcprojw = p->fcprojw + l * 4 * C * C;
-    lp->fcprojb = p->fcprojb + l * C;
+// Layer l's slice of the stacked per-layer tensors of p (params or grads); the other fields
+// (and absent tensors) are NULL.
+static void layer_params(const Model *m, const ModelParams *p, int l, ModelParams *lp) {
+    float *const *src = (float *const *)p;
+    float **dst = (float **)lp;
+    memset(lp, 0, sizeof(*lp));
+    for (int i = 0; i < m->table.count; i++) {
+        int k = m->slot[i];
+        if (!per_layer(TENSORS[k].shape) || !src[k]) continue;
+        dst[k] = src[k] + (size_t)l * (m->table.info[i].numel / (size_t)m->cfg.n_layer);
+    }
+}
+
+// The family's normalisation of N rows: LayerNorm (w, b, mean) or RMSNorm (w).
+static void norm_forward(const Model *m, float *out, float *mean, float *rstd, const float *inp,
+                         const float *w, const float *b, int N) {
+    if (family_of(&m->cfg)->layernorm)
+        m->be->layernorm_forward(out, mean, rstd, inp, w, b, N, m->cfg.d_model);
+    else
+        m->be->rmsnorm_forward(out, rstd, inp, w, N, m->cfg.d_model, m->cfg.norm_eps);
+}
+
+static void norm_backward(const Model *m, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd,
+                          int N) {
+    if (family_of(&m->cfg)->layernorm)
+        m->be->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, m->cfg.d_model);
+    else
+        m->be->rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, m->cfg.d_model);
+}
+
+// Causal self-attention of one layer: RoPE on q and k when the family has it, then the keys and
+// values through the cache (kv) or the full attention over the batch.
+static void attention(Model *m, int l, const LayerActs *la, const KVAttention *kv) {
+    const Backend *be = m->be;
+    int B = m->B, T = m->T, NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, hs = m->hs;
+    ModelActs *a = &m->acts;
+    if (!family_of(&m->cfg)->learned_pos)
+        be->rope_forward(la->qkv, a->pos, B, T, NH, NKV, hs, m->cfg.rope_theta);
+    if (kv) {
+        size_t off = (size_t)l * kv->B * kv->maxT * NKV * hs;
+        be->kvcache_write(kv->k + off, kv->v + off, la->qkv, kv->decode ? a->pos : NULL, B, T,
+                          kv->maxT, NH, NKV, hs);
+        if (kv->decode) {
+            be->attention_decode(la->atty, la->qkv, kv->k + off, kv->v + off, a->pos, B, kv->maxT,
+                                 NH, NKV, hs);
+            return;
+        }
+    }
+    be->attention_forward(la->atty, la->att, la->qkv, a->seg, B, T, NH, NKV, hs);
+}
+
+// The MLP's activation: GELU (fch (N,F)) or SwiGLU (fch (N,2F): gate | up) into fch_act (N,F).
+static void mlp_act(const Model *m, float *out, const float *inp, int N) {
+    if (family_of(&m->cfg)->gelu)
+        m->be->gelu_forward(out, inp, (size_t)N * m->cfg.d_ff);
+    else
+        m->be->swiglu_forward(out, inp, N, m->cfg.d_ff);
 }
 
 void model_forward_layers(Model *m, const KVAttention *kv) {
     const Backend *be = m->be;
-    int B = m->B, T = m->T, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
+    int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
+    int QKV = m->qkv_dim, FC = m->fc_dim, F = m->cfg.d_ff;
     ModelActs *a = &m->acts;
     be->encoder_forward(a->encoded, a->tokens, a->pos, m->params.wte, m->params.wpe, B, T, C);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         LayerActs la;
-        LayerParams lp;
+        ModelParams lp;
         model_layer_acts(m, l, &la);
-        layer_params(m, l, false, &lp);
-        be->layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N,
-                              C);
-        be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, 3 * C);
-        if (kv) {
-            size_t off = (size_t)l * kv->B * kv->maxT * C;
-            be->kvcache_write(kv->k + off, kv->v + off, la.qkv, kv->decode ? a->pos : NULL, B, T,
-                              kv->maxT, NH, NH, C / NH);
-            if (kv->decode)
-                be->attention_decode(la.atty, la.qkv, kv->k + off, kv->v + off, a->pos, B, kv->maxT,
-                                     NH, NH, C / NH);
-        }
-        if (!kv || !kv->decode)
-            be->attention_forward(la.atty, la.att, la.qkv, a->seg, B, T, NH, NH, C / NH);
+        layer_params(m, &m->params, l, &lp);
+        norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N);
+        be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, QKV);
+        attention(m, l, &la, kv);
         be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
         be->residual_forward(la.residual2, la.residual, la.attproj, (size_t)N * C);
-        be->layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N,
-                              C);
-        be->matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, 4 * C);
-        be->gelu_forward(la.fch_gelu, la.fch, (size_t)N * 4 * C);
-        be->matmul_forward(la.fcproj, la.fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
+        norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N);
+        be->matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, FC);
+        mlp_act(m, la.fch_act, la.fch, N);
+        be->matmul_forward(la.fcproj, la.fch_act, lp.fcprojw, lp.fcprojb, N, F, C);
         be->residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)N * C);
     }
     LayerActs last;
     model_layer_acts(m, m->cfg.n_layer - 1, &last);
-    be->layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->params.lnfw,
-                          m->params.lnfb, N, C);
+    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->params.lnfw,
+                 m->params.lnfb, N);
 }
 
 // Copies the batch to the device, filling defaults for NULL pos/seg/targets.
@@ -360,7 +606,7 @@ float model_forward(Model *m, const Batch *b, float inv_temp) {
         be->to_host(m->host_values, a->values, (size_t)N * sizeof(float));
     }
     if (!(m->heads & MODEL_HEAD_LM)) return 0.0f;
-    be->classifier_forward(a->logp, a->entropy, a->lse, a->logits, a->lnf, m->params.wte,
+    be->classifier_forward(a->logp, a->entropy, a->lse, a->logits, a->lnf, model_output_weight(m),
                            a->targets, N, C, m->cfg.vocab_size, m->Vp, inv_temp);
     be->to_host(m->host_logp, a->logp, (size_t)N * sizeof(float));
     be->to_host(m->host_entropy, a->entropy, (size_t)N * sizeof(float));
@@ -382,27 +628,33 @@ static float *stage(Model *m, float *dev, const float *host, int N) {
 
 static void backward_layer(Model *m, int l) {
     const Backend *be = m->be;
-    int B = m->B, T = m->T, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
+    int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
+    int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, hs = m->hs;
+    int QKV = m->qkv_dim, FC = m->fc_dim, F = m->cfg.d_ff;
+    const Family *fam = family_of(&m->cfg);
     ModelActs *a = &m->acts;
     LayerActs la;
-    LayerParams lp, lg;
+    ModelParams lp, lg;
     model_layer_acts(m, l, &la);
-    layer_params(m, l, false, &lp);
-    layer_params(m, l, true, &lg);
+    layer_params(m, &m->params, l, &lp);
+    layer_params(m, &m->grads, l, &lg);
     // dres holds d(residual3); it flows unchanged into d(residual2) and d(fcproj).
-    be->matmul_backward(a->dfch, lg.fcprojw, lg.fcprojb, a->dres, la.fch_gelu, lp.fcprojw, N, 4 * C,
+    be->matmul_backward(a->dfch_act, lg.fcprojw, lg.fcprojb, a->dres, la.fch_act, lp.fcprojw, N, F,
                         C);
-    be->gelu_backward(a->dfch, la.fch, a->dfch, (size_t)N * 4 * C);
-    be->matmul_backward(a->dln, lg.fcw, lg.fcb, a->dfch, la.ln2, lp.fcw, N, C, 4 * C);
-    be->layernorm_backward(a->dres, lg.ln2w, lg.ln2b, a->dln, la.residual2, lp.ln2w, la.ln2_mean,
-                           la.ln2_rstd, N, C);
+    if (fam->gelu)
+        be->gelu_backward(a->dfch, la.fch, a->dfch_act, (size_t)N * F);
+    else
+        be->swiglu_backward(a->dfch, la.fch, a->dfch_act, N, F);
+    be->matmul_backward(a->dln, lg.fcw, lg.fcb, a->dfch, la.ln2, lp.fcw, N, C, FC);
+    norm_backward(m, a->dres, lg.ln2w, lg.ln2b, a->dln, la.residual2, lp.ln2w, la.ln2_mean,
+                  la.ln2_rstd, N);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
-    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, NH, NH,
-                           C / NH);
-    be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, 3 * C);
-    be->layernorm_backward(a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,
-                           la.ln1_rstd, N, C);
+    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, NH, NKV, hs);
+    if (!fam->learned_pos) be->rope_backward(a->dqkv, a->pos, B, T, NH, NKV, hs, m->cfg.rope_theta);
+    be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, QKV);
+    norm_backward(m, a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,
+                  la.ln1_rstd, N);
 }
 
 void model_backward(Model *m, const float *dlogp, const float *dent, const float *dvalues) {
@@ -418,7 +670,8 @@ void model_backward(Model *m, const float *dlogp, const float *dent, const float
         be->zero(a->dlogp, (size_t)N * sizeof(float));
         float *dl = stage(m, a->dlogp, dlogp, N), *de = stage(m, a->dent, dent, N);
         if (!dl) dl = a->dlogp; // zeros: an entropy-only objective
-        be->classifier_backward(a->dln, m->grads.wte, a->logits, a->lnf, m->params.wte, a->lse,
+        float *dout_w = m->grads.lmw ? m->grads.lmw : m->grads.wte;
+        be->classifier_backward(a->dln, dout_w, a->logits, a->lnf, model_output_weight(m), a->lse,
                                 a->entropy, a->targets, dl, de, N, C, m->cfg.vocab_size, m->Vp,
                                 m->inv_temp);
     }
@@ -432,8 +685,8 @@ void model_backward(Model *m, const float *dlogp, const float *dent, const float
         return; // the objective does not depend on this model
     }
     be->zero(a->dres, (size_t)N * C * sizeof(float));
-    be->layernorm_backward(a->dres, m->grads.lnfw, m->grads.lnfb, a->dln, last.residual3,
-                           m->params.lnfw, a->lnf_mean, a->lnf_rstd, N, C);
+    norm_backward(m, a->dres, m->grads.lnfw, m->grads.lnfb, a->dln, last.residual3, m->params.lnfw,
+                  a->lnf_mean, a->lnf_rstd, N);
     for (int l = m->cfg.n_layer - 1; l >= 0; l--) backward_layer(m, l);
     be->encoder_backward(m->grads.wte, m->grads.wpe, a->dres, a->tokens, a->pos, m->B, m->T, C);
 }

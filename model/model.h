@@ -1,10 +1,11 @@
-// model/model.h: GPT-2 over the backend interface. Parameters are one arena described by a
-// tensor table; gradients mirror it; activations are one arena sized once for the largest
-// (batch, sequence) the caller will use. Shape legend as in kernels/kernels.h (L = n_layer).
+// model/model.h: the transformer engine (GPT-2 and Llama families) over the backend interface.
+// Parameters are one arena described by a tensor table; gradients mirror it; activations are one
+// arena sized once for the largest (batch, sequence) the caller will use. Shape legend as in
+// kernels/kernels.h (L = n_layer).
 //
-// Heads: the language-model head (tied to wte) gives per-token log-probs and entropies; the
-// scalar head (a C -> 1 projection of the final layernorm) gives a value per token, which
-// reward models read at the last real token and value models read at every response token.
+// Heads: the language-model head (wte, or lmw when untied) gives per-token log-probs and entropies;
+// the scalar head (a C -> 1 projection of the final norm) gives a value per token, which reward
+// models read at the last real token and value models read at every response token.
 #pragma once
 #include "kernels/batch.h"
 #include "kernels/kernels.h"
@@ -12,13 +13,40 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// A family is a configuration of one engine: which normalisation, position encoding and MLP
+// its blocks use, and which tensors of the table (MODEL_TENSORS in model.c) it has. Adding a
+// family adds a row to the family table and the ops it needs.
+typedef enum {
+    MODEL_FAMILY_GPT2,  // LayerNorm, learned positions, GELU MLP, biases everywhere, tied output
+    MODEL_FAMILY_LLAMA, // RMSNorm, RoPE, SwiGLU MLP, grouped-query attention, no biases (but
+                        // optional q/k/v biases: Qwen2), tied or untied output
+    MODEL_FAMILY_COUNT
+} ModelFamily;
+
 typedef struct {
-    int n_layer;     // L
-    int n_head;      // NH
-    int d_model;     // C, a multiple of NH
-    int vocab_size;  // V
-    int max_seq_len; // maxT: rows of the position table
+    ModelFamily family;
+    int n_layer;      // L
+    int n_head;       // NH query heads
+    int n_kv_head;    // NKV key/value heads, dividing NH (GPT-2: NH)
+    int d_model;      // C, a multiple of NH
+    int d_ff;         // F: MLP hidden width (GPT-2: 4C)
+    int vocab_size;   // V
+    int max_seq_len;  // maxT: positions the model has (rows of GPT-2's position table)
+    float norm_eps;   // RMSNorm epsilon (GPT-2's LayerNorm: 1e-5)
+    float rope_theta; // RoPE base (Llama)
+    bool qkv_bias;    // q/k/v projections have a bias (GPT-2: always; Qwen2)
+    bool tied;        // the output layer is wte (GPT-2: always)
 } ModelConfig;
+
+// The family's defaults for the shape given: n_kv_head = n_head, d_ff = 4C (GPT-2) or the
+// Llama rule (8C/3 rounded up to a multiple of 32), norm_eps 1e-5, rope_theta 10000, tied
+// output, q/k/v bias as the family has it.
+ModelConfig model_config_default(ModelFamily family, int n_layer, int n_head, int d_model,
+                                 int vocab_size, int max_seq_len);
+// Field by field (the struct has padding, so never memcmp).
+bool model_config_equal(const ModelConfig *a, const ModelConfig *b);
+const char *model_family_name(ModelFamily f);             // "gpt2", "llama"
+int model_family_parse(const char *name, ModelFamily *f); // 0, or -1 if unknown
 
 enum { MODEL_HEAD_LM = 1, MODEL_HEAD_SCALAR = 2 };
 
@@ -27,24 +55,27 @@ typedef enum {
     MODEL_INFER  // one layer's activations reused by all layers; no gradients
 } ModelMode;
 
-// Parameter tensors, in arena order. Per-layer tensors are stacked along a leading L.
+// Parameter tensors, in table order; a tensor the family or configuration lacks is NULL.
+// Per-layer tensors are stacked along a leading L. QKV = (NH + 2*NKV)*hs; FC = F (GELU) or
+// 2F (SwiGLU: gate rows then up rows).
 typedef struct {
-    float *wte;      // (Vp, C) token embedding, tied to the output layer; rows V..Vp-1 zero
-    float *wpe;      // (maxT, C) position embedding
-    float *ln1w;     // (L, C)
-    float *ln1b;     // (L, C)
-    float *qkvw;     // (L, 3C, C)
-    float *qkvb;     // (L, 3C)
+    float *wte;      // (Vp, C) token embedding; rows V..Vp-1 zero
+    float *wpe;      // (maxT, C) position embedding (GPT-2)
+    float *ln1w;     // (L, C) norm gain before attention
+    float *ln1b;     // (L, C) (GPT-2)
+    float *qkvw;     // (L, QKV, C)
+    float *qkvb;     // (L, QKV) (GPT-2; Llama with qkv_bias)
     float *attprojw; // (L, C, C)
-    float *attprojb; // (L, C)
-    float *ln2w;     // (L, C)
-    float *ln2b;     // (L, C)
-    float *fcw;      // (L, 4C, C)
-    float *fcb;      // (L, 4C)
-    float *fcprojw;  // (L, C, 4C)
-    float *fcprojb;  // (L, C)
-    float *lnfw;     // (C)
-    float *lnfb;     // (C)
+    float *attprojb; // (L, C) (GPT-2)
+    float *ln2w;     // (L, C) norm gain before the MLP
+    float *ln2b;     // (L, C) (GPT-2)
+    float *fcw;      // (L, FC, C)
+    float *fcb;      // (L, FC) (GPT-2)
+    float *fcprojw;  // (L, C, F)
+    float *fcprojb;  // (L, C) (GPT-2)
+    float *lnfw;     // (C) final norm gain
+    float *lnfb;     // (C) (GPT-2)
+    float *lmw;      // (Vp, C) untied output layer; NULL when tied to wte
     float *headw;    // (1, C) scalar head weight; NULL without MODEL_HEAD_SCALAR
     float *headb;    // (1) scalar head bias; NULL without MODEL_HEAD_SCALAR
 } ModelParams;
@@ -53,23 +84,23 @@ typedef struct {
 // tensor has room for one layer and all layers reuse it.
 typedef struct {
     float *encoded;   // (B,T,C)
-    float *ln1;       // (L,B,T,C)
-    float *ln1_mean;  // (L,B,T)
+    float *ln1;       // (L,B,T,C) normalised input of the attention
+    float *ln1_mean;  // (L,B,T) (LayerNorm only)
     float *ln1_rstd;  // (L,B,T)
-    float *qkv;       // (L,B,T,3C)
+    float *qkv;       // (L,B,T,QKV) q | k | v, q and k rotated when the family uses RoPE
     float *atty;      // (L,B,T,C) attention output before the projection
     float *att;       // (L,B,NH,T,T) attention probabilities
     float *attproj;   // (L,B,T,C)
     float *residual2; // (L,B,T,C) residual stream after attention
     float *ln2;       // (L,B,T,C)
-    float *ln2_mean;  // (L,B,T)
+    float *ln2_mean;  // (L,B,T) (LayerNorm only)
     float *ln2_rstd;  // (L,B,T)
-    float *fch;       // (L,B,T,4C) MLP hidden before GELU
-    float *fch_gelu;  // (L,B,T,4C)
+    float *fch;       // (L,B,T,FC) MLP hidden before the activation
+    float *fch_act;   // (L,B,T,F) after GELU or SwiGLU
     float *fcproj;    // (L,B,T,C)
     float *residual3; // (L,B,T,C) residual stream after the MLP
     float *lnf;       // (B,T,C)
-    float *lnf_mean;  // (B,T)
+    float *lnf_mean;  // (B,T) (LayerNorm only)
     float *lnf_rstd;  // (B,T)
     float *logits;    // (B,T,Vp) logits, overwritten by dlogits in the backward
     float *lse;       // (B,T) log-sum-exp of each row of logits
@@ -77,15 +108,16 @@ typedef struct {
     float *entropy;   // (B,T)
     float *values;    // (B,T) scalar head output
     // backward scratch (MODEL_TRAIN only)
-    float *dres;    // (B,T,C) gradient of the residual stream (accumulated)
-    float *dln;     // (B,T,C) gradient of a layernorm output
-    float *datty;   // (B,T,C) gradient of the attention output
-    float *dqkv;    // (B,T,3C)
-    float *datt;    // (B,NH,T,T) attention backward scratch
-    float *dfch;    // (B,T,4C) gradient of the MLP hidden (after, then before GELU, in place)
-    float *dlogp;   // (B,T) objective gradient w.r.t. logp
-    float *dent;    // (B,T) objective gradient w.r.t. entropy
-    float *dvalues; // (B,T) objective gradient w.r.t. values
+    float *dres;     // (B,T,C) gradient of the residual stream (accumulated)
+    float *dln;      // (B,T,C) gradient of a norm output
+    float *datty;    // (B,T,C) gradient of the attention output
+    float *dqkv;     // (B,T,QKV)
+    float *datt;     // (B,NH,T,T) attention backward scratch
+    float *dfch_act; // (B,T,F) gradient of the MLP activation's output
+    float *dfch;     // (B,T,FC) gradient of the MLP hidden (after the activation, then before)
+    float *dlogp;    // (B,T) objective gradient w.r.t. logp
+    float *dent;     // (B,T) objective gradient w.r.t. entropy
+    float *dvalues;  // (B,T) objective gradient w.r.t. values
     // the batch on the device
     int *tokens;  // (B,T)
     int *targets; // (B,T)
@@ -99,9 +131,11 @@ typedef struct {
     int heads;
     ModelMode mode;
     const Backend *be;
+    int hs, qkv_dim, fc_dim; // head size C/NH; QKV = (NH+2*NKV)*hs; FC = F or 2F (SwiGLU)
 
     TensorTable table;         // parameter table (names, shapes, offsets)
     TensorInfo table_info[24]; // storage for table.info
+    int slot[24];              // slot[i]: the ModelParams field of table entry i
     float *params_mem;         // (table.numel) parameter arena
     bool owns_params;          // false for a view sharing another model's parameters
     float *grads_mem;          // (table.numel) gradient arena; NULL in MODEL_INFER
@@ -125,6 +159,12 @@ typedef struct {
 // Vocabulary padded to a multiple of 64.
 int model_padded_vocab(int vocab_size);
 
+// Number of parameters of a configuration with the given heads (what model_create allocates).
+size_t model_param_count(const ModelConfig *cfg, int heads);
+
+// The output layer's weights: lmw, or wte when tied (params or grads).
+const float *model_output_weight(const Model *m);
+
 // Checks a configuration; returns NULL if it is valid, else a static message naming the field.
 const char *model_config_check(const ModelConfig *cfg);
 
@@ -140,8 +180,8 @@ void model_free(Model *m);
 // src must outlive the view.
 Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T);
 
-// GPT-2 initialisation from a seed: weights N(0, 0.02), residual projections (attprojw,
-// fcprojw) N(0, 0.02/sqrt(2L)), biases 0, layernorm gains 1, padded vocab rows 0, scalar head
+// GPT-2 initialisation from a seed, for every family: weights N(0, 0.02), residual projections
+// (attprojw, fcprojw) N(0, 0.02/sqrt(2L)), biases 0, norm gains 1, padded vocab rows 0, scalar head
 // N(0, 1/sqrt(C+1)). Deterministic: the same seed gives the same weights on every backend.
 void model_init_weights(Model *m, uint64_t seed);
 

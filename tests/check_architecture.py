@@ -28,7 +28,7 @@ LAYERS = {
     "model": BASE | {"kernels"},
     "train/objectives": BASE,
     "train/report": BASE,
-    "train/recipe": BASE | {"kernels", "data", "optim", "train/objectives"},
+    "train/recipe": BASE | {"kernels", "data", "optim", "model", "train/objectives"},
     "train/run": BASE | {"kernels", "data", "optim", "model", "train/recipe", "train/objectives"},
     "train/stages": BASE
     | {"kernels", "data", "optim", "model", "train/recipe", "train/objectives", "train/run",

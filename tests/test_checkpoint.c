@@ -15,8 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const ModelConfig TINY = {
-    .n_layer = 1, .n_head = 2, .d_model = 16, .vocab_size = 64, .max_seq_len = 16};
+static const ModelConfig TINY = GPT2_CONFIG(1, 2, 16, 64, 16);
 #define N_CURSOR 6
 static const char *RECIPE = "name: tiny\nseed: 7\nstages:\n  - {name: pretrain, kind: pretrain}\n";
 static const char *TOKPATH = "/data/tok300.json";
@@ -156,7 +155,7 @@ static Outcome load_state(const Saved *s, Target *t, const char *path, char *err
 static Outcome load_weights(const Saved *s, const char *path, char *err, size_t errlen) {
     Model *m = model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, errlen);
     if (!m) return LOAD_FAILED;
-    int same = m->heads == s->m->heads && memcmp(&m->cfg, &TINY, sizeof(TINY)) == 0 &&
+    int same = m->heads == s->m->heads && model_config_equal(&m->cfg, &TINY) &&
                m->table.numel == s->numel && device_equal(m->params_mem, s->params, s->numel);
     model_free(m);
     return same ? LOAD_SAME : LOAD_DIFFERENT;

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static const ModelConfig CFG = {2, 2, 32, 64, 16};
+static const ModelConfig CFG = GPT2_CONFIG(2, 2, 32, 64, 16);
 
 // ---- finite differences through the model
 // ---------------------------------------------------------
@@ -148,7 +148,7 @@ static void setup_world(void) {
     write_data(DATA_SFT, "sft.h5", 2000, 1, 0.0);
     write_data(DATA_PREFERENCE, "pref.h5", 2000, 2, 0.2);
     write_data(DATA_PREFERENCE, "pref-val.h5", 200, 3, 0.0);
-    ModelConfig c = {2, 2, 64, vocab, 16};
+    ModelConfig c = GPT2_CONFIG(2, 2, 64, vocab, 16);
     Model *m = model_create(backend_cpu(), c, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
     model_init_weights(m, 6);
     snprintf(path, sizeof(path), "%s/init.h5", dir);

@@ -22,7 +22,7 @@
 
 static char dir[1024];
 static char random_h5[1200], early_h5[1200], trained_h5[1200], judge_h5[1200];
-static const ModelConfig CFG = {1, 2, 32, 0, 16};
+static const ModelConfig CFG = GPT2_CONFIG(1, 2, 32, 0, 16);
 
 static const char *join(const char *a, const char *b) {
     static char buf[4][2048];

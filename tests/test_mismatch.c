@@ -7,8 +7,7 @@
 #include "tests/testutil.h"
 #include <stdlib.h>
 
-static const ModelConfig TINY = {
-    .n_layer = 1, .n_head = 2, .d_model = 16, .vocab_size = 50, .max_seq_len = 16};
+static const ModelConfig TINY = GPT2_CONFIG(1, 2, 16, 50, 16);
 
 enum { B = 2, PLEN = 4, NEW = 3 };
 

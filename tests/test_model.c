@@ -11,8 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const ModelConfig TINY = {
-    .n_layer = 2, .n_head = 2, .d_model = 16, .vocab_size = 50, .max_seq_len = 32};
+static const ModelConfig TINY = GPT2_CONFIG(2, 2, 16, 50, 32);
 
 typedef struct {
     int B, T;

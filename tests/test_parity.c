@@ -21,8 +21,7 @@
 #define NT  12
 #define TOL 1e-4
 
-static const ModelConfig CFG = {
-    .n_layer = 2, .n_head = 4, .d_model = 32, .vocab_size = 67, .max_seq_len = 16};
+static const ModelConfig CFG = GPT2_CONFIG(2, 4, 32, 67, 16);
 
 typedef struct {
     int tokens[NB * NT], targets[NB * NT], pos[NB * NT], seg[NB * NT];

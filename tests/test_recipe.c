@@ -292,8 +292,8 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     // shapes whose sizes overflow the ints the model and kernels compute with, or that no
     // 64-bit process could hold (they used to pass and hit an assertion in the model)
     {"full.yaml", "model.d_model=2147483644", RECIPE_ERR_RULE,
-     "command line 'model.d_model=2147483644': model.d_model: 2147483644 makes the MLP 4 x "
-     "2147483644 = 8589934576 wide, more than the 2147483647 the kernels count with an int"},
+     "command line 'model.d_model=2147483644': model.d_model: the MLP would be 8589934576 wide, "
+     "more than the 2147483647 the kernels count with an int"},
     {"full.yaml", "model.vocab_size=2147483647", RECIPE_ERR_RULE,
      "model.vocab_size: 2147483647 rounds up to 2147483648 embedding rows (a multiple of 64), "
      "more than the 2147483647"},
@@ -596,11 +596,8 @@ static const char *files_recipe(const char *dir) {
         snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
         fix_write_fp(file, kinds[i], 3, fp);
     }
-    ModelConfig cfg = {.n_layer = 1,
-                       .n_head = 1,
-                       .d_model = 8,
-                       .vocab_size = tokenizer_vocab_size(tok),
-                       .max_seq_len = 256}; // the recipe's context: init must match it
+    ModelConfig cfg = GPT2_CONFIG(1, 1, 8, tokenizer_vocab_size(tok),
+                                  256); // the recipe's context: init must match it
     Model *m = model_create(backend_cpu(), cfg, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
     snprintf(file, sizeof(file), "%s/ckpt.h5", dir);
     ck_assert_msg(model_save(m, file, err, sizeof(err)) == 0, "%s", err);

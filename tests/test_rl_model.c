@@ -12,7 +12,7 @@
 
 #define NB 3
 #define NT 10
-static const ModelConfig CFG = {2, 2, 16, 40, 16};
+static const ModelConfig CFG = GPT2_CONFIG(2, 2, 16, 40, 16);
 static const double CLIP = 0.2, VCLIP = 0.2, VCOEF = 0.5, ENT = 0.01;
 
 typedef struct {

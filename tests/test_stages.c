@@ -91,7 +91,7 @@ static void write_sft(const char *path, int n, uint64_t seed) {
     ck_assert_msg(dataset_close(w, err, sizeof(err)) == 0, "%s", err);
 }
 
-static const ModelConfig CFG = {2, 2, 64, 0, 16};
+static const ModelConfig CFG = GPT2_CONFIG(2, 2, 64, 0, 16);
 
 // A freshly initialised model saved as the stages' starting point.
 static void write_init(const char *path) {

@@ -34,3 +34,12 @@ const char *test_tmp_path(const char *name);
 
 // Runs a Check suite and returns the process exit status.
 int run_suite(Suite *s);
+
+// A GPT-2 model configuration as a constant initialiser: model_config_default's values for
+// that family (model/model.h).
+#define GPT2_CONFIG(L, NH, C, V, T)                                                                \
+    {                                                                                              \
+        .family = MODEL_FAMILY_GPT2, .n_layer = (L), .n_head = (NH), .n_kv_head = (NH),            \
+        .d_model = (C), .d_ff = 4 * (C), .vocab_size = (V), .max_seq_len = (T), .norm_eps = 1e-5f, \
+        .rope_theta = 10000.0f, .qkv_bias = true, .tied = true                                     \
+    }

@@ -2,7 +2,8 @@
 // and of rollouts (KV-cache sampling against full recomputation) for a named model shape.
 //
 // Model FLOPs per token of a training step (forward x 3, the usual convention):
-//   forward = 2 * (12 L C^2 + C Vp)   matrix products of the blocks and the LM head
+//   forward = 2 * (P_blocks + C Vp)   matrix products of the blocks (P_blocks = their matrices'
+//                                      parameters: 12 L C^2 for GPT-2) and the LM head
 //           + 2 L T C                  causal attention (QK^T and AV over T/2 keys on average)
 // MFU = achieved model FLOP/s / the peak the bench measures with a 2048^3 matrix product
 // through the backend's own matmul (OpenBLAS sgemm on the CPU).
@@ -22,15 +23,30 @@
 
 typedef struct {
     const char *name;
-    ModelConfig cfg;
+    ModelFamily family;
+    int L, NH, C, V, maxT;
+    int NKV, F; // 0: the family's default
+    bool untied;
 } Shape;
 
+// GPT-2 shapes and two Llama-family ones: SmolLM-135M's, and TinyLlama-1.1B's with 4 of its
+// 22 layers (the bench times steps, and 22 layers of it do not fit a laptop's patience).
 static const Shape SHAPES[] = {
-    {"tiny", {4, 4, 128, 4096, 256}},
-    {"small", {6, 6, 384, 8192, 512}},
-    {"gpt2-124m", {12, 12, 768, 50257, 1024}},
-    {"gpt2-350m", {24, 16, 1024, 50257, 1024}},
+    {"tiny", MODEL_FAMILY_GPT2, 4, 4, 128, 4096, 256, 0, 0, false},
+    {"small", MODEL_FAMILY_GPT2, 6, 6, 384, 8192, 512, 0, 0, false},
+    {"gpt2-124m", MODEL_FAMILY_GPT2, 12, 12, 768, 50257, 1024, 0, 0, false},
+    {"gpt2-350m", MODEL_FAMILY_GPT2, 24, 16, 1024, 50257, 1024, 0, 0, false},
+    {"llama-smollm-135m", MODEL_FAMILY_LLAMA, 30, 9, 576, 49152, 2048, 3, 1536, false},
+    {"llama-tinyllama-4l", MODEL_FAMILY_LLAMA, 4, 32, 2048, 32000, 2048, 4, 5632, true},
 };
+
+static ModelConfig shape_config(const Shape *s) {
+    ModelConfig c = model_config_default(s->family, s->L, s->NH, s->C, s->V, s->maxT);
+    if (s->NKV) c.n_kv_head = s->NKV;
+    if (s->F) c.d_ff = s->F;
+    c.tied = !s->untied;
+    return c;
+}
 
 typedef struct {
     const Shape *shape;
@@ -42,14 +58,14 @@ static const char DESCRIPTION[] =
     "Times training steps (forward, backward, AdamW) or, with --rollout, sampling with a KV\n"
     "cache against sampling by full recomputation, and reports ms/step, tokens/s, model-FLOPs\n"
     "utilisation against the measured matmul peak, and peak RSS.\n"
-    "models: tiny, small, gpt2-124m, gpt2-350m\n";
+    "models: tiny, small, gpt2-124m, gpt2-350m, llama-smollm-135m, llama-tinyllama-4l\n";
 
 // Finds the shape and checks the sizes against its context; OPTIONS_CONTINUE or 2.
 static int shape_check(const OptionsCommand *cmd, const char *model, BenchArgs *a) {
     for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
         if (strcmp(model, SHAPES[i].name) == 0) a->shape = &SHAPES[i];
     if (!a->shape) return options_usage_error(cmd, "--model: unknown model '%s'", model);
-    int maxT = a->shape->cfg.max_seq_len;
+    int maxT = a->shape->maxT;
     if (a->T > maxT)
         return options_usage_error(cmd, "--seq: %d is longer than %s's context (%d)", a->T, model,
                                    maxT);
@@ -115,9 +131,15 @@ static double measure_peak(const Backend *be, double before) {
     return after > before ? after : before;
 }
 
+// Parameters of the blocks' matrices: what a token multiplies through below the LM head.
+static double block_matrix_params(const Model *m) {
+    double L = m->cfg.n_layer, C = m->cfg.d_model;
+    return L * C * (m->qkv_dim + C + m->fc_dim + m->cfg.d_ff);
+}
+
 static double flops_per_token(const Model *m, int T) {
     double L = m->cfg.n_layer, C = m->cfg.d_model, Vp = m->Vp;
-    return 3.0 * (2.0 * (12.0 * L * C * C + C * Vp) + 2.0 * L * T * C);
+    return 3.0 * (2.0 * (block_matrix_params(m) + C * Vp) + 2.0 * L * T * C);
 }
 
 static void random_batch(Batch *b, int B, int T, int V, Rng *r) {
@@ -129,13 +151,13 @@ static void random_batch(Batch *b, int B, int T, int V, Rng *r) {
 }
 
 static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
-    Model *m = model_create(be, a->shape->cfg, MODEL_HEAD_LM, MODEL_TRAIN, a->B, a->T);
+    Model *m = model_create(be, shape_config(a->shape), MODEL_HEAD_LM, MODEL_TRAIN, a->B, a->T);
     model_init_weights(m, 1);
     AdamW opt;
     adamw_init(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
     Rng r = rng_init(2);
     Batch b;
-    random_batch(&b, a->B, a->T, a->shape->cfg.vocab_size, &r);
+    random_batch(&b, a->B, a->T, a->shape->V, &r);
     double t0 = 0.0, loss = 0.0;
     for (int s = 0; s < a->warmup + a->steps; s++) {
         if (s == a->warmup) t0 = time_now();
@@ -192,19 +214,17 @@ static double time_rollout(const Model *m, const BenchArgs *a, int use_cache, co
 
 static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
     int len = a->prompt_len + a->new_tokens;
-    Model *m = model_create(be, a->shape->cfg, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    Model *m = model_create(be, shape_config(a->shape), MODEL_HEAD_LM, MODEL_INFER, 1, 1);
     model_init_weights(m, 1);
     Rng r = rng_init(4);
     int *prompts = lc_malloc(sizeof(int) * (size_t)a->B * a->prompt_len),
         *plen = lc_malloc(sizeof(int) * a->B);
-    for (int i = 0; i < a->B * a->prompt_len; i++)
-        prompts[i] = (int)rng_below(&r, a->shape->cfg.vocab_size);
+    for (int i = 0; i < a->B * a->prompt_len; i++) prompts[i] = (int)rng_below(&r, a->shape->V);
     for (int b = 0; b < a->B; b++) plen[b] = a->prompt_len;
     double cached = time_rollout(m, a, 1, prompts, plen);
     double recompute = time_rollout(m, a, 0, prompts, plen);
     peak = measure_peak(be, peak);
-    double decode_flops = 2.0 * (12.0 * m->cfg.n_layer * (double)m->cfg.d_model * m->cfg.d_model +
-                                 (double)m->cfg.d_model * m->Vp);
+    double decode_flops = 2.0 * (block_matrix_params(m) + (double)m->cfg.d_model * m->Vp);
     if (a->json)
         printf("{\"bench\": \"rollout\", \"model\": \"%s\", \"batch\": %d, \"prompt_len\": %d, "
                "\"new_tokens\": %d, \"threads\": %d, \"kv_cache_tokens_per_s\": %.1f, "

@@ -12,6 +12,7 @@
 // between stages. Errors name file:line:column (or the command-line override) and the key path.
 // recipe_validate_files() then checks the files the recipe names.
 #pragma once
+#include "model/model.h"                 // ModelFamily
 #include "optim/optim.h"                 // ScheduleKind
 #include "train/objectives/preference.h" // DpoLoss
 #include "train/objectives/rl.h"         // KlEstimator
@@ -20,7 +21,6 @@
 #include <stdio.h>
 
 typedef enum { BACKEND_KIND_CPU, BACKEND_KIND_CUDA } BackendKind;
-typedef enum { FAMILY_GPT2 } ModelFamily;
 typedef enum {
     STAGE_PRETRAIN,
     STAGE_SFT,
@@ -63,9 +63,15 @@ typedef struct {
     ModelFamily family; // transformer family
     int n_layer;        // transformer blocks
     int n_head;         // attention heads per block
+    int n_kv_head;      // key/value heads (grouped-query attention); 0 = n_head
     int d_model;        // residual stream width (divisible by n_head)
+    int d_ff;           // MLP hidden width; 0 = the family's (GPT-2 4C, Llama about 8C/3)
     int vocab_size;     // embedding rows; 0 = the tokenizer's vocabulary size
     int max_seq_len;    // positions the model has (its context length)
+    double norm_eps;    // RMSNorm epsilon (llama)
+    double rope_theta;  // rotary embedding base (llama)
+    bool tied;          // output layer shares the token embedding (llama may untie)
+    bool qkv_bias;      // q/k/v projections have biases (llama: Qwen2-style)
 } RecipeModel;
 
 typedef struct {

@@ -36,9 +36,23 @@ static RecipeError rule_run_name(RecipeLoader *L, int i) {
 
 static RecipeError rule_heads(RecipeLoader *L, int i) {
     const RecipeModel *m = &L->r->model;
-    if (m->d_model % m->n_head == 0) return RECIPE_OK;
-    return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
-                     "%d is not divisible by model.n_head = %d", m->d_model, m->n_head);
+    bool gpt2 = m->family == MODEL_FAMILY_GPT2;
+    if (m->d_model % m->n_head != 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
+                         "%d is not divisible by model.n_head = %d", m->d_model, m->n_head);
+    if (m->n_kv_head > 0 && m->n_head % m->n_kv_head != 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.n_kv_head",
+                         "%d does not divide model.n_head = %d", m->n_kv_head, m->n_head);
+    if (gpt2 && m->n_kv_head > 0 && m->n_kv_head != m->n_head)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.n_kv_head",
+                         "gpt2 has no grouped-query attention: leave it 0 or set it to n_head");
+    if (gpt2 && !m->tied)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.tied", "gpt2's output layer is always tied");
+    if (!gpt2 && (m->d_model / m->n_head) % 2 != 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
+                         "the head size d_model / n_head = %d must be even for rotary embeddings",
+                         m->d_model / m->n_head);
+    return RECIPE_OK;
 }
 
 // A prepare command that loads a recipe (`run`, `validate`) would run that recipe's prepare
@@ -87,13 +101,30 @@ static uint64_t padded_vocab(const RecipeModel *m) {
     return ((uint64_t)m->vocab_size + 63) / 64 * 64;
 }
 
-// GPT-2's parameter table (model/model.c): wte Vp x C, wpe max_seq_len x C, per layer
-// 12 C^2 + 13 C, the final layernorm and a scalar head 3 C + 1.
-static uint64_t model_params(const RecipeModel *m, uint64_t parts[3]) {
+// The MLP's hidden width F and the width of its first projection (2F for SwiGLU's gate and up).
+static uint64_t mlp_width(const RecipeModel *m) {
+    if (m->d_ff > 0) return (uint64_t)m->d_ff;
     uint64_t C = (uint64_t)m->d_model;
+    return m->family == MODEL_FAMILY_GPT2 ? mul(4, C) : add(mul(8, C) / 3, 31) / 32 * 32;
+}
+
+static uint64_t fc_width(const RecipeModel *m) {
+    return m->family == MODEL_FAMILY_GPT2 ? mlp_width(m) : mul(2, mlp_width(m));
+}
+
+// The parameter table of model/model.c, counted in saturating 64 bits: wte Vp x C (twice when
+// untied), wpe max_seq_len x C (GPT-2), per layer the q/k/v, output and MLP matrices and at
+// most 6 C + QKV + FC of gains and biases, the final norm and a scalar head.
+static uint64_t model_params(const RecipeModel *m, uint64_t parts[3]) {
+    uint64_t C = (uint64_t)m->d_model, NH = (uint64_t)m->n_head;
+    uint64_t NKV = m->n_kv_head > 0 ? (uint64_t)m->n_kv_head : NH;
+    uint64_t QKV = mul(add(NH, mul(2, NKV)), C / NH), F = mlp_width(m), FC = fc_width(m);
+    bool gpt2 = m->family == MODEL_FAMILY_GPT2;
     parts[0] = mul(padded_vocab(m), C);
-    parts[1] = mul((uint64_t)m->max_seq_len, C);
-    parts[2] = mul((uint64_t)m->n_layer, add(mul(12, mul(C, C)), mul(13, C)));
+    if (!gpt2 && !m->tied) parts[0] = mul(2, parts[0]);
+    parts[1] = gpt2 ? mul((uint64_t)m->max_seq_len, C) : 0;
+    uint64_t matrices = add(add(mul(QKV, C), mul(C, C)), add(mul(FC, C), mul(C, F)));
+    parts[2] = mul((uint64_t)m->n_layer, add(matrices, add(mul(6, C), add(QKV, FC))));
     return add(add(parts[0], parts[1]), add(parts[2], 3 * C + 1));
 }
 
@@ -106,11 +137,11 @@ static uint64_t model_bytes(const RecipeModel *m) {
 static RecipeError rule_model_size(RecipeLoader *L, int i) {
     const RecipeModel *m = &L->r->model;
     uint64_t parts[3], params = model_params(m, parts), bytes = model_bytes(m);
-    if (4ull * (uint64_t)m->d_model > INT_MAX)
-        return rule_fail(L, RECIPE_ERR_RULE, i, "model.d_model",
-                         "%d makes the MLP 4 x %d = %llu wide, more than the %d the kernels "
-                         "count with an int",
-                         m->d_model, m->d_model, 4ull * (uint64_t)m->d_model, INT_MAX);
+    if (fc_width(m) > INT_MAX)
+        return rule_fail(L, RECIPE_ERR_RULE, i, m->d_ff > 0 ? "model.d_ff" : "model.d_model",
+                         "the MLP would be %llu wide, more than the %d the kernels count with "
+                         "an int",
+                         (unsigned long long)fc_width(m), INT_MAX);
     if (padded_vocab(m) > INT_MAX)
         return rule_fail(L, RECIPE_ERR_RULE, i, "model.vocab_size",
                          "%d rounds up to %llu embedding rows (a multiple of 64), more than the "
@@ -143,7 +174,8 @@ static uint64_t acts_floats(const RecipeModel *m, uint64_t rows, uint64_t T, uin
                             bool backward) {
     uint64_t N = mul(rows, T), C = (uint64_t)m->d_model;
     uint64_t att = mul(mul(rows, (uint64_t)m->n_head), mul(T, T));
-    uint64_t layer = add(mul(16, mul(N, C)), att);
+    uint64_t mlp = add(fc_width(m), mlp_width(m)); // about 8C for GPT-2's 16 N C below
+    uint64_t layer = add(mul(N, add(mul(8, C), mlp)), att);
     uint64_t all = add(mul(layers, layer), mul(N, add(padded_vocab(m), C)));
     return backward ? add(all, add(mul(12, mul(N, C)), att)) : all;
 }

@@ -10,7 +10,7 @@
 const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
                                         "grpo",     "rloo", "eval",   NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
-static const char *const FAMILIES[] = {"gpt2", NULL};
+static const char *const FAMILIES[] = {"gpt2", "llama", NULL}; // ModelFamily order
 static const char *const OPTIMS[] = {"adamw", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
@@ -38,6 +38,8 @@ _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int"
     { (a), (b), false, true } // [a, b)
 #define IN_OC(a, b)                                                                                \
     { (a), (b), true, false } // (a, b]
+#define IN_OO(a, b)                                                                                \
+    { (a), (b), true, true } // (a, b)
 
 // clang-format off
 const Key SCHEMA[] = {
@@ -57,12 +59,25 @@ const Key SCHEMA[] = {
     {TOP(model.family), KEY_ENUM, 0, "gpt2", .names = FAMILIES, .doc = "transformer family"},
     {TOP(model.n_layer), KEY_INT, 0, "4", IN(1, 256), .doc = "transformer blocks"},
     {TOP(model.n_head), KEY_INT, 0, "4", ATLEAST(1), .doc = "attention heads per block"},
+    {TOP(model.n_kv_head), KEY_INT, 0, "0", ATLEAST(0),
+     .doc = "key/value heads, dividing n_head (grouped-query attention; llama); 0 = n_head"},
     {TOP(model.d_model), KEY_INT, 0, "128", ATLEAST(1),
      .doc = "residual stream width; divisible by n_head"},
+    {TOP(model.d_ff), KEY_INT, 0, "0", ATLEAST(0),
+     .doc = "MLP hidden width; 0 = the family's: 4 d_model (gpt2), 8 d_model / 3 rounded up to "
+            "a multiple of 32 (llama)"},
     {TOP(model.vocab_size), KEY_INT, 0, "0", ATLEAST(0),
      .doc = "token embedding rows; 0 = the tokenizer's vocabulary size"},
     {TOP(model.max_seq_len), KEY_INT, 0, "256", ATLEAST(1),
      .doc = "positions the model has (its context length)"},
+    {TOP(model.norm_eps), KEY_FLOAT, 0, "1.0e-5", IN_OO(0, 1),
+     .doc = "RMSNorm epsilon (llama; gpt2's LayerNorm uses 1e-5)"},
+    {TOP(model.rope_theta), KEY_FLOAT, 0, "10000", ABOVE(1),
+     .doc = "rotary position embedding base (llama)"},
+    {TOP(model.tied), KEY_BOOL, 0, "true", ANY,
+     .doc = "the output layer shares the token embedding (gpt2: always)"},
+    {TOP(model.qkv_bias), KEY_BOOL, 0, "false", ANY,
+     .doc = "biases on the q, k, v projections (llama, as Qwen2; gpt2 always has them)"},
 
     // ---- every stage ------------------------------------------------------------------------
     {STG(name), KEY_STRING, K_ALL, REQUIRED, .flags = KEY_IDENTITY,

@@ -35,15 +35,20 @@ void run_resolve_model(const Run *run, const char *ref, char *path, size_t len) 
         snprintf(path, len, "%s", ref);
 }
 
-// The configuration of a model of recipe r started from scratch with tokenizer tok.
+// The configuration of a model of recipe r started from scratch with tokenizer tok: the family's
+// defaults, then what the recipe sets.
 static ModelConfig model_config(const Recipe *r, const Tokenizer *tok) {
     const RecipeModel *m = &r->model;
     int V = m->vocab_size > 0 ? m->vocab_size : tokenizer_vocab_size(tok);
-    return (ModelConfig){.n_layer = m->n_layer,
-                         .n_head = m->n_head,
-                         .d_model = m->d_model,
-                         .vocab_size = V,
-                         .max_seq_len = m->max_seq_len};
+    ModelConfig c =
+        model_config_default(m->family, m->n_layer, m->n_head, m->d_model, V, m->max_seq_len);
+    if (m->n_kv_head > 0) c.n_kv_head = m->n_kv_head;
+    if (m->d_ff > 0) c.d_ff = m->d_ff;
+    c.norm_eps = (float)m->norm_eps;
+    c.rope_theta = (float)m->rope_theta;
+    c.tied = m->tied;
+    c.qkv_bias = c.qkv_bias || m->qkv_bias;
+    return c;
 }
 
 ModelConfig run_model_config(const Run *run) {

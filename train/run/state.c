@@ -168,7 +168,7 @@ int state_load(const char *path, const StateModel *models, int n_models, TrainSt
             break;
         }
         rc = model_read_config_h5(g, path, &cfg, &heads, err, errlen);
-        if (!rc && memcmp(&cfg, &sm->model->cfg, sizeof(cfg)) != 0)
+        if (!rc && !model_config_equal(&cfg, &sm->model->cfg))
             rc = lc_error(err, errlen, "%s: model '%s' has another configuration than this run's",
                           path, sm->name);
         if (!rc) rc = model_read_params_h5(sm->model, g, path, "", err, errlen);
