@@ -1,8 +1,8 @@
-// tests/test_parity.c: the whole GPT-2 against PyTorch (tests/torch_ref.py, float64). At a
-// tiny configuration with rows of unequal length, right padding, a packed row, a loss mask, a
-// temperature and both heads, compares the loss, per-token log-probs, entropies, values and
-// every parameter gradient; then the losses of 10 AdamW steps with clipping and a warmup +
-// cosine schedule.
+// tests/test_parity.c: the whole model (GPT-2 and Llama families) against PyTorch
+// (tests/torch_ref.py, float64). At a tiny configuration with rows of unequal length, right
+// padding, a packed row, a loss mask, a temperature and both heads, compares the loss, per-token
+// log-probs, entropies, values and every parameter gradient; then the losses of 10 AdamW steps with
+// clipping and a warmup + cosine schedule.
 //
 // Errors are normwise per tensor: max_i |ours_i - torch_i| / max_i |torch_i| <= 1e-4.
 #include "model/checkpoint.h"
@@ -68,12 +68,13 @@ static void make_batch(Fixture *f, Rng *r) {
 // Randomises every weight a little beyond GPT-2's init (biases 0 and gains 1 would hide
 // errors that only show with nonzero values), keeping padded vocabulary rows zero.
 static void perturb(Model *m, Rng *r) {
-    size_t n = m->table.numel;
+    size_t n = m->table.numel, V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.d_model;
     float *w = malloc(n * sizeof(float));
     m->be->to_host(w, m->params_mem, n * sizeof(float));
     for (size_t i = 0; i < n; i++) w[i] += 0.05f * (float)(rng_uniform(r) - 0.5);
-    memset(w + (size_t)CFG.vocab_size * CFG.d_model, 0,
-           (size_t)(m->Vp - CFG.vocab_size) * CFG.d_model * sizeof(float));
+    memset(w + V * C, 0, (size_t)(m->Vp - V) * C * sizeof(float));
+    int lm = tensor_table_find(&m->table, "lmw"); // an untied output layer: padded rows too
+    if (lm >= 0) memset(w + m->table.info[lm].offset + V * C, 0, (m->Vp - V) * C * sizeof(float));
     m->be->to_device(m->params_mem, w, n * sizeof(float));
     free(w);
 }
@@ -199,15 +200,20 @@ static void trajectory(Model *m, const Fixture *f, float *losses) {
     adamw_free(&opt);
 }
 
-START_TEST(test_gpt2_matches_pytorch) {
+// The whole model of configuration cfg against PyTorch: loss, log-probs, entropies, values, every
+// parameter gradient, then 10 AdamW steps of the LM head's cross-entropy.
+static void check_parity(ModelConfig cfg, const char *tag) {
     const Backend *be = backend_cpu();
     Rng r = rng_init(42);
-    Model *m = model_create(be, CFG, MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, NB, NT);
+    Model *m = model_create(be, cfg, MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, NB, NT);
     model_init_weights(m, 7);
     perturb(m, &r);
     Fixture f;
     make_batch(&f, &r);
-    const char *fix = test_tmp_path("parity-fixture.h5"), *out = test_tmp_path("parity-out.h5");
+    char fixname[64], outname[64];
+    snprintf(fixname, sizeof(fixname), "parity-%s-fixture.h5", tag);
+    snprintf(outname, sizeof(outname), "parity-%s-out.h5", tag);
+    const char *fix = test_tmp_path(fixname), *out = test_tmp_path(outname);
     write_fixture(fix, m, &f);
 
     char args[4096];
@@ -233,7 +239,7 @@ START_TEST(test_gpt2_matches_pytorch) {
     model_free(m);
 
     // 10 AdamW steps from the same weights, LM head only
-    Model *lm = model_create(be, CFG, MODEL_HEAD_LM, MODEL_TRAIN, NB, NT);
+    Model *lm = model_create(be, cfg, MODEL_HEAD_LM, MODEL_TRAIN, NB, NT);
     model_init_weights(lm, 7);
     Rng r2 = rng_init(42);
     perturb(lm, &r2); // same stream as above: the same weights
@@ -243,6 +249,33 @@ START_TEST(test_gpt2_matches_pytorch) {
     ck_assert_msg(losses[TRAJ_STEPS - 1] < losses[0], "training did not lower the loss");
     H5Fclose(ref);
     model_free(lm);
+}
+
+START_TEST(test_gpt2_matches_pytorch) {
+    check_parity(CFG, "gpt2");
+}
+END_TEST
+
+// Llama at odd shapes: grouped-query attention with 2 key/value heads for 4 query heads, head
+// size 6 (not a power of two), q/k/v biases (Qwen2) and an untied output layer.
+START_TEST(test_llama_gqa_matches_pytorch) {
+    ModelConfig c = model_config_default(MODEL_FAMILY_LLAMA, 2, 4, 24, 67, NT);
+    c.n_kv_head = 2;
+    c.d_ff = 40;
+    c.qkv_bias = true;
+    c.tied = false;
+    check_parity(c, "llama-gqa");
+}
+END_TEST
+
+// Multi-query attention (one key/value head), head size 10, tied output, another eps and theta.
+START_TEST(test_llama_mqa_matches_pytorch) {
+    ModelConfig c = model_config_default(MODEL_FAMILY_LLAMA, 2, 4, 40, 67, NT);
+    c.n_kv_head = 1;
+    c.d_ff = 56;
+    c.norm_eps = 1e-6f;
+    c.rope_theta = 500000.0f;
+    check_parity(c, "llama-mqa");
 }
 END_TEST
 
@@ -437,6 +470,8 @@ int main(void) {
     TCase *tc = tcase_create("pytorch");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_gpt2_matches_pytorch);
+    tcase_add_test(tc, test_llama_gqa_matches_pytorch);
+    tcase_add_test(tc, test_llama_mqa_matches_pytorch);
     tcase_add_test(tc, test_reward_model_matches_pytorch);
     tcase_add_test(tc, test_dpo_matches_pytorch);
     suite_add_tcase(s, tc);

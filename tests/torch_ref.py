@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""PyTorch reference for layercake's GPT-2: rebuilds the model from the weights layercake
-wrote, runs the same batch and objective in float64, and writes what layercake must match.
+"""PyTorch reference for layercake's models (GPT-2 and Llama families): rebuilds the model from
+the weights layercake wrote, runs the same batch and objective in float64, and writes what
+layercake must match.
 
 usage: torch_ref.py FIXTURE.h5 OUT.h5
 
 FIXTURE.h5 (written by tests/test_parity.c):
-  root attributes       model config (n_layer, n_head, d_model, vocab_size, max_seq_len, heads)
+  root attributes       model config (family, n_layer, n_head, n_kv_head, d_model, d_ff,
+                        vocab_size, max_seq_len, norm_eps, rope_theta, qkv_bias, tied, heads)
   /params/<name>        float32 weights, shapes as in model/model.h
   /batch/tokens,targets,pos,seg (B,T) int32; /batch/mask (B,T) float32
   /objective/value_w, ent_w (B,T) float32: objective = CE + sum(value_w*values) + sum(ent_w*H)
@@ -26,7 +28,7 @@ import sys
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F_
 
 torch.set_default_dtype(torch.float64)
 
@@ -36,39 +38,85 @@ NO_DECAY = {"ln1w", "ln1b", "qkvb", "attprojb", "ln2w", "ln2b", "fcb", "fcprojb"
 
 def load(path):
     f = h5py.File(path, "r")
-    cfg = {k: int(f.attrs[k]) for k in
-           ("n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "heads")}
+    cfg = {k: int(f.attrs[k]) for k in ("n_layer", "n_head", "n_kv_head", "d_model", "d_ff",
+                                        "vocab_size", "max_seq_len", "heads")}
+    cfg["family"] = attr_str(f, "family")
+    cfg["norm_eps"] = float(f.attrs["norm_eps"])
+    cfg["rope_theta"] = float(f.attrs["rope_theta"])
     params = {k: torch.tensor(np.array(v), dtype=torch.float64, requires_grad=True)
               for k, v in f["params"].items()}
     batch = {k: torch.tensor(np.array(v)) for k, v in f["batch"].items()}
     return f, cfg, params, batch
 
 
+def rmsnorm(x, w, eps):
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+def rope(x, pos, theta):
+    """Rotate-half RoPE of x (B,H,T,hs) at positions pos (B,T), angles in float32 as
+    transformers computes them."""
+    hs = x.shape[-1]
+    inv = 1.0 / (theta ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))
+    ang = pos.float()[:, None, :, None] * inv  # (B,1,T,hs/2) float32
+    cos = torch.cat([ang.cos(), ang.cos()], -1).double()
+    sin = torch.cat([ang.sin(), ang.sin()], -1).double()
+    x1, x2 = x[..., : hs // 2], x[..., hs // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+def block(P, cfg, l, x, pos, visible):
+    """One transformer block of either family on x (B,T,C)."""
+    NH, NKV, C, F = cfg["n_head"], cfg["n_kv_head"], cfg["d_model"], cfg["d_ff"]
+    hs, B, T = C // NH, x.shape[0], x.shape[1]
+    llama = cfg["family"] == "llama"
+    def norm(t, w, b):
+        if llama:
+            return rmsnorm(t, P[w][l], cfg["norm_eps"])
+        return F_.layer_norm(t, (C,), P[w][l], P[b][l], eps=1e-5)
+    def bias(name):
+        return P[name][l] if name in P else 0.0
+    h = norm(x, "ln1w", "ln1b")
+    qkv = h @ P["qkvw"][l].T + bias("qkvb")
+    q, k, v = qkv.split([NH * hs, NKV * hs, NKV * hs], dim=-1)
+    q = q.view(B, T, NH, hs).transpose(1, 2)
+    k = k.view(B, T, NKV, hs).transpose(1, 2)
+    v = v.view(B, T, NKV, hs).transpose(1, 2)
+    if llama:
+        q, k = rope(q, pos, cfg["rope_theta"]), rope(k, pos, cfg["rope_theta"])
+        k = k.repeat_interleave(NH // NKV, dim=1)
+        v = v.repeat_interleave(NH // NKV, dim=1)
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+    att = att.masked_fill(~visible[:, None], float("-inf")).softmax(dim=-1)
+    y = (att @ v).transpose(1, 2).reshape(B, T, C)
+    x = x + y @ P["attprojw"][l].T + bias("attprojb")
+    h = norm(x, "ln2w", "ln2b")
+    h = h @ P["fcw"][l].T + bias("fcb")
+    if llama:
+        h = F_.silu(h[..., :F]) * h[..., F:]
+    else:
+        h = F_.gelu(h, approximate="tanh")
+    return x + h @ P["fcprojw"][l].T + bias("fcprojb")
+
+
 def forward(P, cfg, b, inv_temp):
     """Returns logp (B,T) of the targets, entropy (B,T), values (B,T) or None."""
-    L, NH, C, V = cfg["n_layer"], cfg["n_head"], cfg["d_model"], cfg["vocab_size"]
-    hs = C // NH
+    C, V = cfg["d_model"], cfg["vocab_size"]
     tokens, pos, seg = b["tokens"].long(), b["pos"].long(), b["seg"]
     B, T = tokens.shape
-    x = P["wte"][tokens] + P["wpe"][pos]
+    x = P["wte"][tokens] + (P["wpe"][pos] if "wpe" in P else 0.0)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     visible = causal[None] & (seg[:, :, None] == seg[:, None, :])  # (B,T,T)
-    for l in range(L):
-        h = F.layer_norm(x, (C,), P["ln1w"][l], P["ln1b"][l], eps=1e-5)
-        qkv = h @ P["qkvw"][l].T + P["qkvb"][l]
-        q, k, v = (t.view(B, T, NH, hs).transpose(1, 2) for t in qkv.split(C, dim=-1))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-        att = att.masked_fill(~visible[:, None], float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ P["attprojw"][l].T + P["attprojb"][l]
-        h = F.layer_norm(x, (C,), P["ln2w"][l], P["ln2b"][l], eps=1e-5)
-        h = F.gelu(h @ P["fcw"][l].T + P["fcb"][l], approximate="tanh")
-        x = x + h @ P["fcprojw"][l].T + P["fcprojb"][l]
-    x = F.layer_norm(x, (C,), P["lnfw"], P["lnfb"], eps=1e-5)
+    for l in range(cfg["n_layer"]):
+        x = block(P, cfg, l, x, pos, visible)
+    if cfg["family"] == "llama":
+        x = rmsnorm(x, P["lnfw"], cfg["norm_eps"])
+    else:
+        x = F_.layer_norm(x, (C,), P["lnfw"], P["lnfb"], eps=1e-5)
     values = (x @ P["headw"].T)[..., 0] + P["headb"] if "headw" in P else None
     if (cfg["heads"] & 1) == 0:  # a reward model: no language-model head
         return None, None, values
-    logits = (x @ P["wte"].T)[..., :V] * inv_temp
+    logits = (x @ P.get("lmw", P["wte"]).T)[..., :V] * inv_temp
     logprobs = logits.log_softmax(dim=-1)
     targets = b["targets"].long()
     logp = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
@@ -118,7 +166,7 @@ def bradley_terry(values, b, margin, center_coef):
     last = b["len"].long() - 1
     r = values.gather(1, last[:, None])[:, 0]
     rc, rr = r[0::2], r[1::2]
-    return (-F.logsigmoid(rc - rr - margin) + center_coef * (rc + rr) ** 2).mean()
+    return (-F_.logsigmoid(rc - rr - margin) + center_coef * (rc + rr) ** 2).mean()
 
 
 def dpo(logp, b, loss, beta, lam, ref):
@@ -127,10 +175,10 @@ def dpo(logp, b, loss, beta, lam, ref):
     seq, n = (w * logp).sum(-1), w.sum(-1)
     if loss == "sigmoid":
         h = (seq[0::2] - ref[0::2]) - (seq[1::2] - ref[1::2])
-        return (-F.logsigmoid(beta * h)).mean()
+        return (-F_.logsigmoid(beta * h)).mean()
     a, c = seq[0::2] / n[0::2], seq[1::2] / n[1::2]
     log_odds = (a - torch.log1p(-torch.exp(a))) - (c - torch.log1p(-torch.exp(c)))
-    return (-a - lam * F.logsigmoid(log_odds)).mean()
+    return (-a - lam * F_.logsigmoid(log_odds)).mean()
 
 
 def attr_str(obj, key):
