@@ -351,6 +351,17 @@ DatasetWriter *dataset_create(const char *path, DataKind kind, uint64_t fingerpr
     return w;
 }
 
+int dataset_set_attribute(DatasetWriter *w, const char *name, const char *value, char *err,
+                          size_t errlen) {
+    static const char *const HEADER[] = {"format", "version", "kind", "tokenizer"};
+    for (size_t i = 0; i < sizeof(HEADER) / sizeof(HEADER[0]); i++)
+        LC_ASSERT(strcmp(name, HEADER[i]) != 0);
+    if (attr_write_string(w->file, name, value) < 0)
+        return lc_error(err, errlen, "%s: cannot write attribute '%s': %s", w->partial, name,
+                        fs_errno_text(errno));
+    return 0;
+}
+
 int dataset_append(DatasetWriter *w, const Example *ex, char *err, size_t errlen) {
     const KindFields *kf = &KIND_FIELDS[w->kind];
     for (int i = 0; i < kf->count; i++) {
@@ -488,6 +499,13 @@ static int header_check(Dataset *ds, DataKind want, char *err, size_t errlen) {
         return lc_error(err, errlen, "%s: attribute 'tokenizer' is '%s', expected 16 hex digits",
                         ds->path, s);
     return 0;
+}
+
+int dataset_attribute(const Dataset *ds, const char *name, char *out, size_t outlen, char *err,
+                      size_t errlen) {
+    if (outlen) out[0] = '\0';
+    if (H5Aexists(ds->file->file, name) <= 0) return 0;
+    return attr_read_string(ds->file->file, ds->path, name, out, outlen, err, errlen) < 0 ? -1 : 1;
 }
 
 static int64_t **field_offsets(Dataset *ds, Field f) {

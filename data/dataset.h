@@ -52,6 +52,10 @@ typedef struct DatasetWriter DatasetWriter;
 // tokenizer's (tokenizer_fingerprint).
 DatasetWriter *dataset_create(const char *path, DataKind kind, uint64_t fingerprint, char *err,
                               size_t errlen);
+// Adds a string attribute to the root group (name other than the header's format, version,
+// kind and tokenizer; the importer records `chat_template`). Returns 0, or -1 on an I/O error.
+int dataset_set_attribute(DatasetWriter *w, const char *name, const char *value, char *err,
+                          size_t errlen);
 // Appends one example of the writer's kind. Returns 0, or -1 on an I/O error.
 int dataset_append(DatasetWriter *w, const Example *ex, char *err, size_t errlen);
 // Flushes, closes and renames the file into place, then frees w. Returns 0 or -1.
@@ -82,6 +86,10 @@ typedef struct {
 // Opens a dataset, checks `format`, `version` and `kind` (want = DATA_KIND_COUNT accepts any
 // kind), and reads and validates every offsets array. Token values are not read yet.
 Dataset *dataset_open(const char *path, DataKind want, char *err, size_t errlen);
+// Reads an optional string attribute of the root group into out: 1 when present, 0 when absent
+// (out is then ""), -1 when it is not a string or cannot be read (with a message in err).
+int dataset_attribute(const Dataset *ds, const char *name, char *out, size_t outlen, char *err,
+                      size_t errlen);
 // Fails with a message naming both fingerprints if the file was not made with this tokenizer.
 int dataset_check_fingerprint(const Dataset *ds, uint64_t fingerprint, char *err, size_t errlen);
 // Reads every value array into memory and checks token ids (0 <= id < vocab_size; vocab_size

@@ -36,6 +36,7 @@ typedef struct {
     const ImportOptions *o; // the import's options
     ImportStats *st;        // counts so far
     Chat chat;              // the template for o->tok
+    int chat_used;          // 1 once a line went through the template
     DatasetWriter *w[2];    // training and validation writers (w[1] NULL without a split)
     Parsed p;               // the example being built
     TokenBuf seq;           // scratch: an sft sequence or an lm document

@@ -200,7 +200,8 @@ static int writers_open(Importer *im, char *err, size_t errlen) {
     return im->w[1] ? 0 : -1;
 }
 
-// Closes both files, or discards them if the import failed or made nothing.
+// Closes both files, or discards them if the import failed or made nothing. A file whose
+// examples went through the chat template records its name.
 static int writers_close(Importer *im, int rc, char *err, size_t errlen) {
     if (rc == 0 && im->st->examples[0] == 0)
         rc = lc_error(err, errlen, "no examples to write%s (%lld lines skipped, %lld dropped)",
@@ -208,6 +209,9 @@ static int writers_close(Importer *im, int rc, char *err, size_t errlen) {
                       (long long)im->st->skipped, (long long)im->st->dropped);
     for (int i = 0; i < 2; i++) {
         if (!im->w[i]) continue;
+        if (rc == 0 && im->chat_used)
+            rc = dataset_set_attribute(im->w[i], "chat_template", chat_template_name(im->chat.tmpl),
+                                       err, errlen);
         if (rc == 0)
             rc = dataset_close(im->w[i], err, errlen);
         else
@@ -232,7 +236,10 @@ int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, 
     *st = (ImportStats){0};
     if (options_check(o, inputs, n_inputs, err, errlen) < 0) return -1;
     if (import_check_outputs(o, inputs, n_inputs, err, errlen) < 0) return IMPORT_ERR_USAGE;
-    Importer im = {.o = o, .st = st, .chat = chat_init(o->tok)};
+    char why[512];
+    Importer im = {.o = o, .st = st};
+    im.chat = chat_init_named(o->tok, o->chat_template, o->model_chat_template, why, sizeof(why));
+    if (!im.chat.tok) return lc_error(err, errlen, "--chat-template: %s", why);
     int rc = writers_open(&im, err, errlen);
     for (int i = 0; rc == 0 && i < n_inputs; i++)
         rc = is_jsonl(inputs[i]) ? import_jsonl(&im, inputs[i], err, errlen)

@@ -19,6 +19,11 @@ typedef struct {
     int skip_bad;         // skip malformed lines (counted) instead of stopping at the first
     int split_blank;      // plain text: a run of >= split_blank blank lines ends a document;
                           // 0: each file is one document
+    // The chat formats' template by name (data/chat.h); NULL or "auto": the model's own when
+    // model_chat_template (the tokenizer's chat template string, or NULL) is a known one,
+    // else roles or hh by the tokenizer.
+    const char *chat_template;
+    const char *model_chat_template;
 } ImportOptions;
 
 typedef struct {
@@ -38,9 +43,11 @@ typedef struct {
 // input): a bad command line, which `layercake data import` reports as a usage error.
 #define IMPORT_ERR_USAGE (-2)
 
-// Imports the input files into o->out (and the validation file). Returns 0, or -1 with a
-// message naming the file, line and field, or IMPORT_ERR_USAGE with a message naming the
-// output and the input; on failure no output file is left behind (nor is one touched).
+// Imports the input files into o->out (and the validation file). A file with examples rendered
+// through the chat template (messages, HH-RLHF transcripts, Self-Instruct) records the
+// template's name in its `chat_template` attribute. Returns 0, or -1 with a message naming the
+// file, line and field (or the unknown --chat-template), or IMPORT_ERR_USAGE with a message naming
+// the output and the input; on failure no output file is left behind (nor is one touched).
 int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, ImportStats *st,
                char *err, size_t errlen);
 

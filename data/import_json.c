@@ -92,6 +92,7 @@ static void parsed_reset(Parsed *p, Format f) {
 static int render_chat(Importer *im, const ChatMessage *m, int n) {
     Parsed *p = &im->p;
     int last = n > 0 && m[n - 1].role == CHAT_ASSISTANT ? n - 1 : n;
+    im->chat_used = 1;
     chat_render(&im->chat, m, last, &p->ctx);
     chat_header(&im->chat, &p->ctx);
     if (last < n) {
@@ -195,6 +196,7 @@ static int line_transcripts(Importer *im, json_t *root) {
         return bad(im, "chosen and rejected differ before their last \"\\n\\nAssistant:\" (no "
                        "shared prompt)");
     Parsed *p = &im->p;
+    im->chat_used = 1;
     chat_render(&im->chat, im->msgs[0], mc - 1, &p->ctx);
     chat_header(&im->chat, &p->ctx);
     for (int k = 0; k < 2; k++) {

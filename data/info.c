@@ -61,7 +61,10 @@ int dataset_info(const char *path, DatasetInfo *info, char *err, size_t errlen) 
                           .examples = ds->n,
                           .tokens = ds->n_tokens};
     lengths(ds, info);
-    int rc = trained(ds, info, err, errlen);
+    int rc = dataset_attribute(ds, "chat_template", info->chat_template,
+                               sizeof(info->chat_template), err, errlen) < 0
+                 ? -1
+                 : trained(ds, info, err, errlen);
     dataset_free(ds);
     return rc;
 }
@@ -79,6 +82,7 @@ void dataset_info_print(FILE *f, const char *path, const DatasetInfo *info) {
             (long long)info->len_p50, (long long)info->len_p90, (long long)info->len_p99,
             (long long)info->len_max);
     fprintf(f, "  tokenizer   %s\n", fp);
+    if (info->chat_template[0]) fprintf(f, "  template    %s\n", info->chat_template);
 }
 
 static void set_int(json_t *o, const char *key, int64_t v) {
@@ -101,6 +105,8 @@ char *dataset_info_json(const char *path, const DatasetInfo *info) {
     set_int(len, "max", info->len_max);
     json_object_set_new(o, "length", len);
     json_object_set_new(o, "tokenizer", json_string(fp));
+    if (info->chat_template[0])
+        json_object_set_new(o, "chat_template", json_string_nocheck(info->chat_template));
     char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
     json_decref(o);
     return s;

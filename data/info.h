@@ -16,6 +16,8 @@ typedef struct {
         len_max; // example length in tokens, as --max-len
                  // counts it: lm and sft the sequence, preference prompt + longer
                  // response, prompt the prompt (nearest-rank percentiles)
+    // The `chat_template` attribute: the template the importer rendered with ("" when absent).
+    char chat_template[32];
 } DatasetInfo;
 
 // Opens path (any kind) and computes its summary. Returns 0, or -1 with a message.
@@ -23,5 +25,6 @@ int dataset_info(const char *path, DatasetInfo *info, char *err, size_t errlen);
 // The summary as text lines.
 void dataset_info_print(FILE *f, const char *path, const DatasetInfo *info);
 // The summary as one JSON object (malloc'd text the caller frees): file, kind, examples,
-// tokens, trained_tokens, references, length {p50, p90, p99, max}, tokenizer.
+// tokens, trained_tokens, references, length {p50, p90, p99, max}, tokenizer, and
+// chat_template when the file records one.
 char *dataset_info_json(const char *path, const DatasetInfo *info);

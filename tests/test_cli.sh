@@ -49,6 +49,9 @@ usage "layercake run: --only needs a value" run r.yaml --only
 usage "layercake validate: missing RECIPE.yaml" validate
 usage "layercake data import: --max-len: -3 is out of range" data import --kind sft --tokenizer t --out o --max-len -3 in
 usage "layercake data import: --kind: 'chat' is not" data import --kind chat --tokenizer t --out o in
+usage "layercake data import: --chat-template: 'vicuna' is not a chat template (auto, chatml, llama3, llama2, zephyr, hh, plain, roles)" data import --kind sft --tokenizer t --out o --chat-template vicuna in.jsonl
+usage "layercake generate: --chat-template: 'vicuna' is not a chat template (auto, chatml," generate x.h5 --prompt a --chat --chat-template vicuna
+usage "layercake generate: --chat-template needs --chat" generate x.h5 --prompt a --chat-template chatml
 usage "layercake data show: --index: 'x' is not an integer" data show f.h5 --index x --tokenizer t
 usage "layercake data synth: --label-noise: 2 is out of range" data synth --task arithmetic --out x --label-noise 2
 usage "layercake tokenizer train: --vocab-size: 'big' is not an integer" tokenizer train --vocab-size big --out o c.txt
@@ -108,6 +111,24 @@ case "$out" in *'"index": 2,'*'"scored": 3, "skipped": 0, "truncated": 1'*) ;; *
 out=$("$LC" score "$RM" --data "$S/mixed.h5")
 case "$out" in *"2 examples scored"*"1 skipped"*) ;; *) echo "FAIL: score text summary: $out"; fails=$((fails + 1)) ;; esac
 check "score without --data exits 2" 2 "$(status "$LC" score "$RM")"
+
+# Chat templates: data import records the one it rendered with; generate --chat renders the
+# prompt as a user turn and the assistant header (tok.json has the role tokens, and the other
+# templates' markers as text; the model's context is 32 tokens).
+C=$TMP/chat
+mkdir -p "$C"
+echo '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}' >"$C/m.jsonl"
+"$LC" data import --kind sft --tokenizer "$TMP/tok.json" --out "$C/chatml.h5" --chat-template chatml "$C/m.jsonl" >/dev/null
+case "$("$LC" data info "$C/chatml.h5" --json)" in *'"chat_template":"chatml"'*) ;; *) echo "FAIL: data info --json lacks the chat template"; fails=$((fails + 1)) ;; esac
+case "$("$LC" data info "$C/chatml.h5")" in *"template    chatml"*) ;; *) echo "FAIL: data info lacks the chat template"; fails=$((fails + 1)) ;; esac
+check "data show renders chatml" "$(printf 'example 0 of 1 (sft)\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n[[yo<|im_end|>]]')" \
+  "$("$LC" data show "$C/chatml.h5" --index 0 --tokenizer "$TMP/tok.json" --color never)"
+PRE=$S/runs/pretrain/final.h5
+gen() { "$LC" generate "$PRE" --prompt hi --max-new-tokens 1 --temperature 0 --show-prompt "$@" 2>&1 | sed -n '/^--- prompt$/,/^--- sample 1$/p'; }
+check "generate --chat --chat-template zephyr" "$(printf -- '--- prompt\n<|user|>\nhi</s>\n<|assistant|>\n\n--- sample 1')" "$(gen --chat --chat-template zephyr)"
+check "generate --chat --chat-template llama2" "$(printf -- '--- prompt\n[INST] hi [/INST]\n--- sample 1')" "$(gen --chat --chat-template llama2)"
+check "generate --chat (auto: roles)" "$(printf -- '--- prompt\n<|user|>hi<|end|><|assistant|>\n--- sample 1')" "$(gen --chat)"
+check "generate without --chat" "$(printf -- '--- prompt\nhi\n--- sample 1')" "$(gen)"
 
 # data import refuses an output that is an input (it used to overwrite it): a usage error.
 cp "$S/lm.txt" "$TMP/same.txt"

@@ -2,6 +2,7 @@
 // dataset (info), print one example decoded with its loss mask visible (show), and generate a
 // built-in task world (synth, train/cli/cmd_synth.c). Each subcommand has its option table.
 #include "common/check.h"
+#include "data/chat.h"
 #include "data/import.h"
 #include "data/info.h"
 #include "data/tokenizer.h"
@@ -22,12 +23,13 @@ static const OptionsCommand IMPORT = {
     .synopsis = "--kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...",
     .summary = "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt)",
     .description =
-        "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL, one\n"
-        "example per line, in any of the formats of docs/datasets.md; other files are plain text\n"
-        "(lm only). Longer sft, preference and prompt examples than --max-len are dropped, longer\n"
-        "lm documents are cut into pieces. --val-fraction sends a share of the examples, chosen "
-        "by\n"
-        "a hash of their tokens (and --seed), to FILE-val.h5.\n",
+        "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL,\n"
+        "one example per line, in any of the formats of docs/datasets.md; other files are plain\n"
+        "text (lm only). Longer sft, preference and prompt examples than --max-len are dropped,\n"
+        "longer lm documents are cut into pieces. --val-fraction sends a share of the examples,\n"
+        "chosen by a hash of their tokens (and --seed), to FILE-val.h5. --chat-template picks\n"
+        "how the chat formats (messages, HH-RLHF transcripts, Self-Instruct) are rendered\n"
+        "(docs/chat-templates.md); the dataset records it.\n",
     .args = "INPUT",
     .min_args = 1,
     .max_args = -1};
@@ -95,14 +97,19 @@ static int import_parse(int argc, char **argv, ImportOptions *o, const char **to
          "skip malformed JSONL lines and count them, instead of stopping"},
         {"split-blank", 0, OPT_INT, &o->split_blank, 0, 1000000, false, "N",
          "plain text: N or more blank lines end a document (default 0: a file is one)"},
+        {"chat-template", 0, OPT_STRING, &o->chat_template, 0, 0, false, "NAME",
+         "chat formats: auto, chatml, llama3, llama2, zephyr, hh, plain or roles (default auto)"},
         {0}};
     OptionsCommand cmd = IMPORT;
     cmd.options = opts;
     int rc = options_parse(&cmd, argc, argv, args);
     o->skip_bad = skip_bad;
     char err[1024];
+    ChatTemplate t;
     if (rc == OPTIONS_CONTINUE && data_kind_parse(kind, &o->kind) < 0)
         rc = options_usage_error(&cmd, "--kind: '%s' is not lm, sft, preference or prompt", kind);
+    else if (rc == OPTIONS_CONTINUE && chat_template_parse(o->chat_template, &t, err, sizeof(err)))
+        rc = options_usage_error(&cmd, "--chat-template: %s", err);
     else if (rc == OPTIONS_CONTINUE &&
              import_check_outputs(o, (const char *const *)args->v, args->n, err, sizeof(err)) < 0)
         rc = options_usage_error(&cmd, "%s", err);
@@ -118,6 +125,7 @@ static int import_main(int argc, char **argv) {
     Tokenizer *tok = tokenizer_or_report(tok_path);
     if (!tok) return 1;
     o.tok = tok;
+    o.model_chat_template = NULL; // the tokenizer's own template, once tokenizers carry one
     ImportStats st;
     char err[1024];
     rc = import_run(&o, (const char *const *)args.v, args.n, &st, err, sizeof(err));

@@ -16,16 +16,19 @@
 
 typedef struct {
     const char *checkpoint, *prompt, *tokenizer;
-    int max_new, top_k, n; // tokens to generate, top-k (0: off), samples
-    bool chat;
+    const char *chat_template; // --chat-template NAME (NULL: auto)
+    int max_new, top_k, n;     // tokens to generate, top-k (0: off), samples
+    bool chat, show_prompt;
     float temperature, top_p;
     uint64_t seed;
 } GenArgs;
 
 static const char DESCRIPTION[] =
-    "Samples continuations of TEXT. --chat wraps TEXT as a user turn of the chat template and\n"
-    "stops at the end of the assistant's turn. The tokenizer is the one recorded in the\n"
-    "checkpoint unless --tokenizer is given. Temperature 0 is greedy.\n";
+    "Samples continuations of TEXT. --chat wraps TEXT as a user turn of the chat template\n"
+    "followed by the assistant header, and stops at the end of the assistant's turn;\n"
+    "--chat-template names the template (docs/chat-templates.md; default auto: roles when the\n"
+    "tokenizer has role tokens, else hh). The tokenizer is the one recorded in the checkpoint\n"
+    "unless --tokenizer is given. Temperature 0 is greedy.\n";
 
 // Returns OPTIONS_CONTINUE or the exit status (0 after --help, 2 for a bad command line).
 static int parse(int argc, char **argv, GenArgs *a) {
@@ -44,6 +47,10 @@ static int parse(int argc, char **argv, GenArgs *a) {
         {"samples", 0, OPT_INT, &a->n, 1, INFINITY, false, "N", "samples to draw (default 1)"},
         {"chat", 0, OPT_FLAG, &a->chat, 0, 0, false, NULL,
          "wrap TEXT as a user turn of the chat template"},
+        {"chat-template", 0, OPT_STRING, &a->chat_template, 0, 0, false, "NAME",
+         "with --chat: auto, chatml, llama3, llama2, zephyr, hh, plain or roles (default auto)"},
+        {"show-prompt", 0, OPT_FLAG, &a->show_prompt, 0, 0, false, NULL,
+         "print the prompt as the model gets it (decoded) before the samples"},
         {"tokenizer", 0, OPT_STRING, &a->tokenizer, 0, 0, false, "PATH",
          "the tokenizer (default: the one the checkpoint records)"},
         {0}};
@@ -57,18 +64,26 @@ static int parse(int argc, char **argv, GenArgs *a) {
                                 .max_args = 1};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
+    char err[512];
+    ChatTemplate t;
     if (rc == OPTIONS_CONTINUE && a->top_p <= 0)
         rc = options_usage_error(&cmd, "--top-p: %g is out of range: it must be above 0", a->top_p);
+    else if (rc == OPTIONS_CONTINUE && a->chat_template && !a->chat)
+        rc = options_usage_error(&cmd, "--chat-template needs --chat");
+    else if (rc == OPTIONS_CONTINUE && chat_template_parse(a->chat_template, &t, err, sizeof(err)))
+        rc = options_usage_error(&cmd, "--chat-template: %s", err);
     if (rc == OPTIONS_CONTINUE) a->checkpoint = args.v[0];
     return rc;
 }
 
+// The prompt's ids and the token generation stops at.
 static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *stop) {
-    Chat chat = chat_init(tok);
     if (a->chat) {
-        ChatMessage msg = {CHAT_USER, a->prompt, strlen(a->prompt)};
-        chat_render(&chat, &msg, 1, p);
-        chat_header(&chat, p);
+        // The model's own template (tokenizer_config.json's chat_template) joins "auto" once
+        // tokenizers carry it; the name was checked when the command line was read.
+        Chat chat = chat_init_named(tok, a->chat_template, NULL, NULL, 0);
+        LC_ASSERT(chat.tok != NULL);
+        chat_prompt(&chat, a->prompt, strlen(a->prompt), p);
         *stop = chat.end;
     } else {
         int *ids = NULL, n = tokenizer_encode(tok, a->prompt, strlen(a->prompt), 1, &ids);
@@ -83,6 +98,13 @@ static int generate(Model *m, const Tokenizer *tok, const GenArgs *a) {
     TokenBuf p = {0};
     int stop, rc = 0;
     render(tok, a, &p, &stop);
+    if (a->show_prompt) {
+        size_t bytes;
+        char *text = tokenizer_decode(tok, p.ids, (int)p.n, &bytes);
+        LC_ASSERT(text != NULL); // the tokenizer made the ids
+        printf("--- prompt\n%.*s\n", (int)bytes, text);
+        free(text);
+    }
     int maxT = m->cfg.max_seq_len, len = (int)p.n + a->max_new;
     if (len > maxT) len = maxT;
     if (p.n >= len) {
@@ -113,7 +135,7 @@ static int generate(Model *m, const Tokenizer *tok, const GenArgs *a) {
                     i + 1, a->tokenizer, tokenizer_vocab_size(tok), m->cfg.vocab_size);
             rc = 1;
         } else {
-            if (a->n > 1) printf("--- sample %d\n", i + 1);
+            if (a->n > 1 || a->show_prompt) printf("--- sample %d\n", i + 1);
             printf("%s%.*s\n", a->chat ? "" : a->prompt, (int)bytes, text);
         }
         free(text);
