@@ -1,6 +1,8 @@
 // tests/test_kernels.c: every CPU kernel's backward against central finite differences (every
 // input and parameter gradient, tiny shapes), forward values against direct double-precision
-// formulas, and the masking guarantees of attention and the classifier.
+// formulas and hand computations, the masking guarantees of attention (multi-head and
+// grouped-query) and the classifier, and the KV-cache decode against the full attention.
+// PyTorch parity of the Llama ops is tests/test_kernel_parity.c.
 //
 // Each check differentiates a scalar probe L = sum_i w_i * out_i with fixed random weights w,
 // so the analytic gradient is the kernel's backward with dout = w.
@@ -8,6 +10,7 @@
 #include "kernels/vmath.h"
 #include "tests/testutil.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +145,84 @@ START_TEST(test_layernorm) {
 }
 END_TEST
 
+// ---- RMSNorm ------------------------------------------------------------------------------------
+
+typedef struct {
+    int N, C;
+    float eps;
+    float *inp, *weight, *out, *rstd, *w;
+} RmsCtx;
+
+static double rms_loss(void *p) {
+    RmsCtx *c = p;
+    be->rmsnorm_forward(c->out, c->rstd, c->inp, c->weight, c->N, c->C, c->eps);
+    return dot(c->out, c->w, (size_t)c->N * c->C);
+}
+
+// Forward against the formula in double; dinp and dweight by finite differences, both started
+// from nonzero values (dinp is the residual stream's gradient and dweight a parameter gradient:
+// both accumulate), and both accumulations checked against a backward into zeros.
+START_TEST(test_rmsnorm) {
+    Rng r = rng_init(20);
+    RmsCtx c = {.N = 5, .C = 10, .eps = 1e-5f};
+    size_t NC = (size_t)c.N * c.C;
+    c.inp = rand_vec(NC, &r, -2, 2);
+    c.weight = rand_vec(c.C, &r, 0.5, 1.5);
+    c.out = zeros(NC), c.rstd = zeros(c.N);
+    c.w = rand_vec(NC, &r, -1, 1);
+    rms_loss(&c);
+    for (int n = 0; n < c.N; n++) {
+        double ms = 0;
+        for (int k = 0; k < c.C; k++) ms += (double)c.inp[n * c.C + k] * c.inp[n * c.C + k];
+        double rstd = 1.0 / sqrt(ms / c.C + c.eps);
+        ck_assert_double_eq_tol(c.rstd[n], rstd, 1e-6 * rstd);
+        for (int k = 0; k < c.C; k++)
+            ck_assert_double_eq_tol(c.out[n * c.C + k], c.inp[n * c.C + k] * rstd * c.weight[k],
+                                    1e-5);
+    }
+    float *dinp = rand_vec(NC, &r, -1, 1), *dinp0 = malloc(NC * sizeof(float));
+    float *dw = rand_vec(c.C, &r, -1, 1), *dw0 = malloc(c.C * sizeof(float));
+    memcpy(dinp0, dinp, NC * sizeof(float));
+    memcpy(dw0, dw, c.C * sizeof(float));
+    be->rmsnorm_backward(dinp, dw, c.w, c.inp, c.weight, c.rstd, c.N, c.C);
+    float *fresh = zeros(NC), *fresh_dw = zeros(c.C); // the same backward into zeros
+    be->rmsnorm_backward(fresh, fresh_dw, c.w, c.inp, c.weight, c.rstd, c.N, c.C);
+    for (size_t i = 0; i < NC; i++) {
+        ck_assert_double_eq_tol(dinp[i], (double)dinp0[i] + fresh[i], 1e-6);
+        dinp[i] -= dinp0[i];
+    }
+    for (int k = 0; k < c.C; k++) {
+        ck_assert_double_eq_tol(dw[k], (double)dw0[k] + fresh_dw[k], 1e-6);
+        dw[k] -= dw0[k];
+    }
+    grad_check("rmsnorm dinp", c.inp, NC, dinp, rms_loss, &c, FD_EPS, FD_TOL, 400);
+    grad_check("rmsnorm dweight", c.weight, c.C, dw, rms_loss, &c, FD_EPS, FD_TOL, 400);
+    free(c.inp), free(c.weight), free(c.out), free(c.rstd), free(c.w), free(dinp), free(dinp0);
+    free(dw), free(dw0), free(fresh), free(fresh_dw);
+}
+END_TEST
+
+// One 1x4 row by hand, weight (0.5, 1, 1.5, 2), eps 1e-5:
+//   x = (1, -2, 3, -4): mean(x^2) = 30/4 = 7.5, rstd = 1/sqrt(7.50001) = 0.36514812823810640;
+//   x = 1e-3 (1, -2, 3, -4): mean(x^2) = 7.5e-6, so eps counts: rstd = 1/sqrt(1.75e-5)
+//   = 239.04572186687875 (rstd = 1/sqrt(7.5e-6) = 365.148 would mean eps is misplaced);
+// out = x * rstd * weight.
+START_TEST(test_rmsnorm_by_hand) {
+    const float weight[4] = {0.5f, 1.0f, 1.5f, 2.0f};
+    const float x[2][4] = {{1, -2, 3, -4}, {1e-3f, -2e-3f, 3e-3f, -4e-3f}};
+    const double rstd[2] = {0.36514812823810640, 239.04572186687875};
+    const double out[2][4] = {
+        {0.1825740641190532, -0.7302962564762128, 1.6431665770714787, -2.921185025904851},
+        {0.11952286093343938, -0.4780914437337575, 1.0757057484009542, -1.91236577493503}};
+    for (int row = 0; row < 2; row++) {
+        float o[4], s;
+        be->rmsnorm_forward(o, &s, x[row], weight, 1, 4, 1e-5f);
+        ck_assert_double_eq_tol(s, rstd[row], 1e-6 * rstd[row]);
+        for (int k = 0; k < 4; k++) ck_assert_double_eq_tol(o[k], out[row][k], 1e-6);
+    }
+}
+END_TEST
+
 // ---- matmul -------------------------------------------------------------------------------------
 
 typedef struct {
@@ -180,6 +261,121 @@ START_TEST(test_matmul) {
     grad_check("matmul dbias", c.bias, c.OC, db, mm_loss, &c, FD_EPS, FD_TOL, 400);
     free(c.inp), free(c.weight), free(c.bias), free(c.out), free(c.w), free(dinp), free(dw),
         free(db);
+}
+END_TEST
+
+// ---- RoPE ---------------------------------------------------------------------------------------
+
+typedef struct {
+    int B, T, NH, NKV, hs;
+    float theta;
+    const int *pos;
+    float *x, *buf, *w; // x (B,T,QKV) the input; buf the rotated copy; w the probe weights
+} RopeCtx;
+
+static size_t rope_numel(const RopeCtx *c) {
+    return (size_t)c->B * c->T * (c->NH + 2 * c->NKV) * c->hs;
+}
+
+// rope_forward works in place: the probe rotates a copy, so x keeps the perturbed values.
+static double rope_loss(void *p) {
+    RopeCtx *c = p;
+    memcpy(c->buf, c->x, rope_numel(c) * sizeof(float));
+    be->rope_forward(c->buf, c->pos, c->B, c->T, c->NH, c->NKV, c->hs, c->theta);
+    return dot(c->buf, c->w, rope_numel(c));
+}
+
+// The rotation of pair (i, i + hs/2) at position p in double, from the angle as the contract
+// says it is computed: inv_freq and the angle are fp32, as in transformers.
+static void rope_expect(double *y0, double *y1, double x0, double x1, int p, int i, int hs,
+                        float theta) {
+    float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hs);
+    double a = (double)((float)p * inv_freq);
+    *y0 = x0 * cos(a) - x1 * sin(a);
+    *y1 = x1 * cos(a) + x0 * sin(a);
+}
+
+// At (hs, NH, NKV) with positions odd, even, zero and large: forward values against the
+// rotation in double, v untouched by both directions; <rope(x), y> == <x, rope_backward(y)>
+// (the backward is the transpose); the backward by finite differences; backward(forward(x)) = x.
+static void check_rope(int hs, int NH, int NKV, uint64_t seed) {
+    static const int pos[2 * 5] = {1, 3, 5, 7, 9, 13, 0, 2, 101, 999};
+    Rng r = rng_init(seed);
+    RopeCtx c = {.B = 2, .T = 5, .NH = NH, .NKV = NKV, .hs = hs, .theta = 10000.0f, .pos = pos};
+    size_t n = rope_numel(&c), row = (size_t)(NH + 2 * NKV) * hs;
+    int half = hs / 2;
+    c.x = rand_vec(n, &r, -1, 1);
+    c.buf = zeros(n);
+    c.w = rand_vec(n, &r, -1, 1);
+    rope_loss(&c);
+    for (int t = 0; t < c.B * c.T; t++) {
+        const float *x = c.x + t * row, *y = c.buf + t * row;
+        for (int h = 0; h < NH + NKV; h++) // q heads then k heads
+            for (int i = 0; i < half; i++) {
+                double y0, y1;
+                int j = h * hs + i;
+                rope_expect(&y0, &y1, x[j], x[j + half], pos[t], i, hs, c.theta);
+                ck_assert_double_eq_tol(y[j], y0, 1e-6);
+                ck_assert_double_eq_tol(y[j + half], y1, 1e-6);
+            }
+        for (size_t k = (size_t)(NH + NKV) * hs; k < row; k++) ck_assert_float_eq(y[k], x[k]);
+    }
+    // the transpose: <rope(x), y> == <x, rope_backward(y)>, y = w
+    float *g = malloc(n * sizeof(float));
+    memcpy(g, c.w, n * sizeof(float));
+    be->rope_backward(g, pos, c.B, c.T, NH, NKV, hs, c.theta);
+    double lhs = dot(c.buf, c.w, n), rhs = dot(c.x, g, n);
+    ck_assert_msg(fabs(lhs - rhs) <= 1e-5 * sqrt(dot(c.x, c.x, n) * dot(c.w, c.w, n)),
+                  "rope: <rope(x), y> = %.9g but <x, rope_backward(y)> = %.9g", lhs, rhs);
+    for (int t = 0; t < c.B * c.T; t++) // backward leaves v of dqkv as it was
+        for (size_t k = (size_t)(NH + NKV) * hs; k < row; k++)
+            ck_assert_float_eq(g[t * row + k], c.w[t * row + k]);
+    char what[64];
+    snprintf(what, sizeof(what), "rope dqkv (hs %d, NH %d, NKV %d)", hs, NH, NKV);
+    // every 7th element (7 is coprime with every row length here, so each channel of every q,
+    // k and v head is checked at some token): rope is linear, its values are checked above
+    grad_check(what, c.x, n, g, rope_loss, &c, FD_EPS, FD_TOL, (int)(n / 7));
+    // orthogonal: the backward undoes the forward
+    rope_loss(&c);
+    be->rope_backward(c.buf, pos, c.B, c.T, NH, NKV, hs, c.theta);
+    for (size_t i = 0; i < n; i++) ck_assert_double_eq_tol(c.buf[i], c.x[i], 1e-6);
+    free(c.x), free(c.buf), free(c.w), free(g);
+}
+
+START_TEST(test_rope) {
+    check_rope(6, 4, 2, 21);  // hs/2 = 3: odd
+    check_rope(10, 2, 1, 22); // multi-query
+    check_rope(8, 3, 3, 23);  // multi-head
+}
+END_TEST
+
+// The definition, hs = 4, theta = 10000: inv_freq = (10000^0, 10000^(-2/4)) = (1, 0.01), so
+// at position p channel 0 pairs with 2 at angle p and channel 1 with 3 at angle p/100:
+//   (x0, x1, x2, x3) -> (x0 cos p - x2 sin p, x1 cos(p/100) - x3 sin(p/100),
+//                        x2 cos p + x0 sin p, x3 cos(p/100) + x1 sin(p/100))
+// in the q head and the k head; v stays. Positions 1 and 3, computed here in double.
+START_TEST(test_rope_by_hand) {
+    const float in[2][12] = {{0.5f, -1.25f, 2.0f, 0.75f, -0.3f, 1.1f, 0.9f, -2.2f, 7, 8, 9, 10},
+                             {1.0f, 0.0f, 0.0f, 1.0f, 0.25f, -0.5f, 1.5f, 3.0f, -7, -8, -9, -10}};
+    const int pos[2] = {1, 3};
+    float qkv[2][12];
+    memcpy(qkv, in, sizeof(qkv));
+    be->rope_forward(&qkv[0][0], pos, 1, 2, 1, 1, 4, 10000.0f);
+    for (int t = 0; t < 2; t++) {
+        double a[2] = {pos[t] * 1.0, pos[t] * 0.01};
+        for (int head = 0; head < 2; head++) {
+            const float *x = in[t] + 4 * head;
+            const float *y = qkv[t] + 4 * head;
+            for (int i = 0; i < 2; i++) {
+                ck_assert_double_eq_tol(y[i], x[i] * cos(a[i]) - x[i + 2] * sin(a[i]), 1e-6);
+                ck_assert_double_eq_tol(y[i + 2], x[i + 2] * cos(a[i]) + x[i] * sin(a[i]), 1e-6);
+            }
+        }
+        for (int k = 8; k < 12; k++) ck_assert_float_eq(qkv[t][k], in[t][k]);
+    }
+    // two values written out: cos 3 = -0.98999249660044542, sin 3 = 0.14112000805986721
+    ck_assert_double_eq_tol(qkv[1][0], -0.98999249660044542, 1e-6); // x0 = 1, x2 = 0
+    ck_assert_double_eq_tol(qkv[1][2], 0.14112000805986721, 1e-6);
 }
 END_TEST
 
@@ -313,6 +509,225 @@ START_TEST(test_attention_decode) {
 }
 END_TEST
 
+// ---- grouped-query attention --------------------------------------------------------------------
+// NH = 4 query heads over NKV = 1, 2 or 4 key/value heads of hs = 6 (not a power of two).
+
+typedef struct {
+    int B, T, NH, NKV, hs;
+    const int *seg;
+    float *qkv, *out, *att, *w;
+} GqaCtx;
+
+static size_t gqa_row(const GqaCtx *c) {
+    return (size_t)(c->NH + 2 * c->NKV) * c->hs;
+}
+
+static double gqa_loss(void *p) {
+    GqaCtx *c = p;
+    be->attention_forward(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV, c->hs);
+    return dot(c->out, c->w, (size_t)c->B * c->T * c->NH * c->hs);
+}
+
+// Row 0: segments {0,1,2} {3,4} {5} (the last a padding segment); row 1: {0..3} {4,5}.
+static const int GQA_SEG[2 * 6] = {0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1, 1};
+
+static GqaCtx gqa_make(int NKV, int with_seg, Rng *r) {
+    GqaCtx c = {.B = 2, .T = 6, .NH = 4, .NKV = NKV, .hs = 6, .seg = with_seg ? GQA_SEG : NULL};
+    size_t N = (size_t)c.B * c.T, C = (size_t)c.NH * c.hs;
+    c.qkv = rand_vec(N * gqa_row(&c), r, -1.5, 1.5);
+    c.out = zeros(N * C);
+    c.att = zeros((size_t)c.B * c.NH * c.T * c.T);
+    c.w = rand_vec(N * C, r, -1, 1);
+    return c;
+}
+
+static void gqa_free(GqaCtx *c) {
+    free(c->qkv), free(c->out), free(c->att), free(c->w);
+}
+
+// dqkv of the probe (dout = w) into dqkv, from a fresh forward.
+static void gqa_grad(GqaCtx *c, float *dqkv) {
+    float *datt = rand_vec((size_t)c->B * c->NH * c->T * c->T, &(Rng){99}, -1, 1); // scratch
+    gqa_loss(c);
+    be->attention_backward(dqkv, datt, c->w, c->qkv, c->att, c->seg, c->B, c->T, c->NH, c->NKV,
+                           c->hs);
+    free(datt);
+}
+
+// out and att against softmax attention in double, query head h reading key/value head
+// h / (NH/NKV) at offsets NH*hs (k) and (NH+NKV)*hs (v) of a token's row; masked entries of att
+// exactly 0.
+static void gqa_check_forward(const GqaCtx *c) {
+    int T = c->T, hs = c->hs, C = c->NH * c->hs, group = c->NH / c->NKV;
+    size_t row = gqa_row(c);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = c->qkv + (b * T + t) * row + h * hs;
+                size_t koff = (size_t)(c->NH + h / group) * hs,
+                       voff = (size_t)(c->NH + c->NKV + h / group) * hs;
+                const float *a = c->att + (((size_t)b * c->NH + h) * T + t) * T;
+                double sc[16], mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    int vis = !c->seg || c->seg[b * T + s] == c->seg[b * T + t];
+                    double d = 0;
+                    for (int i = 0; i < hs; i++)
+                        d += (double)q[i] * c->qkv[(b * T + s) * row + koff + i];
+                    sc[s] = vis ? d / sqrt(hs) : -INFINITY;
+                    mx = fmax(mx, sc[s]);
+                }
+                for (int s = 0; s <= t; s++) sum += exp(sc[s] - mx);
+                for (int s = 0; s < T; s++) {
+                    if (s > t || sc[s] == -INFINITY)
+                        ck_assert_float_eq(a[s], 0.0f);
+                    else
+                        ck_assert_double_eq_tol(a[s], exp(sc[s] - mx) / sum, 1e-6);
+                }
+                for (int i = 0; i < hs; i++) {
+                    double o = 0;
+                    for (int s = 0; s <= t; s++)
+                        o += exp(sc[s] - mx) / sum * c->qkv[(b * T + s) * row + voff + i];
+                    ck_assert_double_eq_tol(c->out[(b * T + t) * C + h * hs + i], o, 1e-5);
+                }
+            }
+}
+
+// Forward values and dqkv by finite differences for NKV = 1, 2, 4 with and without segments.
+// dqkv starts as garbage: it is written, and a key/value head's gradient sums its query heads.
+START_TEST(test_attention_gqa) {
+    const int nkv[3] = {1, 2, 4};
+    for (int k = 0; k < 3; k++)
+        for (int with_seg = 0; with_seg < 2; with_seg++) {
+            Rng r = rng_init(30 + 2 * k + with_seg);
+            GqaCtx c = gqa_make(nkv[k], with_seg, &r);
+            size_t n = (size_t)c.B * c.T * gqa_row(&c);
+            float *dqkv = rand_vec(n, &r, -1, 1);
+            gqa_grad(&c, dqkv);
+            gqa_check_forward(&c);
+            char what[64];
+            snprintf(what, sizeof(what), "attention dqkv (NH 4, NKV %d%s)", nkv[k],
+                     with_seg ? ", segments" : "");
+            // every 5th element: 5 is coprime with the row lengths 36, 48 and 72, so each
+            // channel of every q, k and v head is checked at two or more tokens
+            grad_check(what, c.qkv, n, dqkv, gqa_loss, &c, FD_EPS, FD_TOL, (int)(n / 5));
+            free(dqkv);
+            gqa_free(&c);
+        }
+}
+END_TEST
+
+// Perturbs token (pb, pt) and checks that the out and dqkv rows of every token it must not
+// reach are unchanged bit for bit, and that it does change its own output. With segments the
+// token's q, k, v and dout all change, and it must not reach other rows or other segments of
+// its row. Without segments it is right padding: its dout is 0 (a padding token carries no
+// loss, nor do the padding tokens after it) in both runs, and it must not reach other rows or
+// earlier positions of its row.
+static void gqa_leak(int NKV, int with_seg, int pb, int pt, uint64_t seed) {
+    Rng r = rng_init(seed);
+    GqaCtx c = gqa_make(NKV, with_seg, &r);
+    int T = c.T, C = c.NH * c.hs;
+    size_t N = (size_t)c.B * T, row = gqa_row(&c);
+    float *out0 = malloc(N * C * sizeof(float)), *d0 = zeros(N * row), *d1 = zeros(N * row);
+    if (!with_seg) // padding from pt to the row's end
+        memset(c.w + (pb * T + pt) * C, 0, (size_t)(T - pt) * C * sizeof(float));
+    gqa_grad(&c, d0);
+    memcpy(out0, c.out, N * C * sizeof(float));
+    for (size_t k = 0; k < row; k++) c.qkv[(pb * T + pt) * row + k] += (k % 2 ? 10.0f : -7.0f);
+    if (with_seg)
+        for (int k = 0; k < C; k++) c.w[(pb * T + pt) * C + k] = 5.0f - c.w[(pb * T + pt) * C + k];
+    gqa_grad(&c, d1);
+    int changed = 0;
+    for (int b = 0; b < c.B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t;
+            int apart = b != pb || (with_seg ? c.seg[i] != c.seg[pb * T + pt] : t < pt);
+            if (!apart) {
+                for (int k = 0; k < C; k++) changed += c.out[i * C + k] != out0[i * C + k];
+                continue;
+            }
+            for (int k = 0; k < C; k++)
+                ck_assert_msg(c.out[i * C + k] == out0[i * C + k],
+                              "NKV %d: token (%d,%d) reached out of (%d,%d)", NKV, pb, pt, b, t);
+            for (size_t k = 0; k < row; k++)
+                ck_assert_msg(d1[i * row + k] == d0[i * row + k],
+                              "NKV %d: token (%d,%d) reached dqkv of (%d,%d)", NKV, pb, pt, b, t);
+        }
+    ck_assert_msg(changed > 0, "the perturbation of (%d,%d) changed nothing", pb, pt);
+    free(out0), free(d0), free(d1);
+    gqa_free(&c);
+}
+
+START_TEST(test_attention_gqa_no_leak) {
+    for (int NKV = 1; NKV <= 2; NKV++) {
+        gqa_leak(NKV, 1, 0, 3, 40); // segment 1 of row 0, between segments 0 and 2
+        gqa_leak(NKV, 1, 0, 5, 41); // row 0's padding segment
+        gqa_leak(NKV, 1, 1, 4, 42); // segment 1 of row 1
+        gqa_leak(NKV, 1, 1, 0, 43); // the first token of a row
+        gqa_leak(NKV, 0, 0, 5, 44); // right padding without segments
+        gqa_leak(NKV, 0, 1, 4, 45); // two padding positions: the first one
+    }
+}
+END_TEST
+
+// kvcache_write + attention_decode against attention_forward's row at the decoded position,
+// NH = 4 over NKV key/value heads. Row 0 decodes position T-1, row 1 position T-3, so row 1's
+// cache holds later tokens that the decode must ignore. The prefill writes positions 0..T-2; the
+// decoded token's slot is poisoned first, so the decode reads what its own write put there.
+// rotary: the full sequence is rotated at positions 0..T-1, the prefill at 0..T-2 and the
+// decoded token alone at its position, so cached keys carry their own rotation.
+static void check_gqa_decode(int NKV, int rotary) {
+    Rng r = rng_init(50 + 2 * NKV + rotary);
+    GqaCtx c = gqa_make(NKV, 0, &r);
+    int B = c.B, T = c.T, NH = c.NH, hs = c.hs, C = NH * hs, maxT = 9, KV = NKV * hs;
+    size_t row = gqa_row(&c);
+    int full_pos[2 * 6], pos[2] = {T - 1, T - 3};
+    for (int i = 0; i < B * T; i++) full_pos[i] = i % T;
+    float *raw = malloc((size_t)B * T * row * sizeof(float));
+    memcpy(raw, c.qkv, (size_t)B * T * row * sizeof(float));
+    if (rotary) be->rope_forward(c.qkv, full_pos, B, T, NH, NKV, hs, 10000.0f);
+    gqa_loss(&c);
+    // prefill positions 0..T-2 of each row, rotated by themselves
+    float *pre = malloc((size_t)B * (T - 1) * row * sizeof(float));
+    int pre_pos[2 * 5];
+    for (int b = 0; b < B; b++) {
+        memcpy(pre + (size_t)b * (T - 1) * row, raw + (size_t)b * T * row,
+               (T - 1) * row * sizeof(float));
+        for (int t = 0; t < T - 1; t++) pre_pos[b * (T - 1) + t] = t;
+    }
+    if (rotary) be->rope_forward(pre, pre_pos, B, T - 1, NH, NKV, hs, 10000.0f);
+    float *kc = zeros((size_t)B * maxT * KV), *vc = zeros((size_t)B * maxT * KV);
+    be->kvcache_write(kc, vc, pre, NULL, B, T - 1, maxT, NH, NKV, hs);
+    // the decoded tokens; cache slots from pos[b] (about to be written) and past T-1 poisoned
+    float *tok = malloc((size_t)B * row * sizeof(float)), *out = zeros((size_t)B * C);
+    for (int b = 0; b < B; b++) {
+        memcpy(tok + b * row, raw + ((size_t)b * T + pos[b]) * row, row * sizeof(float));
+        for (int p = 0; p < maxT; p++)
+            if (p == pos[b] || p >= T - 1)
+                for (int k = 0; k < KV; k++)
+                    kc[((size_t)b * maxT + p) * KV + k] = vc[((size_t)b * maxT + p) * KV + k] =
+                        1e3f;
+    }
+    if (rotary) be->rope_forward(tok, pos, B, 1, NH, NKV, hs, 10000.0f);
+    be->kvcache_write(kc, vc, tok, pos, B, 1, maxT, NH, NKV, hs);
+    be->attention_decode(out, tok, kc, vc, pos, B, maxT, NH, NKV, hs);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < C; k++)
+            ck_assert_msg(fabsf(out[b * C + k] - c.out[((size_t)b * T + pos[b]) * C + k]) <= 2e-6f,
+                          "decode NKV %d%s row %d [%d]: %.8g vs forward %.8g", NKV,
+                          rotary ? " rotary" : "", b, k, out[b * C + k],
+                          c.out[((size_t)b * T + pos[b]) * C + k]);
+    free(raw), free(pre), free(kc), free(vc), free(tok), free(out);
+    gqa_free(&c);
+}
+
+START_TEST(test_attention_gqa_decode) {
+    for (int NKV = 1; NKV <= 2; NKV++) {
+        check_gqa_decode(NKV, 0);
+        check_gqa_decode(NKV, 1);
+    }
+}
+END_TEST
+
 // ---- GELU and residual --------------------------------------------------------------------------
 
 typedef struct {
@@ -349,6 +764,54 @@ START_TEST(test_residual) {
     float a[5] = {1, -2, 3.5f, 0, 1e-7f}, b[5] = {0.5f, 2, -1, 0, 1}, out[5];
     be->residual_forward(out, a, b, 5);
     for (int i = 0; i < 5; i++) ck_assert_float_eq(out[i], a[i] + b[i]);
+}
+END_TEST
+
+// ---- SwiGLU -------------------------------------------------------------------------------------
+
+typedef struct {
+    int N, F;
+    float *inp, *out, *w;
+} SwiCtx;
+
+static double swiglu_loss(void *p) {
+    SwiCtx *c = p;
+    be->swiglu_forward(c->out, c->inp, c->N, c->F);
+    return dot(c->out, c->w, (size_t)c->N * c->F);
+}
+
+// Forward and backward against silu(g) * u and its derivatives in double, saturated gates
+// included; dgate and dup (each row's halves of dinp, which starts as garbage: it is written)
+// by finite differences.
+START_TEST(test_swiglu) {
+    Rng r = rng_init(60);
+    SwiCtx c = {.N = 4, .F = 7};
+    size_t n2 = (size_t)c.N * 2 * c.F, n = (size_t)c.N * c.F;
+    c.inp = rand_vec(n2, &r, -4, 4);
+    c.inp[0] = -30.0f, c.inp[1] = 30.0f, c.inp[2] = 0.0f; // sigmoid saturated both ways; silu(0)
+    c.out = zeros(n);
+    c.w = rand_vec(n, &r, -1, 1);
+    swiglu_loss(&c);
+    for (int i = 0; i < c.N; i++)
+        for (int j = 0; j < c.F; j++) {
+            double g = c.inp[i * 2 * c.F + j], u = c.inp[i * 2 * c.F + c.F + j];
+            ck_assert_double_eq_tol(c.out[i * c.F + j], g / (1 + exp(-g)) * u, 1e-5);
+        }
+    float *dinp = rand_vec(n2, &r, -1, 1);
+    be->swiglu_backward(dinp, c.inp, c.w, c.N, c.F);
+    for (int i = 0; i < c.N; i++) // against the derivatives in double: saturation included
+        for (int j = 0; j < c.F; j++) {
+            double g = c.inp[i * 2 * c.F + j], u = c.inp[i * 2 * c.F + c.F + j];
+            double s = 1 / (1 + exp(-g)), d = c.w[i * c.F + j];
+            ck_assert_double_eq_tol(dinp[i * 2 * c.F + j], d * u * s * (1 + g * (1 - s)), 1e-5);
+            ck_assert_double_eq_tol(dinp[i * 2 * c.F + c.F + j], d * g * s, 1e-5);
+        }
+    for (int i = 0; i < c.N; i++) {
+        float *g = c.inp + i * 2 * c.F, *dg = dinp + i * 2 * c.F;
+        grad_check("swiglu dgate", g, c.F, dg, swiglu_loss, &c, FD_EPS, FD_TOL, 64);
+        grad_check("swiglu dup", g + c.F, c.F, dg + c.F, swiglu_loss, &c, FD_EPS, FD_TOL, 64);
+    }
+    free(c.inp), free(c.out), free(c.w), free(dinp);
 }
 END_TEST
 
@@ -473,11 +936,19 @@ int main(void) {
     tcase_add_test(tc, test_vmath_exp);
     tcase_add_test(tc, test_encoder);
     tcase_add_test(tc, test_layernorm);
+    tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_rmsnorm_by_hand);
     tcase_add_test(tc, test_matmul);
+    tcase_add_test(tc, test_rope);
+    tcase_add_test(tc, test_rope_by_hand);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_attention_no_leak);
     tcase_add_test(tc, test_attention_decode);
+    tcase_add_test(tc, test_attention_gqa);
+    tcase_add_test(tc, test_attention_gqa_no_leak);
+    tcase_add_test(tc, test_attention_gqa_decode);
     tcase_add_test(tc, test_gelu);
+    tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_classifier);
     tcase_add_test(tc, test_classifier_stable);
