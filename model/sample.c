@@ -27,6 +27,11 @@ struct Sampler {
     int *idx;         // (Vp) host scratch
 };
 
+// Floats a cached position holds per layer for keys (and again for values): NKV*hs.
+static size_t kv_width(const Model *m) {
+    return (size_t)m->cfg.n_kv_head * (size_t)(m->cfg.d_model / m->cfg.n_head);
+}
+
 Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     LC_ASSERT(max_len >= 1 && max_len <= m->cfg.max_seq_len);
     Sampler *s = lc_calloc(1, sizeof(*s));
@@ -35,7 +40,7 @@ Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     // rows x positions the view must hold: the prefill (or a full recompute) of max_len tokens
     s->view = model_create_view(m, MODEL_INFER, max_B, max_len);
     if (use_cache) {
-        size_t n = (size_t)m->cfg.n_layer * max_B * max_len * m->cfg.d_model * sizeof(float);
+        size_t n = (size_t)m->cfg.n_layer * max_B * max_len * kv_width(m) * sizeof(float);
         s->kcache = m->be->alloc(n);
         s->vcache = m->be->alloc(n);
     }
@@ -77,9 +82,9 @@ void sampler_free(Sampler *s) {
 
 size_t sampler_bytes(const Sampler *s) {
     const Model *m = s->view;
-    size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * m->cfg.d_model *
-                                   sizeof(float)
-                             : 0;
+    size_t cache =
+        s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * kv_width(m) * sizeof(float)
+                  : 0;
     return cache + model_act_bytes(m);
 }
 
@@ -105,11 +110,11 @@ static void head_logits(Sampler *s, int B, const int *rows) {
     int C = m->cfg.d_model, Vp = m->Vp;
     float *dev = m->acts.logits;
     if (!rows) {
-        be->matmul_forward(dev, m->acts.lnf, m->params.wte, NULL, B, C, Vp);
+        be->matmul_forward(dev, m->acts.lnf, model_output_weight(m), NULL, B, C, Vp);
     } else {
         for (int b = 0; b < B; b++)
             be->matmul_forward(dev + (size_t)b * Vp, m->acts.lnf + (size_t)rows[b] * C,
-                               m->params.wte, NULL, 1, C, Vp);
+                               model_output_weight(m), NULL, 1, C, Vp);
     }
     be->to_host(s->logits, dev, (size_t)B * Vp * sizeof(float));
 }

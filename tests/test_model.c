@@ -11,7 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
-static const ModelConfig TINY = GPT2_CONFIG(2, 2, 16, 50, 32);
+static ModelConfig TINY = GPT2_CONFIG(2, 2, 16, 50, 32);
+
+// Loop tests run once per family: _i = 0 GPT-2, 1 Llama (multi-query attention, untied output,
+// SwiGLU of width 40). Each test runs in its own process, so setting TINY is private to it.
+static void use_family(int i) {
+    if (i == 0) return;
+    TINY = model_config_default(MODEL_FAMILY_LLAMA, 2, 2, 16, 50, 32);
+    TINY.n_kv_head = 1;
+    TINY.d_ff = 40;
+    TINY.tied = false;
+}
 
 typedef struct {
     int B, T;
@@ -70,6 +80,7 @@ static float train_steps(Model *m, const Batch *b, int steps, float lr, float *l
 }
 
 START_TEST(test_memorise_batch) {
+    use_family(_i);
     Data d = data_make(4, 16, 1);
     Model *m = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 4, 16, 2);
     float first = model_forward(m, &d.batch, 1.0f);
@@ -82,6 +93,7 @@ START_TEST(test_memorise_batch) {
 END_TEST
 
 START_TEST(test_deterministic) {
+    use_family(_i);
     Data d = data_make(3, 12, 3);
     float a[8], b[8];
     for (int run = 0; run < 2; run++) {
@@ -102,6 +114,7 @@ END_TEST
 
 // Two micro-batches of 2 rows accumulate the same gradient as one batch of 4.
 START_TEST(test_grad_accumulation) {
+    use_family(_i);
     Data d = data_make(4, 10, 7);
     d.mask[3] = 0.0f, d.mask[25] = 0.0f; // uneven mask counts between the halves
     Model *full = tiny(MODEL_HEAD_LM, MODEL_TRAIN, 4, 10, 8);
@@ -128,6 +141,7 @@ END_TEST
 
 // Inference mode (one layer's activations reused) computes the same log-probs.
 START_TEST(test_infer_mode) {
+    use_family(_i);
     Data d = data_make(3, 9, 9);
     Model *tr = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 3, 9, 10);
     Model *in = model_create_view(tr, MODEL_INFER, 3, 9);
@@ -159,6 +173,7 @@ static double fd_objective(void *p) {
 }
 
 START_TEST(test_model_finite_differences) {
+    use_family(_i);
     Data d = data_make(2, 6, 11);
     Model *m = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 2, 6, 12);
     float value_w[12];
@@ -176,9 +191,13 @@ START_TEST(test_model_finite_differences) {
     for (int i = 0; i < m->table.count; i++) {
         const TensorInfo *ti = &m->table.info[i];
         size_t n = ti->numel;
-        if (strcmp(ti->name, "wte") == 0) n = (size_t)TINY.vocab_size * TINY.d_model;
+        if (strcmp(ti->name, "wte") == 0 || strcmp(ti->name, "lmw") == 0)
+            n = (size_t)TINY.vocab_size * TINY.d_model; // padded rows are never read
+        // 5e-3 of the tensor's largest gradient: the fp32 forward's rounding (~1e-6 of a loss
+        // near 4, over steps of 1e-2) is that large for tensors with small gradients (RMSNorm
+        // gains); test_parity checks every gradient against float64 PyTorch to 1e-4
         grad_check(ti->name, m->params_mem + ti->offset, n, grads + ti->offset, fd_objective, &c,
-                   1e-2f, 2e-3, 40);
+                   1e-2f, 5e-3, 40);
     }
     free(grads);
     model_free(m);
@@ -220,6 +239,7 @@ static void check_logp_by_forward(Model *m, const int *prompts, const int *out, 
 }
 
 START_TEST(test_sampling_cache_equals_recompute) {
+    use_family(_i);
     Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 22);
     int prompts[SB * PLEN];
     prompts_make(prompts);
@@ -243,6 +263,7 @@ START_TEST(test_sampling_cache_equals_recompute) {
 END_TEST
 
 START_TEST(test_sampling_temperature_logp_and_stop) {
+    use_family(_i);
     Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 23);
     int prompts[SB * PLEN], out[SB * NEW], len[SB], out2[SB * NEW], len2[SB];
     float lp[SB * NEW], lp2[SB * NEW];
@@ -269,6 +290,7 @@ END_TEST
 
 // top_k = 1 is greedy; top-p keeps only the nucleus.
 START_TEST(test_sampling_truncation) {
+    use_family(_i);
     Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, SB, PLEN + NEW, 24);
     int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], la[SB], lb[SB];
     float lpa[SB * NEW], lpb[SB * NEW];
@@ -294,6 +316,7 @@ END_TEST
 
 // The sampler shares the policy's weights: an update is visible without copying.
 START_TEST(test_sampler_tracks_weights) {
+    use_family(_i);
     Model *m = tiny(MODEL_HEAD_LM, MODEL_TRAIN, SB, PLEN + NEW, 25);
     Sampler *s = sampler_create(m, SB, PLEN + NEW, 1);
     int prompts[SB * PLEN], a[SB * NEW], b[SB * NEW], l[SB];
@@ -314,6 +337,7 @@ END_TEST
 // ---- weights file -----------------------------------------------------------------------------
 
 START_TEST(test_weights_roundtrip) {
+    use_family(_i);
     char err[512];
     Model *m = tiny(MODEL_HEAD_LM | MODEL_HEAD_SCALAR, MODEL_TRAIN, 2, 8, 30);
     const char *path = test_tmp_path("model-weights.h5");
@@ -403,18 +427,18 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("model");
-    TCase *tc = tcase_create("gpt2");
+    TCase *tc = tcase_create("model");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_memorise_batch);
-    tcase_add_test(tc, test_deterministic);
-    tcase_add_test(tc, test_grad_accumulation);
-    tcase_add_test(tc, test_infer_mode);
-    tcase_add_test(tc, test_model_finite_differences);
-    tcase_add_test(tc, test_sampling_cache_equals_recompute);
-    tcase_add_test(tc, test_sampling_temperature_logp_and_stop);
-    tcase_add_test(tc, test_sampling_truncation);
-    tcase_add_test(tc, test_sampler_tracks_weights);
-    tcase_add_test(tc, test_weights_roundtrip);
+    tcase_add_loop_test(tc, test_memorise_batch, 0, 2);
+    tcase_add_loop_test(tc, test_deterministic, 0, 2);
+    tcase_add_loop_test(tc, test_grad_accumulation, 0, 2);
+    tcase_add_loop_test(tc, test_infer_mode, 0, 2);
+    tcase_add_loop_test(tc, test_model_finite_differences, 0, 2);
+    tcase_add_loop_test(tc, test_sampling_cache_equals_recompute, 0, 2);
+    tcase_add_loop_test(tc, test_sampling_temperature_logp_and_stop, 0, 2);
+    tcase_add_loop_test(tc, test_sampling_truncation, 0, 2);
+    tcase_add_loop_test(tc, test_sampler_tracks_weights, 0, 2);
+    tcase_add_loop_test(tc, test_weights_roundtrip, 0, 2);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_adamw_clipping);
     tcase_add_test(tc, test_adamw_refuses_non_finite);
