@@ -8,6 +8,7 @@
 #include "common/check.h"
 #include "common/error.h"
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const char *const ROLE_NAMES[3] = {"system", "user", "assistant"};
@@ -236,6 +237,22 @@ Chat chat_init_named(const Tokenizer *tok, const char *name, const char *model_t
 
 Chat chat_init(const Tokenizer *tok) {
     return chat_init_template(tok, CHAT_TEMPLATE_AUTO, NULL);
+}
+
+int chat_stop_token(const Chat *c, const int *prompt, int n) {
+    // What every chat prompt ends with after its user text (the end of the user turn and the
+    // assistant header; llama2's header is empty, its [/INST] ends the prompt): the common
+    // suffix of two prompts that differ only in that text.
+    TokenBuf x = {0}, y = {0};
+    chat_prompt(c, "a", 1, &x);
+    chat_prompt(c, "b", 1, &y);
+    int64_t k = 0;
+    while (k < x.n && k < y.n && x.ids[x.n - 1 - k] == y.ids[y.n - 1 - k]) k++;
+    bool ends =
+        k > 0 && k <= n && memcmp(prompt + n - k, x.ids + x.n - k, (size_t)k * sizeof(int)) == 0;
+    tokenbuf_free(&x);
+    tokenbuf_free(&y);
+    return ends ? c->end : tokenizer_eot(c->tok);
 }
 
 // ---- rendering -----------------------------------------------------------------------------

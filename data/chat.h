@@ -106,6 +106,10 @@ Chat chat_init_named(const Tokenizer *tok, const char *name, const char *model_t
                      size_t errlen);
 // CHAT_TEMPLATE_AUTO without a model template: roles or hh, by the tokenizer.
 Chat chat_init(const Tokenizer *tok);
+// Where generation from prompt (n ids) stops: the template's end of turn when the prompt ends
+// as chat_prompt's prompts do (the end of a user turn and the assistant header), the
+// end-of-text token otherwise (plain prompts, task worlds).
+int chat_stop_token(const Chat *c, const int *prompt, int n);
 
 // Appends a whole conversation: mask 1 on each assistant response, 0 elsewhere. llama2 folds a
 // system message into the next user turn (or a turn of its own when no user message follows).

@@ -346,6 +346,23 @@ START_TEST(generation_prompt) {
 }
 END_TEST
 
+// Generation from a chat prompt stops at the template's end of turn; from a plain prompt (no
+// assistant header at its end) at end-of-text.
+START_TEST(stop_token_by_prompt) {
+    const Case *k = &CASES[_i];
+    Chat c = chat_named(full, k->name);
+    TokenBuf p = {0};
+    chat_prompt(&c, "Hi", 2, &p);
+    ck_assert_int_eq(chat_stop_token(&c, p.ids, (int)p.n), c.end);
+    int *ids = NULL;
+    int n = tokenizer_encode(full, "Hi there", 8, 0, &ids);
+    ck_assert_int_eq(chat_stop_token(&c, ids, n), tokenizer_eot(full));
+    ck_assert_int_eq(chat_stop_token(&c, ids, 0), tokenizer_eot(full));
+    free(ids);
+    tokenbuf_free(&p);
+}
+END_TEST
+
 // ---- details -------------------------------------------------------------------------------
 
 // The default is today's: roles with the role tokens, hh without them, byte for byte.
@@ -644,6 +661,7 @@ int main(void) {
     tcase_add_loop_test(tc, conversation_special_tokens, 0, N_CASES);
     tcase_add_loop_test(tc, conversation_text_markers, 0, N_CASES);
     tcase_add_loop_test(tc, generation_prompt, 0, N_CASES);
+    tcase_add_loop_test(tc, stop_token_by_prompt, 0, N_CASES);
     tcase_add_test(tc, default_is_roles_or_hh);
     tcase_add_test(tc, llama2_system_alone);
     tcase_add_test(tc, marker_text_in_messages);

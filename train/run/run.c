@@ -55,6 +55,16 @@ ModelConfig run_model_config(const Run *run) {
     return model_config(run->recipe, run->tok);
 }
 
+Chat run_dataset_chat(const Run *run, const char *path) {
+    char err[512], name[64] = "";
+    Dataset *ds = dataset_open(path, DATA_KIND_COUNT, err, sizeof(err));
+    int has = ds ? dataset_attribute(ds, "chat_template", name, sizeof(name), err, sizeof(err)) : 0;
+    dataset_free(ds);
+    if (has != 1) return chat_init(run->tok);
+    Chat c = chat_init_named(run->tok, name, NULL, err, sizeof(err));
+    return c.tok ? c : chat_init(run->tok);
+}
+
 SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token) {
     return (SampleParams){.temperature = (float)ro->temperature,
                           .top_k = ro->top_k,

@@ -11,6 +11,7 @@
 //   <output_dir>/<stage>/final.h5        the finished stage's model; later stages start here
 #pragma once
 #include "common/rng.h"
+#include "data/chat.h"
 #include "data/tokenizer.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -69,6 +70,11 @@ ModelConfig run_model_config(const Run *run);
 // The sampling parameters of a stage's rollout: block (temperature, top-k, top-p, length) with
 // the given stop token.
 SampleParams rollout_sample_params(const RolloutConfig *ro, int stop_token);
+
+// The chat template a dataset's prompts were rendered with (its chat_template attribute; the
+// tokenizer's default when it has none or cannot be read), so that generation from them stops
+// at that template's end of turn (chat_stop_token).
+Chat run_dataset_chat(const Run *run, const char *path);
 
 // What a checkpoint file holds, read without its weights.
 typedef struct {

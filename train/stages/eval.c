@@ -247,15 +247,14 @@ static int prompts_check_task(const Eval *e) {
     return 0;
 }
 
-// The token that ends a response: the chat template's end of turn when every prompt ends with
-// its assistant header (role-token rendering), else <|endoftext|> (plain-text and HH-style
-// prompts, task worlds).
+// The token that ends a response: the end of turn of the template the prompts were rendered
+// with when every prompt ends with its assistant header, else end-of-text (plain prompts,
+// task worlds).
 static int stop_token(const Eval *e) {
-    Chat c = chat_init(e->sr->run->tok);
-    if (!c.roles) return tokenizer_eot(e->sr->run->tok);
+    Chat c = run_dataset_chat(e->sr->run, e->sr->stage->data.prompts);
+    int eot = tokenizer_eot(e->sr->run->tok);
     for (int i = 0; i < e->p.n; i++)
-        if (e->p.tokens[(size_t)i * e->p.T + e->p.len[i] - 1] != c.role_id[CHAT_ASSISTANT])
-            return tokenizer_eot(e->sr->run->tok);
+        if (chat_stop_token(&c, e->p.tokens + (size_t)i * e->p.T, e->p.len[i]) == eot) return eot;
     return c.end;
 }
 

@@ -15,6 +15,7 @@ typedef struct {
     const SynthTask *gold;
     Model *model; // the stage's start model, sampled from
     Loader *prompts;
+    Chat chat;             // the template the prompts were rendered with (run_dataset_chat)
     Sampler *sampler;      // a view of model
     DatasetWriter *out[2]; // train, val
     int P, G, maxnew, max_prompt;
@@ -86,7 +87,7 @@ static int sample_batch(Pairs *ps, char *err, size_t errlen) {
                    sizeof(int) * (size_t)b.len[p]);
             ps->plen[r] = b.len[p];
         }
-    SampleParams sp = rollout_sample_params(ro, tokenizer_eot(ps->sr->run->tok));
+    SampleParams sp = rollout_sample_params(ro, chat_stop_token(&ps->chat, ps->rows, ps->plen[0]));
     sampler_generate(ps->sampler, ps->rows, ps->max_prompt, ps->plen, n * ps->G, &sp, &ps->rng,
                      ps->resp, ps->logp, ps->rlen);
     for (int r = 0; r < n * ps->G; r++) judge(ps, r);
@@ -135,6 +136,7 @@ static int open_all(Pairs *ps, const char *paths[2], char *err, size_t errlen) {
                        .drop_long = 1};
     ps->prompts = loader_open(st->data.prompts, DATA_PROMPT, &o, err, errlen);
     if (!ps->prompts) return -1;
+    ps->chat = run_dataset_chat(sr->run, st->data.prompts);
     ps->sampler = sampler_create(ps->model, ps->P * ps->G, T, 1);
     alloc_buffers(ps);
     ps->rng = rng_init(stage_seed(sr, "pairs"));

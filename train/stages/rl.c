@@ -67,6 +67,7 @@ typedef struct {
     int *len;        // (R) plen + rlen
     int *ended;      // (R) the response ends with the stop token
     int stop;        // the stop token
+    Chat chat;       // the template the prompts were rendered with (run_dataset_chat)
     long rollout_tokens;
     int *tokens;    // (R, T) prompt + response, right-padded
     int *targets;   // (R, T) next tokens, -1 past the row
@@ -215,6 +216,7 @@ static int open_prompts(RlRun *rl) {
                        .fingerprint = sr->run->fingerprint,
                        .drop_long = 1};
     rl->prompts_loader = loader_open(sr->stage->data.prompts, DATA_PROMPT, &o, err, sizeof(err));
+    rl->chat = run_dataset_chat(sr->run, sr->stage->data.prompts);
     if (!rl->prompts_loader) {
         fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
         return 1;
@@ -237,9 +239,7 @@ static int find_gold(RlRun *rl) {
 // The token that ends a response: the chat template's end of turn when prompts end with its
 // assistant header, the end-of-text token otherwise.
 static int stop_token(const RlRun *rl, const int *prompt, int n) {
-    Chat chat = chat_init(rl->sr->run->tok);
-    if (chat.roles && n > 0 && prompt[n - 1] == chat.role_id[CHAT_ASSISTANT]) return chat.end;
-    return tokenizer_eot(rl->sr->run->tok);
+    return chat_stop_token(&rl->chat, prompt, n);
 }
 
 // Fills the R rows of prompts (each prompt of the batch repeated group_size times).
