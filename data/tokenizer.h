@@ -1,15 +1,21 @@
-// data/tokenizer.h: byte-level BPE tokenizers: GPT-2's (loaded from encoder.json + vocab.bpe)
-// and layercake's own trained ones (one JSON file). Encoding is exact on any byte string,
-// invalid UTF-8 included: decode(encode(s)) == s.
+// data/tokenizer.h: the tokenizers of real pretrained models and layercake's own: byte-level BPE
+// (GPT-2's encoder.json + vocab.bpe, Hugging Face tokenizer.json as GPT-2, Llama 3, SmolLM and
+// Qwen2 ship it, layercake's trained JSON file), SentencePiece models (tokenizer.model, through
+// libsentencepiece) and llama2.c's tokenizer .bin. Byte-level BPE encodes any byte string
+// exactly, invalid UTF-8 included: decode(encode(s)) == s (docs/tokenizer.md has the kinds'
+// rules and exceptions).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct Tokenizer Tokenizer;
 
-// Loads a trained tokenizer file (tok.json) or a folder holding GPT-2's encoder.json and
-// vocab.bpe. On failure returns NULL and writes a message naming the file (and line, where
-// there is one) into err.
+// Loads a tokenizer, its kind chosen by what path is (docs/tokenizer.md, "Loading"): a folder
+// holding tokenizer.json (Hugging Face's or layercake's), tokenizer.model (SentencePiece) or
+// GPT-2's encoder.json and vocab.bpe; a JSON file (told apart by its structure); a llama2.c
+// tokenizer ending in .bin; a SentencePiece .model file. tokenizer_config.json and config.json
+// beside it give BOS, EOS, PAD and the chat template. On failure returns NULL and writes a message
+// naming the file (and line, or JSON key, where there is one) into err.
 Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *tok);
 
@@ -29,8 +35,22 @@ char *tokenizer_decode(const Tokenizer *tok, const int *ids, int n, size_t *len)
 // The id of a special token by its text ("<|endoftext|>", "<|user|>", ...), or -1.
 int tokenizer_special(const Tokenizer *tok, const char *name);
 
-// The end-of-text id (documents are separated by it; generation stops on it).
+// The end-of-text id (documents are separated by it; generation stops on it): tokenizer_eos.
 int tokenizer_eot(const Tokenizer *tok);
+
+// The beginning-of-sequence, end-of-sequence and padding ids, or -1 where the tokenizer has none:
+// from tokenizer_config.json (bos_token, eos_token, pad_token), else config.json (bos_token_id,
+// ...), else the kind's own (SentencePiece's model, llama2.c's 1 and 2, <|endoftext|> as EOS).
+// tokenizer_encode never adds them.
+int tokenizer_bos(const Tokenizer *tok);
+int tokenizer_eos(const Tokenizer *tok);
+int tokenizer_pad(const Tokenizer *tok);
+
+// Which kind: "layercake", "gpt2", "hf-bpe", "sentencepiece", "llama2c".
+const char *tokenizer_kind(const Tokenizer *tok);
+
+// The chat_template string of the folder's tokenizer_config.json, or NULL.
+const char *tokenizer_chat_template(const Tokenizer *tok);
 
 // 64-bit FNV-1a hash over the vocabulary bytes, merges and special tokens, printed as 16 hex
 // digits in files; datasets and checkpoints record it and loaders compare it.
@@ -50,5 +70,14 @@ Tokenizer *tokenizer_train(const char *const *files, int n_files, int vocab_size
                            const char *const *specials, int n_specials, char *err, size_t errlen);
 
 // Writes the tokenizer, trained or GPT-2's, as a layercake tokenizer file (JSON, described in
-// docs/tokenizer.md). Returns 0, or -1 with a message naming the file.
+// docs/tokenizer.md). Returns 0, or -1 with a message naming the file (also for the other
+// kinds, which that format cannot hold: tokenizer_export_hf writes them).
 int tokenizer_save(const Tokenizer *tok, const char *path, char *err, size_t errlen);
+
+// Writes the tokenizer files a Hugging Face folder needs into dir (created if missing):
+// tokenizer.json (trained and hf-bpe tokenizers), tokenizer.model (SentencePiece and llama2.c),
+// or vocab.json + merges.txt (GPT-2), with tokenizer_config.json and special_tokens_map.json
+// naming BOS, EOS and PAD (and the chat template), so that transformers'
+// AutoTokenizer.from_pretrained(dir), and tokenizer_load(dir), load it. Returns 0, or -1 with a
+// message naming the file.
+int tokenizer_export_hf(const Tokenizer *tok, const char *dir, char *err, size_t errlen);
