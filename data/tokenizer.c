@@ -552,23 +552,21 @@ static bool build_merges(Tokenizer *tok, int (*pairs)[2], const BytesMap *index,
     return ok;
 }
 
-#define hash_u32 fnv1a_u32
-
 // FNV-1a 64 over, as little-endian uint32 unless said: the counts of tokens, merges and
 // special tokens; each token's length and bytes by id; each merge's left and right ids in
 // priority order; the special tokens' ids ascending (docs/tokenizer.md).
 uint64_t tokenizer_core_hash(const Tokenizer *tok, uint64_t h) {
-    h = hash_u32(h, (uint32_t)tok->n_vocab);
-    h = hash_u32(h, (uint32_t)tok->n_merges);
-    h = hash_u32(h, (uint32_t)tok->n_specials);
+    h = fnv1a_u32(h, (uint32_t)tok->n_vocab);
+    h = fnv1a_u32(h, (uint32_t)tok->n_merges);
+    h = fnv1a_u32(h, (uint32_t)tok->n_specials);
     for (int id = 0; id < tok->n_vocab; id++) {
         size_t len;
         const char *b = token_bytes(tok, id, &len);
-        h = fnv1a_update(hash_u32(h, (uint32_t)len), b, len);
+        h = fnv1a_update(fnv1a_u32(h, (uint32_t)len), b, len);
     }
     for (int r = 0; r < tok->n_merges; r++)
-        h = hash_u32(hash_u32(h, (uint32_t)tok->merges[r].left), (uint32_t)tok->merges[r].right);
-    for (int i = 0; i < tok->n_specials; i++) h = hash_u32(h, (uint32_t)tok->specials[i]);
+        h = fnv1a_u32(fnv1a_u32(h, (uint32_t)tok->merges[r].left), (uint32_t)tok->merges[r].right);
+    for (int i = 0; i < tok->n_specials; i++) h = fnv1a_u32(h, (uint32_t)tok->specials[i]);
     return h;
 }
 

@@ -24,7 +24,9 @@ int tokenizer_vocab_size(const Tokenizer *tok);
 
 // Encodes len bytes of text into ids (a malloc'd array the caller frees), returning the count.
 // Special-token strings (e.g. "<|endoftext|>") in the text become their ids when
-// allow_special is nonzero, and are encoded as plain text otherwise.
+// allow_special is nonzero, and are encoded as plain text otherwise (a tokenizer.json's
+// non-special added tokens always match; SentencePiece and llama2.c never read control tokens
+// from text, whatever allow_special says). No BOS or EOS is added.
 int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int allow_special,
                      int **ids);
 
@@ -32,7 +34,9 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int all
 // NUL). Returns NULL if an id is out of range.
 char *tokenizer_decode(const Tokenizer *tok, const int *ids, int n, size_t *len);
 
-// The id of a special token by its text ("<|endoftext|>", "<|user|>", ...), or -1.
+// The id of a special token by its text ("<|endoftext|>", "<|user|>", "<s>", ...), or -1: a
+// tokenizer.json's added tokens, SentencePiece's control and unknown pieces, llama2.c's <unk>,
+// <s> and </s>.
 int tokenizer_special(const Tokenizer *tok, const char *name);
 
 // The end-of-text id (documents are separated by it; generation stops on it): tokenizer_eos.
@@ -56,8 +60,9 @@ const char *tokenizer_chat_template(const Tokenizer *tok);
 // digits in files; datasets and checkpoints record it and loaders compare it.
 uint64_t tokenizer_fingerprint(const Tokenizer *tok);
 
-// The bytes of token id (not NUL-terminated; a special token's bytes are its text), or NULL
-// if id is out of range.
+// The bytes of token id (not NUL-terminated; a special token's bytes are its text; a
+// SentencePiece or llama2.c byte token's, its byte; U+2581 in a SentencePiece piece is a space),
+// or NULL if id is out of range.
 const char *tokenizer_token(const Tokenizer *tok, int id, size_t *len);
 
 // Trains a byte-level BPE tokenizer with exactly vocab_size ids on the text of the given

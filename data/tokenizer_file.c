@@ -547,6 +547,11 @@ static Tokenizer *load_json_file(const char *path, bool *foreign, char *err, siz
     Tokenizer *tok;
     if (!json_is_object(root))
         tok = tokenizer_fail(err, errlen, "%s: expected a JSON object", path);
+    else if (!json_object_get(root, "model") && !json_object_get(root, "format"))
+        tok = tokenizer_fail(err, errlen,
+                             "%s: neither a Hugging Face tokenizer.json (no \"model\") nor a "
+                             "layercake tokenizer file (no \"format\")",
+                             path);
     else if (json_object_get(root, "model") && !json_object_get(root, "format"))
         tok = hf_load(path, root, foreign, err, errlen);
     else
