@@ -1,10 +1,11 @@
 // data/tokenizer_nfc_tables.h: Unicode 14.0.0 tables for NFC
-// (data/tokenizer_nfc.c). Generated from Python's unicodedata by `tests/tok_ref.py nfc-tables`;
-// do not edit. NFC_DECOMP: canonical decompositions, one level, {code point, first, second or
-// 0}, by code point (Hangul syllables are algorithmic, not here). NFC_CCC: canonical combining
-// classes other than 0, {first, last, class} ranges. NFC_COMP: primary composites, {first,
-// second, composite}, by (first, second). NFC_SECOND: ranges of code points that are the second
-// of a primary composite.
+// (data/tokenizer_nfc.c). Generated from Python's unicodedata by
+// `tests/tok_ref.py nfc-tables`; do not edit. NFC_DECOMP: canonical decompositions, one
+// level, {code point, first, second or 0}, by code point (Hangul syllables are
+// algorithmic, not here). NFC_CCC: canonical combining classes other than 0, {first,
+// last, class} ranges. NFC_COMP: primary composites, {first, second, composite}, by
+// (first, second). NFC_SECOND: ranges of code points that are the second of a primary
+// composite.
 #pragma once
 #include <stdint.h>
 

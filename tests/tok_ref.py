@@ -6,11 +6,11 @@ and the ids it expects.
   tok_ref.py fixtures CORPUS TOK512 OUT
       Trains byte-level BPE merges on CORPUS and writes Hugging Face tokenizer folders under OUT,
       one per style (gpt2, gpt2-prefix, llama3, qwen2, smollm: each the pre-tokenisation, merges
-      spelling, added tokens and options of that family; mixed: every Split behaviour), OUT/cases.txt (the test strings, one
-      JSON string a line), OUT/lines.txt (those that are one line of text), OUT/nfc.jsonl (random
-      strings and their NFC) and, for every style and for llama2.c's TOK512, OUT/<style>.jsonl:
-      per case the ids with and without special tokens matched, the pre-tokenised pieces, and
-      the decoded text.
+      spelling, added tokens and options of that family; mixed: every Split behaviour),
+      OUT/cases.txt (the test strings, one JSON string a line), OUT/lines.txt (those that are
+      one line of text), OUT/nfc.jsonl (random strings and their NFC) and, for every style
+      and for llama2.c's TOK512, OUT/<style>.jsonl: per case the ids with and without special
+      tokens matched, the pre-tokenised pieces, and the decoded text.
   tok_ref.py nfc-tables
       Prints data/tokenizer_nfc_tables.h (Unicode NFC tables from Python's unicodedata).
 
@@ -36,8 +36,8 @@ LLAMA3_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N
 QWEN2_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"""
                  r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 
-WHITE_SPACE = ([0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680] + list(range(0x2000, 0x200B))
-               + [0x2028, 0x2029, 0x202F, 0x205F, 0x3000])
+WHITE_SPACE = ([0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680]
+               + list(range(0x2000, 0x200B)) + [0x2028, 0x2029, 0x202F, 0x205F, 0x3000])
 
 # ---- regular expressions -------------------------------------------------------------------------
 
@@ -59,7 +59,8 @@ def class_body(name):
                     runs[-1][1] = cp
                 else:
                     runs.append([cp, cp])
-        _classes[name] = "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in runs)
+        _classes[name] = "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}"
+                                 for a, b in runs)
     return _classes[name]
 
 
@@ -109,7 +110,7 @@ def translate(pattern):
     return _compiled[pattern]
 
 
-# ---- GPT-2's byte-to-unicode alphabet -------------------------------------------------------------
+# ---- GPT-2's byte-to-unicode alphabet ------------------------------------------------------------
 
 def byte_alphabet():
     keep = set(range(0x21, 0x7F)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
@@ -135,7 +136,7 @@ def unspell(s):
     return bytes(CHAR_BYTE[c] for c in s)
 
 
-# ---- the Hugging Face pipeline ---------------------------------------------------------------------
+# ---- the Hugging Face pipeline -------------------------------------------------------------------
 
 def split_segments(regex, s, behavior, invert):
     """Hugging Face's NormalizedString.split with a regex: the pieces, empty ones dropped."""
@@ -210,7 +211,10 @@ class HfTokenizer:
                 self.steps.append(("bytelevel", regex, p.get("add_prefix_space", True)))
             elif p["type"] == "Split":
                 pat = p["pattern"]
-                regex = translate(pat["Regex"]) if "Regex" in pat else re.compile(re.escape(pat["String"]))
+                if "Regex" in pat:
+                    regex = translate(pat["Regex"])
+                else:
+                    regex = re.compile(re.escape(pat["String"]))
                 self.steps.append(("split", regex, p["behavior"], p["invert"]))
             elif p["type"] == "Digits":
                 behavior = "Isolated" if p["individual_digits"] else "Contiguous"
@@ -230,16 +234,14 @@ class HfTokenizer:
                  and (allow_special or not a["special"])]
         out, pos = [], 0
         while cands:
-            best = None
+            best = None  # (start, -length, token)
             for a in cands:
                 at = text.find(self.match_text(a), pos)
-                if at < 0:
-                    continue
-                if best is None or at < best[0] or (at == best[0] and len(self.match_text(a)) > len(self.match_text(best[1]))):
-                    best = (at, a)
+                if at >= 0 and (best is None or (at, -len(self.match_text(a))) < best[:2]):
+                    best = (at, -len(self.match_text(a)), a)
             if best is None:
                 break
-            at, a = best
+            at, _, a = best
             start, end = at, at + len(self.match_text(a))
             if a.get("lstrip"):
                 while start > pos and ord(text[start - 1]) in WHITE_SPACE:
@@ -321,7 +323,7 @@ class HfTokenizer:
         return out
 
 
-# ---- training byte-level BPE ------------------------------------------------------------------------
+# ---- training byte-level BPE ---------------------------------------------------------------------
 
 def train_merges(words, n_merges):
     """Classic BPE on word counts (tuples of symbols): the most frequent adjacent pair merges
@@ -368,60 +370,68 @@ def train_merges(words, n_merges):
     return merges
 
 
-# The styles: pre_tokenizer, normalizer, merges spelling, ignore_merges, added tokens.
+def split(pattern, behavior, invert=False, literal=False):
+    return {"type": "Split", "pattern": {"String" if literal else "Regex": pattern},
+            "behavior": behavior, "invert": invert}
+
+
+def byte_level(prefix=False, regex=True):
+    return {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True,
+            "use_regex": regex}
+
+
+def sequence(*steps):
+    return {"type": "Sequence", "pretokenizers": list(steps)}
+
+
 def style_config(style):
-    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    """A style's pre_tokenizer, normalizer, merges spelling (pairs or strings), ignore_merges,
+    added tokens (content, special, flags), the added tokens also in model.vocab, BOS, EOS."""
+    cfg = dict(normalizer=None, pairs=True, ignore_merges=False, in_vocab=[], bos=None)
     if style in ("gpt2", "gpt2-prefix"):
-        pre = dict(byte_level, add_prefix_space=style == "gpt2-prefix")
-        added = [("<|endoftext|>", True, {}), ("<mask>", True, {"lstrip": True})]
-        return dict(pre=pre, normalizer=None, pairs=False, ignore_merges=False, added=added,
-                    in_vocab=["<|endoftext|>"], bos="<|endoftext|>", eos="<|endoftext|>")
-    if style == "llama3":
-        pre = {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
-            dict(byte_level, add_prefix_space=False, trim_offsets=False, use_regex=False)]}
-        added = [("<|begin_of_text|>", True, {}), ("<|end_of_text|>", True, {}),
-                 ("<|start_header_id|>", True, {}), ("<|end_header_id|>", True, {}),
-                 ("<|eot_id|>", True, {}), ("<|reserved_special_token_0|>", True, {})]
-        return dict(pre=pre, normalizer=None, pairs=True, ignore_merges=True, added=added, in_vocab=[],
-                    bos="<|begin_of_text|>", eos="<|eot_id|>")
-    if style == "qwen2":
-        pre = {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": QWEN2_PATTERN}, "behavior": "Isolated", "invert": False},
-            dict(byte_level, add_prefix_space=False, trim_offsets=False, use_regex=False)]}
-        added = [("<|endoftext|>", True, {}), ("<|im_start|>", True, {}), ("<|im_end|>", True, {}),
-                 ("Cafe\u0301", False, {"normalized": True}), ("<tool>", False, {"normalized": False, "rstrip": True})]
-        return dict(pre=pre, normalizer={"type": "NFC"}, pairs=True, ignore_merges=False, added=added,
-                    in_vocab=[], bos=None, eos="<|im_end|>")
-    if style == "smollm":
-        pre = {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, byte_level]}
-        added = [("<|endoftext|>", True, {}), ("<|im_start|>", True, {}), ("<|im_end|>", True, {})]
-        return dict(pre=pre, normalizer=None, pairs=False, ignore_merges=False, added=added, in_vocab=[],
-                    bos="<|im_start|>", eos="<|im_end|>")
-    if style == "mixed":  # every split behaviour, invert, a literal pattern, Digits grouped
-        pre = {"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": False},
-            {"type": "Split", "pattern": {"Regex": "[.,;:!?]"}, "behavior": "MergedWithPrevious", "invert": False},
-            {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithNext", "invert": False},
-            {"type": "Split", "pattern": {"Regex": r"\p{Lu}"}, "behavior": "Contiguous", "invert": False},
-            {"type": "Split", "pattern": {"Regex": r"[aeiou]+"}, "behavior": "MergedWithPrevious", "invert": True},
-            {"type": "Split", "pattern": {"String": "  "}, "behavior": "Removed", "invert": False},
-            dict(byte_level, add_prefix_space=True)]}
-        added = [("<|endoftext|>", True, {"lstrip": True, "rstrip": True})]
-        return dict(pre=pre, normalizer=None, pairs=True, ignore_merges=True, added=added, in_vocab=[],
-                    bos=None, eos="<|endoftext|>")
-    raise ValueError(style)
+        cfg.update(pre=byte_level(prefix=style == "gpt2-prefix"), pairs=False,
+                   added=[("<|endoftext|>", True, {}), ("<mask>", True, {"lstrip": True})],
+                   in_vocab=["<|endoftext|>"], bos="<|endoftext|>", eos="<|endoftext|>")
+    elif style == "llama3":
+        names = ["begin_of_text", "end_of_text", "start_header_id", "end_header_id", "eot_id",
+                 "reserved_special_token_0"]
+        cfg.update(pre=sequence(split(LLAMA3_PATTERN, "Isolated"), byte_level(regex=False)),
+                   ignore_merges=True, added=[(f"<|{n}|>", True, {}) for n in names],
+                   bos="<|begin_of_text|>", eos="<|eot_id|>")
+    elif style == "qwen2":
+        cfg.update(pre=sequence(split(QWEN2_PATTERN, "Isolated"), byte_level(regex=False)),
+                   normalizer={"type": "NFC"}, eos="<|im_end|>",
+                   added=[("<|endoftext|>", True, {}), ("<|im_start|>", True, {}),
+                          ("<|im_end|>", True, {}), ("Cafe\u0301", False, {"normalized": True}),
+                          ("<tool>", False, {"normalized": False, "rstrip": True})])
+    elif style == "smollm":
+        cfg.update(pre=sequence({"type": "Digits", "individual_digits": True}, byte_level()),
+                   pairs=False, bos="<|im_start|>", eos="<|im_end|>",
+                   added=[("<|endoftext|>", True, {}), ("<|im_start|>", True, {}),
+                          ("<|im_end|>", True, {})])
+    elif style == "mixed":  # every split behaviour, invert, literal patterns, Digits grouped
+        cfg.update(pre=sequence({"type": "Digits", "individual_digits": False},
+                                split("[.,;:!?]", "MergedWithPrevious"),
+                                split("-", "MergedWithNext", literal=True),
+                                split(r"\p{Lu}", "Contiguous"),
+                                split("[aeiou]+", "MergedWithPrevious", invert=True),
+                                split("  ", "Removed", literal=True), byte_level(prefix=True)),
+                   ignore_merges=True, eos="<|endoftext|>",
+                   added=[("<|endoftext|>", True, {"lstrip": True, "rstrip": True})])
+    else:
+        raise ValueError(style)
+    return cfg
 
 
 def build_tokenizer_json(style, corpus_lines, n_merges, out_dir):
     cfg = style_config(style)
     # a tokenizer.json without merges, to pre-tokenise the corpus the way this style will
-    doc = {"version": "1.0", "added_tokens": [], "normalizer": cfg["normalizer"], "pre_tokenizer": cfg["pre"],
-           "post_processor": None, "decoder": {"type": "ByteLevel", "add_prefix_space": True,
-                                               "trim_offsets": True, "use_regex": True},
-           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                     "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-                     "ignore_merges": cfg["ignore_merges"], "vocab": {}, "merges": []}}
+    model = {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+             "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+             "ignore_merges": cfg["ignore_merges"], "vocab": {}, "merges": []}
+    doc = {"version": "1.0", "added_tokens": [], "normalizer": cfg["normalizer"],
+           "pre_tokenizer": cfg["pre"], "post_processor": None,
+           "decoder": byte_level(prefix=True), "model": model}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "tokenizer.json")
     with open(path, "w", encoding="utf-8") as f:
@@ -449,14 +459,16 @@ def build_tokenizer_json(style, corpus_lines, n_merges, out_dir):
             tid = vocab[spell(content.encode("utf-8"))]
         else:
             tid, next_id = next_id, next_id + 1
-        added.append(dict({"id": tid, "content": content, "single_word": False, "lstrip": False,
-                           "rstrip": False, "normalized": not special, "special": special}, **flags))
+        token = {"id": tid, "content": content, "single_word": False, "lstrip": False,
+                 "rstrip": False, "normalized": not special, "special": special}
+        added.append(dict(token, **flags))
     doc["added_tokens"] = added
-    doc["model"]["vocab"] = vocab
-    doc["model"]["merges"] = [[a, b] if cfg["pairs"] else f"{a} {b}" for a, b in merges]
+    model["vocab"] = vocab
+    model["merges"] = [[a, b] if cfg["pairs"] else f"{a} {b}" for a, b in merges]
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, indent=1)
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": {"content": cfg["eos"], "special": True},
+    config = {"tokenizer_class": "PreTrainedTokenizerFast",
+              "eos_token": {"content": cfg["eos"], "special": True},
               "chat_template": "{% for m in messages %}" + style + "{{ m['content'] }}{% endfor %}"}
     if cfg["bos"]:
         config["bos_token"] = cfg["bos"]
@@ -465,7 +477,7 @@ def build_tokenizer_json(style, corpus_lines, n_merges, out_dir):
     return HfTokenizer(path)
 
 
-# ---- llama2.c's run.c ---------------------------------------------------------------------------------
+# ---- llama2.c's run.c ----------------------------------------------------------------------------
 
 class Llama2c:
     def __init__(self, path):
@@ -535,23 +547,30 @@ class Llama2c:
         return out
 
 
-# ---- the test strings ------------------------------------------------------------------------------
+# ---- the test strings ----------------------------------------------------------------------------
 
 VARIED = [
-    "Hello world", " Hello", "  two leading spaces", "many     spaces   between", "trailing spaces   ",
-    "line one\nline two\n\n\nafter blank lines\r\n", "\ttabs\tand\t\tmore", " \n \n\t \r\n  x",
-    "numbers 12345 and 3.14159 and 1,000,000 and 0007", "call 555-0199 at 10:30pm",
-    "it's isn't we're they've I'm you'll he'd", "IT'S CAPITAL 'S 'T 'RE 'LL", "They'Re We'VE i'M",
+    "Hello world", " Hello", "  two leading spaces", "many     spaces   between",
+    "trailing spaces   ", "line one\nline two\n\n\nafter blank lines\r\n", "\ttabs\tand\t\tmore",
+    " \n \n\t \r\n  x", "numbers 12345 and 3.14159 and 1,000,000 and 0007",
+    "call 555-0199 at 10:30pm", "it's isn't we're they've I'm you'll he'd",
+    "IT'S CAPITAL 'S 'T 'RE 'LL", "They'Re We'VE i'M",
     "Punctuation!? (brackets) [x] {y} ... --- ;:", "quotes \"double\" and 'single' and `back`",
-    "emoji: \U0001F600\U0001F44D\U0001F3FD \u2764\ufe0f and \U0001F468\u200d\U0001F469\u200d\U0001F467",
-    "\u4e2d\u6587\u5206\u8bcd\u6d4b\u8bd5\uff0c\u4f60\u597d\u4e16\u754c", "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8",
-    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440! \u041a\u0430\u043a \u0434\u0435\u043b\u0430?",
+    "emoji: \U0001f600\U0001f44d\U0001f3fd \u2764\ufe0f and "
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\u4e2d\u6587\u5206\u8bcd\u6d4b\u8bd5\uff0c\u4f60\u597d\u4e16\u754c",
+    "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8",
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440! "
+    "\u041a\u0430\u043a \u0434\u0435\u043b\u0430?",
     "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645 \u0661\u0662\u0663",
     "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e",
-    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00dcber stra\u00dfe", "cafe\u0301 nai\u0308ve (decomposed)",
-    "a\u0301\u0323 and a\u0323\u0301 and \u1e69 and s\u0323\u0307", "\u1100\u1161\u11a8 \uac00\ub098\ub2e4 \u1100\u1161",
-    "Roman \u216b and fractions \u00bd \u00be and superscript x\u00b2", "\u0391\u03b8\u03ae\u03bd\u03b1 \u1f00",
-    "a\u00a0non-breaking space", "ideographic\u3000space, line\u2028separator, next\u0085line, \x1cfile sep",
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00dcber stra\u00dfe",
+    "cafe\u0301 nai\u0308ve (decomposed)",
+    "a\u0301\u0323 and a\u0323\u0301 and \u1e69 and s\u0323\u0307",
+    "\u1100\u1161\u11a8 \uac00\ub098\ub2e4 \u1100\u1161",
+    "Roman \u216b and fractions \u00bd \u00be and superscript x\u00b2",
+    "\u0391\u03b8\u03ae\u03bd\u03b1 \u1f00", "a\u00a0non-breaking space",
+    "ideographic\u3000space, line\u2028separator, next\u0085line, \x1cfile sep",
     "mixed123abc 456def 7x8y9z", "<|endoftext|>", "a<|endoftext|>b", "before <mask> after",
     "<|begin_of_text|>Hi<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nyo",
     "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>",
@@ -560,9 +579,11 @@ VARIED = [
     "x" * 40 + " " + "ab" * 30, "\u00e9" * 25, "!!!???...,,,", "   ", "\n", "a", "",
     "The quick brown fox jumps over the lazy dog 0123456789 times.",
     "tab\tseparated\tvalues\t1\t2\t3", "CamelCaseWordsAndALLCAPS and snake_case_words",
-    "https://example.com/path?query=1&x=y#frag", "email: someone@example.org", "$100.00 \u20ac50 \u00a330 \u00a5200",
-    "math: a+b=c, x^2 \u2264 y, \u2200x \u2208 S", "well-known co-op re-entry -- dash-", "HTTPServer XMLHttpRequest iPhone McDonald",
-    "Wait... what?! Yes; no: maybe,, ok.", "end  <|endoftext|>  start", "Illl mmm hooo appp lllll", "  \u3000  mixed \t whitespace\u2003here  ",
+    "https://example.com/path?query=1&x=y#frag", "email: someone@example.org",
+    "$100.00 \u20ac50 \u00a330 \u00a5200", "math: a+b=c, x^2 \u2264 y, \u2200x \u2208 S",
+    "well-known co-op re-entry -- dash-", "HTTPServer XMLHttpRequest iPhone McDonald",
+    "Wait... what?! Yes; no: maybe,, ok.", "end  <|endoftext|>  start", "Illl mmm hooo appp lllll",
+    "  \u3000  mixed \t whitespace\u2003here  ",
 ]
 
 
@@ -591,7 +612,7 @@ def nfc_cases(n=3000, seed=7):
     return out
 
 
-# ---- NFC tables --------------------------------------------------------------------------------------
+# ---- NFC tables ----------------------------------------------------------------------------------
 
 def nfc_tables():
     decomp, ccc, comp, seconds = [], [], [], set()
@@ -604,7 +625,8 @@ def nfc_tables():
             parts = [int(x, 16) for x in d.split()]
             decomp.append((cp, parts[0], parts[1] if len(parts) > 1 else 0))
             # a primary composite: a pair that NFC composes back to cp
-            if len(parts) == 2 and unicodedata.normalize("NFC", unicodedata.normalize("NFD", c)) == c:
+            nfd = unicodedata.normalize("NFD", c)
+            if len(parts) == 2 and unicodedata.normalize("NFC", nfd) == c:
                 comp.append((parts[0], parts[1], cp))
                 seconds.add(parts[1])
         k = unicodedata.combining(c)
@@ -625,18 +647,20 @@ def nfc_tables():
         out = [f"static const uint32_t {name}[][{width}] = {{"]
         per = 3 if width == 3 else 4
         for i in range(0, len(rows), per):
-            out.append("    " + " ".join("{" + ", ".join(f"0x{v:04X}" for v in r) + "}," for r in rows[i:i + per]))
+            cells = ("{" + ", ".join(f"0x{v:04X}" for v in r) + "}," for r in rows[i:i + per])
+            out.append("    " + " ".join(cells))
         out.append("};")
         return out
 
     lines = [
-        "// data/tokenizer_nfc_tables.h: Unicode " + unicodedata.unidata_version + " tables for NFC",
-        "// (data/tokenizer_nfc.c). Generated from Python's unicodedata by `tests/tok_ref.py nfc-tables`;",
-        "// do not edit. NFC_DECOMP: canonical decompositions, one level, {code point, first, second or",
-        "// 0}, by code point (Hangul syllables are algorithmic, not here). NFC_CCC: canonical combining",
-        "// classes other than 0, {first, last, class} ranges. NFC_COMP: primary composites, {first,",
-        "// second, composite}, by (first, second). NFC_SECOND: ranges of code points that are the second",
-        "// of a primary composite.",
+        f"// data/tokenizer_nfc_tables.h: Unicode {unicodedata.unidata_version} tables for NFC",
+        "// (data/tokenizer_nfc.c). Generated from Python's unicodedata by",
+        "// `tests/tok_ref.py nfc-tables`; do not edit. NFC_DECOMP: canonical decompositions, one",
+        "// level, {code point, first, second or 0}, by code point (Hangul syllables are",
+        "// algorithmic, not here). NFC_CCC: canonical combining classes other than 0, {first,",
+        "// last, class} ranges. NFC_COMP: primary composites, {first, second, composite}, by",
+        "// (first, second). NFC_SECOND: ranges of code points that are the second of a primary",
+        "// composite.",
         "#pragma once",
         "#include <stdint.h>",
         "",
@@ -648,7 +672,7 @@ def nfc_tables():
     return "\n".join(lines)
 
 
-# ---- main ---------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 
 STYLES = {"gpt2": 400, "gpt2-prefix": 400, "llama3": 400, "qwen2": 400, "smollm": 400, "mixed": 300}
 
@@ -680,7 +704,8 @@ def fixtures(corpus, tok512, out):
     with open(os.path.join(out, "llama2c.jsonl"), "w", encoding="utf-8") as f:
         for c in cases:
             ids = l2c.encode(c)
-            f.write(json.dumps({"ids": ids, "decoded": l2c.decode([1] + ids).decode("utf-8")}) + "\n")
+            decoded = l2c.decode([1] + ids).decode("utf-8")
+            f.write(json.dumps({"ids": ids, "decoded": decoded}) + "\n")
 
 
 def main():
