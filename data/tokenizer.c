@@ -1,10 +1,12 @@
-// data/tokenizer.c: the byte-level BPE tokenizer at run time: building one from its parts
-// (checked), pre-tokenisation with GPT-2's pattern through PCRE2, BPE encoding with a
-// per-call cache of piece -> ids, decoding, and the fingerprint. Loading and saving files is
+// data/tokenizer.c: the tokenizer at run time: building a byte-level BPE one from its parts
+// (checked), pre-tokenisation with GPT-2's pattern through PCRE2, BPE encoding with a per-call
+// cache of piece -> ids, decoding, the fingerprint, and the public queries for every kind (the
+// other kinds' encoders and decoders are reached through tok->ops). Loading and saving files is
 // in tokenizer_file.c, training in bpe_train.c.
 #define _GNU_SOURCE // memmem
 #include "common/check.h"
 #include "data/tokenizer-impl.h"
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +16,13 @@
 const char *const TOKENIZER_DEFAULT_SPECIALS[TOKENIZER_N_DEFAULT_SPECIALS] = {
     "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"};
 
+const char *const TOKENIZER_KIND_NAMES[TOKENIZER_N_KINDS] = {[TOKENIZER_LAYERCAKE] = "layercake",
+                                                             [TOKENIZER_GPT2] = "gpt2",
+                                                             [TOKENIZER_HF_BPE] = "hf-bpe",
+                                                             [TOKENIZER_SENTENCEPIECE] =
+                                                                 "sentencepiece",
+                                                             [TOKENIZER_LLAMA2C] = "llama2c"};
+
 void *tokenizer_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (errlen > 0) {
         va_list ap;
@@ -22,6 +31,51 @@ void *tokenizer_fail(char *err, size_t errlen, const char *fmt, ...) {
         va_end(ap);
     }
     return NULL;
+}
+
+char *tokenizer_read_file(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tokenizer_fail(err, errlen, "%s: %s", path, strerror(errno));
+    ByteVec buf = {0};
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) bytevec_append(&buf, chunk, got);
+    int failed = ferror(f) ? errno : 0;
+    fclose(f);
+    if (failed) {
+        free(buf.v);
+        return tokenizer_fail(err, errlen, "%s: %s", path, strerror(failed));
+    }
+    bytevec_append(&buf, "", 1);
+    *len = buf.n - 1;
+    return buf.v;
+}
+
+json_t *tokenizer_load_json(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tokenizer_fail(err, errlen, "%s: %s", path, strerror(errno));
+    json_error_t je;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (root) return root;
+    if (je.line < 0) return tokenizer_fail(err, errlen, "%s: %s", path, je.text);
+    return tokenizer_fail(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+}
+
+bool tokenizer_write_json(json_t *root, const char *path, char *err, size_t errlen) {
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return tokenizer_fail(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(errno));
+    bool bad = json_dumpf(root, f, JSON_INDENT(1)) != 0 || fputc('\n', f) == EOF;
+    bad = fclose(f) != 0 || bad;
+    if (bad || rename(tmp, path) != 0) {
+        tokenizer_fail(err, errlen, "%s: could not write: %s", path, strerror(errno));
+        remove(tmp);
+        return false;
+    }
+    return true;
 }
 
 // ---- pre-tokenisation --------------------------------------------------------------------------
@@ -108,6 +162,9 @@ void pretokenize(const Pretokenizer *p, const char *text, size_t len, PieceFn em
 // list of symbols: a round pops every entry of the lowest rank in position order (entries
 // whose symbols have changed since are skipped), and the pairs the round creates enter the
 // heap only when it ends, so a round sees the piece as it was when it began, as GPT-2's does.
+// Hugging Face's rule (merge_one_at_a_time) merges only the leftmost occurrence of the
+// lowest-ranked pair, then looks again; the two agree unless a merge makes a token that an
+// earlier-ranked merge uses (real tokenizers' merges never do).
 typedef struct {
     int *id, *next, *prev; // per symbol (a byte position); id -1 once merged into its left
     uint64_t *heap;        // min-heap of rank << 32 | position
@@ -204,8 +261,11 @@ static void bpe_piece(const Tokenizer *tok, const unsigned char *w, int n, BpeSc
             int pos = (int)(uint32_t)heap_pop(s);
             const Merge *m = &tok->merges[rank];
             int right = s->next[pos];
-            if (s->id[pos] == m->left && right < n && s->id[right] == m->right)
+            if (s->id[pos] == m->left && right < n && s->id[right] == m->right) {
                 merge_at(tok, s, pos, m, n);
+                // Hugging Face's order: the pairs this merge made compete at once
+                if (tok->merge_one_at_a_time) break;
+            }
         }
         for (size_t i = 0; i < s->n_fresh; i++) heap_push(s, s->fresh[i]);
     }
@@ -234,6 +294,14 @@ static void encode_piece(void *ctx, const char *piece, size_t len, int special_i
         intvec_push(&e->out, special_id);
         return;
     }
+    if (len == 0) return;
+    if (e->tok->ignore_merges) {
+        int32_t whole = bytesmap_get(&e->tok->vocab_index, piece, len);
+        if (whole >= 0) {
+            intvec_push(&e->out, whole);
+            return;
+        }
+    }
     int32_t at = bytesmap_get(&e->cache, piece, len);
     if (at >= 0) {
         int n = e->cached.v[at];
@@ -258,26 +326,32 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int all
                      int **ids) {
     Encoder e = {.tok = tok};
     intvec_reserve(&e.out, len / 4 + 1);
-    if (len > 0) {
+    if (len > 0 && tok->ops && tok->ops->encode_text) {
+        tok->ops->encode_text(tok, text, len, &e.out);
+    } else if (len > 0) {
         bytesmap_init(&e.cache, len / 16 < 4096 ? len / 16 : 4096);
-        Pretokenizer p = {tok->pattern, allow_special ? tok->n_specials : 0, tok->special_text,
-                          tok->special_len, tok->specials};
-        pretokenize(&p, text, len, encode_piece, &e);
+        if (tok->ops && tok->ops->pretokenize_text) {
+            tok->ops->pretokenize_text(tok, text, len, allow_special, encode_piece, &e);
+        } else {
+            Pretokenizer p = {tok->pattern, allow_special ? tok->n_specials : 0, tok->special_text,
+                              tok->special_len, tok->specials};
+            pretokenize(&p, text, len, encode_piece, &e);
+        }
         bytesmap_free(&e.cache);
         free(e.cached.v);
         bpe_scratch_free(&e.bpe);
     }
     LC_ASSERT(e.out.n <= INT_MAX);
-    *ids = e.out.v;
+    *ids = e.out.v ? e.out.v : lc_malloc(sizeof(int));
     return (int)e.out.n;
 }
 
 char *tokenizer_decode(const Tokenizer *tok, const int *ids, int n, size_t *len) {
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= tok->n_vocab) return NULL;
-        total += tok->tok_off[ids[i] + 1] - tok->tok_off[ids[i]];
-    }
+    if (tok->ops && tok->ops->decode_ids) return tok->ops->decode_ids(tok, ids, n, len);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += tok->tok_off[ids[i] + 1] - tok->tok_off[ids[i]];
     char *text = lc_malloc(total + 1);
     size_t at = 0;
     for (int i = 0; i < n; i++) {
@@ -309,6 +383,26 @@ int tokenizer_eot(const Tokenizer *tok) {
     return tok->eot;
 }
 
+int tokenizer_eos(const Tokenizer *tok) {
+    return tok->eot;
+}
+
+int tokenizer_bos(const Tokenizer *tok) {
+    return tok->bos;
+}
+
+int tokenizer_pad(const Tokenizer *tok) {
+    return tok->pad;
+}
+
+const char *tokenizer_kind(const Tokenizer *tok) {
+    return TOKENIZER_KIND_NAMES[tok->kind];
+}
+
+const char *tokenizer_chat_template(const Tokenizer *tok) {
+    return tok->chat_template;
+}
+
 uint64_t tokenizer_fingerprint(const Tokenizer *tok) {
     return tok->fingerprint;
 }
@@ -320,15 +414,51 @@ const char *tokenizer_token(const Tokenizer *tok, int id, size_t *len) {
 
 void tokenizer_free(Tokenizer *tok) {
     if (!tok) return;
+    if (tok->ops && tok->ops->release_impl && tok->impl) tok->ops->release_impl(tok->impl);
     free(tok->tok_off);
     free(tok->tok_bytes);
     free(tok->merges);
-    u64map_free(&tok->merge_rank);
+    if (tok->merge_rank.keys) u64map_free(&tok->merge_rank);
+    if (tok->vocab_index.slots) bytesmap_free(&tok->vocab_index);
     free(tok->specials);
     free(tok->special_text);
     free(tok->special_len);
+    free(tok->special_arena);
+    free(tok->chat_template);
     if (tok->pattern) pcre2_code_free(tok->pattern);
     free(tok);
+}
+
+Tokenizer *tokenizer_alloc(TokenizerKind kind) {
+    Tokenizer *tok = lc_calloc(1, sizeof(*tok));
+    tok->kind = kind;
+    tok->eot = tok->bos = tok->pad = -1;
+    return tok;
+}
+
+void tokenizer_name_specials(Tokenizer *tok, const char *const *names, const size_t *lens) {
+    size_t total = 0;
+    for (int i = 0; i < tok->n_specials; i++) total += lens[i];
+    free(tok->special_text);
+    free(tok->special_len);
+    free(tok->special_arena);
+    tok->special_arena = lc_malloc(total + 1);
+    tok->special_text = lc_calloc((size_t)tok->n_specials + 1, sizeof(*tok->special_text));
+    tok->special_len = lc_calloc((size_t)tok->n_specials + 1, sizeof(*tok->special_len));
+    size_t at = 0;
+    for (int i = 0; i < tok->n_specials; i++) {
+        memcpy(tok->special_arena + at, names[i], lens[i]);
+        tok->special_text[i] = tok->special_arena + at;
+        tok->special_len[i] = lens[i];
+        at += lens[i];
+    }
+}
+
+void tokenizer_seal(Tokenizer *tok) {
+    uint64_t h = tok->content_hash;
+    h = fnv1a_u32(h, (uint32_t)tok->bos);
+    h = fnv1a_u32(h, (uint32_t)tok->eot);
+    tok->fingerprint = fnv1a_u32(h, (uint32_t)tok->pad);
 }
 
 // ---- building ----------------------------------------------------------------------------------
@@ -342,7 +472,8 @@ static bool is_special(const Tokenizer *tok, int id) {
     return bsearch(&id, tok->specials, (size_t)tok->n_specials, sizeof(int), cmp_int) != NULL;
 }
 
-// Sorts the special ids, checks them and finds <|endoftext|>.
+// Sorts the special ids, checks them and finds <|endoftext|> (required of the layercake and
+// GPT-2 kinds).
 static bool build_specials(Tokenizer *tok, const char *source, char *err, size_t errlen) {
     qsort(tok->specials, (size_t)tok->n_specials, sizeof(int), cmp_int);
     tok->special_text = lc_calloc((size_t)tok->n_specials + 1, sizeof(*tok->special_text));
@@ -358,7 +489,7 @@ static bool build_specials(Tokenizer *tok, const char *source, char *err, size_t
             memcmp(tok->special_text[i], "<|endoftext|>", tok->special_len[i]) == 0)
             tok->eot = id;
     }
-    if (tok->eot < 0)
+    if (tok->eot < 0 && (tok->kind == TOKENIZER_LAYERCAKE || tok->kind == TOKENIZER_GPT2))
         return tokenizer_fail(err, errlen, "%s: no <|endoftext|> special token", source);
     return true;
 }
@@ -421,32 +552,26 @@ static bool build_merges(Tokenizer *tok, int (*pairs)[2], const BytesMap *index,
     return ok;
 }
 
-static uint64_t hash_u32(uint64_t h, uint32_t x) {
-    unsigned char le[4] = {x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, x >> 24};
-    return fnv1a_update(h, le, 4);
-}
-
 // FNV-1a 64 over, as little-endian uint32 unless said: the counts of tokens, merges and
 // special tokens; each token's length and bytes by id; each merge's left and right ids in
 // priority order; the special tokens' ids ascending (docs/tokenizer.md).
-static uint64_t fingerprint_of(const Tokenizer *tok) {
-    uint64_t h = FNV1A_OFFSET;
-    h = hash_u32(h, (uint32_t)tok->n_vocab);
-    h = hash_u32(h, (uint32_t)tok->n_merges);
-    h = hash_u32(h, (uint32_t)tok->n_specials);
+uint64_t tokenizer_core_hash(const Tokenizer *tok, uint64_t h) {
+    h = fnv1a_u32(h, (uint32_t)tok->n_vocab);
+    h = fnv1a_u32(h, (uint32_t)tok->n_merges);
+    h = fnv1a_u32(h, (uint32_t)tok->n_specials);
     for (int id = 0; id < tok->n_vocab; id++) {
         size_t len;
         const char *b = token_bytes(tok, id, &len);
-        h = fnv1a_update(hash_u32(h, (uint32_t)len), b, len);
+        h = fnv1a_update(fnv1a_u32(h, (uint32_t)len), b, len);
     }
     for (int r = 0; r < tok->n_merges; r++)
-        h = hash_u32(hash_u32(h, (uint32_t)tok->merges[r].left), (uint32_t)tok->merges[r].right);
-    for (int i = 0; i < tok->n_specials; i++) h = hash_u32(h, (uint32_t)tok->specials[i]);
+        h = fnv1a_u32(fnv1a_u32(h, (uint32_t)tok->merges[r].left), (uint32_t)tok->merges[r].right);
+    for (int i = 0; i < tok->n_specials; i++) h = fnv1a_u32(h, (uint32_t)tok->specials[i]);
     return h;
 }
 
 Tokenizer *tokenizer_build(TokenizerParts *parts, const char *source, char *err, size_t errlen) {
-    Tokenizer *tok = lc_calloc(1, sizeof(*tok));
+    Tokenizer *tok = tokenizer_alloc(parts->kind);
     tok->n_vocab = parts->n_vocab;
     tok->tok_off = parts->tok_off;
     tok->tok_bytes = parts->tok_bytes;
@@ -467,7 +592,12 @@ Tokenizer *tokenizer_build(TokenizerParts *parts, const char *source, char *err,
         tokenizer_free(tok);
         return NULL;
     }
-    tok->pattern = pretokenizer_compile();
-    tok->fingerprint = fingerprint_of(tok);
+    if (tok->kind == TOKENIZER_LAYERCAKE || tok->kind == TOKENIZER_GPT2) {
+        tok->pattern = pretokenizer_compile();
+        tok->fingerprint = tokenizer_core_hash(tok, FNV1A_OFFSET);
+    } else {
+        const char *kind = TOKENIZER_KIND_NAMES[tok->kind];
+        tok->content_hash = tokenizer_core_hash(tok, fnv1a_str(FNV1A_OFFSET, kind, strlen(kind)));
+    }
     return tok;
 }

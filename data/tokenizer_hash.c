@@ -19,6 +19,15 @@ uint64_t fnv1a_update(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
+uint64_t fnv1a_u32(uint64_t h, uint32_t x) {
+    unsigned char le[4] = {x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, x >> 24};
+    return fnv1a_update(h, le, 4);
+}
+
+uint64_t fnv1a_str(uint64_t h, const char *s, size_t n) {
+    return fnv1a_update(fnv1a_u32(h, (uint32_t)n), s, n);
+}
+
 // SplitMix64's finaliser: spreads pair keys (two small ids) over the table.
 static uint64_t mix64(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -12,6 +12,7 @@ PACKAGES=(
   libyaml-dev                               # recipes
   libhdf5-dev                               # datasets and checkpoints
   libpcre2-dev libjansson-dev               # tokenizer pre-tokenisation, JSON/JSONL
+  libsentencepiece-dev sentencepiece        # SentencePiece tokenizers; spm_train for their tests
   check libsubunit-dev clang-format         # unit tests, the style check
   clang libclang-rt-14-dev                  # the fuzzers (libFuzzer, tests/fuzz)
   python3-torch python3-h5py python3-numpy  # PyTorch reference for parity tests and benchmarks

@@ -221,6 +221,27 @@ START_TEST(test_gpt2_fingerprint_is_stable) {
 }
 END_TEST
 
+// The queries every kind answers, for GPT-2's folder and a saved layercake file: the kind, EOS
+// (<|endoftext|>), no BOS or PAD, no chat template.
+START_TEST(test_gpt2_kind_and_special_ids) {
+    Tokenizer *tok = load_ok(GPT2_DIR);
+    ck_assert_str_eq(tokenizer_kind(tok), "gpt2");
+    ck_assert_int_eq(tokenizer_eos(tok), 50256);
+    ck_assert_int_eq(tokenizer_bos(tok), -1);
+    ck_assert_int_eq(tokenizer_pad(tok), -1);
+    ck_assert_ptr_null(tokenizer_chat_template(tok));
+    char err[1024] = "";
+    const char *path = test_tmp_path("tok-gpt2-kind.json");
+    ck_assert_msg(tokenizer_save(tok, path, err, sizeof(err)) == 0, "save: %s", err);
+    Tokenizer *back = load_ok(path);
+    ck_assert_str_eq(tokenizer_kind(back), "layercake");
+    ck_assert_int_eq(tokenizer_eos(back), 50256);
+    ck_assert_int_eq(tokenizer_bos(back), -1);
+    tokenizer_free(back);
+    tokenizer_free(tok);
+}
+END_TEST
+
 // GPT-2 saved as a layercake file loads back as the same tokenizer.
 START_TEST(test_gpt2_save_load) {
     Tokenizer *tok = load_ok(GPT2_DIR);
@@ -733,6 +754,7 @@ int main(void) {
     tcase_add_test(gpt2, test_gpt2_special_tokens);
     tcase_add_test(gpt2, test_gpt2_tinyshakespeare);
     tcase_add_test(gpt2, test_gpt2_fingerprint_is_stable);
+    tcase_add_test(gpt2, test_gpt2_kind_and_special_ids);
     tcase_add_test(gpt2, test_gpt2_save_load);
     tcase_add_test(gpt2, test_gpt2_hugging_face_names);
     suite_add_tcase(s, gpt2);
