@@ -237,6 +237,10 @@ int import_run(const ImportOptions *o, const char *const *inputs, int n_inputs, 
     if (options_check(o, inputs, n_inputs, err, errlen) < 0) return -1;
     if (import_check_outputs(o, inputs, n_inputs, err, errlen) < 0) return IMPORT_ERR_USAGE;
     char why[512];
+    if (tokenizer_eot(o->tok) < 0)
+        return lc_error(err, errlen,
+                        "the tokenizer has no end-of-text token (eos_token in "
+                        "tokenizer_config.json), which ends every document and response");
     Importer im = {.o = o, .st = st};
     im.chat = chat_init_named(o->tok, o->chat_template, o->model_chat_template, why, sizeof(why));
     if (!im.chat.tok) return lc_error(err, errlen, "--chat-template: %s", why);

@@ -125,7 +125,7 @@ static int import_main(int argc, char **argv) {
     Tokenizer *tok = tokenizer_or_report(tok_path);
     if (!tok) return 1;
     o.tok = tok;
-    o.model_chat_template = NULL; // the tokenizer's own template, once tokenizers carry one
+    o.model_chat_template = tokenizer_chat_template(tok); // the model's own, for auto
     ImportStats st;
     char err[1024];
     rc = import_run(&o, (const char *const *)args.v, args.n, &st, err, sizeof(err));

@@ -79,9 +79,9 @@ static int parse(int argc, char **argv, GenArgs *a) {
 // The prompt's ids and the token generation stops at.
 static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *stop) {
     if (a->chat) {
-        // The model's own template (tokenizer_config.json's chat_template) joins "auto" once
-        // tokenizers carry it; the name was checked when the command line was read.
-        Chat chat = chat_init_named(tok, a->chat_template, NULL, NULL, 0);
+        // auto: the model's own template (tokenizer_config.json's chat_template) when known;
+        // the name was checked when the command line was read
+        Chat chat = chat_init_named(tok, a->chat_template, tokenizer_chat_template(tok), NULL, 0);
         LC_ASSERT(chat.tok != NULL);
         chat_prompt(&chat, a->prompt, strlen(a->prompt), p);
         *stop = chat.end;
@@ -91,13 +91,20 @@ static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *sto
         free(ids);
         *stop = tokenizer_eot(tok);
     }
-    if (p->n == 0) tokenbuf_push(p, stop, 1, 0); // an empty prompt starts from end-of-text
+    // an empty prompt starts from BOS, or end-of-text for tokenizers without one (GPT-2)
+    int start = tokenizer_bos(tok) >= 0 ? tokenizer_bos(tok) : tokenizer_eot(tok);
+    if (p->n == 0 && start >= 0) tokenbuf_push(p, &start, 1, 0);
 }
 
 static int generate(Model *m, const Tokenizer *tok, const GenArgs *a) {
     TokenBuf p = {0};
     int stop, rc = 0;
     render(tok, a, &p, &stop);
+    if (p.n == 0) {
+        fprintf(stderr, "layercake generate: an empty prompt needs a tokenizer with a BOS or an "
+                        "end-of-text token to start from; give --prompt\n");
+        return 2;
+    }
     if (a->show_prompt) {
         size_t bytes;
         char *text = tokenizer_decode(tok, p.ids, (int)p.n, &bytes);

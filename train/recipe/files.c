@@ -58,23 +58,40 @@ static RecipeError file_check(const FileCheck *c, int i, const char *key, const 
     return RECIPE_OK;
 }
 
-// A tokenizer is a .json file, or a folder holding GPT-2's encoder.json and vocab.bpe.
+// A tokenizer is a file (layercake's or Hugging Face's .json, SentencePiece's .model, llama2.c's
+// .bin) or a folder holding one (data/tokenizer.h).
+// A folder holds a tokenizer when it has one of the file sets tokenizer_load reads; false with
+// the reason in why (a set's missing half, or none of them).
+static bool tokenizer_folder(const char *dir, char *why, size_t len) {
+    static const char *const sets[][2] = {{"tokenizer.json", NULL},
+                                          {"tokenizer.model", NULL},
+                                          {"encoder.json", "vocab.bpe"},
+                                          {"vocab.json", "merges.txt"}};
+    char part[PATH_MAX + 32], cause[256];
+    snprintf(why, len,
+             "'%s' holds no tokenizer: a folder needs tokenizer.json, tokenizer.model, or "
+             "GPT-2's encoder.json and vocab.bpe (or vocab.json and merges.txt)",
+             dir);
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        snprintf(part, sizeof(part), "%s/%s", dir, sets[i][0]);
+        if (!readable(part, false, cause, sizeof(cause))) continue;
+        if (!sets[i][1]) return true;
+        snprintf(part, sizeof(part), "%s/%s", dir, sets[i][1]);
+        if (readable(part, false, cause, sizeof(cause))) return true;
+        snprintf(why, len, "cannot read '%.*s': %s (%s needs it)", 1024, part, cause, sets[i][0]);
+    }
+    return false;
+}
+
 static RecipeError tokenizer_check(const FileCheck *c) {
     const char *path = c->r->tokenizer;
-    char why[512], part[PATH_MAX + 16];
+    char why[1536];
     struct stat st;
     if (prepare_will_make(c->r, path)) return RECIPE_OK;
     if (!readable(path, true, why, sizeof(why)))
         return file_fail(c, -1, "tokenizer", "cannot read '%s': %s", path, why);
-    for (int i = 0; stat(path, &st) == 0 && S_ISDIR(st.st_mode) && i < 2; i++) {
-        const char *name = i == 0 ? "encoder.json" : "vocab.bpe";
-        snprintf(part, sizeof(part), "%s/%s", path, name);
-        if (!readable(part, false, why, sizeof(why)))
-            return file_fail(c, -1, "tokenizer",
-                             "cannot read '%s': %s (a tokenizer folder holds GPT-2's "
-                             "encoder.json and vocab.bpe)",
-                             part, why);
-    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !tokenizer_folder(path, why, sizeof(why)))
+        return file_fail(c, -1, "tokenizer", "%s", why);
     if (c->check && c->check(c->ctx, path, "tokenizer", path, why, sizeof(why)) != 0)
         return file_fail(c, -1, "tokenizer", "%s", why);
     return RECIPE_OK;

@@ -51,7 +51,9 @@ const Key SCHEMA[] = {
     {TOP(backend), KEY_ENUM, 0, "cpu", .names = BACKENDS, .doc = "kernel backend"},
     {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
     {TOP(tokenizer), KEY_STRING, 0, REQUIRED, .flags = KEY_INPUT_PATH,
-     .doc = "a tokenizer .json file, or a folder holding GPT-2's encoder.json and vocab.bpe"},
+     .doc = "a tokenizer: layercake's or Hugging Face's .json, SentencePiece's .model, "
+            "llama2.c's .bin, or a folder holding one (tokenizer.json, tokenizer.model, or "
+            "GPT-2's encoder.json and vocab.bpe)"},
     {TOP(prepare), KEY_STRINGS, 0, "[]", ANY,
      .doc = "layercake commands that make the recipe's tokenizer and datasets (e.g. \"data "
             "synth --task arithmetic --out data/arith\"), run in order from the recipe's folder "

@@ -327,6 +327,13 @@ int run_open(Run *run, const Recipe *r) {
         fprintf(stderr, "layercake: %s: tokenizer: %s\n", r->file, err);
         return 1;
     }
+    if (tokenizer_eot(run->tok) < 0) { // every stage ends documents and responses with it
+        fprintf(stderr,
+                "layercake: %s: tokenizer: %s has no end-of-text token (set eos_token in its "
+                "tokenizer_config.json)\n",
+                r->file, r->tokenizer);
+        return 1;
+    }
     run->fingerprint = tokenizer_fingerprint(run->tok);
     if (run_validate_files(r, err, sizeof(err)) != RECIPE_OK) {
         fprintf(stderr, "layercake: %s\n", err);
