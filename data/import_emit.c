@@ -45,9 +45,10 @@ static int write_example(Importer *im, const Example *ex) {
 
 int import_document(Importer *im, const char *text, size_t len) {
     TokenBuf *d = &im->seq;
-    int *ids, eot = tokenizer_eot(im->o->tok);
+    int *ids, eot = tokenizer_eot(im->o->tok), bos = tokenizer_bos(im->o->tok);
     int n = tokenizer_encode(im->o->tok, text, len, 0, &ids);
     d->n = 0;
+    if (bos >= 0) tokenbuf_push(d, &bos, 1, 0); // documents start as the model saw them
     tokenbuf_push(d, ids, n, 0);
     tokenbuf_push(d, &eot, 1, 0);
     free(ids);

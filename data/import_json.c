@@ -301,8 +301,9 @@ static int plain_check_empty(Importer *im, Format f, const size_t *len) {
     return LINE_OK;
 }
 
-// prompt, prompt/completion and prompt/chosen/rejected: the texts as they are, each response
-// followed by the end-of-text token.
+// prompt, prompt/completion and prompt/chosen/rejected: the texts as they are (after the BOS
+// token, for tokenizers that have one: Llama-family models are trained to start from it), each
+// response followed by the end-of-text token.
 static int line_plain(Importer *im, json_t *root, Format f) {
     Parsed *p = &im->p;
     const char *const *field = PLAIN_FIELDS[f];
@@ -312,6 +313,8 @@ static int line_plain(Importer *im, json_t *root, Format f) {
     for (; n < 3 && field[n]; n++)
         if (get_string(im, root, field[n], NULL, &text[n], &len[n]) < 0) return LINE_BAD;
     if (plain_check_empty(im, f, len) != LINE_OK) return LINE_BAD;
+    int bos = tokenizer_bos(im->o->tok);
+    if (bos >= 0) tokenbuf_push(&p->ctx, &bos, 1, 0);
     encode_into(im, text[0], len[0], &p->ctx, 0);
     for (int k = 1; k < n; k++) {
         raw_response(im, text[k], len[k], &p->resp[k - 1]);

@@ -154,6 +154,45 @@ START_TEST(completion_to_sft_and_prompt) {
 }
 END_TEST
 
+// A tokenizer with a BOS (llama2.c's tok512.bin: BOS 1, EOS 2) starts plain prompts and documents
+// with it and ends responses and documents with its EOS.
+START_TEST(bos_tokenizer_prompts_and_documents) {
+    char err[512];
+    Tokenizer *tok =
+        tokenizer_load(LC_SOURCE_DIR "/samples/tinyllamas/tok512.bin", err, sizeof(err));
+    ck_assert_msg(tok != NULL, "%s", err);
+    ck_assert_int_eq(tokenizer_bos(tok), 1);
+    ck_assert_int_eq(tokenizer_eot(tok), 2);
+    ImportOptions o = options(DATA_SFT, tok, "bos_sft.h5");
+    import_ok(&o, FIXTURE("completion.jsonl"));
+    Dataset *ds = open_loaded(o.out, DATA_SFT, tok);
+    TokenBuf w = {0};
+    want_id(&w, 1, 0);
+    want_text(&w, tok, "The capital of France is", 0);
+    want_text(&w, tok, " Paris.", 1);
+    want_id(&w, 2, 1);
+    Example ex = dataset_example(ds, 0);
+    assert_sft(&ex, &w);
+    dataset_free(ds);
+
+    const char *doc = test_tmp_path("bos_doc.txt");
+    FILE *f = fopen(doc, "w");
+    ck_assert(f != NULL);
+    fputs("Once upon a time", f);
+    fclose(f);
+    o = options(DATA_LM, tok, "bos_lm.h5");
+    import_ok(&o, doc);
+    ds = open_loaded(o.out, DATA_LM, tok);
+    int want[] = {1, 403, 407, 261, 378, 2}; // run.c's encoding of the text, then EOS
+    ck_assert_int_eq(ds->n_tokens, 6);
+    ex = dataset_example(ds, 0);
+    ck_assert_mem_eq(ex.tokens, want, sizeof(want));
+    dataset_free(ds);
+    tokenbuf_free(&w);
+    tokenizer_free(tok);
+}
+END_TEST
+
 // GPT-2: the HH plain-text rendering, an <|endoftext|> after every assistant turn, loss on the
 // assistant turns only; and the header/response seam tokenizes as the joined text does.
 START_TEST(messages_plain_template) {
@@ -834,6 +873,7 @@ int main(void) {
     TCase *tc = tcase_create("formats");
     tcase_add_unchecked_fixture(tc, tokenizers_load, tokenizers_free);
     tcase_add_test(tc, completion_to_sft_and_prompt);
+    tcase_add_test(tc, bos_tokenizer_prompts_and_documents);
     tcase_add_test(tc, messages_plain_template);
     tcase_add_test(tc, messages_role_tokens);
     tcase_add_test(tc, messages_open_conversation);
