@@ -87,6 +87,8 @@ static void render(const Tokenizer *tok, const GenArgs *a, TokenBuf *p, int *sto
         *stop = chat.end;
     } else {
         int *ids = NULL, n = tokenizer_encode(tok, a->prompt, strlen(a->prompt), 1, &ids);
+        int bos = tokenizer_bos(tok); // as the importers start prompts (docs/datasets.md)
+        if (bos >= 0 && n > 0) tokenbuf_push(p, &bos, 1, 0);
         tokenbuf_push(p, ids, n, 0);
         free(ids);
         *stop = tokenizer_eot(tok);
