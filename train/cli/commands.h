@@ -5,7 +5,10 @@
 
 int cmd_bench(int argc, char **argv);     // train/cli/cmd_bench.c
 int cmd_data(int argc, char **argv);      // train/cli/cmd_data.c
+int cmd_export(int argc, char **argv);    // train/cli/cmd_export.c
 int cmd_generate(int argc, char **argv);  // train/cli/cmd_generate.c
+int cmd_import(int argc, char **argv);    // train/cli/cmd_import.c: `import hf`, `import llama2c`
+int cmd_logits(int argc, char **argv);    // train/cli/cmd_logits.c
 int cmd_recipe(int argc, char **argv);    // train/cli/cmd_recipe.c: `recipe docs`
 int cmd_run(int argc, char **argv);       // train/cli/cmd_run.c
 int cmd_score(int argc, char **argv);     // train/cli/cmd_score.c

@@ -23,6 +23,9 @@ static const Command COMMANDS[] = {
     {"run", cmd_run, "run a recipe's stages into its run directory"},
     {"generate", cmd_generate, "sample from a checkpoint"},
     {"score", cmd_score, "score a dataset's responses with a reward model"},
+    {"logits", cmd_logits, "print a model's logits over a sequence of token ids"},
+    {"import", cmd_import, "convert a Hugging Face folder or a llama2.c .bin to a weights file"},
+    {"export", cmd_export, "write a checkpoint as a Hugging Face model folder"},
     {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
     {"report", cmd_report, "build a run's report.md and SVG plots from its run directory"},
 };

@@ -1,0 +1,121 @@
+// train/cli/cmd_import.c: `layercake import hf DIR --out CKPT.h5` and `layercake import llama2c
+// MODEL.bin --out CKPT.h5`: real models' weights into layercake weights files (model/hf.h,
+// model/llama2c.h; docs/models.md).
+#include "model/checkpoint.h"
+#include "model/hf.h"
+#include "model/llama2c.h"
+#include "train/cli/commands.h"
+#include "train/cli/options.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const OptionsCommand HF = {
+    .name = "import hf",
+    .synopsis = "DIR --out CKPT.h5",
+    .summary = "a Hugging Face model folder (config.json + safetensors) into a weights file",
+    .description =
+        "Reads DIR/config.json and DIR/model.safetensors (or the shards named by\n"
+        "model.safetensors.index.json) of a GPT2LMHeadModel, LlamaForCausalLM,\n"
+        "MistralForCausalLM or Qwen2ForCausalLM (or a ...ForSequenceClassification reward model\n"
+        "with one label) and writes the weights as a sealed layercake weights file. F16 and BF16\n"
+        "weights become float32 exactly. The tokenizer is not converted: give the recipe its\n"
+        "own tokenizer: key. docs/models.md lists the names, keys and refusals.\n",
+    .args = "DIR",
+    .min_args = 1,
+    .max_args = 1};
+
+static const OptionsCommand LLAMA2C = {
+    .name = "import llama2c",
+    .synopsis = "MODEL.bin [--tokenizer TOK.bin] --out CKPT.h5",
+    .summary = "a llama2.c legacy checkpoint (.bin) into a weights file",
+    .description =
+        "Reads a llama2.c legacy checkpoint (a 7-int header, then float32 arrays; a negative\n"
+        "vocab_size marks an unshared classifier at the end) and writes a sealed layercake\n"
+        "weights file of the llama family. The rows of wq and wk are permuted from llama2.c's\n"
+        "interleaved RoPE pairs to the rotate-half layout layercake and Hugging Face use, so the\n"
+        "model computes what llama2.c's run.c computes. --tokenizer is checked to exist only:\n"
+        "recipes take the tokenizer by their tokenizer: key.\n",
+    .args = "MODEL.bin",
+    .min_args = 1,
+    .max_args = 1};
+
+// Saves m to out and prints what was imported.
+static int save(Model *m, const char *from, const char *what, const char *out, const char *name) {
+    char err[2048];
+    int rc = 0;
+    if (model_save(m, out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake %s: %s\n", name, err);
+        rc = 1;
+    } else {
+        const ModelConfig *c = &m->cfg;
+        printf("%s: %s -> %s\n", from, what, out);
+        printf("family %s, %d layers, %d heads (%d key/value), d_model %d, d_ff %d, vocab %d, "
+               "context %d, %s output, %zu parameters\n",
+               model_family_name(c->family), c->n_layer, c->n_head, c->n_kv_head, c->d_model,
+               c->d_ff, c->vocab_size, c->max_seq_len, c->tied ? "tied" : "untied", m->table.numel);
+    }
+    model_free(m);
+    return rc;
+}
+
+static int import_hf_main(int argc, char **argv) {
+    const char *out = NULL;
+    const Option opts[] = {
+        {"out", 'o', OPT_STRING, &out, 0, 0, true, "CKPT.h5", "the weights file to write"}, {0}};
+    OptionsCommand cmd = HF;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    const char *dir = args.v[0];
+    char err[2048];
+    HfConfig hc;
+    if (!hf_is_folder(dir)) {
+        fprintf(stderr, "layercake import hf: %s is not a folder holding config.json\n", dir);
+        return 1;
+    }
+    if (hf_read_config(dir, &hc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake import hf: %s\n", err);
+        return 1;
+    }
+    Model *m = hf_model_load(backend_cpu(), dir, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err));
+    if (!m) {
+        fprintf(stderr, "layercake import hf: %s\n", err);
+        return 1;
+    }
+    return save(m, dir, hc.architecture, out, cmd.name);
+}
+
+static int import_llama2c_main(int argc, char **argv) {
+    const char *out = NULL, *tok = NULL;
+    const Option opts[] = {
+        {"out", 'o', OPT_STRING, &out, 0, 0, true, "CKPT.h5", "the weights file to write"},
+        {"tokenizer", 0, OPT_STRING, &tok, 0, 0, false, "TOK.bin",
+         "llama2.c's tokenizer file (checked to exist)"},
+        {0}};
+    OptionsCommand cmd = LLAMA2C;
+    cmd.options = opts;
+    OptionArgs args;
+    int rc = options_parse(&cmd, argc, argv, &args);
+    if (rc != OPTIONS_CONTINUE) return rc;
+    struct stat st;
+    if (tok && (stat(tok, &st) != 0 || !S_ISREG(st.st_mode))) {
+        fprintf(stderr, "layercake import llama2c: --tokenizer %s: no such file\n", tok);
+        return 1;
+    }
+    char err[2048];
+    Model *m = llama2c_model_load(backend_cpu(), args.v[0], MODEL_HEAD_LM, MODEL_INFER, 1, 1, 0,
+                                  err, sizeof(err));
+    if (!m) {
+        fprintf(stderr, "layercake import llama2c: %s\n", err);
+        return 1;
+    }
+    return save(m, args.v[0], "llama2.c legacy checkpoint", out, cmd.name);
+}
+
+int cmd_import(int argc, char **argv) {
+    static const OptionsCommand *const SUBS[] = {&HF, &LLAMA2C};
+    static const OptionsMain RUN[] = {import_hf_main, import_llama2c_main};
+    return options_dispatch("import", SUBS, RUN, 2, argc, argv);
+}
