@@ -324,19 +324,28 @@ int hf_read_config(const char *dir, HfConfig *hc, char *err, size_t errlen) {
     int rc = -1;
     *hc = (HfConfig){.bos_id = -1, .eos_id = -1};
     json_t *archs = json_object_get(c.root, "architectures");
+    const char *type = json_string_value(json_object_get(c.root, "model_type"));
+    const char *name = NULL;
     const Arch *a = NULL;
+    if (json_is_array(archs) && json_array_size(archs) == 1)
+        name = json_string_value(json_array_get(archs, 0));
+    else if ((!archs || json_is_null(archs)) && type) // an older config: the causal LM of its type
+        for (int i = 0; i < N_ARCHS && !name; i++)
+            if (ARCHS[i].heads == MODEL_HEAD_LM && strcmp(ARCHS[i].model_type, type) == 0)
+                name = ARCHS[i].name;
     if (!json_is_object(c.root)) {
         lc_error(err, errlen, "%s: not a JSON object", c.path);
-    } else if (!json_is_array(archs) || json_array_size(archs) != 1 ||
-               !json_is_string(json_array_get(archs, 0))) {
-        lc_error(err, errlen, "%s: 'architectures' must be a list of one name", c.path);
-    } else if (!(a = arch_find(json_string_value(json_array_get(archs, 0))))) {
+    } else if (!name) {
+        lc_error(err, errlen,
+                 "%s: 'architectures' must be a list of one name (or, without it, 'model_type' "
+                 "one of gpt2, llama, mistral, qwen2)",
+                 c.path);
+    } else if (!(a = arch_find(name))) {
         char names[1024] = "";
         for (int i = 0; i < N_ARCHS; i++)
             snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
                      ARCHS[i].name);
-        lc_error(err, errlen, "%s: architecture '%s' is not supported (%s)", c.path,
-                 json_string_value(json_array_get(archs, 0)), names);
+        lc_error(err, errlen, "%s: architecture '%s' is not supported (%s)", c.path, name, names);
     } else {
         bool gpt2 = a->kind == ARCH_GPT2, scalar = a->heads == MODEL_HEAD_SCALAR;
         ModelConfig *cfg = &hc->cfg;

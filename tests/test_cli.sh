@@ -155,6 +155,36 @@ out=$(cd "$P" && LC_PREPARE_DEPTH=1 timeout 20 "$LC" run d.yaml 2>&1); rc=$?
 case "$rc:$out" in "1:"*"refusing to run 'tokenizer train"*"LC_PREPARE_DEPTH=1"*) ;; *) echo "FAIL: prepare at depth 1: exit $rc: $(echo "$out" | head -3)"; fails=$((fails + 1)) ;; esac
 check "no prepare command ran at depth 1" "" "$(ls "$P" | grep -x tok.json)"
 
+# Model conversions and logits (docs/models.md): usage errors exit 2, a missing or truncated
+# file exits 1 naming it, and stories260K imported from llama2.c predicts its own prompt.
+M=$TMP/models
+rm -rf "$M"; mkdir -p "$M"
+usage "layercake logits: give one of --ids and --text" logits x.h5
+usage "layercake logits: give one of --ids and --text" logits x.h5 --ids 1 --text hi
+usage "layercake logits: --ids: 'x' is not a token id" logits x.h5 --ids 1,x,3
+usage "layercake logits: --ids: '' is not a token id" logits x.h5 --ids 1,,3
+usage "layercake export: --format: 'gguf' is not a format (hf)" export x.h5 --format gguf --out d
+usage "layercake export: --dtype: 'f64' is not f32, bf16 or f16" export x.h5 --format hf --out d --dtype f64
+usage "layercake export: needs --format and --out (--format is missing)" export x.h5 --out d
+usage "layercake import hf: --out is required" import hf d
+usage "layercake import: unknown subcommand 'gguf'" import gguf x
+check "import llama2c of a missing file exits 1" 1 "$(status "$LC" import llama2c "$M/none.bin" --out "$M/x.h5")"
+head -c 1000 "$SRC/samples/tinyllamas/stories260K.bin" >"$M/cut.bin"
+out=$("$LC" import llama2c "$M/cut.bin" --out "$M/x.h5" 2>&1); rc=$?
+case "$rc:$out" in "1:"*"$M/cut.bin: the file has 1000 bytes"*"needs exactly 1056540 (truncated)"*) ;; *) echo "FAIL: truncated .bin: exit $rc: $out"; fails=$((fails + 1)) ;; esac
+"$LC" import llama2c "$SRC/samples/tinyllamas/stories260K.bin" --tokenizer "$SRC/samples/tinyllamas/tok512.bin" --out "$M/s.h5" >/dev/null || { echo "FAIL: import llama2c"; fails=$((fails + 1)); }
+usage "token id 512 (position 1) is outside the model's vocabulary [0, 512)" logits "$M/s.h5" --ids 1,512
+usage "513 tokens are more than the model's context of 512" logits "$M/s.h5" --ids "$(seq -s, 1 513)"
+check "logits top-1 after 'Once upon a'" "       261" "$("$LC" logits "$M/s.h5" --ids 1,403,407 --top 1 | sed -n 6p | cut -c1-10)"
+"$LC" export "$M/s.h5" --format hf --out "$M/hf" --bos-id 1 --eos-id 2 >/dev/null || { echo "FAIL: export"; fails=$((fails + 1)); }
+check "export writes the folder" "config.json generation_config.json model.safetensors" "$(ls "$M/hf" | xargs)"
+check "logits of the exported folder equal the checkpoint's" "$("$LC" logits "$M/s.h5" --ids 1,403 --json)" "$("$LC" logits "$M/hf" --ids 1,403 --json)"
+ids=$("$LC" tokenizer encode --tokenizer "$TMP/tok.json" "To be")
+check "logits --text tokenizes as --ids" "$("$LC" logits "$M/s.h5" --ids "${ids// /,}" --json)" "$("$LC" logits "$M/s.h5" --text "To be" --tokenizer "$TMP/tok.json" --json)"
+case "$("$LC" logits "$M/s.h5" --text "To be" --tokenizer "$TMP/tok.json" --top 1)" in "position 0, id ${ids%% *}  \"To\""*) ;; *) echo "FAIL: logits --text does not print the token"; fails=$((fails + 1)) ;; esac
+check "logits --text without a tokenizer exits 1" 1 "$(status "$LC" logits "$M/s.h5" --text hi)"
+usage "layercake export: --bos-id: 600 is outside the model's vocabulary [0, 512)" export "$M/s.h5" --format hf --out "$M/hf2" --bos-id 600
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
   exit 1

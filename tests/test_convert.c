@@ -716,13 +716,20 @@ START_TEST(test_refuses_truncated_llama2c) {
 }
 END_TEST
 
-// GPT-2 as GPT2Model saves it (openai-community/gpt2): names without "transformer.".
+static void edit_no_architectures(json_t *j) {
+    json_object_del(j, "architectures");
+}
+
+// GPT-2 as GPT2Model saves it (openai-community/gpt2): names without "transformer."; and an
+// older config.json without architectures (model_type names the causal LM).
 START_TEST(test_gpt2_without_prefix) {
     Model *a = load_ok(ref_path("gpt2"), 0, MODEL_INFER, 1, 1);
     Model *b = load_ok(tensor_variant("gpt2-bare", "gpt2", (TensorEdits){.strip = "transformer."}),
                        0, MODEL_INFER, 1, 1);
     check_same_params(a, b);
-    model_free(a), model_free(b);
+    Model *c = load_ok(variant("gpt2-noarch", "gpt2", edit_no_architectures), 0, MODEL_INFER, 1, 1);
+    check_same_params(a, c);
+    model_free(a), model_free(b), model_free(c);
 }
 END_TEST
 

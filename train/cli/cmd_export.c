@@ -129,6 +129,27 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
     return rc;
 }
 
+// Whether --tokenizer is a folder with files to copy: 0, or 1 after saying why not.
+static int tokenizer_check(const char *path) {
+    const char *plan[8][2];
+    if (!is_dir(path)) {
+        fprintf(stderr,
+                "layercake export: --tokenizer %s: not a folder (give the folder holding the "
+                "Hugging Face tokenizer files)\n",
+                path);
+        return 1;
+    }
+    if (tokenizer_plan(path, plan) == 0) {
+        fprintf(stderr,
+                "layercake export: --tokenizer %s holds none of tokenizer.json, tokenizer.model, "
+                "tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt, "
+                "encoder.json, vocab.bpe\n",
+                path);
+        return 1;
+    }
+    return 0;
+}
+
 static int copy_tokenizer(const char *src, const char *dir) {
     const char *plan[8][2];
     int n = tokenizer_plan(src, plan);
@@ -199,22 +220,7 @@ int cmd_export(int argc, char **argv) {
     OptionsCommand cmd;
     int rc = parse(argc, argv, &a, &cmd);
     if (rc != OPTIONS_CONTINUE) return rc;
-    if (a.tokenizer) {
-        const char *plan[8][2];
-        if (!is_dir(a.tokenizer))
-            return fprintf(stderr,
-                           "layercake export: --tokenizer %s: not a folder (give the folder "
-                           "holding the Hugging Face tokenizer files)\n",
-                           a.tokenizer),
-                   1;
-        if (tokenizer_plan(a.tokenizer, plan) == 0)
-            return fprintf(stderr,
-                           "layercake export: --tokenizer %s holds none of tokenizer.json, "
-                           "tokenizer.model, tokenizer_config.json, special_tokens_map.json, "
-                           "vocab.json, merges.txt, encoder.json, vocab.bpe\n",
-                           a.tokenizer),
-                   1;
-    }
+    if (a.tokenizer && tokenizer_check(a.tokenizer) != 0) return 1;
     char err[4096], note[2048];
     Model *m = hf_model_load_any(backend_cpu(), a.in, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err));
     if (!m) {
