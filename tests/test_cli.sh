@@ -176,13 +176,25 @@ case "$rc:$out" in "1:"*"$M/cut.bin: the file has 1000 bytes"*"needs exactly 105
 usage "token id 512 (position 1) is outside the model's vocabulary [0, 512)" logits "$M/s.h5" --ids 1,512
 usage "513 tokens are more than the model's context of 512" logits "$M/s.h5" --ids "$(seq -s, 1 513)"
 check "logits top-1 after 'Once upon a'" "       261" "$("$LC" logits "$M/s.h5" --ids 1,403,407 --top 1 | sed -n 6p | cut -c1-10)"
-"$LC" export "$M/s.h5" --format hf --out "$M/hf" --bos-id 1 --eos-id 2 >/dev/null || { echo "FAIL: export"; fails=$((fails + 1)); }
+"$LC" export "$M/s.h5" --format hf --out "$M/hf" --bos-id 1 --eos-id 2 >/dev/null 2>&1 || { echo "FAIL: export"; fails=$((fails + 1)); }
 check "export writes the folder" "config.json generation_config.json model.safetensors" "$(ls "$M/hf" | xargs)"
 check "logits of the exported folder equal the checkpoint's" "$("$LC" logits "$M/s.h5" --ids 1,403 --json)" "$("$LC" logits "$M/hf" --ids 1,403 --json)"
 ids=$("$LC" tokenizer encode --tokenizer "$TMP/tok.json" "To be")
 check "logits --text tokenizes as --ids" "$("$LC" logits "$M/s.h5" --ids "${ids// /,}" --json)" "$("$LC" logits "$M/s.h5" --text "To be" --tokenizer "$TMP/tok.json" --json)"
 case "$("$LC" logits "$M/s.h5" --text "To be" --tokenizer "$TMP/tok.json" --top 1)" in "position 0, id ${ids%% *}  \"To\""*) ;; *) echo "FAIL: logits --text does not print the token"; fails=$((fails + 1)) ;; esac
 check "logits --text without a tokenizer exits 1" 1 "$(status "$LC" logits "$M/s.h5" --text hi)"
+# llama2.c's tokenizer: --text as run.c encodes it, exported beside the weights (as a
+# SentencePiece tokenizer.model), and the folder's own tokenizer used by default
+T512=$SRC/samples/tinyllamas/tok512.bin
+check "logits --text with tok512.bin" "$("$LC" logits "$M/s.h5" --ids 403,407,261,378 --json)" "$("$LC" logits "$M/s.h5" --text "Once upon a time" --tokenizer "$T512" --json)"
+"$LC" export "$M/s.h5" --format hf --out "$M/hf-tok" --tokenizer "$T512" >"$M/export.log" 2>&1 || { echo "FAIL: export --tokenizer: $(cat "$M/export.log")"; fails=$((fails + 1)); }
+check "export --tokenizer writes its files" "config.json generation_config.json model.safetensors special_tokens_map.json tokenizer.model tokenizer_config.json" "$(ls "$M/hf-tok" | xargs)"
+case "$(cat "$M/hf-tok/config.json")" in *'"bos_token_id": 1,'*'"eos_token_id": 2,'*) ;; *) echo "FAIL: export takes bos/eos from the tokenizer"; fails=$((fails + 1)) ;; esac
+check "logits --text with the folder's own tokenizer" "$("$LC" logits "$M/s.h5" --ids 403,407,261,378 --json)" "$("$LC" logits "$M/hf-tok" --text "Once upon a time" --json)"
+out=$("$LC" import llama2c "$SRC/samples/tinyllamas/stories260K.bin" --tokenizer "$GPT2" --out "$M/y.h5" 2>&1); rc=$?
+case "$rc:$out" in "1:"*"--tokenizer $GPT2 has 50257 ids; the model's vocabulary 512"*) ;; *) echo "FAIL: import llama2c with GPT-2's tokenizer: exit $rc: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" export "$M/s.h5" --format hf --out "$M/hf-gpt2" --tokenizer "$GPT2" 2>&1); rc=$?
+case "$rc:$out" in "1:"*"has 50257 ids"*) ;; *) echo "FAIL: export with GPT-2's tokenizer: exit $rc: $out"; fails=$((fails + 1)) ;; esac
 usage "layercake export: --bos-id: 600 is outside the model's vocabulary [0, 512)" export "$M/s.h5" --format hf --out "$M/hf2" --bos-id 600
 
 if [ "$fails" -ne 0 ]; then

@@ -1,6 +1,7 @@
 // train/cli/cmd_import.c: `layercake import hf DIR --out CKPT.h5` and `layercake import llama2c
 // MODEL.bin --out CKPT.h5`: real models' weights into layercake weights files (model/hf.h,
 // model/llama2c.h; docs/models.md).
+#include "data/tokenizer.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/llama2c.h"
@@ -8,7 +9,6 @@
 #include "train/cli/options.h"
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const OptionsCommand HF = {
     .name = "import hf",
@@ -19,8 +19,8 @@ static const OptionsCommand HF = {
         "model.safetensors.index.json) of a GPT2LMHeadModel, LlamaForCausalLM,\n"
         "MistralForCausalLM or Qwen2ForCausalLM (or a ...ForSequenceClassification reward model\n"
         "with one label) and writes the weights as a sealed layercake weights file. F16 and BF16\n"
-        "weights become float32 exactly. The tokenizer is not converted: give the recipe its\n"
-        "own tokenizer: key. docs/models.md lists the names, keys and refusals.\n",
+        "weights become float32 exactly. The tokenizer stays in DIR: recipes name it by their\n"
+        "tokenizer: key. docs/models.md lists the names, keys and refusals.\n",
     .args = "DIR",
     .min_args = 1,
     .max_args = 1};
@@ -34,8 +34,8 @@ static const OptionsCommand LLAMA2C = {
         "vocab_size marks an unshared classifier at the end) and writes a sealed layercake\n"
         "weights file of the llama family. The rows of wq and wk are permuted from llama2.c's\n"
         "interleaved RoPE pairs to the rotate-half layout layercake and Hugging Face use, so the\n"
-        "model computes what llama2.c's run.c computes. --tokenizer is checked to exist only:\n"
-        "recipes take the tokenizer by their tokenizer: key.\n",
+        "model computes what llama2.c's run.c computes. --tokenizer is checked to load and to fit\n"
+        "the model's vocabulary; recipes take the tokenizer by their tokenizer: key.\n",
     .args = "MODEL.bin",
     .min_args = 1,
     .max_args = 1};
@@ -57,6 +57,33 @@ static int save(Model *m, const char *from, const char *what, const char *out, c
     }
     model_free(m);
     return rc;
+}
+
+// Whether the tokenizer at path loads and its ids fit m's vocabulary: 0, or 1 after saying why.
+static int tokenizer_fits(const char *path, const Model *m, const char *name) {
+    char err[2048];
+    Tokenizer *tok = tokenizer_load(path, err, sizeof(err));
+    int rc = 0;
+    if (!tok) {
+        fprintf(stderr, "layercake %s: --tokenizer %s\n", name, err);
+        rc = 1;
+    } else if (tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        fprintf(stderr, "layercake %s: --tokenizer %s has %d ids; the model's vocabulary %d\n",
+                name, path, tokenizer_vocab_size(tok), m->cfg.vocab_size);
+        rc = 1;
+    }
+    tokenizer_free(tok);
+    return rc;
+}
+
+// The hint for a folder whose tokenizer files load: recipes name it as their tokenizer.
+static void tokenizer_hint(const char *dir) {
+    char err[2048];
+    Tokenizer *tok = tokenizer_load(dir, err, sizeof(err));
+    if (tok)
+        printf("tokenizer: %s loads (%s, %d ids): give it to recipes as tokenizer: %s\n", dir,
+               tokenizer_kind(tok), tokenizer_vocab_size(tok), dir);
+    tokenizer_free(tok);
 }
 
 static int import_hf_main(int argc, char **argv) {
@@ -84,7 +111,9 @@ static int import_hf_main(int argc, char **argv) {
         fprintf(stderr, "layercake import hf: %s\n", err);
         return 1;
     }
-    return save(m, dir, hc.architecture, out, cmd.name);
+    rc = save(m, dir, hc.architecture, out, cmd.name);
+    if (rc == 0) tokenizer_hint(dir);
+    return rc;
 }
 
 static int import_llama2c_main(int argc, char **argv) {
@@ -92,23 +121,22 @@ static int import_llama2c_main(int argc, char **argv) {
     const Option opts[] = {
         {"out", 'o', OPT_STRING, &out, 0, 0, true, "CKPT.h5", "the weights file to write"},
         {"tokenizer", 0, OPT_STRING, &tok, 0, 0, false, "TOK.bin",
-         "llama2.c's tokenizer file (checked to exist)"},
+         "llama2.c's tokenizer file (checked to load and fit the model)"},
         {0}};
     OptionsCommand cmd = LLAMA2C;
     cmd.options = opts;
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;
-    struct stat st;
-    if (tok && (stat(tok, &st) != 0 || !S_ISREG(st.st_mode))) {
-        fprintf(stderr, "layercake import llama2c: --tokenizer %s: no such file\n", tok);
-        return 1;
-    }
     char err[2048];
     Model *m = llama2c_model_load(backend_cpu(), args.v[0], MODEL_HEAD_LM, MODEL_INFER, 1, 1, 0,
                                   err, sizeof(err));
     if (!m) {
         fprintf(stderr, "layercake import llama2c: %s\n", err);
+        return 1;
+    }
+    if (tok && tokenizer_fits(tok, m, cmd.name) != 0) {
+        model_free(m);
         return 1;
     }
     return save(m, args.v[0], "llama2.c legacy checkpoint", out, cmd.name);

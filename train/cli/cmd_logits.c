@@ -24,7 +24,8 @@ typedef struct {
 static const char DESCRIPTION[] =
     "Runs MODEL (a layercake checkpoint or a Hugging Face folder) once over a sequence: the\n"
     "ids of --ids (comma-separated), or the tokens of --text under --tokenizer (default: the\n"
-    "tokenizer the checkpoint records). Prints, for every position, the --top K next tokens\n"
+    "tokenizer the checkpoint records, or the folder's own). Prints, for every position, the --top "
+    "K next tokens\n"
     "with their logit and log-probability (log-softmax over the vocabulary); --json prints\n"
     "{\"ids\": [...], \"logits\": [[...], ...], \"logprobs\": [[...], ...]} with every\n"
     "position's full rows instead.\n";
@@ -85,8 +86,10 @@ static Tokenizer *tokenizer_for(LogitsArgs *a, bool needed, char *path, size_t l
     char err[2048];
     needed = needed || a->tokenizer; // one given on the command line must load
     bool folder = hf_is_folder(a->model);
-    if (!a->tokenizer) {
-        if (folder || state_tokenizer_path(a->model, path, len) != 0) {
+    if (!a->tokenizer) { // a folder's own tokenizer files, or the one a checkpoint records
+        if (folder) {
+            snprintf(path, len, "%s", a->model);
+        } else if (state_tokenizer_path(a->model, path, len) != 0) {
             if (needed)
                 fprintf(stderr, "layercake logits: %s records no tokenizer; pass --tokenizer\n",
                         a->model);
