@@ -186,11 +186,11 @@ check "logits --text without a tokenizer exits 1" 1 "$(status "$LC" logits "$M/s
 # llama2.c's tokenizer: --text as run.c encodes it, exported beside the weights (as a
 # SentencePiece tokenizer.model), and the folder's own tokenizer used by default
 T512=$SRC/samples/tinyllamas/tok512.bin
-check "logits --text with tok512.bin" "$("$LC" logits "$M/s.h5" --ids 403,407,261,378 --json)" "$("$LC" logits "$M/s.h5" --text "Once upon a time" --tokenizer "$T512" --json)"
+check "logits --text with tok512.bin (BOS first)" "$("$LC" logits "$M/s.h5" --ids 1,403,407,261,378 --json)" "$("$LC" logits "$M/s.h5" --text "Once upon a time" --tokenizer "$T512" --json)"
 "$LC" export "$M/s.h5" --format hf --out "$M/hf-tok" --tokenizer "$T512" >"$M/export.log" 2>&1 || { echo "FAIL: export --tokenizer: $(cat "$M/export.log")"; fails=$((fails + 1)); }
 check "export --tokenizer writes its files" "config.json generation_config.json model.safetensors special_tokens_map.json tokenizer.model tokenizer_config.json" "$(ls "$M/hf-tok" | xargs)"
 case "$(cat "$M/hf-tok/config.json")" in *'"bos_token_id": 1,'*'"eos_token_id": 2,'*) ;; *) echo "FAIL: export takes bos/eos from the tokenizer"; fails=$((fails + 1)) ;; esac
-check "logits --text with the folder's own tokenizer" "$("$LC" logits "$M/s.h5" --ids 403,407,261,378 --json)" "$("$LC" logits "$M/hf-tok" --text "Once upon a time" --json)"
+check "logits --text with the folder's own tokenizer" "$("$LC" logits "$M/s.h5" --ids 1,403,407,261,378 --json)" "$("$LC" logits "$M/hf-tok" --text "Once upon a time" --json)"
 out=$("$LC" import llama2c "$SRC/samples/tinyllamas/stories260K.bin" --tokenizer "$GPT2" --out "$M/y.h5" 2>&1); rc=$?
 case "$rc:$out" in "1:"*"--tokenizer $GPT2 has 50257 ids; the model's vocabulary 512"*) ;; *) echo "FAIL: import llama2c with GPT-2's tokenizer: exit $rc: $out"; fails=$((fails + 1)) ;; esac
 out=$("$LC" export "$M/s.h5" --format hf --out "$M/hf-gpt2" --tokenizer "$GPT2" 2>&1); rc=$?

@@ -23,8 +23,9 @@ typedef struct {
 
 static const char DESCRIPTION[] =
     "Runs MODEL (a layercake checkpoint or a Hugging Face folder) once over a sequence: the\n"
-    "ids of --ids (comma-separated), or the tokens of --text under --tokenizer (default: the\n"
-    "tokenizer the checkpoint records, or the folder's own). Prints, for every position, the --top "
+    "ids of --ids (comma-separated), or BOS (when the tokenizer has one) and the tokens of\n"
+    "--text under --tokenizer (default: the tokenizer the checkpoint records, or the folder's\n"
+    "own). Prints, for every position, the --top "
     "K next tokens\n"
     "with their logit and log-probability (log-softmax over the vocabulary); --json prints\n"
     "{\"ids\": [...], \"logits\": [[...], ...], \"logprobs\": [[...], ...]} with every\n"
@@ -107,6 +108,22 @@ static Tokenizer *tokenizer_for(LogitsArgs *a, bool needed, char *path, size_t l
     }
     if (!tok && needed) fprintf(stderr, "layercake logits: %s\n", err);
     return tok;
+}
+
+// The ids of text: [BOS,] its tokens, as generate and the importers start a plain prompt
+// (docs/datasets.md) and as Llama-family models were trained.
+static int text_ids(const Tokenizer *tok, const char *text, int **out) {
+    int *ids = NULL, n = tokenizer_encode(tok, text, strlen(text), 1, &ids);
+    int bos = tokenizer_bos(tok);
+    if (n == 0 || bos < 0) {
+        *out = ids;
+        return n;
+    }
+    *out = lc_malloc(sizeof(int) * (size_t)(n + 1));
+    (*out)[0] = bos;
+    memcpy(*out + 1, ids, sizeof(int) * (size_t)n);
+    free(ids);
+    return n + 1;
 }
 
 // A token's bytes as a quoted string with escapes.
@@ -196,7 +213,7 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return 1;
     }
-    if (a.text) n = tokenizer_encode(tok, a.text, strlen(a.text), 1, &ids);
+    if (a.text) n = text_ids(tok, a.text, &ids);
     if (n == 0) {
         tokenizer_free(tok);
         free(ids);
