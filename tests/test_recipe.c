@@ -98,8 +98,9 @@ static const ErrorCase FILE_ERRORS[] = {
      "err_not_applicable.yaml:11:5: sft.beta: 'beta' does not apply to a stage of kind 'sft' "
      "(only to dpo)"},
     {"err_unknown_stage.yaml", NULL, RECIPE_ERR_REFERENCE,
-     "err_unknown_stage.yaml:6:34: dpo.init: no stage named 'sfft' (checkpoint paths end in "
-     ".h5); did you mean 'sft'?"},
+     "err_unknown_stage.yaml:6:34: dpo.init: no stage named 'sfft' (a checkpoint is a path "
+     "ending in .h5, a Hugging Face folder a path with a '/', e.g. ./SmolLM-135M); did you mean "
+     "'sft'?"},
     {"err_later_stage.yaml", NULL, RECIPE_ERR_REFERENCE,
      "err_later_stage.yaml:5:34: sft.init: stage 'dpo' does not come before this one"},
     {"err_ref_kind.yaml", NULL, RECIPE_ERR_REFERENCE,

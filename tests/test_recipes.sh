@@ -80,6 +80,16 @@ checks = {  # evaluated for the recipe at hand only
     "sft-vs-rlhf": lambda: [("models in results.json", len(results()), ">", 2),
                             ("well-formed SVG plots", svgs_well_formed(), ">", 2)],
     "quickstart": quickstart,
+    # stories260K imported from llama2.c: sft, a reward model and DPO on real vs shuffled next
+    # sentences (chance 0.5), then the DPO policy judged above sft by the reward model while
+    # staying near it and still writing sentences (not collapsing to a few tokens)
+    "stories260k": lambda: [
+        ("sft val loss", final("sft", "loss"), "<", 2.5),
+        ("reward val accuracy", final("reward", "accuracy"), ">", 0.9),
+        ("dpo val accuracy", final("dpo", "rewards/accuracies"), ">", 0.9),
+        ("dpo rm score - sft rm score", results()["dpo"]["rm_score"] - results()["sft"]["rm_score"], ">", 0.5),
+        ("dpo KL to sft", results()["dpo"]["kl_to_sft"], "<", 5.0),
+        ("dpo response length", results()["dpo"]["response_length"], ">", 10.0)],
 }
 failed = 0
 for what, value, op, bound in checks[name]():

@@ -51,7 +51,8 @@ static RecipeError file_check(const FileCheck *c, int i, const char *key, const 
                               const char *kind) {
     char why[512];
     if (prepare_will_make(c->r, path)) return RECIPE_OK; // not made yet: nothing to check
-    if (!readable(path, false, why, sizeof(why)))
+    // a checkpoint may be a Hugging Face folder; the caller's check tells it from other folders
+    if (!readable(path, strcmp(kind, "checkpoint") == 0, why, sizeof(why)))
         return file_fail(c, i, key, "cannot read '%s': %s", path, why);
     if (c->check && c->check(c->ctx, path, kind, c->r->tokenizer, why, sizeof(why)) != 0)
         return file_fail(c, i, key, "%s", why);

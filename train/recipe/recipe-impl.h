@@ -205,7 +205,8 @@ bool node_is_null(const yaml_node_t *n);
 const yaml_node_t *node_tag_misfit(yaml_document_t *doc, yaml_node_t *n, char *msg, size_t len);
 // Whether s, written plain (unquoted), reads back as the string s.
 bool plain_is_string(const char *s);
-// Whether a stage reference names a checkpoint file rather than a stage.
+// Whether a stage reference names a checkpoint (a path ending in .h5, or any path with a '/': a
+// Hugging Face folder) rather than a stage.
 bool ref_is_path(const char *ref);
 
 // Records that key (of stage i, or -1) was set at where.

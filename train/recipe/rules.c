@@ -347,8 +347,10 @@ static RecipeError ref_check(RecipeLoader *L, int i, const Key *k, const char *r
         Suggest sg;
         suggest_init(&sg, ref);
         for (j = 0; j < r->n_stages; j++) suggest_consider(&sg, r->stages[j].name);
-        snprintf(msg, sizeof(msg), "no stage named '%s'%s (checkpoint paths end in .h5)", ref,
-                 recipe_where(r, i, k->path) ? "" : ", the default");
+        snprintf(msg, sizeof(msg),
+                 "no stage named '%s'%s (a checkpoint is a path ending in .h5, a Hugging Face "
+                 "folder a path with a '/', e.g. ./SmolLM-135M)",
+                 ref, recipe_where(r, i, k->path) ? "" : ", the default");
         suggest_append(&sg, "", msg, sizeof(msg));
         return rule_fail(L, RECIPE_ERR_REFERENCE, i, k->path, "%s", msg);
     }

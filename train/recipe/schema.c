@@ -88,8 +88,8 @@ const Key SCHEMA[] = {
      .doc = "what the stage trains or measures"},
     {STG(init), KEY_STRING, K_TRAIN, "\"\"", .flags = KEY_STAGE_REF,
      .ref_kinds = K_ALL & ~K_EVAL,
-     .doc = "starting weights: an earlier stage or a .h5 checkpoint; \"\" = from scratch "
-            "(pretrain only)"},
+     .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
+            "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
     {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
             "required, except that reward and dpo may sample their pairs (data.prompts)"},

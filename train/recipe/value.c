@@ -482,7 +482,7 @@ const char *value_string(const Key *k, const void *base, int i) {
 
 bool ref_is_path(const char *ref) {
     size_t n = strlen(ref);
-    return n > 3 && strcmp(ref + n - 3, ".h5") == 0;
+    return (n > 3 && strcmp(ref + n - 3, ".h5") == 0) || strchr(ref, '/') != NULL;
 }
 
 // ---- paths --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include "common/h5.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
+#include "model/hf.h"
 #include "train/recipe/prepare.h"
 #include "train/run/state.h"
 #include <errno.h>
@@ -117,6 +118,13 @@ static void dataset_diagnose(const char *path, char *err, size_t errlen) {
 
 int run_checkpoint_info(const char *path, CheckpointInfo *ci, char *err, size_t errlen) {
     *ci = (CheckpointInfo){0};
+    if (hf_is_folder(path)) { // a Hugging Face folder: its config.json, no tokenizer record
+        HfConfig hc;
+        if (hf_read_config(path, &hc, err, errlen)) return -1;
+        ci->cfg = hc.cfg;
+        ci->heads = hc.heads;
+        return 0;
+    }
     if (file_check_hdf5(path, err, errlen)) return -1;
     // every byte verified before HDF5 parses any of it (common/h5.h): a damaged header must be
     // refused here, not crash the reader
@@ -198,7 +206,7 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
     Model *m = NULL;
     if (run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
         start_check(run->recipe, run->tok, path, &ci, err, sizeof(err)) == 0)
-        m = model_load(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
+        m = hf_model_load_any(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
     if (!m)
         fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
     return m;
@@ -251,8 +259,8 @@ static int check_file(void *ctx, const char *path, const char *kind, const char 
         if (run_checkpoint_info(path, &ci, err, errlen) ||
             (fc->tok && start_check(fc->recipe, fc->tok, path, &ci, err, errlen)))
             return -1;
-        Model *m =
-            model_load(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err, errlen); // checksums
+        Model *m = hf_model_load_any(backend_cpu(), path, 0, MODEL_INFER, 1, 1, 0, err,
+                                     errlen); // every tensor read: seals, shapes, dtypes
         model_free(m);
         return m ? 0 : -1;
     }

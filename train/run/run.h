@@ -84,8 +84,9 @@ typedef struct {
     uint64_t fingerprint; // the tokenizer it was trained with, when has_fingerprint
 } CheckpointInfo;
 
-// Reads a checkpoint's header. Returns 0, or -1 with a message saying what is wrong with the
-// file: missing, a folder, empty, not HDF5, truncated or damaged, a dataset, another format.
+// Reads a checkpoint's header, or a Hugging Face folder's config.json (no fingerprint). Returns
+// 0, or -1 with a message saying what is wrong with the file: missing, a folder without
+// config.json, empty, not HDF5, truncated or damaged, a dataset, another format.
 int run_checkpoint_info(const char *path, CheckpointInfo *info, char *err, size_t errlen);
 
 // Checks that a tokenizer fits a checkpoint: the fingerprint the checkpoint records (if any)
