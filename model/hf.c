@@ -3,6 +3,7 @@
 // entries, each an HF tensor name with its shape and its place in the parameter arena; import
 // and export walk the same list, so the two directions cannot disagree.
 #include "model/hf.h"
+#include "common/h5.h"
 #include "common/check.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -669,6 +670,22 @@ Model *hf_model_load_any(const Backend *be, const char *path, int heads, ModelMo
     if (hf_is_folder(path))
         return hf_model_load(be, path, heads, mode, max_B, max_T, seed, err, errlen);
     return model_load(be, path, heads, mode, max_B, max_T, seed, err, errlen);
+}
+
+int model_read_config_any(const char *path, ModelConfig *cfg, int *heads, char *err,
+                          size_t errlen) {
+    if (hf_is_folder(path)) {
+        HfConfig hc;
+        if (hf_read_config(path, &hc, err, errlen)) return -1;
+        *cfg = hc.cfg;
+        *heads = hc.heads;
+        return 0;
+    }
+    hid_t f = h5_open_verified(path, err, errlen);
+    if (f < 0) return -1;
+    int rc = model_read_config_h5(f, path, cfg, heads, err, errlen);
+    H5Fclose(f);
+    return rc;
 }
 
 // ---- export ---------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ int hf_read_params(Model *m, const char *dir, const HfConfig *hc, char *err, siz
 Model *hf_model_load(const Backend *be, const char *dir, int heads, ModelMode mode, int max_B,
                      int max_T, uint64_t seed, char *err, size_t errlen);
 
+// The configuration and heads of a Hugging Face folder (its config.json) or of a layercake
+// checkpoint (its header, after the seal is verified). 0, or -1 with a message naming the file.
+int model_read_config_any(const char *path, ModelConfig *cfg, int *heads, char *err, size_t errlen);
+
 // hf_model_load when path is a Hugging Face folder (hf_is_folder), else model_load of a layercake
 // checkpoint.
 Model *hf_model_load_any(const Backend *be, const char *path, int heads, ModelMode mode, int max_B,

@@ -2,8 +2,9 @@
 # tests/test_llama_run.sh: every stage kind (pretrain, sft, reward, dpo, ppo, grpo, rloo, eval) on
 # a tiny Llama-family model (tests/fixtures/run/llama.yaml): each stage writes a llama checkpoint
 # of the recipe's shape, pretraining lowers the loss, the rollouts' log-probs equal the forward
-# pass's (RoPE positions across decode steps), and a dpo stage killed mid-stage and resumed ends
-# bit-identical to an uninterrupted run.
+# pass's (RoPE positions across decode steps), a dpo stage killed mid-stage and resumed ends
+# bit-identical to an uninterrupted run, and model.from (a checkpoint, or the same model exported
+# to a Hugging Face folder) starts stages without init from it, identically.
 #   test_llama_run.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON
 set -uo pipefail
 LC=$1 SRC=$2 TMP=$3 PY=$4
@@ -20,6 +21,17 @@ LC_FAULT_KILL_AT_STEP=3 "$LC" run "$RECIPE" output_dir="$TMP/c" --only dpo >"$TM
 [ $? -eq 137 ] || fail "the killed run did not die by SIGKILL"
 "$LC" run "$RECIPE" output_dir="$TMP/c" --only dpo >"$TMP/c2.log" 2>&1 || fail "resumed run failed: $(tail -3 "$TMP/c2.log")"
 grep -q "resuming from .*ckpt-00000002.h5" "$TMP/c2.log" || fail "did not resume from step 2"
+
+# model.from: the pretrained model as a checkpoint and exported to a Hugging Face folder; stages
+# without init start from it
+FROM=$SRC/tests/fixtures/run/llama-from.yaml
+"$LC" export "$TMP/a/pretrain/final.h5" --format hf --out "$TMP/hf" >"$TMP/export.log" 2>&1 || fail "export: $(tail -3 "$TMP/export.log")"
+for src in "$TMP/a/pretrain/final.h5" "$TMP/hf"; do
+  out=$TMP/from-$(basename "$src")
+  "$LC" run "$FROM" model.from="$src" output_dir="$out" >"$out.log" 2>&1 || fail "model.from=$src: $(tail -3 "$out.log")"
+  grep -q "\[sft\] sft from $src" "$out.log" || fail "model.from=$src: sft did not start from it"
+  grep -q "\[dpo\] dpo from $src" "$out.log" || fail "model.from=$src: dpo did not start from it"
+done
 
 "$PY" - "$TMP" <<'PY' || fail "checks"
 import json, sys, h5py, numpy as np
@@ -42,6 +54,9 @@ for s in ("ppo", "grpo", "rloo"):
         f"{s}: rollout log-probs differ from the forward pass"
 res = json.load(open(f"{tmp}/a/eval/results.json"))["models"]
 assert set(res) >= {"sft", "dpo", "ppo", "grpo", "rloo"}, sorted(res)
+# the same start model through either path: the same sft step 1 loss
+l1 = [json.loads(open(f"{tmp}/from-{s}/sft/metrics.jsonl").readline())["loss"] for s in ("final.h5", "hf")]
+assert l1[0] == l1[1], f"model.from checkpoint vs HF folder: sft step-1 loss {l1}"
 fa, fc = h5py.File(f"{tmp}/a/dpo/final.h5", "r"), h5py.File(f"{tmp}/c/dpo/final.h5", "r")
 for name in fa["params"]:
     assert np.array_equal(fa["params"][name][()], fc["params"][name][()]), f"dpo {name} differs after resume"

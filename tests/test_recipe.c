@@ -742,6 +742,43 @@ START_TEST(test_suggest) {
 }
 END_TEST
 
+// model.from: the model keys take a checkpoint's configuration, stages may omit init, and a
+// shape key given beside it or a file that cannot be read is refused by name.
+START_TEST(test_model_from) {
+    ModelConfig c = model_config_default(MODEL_FAMILY_LLAMA, 2, 4, 32, 300, 96);
+    c.n_kv_head = 2;
+    c.d_ff = 72;
+    c.tied = false;
+    c.rope_theta = 500000.0f;
+    Model *m = model_create(backend_cpu(), c, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    const char *path = test_tmp_path("model-from.h5");
+    char e[512], ov[PATH_MAX + 32];
+    ck_assert_msg(model_save(m, path, e, sizeof(e)) == 0, "%s", e);
+    model_free(m);
+    snprintf(ov, sizeof(ov), "model.from=%s", path);
+    char *ovs[] = {ov};
+    Recipe r;
+    load_ok("err_init.yaml", ovs, 1, &r); // sft has no init: it starts from model.from
+    ck_assert_int_eq(r.model.family, MODEL_FAMILY_LLAMA);
+    ck_assert_int_eq(r.model.n_layer, 2);
+    ck_assert_int_eq(r.model.n_kv_head, 2);
+    ck_assert_int_eq(r.model.d_ff, 72);
+    ck_assert_int_eq(r.model.vocab_size, 300);
+    ck_assert_int_eq(r.model.max_seq_len, 96);
+    ck_assert(!r.model.tied);
+    ck_assert_double_eq(r.model.rope_theta, 500000.0);
+    ck_assert_int_eq(stage(&r, "sft")->seq_len, 96); // derived from the file's context
+    recipe_free(&r);
+
+    ErrorCase bad[] = {
+        {"err_init.yaml", "model.from=/nonexistent/model.h5", RECIPE_ERR_FILE,
+         "model.from: /nonexistent/model.h5"},
+        {"full.yaml", ov, RECIPE_ERR_RULE, "model.family: is read from model.from"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) expect_error(&bad[i]);
+}
+END_TEST
+
 // ---- the commands -------------------------------------------------------------------------------
 
 // Runs the layercake binary with args, stdout and stderr to files; returns its exit status.
@@ -802,6 +839,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_precedence);
     tcase_add_test(t, test_paths);
     tcase_add_test(t, test_files);
+    tcase_add_test(t, test_model_from);
     tcase_add_test(t, test_diff);
     tcase_add_test(t, test_summary);
     tcase_add_test(t, test_tags);

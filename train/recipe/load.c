@@ -402,8 +402,8 @@ static RecipeError stage_load(RecipeLoader *L, int i) {
     source_where(&L->file, stage_node(L, i), where, sizeof(where));
     if (rc == RECIPE_OK) rc = check_required(L, &t, where);
     if (rc) return rc;
-    rules_resolve(L, i);
-    return rules_check(L, i);
+    rc = rules_resolve(L, i);
+    return rc ? rc : rules_check(L, i);
 }
 
 // ---- the whole ----------------------------------------------------------------------------------
@@ -419,8 +419,8 @@ static RecipeError loader_run(RecipeLoader *L, char *const *overrides, int n_ove
     source_where(&L->file, yaml_document_get_root_node(&L->file.doc), where, sizeof(where));
     if (rc == RECIPE_OK) rc = check_required(L, &top, where);
     if (rc) return rc;
-    rules_resolve(L, -1);
-    rc = rules_check(L, -1);
+    rc = rules_resolve(L, -1);
+    if (rc == RECIPE_OK) rc = rules_check(L, -1);
     if (rc == RECIPE_OK) rc = defaults_check(L);
     for (int i = 0; rc == RECIPE_OK && i < L->r->n_stages; i++) rc = stage_load(L, i);
     return rc;

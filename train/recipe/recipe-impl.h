@@ -215,6 +215,6 @@ void origin_set(Recipe *r, int stage, const char *key, const char *where);
 // Checks references between stages and every rule for stage i, or the top level for i = -1.
 RecipeError rules_check(RecipeLoader *L, int i);
 // Sets derived values: seq_len and micro_batch_size of 0, output_dir "".
-void rules_resolve(RecipeLoader *L, int i);
+RecipeError rules_resolve(RecipeLoader *L, int i);
 // Joins a relative path to dir and normalises "." and ".." lexically into a new string.
 char *path_resolve(const char *dir, const char *path);

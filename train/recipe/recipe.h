@@ -60,6 +60,8 @@ typedef struct {
 } StringList;
 
 typedef struct {
+    char *from;         // a checkpoint or Hugging Face folder whose configuration the keys
+                        // below take (read at load time); "" = the keys as given
     ModelFamily family; // transformer family
     int n_layer;        // transformer blocks
     int n_head;         // attention heads per block

@@ -1,6 +1,7 @@
 // train/recipe/rules.c: what single keys cannot say: rules across keys, references between
 // stages, and the values that follow from others (a seq_len of 0, the default output_dir).
 // Each rule is a line of RULES with its one-line doc, listed in docs/recipes.md.
+#include "model/hf.h"
 #include "train/recipe/recipe-impl.h"
 #include <stdarg.h>
 #include <stdint.h>
@@ -276,10 +277,11 @@ static RecipeError rule_sample_len(RecipeLoader *L, int i) {
 
 static RecipeError rule_init(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    if (*s->init) return RECIPE_OK;
+    if (*s->init || *L->r->model.from) return RECIPE_OK; // model.from: its weights
     return rule_fail(L, RECIPE_ERR_MISSING, i, "init",
-                     "required for a stage of kind '%s': an earlier stage or a .h5 checkpoint "
-                     "(only pretrain starts from scratch)",
+                     "required for a stage of kind '%s': an earlier stage, a .h5 checkpoint or "
+                     "a Hugging Face folder, or set model.from (only pretrain starts from "
+                     "scratch)",
                      stage_kind_name(s->kind));
 }
 
@@ -425,15 +427,42 @@ RecipeError rules_check(RecipeLoader *L, int i) {
     return RECIPE_OK;
 }
 
-void rules_resolve(RecipeLoader *L, int i) {
+// model.from: the model keys take the file's configuration, and may not be given beside it.
+static RecipeError resolve_model_from(RecipeLoader *L) {
+    RecipeModel *m = &L->r->model;
+    static const char *const shape_keys[] = {
+        "model.family",   "model.n_layer",    "model.n_head",     "model.n_kv_head",
+        "model.d_model",  "model.d_ff",       "model.vocab_size", "model.max_seq_len",
+        "model.norm_eps", "model.rope_theta", "model.tied",       "model.qkv_bias"};
+    for (size_t k = 0; k < sizeof(shape_keys) / sizeof(shape_keys[0]); k++)
+        if (recipe_where(L->r, -1, shape_keys[k]))
+            return rule_fail(L, RECIPE_ERR_RULE, -1, shape_keys[k],
+                             "is read from model.from ('%s'); remove it", m->from);
+    ModelConfig c;
+    int heads;
+    char err[1024];
+    if (model_read_config_any(m->from, &c, &heads, err, sizeof(err)))
+        return rule_fail(L, RECIPE_ERR_FILE, -1, "model.from", "%s", err);
+    m->family = c.family, m->n_layer = c.n_layer, m->n_head = c.n_head;
+    m->n_kv_head = c.n_kv_head, m->d_model = c.d_model, m->d_ff = c.d_ff;
+    m->vocab_size = c.vocab_size, m->max_seq_len = c.max_seq_len, m->norm_eps = c.norm_eps;
+    m->rope_theta = c.rope_theta, m->tied = c.tied, m->qkv_bias = c.qkv_bias;
+    return RECIPE_OK;
+}
+
+RecipeError rules_resolve(RecipeLoader *L, int i) {
     Recipe *r = L->r;
     if (i < 0) {
-        if (*r->output_dir) return;
+        if (*r->model.from) {
+            RecipeError rc = resolve_model_from(L);
+            if (rc) return rc;
+        }
+        if (*r->output_dir) return RECIPE_OK;
         char dir[PATH_MAX];
         snprintf(dir, sizeof(dir), "runs/%s", r->name);
         free(r->output_dir);
         r->output_dir = path_resolve(L->cwd, dir);
-        return;
+        return RECIPE_OK;
     }
     Stage *s = &r->stages[i];
     unsigned kind = KIND(s->kind);
@@ -442,4 +471,5 @@ void rules_resolve(RecipeLoader *L, int i) {
     if (s->micro_batch_size == 0 && (kind & K_STEPS)) s->micro_batch_size = s->batch_size;
     if (s->micro_batch_size == 0 && (kind & K_RL) && responses % s->minibatches == 0)
         s->micro_batch_size = (int)(responses / s->minibatches);
+    return RECIPE_OK;
 }

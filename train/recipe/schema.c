@@ -58,6 +58,10 @@ const Key SCHEMA[] = {
      .doc = "layercake commands that make the recipe's tokenizer and datasets (e.g. \"data "
             "synth --task arithmetic --out data/arith\"), run in order from the recipe's folder "
             "before the stages; a command whose --out path exists is skipped"},
+    {TOP(model.from), KEY_STRING, 0, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "a .h5 checkpoint or a Hugging Face model folder: the model's family and shape are "
+            "read from it (the other model keys stay unset) and stages without init start from "
+            "its weights; it must exist when the recipe loads (prepare runs later)"},
     {TOP(model.family), KEY_ENUM, 0, "gpt2", .names = FAMILIES, .doc = "transformer family"},
     {TOP(model.n_layer), KEY_INT, 0, "4", IN(1, 256), .doc = "transformer blocks"},
     {TOP(model.n_head), KEY_INT, 0, "4", ATLEAST(1), .doc = "attention heads per block"},

@@ -191,10 +191,16 @@ static int start_check(const Recipe *r, const Tokenizer *tok, const char *path,
     return 0;
 }
 
+const char *stage_start_name(const StageRun *sr, const char *init) {
+    if (init && init[0]) return init;
+    return *sr->run->recipe->model.from ? sr->run->recipe->model.from : "scratch";
+}
+
 Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, int max_B,
                    int max_T) {
     const Run *run = sr->run;
     uint64_t seed = stage_seed(sr, "init");
+    if ((!init || !init[0]) && *run->recipe->model.from) init = run->recipe->model.from;
     if (!init || !init[0]) {
         Model *m = model_create(run->be, run_model_config(run), heads, mode, max_B, max_T);
         model_init_weights(m, seed);

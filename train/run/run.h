@@ -101,8 +101,11 @@ int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *da
                       uint64_t data_fingerprint, char *err, size_t errlen);
 
 // Creates the model a stage trains (MODEL_TRAIN) or uses frozen (MODEL_INFER): from `init`
-// (a stage name or checkpoint; "" = from scratch, initialised from the stage's seed), with the
+// (a stage name, checkpoint or Hugging Face folder; "" = model.from's weights when the recipe
+// sets it, else from scratch, initialised from the stage's seed), with the
 // given heads and activations for max_B x max_T. A checkpoint must be of the run's tokenizer
 // (the fingerprint it records), vocabulary (model.vocab_size, or the tokenizer's when 0) and
 // context (model.max_seq_len). Prints and returns NULL on failure.
 Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, int max_B, int max_T);
+// What stage_model starts from for init, for messages: init, model.from, or "scratch".
+const char *stage_start_name(const StageRun *sr, const char *init);

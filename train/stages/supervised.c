@@ -118,7 +118,7 @@ static void print_sizes(const Supervised *s) {
     const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
     printf("[%s] %s from %s: %.2fM parameters; arenas: params %.1f MB, grads %.1f MB, AdamW "
            "%.1f MB, activations %.1f MB\n",
-           st->name, stage_kind_name(st->kind), st->init[0] ? st->init : "scratch",
+           st->name, stage_kind_name(st->kind), stage_start_name(s->sr, st->init),
            (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
            2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6);
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
