@@ -66,8 +66,9 @@ static const char *fresh_dir(const char *name) {
 static const char *join(const char *dir, const char *name) {
     static char buf[4][4200];
     static int next = 0;
-    char *p = buf[next++ % 4];
-    snprintf(p, 4200, "%s/%s", dir, name);
+    char *p = buf[next++ % 4], tmp[4200]; // dir may be an earlier result: format apart
+    snprintf(tmp, sizeof(tmp), "%s/%s", dir, name);
+    memcpy(p, tmp, sizeof(tmp));
     return p;
 }
 
