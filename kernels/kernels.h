@@ -18,6 +18,7 @@
 //     accumulated activation gradient is the residual stream's (layernorm_backward's dinp),
 //     which is how a residual add's backward (identity into both addends) costs nothing.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -158,5 +159,25 @@ typedef struct Backend {
 // The CPU backend: fp32, OpenMP across cores, OpenBLAS for matrix products.
 const Backend *backend_cpu(void);
 
-// A backend by name ("cpu", "cuda"); NULL if it is not built into this binary.
+// A backend by name ("cpu", "cuda"); NULL if it is not built into this binary or cannot run here.
 const Backend *backend_get(const char *name);
+// The same, writing why it is not available into why (len bytes) when it returns NULL: not built
+// into this binary, no usable GPU (naming the driver's error), or kernels missing from this build.
+const Backend *backend_open(const char *name, char *why, size_t len);
+
+// The CUDA backend (kernels/cuda/backend_cuda.cu), only in a binary built with it (LC_HAVE_CUDA):
+// on the first call it picks the device and sets up cuBLASLt; NULL with the reason in why when
+// no GPU is usable or some of its entries are not implemented in this build. Never crashes.
+const Backend *backend_cuda(char *why, size_t len);
+// The versions it was built and runs with: "CUDA runtime 13.0, driver none, cuBLASLt 13.1.0,
+// cuDNN 9.19.0, sm 80,90". Needs no driver.
+void backend_cuda_versions(char *buf, size_t len);
+
+// What `layercake version` reports about a backend.
+typedef struct {
+    bool built;         // compiled into this binary
+    bool usable;        // backend_get would return it
+    char versions[256]; // its libraries' versions ("" for the CPU backend)
+    char why[1024];     // why it is not usable ("" when usable)
+} BackendInfo;
+void backend_info(const char *name, BackendInfo *info);

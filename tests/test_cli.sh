@@ -197,6 +197,13 @@ out=$("$LC" export "$M/s.h5" --format hf --out "$M/hf-gpt2" --tokenizer "$GPT2" 
 case "$rc:$out" in "1:"*"has 50257 ids"*) ;; *) echo "FAIL: export with GPT-2's tokenizer: exit $rc: $out"; fails=$((fails + 1)) ;; esac
 usage "layercake export: --bos-id: 600 is outside the model's vocabulary [0, 512)" export "$M/s.h5" --format hf --out "$M/hf2" --bos-id 600
 
+# version: the backends built in (the CUDA ones: tests/test_cuda_build.sh)
+check "version exits 0" 0 "$(status "$LC" version)"
+check "version --json exits 0" 0 "$(status "$LC" version --json)"
+case "$("$LC" version)" in "layercake "*"backend cpu: built in; usable"*"backend cuda: "*) ;; *) echo "FAIL: version lists the backends"; fails=$((fails + 1)) ;; esac
+usage "layercake version: " version --frobnicate
+usage "layercake bench: --backend: unknown backend 'tpu' (cpu or cuda)" bench --backend tpu
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
   exit 1

@@ -52,6 +52,7 @@ typedef struct {
     const Shape *shape;
     int B, T, steps, warmup, threads, prompt_len, new_tokens;
     bool json, rollout;
+    const char *backend; // "cpu" (default) or "cuda"
 } BenchArgs;
 
 static const char DESCRIPTION[] =
@@ -79,7 +80,8 @@ static int shape_check(const OptionsCommand *cmd, const char *model, BenchArgs *
 }
 
 static int parse(int argc, char **argv, BenchArgs *a) {
-    *a = (BenchArgs){.T = 64, .steps = 5, .warmup = 1, .prompt_len = 32, .new_tokens = 64};
+    *a = (BenchArgs){
+        .T = 64, .steps = 5, .warmup = 1, .prompt_len = 32, .new_tokens = 64, .backend = "cpu"};
     const char *model = "gpt2-124m";
     const Option opts[] = {
         {"model", 'm', OPT_STRING, &model, 0, 0, false, "NAME", "model shape (default gpt2-124m)"},
@@ -90,6 +92,8 @@ static int parse(int argc, char **argv, BenchArgs *a) {
          "untimed steps first (default 1)"},
         {"threads", 'j', OPT_INT, &a->threads, 0, INFINITY, false, "N",
          "threads; 0: all cores (default 0)"},
+        {"backend", 0, OPT_STRING, &a->backend, 0, 0, false, "NAME",
+         "kernel backend: cpu or cuda (default cpu)"},
         {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
         {"rollout", 0, OPT_FLAG, &a->rollout, 0, 0, false, NULL, "time sampling instead"},
         {"prompt-len", 0, OPT_INT, &a->prompt_len, 1, INFINITY, false, "P",
@@ -105,7 +109,11 @@ static int parse(int argc, char **argv, BenchArgs *a) {
                                 .options = opts};
     OptionArgs args;
     int rc = options_parse(&cmd, argc, argv, &args);
-    return rc == OPTIONS_CONTINUE ? shape_check(&cmd, model, a) : rc;
+    if (rc != OPTIONS_CONTINUE) return rc;
+    if (strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
+        return options_usage_error(&cmd, "--backend: unknown backend '%s' (cpu or cuda)",
+                                   a->backend);
+    return shape_check(&cmd, model, a);
 }
 
 // Best of a few 2048^3 products through the backend: the peak FLOP/s the MFU is relative to.
@@ -249,7 +257,12 @@ int cmd_bench(int argc, char **argv) {
     BenchArgs a;
     int rc = parse(argc, argv, &a);
     if (rc != OPTIONS_CONTINUE) return rc;
-    const Backend *be = backend_cpu();
+    char why[1024];
+    const Backend *be = backend_open(a.backend, why, sizeof(why));
+    if (!be) { // not built in, no usable GPU, kernels missing, or an unknown name
+        fprintf(stderr, "layercake bench: --backend %s: %s\n", a.backend, why);
+        return 1;
+    }
     be->threads(a.threads);
     double peak = measure_peak_once(be);
     return a.rollout ? bench_rollout(&a, be, peak) : bench_train(&a, be, peak);

@@ -16,4 +16,5 @@ int cmd_synth(int argc, char **argv);     // train/cli/cmd_synth.c, run as `laye
 extern const OptionsCommand CMD_SYNTH;    // its usage, listed by `layercake data`
 int cmd_tokenizer(int argc, char **argv); // train/cli/cmd_tokenizer.c
 int cmd_validate(int argc, char **argv);  // train/cli/cmd_validate.c
+int cmd_version(int argc, char **argv);   // train/cli/cmd_version.c
 int cmd_report(int argc, char **argv);    // train/cli/cmd_report.c

@@ -2,7 +2,6 @@
 // registered in the table below.
 #include "train/cli/commands.h"
 #include "common/h5.h"
-#include "kernels/kernels.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -11,8 +10,6 @@ typedef struct {
     int (*run)(int argc, char **argv); // argv[0] is the subcommand name
     const char *summary;
 } Command;
-
-static int cmd_version(int argc, char **argv);
 
 static const Command COMMANDS[] = {
     {"bench", cmd_bench, "measure training-step and rollout speed, MFU and memory"},
@@ -29,11 +26,6 @@ static const Command COMMANDS[] = {
     {"recipe", cmd_recipe, "recipe tools: 'recipe docs' prints the key reference"},
     {"report", cmd_report, "build a run's report.md and SVG plots from its run directory"},
 };
-
-static int cmd_version(int argc, char **argv) {
-    printf("layercake %s\nbackends: cpu%s\n", LC_VERSION, backend_get("cuda") ? " cuda" : "");
-    return 0;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: layercake <command> [options]\n\ncommands:\n");

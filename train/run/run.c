@@ -328,10 +328,10 @@ static void discard_stage(const StageRun *sr) {
 int run_open(Run *run, const Recipe *r) {
     char err[2048];
     *run = (Run){.recipe = r, .world = 1};
-    run->be = backend_get(backend_kind_name(r->backend));
-    if (!run->be) {
-        fprintf(stderr, "layercake: %s: backend '%s' is not built into this binary\n", r->file,
-                backend_kind_name(r->backend));
+    run->be = backend_open(backend_kind_name(r->backend), err, sizeof(err));
+    if (!run->be) { // not built in, no usable GPU, or kernels missing: err says which
+        fprintf(stderr, "layercake: %s: backend '%s': %s\n", r->file, backend_kind_name(r->backend),
+                err);
         return 1;
     }
     run->be->threads(r->threads);

@@ -1,0 +1,49 @@
+// kernels/cuda/cuda.h: internal declarations of the CUDA backend (host side in backend_cuda.cu,
+// kernels in the .cuh headers beside it). Included only by CUDA translation units; the rest of
+// layercake sees the backend through kernels/kernels.h (backend_cuda, backend_info).
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "common/check.h"
+#ifdef __cplusplus
+}
+#endif
+
+// Dies naming the failed CUDA runtime call, its error and the call site.
+#define LC_CUDA_CHECK(call)                                                                        \
+    do {                                                                                           \
+        cudaError_t lc_err_ = (call);                                                              \
+        if (lc_err_ != cudaSuccess)                                                                \
+            LC_DIE("CUDA backend: %s: %s (%s)", #call, cudaGetErrorString(lc_err_),                \
+                   cudaGetErrorName(lc_err_));                                                     \
+    } while (0)
+
+// Dies naming the failed cuBLAS(Lt) call and its status.
+#define LC_CUBLAS_CHECK(call)                                                                      \
+    do {                                                                                           \
+        cublasStatus_t lc_st_ = (call);                                                            \
+        if (lc_st_ != CUBLAS_STATUS_SUCCESS)                                                       \
+            LC_DIE("CUDA backend: %s: cuBLAS status %d", #call, (int)lc_st_);                      \
+    } while (0)
+
+// The state the backend sets up once, when backend_cuda() first succeeds: the device, the
+// cuBLASLt handle and its one workspace. Kernels launch on `stream`.
+typedef struct {
+    int device;
+    cudaStream_t stream; // 0: the legacy default stream, which cudaMemcpy orders against
+    cublasLtHandle_t lt;
+    void *workspace; // cuBLASLt's workspace, LC_CUDA_WORKSPACE bytes
+    float *ones;     // ones_len floats of 1.0f (bias gradients as a matrix-vector product)
+    size_t ones_len;
+} CudaContext;
+
+#define LC_CUDA_WORKSPACE ((size_t)32 << 20)
+
+// The context; valid only after backend_cuda() returned the backend.
+CudaContext *cuda_context(void);
