@@ -65,6 +65,18 @@ static const Schedule kSchedules[] = {{CUEMU_FORWARD, 0, "forward"},
                                       {CUEMU_RANDOM, 1, "random(1)"},
                                       {CUEMU_RANDOM, 2, "random(2)"}};
 
+// Under AddressSanitizer every fiber switch costs a system call (its longjmp interception), so
+// sanitizer builds run the kernels under the first and third schedules only and skip the largest
+// sum of squares; the seeded-bug tests keep all four.
+#if defined(__SANITIZE_ADDRESS__)
+static const bool kSanitized = true;
+#else
+static const bool kSanitized = false;
+#endif
+static bool skip_schedule(const Schedule &s) {
+    return kSanitized && (&s == &kSchedules[1] || &s == &kSchedules[3]);
+}
+
 static void use_schedule(const Schedule &s) {
     cuemu_set_schedule(s.mode, s.seed);
     cuemu_reset();
@@ -124,8 +136,8 @@ static std::vector<DevBuf> g_bufs;
 // n elements of T, `offset` elements past a 16-byte boundary (1: the kernels' scalar path).
 template <class T> static T *dev_alloc(size_t n, size_t offset = 0) {
     size_t lead = kGuard + offset * sizeof(T), bytes = n * sizeof(T);
-    unsigned char *base =
-        static_cast<unsigned char *>(aligned_alloc(64, lead + bytes + kGuard + 64));
+    size_t total = (lead + bytes + kGuard + 63) / 64 * 64; // aligned_alloc: a multiple of 64
+    unsigned char *base = static_cast<unsigned char *>(aligned_alloc(64, total));
     memset(base, kCanary, lead + bytes + kGuard);
     g_bufs.push_back(DevBuf{base, lead, bytes});
     return reinterpret_cast<T *>(base + lead);
@@ -203,6 +215,7 @@ static void test_residual() {
             std::vector<float> a = randv(N, -3, 3), b = randv(N, -3, 3), ref(N);
             cpu()->residual_forward(ref.data(), a.data(), b.data(), N);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("N=%zu offset=%d %s", N, off, s.name);
                 use_schedule(s);
                 float *da = dev_copy(a, off), *db = dev_copy(b, off),
@@ -222,6 +235,7 @@ static void test_gelu() {
             cpu()->gelu_forward(out.data(), x.data(), N);
             cpu()->gelu_backward(dinp.data(), x.data(), d.data(), N);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("N=%zu offset=%d %s", N, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off), *dd = dev_copy(d, off);
@@ -250,6 +264,7 @@ static void test_swiglu() {
             cpu()->swiglu_forward(out.data(), x.data(), sh.N, sh.F);
             cpu()->swiglu_backward(dinp.data(), x.data(), d.data(), sh.N, sh.F);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("N=%d F=%d offset=%d %s", sh.N, sh.F, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off), *dd = dev_copy(d, off);
@@ -290,6 +305,7 @@ static void test_layernorm() {
             cpu()->layernorm_backward(dinp.data(), dw.data(), db.data(), dout.data(), x.data(),
                                       w.data(), mean.data(), rstd.data(), N, C);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("N=%d C=%d offset=%d %s", N, C, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off), *dwt = dev_copy(w, off), *dbs = dev_copy(b, off);
@@ -329,6 +345,7 @@ static void test_rmsnorm() {
             cpu()->rmsnorm_backward(dinp.data(), dw.data(), dout.data(), x.data(), w.data(),
                                     rstd.data(), N, C);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("N=%d C=%d offset=%d %s", N, C, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off), *dwt = dev_copy(w, off);
@@ -362,6 +379,7 @@ static void test_rope() {
         cpu()->rope_forward(fwd.data(), pos.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.hs, theta);
         cpu()->rope_backward(bwd.data(), pos.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.hs, theta);
         for (const Schedule &s : kSchedules) {
+            if (skip_schedule(s)) continue;
             g_context =
                 fmt("B=%d T=%d NH=%d NKV=%d hs=%d %s", sh.B, sh.T, sh.NH, sh.NKV, sh.hs, s.name);
             use_schedule(s);
@@ -390,6 +408,7 @@ static void test_scale_adamw() {
             cpu()->adamw_update(rp.data(), g.data(), rm.data(), rv.data(), n, lr, b1, b2, eps, wd,
                                 bc1, bc2);
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("n=%zu offset=%d %s", n, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off);
@@ -412,10 +431,12 @@ static void test_sum_squares() {
     for (size_t n : {0, 1, 5, 1000, 300001, 1100003})
         for (int off : {0, 1}) {
             if (n > 1000000 && off) continue; // 131072 threads a run: once is enough
+            if (n > 100000 && kSanitized) continue;
             std::vector<float> x = randv(n, -2, 2);
             double ref = cpu()->sum_squares(x.data(), n);
             double first = 0;
             for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
                 g_context = fmt("n=%zu offset=%d %s", n, off, s.name);
                 use_schedule(s);
                 float *dx = dev_copy(x, off);
@@ -424,7 +445,7 @@ static void test_sum_squares() {
                 expect_close("sum_squares", out, &ref, 1, 0, 1e-12);
                 // fixed-order reductions: the same bits under every schedule
                 if (&s == &kSchedules[0])
-                    first = *out;
+                    first = *out; // forward: never skipped
                 else
                     CHECK(*out == first,
                           "sum_squares %.17g differs from the first schedule's %.17g", *out, first);
@@ -548,14 +569,15 @@ static void test_bug_missing_barrier() {
             for (int t = 0; t < T; t++) bad += out[2 * t] != tot || out[2 * t + 1] != tot2;
             if (barrier)
                 CHECK(bad == 0, "the correct kernel gives %d wrong threads", bad);
-            else
-                wrong_schedules += bad > 0;
+            else if (bad) {
+                wrong_schedules++;
+                printf("  missing barrier: %d of %d threads wrong under %s\n", bad, T, s.name);
+            }
             expect_clean();
             dev_free_all();
         }
     g_context = "missing barrier";
     CHECK(wrong_schedules >= 1, "the missing barrier changed no result under any schedule");
-    printf("  missing barrier: wrong results under %d of 4 schedules\n", wrong_schedules);
 }
 
 // The classic off-by-one: i <= n.
