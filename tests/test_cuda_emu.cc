@@ -455,6 +455,129 @@ static void test_sum_squares() {
         }
 }
 
+// ---- bf16 variants ------------------------------------------------------------------------------
+// Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
+// kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
+// lies within half a bf16 ulp (at most 2^-8 relative) of the fp32 result the kernel had, which
+// itself is within the fp32 tolerance of the reference: rtol 2^-8 + 1e-5 (llm.c's dev/cuda allows
+// 0.079 for bf16). The summary also counts the results bit-identical to the reference rounded.
+
+typedef __nv_bfloat16 bf16;
+
+static std::vector<float> bf16_round(std::vector<float> v) {
+    for (float &x : v) x = __bfloat162float(__float2bfloat16(x));
+    return v;
+}
+static std::vector<bf16> to_bf16(const std::vector<float> &v) {
+    std::vector<bf16> o(v.size());
+    for (size_t i = 0; i < v.size(); i++) o[i] = __float2bfloat16(v[i]);
+    return o;
+}
+static std::vector<float> from_bf16(const bf16 *p, size_t n) {
+    std::vector<float> o(n);
+    for (size_t i = 0; i < n; i++) o[i] = __bfloat162float(p[i]);
+    return o;
+}
+
+static long g_bf16_exact, g_bf16_total;
+
+static void expect_bf16(const char *what, const bf16 *got, const std::vector<float> &ref,
+                        double atol) {
+    std::vector<float> g = from_bf16(got, ref.size());
+    expect_close(what, g.data(), ref.data(), ref.size(), atol, 1.0 / 256 + 1e-5);
+    for (size_t i = 0; i < ref.size(); i++)
+        g_bf16_exact += g[i] == __bfloat162float(__float2bfloat16(ref[i]));
+    g_bf16_total += (long)ref.size();
+}
+
+static void test_bf16_elementwise() {
+    for (size_t N : {1, 9, 1031, 5000})
+        for (int off : {0, 1}) {
+            std::vector<float> a = bf16_round(randv(N, -6, 6)), b = bf16_round(randv(N, -3, 3));
+            std::vector<float> sum(N), gf(N), gb(N);
+            cpu()->residual_forward(sum.data(), a.data(), b.data(), N);
+            cpu()->gelu_forward(gf.data(), a.data(), N);
+            cpu()->gelu_backward(gb.data(), a.data(), b.data(), N);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("bf16 N=%zu offset=%d %s", N, off, s.name);
+                use_schedule(s);
+                bf16 *da = dev_copy(to_bf16(a), off), *db = dev_copy(to_bf16(b), off);
+                bf16 *o1 = dev_alloc<bf16>(N, off), *o2 = dev_alloc<bf16>(N, off),
+                     *o3 = dev_alloc<bf16>(N, off);
+                cuda_residual_forward(o1, da, db, N, 0);
+                cuda_gelu_forward(o2, da, N, 0);
+                cuda_gelu_backward(o3, da, db, N, 0);
+                expect_bf16("bf16 residual_forward out", o1, sum, 0);
+                expect_bf16("bf16 gelu_forward out", o2, gf, 1e-6);
+                expect_bf16("bf16 gelu_backward dinp", o3, gb, 1e-5);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
+static void test_bf16_swiglu() {
+    struct {
+        int N, F;
+    } shapes[] = {{1, 1}, {3, 5}, {7, 16}, {5, 300}, {2, 1032}};
+    for (auto sh : shapes)
+        for (int off : {0, 1}) {
+            size_t NF = (size_t)sh.N * sh.F;
+            std::vector<float> x = bf16_round(randv(2 * NF, -5, 5)),
+                               d = bf16_round(randv(NF, -1, 1)), out(NF), dinp(2 * NF);
+            cpu()->swiglu_forward(out.data(), x.data(), sh.N, sh.F);
+            cpu()->swiglu_backward(dinp.data(), x.data(), d.data(), sh.N, sh.F);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("bf16 N=%d F=%d offset=%d %s", sh.N, sh.F, off, s.name);
+                use_schedule(s);
+                bf16 *dx = dev_copy(to_bf16(x), off), *dd = dev_copy(to_bf16(d), off);
+                bf16 *o = dev_alloc<bf16>(NF, off), *di = dev_alloc<bf16>(2 * NF, off);
+                cuda_swiglu_forward(o, dx, sh.N, sh.F, 0);
+                cuda_swiglu_backward(di, dx, dd, sh.N, sh.F, 0);
+                expect_bf16("bf16 swiglu_forward out", o, out, 1e-6);
+                expect_bf16("bf16 swiglu_backward dinp", di, dinp, 1e-6);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
+static void test_bf16_norms() {
+    for (RowShape sh : kRowShapes)
+        for (int off : {0, 1}) {
+            int N = sh.N, C = sh.C;
+            size_t NC = (size_t)N * C;
+            std::vector<float> x = bf16_round(randv(NC, -2, 2)),
+                               w = bf16_round(randv(C, 0.5f, 1.5f)),
+                               b = bf16_round(randv(C, -0.5f, 0.5f));
+            std::vector<float> ln(NC), mean(N), rstd(N), rms(NC), rrstd(N);
+            cpu()->layernorm_forward(ln.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                                     b.data(), N, C);
+            cpu()->rmsnorm_forward(rms.data(), rrstd.data(), x.data(), w.data(), N, C, 1e-5f);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("bf16 N=%d C=%d offset=%d %s", N, C, off, s.name);
+                use_schedule(s);
+                bf16 *dx = dev_copy(to_bf16(x), off), *dw = dev_copy(to_bf16(w), off),
+                     *db = dev_copy(to_bf16(b), off);
+                bf16 *o1 = dev_alloc<bf16>(NC, off), *o2 = dev_alloc<bf16>(NC, off);
+                float *dmean = dev_alloc<float>(N), *drstd = dev_alloc<float>(N),
+                      *drrstd = dev_alloc<float>(N);
+                cuda_layernorm_forward(o1, dmean, drstd, dx, dw, db, N, C, 0);
+                cuda_rmsnorm_forward(o2, drrstd, dx, dw, N, C, 1e-5f, 0);
+                expect_bf16("bf16 layernorm_forward out", o1, ln, 1e-5);
+                expect_close("bf16 layernorm_forward mean", dmean, mean.data(), N, 1e-6, 1e-5);
+                expect_close("bf16 layernorm_forward rstd", drstd, rstd.data(), N, 0, 1e-5);
+                expect_bf16("bf16 rmsnorm_forward out", o2, rms, 1e-5);
+                expect_close("bf16 rmsnorm_forward rstd", drrstd, rrstd.data(), N, 0, 1e-5);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
 // ---- the harness's own semantics ---------------------------------------------------------------
 
 // Every shuffle kind with widths 32, 16 and 8, and the votes; out[op][tid].
@@ -738,6 +861,9 @@ static const Test kTests[] = {
     {"rope", test_rope},
     {"scale_adamw", test_scale_adamw},
     {"sum_squares", test_sum_squares},
+    {"bf16_elementwise", test_bf16_elementwise},
+    {"bf16_swiglu", test_bf16_swiglu},
+    {"bf16_norms", test_bf16_norms},
     {"harness_shuffles", test_harness_shuffles},
     {"harness_bf16", test_harness_bf16},
     {"bug_missing_barrier", test_bug_missing_barrier},
@@ -769,6 +895,9 @@ int main(int argc, char **argv) {
     for (const Stat &s : g_stats)
         printf("  %-28s max |d| %-10.3g max |d|/|ref| %-10.3g over %ld values\n", s.what.c_str(),
                s.max_abs, s.max_rel, s.compared);
+    if (g_bf16_total)
+        printf("  bf16 results bit-identical to the fp32 reference rounded: %ld of %ld\n",
+               g_bf16_exact, g_bf16_total);
     printf("%s: %d failed checks\n", g_failures ? "FAILED" : "OK", g_failures);
     return g_failures ? 1 : 0;
 }

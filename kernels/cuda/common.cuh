@@ -2,6 +2,7 @@
 // aligned vector loads, and deterministic warp and block reductions (fixed order, no atomics).
 #pragma once
 #include "kernels/cuda/launch.cuh"
+#include <cstring>
 
 // Threads per block of the one-dimensional kernels (a multiple of 32: the reductions need
 // whole warps).
@@ -16,24 +17,50 @@ static inline bool lc_aligned16(const void *p) {
     return ((uintptr_t)p & 15u) == 0;
 }
 
-// W consecutive floats (W = 1 or 4; for 4 the address is 16-byte aligned) into v.
-template <int W> __device__ __forceinline__ void lc_load(float (&v)[W], const float *p) {
-    if constexpr (W == 4) {
-        float4 t = *reinterpret_cast<const float4 *>(p);
-        v[0] = t.x;
-        v[1] = t.y;
-        v[2] = t.z;
-        v[3] = t.w;
+// Element types of the kernels: float, or __nv_bfloat16 with fp32 arithmetic (converted with
+// round-to-nearest-even on the way out).
+__device__ __forceinline__ float lc_to_float(float x) {
+    return x;
+}
+__device__ __forceinline__ float lc_to_float(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+}
+template <class T> __device__ __forceinline__ T lc_from_float(float x);
+template <> __device__ __forceinline__ float lc_from_float<float>(float x) {
+    return x;
+}
+template <> __device__ __forceinline__ __nv_bfloat16 lc_from_float<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+
+// Elements of T in one 16-byte access: 4 floats, 8 bf16.
+template <class T> struct lc_pack { static constexpr int n = 16 / (int)sizeof(T); };
+
+// W consecutive elements of T at p into v as floats: one 16-byte load when W fills 16 bytes (p
+// then 16-byte aligned), else W == 1.
+template <int W, class T> __device__ __forceinline__ void lc_load(float (&v)[W], const T *p) {
+    if constexpr (W * sizeof(T) == 16) {
+        int4 raw = *reinterpret_cast<const int4 *>(p);
+        T e[W];
+        memcpy(static_cast<void *>(e), &raw, 16);
+        for (int k = 0; k < W; k++) v[k] = lc_to_float(e[k]);
     } else {
-        v[0] = *p;
+        static_assert(W == 1, "lc_load: one element or 16 bytes");
+        v[0] = lc_to_float(*p);
     }
 }
 
-template <int W> __device__ __forceinline__ void lc_store(float *p, const float (&v)[W]) {
-    if constexpr (W == 4) {
-        *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+// v as W consecutive elements of T at p (the same access sizes as lc_load).
+template <int W, class T> __device__ __forceinline__ void lc_store(T *p, const float (&v)[W]) {
+    if constexpr (W * sizeof(T) == 16) {
+        T e[W];
+        for (int k = 0; k < W; k++) e[k] = lc_from_float<T>(v[k]);
+        int4 raw;
+        memcpy(&raw, static_cast<const void *>(e), 16);
+        *reinterpret_cast<int4 *>(p) = raw;
     } else {
-        *p = v[0];
+        static_assert(W == 1, "lc_store: one element or 16 bytes");
+        *p = lc_from_float<T>(v[0]);
     }
 }
 

@@ -26,15 +26,15 @@ static inline size_t cuda_norm_backward_scratch(int N, int C) {
 
 // ---- layernorm --------------------------------------------------------------------------------
 
-// out (N,C) written; mean, rstd (N) written; inp (N,C); weight, bias (C). W: floats per access.
-template <int W>
-static __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd,
-                                                const float *inp, const float *weight,
-                                                const float *bias, int N, int C) {
+// out (N,C) written; mean, rstd (N) written (fp32); inp (N,C); weight, bias (C). T: float or
+// __nv_bfloat16 (statistics and arithmetic in fp32); W: elements per access (1 or 16 bytes).
+template <class T, int W>
+static __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, const T *inp,
+                                                const T *weight, const T *bias, int N, int C) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return; // whole warps: row is the same on every lane
-    const float *x = inp + (size_t)row * C;
+    const T *x = inp + (size_t)row * C;
     float sum = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W];
@@ -49,7 +49,7 @@ static __global__ void layernorm_forward_kernel(float *out, float *mean, float *
         for (int k = 0; k < W; k++) sq += (v[k] - m) * (v[k] - m);
     }
     float s = 1.0f / sqrtf(lc_warp_sum(sq) / (float)C + LC_LN_EPS);
-    float *o = out + (size_t)row * C;
+    T *o = out + (size_t)row * C;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W], w[W], b[W];
         lc_load<W>(v, x + c);
@@ -108,13 +108,14 @@ static __global__ void layernorm_backward_dinp_kernel(float *dinp, const float *
 // ---- rmsnorm ----------------------------------------------------------------------------------
 
 // out (N,C) written = inp rstd weight; rstd (N) written = 1/sqrt(mean_c(inp^2) + eps).
-template <int W>
-static __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp,
-                                              const float *weight, int N, int C, float eps) {
+// T, W as for layernorm_forward_kernel; rstd is fp32.
+template <class T, int W>
+static __global__ void rmsnorm_forward_kernel(T *out, float *rstd, const T *inp, const T *weight,
+                                              int N, int C, float eps) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;
-    const float *x = inp + (size_t)row * C;
+    const T *x = inp + (size_t)row * C;
     float sq = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W];
@@ -122,7 +123,7 @@ static __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const flo
         for (int k = 0; k < W; k++) sq += v[k] * v[k];
     }
     float s = 1.0f / sqrtf(lc_warp_sum(sq) / (float)C + eps);
-    float *o = out + (size_t)row * C;
+    T *o = out + (size_t)row * C;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W], w[W];
         lc_load<W>(v, x + c);
@@ -216,19 +217,23 @@ static __global__ void norm_param_final_kernel(float *dweight, float *dbias, con
 
 // ---- launchers --------------------------------------------------------------------------------
 
-static inline bool lc_norm_vec(int C, const void *a, const void *b, const void *c, const void *d,
-                               const void *e) {
-    return C % 4 == 0 && lc_aligned16(a) && lc_aligned16(b) && lc_aligned16(c) && lc_aligned16(d) &&
-           lc_aligned16(e);
+// Whether rows of C elements, per16 of them to 16 bytes, allow 16-byte accesses at these pointers.
+static inline bool lc_norm_vec(int C, int per16, const void *a, const void *b, const void *c,
+                               const void *d, const void *e) {
+    return C % per16 == 0 && lc_aligned16(a) && lc_aligned16(b) && lc_aligned16(c) &&
+           lc_aligned16(d) && lc_aligned16(e);
 }
 
-static inline void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                                          const float *weight, const float *bias, int N, int C,
+// T: float or __nv_bfloat16 for out, inp, weight, bias; mean and rstd are fp32.
+template <class T>
+static inline void cuda_layernorm_forward(T *out, float *mean, float *rstd, const T *inp,
+                                          const T *weight, const T *bias, int N, int C,
                                           cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
+    constexpr int V = lc_pack<T>::n;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, out, inp, weight, bias, out) ? layernorm_forward_kernel<4>
-                                                         : layernorm_forward_kernel<1>;
+    auto k = lc_norm_vec(C, V, out, inp, weight, bias, out) ? layernorm_forward_kernel<T, V>
+                                                            : layernorm_forward_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, out, mean, rstd, inp, weight, bias, N, C);
     LC_LAUNCH_CHECK();
 }
@@ -240,8 +245,8 @@ static inline void cuda_layernorm_backward(float *dinp, float *dweight, float *d
                                            int N, int C, cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, dinp, dout, inp, weight, dinp) ? layernorm_backward_dinp_kernel<4>
-                                                           : layernorm_backward_dinp_kernel<1>;
+    auto k = lc_norm_vec(C, 4, dinp, dout, inp, weight, dinp) ? layernorm_backward_dinp_kernel<4>
+                                                              : layernorm_backward_dinp_kernel<1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, mean, rstd, N, C);
     LC_LAUNCH_CHECK();
     int chunks = lc_norm_chunks(N);
@@ -254,13 +259,15 @@ static inline void cuda_layernorm_backward(float *dinp, float *dweight, float *d
     LC_LAUNCH_CHECK();
 }
 
-static inline void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp,
-                                        const float *weight, int N, int C, float eps,
-                                        cudaStream_t stream) {
+// T: float or __nv_bfloat16 for out, inp, weight; rstd is fp32.
+template <class T>
+static inline void cuda_rmsnorm_forward(T *out, float *rstd, const T *inp, const T *weight, int N,
+                                        int C, float eps, cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
+    constexpr int V = lc_pack<T>::n;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, out, inp, weight, out, out) ? rmsnorm_forward_kernel<4>
-                                                        : rmsnorm_forward_kernel<1>;
+    auto k = lc_norm_vec(C, V, out, inp, weight, out, out) ? rmsnorm_forward_kernel<T, V>
+                                                           : rmsnorm_forward_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, out, rstd, inp, weight, N, C, eps);
     LC_LAUNCH_CHECK();
 }
@@ -271,8 +278,8 @@ static inline void cuda_rmsnorm_backward(float *dinp, float *dweight, const floa
                                          float *scratch, int N, int C, cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, dinp, dout, inp, weight, dinp) ? rmsnorm_backward_dinp_kernel<4>
-                                                           : rmsnorm_backward_dinp_kernel<1>;
+    auto k = lc_norm_vec(C, 4, dinp, dout, inp, weight, dinp) ? rmsnorm_backward_dinp_kernel<4>
+                                                              : rmsnorm_backward_dinp_kernel<1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, rstd, N, C);
     LC_LAUNCH_CHECK();
     int chunks = lc_norm_chunks(N);
