@@ -193,7 +193,7 @@ void resume(Fiber &f) {
     g_threadIdx = f.idx;
 #if CUEMU_ASAN
     void *fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, f.uc.uc_stack.ss_sp, f.uc.uc_stack.ss_size);
+    __sanitizer_start_switch_fiber(&fake, f.mem + sysconf(_SC_PAGESIZE), kStack);
 #endif
 #if defined(CUEMU_SWAPCONTEXT)
     f.started = true;
