@@ -48,9 +48,7 @@ static CudaContext g_ctx;
     X(cublasLtMatmul)
 
 #define LC_LT_MEMBER(f) decltype(&::f) f;
-static struct {
-    LC_LT_FUNCS(LC_LT_MEMBER)
-} lt;
+static struct { LC_LT_FUNCS(LC_LT_MEMBER) } lt;
 
 #define LC_STR_(x) #x
 #define LC_STR(x)  LC_STR_(x)
@@ -131,7 +129,8 @@ static int cuda_threads(int n) {
     return 1;
 }
 
-// ---- matrix products (cuBLASLt) ------------------------------------------------------------------
+// ---- matrix products (cuBLASLt)
+// ------------------------------------------------------------------
 
 // Column-major D (m,n; ld m) = op(A) @ op(B) + beta * D (+ bias (m) on every column when bias is
 // given), fp32 in and out with fp32 compute. op(A) is (m,k): A is stored (k,m) with ld lda when
@@ -150,16 +149,16 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
         lt.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
     if (bias) {
         cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-        LC_CUBLAS_CHECK(
-            lt.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+        LC_CUBLAS_CHECK(lt.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                                          sizeof(epi)));
         LC_CUBLAS_CHECK(lt.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                       &bias, sizeof(bias)));
+                                                          &bias, sizeof(bias)));
     }
     cublasLtMatrixLayout_t la, lb, ld;
-    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, transa ? k : m, transa ? m : k,
-                                               lda));
-    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, transb ? n : k, transb ? k : n,
-                                               ldb));
+    LC_CUBLAS_CHECK(
+        lt.cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, transa ? k : m, transa ? m : k, lda));
+    LC_CUBLAS_CHECK(
+        lt.cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, transb ? n : k, transb ? k : n, ldb));
     LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m));
     cublasLtMatmulPreference_t pref;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref));
@@ -176,7 +175,7 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
                m, n, k, (int)transa, (int)transb, bias != NULL);
     float alpha = 1.0f;
     LC_CUBLAS_CHECK(lt.cublasLtMatmul(ctx->lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld,
-                                   &heur.algo, ctx->workspace, ws, ctx->stream));
+                                      &heur.algo, ctx->workspace, ws, ctx->stream));
     lt.cublasLtMatmulPreferenceDestroy(pref);
     lt.cublasLtMatrixLayoutDestroy(la);
     lt.cublasLtMatrixLayoutDestroy(lb);
@@ -219,7 +218,8 @@ static void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, cons
     if (dbias) lt_matmul(dbias, dout, ones((size_t)N), NULL, OC, 1, N, false, OC, false, N, 1.0f);
 }
 
-// ---- the table -----------------------------------------------------------------------------------
+// ---- the table
+// -----------------------------------------------------------------------------------
 
 // Every entry of Backend after its name, in order; the static_assert below keeps the list in step
 // with kernels/kernels.h.
@@ -262,12 +262,12 @@ static const struct {
     const char *name;
     size_t offset;
 } ENTRIES[] = {LC_BACKEND_ENTRIES(LC_ENTRY_ROW)};
-static_assert(sizeof(Backend) == sizeof(const char *) + (0 LC_BACKEND_ENTRIES(LC_ENTRY_ONE)) *
-                                                            sizeof(void (*)(void)),
+static_assert(sizeof(Backend) == sizeof(const char *) +
+                                     (0 LC_BACKEND_ENTRIES(LC_ENTRY_ONE)) * sizeof(void (*)(void)),
               "LC_BACKEND_ENTRIES must list every entry of Backend (kernels/kernels.h)");
 
-// Every entry, in kernels.h's order (C++ wants them all named); NULL ones are not implemented
-// yet: the kernel headers (*.cuh) fill them in.
+// Every entry, in kernels.h's order (C++ wants them all named): memory here, matrix products
+// through cuBLASLt here, kernels through ops.cu's adapters; NULL ones are not implemented yet.
 static const Backend CUDA_BACKEND = {
     .name = "cuda",
     .alloc = cuda_alloc,
@@ -279,28 +279,28 @@ static const Backend CUDA_BACKEND = {
     .threads = cuda_threads,
     .encoder_forward = NULL,
     .encoder_backward = NULL,
-    .layernorm_forward = NULL,
-    .layernorm_backward = NULL,
-    .rmsnorm_forward = NULL,
-    .rmsnorm_backward = NULL,
+    .layernorm_forward = cuda_op_layernorm_forward,
+    .layernorm_backward = cuda_op_layernorm_backward,
+    .rmsnorm_forward = cuda_op_rmsnorm_forward,
+    .rmsnorm_backward = cuda_op_rmsnorm_backward,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
-    .rope_forward = NULL,
-    .rope_backward = NULL,
+    .rope_forward = cuda_op_rope_forward,
+    .rope_backward = cuda_op_rope_backward,
     .attention_forward = NULL,
     .attention_backward = NULL,
     .kvcache_write = NULL,
     .attention_decode = NULL,
-    .gelu_forward = NULL,
-    .gelu_backward = NULL,
-    .swiglu_forward = NULL,
-    .swiglu_backward = NULL,
-    .residual_forward = NULL,
+    .gelu_forward = cuda_op_gelu_forward,
+    .gelu_backward = cuda_op_gelu_backward,
+    .swiglu_forward = cuda_op_swiglu_forward,
+    .swiglu_backward = cuda_op_swiglu_backward,
+    .residual_forward = cuda_op_residual_forward,
     .classifier_forward = NULL,
     .classifier_backward = NULL,
-    .adamw_update = NULL,
-    .sum_squares = NULL,
-    .scale = NULL,
+    .adamw_update = cuda_op_adamw_update,
+    .sum_squares = cuda_op_sum_squares,
+    .scale = cuda_op_scale,
 };
 
 // The entries of be that are NULL, comma-separated into buf; returns how many.
@@ -320,7 +320,8 @@ static int missing_entries(const Backend *be, char *buf, size_t len) {
     return count;
 }
 
-// ---- device init ---------------------------------------------------------------------------------
+// ---- device init
+// ---------------------------------------------------------------------------------
 
 // Why cudaGetDeviceCount failed, in the user's terms.
 static const char *driver_hint(cudaError_t e) {

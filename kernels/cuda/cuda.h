@@ -47,3 +47,28 @@ typedef struct {
 
 // The context; valid only after backend_cuda() returned the backend.
 CudaContext *cuda_context(void);
+
+// ---- the kernels' Backend entries (ops.cu): fp32, shapes as in kernels/kernels.h ----------------
+void cuda_op_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                               const float *weight, const float *bias, int N, int C);
+void cuda_op_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, const float *mean,
+                                const float *rstd, int N, int C);
+void cuda_op_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
+                             int C, float eps);
+void cuda_op_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                              const float *weight, const float *rstd, int N, int C);
+void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                          float theta);
+void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                           float theta);
+void cuda_op_gelu_forward(float *out, const float *inp, size_t N);
+void cuda_op_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
+void cuda_op_swiglu_forward(float *out, const float *inp, int N, int F);
+void cuda_op_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
+void cuda_op_residual_forward(float *out, const float *a, const float *b, size_t N);
+void cuda_op_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                          float beta1, float beta2, float eps, float weight_decay, float bc1,
+                          float bc2);
+double cuda_op_sum_squares(const float *x, size_t n);
+void cuda_op_scale(float *x, float s, size_t n);

@@ -1,0 +1,100 @@
+// kernels/cuda/ops.cu: the Backend entries that the hand-written kernels (*.cuh) implement, as
+// fp32 adapters onto their launchers (shapes in kernels/kernels.h). Kernels launch on the
+// context's stream; the scratch some of them need (the norms' parameter-gradient partials, the
+// sum of squares' partials) is one device buffer, grown to the largest request and reused, so a
+// step allocates nothing once the first step has run.
+#include "kernels/cuda/cuda.h"
+#include "kernels/cuda/gelu.cuh"
+#include "kernels/cuda/norm.cuh"
+#include "kernels/cuda/optim.cuh"
+#include "kernels/cuda/residual.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/swiglu.cuh"
+
+static void *scratch_mem;
+static size_t scratch_bytes;
+
+// A device buffer of at least bytes, the same one every call (grown when a call needs more).
+static void *scratch(size_t bytes) {
+    if (bytes > scratch_bytes) {
+        if (scratch_mem) LC_CUDA_CHECK(cudaFree(scratch_mem));
+        LC_CUDA_CHECK(cudaMalloc(&scratch_mem, bytes));
+        scratch_bytes = bytes;
+    }
+    return scratch_mem;
+}
+
+static cudaStream_t stream(void) {
+    return cuda_context()->stream;
+}
+
+void cuda_op_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                               const float *weight, const float *bias, int N, int C) {
+    cuda_layernorm_forward<float>(out, mean, rstd, inp, weight, bias, N, C, stream());
+}
+
+void cuda_op_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, const float *mean,
+                                const float *rstd, int N, int C) {
+    float *s = (float *)scratch(cuda_norm_backward_scratch(N, C) * sizeof(float));
+    cuda_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, s, N, C, stream());
+}
+
+void cuda_op_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
+                             int C, float eps) {
+    cuda_rmsnorm_forward<float>(out, rstd, inp, weight, N, C, eps, stream());
+}
+
+void cuda_op_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                              const float *weight, const float *rstd, int N, int C) {
+    float *s = (float *)scratch(cuda_norm_backward_scratch(N, C) * sizeof(float));
+    cuda_rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, s, N, C, stream());
+}
+
+void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                          float theta) {
+    cuda_rope_forward(qkv, pos, B, T, NH, NKV, hs, theta, stream());
+}
+
+void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+                           float theta) {
+    cuda_rope_backward(dqkv, pos, B, T, NH, NKV, hs, theta, stream());
+}
+
+void cuda_op_gelu_forward(float *out, const float *inp, size_t N) {
+    cuda_gelu_forward<float>(out, inp, N, stream());
+}
+
+void cuda_op_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
+    cuda_gelu_backward<float>(dinp, inp, dout, N, stream());
+}
+
+void cuda_op_swiglu_forward(float *out, const float *inp, int N, int F) {
+    cuda_swiglu_forward<float>(out, inp, N, F, stream());
+}
+
+void cuda_op_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F) {
+    cuda_swiglu_backward<float>(dinp, inp, dout, N, F, stream());
+}
+
+void cuda_op_residual_forward(float *out, const float *a, const float *b, size_t N) {
+    cuda_residual_forward<float>(out, a, b, N, stream());
+}
+
+void cuda_op_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                          float beta1, float beta2, float eps, float weight_decay, float bc1,
+                          float bc2) {
+    cuda_adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2,
+                      stream());
+}
+
+double cuda_op_sum_squares(const float *x, size_t n) {
+    double *s = (double *)scratch((LC_SSQ_BLOCKS + 1) * sizeof(double)), host = 0.0;
+    cuda_sum_squares(s + LC_SSQ_BLOCKS, s, x, n, stream());
+    LC_CUDA_CHECK(cudaMemcpy(&host, s + LC_SSQ_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost));
+    return host;
+}
+
+void cuda_op_scale(float *x, float s, size_t n) {
+    cuda_scale(x, s, n, stream());
+}
