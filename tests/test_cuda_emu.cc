@@ -9,7 +9,9 @@
 //     test_cuda_emu [NAME...]    runs the named tests (all without arguments); exit 1 on failure
 #include "tests/cuda_emu/cuemu.h"
 
+#include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
+#include "kernels/cuda/kvcache.cuh"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/optim.cuh"
 #include "kernels/cuda/residual.cuh"
@@ -455,6 +457,123 @@ static void test_sum_squares() {
         }
 }
 
+// The embedding: one row, C below and not a multiple of 4, C not a multiple of 32, pos given and
+// NULL, wpe NULL, tokens repeated (rows adding into one gradient row), misaligned tables. The
+// backward adds in the CPU's order per channel: the same bits, under every schedule.
+static void test_encoder() {
+    struct {
+        int B, T, C, Vp, maxT;
+    } shapes[] = {{1, 1, 1, 3, 1},   {1, 1, 7, 5, 2},   {2, 5, 12, 4, 9},
+                  {3, 7, 37, 3, 11}, {2, 9, 100, 6, 9}, {4, 33, 68, 50, 40}};
+    for (auto sh : shapes)
+        for (int variant = 0; variant < 3; variant++) // 0: pos given, 1: pos NULL, 2: wpe NULL
+            for (int off : {0, 1}) {
+                int B = sh.B, T = sh.T, C = sh.C, N = B * T;
+                size_t NC = (size_t)N * C;
+                std::vector<int> tok((size_t)N), pos((size_t)N);
+                for (int n = 0; n < N; n++) {
+                    tok[(size_t)n] = (n * 7 + 3) % sh.Vp; // every token several times
+                    pos[(size_t)n] = (n * 5 + 1) % sh.maxT;
+                }
+                const int *ppos = variant == 0 ? pos.data() : nullptr;
+                bool with_wpe = variant != 2;
+                std::vector<float> wte = randv((size_t)sh.Vp * C, -1, 1),
+                                   wpe = randv((size_t)sh.maxT * C, -1, 1), dout = randv(NC, -1, 1),
+                                   out(NC);
+                std::vector<float> dwte0 = randv(wte.size(), -1, 1),
+                                   dwpe0 = randv(wpe.size(), -1, 1);
+                std::vector<float> dwte = dwte0, dwpe = dwpe0;
+                cpu()->encoder_forward(out.data(), tok.data(), ppos, wte.data(),
+                                       with_wpe ? wpe.data() : nullptr, B, T, C);
+                cpu()->encoder_backward(dwte.data(), with_wpe ? dwpe.data() : nullptr, dout.data(),
+                                        tok.data(), ppos, B, T, C);
+                std::vector<float> first_te, first_pe;
+                for (const Schedule &s : kSchedules) {
+                    if (skip_schedule(s)) continue;
+                    g_context = fmt("B=%d T=%d C=%d variant=%d offset=%d %s", B, T, C, variant, off,
+                                    s.name);
+                    use_schedule(s);
+                    int *dtok = dev_copy(tok), *dpos = ppos ? dev_copy(pos) : nullptr;
+                    float *gwte = dev_copy(wte, off),
+                          *gwpe = with_wpe ? dev_copy(wpe, off) : nullptr;
+                    float *gout = dev_alloc<float>(NC, off);
+                    cuda_encoder_forward(gout, dtok, dpos, gwte, gwpe, B, T, C, 0);
+                    expect_close("encoder_forward out", gout, out.data(), NC, 0, 0);
+                    float *gdout = dev_copy(dout, off), *gdwte = dev_copy(dwte0, off);
+                    float *gdwpe = with_wpe ? dev_copy(dwpe0, off) : nullptr;
+                    cuda_encoder_backward(gdwte, gdwpe, gdout, dtok, dpos, B, T, C, 0);
+                    expect_close("encoder_backward dwte", gdwte, dwte.data(), dwte.size(), 0, 0);
+                    if (with_wpe)
+                        expect_close("encoder_backward dwpe", gdwpe, dwpe.data(), dwpe.size(), 0,
+                                     0);
+                    std::vector<float> te(gdwte, gdwte + dwte.size()),
+                        pe = with_wpe ? std::vector<float>(gdwpe, gdwpe + dwpe.size())
+                                      : std::vector<float>();
+                    if (&s == &kSchedules[0]) {
+                        first_te = te;
+                        first_pe = pe;
+                    } else {
+                        CHECK(memcmp(te.data(), first_te.data(), te.size() * sizeof(float)) == 0,
+                              "encoder_backward dwte differs from the first schedule's bits");
+                        CHECK(pe.size() == first_pe.size() &&
+                                  (pe.empty() || memcmp(pe.data(), first_pe.data(),
+                                                        pe.size() * sizeof(float)) == 0),
+                              "encoder_backward dwpe differs from the first schedule's bits");
+                    }
+                    expect_clean();
+                    dev_free_all();
+                }
+            }
+}
+
+// The cache and one decoding step: NH 4 with NKV 1, 2, 4 (GQA groups 4, 2, 1), hs 6 and 8, and
+// hs 40, 160 (several lanes' strides; more channels than a block), maxT 9 with a write running
+// past it (dropped), start given and NULL, a row attending to position 0 only.
+static void test_kvcache_decode() {
+    struct {
+        int B, T, maxT, NH, NKV, hs;
+    } shapes[] = {{1, 1, 9, 4, 1, 6}, {2, 3, 9, 4, 2, 8},  {3, 5, 9, 4, 4, 6},
+                  {2, 4, 9, 4, 1, 8}, {2, 7, 9, 4, 2, 40}, {1, 2, 300, 2, 1, 160}};
+    for (auto sh : shapes)
+        for (int with_start : {1, 0}) {
+            int B = sh.B, T = sh.T, maxT = sh.maxT, NH = sh.NH, NKV = sh.NKV, hs = sh.hs;
+            int row = (NH + 2 * NKV) * hs, KV = NKV * hs;
+            size_t cache = (size_t)B * maxT * KV;
+            std::vector<int> start((size_t)B), pos((size_t)B);
+            for (int b = 0; b < B; b++) {
+                start[(size_t)b] = (b * 4) % maxT; // b 2 of maxT 9 runs past the end with T 5
+                pos[(size_t)b] = b == 0 ? 0 : (b * 5 + 3) % maxT;
+            }
+            if (maxT > 100) pos[0] = maxT - 1;
+            std::vector<float> qkv = randv((size_t)B * T * row, -2, 2), kc0 = randv(cache, -2, 2),
+                               vc0 = randv(cache, -2, 2);
+            std::vector<float> kc = kc0, vc = vc0;
+            const int *pstart = with_start ? start.data() : nullptr;
+            cpu()->kvcache_write(kc.data(), vc.data(), qkv.data(), pstart, B, T, maxT, NH, NKV, hs);
+            // the decode reads the first token of each row as its query: a (B,row) matrix
+            std::vector<float> q = randv((size_t)B * row, -2, 2), out((size_t)B * NH * hs);
+            cpu()->attention_decode(out.data(), q.data(), kc.data(), vc.data(), pos.data(), B, maxT,
+                                    NH, NKV, hs);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("B=%d T=%d maxT=%d NH=%d NKV=%d hs=%d start=%d %s", B, T, maxT, NH,
+                                NKV, hs, with_start, s.name);
+                use_schedule(s);
+                float *gqkv = dev_copy(qkv), *gk = dev_copy(kc0), *gv = dev_copy(vc0);
+                int *gstart = pstart ? dev_copy(start) : nullptr, *gpos = dev_copy(pos);
+                cuda_kvcache_write(gk, gv, gqkv, gstart, B, T, maxT, NH, NKV, hs, 0);
+                expect_close("kvcache_write kcache", gk, kc.data(), cache, 0, 0);
+                expect_close("kvcache_write vcache", gv, vc.data(), cache, 0, 0);
+                float *gq = dev_copy(q), *gout = dev_alloc<float>(out.size());
+                CHECK(cuda_attention_decode(gout, gq, gk, gv, gpos, B, maxT, NH, NKV, hs, 0),
+                      "attention_decode refused maxT %d", maxT);
+                expect_close("attention_decode out", gout, out.data(), out.size(), 1e-6, 1e-5);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
 // ---- bf16 variants ------------------------------------------------------------------------------
 // Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
 // kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
@@ -854,6 +973,8 @@ struct Test {
 };
 static const Test kTests[] = {
     {"residual", test_residual},
+    {"encoder", test_encoder},
+    {"kvcache_decode", test_kvcache_decode},
     {"gelu", test_gelu},
     {"swiglu", test_swiglu},
     {"layernorm", test_layernorm},

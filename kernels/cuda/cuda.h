@@ -49,6 +49,10 @@ typedef struct {
 CudaContext *cuda_context(void);
 
 // ---- the kernels' Backend entries (ops.cu): fp32, shapes as in kernels/kernels.h ----------------
+void cuda_op_encoder_forward(float *out, const int *tokens, const int *pos, const float *wte,
+                             const float *wpe, int B, int T, int C);
+void cuda_op_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
+                              const int *pos, int B, int T, int C);
 void cuda_op_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                const float *weight, const float *bias, int N, int C);
 void cuda_op_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -62,6 +66,11 @@ void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int 
                           float theta);
 void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                            float theta);
+void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
+                           int T, int maxT, int NH, int NKV, int hs);
+void cuda_op_attention_decode(float *out, const float *qkv, const float *kcache,
+                              const float *vcache, const int *pos, int B, int maxT, int NH, int NKV,
+                              int hs);
 void cuda_op_gelu_forward(float *out, const float *inp, size_t N);
 void cuda_op_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
 void cuda_op_swiglu_forward(float *out, const float *inp, int N, int F);

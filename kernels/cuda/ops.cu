@@ -4,7 +4,9 @@
 // sum of squares' partials) is one device buffer, grown to the largest request and reused, so a
 // step allocates nothing once the first step has run.
 #include "kernels/cuda/cuda.h"
+#include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
+#include "kernels/cuda/kvcache.cuh"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/optim.cuh"
 #include "kernels/cuda/residual.cuh"
@@ -26,6 +28,16 @@ static void *scratch(size_t bytes) {
 
 static cudaStream_t stream(void) {
     return cuda_context()->stream;
+}
+
+void cuda_op_encoder_forward(float *out, const int *tokens, const int *pos, const float *wte,
+                             const float *wpe, int B, int T, int C) {
+    cuda_encoder_forward<float>(out, tokens, pos, wte, wpe, B, T, C, stream());
+}
+
+void cuda_op_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
+                              const int *pos, int B, int T, int C) {
+    cuda_encoder_backward(dwte, dwpe, dout, tokens, pos, B, T, C, stream());
 }
 
 void cuda_op_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -59,6 +71,20 @@ void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int 
 void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                            float theta) {
     cuda_rope_backward(dqkv, pos, B, T, NH, NKV, hs, theta, stream());
+}
+
+void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
+                           int T, int maxT, int NH, int NKV, int hs) {
+    cuda_kvcache_write(kcache, vcache, qkv, start, B, T, maxT, NH, NKV, hs, stream());
+}
+
+void cuda_op_attention_decode(float *out, const float *qkv, const float *kcache,
+                              const float *vcache, const int *pos, int B, int maxT, int NH, int NKV,
+                              int hs) {
+    if (!cuda_attention_decode(out, qkv, kcache, vcache, pos, B, maxT, NH, NKV, hs, stream()))
+        LC_DIE("CUDA backend: attention_decode: %zu bytes of scores for maxT %d exceed the "
+               "device's shared memory per block",
+               cuda_attention_decode_smem(maxT), maxT);
 }
 
 void cuda_op_gelu_forward(float *out, const float *inp, size_t N) {
