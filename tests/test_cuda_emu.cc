@@ -9,6 +9,7 @@
 //     test_cuda_emu [NAME...]    runs the named tests (all without arguments); exit 1 on failure
 #include "tests/cuda_emu/cuemu.h"
 
+#include "kernels/cuda/classifier.cuh"
 #include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
 #include "kernels/cuda/kvcache.cuh"
@@ -965,6 +966,76 @@ static void test_bug_unwritten_shared() {
     }
 }
 
+// The classifier's row kernels (the cuBLASLt products around them cannot run under the harness):
+// the CPU backend's classifier_forward gives the logits (N,Vp) and the references lse, logp,
+// entropy; its classifier_backward the reference dlogits. The forward row kernel runs on the
+// CPU's logits, the backward row kernel on them with the CPU's lse and entropy. Odd V (not a
+// multiple of 4 or 32), Vp = V rounded up to 64, one row, targets -1, rows with dlogp = dent = 0,
+// entropy and dent NULL or given.
+struct ClsShape {
+    int N, C, V;
+};
+static void test_classifier() {
+    const ClsShape shapes[] = {{1, 5, 37}, {2, 4, 1}, {3, 7, 100}, {9, 3, 257}, {6, 8, 1000}};
+    for (ClsShape sh : shapes)
+        for (int with_ent : {1, 0}) {
+            int N = sh.N, C = sh.C, V = sh.V, Vp = (V + 63) / 64 * 64;
+            size_t NV = (size_t)N * Vp;
+            float inv_temp = with_ent ? 0.7f : 1.0f;
+            std::vector<float> x = randv((size_t)N * C, -1, 1), wte = randv((size_t)Vp * C, -3, 3);
+            std::vector<int> tg(N);
+            std::vector<float> dlogp(N), dent(N);
+            for (int n = 0; n < N; n++) {
+                tg[n] = n % 4 == 1 ? -1 : (n * 37 + 5) % V;
+                if (n % 3 == 0) tg[n] = V - 1;
+                dlogp[n] = n % 5 == 2 ? 0.0f : uniform(-1, 1);
+                dent[n] = n % 5 == 2 ? 0.0f : (n % 2 ? uniform(-1, 1) : 0.0f);
+            }
+            std::vector<float> logits(NV), lse(N), logp(N), ent(N, 0.0f);
+            cpu()->classifier_forward(logp.data(), with_ent ? ent.data() : nullptr, lse.data(),
+                                      logits.data(), x.data(), wte.data(), tg.data(), N, C, V, Vp,
+                                      inv_temp);
+            std::vector<float> dlog = logits, dx((size_t)N * C), dwte((size_t)Vp * C, 0.0f);
+            cpu()->classifier_backward(dx.data(), dwte.data(), dlog.data(), x.data(), wte.data(),
+                                       lse.data(), with_ent ? ent.data() : nullptr, tg.data(),
+                                       dlogp.data(), with_ent ? dent.data() : nullptr, N, C, V, Vp,
+                                       inv_temp);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("N=%d C=%d V=%d Vp=%d entropy/dent %s %s", N, C, V, Vp,
+                                with_ent ? "given" : "NULL", s.name);
+                use_schedule(s);
+                float *glog = dev_copy(logits), *glse = dev_alloc<float>(N),
+                      *glogp = dev_alloc<float>(N),
+                      *gent = with_ent ? dev_alloc<float>(N) : nullptr;
+                int *gtg = dev_copy(tg);
+                cuda_classifier_rows_forward(glogp, gent, glse, glog, gtg, N, V, Vp, 0);
+                expect_close("classifier rows lse", glse, lse.data(), N, 1e-5, 1e-5);
+                expect_close("classifier rows logp", glogp, logp.data(), N, 1e-5, 1e-5);
+                if (with_ent)
+                    expect_close("classifier rows entropy", gent, ent.data(), N, 1e-5, 1e-5);
+                CHECK(memcmp(glog, logits.data(), NV * sizeof(float)) == 0,
+                      "the forward row kernel changed the logits");
+                // the backward from the CPU's statistics, so it is compared on its own
+                float *gl2 = dev_copy(logits), *clse = dev_copy(lse),
+                      *cent = with_ent ? dev_copy(ent) : nullptr, *gdlogp = dev_copy(dlogp),
+                      *gdent = with_ent ? dev_copy(dent) : nullptr;
+                cuda_classifier_rows_backward(gl2, clse, cent, gtg, gdlogp, gdent, N, V, Vp,
+                                              inv_temp, 0);
+                expect_close("classifier rows dlogits", gl2, dlog.data(), NV, 1e-6, 1e-5);
+                bool zeros = true;
+                for (int n = 0; n < N; n++) {
+                    bool masked = (tg[n] < 0 || dlogp[n] == 0.0f) && (!with_ent || dent[n] == 0.0f);
+                    for (int v = masked ? 0 : V; v < Vp; v++)
+                        zeros &= gl2[(size_t)n * Vp + v] == 0.0f;
+                }
+                CHECK(zeros, "padded columns or masked rows not exactly zero");
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 struct Test {
@@ -979,6 +1050,7 @@ static const Test kTests[] = {
     {"swiglu", test_swiglu},
     {"layernorm", test_layernorm},
     {"rmsnorm", test_rmsnorm},
+    {"classifier", test_classifier},
     {"rope", test_rope},
     {"scale_adamw", test_scale_adamw},
     {"sum_squares", test_sum_squares},

@@ -187,8 +187,8 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
 // its transpose in column-major terms.
 
 // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias: out^T (OC,N) = weight (C,OC)^T @ inp^T (C,N).
-static void cuda_matmul_forward(float *out, const float *inp, const float *weight,
-                                const float *bias, int N, int C, int OC) {
+void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C, int OC) {
     lt_matmul(out, weight, inp, bias, OC, N, C, true, C, false, C, 0.0f);
 }
 
@@ -208,8 +208,8 @@ static const float *ones(size_t n) {
     return ctx->ones;
 }
 
-static void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, int N, int C, int OC) {
+void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int N, int C, int OC) {
     // dinp (N,C) = dout (N,OC) @ weight (OC,C): dinp^T (C,N) = weight^T (C,OC) @ dout^T (OC,N).
     if (dinp) lt_matmul(dinp, weight, dout, NULL, C, N, OC, false, C, false, OC, 0.0f);
     // dweight (OC,C) += dout^T @ inp: dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC).
@@ -296,8 +296,8 @@ static const Backend CUDA_BACKEND = {
     .swiglu_forward = cuda_op_swiglu_forward,
     .swiglu_backward = cuda_op_swiglu_backward,
     .residual_forward = cuda_op_residual_forward,
-    .classifier_forward = NULL,
-    .classifier_backward = NULL,
+    .classifier_forward = cuda_op_classifier_forward,
+    .classifier_backward = cuda_op_classifier_backward,
     .adamw_update = cuda_op_adamw_update,
     .sum_squares = cuda_op_sum_squares,
     .scale = cuda_op_scale,

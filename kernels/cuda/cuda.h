@@ -48,6 +48,14 @@ typedef struct {
 // The context; valid only after backend_cuda() returned the backend.
 CudaContext *cuda_context(void);
 
+// ---- the cuBLASLt matrix products (backend_cuda.cu), fp32, as matmul_forward/backward ---------
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T (+ bias (OC) when not NULL).
+void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C, int OC);
+// dinp (N,C) written (when not NULL); dweight (OC,C) +=; dbias (OC) += (when not NULL).
+void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int N, int C, int OC);
+
 // ---- the kernels' Backend entries (ops.cu): fp32, shapes as in kernels/kernels.h ----------------
 void cuda_op_encoder_forward(float *out, const int *tokens, const int *pos, const float *wte,
                              const float *wpe, int B, int T, int C);
@@ -81,3 +89,10 @@ void cuda_op_adamw_update(float *param, const float *grad, float *m, float *v, s
                           float bc2);
 double cuda_op_sum_squares(const float *x, size_t n);
 void cuda_op_scale(float *x, float s, size_t n);
+void cuda_op_classifier_forward(float *logp, float *entropy, float *lse, float *logits,
+                                const float *x, const float *wte, const int *targets, int N, int C,
+                                int V, int Vp, float inv_temp);
+void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const float *x,
+                                 const float *wte, const float *lse, const float *entropy,
+                                 const int *targets, const float *dlogp, const float *dent, int N,
+                                 int C, int V, int Vp, float inv_temp);

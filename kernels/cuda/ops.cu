@@ -4,6 +4,7 @@
 // sum of squares' partials) is one device buffer, grown to the largest request and reused, so a
 // step allocates nothing once the first step has run.
 #include "kernels/cuda/cuda.h"
+#include "kernels/cuda/classifier.cuh"
 #include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
 #include "kernels/cuda/kvcache.cuh"
@@ -123,4 +124,25 @@ double cuda_op_sum_squares(const float *x, size_t n) {
 
 void cuda_op_scale(float *x, float s, size_t n) {
     cuda_scale(x, s, n, stream());
+}
+
+// logits (N,Vp) = inv_temp x @ wte^T by cuBLASLt (then scaled in place unless inv_temp is 1),
+// then the row statistics.
+void cuda_op_classifier_forward(float *logp, float *entropy, float *lse, float *logits,
+                                const float *x, const float *wte, const int *targets, int N, int C,
+                                int V, int Vp, float inv_temp) {
+    cuda_matmul_forward(logits, x, wte, NULL, N, C, Vp);
+    if (inv_temp != 1.0f) cuda_scale(logits, inv_temp, (size_t)N * Vp, stream());
+    cuda_classifier_rows_forward(logp, entropy, lse, logits, targets, N, V, Vp, stream());
+}
+
+// logits overwritten with dlogits by the row kernel; then, as the matmul out = x @ wte^T with
+// dout = dlogits: dx (N,C) = dlogits @ wte written, dwte (Vp,C) += dlogits^T @ x.
+void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const float *x,
+                                 const float *wte, const float *lse, const float *entropy,
+                                 const int *targets, const float *dlogp, const float *dent, int N,
+                                 int C, int V, int Vp, float inv_temp) {
+    cuda_classifier_rows_backward(logits, lse, entropy, targets, dlogp, dent, N, V, Vp, inv_temp,
+                                  stream());
+    cuda_matmul_backward(dx, dwte, NULL, logits, x, wte, N, C, Vp);
 }
