@@ -9,6 +9,7 @@
 //     test_cuda_emu [NAME...]    runs the named tests (all without arguments); exit 1 on failure
 #include "tests/cuda_emu/cuemu.h"
 
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/classifier.cuh"
 #include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
@@ -575,6 +576,73 @@ static void test_kvcache_decode() {
         }
 }
 
+// Causal attention, forward and backward: NH 4 with NKV 1, 2, 4 (GQA groups 4, 2, 1), hs 6 and 8,
+// T 1, 5, 13, B 2, then hs 160 (more channels than a block) and T 131 (more keys than threads);
+// without segments and with packed rows (segment ids changing mid-row at a different place per
+// row, the last tokens a padding segment). The GPU's own att feeds its backward. Every sum has a
+// fixed order: out, att and dqkv are the same bits under every schedule.
+static void test_attention() {
+    struct {
+        int B, T, NH, NKV, hs;
+    } shapes[] = {{2, 1, 4, 1, 6},  {2, 5, 4, 1, 6},  {2, 13, 4, 1, 6}, {2, 1, 4, 2, 6},
+                  {2, 5, 4, 2, 6},  {2, 13, 4, 2, 6}, {2, 1, 4, 4, 6},  {2, 5, 4, 4, 6},
+                  {2, 13, 4, 4, 6}, {2, 1, 4, 1, 8},  {2, 5, 4, 1, 8},  {2, 13, 4, 1, 8},
+                  {2, 1, 4, 2, 8},  {2, 5, 4, 2, 8},  {2, 13, 4, 2, 8}, {2, 1, 4, 4, 8},
+                  {2, 5, 4, 4, 8},  {2, 13, 4, 4, 8}, {1, 5, 2, 1, 160}, {1, 131, 2, 1, 8}};
+    for (auto sh : shapes)
+        for (int with_seg : {0, 1}) {
+            int B = sh.B, T = sh.T, NH = sh.NH, NKV = sh.NKV, hs = sh.hs;
+            size_t row = (size_t)(NH + 2 * NKV) * hs, nqkv = (size_t)B * T * row,
+                   nout = (size_t)B * T * NH * hs, natt = (size_t)B * NH * T * T;
+            std::vector<int> seg((size_t)B * T);
+            for (int b = 0; b < B; b++) {
+                int cut = 1 + 2 * b, pad = T - 2; // segment 0 | segment 1 | padding (7)
+                for (int t = 0; t < T; t++)
+                    seg[(size_t)b * T + t] = t >= pad && t > cut ? 7 : t < cut ? 0 : 1;
+            }
+            const int *pseg = with_seg ? seg.data() : nullptr;
+            std::vector<float> qkv = randv(nqkv, -1, 1), dout = randv(nout, -1, 1);
+            std::vector<float> out(nout), att(natt), dqkv(nqkv), datt(natt);
+            cpu()->attention_forward(out.data(), att.data(), qkv.data(), pseg, B, T, NH, NKV, hs);
+            cpu()->attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(),
+                                      pseg, B, T, NH, NKV, hs);
+            std::vector<float> first_out, first_att, first_dqkv;
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("B=%d T=%d NH=%d NKV=%d hs=%d seg=%d %s", B, T, NH, NKV, hs,
+                                with_seg, s.name);
+                use_schedule(s);
+                float *gqkv = dev_copy(qkv), *gout = dev_alloc<float>(nout),
+                      *gatt = dev_alloc<float>(natt);
+                int *gseg = pseg ? dev_copy(seg) : nullptr;
+                CHECK(cuda_attention_forward(gout, gatt, gqkv, gseg, B, T, NH, NKV, hs, 0),
+                      "attention_forward refused T %d", T);
+                expect_close("attention_forward out", gout, out.data(), nout, 1e-6, 1e-5);
+                expect_close("attention_forward att", gatt, att.data(), natt, 1e-6, 1e-5);
+                float *gdout = dev_copy(dout), *gdqkv = dev_alloc<float>(nqkv),
+                      *gdatt = dev_alloc<float>(natt);
+                CHECK(cuda_attention_backward(gdqkv, gdatt, gdout, gqkv, gatt, B, T, NH, NKV, hs,
+                                              0),
+                      "attention_backward refused T %d", T);
+                expect_close("attention_backward dqkv", gdqkv, dqkv.data(), nqkv, 1e-6, 1e-5);
+                std::vector<float> o(gout, gout + nout), a(gatt, gatt + natt),
+                    d(gdqkv, gdqkv + nqkv);
+                if (&s == &kSchedules[0]) {
+                    first_out = o;
+                    first_att = a;
+                    first_dqkv = d;
+                } else {
+                    CHECK(o == first_out && a == first_att,
+                          "attention_forward differs from the first schedule's bits");
+                    CHECK(memcmp(d.data(), first_dqkv.data(), nqkv * sizeof(float)) == 0,
+                          "attention_backward dqkv differs from the first schedule's bits");
+                }
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
 // ---- bf16 variants ------------------------------------------------------------------------------
 // Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
 // kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
@@ -1046,6 +1114,7 @@ static const Test kTests[] = {
     {"residual", test_residual},
     {"encoder", test_encoder},
     {"kvcache_decode", test_kvcache_decode},
+    {"attention", test_attention},
     {"gelu", test_gelu},
     {"swiglu", test_swiglu},
     {"layernorm", test_layernorm},

@@ -4,6 +4,7 @@
 // sum of squares' partials) is one device buffer, grown to the largest request and reused, so a
 // step allocates nothing once the first step has run.
 #include "kernels/cuda/cuda.h"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/classifier.cuh"
 #include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
@@ -72,6 +73,24 @@ void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int 
 void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                            float theta) {
     cuda_rope_backward(dqkv, pos, B, T, NH, NKV, hs, theta, stream());
+}
+
+void cuda_op_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
+                               int T, int NH, int NKV, int hs) {
+    if (!cuda_attention_forward(out, att, qkv, seg, B, T, NH, NKV, hs, stream()))
+        LC_DIE("CUDA backend: attention_forward: %zu bytes of scores for T %d exceed the "
+               "device's shared memory per block",
+               cuda_attention_smem(T), T);
+}
+
+void cuda_op_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, const int *seg, int B, int T, int NH, int NKV,
+                                int hs) {
+    (void)seg; // masked entries of att are exactly 0, so their gradients are too
+    if (!cuda_attention_backward(dqkv, datt, dout, qkv, att, B, T, NH, NKV, hs, stream()))
+        LC_DIE("CUDA backend: attention_backward: %zu bytes of scores for T %d exceed the "
+               "device's shared memory per block",
+               cuda_attention_smem(T), T);
 }
 
 void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
