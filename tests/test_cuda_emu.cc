@@ -584,14 +584,17 @@ static void test_kvcache_decode() {
 static void test_attention() {
     struct {
         int B, T, NH, NKV, hs;
-    } shapes[] = {{2, 1, 4, 1, 6},  {2, 5, 4, 1, 6},  {2, 13, 4, 1, 6}, {2, 1, 4, 2, 6},
-                  {2, 5, 4, 2, 6},  {2, 13, 4, 2, 6}, {2, 1, 4, 4, 6},  {2, 5, 4, 4, 6},
-                  {2, 13, 4, 4, 6}, {2, 1, 4, 1, 8},  {2, 5, 4, 1, 8},  {2, 13, 4, 1, 8},
-                  {2, 1, 4, 2, 8},  {2, 5, 4, 2, 8},  {2, 13, 4, 2, 8}, {2, 1, 4, 4, 8},
+    } shapes[] = {{2, 1, 4, 1, 6},  {2, 5, 4, 1, 6},  {2, 13, 4, 1, 6},  {2, 1, 4, 2, 6},
+                  {2, 5, 4, 2, 6},  {2, 13, 4, 2, 6}, {2, 1, 4, 4, 6},   {2, 5, 4, 4, 6},
+                  {2, 13, 4, 4, 6}, {2, 1, 4, 1, 8},  {2, 5, 4, 1, 8},   {2, 13, 4, 1, 8},
+                  {2, 1, 4, 2, 8},  {2, 5, 4, 2, 8},  {2, 13, 4, 2, 8},  {2, 1, 4, 4, 8},
                   {2, 5, 4, 4, 8},  {2, 13, 4, 4, 8}, {1, 5, 2, 1, 160}, {1, 131, 2, 1, 8}};
     for (auto sh : shapes)
         for (int with_seg : {0, 1}) {
             int B = sh.B, T = sh.T, NH = sh.NH, NKV = sh.NKV, hs = sh.hs;
+            // minutes under ASan (every fiber switch a system call): there, the small shapes and
+            // one of T 13; the Release run covers all of them under four schedules
+            if (kSanitized && (T > 13 || hs > 8 || (T == 13 && (NKV != 2 || hs != 8)))) continue;
             size_t row = (size_t)(NH + 2 * NKV) * hs, nqkv = (size_t)B * T * row,
                    nout = (size_t)B * T * NH * hs, natt = (size_t)B * NH * T * T;
             std::vector<int> seg((size_t)B * T);
@@ -621,9 +624,9 @@ static void test_attention() {
                 expect_close("attention_forward att", gatt, att.data(), natt, 1e-6, 1e-5);
                 float *gdout = dev_copy(dout), *gdqkv = dev_alloc<float>(nqkv),
                       *gdatt = dev_alloc<float>(natt);
-                CHECK(cuda_attention_backward(gdqkv, gdatt, gdout, gqkv, gatt, B, T, NH, NKV, hs,
-                                              0),
-                      "attention_backward refused T %d", T);
+                CHECK(
+                    cuda_attention_backward(gdqkv, gdatt, gdout, gqkv, gatt, B, T, NH, NKV, hs, 0),
+                    "attention_backward refused T %d", T);
                 expect_close("attention_backward dqkv", gdqkv, dqkv.data(), nqkv, 1e-6, 1e-5);
                 std::vector<float> o(gout, gout + nout), a(gatt, gatt + natt),
                     d(gdqkv, gdqkv + nqkv);
