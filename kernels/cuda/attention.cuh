@@ -6,7 +6,7 @@
 // the same bits under any schedule.
 #pragma once
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/kvcache.cuh" // lc_block_max
+#include "kernels/cuda/kvcache.cuh"
 
 // Threads per block of the attention kernels (whole warps).
 #define LC_ATT_BLOCK 128
@@ -229,8 +229,8 @@ static inline bool cuda_attention_forward(float *out, float *att, const float *q
 // dS; dout (B,T,NH*hs); qkv, att as in the forward (seg is not needed: masked entries of att are
 // exactly 0). False (nothing launched) when the shared memory does not fit, as the forward.
 static inline bool cuda_attention_backward(float *dqkv, float *datt, const float *dout,
-                                           const float *qkv, const float *att, int B, int T,
-                                           int NH, int NKV, int hs, cudaStream_t stream) {
+                                           const float *qkv, const float *att, int B, int T, int NH,
+                                           int NKV, int hs, cudaStream_t stream) {
     if (B <= 0 || T <= 0 || NH <= 0) return true;
     size_t smem = cuda_attention_smem(T);
     if (!lc_att_allow_smem(attention_backward_dq_kernel, smem)) return false;

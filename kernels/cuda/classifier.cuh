@@ -9,24 +9,6 @@
 #pragma once
 #include "kernels/cuda/common.cuh"
 
-// The largest v over a one-dimensional block (blockDim.x a multiple of 32, at most 1024), on
-// every thread; every thread must call it (two __syncthreads, as lc_block_sum).
-__device__ __forceinline__ float lc_cls_warp_max(float v) {
-    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    return v;
-}
-static __device__ float lc_cls_block_max(float v) {
-    __shared__ float partial[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    v = lc_cls_warp_max(v);
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = lane < nwarps ? partial[lane] : -INFINITY;
-    v = lc_cls_warp_max(v);
-    __syncthreads();
-    return v;
-}
-
 // Block n, per row of logits (N,Vp) (already scaled by inv_temp), over its V real columns
 // (1 <= V <= Vp; columns V..Vp-1 are not read):
 //   lse[n] = log sum_v exp(z_v);  logp[n] = z_target - lse (0 where targets[n] < 0);
@@ -39,7 +21,7 @@ static __global__ void classifier_row_forward_kernel(float *logp, float *entropy
     const float *z = logits + (size_t)n * Vp;
     float m = -INFINITY;
     for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, z[v]);
-    m = lc_cls_block_max(m);
+    m = lc_block_max(m);
     float s = 0.0f, spz = 0.0f; // sum e, sum e (z - m), e = exp(z - m)
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float d = z[v] - m, e = expf(d);

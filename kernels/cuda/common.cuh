@@ -85,3 +85,22 @@ template <class T> __device__ T lc_block_sum(T v) {
     __syncthreads();
     return v;
 }
+
+// The largest of v over the 32 lanes of a full warp, on every lane.
+static __device__ __forceinline__ float lc_warp_max(float v) {
+    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+// The largest of v over a one-dimensional block, on every thread (as lc_block_sum).
+static __device__ float lc_block_max(float v) {
+    __shared__ float partial[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    v = lc_warp_max(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? partial[lane] : -INFINITY;
+    v = lc_warp_max(v);
+    __syncthreads();
+    return v;
+}
