@@ -4,6 +4,7 @@
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,19 @@ extern "C" {
         cublasStatus_t lc_st_ = (call);                                                            \
         if (lc_st_ != CUBLAS_STATUS_SUCCESS)                                                       \
             LC_DIE("CUDA backend: %s: cuBLAS status %d", #call, (int)lc_st_);                      \
+    } while (0)
+
+// Dies naming the failed cuDNN call, its status string and cuDNN's last error message (LC_DIE
+// adds file:line).
+#define LC_CUDNN_CHECK(call)                                                                       \
+    do {                                                                                           \
+        cudnnStatus_t lc_cst_ = (call);                                                            \
+        if (lc_cst_ != CUDNN_STATUS_SUCCESS) {                                                     \
+            char lc_cmsg_[512];                                                                    \
+            cudnnGetLastErrorString(lc_cmsg_, sizeof(lc_cmsg_));                                   \
+            LC_DIE("CUDA backend: %s: %s (cuDNN status %d): %s", #call,                            \
+                   cudnnGetErrorString(lc_cst_), (int)lc_cst_, lc_cmsg_);                          \
+        }                                                                                          \
     } while (0)
 
 // The state the backend sets up once, when backend_cuda() first succeeds: the device, the
@@ -101,3 +115,15 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
                                  const float *wte, const float *lse, const float *entropy,
                                  const int *targets, const float *dlogp, const float *dent, int N,
                                  int C, int V, int Vp, float inv_temp);
+
+// ---- cuDNN fused attention (attention_cudnn.cu), the recipe's `attention: cudnn` ----------------
+// Same contract as the Backend's attention entries (kernels/kernels.h), through cuDNN's fused
+// SDPA: out (B,T,C) written; state (B,NH,T) written = per-row logsumexp of the scaled, masked
+// scores (cuDNN's "stats", natural log); state must be 16-byte aligned. hs a multiple of 8, at
+// most 256 (else it dies saying so). Q/K/V/O/dO go through bf16 (docs/cuda.md).
+void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
+                                  int T, int NH, int NKV, int hs);
+// dqkv (B,T,(NH+2NKV)hs) written; out is the forward's output; state as the forward wrote it.
+void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
+                                   const float *qkv, const float *state, const int *seg, int B,
+                                   int T, int NH, int NKV, int hs);

@@ -1,0 +1,275 @@
+// tests/test_cuda_cudnn.cc: cuDNN fused attention (kernels/cuda/attention_cudnn.cu) on the CPU:
+// the file's graphs go through the cuDNN shim (tests/cuda_emu/cudnn_shim.cc), which checks every
+// backend-API call and recognises the graphs, and its conversion kernels through the emulation
+// harness (tests/cuda_emu/cuemu.h). Forward and backward at several shapes are compared with the
+// CPU backend on bf16-rounded inputs, with no shim error and no harness warning; the plans must
+// be cached (nothing built or allocated on a repeated step); and seeded bugs (a wrong stride, a
+// uid missing from the variant pack, an unaligned pointer, an unsupported head size) must be
+// refused with their reason.
+//
+//     test_cuda_cudnn        exit 1 on failure
+#include "tests/cuda_emu/cudnn_shim.h"
+#include "tests/cuda_emu/cuemu.h"
+
+extern "C" {
+#include "kernels/kernels.h"
+}
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+// The entries under test (kernels/cuda/cuda.h, which needs the CUDA headers: declared here).
+void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
+                                  int T, int NH, int NKV, int hs);
+void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
+                                   const float *qkv, const float *state, const int *seg, int B,
+                                   int T, int NH, int NKV, int hs);
+extern int lc_cudnn_att_seeded_bug;
+
+// ---- stand-in runtime: device memory is host memory, every allocation registered ----------------
+// (until tests/cuda_emu/cudart_shim.cc lands on main; the wrapper renames these four functions)
+
+static std::map<char *, size_t> g_allocs;
+static long g_mallocs;
+
+extern "C" cudaError_t lc_emu_cudaMalloc(void **p, size_t bytes) {
+    size_t n = (bytes + 255) & ~(size_t)255;
+    char *m = (char *)aligned_alloc(256, n ? n : 256);
+    if (!m) return cudaErrorMemoryAllocation;
+    memset(m, 0xFF, n ? n : 256); // never-written device memory reads as NaN
+    g_allocs[m] = bytes;
+    g_mallocs++;
+    *p = m;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t lc_emu_cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = g_allocs.find((char *)p);
+    if (it == g_allocs.end()) return cudaErrorInvalidValue;
+    g_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+extern "C" const char *lc_emu_cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess                 ? "no error"
+           : e == cudaErrorMemoryAllocation ? "out of memory"
+                                            : "invalid argument";
+}
+
+extern "C" const char *lc_emu_cudaGetErrorName(cudaError_t e) {
+    return e == cudaSuccess                 ? "cudaSuccess"
+           : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
+                                            : "cudaErrorInvalidValue";
+}
+
+// Bytes from p to the end of its allocation; 0 outside every allocation.
+static size_t bytes_from(const void *p) {
+    const char *c = (const char *)p;
+    auto it = g_allocs.upper_bound((char *)c);
+    if (it == g_allocs.begin()) return 0;
+    --it;
+    if (c < it->first || c >= it->first + it->second) return 0;
+    return (size_t)(it->first + it->second - c);
+}
+
+template <class T> static T *dev(size_t n) {
+    void *p;
+    if (lc_emu_cudaMalloc(&p, n * sizeof(T))) abort();
+    return (T *)p;
+}
+
+// ---- checks -----------------------------------------------------------------------------------
+
+static int g_failures;
+static std::string g_ctx;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: FAILED %s [%s]: ", __FILE__, __LINE__, #cond, g_ctx.c_str());  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            g_failures++;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static double g_max_rel[3];
+
+// |got - ref| <= atol + rtol |ref| everywhere (llm.c's dev/cuda rule).
+static void expect_close(const char *what, int k, const float *got, const float *ref, size_t n,
+                         double atol, double rtol) {
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (!(d <= atol + rtol * fabs(ref[i])) && !bad++) first = i;
+        if (ref[i] != 0 && d / fabs(ref[i]) > g_max_rel[k] && fabs(ref[i]) > 1e-3)
+            g_max_rel[k] = d / fabs(ref[i]);
+    }
+    CHECK(bad == 0, "%s: %zu of %zu differ, first at %zu: got %.9g want %.9g", what, bad, n, first,
+          bad ? got[first] : 0.0f, bad ? ref[first] : 0.0f);
+}
+
+static float bf16_round(float x) {
+    return __bfloat162float(__float2bfloat16_rn(x));
+}
+
+static unsigned long long g_rng = 88172645463325252ull;
+static float frand(void) { // uniform in [-1, 1)
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+
+// One forward and backward at a shape, compared with the CPU backend on bf16-rounded inputs.
+static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
+    char buf[160];
+    snprintf(buf, sizeof buf, "B=%d T=%d NH=%d NKV=%d hs=%d seg=%d", B, T, NH, NKV, hs, use_seg);
+    g_ctx = buf;
+    size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
+    std::vector<float> qkv(N * QKV), dout(N * C);
+    for (float &v : qkv) v = bf16_round(frand() * 2.0f);
+    for (float &v : dout) v = bf16_round(frand());
+    std::vector<int> seg(N);
+    for (int b = 0; b < B; b++) // packed rows: three segments, boundaries differing per row
+        for (int t = 0; t < T; t++)
+            seg[(size_t)b * T + t] = t < T / 3 + b ? 0 : t < 2 * T / 3 ? 1 : 2;
+    const int *segp = use_seg ? seg.data() : nullptr;
+
+    // the reference: the CPU backend; logsumexp from its scores in double
+    const Backend *cpu = backend_cpu();
+    std::vector<float> out_ref(N * C), att((size_t)B * NH * T * T), dqkv_ref(N * QKV);
+    std::vector<float> datt(att.size()), lse_ref((size_t)B * NH * T);
+    cpu->attention_forward(out_ref.data(), att.data(), qkv.data(), segp, B, T, NH, NKV, hs);
+    cpu->attention_backward(dqkv_ref.data(), datt.data(), dout.data(), qkv.data(), att.data(), segp,
+                            B, T, NH, NKV, hs);
+    int G = NH / NKV;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                std::vector<double> s;
+                double m = -INFINITY, z = 0;
+                for (int u = 0; u <= t; u++) {
+                    if (segp && seg[(size_t)b * T + u] != seg[(size_t)b * T + t]) continue;
+                    double dot = 0;
+                    for (int i = 0; i < hs; i++)
+                        dot += (double)qkv[((size_t)b * T + t) * QKV + h * hs + i] *
+                               qkv[((size_t)b * T + u) * QKV + C + (h / G) * hs + i];
+                    s.push_back(dot / sqrt((double)hs));
+                    m = fmax(m, s.back());
+                }
+                for (double v : s) z += exp(v - m);
+                lse_ref[((size_t)b * NH + h) * T + t] = (float)(m + log(z));
+            }
+
+    float *d_qkv = dev<float>(N * QKV), *d_out = dev<float>(N * C), *d_dout = dev<float>(N * C);
+    float *d_state = dev<float>((size_t)B * NH * T), *d_dqkv = dev<float>(N * QKV);
+    int *d_seg = dev<int>(N);
+    memcpy(d_qkv, qkv.data(), qkv.size() * 4);
+    memcpy(d_dout, dout.data(), dout.size() * 4);
+    memcpy(d_seg, seg.data(), seg.size() * 4);
+    const int *dsegp = use_seg ? d_seg : nullptr;
+
+    cuemu_reset();
+    lc_emu_cudnn_reset();
+    cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
+    cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
+    CHECK(lc_emu_cudnn_executions() == 2, "%ld executions", lc_emu_cudnn_executions());
+    CHECK(lc_emu_cudnn_errors() == 0 && cuemu_warnings() == 0 && cuemu_errors() == 0,
+          "shim errors %ld, harness warnings %ld, errors %ld", lc_emu_cudnn_errors(),
+          cuemu_warnings(), cuemu_errors());
+    const double rtol = 1.0 / 128; // 2^-7: bf16 outputs of bf16-rounded inputs
+    expect_close("out", 0, d_out, out_ref.data(), N * C, 1e-5, rtol);
+    expect_close("logsumexp", 1, d_state, lse_ref.data(), lse_ref.size(), 1e-5, 1e-5);
+    expect_close("dqkv", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
+
+    // a repeated step builds no plan and allocates nothing
+    long graphs = lc_emu_cudnn_graphs(), mallocs = g_mallocs;
+    cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
+    cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
+    CHECK(lc_emu_cudnn_graphs() == graphs && g_mallocs == mallocs,
+          "the repeated step built %ld graphs and made %ld allocations",
+          lc_emu_cudnn_graphs() - graphs, g_mallocs - mallocs);
+    CHECK(lc_emu_cudnn_errors() == 0, "%ld shim errors on the repeated step",
+          lc_emu_cudnn_errors());
+    expect_close("dqkv (repeated)", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
+    for (void *p : {(void *)d_qkv, (void *)d_out, (void *)d_dout, (void *)d_state, (void *)d_dqkv,
+                    (void *)d_seg})
+        lc_emu_cudaFree(p);
+}
+
+// Runs fn in a child process with stderr captured; expects exit status 1 and `want` in the
+// message (the refusal's reason).
+template <class F> static void expect_refusal(const char *name, const char *want, F fn) {
+    g_ctx = name;
+    fflush(stdout); // the child's exit must not print this process's buffered output again
+    fflush(stderr);
+    int fd[2];
+    if (pipe(fd)) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        fn();
+        fflush(stderr);
+        _exit(0);
+    }
+    close(fd[1]);
+    std::string msg;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(fd[0], buf, sizeof buf)) > 0) msg.append(buf, (size_t)n);
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d, output: %s", status,
+          msg.c_str());
+    CHECK(msg.find(want) != std::string::npos, "the message lacks \"%s\": %s", want, msg.c_str());
+    if (getenv("LC_TEST_VERBOSE")) fprintf(stderr, "%s: refused: %s", name, msg.c_str());
+}
+
+// A forward at B=1 T=5 NH=2 NKV=1 hs=8 with seeded bug `bug` (a shape of its own, planned anew).
+static void seeded_forward(int bug, int hs = 8) {
+    lc_cudnn_att_seeded_bug = bug;
+    size_t QKV = (size_t)4 * hs, N = 5;
+    float *qkv = dev<float>(N * QKV), *out = dev<float>(N * 2 * hs), *state = dev<float>(2 * 5);
+    for (size_t i = 0; i < N * QKV; i++) qkv[i] = 0.25f;
+    cuda_cudnn_attention_forward(out, state, qkv, nullptr, 1, 5, 2, 1, hs);
+}
+
+int main() {
+    lc_emu_cudnn_set_extent(bytes_from);
+    for (int hs : {8, 64})
+        for (int NKV : {1, 2, 4})
+            for (int T : {1, 13, 64})
+                for (int seg = 0; seg < 2; seg++) run_case(2, T, 4, NKV, hs, seg);
+    printf("compared: out max rel %.3g, logsumexp max rel %.3g, dqkv max rel %.3g\n", g_max_rel[0],
+           g_max_rel[1], g_max_rel[2]);
+
+    expect_refusal("seeded wrong stride", "tensor Q (uid 1): ", [] { seeded_forward(1); });
+    expect_refusal("seeded missing uid", "uid 5 (STATS) missing from the variant pack",
+                   [] { seeded_forward(2); });
+    expect_refusal("seeded unaligned pointer", "uid 4 (O)", [] { seeded_forward(3); });
+    expect_refusal("unsupported head size", "a multiple of 8", [] { seeded_forward(0, 12); });
+    g_ctx = "clean";
+    lc_cudnn_att_seeded_bug = 0;
+    seeded_forward(0); // the same shape without a bug runs
+    CHECK(lc_emu_cudnn_errors() == 0, "%ld shim errors", lc_emu_cudnn_errors());
+
+    if (g_failures) {
+        fprintf(stderr, "test_cuda_cudnn: %d failures\n", g_failures);
+        return 1;
+    }
+    printf("test_cuda_cudnn: all passed\n");
+    return 0;
+}
