@@ -15,6 +15,20 @@ extern "C" {
 }
 #endif
 
+// The backend's C++ functions (these declarations and their definitions in backend_cuda.cu and
+// ops.cu) live in LC_CUDA_NAMESPACE: the global namespace for nvcc, `lc_emu` when the emulation
+// harness compiles the same files with the host compiler (tests/cuda_emu/cuda_shims.h), so an
+// emulated backend and the real one can be linked into one test binary.
+#ifdef LC_CUDA_EMULATED
+#define LC_CUDA_NAMESPACE_BEGIN namespace lc_emu {
+#define LC_CUDA_NAMESPACE_END   }
+#define LC_CUDA_USE_NAMESPACE   using namespace lc_emu;
+#else
+#define LC_CUDA_NAMESPACE_BEGIN
+#define LC_CUDA_NAMESPACE_END
+#define LC_CUDA_USE_NAMESPACE
+#endif
+
 // Dies naming the failed CUDA runtime call, its error and the call site.
 #define LC_CUDA_CHECK(call)                                                                        \
     do {                                                                                           \
@@ -32,6 +46,8 @@ extern "C" {
             LC_DIE("CUDA backend: %s: cuBLAS status %d", #call, (int)lc_st_);                      \
     } while (0)
 
+LC_CUDA_NAMESPACE_BEGIN
+
 // The state the backend sets up once, when backend_cuda() first succeeds: the device, the
 // cuBLASLt handle and its one workspace. Kernels launch on `stream`.
 typedef struct {
@@ -41,6 +57,10 @@ typedef struct {
     void *workspace; // cuBLASLt's workspace, LC_CUDA_WORKSPACE bytes
     float *ones;     // ones_len floats of 1.0f (bias gradients as a matrix-vector product)
     size_t ones_len;
+    cublasComputeType_t compute; // the matmuls': CUBLAS_COMPUTE_32F_FAST_16BF (bf16) or _32F
+    size_t bytes, peak_bytes;    // device memory the backend holds now, and at most
+    char name[256];              // the device's name
+
 } CudaContext;
 
 #define LC_CUDA_WORKSPACE ((size_t)32 << 20)
@@ -101,3 +121,5 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
                                  const float *wte, const float *lse, const float *entropy,
                                  const int *targets, const float *dlogp, const float *dent, int N,
                                  int C, int V, int Vp, float inv_temp);
+
+LC_CUDA_NAMESPACE_END
