@@ -5,6 +5,7 @@
 //   - a training step (forward, backward, AdamW) with a packed row and masked targets: loss,
 //     every gradient and the updated weights; in fp32 tightly, in bf16 within bf16 tolerances;
 //   - determinism: the same step under two thread schedules gives the same bits;
+//   - no device allocation inside a step once the first step has run;
 //   - a rollout (prefill, KV-cache decoding, sampling) from trained weights: the same tokens and
 //     log-probs as the CPU's (fp32), log-probs within bf16 tolerance (bf16);
 //   - checkpoints crossing backends: CPU writes, CUDA resumes, CUDA writes, CPU resumes, and the
@@ -259,6 +260,17 @@ static void test_determinism(ModelFamily f, BackendPrecision p) {
     expect_clean(fam);
 }
 
+// After the first step has sized the scratch buffers, steps allocate no device memory.
+static void test_no_allocation_in_steps(ModelFamily f) {
+    TestBatch tb;
+    Trainer tr(cuda(BACKEND_PRECISION_BF16), config(f));
+    step(tr, &tb.b);
+    long before = lc_emu_allocations();
+    for (int i = 0; i < 2; i++) step(tr, &tb.b);
+    CHECK(lc_emu_allocations() == before, "%s: %ld cudaMalloc calls in steps 2 and 3",
+          model_family_name(f), lc_emu_allocations() - before);
+}
+
 static std::string tmp_path(const char *name) {
     const char *dir = getenv("TMPDIR");
     return std::string(dir ? dir : "/tmp") + "/lc-emu-" + std::to_string(getpid()) + "-" + name;
@@ -435,6 +447,7 @@ int main(int argc, char **argv) {
         test_train_step(f);
         test_determinism(f, BACKEND_PRECISION_FP32);
         test_determinism(f, BACKEND_PRECISION_BF16);
+        test_no_allocation_in_steps(f);
         test_checkpoint_crossing(f);
         test_rollout(f);
     }

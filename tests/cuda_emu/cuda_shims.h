@@ -78,6 +78,8 @@ void lc_emu_set_device_count(int n);
 size_t lc_emu_device_bytes(void);
 size_t lc_emu_device_peak(void);
 void lc_emu_reset_peak(void);
+// cudaMalloc calls that succeeded since the start.
+long lc_emu_allocations(void);
 // Rule violations the shims found (each also printed to stderr with the call's name), and
 // matrix products computed; both since the start.
 long lc_emu_shim_errors(void);

@@ -15,6 +15,7 @@
 
 static std::map<const char *, size_t> g_allocs; // start -> bytes of every live allocation
 static size_t g_bytes, g_peak;
+static long g_nalloc;
 static int g_devices = 1;
 static long g_errors;
 static cudaError_t g_last = cudaSuccess;
@@ -29,6 +30,10 @@ void lc_emu_shim_error(const char *call, const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     g_errors++;
+}
+
+long lc_emu_allocations(void) {
+    return g_nalloc;
 }
 
 long lc_emu_shim_errors(void) {
@@ -71,6 +76,7 @@ cudaError_t lc_emu_cudaMalloc(void **p, size_t bytes) {
     if (!m) return fail(cudaErrorMemoryAllocation);
     memset(m, 0xA5, n ? n : 256); // cudaMalloc does not zero: neither does the shim
     g_allocs[(const char *)m] = bytes;
+    g_nalloc++;
     g_bytes += bytes;
     if (g_bytes > g_peak) g_peak = g_bytes;
     *p = m;
