@@ -159,19 +159,41 @@ typedef struct Backend {
 // The CPU backend: fp32, OpenMP across cores, OpenBLAS for matrix products.
 const Backend *backend_cpu(void);
 
-// A backend by name ("cpu", "cuda"); NULL if it is not built into this binary or cannot run here.
+// How a backend computes: the recipe's `precision` and `attention` keys (docs/cuda.md).
+typedef enum {
+    BACKEND_PRECISION_AUTO, // the backend's own: fp32 on the CPU, bf16 on CUDA
+    BACKEND_PRECISION_FP32, // fp32 everywhere (CUDA: for debugging, and parity with the CPU)
+    BACKEND_PRECISION_BF16, // matrix products on bf16 tensor cores with fp32 accumulation (CUDA)
+} BackendPrecision;
+typedef enum {
+    BACKEND_ATTENTION_BUILTIN, // the backend's own kernels (CUDA: flash-style)
+    BACKEND_ATTENTION_CUDNN,   // cuDNN's fused scaled-dot-product attention (CUDA)
+} BackendAttention;
+typedef struct {
+    BackendPrecision precision;
+    BackendAttention attention;
+} BackendOptions;
+
+// A backend by name ("cpu", "cuda") with options (NULL: the defaults); NULL if it is not built
+// into this binary, cannot run here, or cannot honour the options, writing why into why (len
+// bytes): not built, no usable GPU (naming the driver's error), kernels missing from this build,
+// an option the backend does not have. One process uses one configuration of a backend: opening
+// it again with other options reconfigures it.
+const Backend *backend_open(const char *name, const BackendOptions *opts, char *why, size_t len);
+// backend_open with the defaults, without the reason.
 const Backend *backend_get(const char *name);
-// The same, writing why it is not available into why (len bytes) when it returns NULL: not built
-// into this binary, no usable GPU (naming the driver's error), or kernels missing from this build.
-const Backend *backend_open(const char *name, char *why, size_t len);
 
 // The CUDA backend (kernels/cuda/backend_cuda.cu), only in a binary built with it (LC_HAVE_CUDA):
 // on the first call it picks the device and sets up cuBLASLt; NULL with the reason in why when
 // no GPU is usable or some of its entries are not implemented in this build. Never crashes.
-const Backend *backend_cuda(char *why, size_t len);
+const Backend *backend_cuda(const BackendOptions *opts, char *why, size_t len);
 // The versions it was built and runs with: "CUDA runtime 13.0, driver none, cuBLASLt 13.1.0,
 // cuDNN 9.19.0, sm 80,90". Needs no driver.
 void backend_cuda_versions(char *buf, size_t len);
+// Device memory the CUDA backend holds now (returned) and held at most (*peak), in bytes.
+size_t backend_cuda_memory(size_t *peak);
+// The device's name and its dense bf16 tensor-core peak in FLOP/s (0 when unknown), for MFU.
+double backend_cuda_bf16_peak(char *name, size_t len);
 
 // What `layercake version` reports about a backend.
 typedef struct {

@@ -8,8 +8,12 @@
 // refused with their reason.
 //
 //     test_cuda_cudnn        exit 1 on failure
-#include "tests/cuda_emu/cudnn_shim.h"
+#include "tests/cuda_emu/cuda_shims.h"
+
 #include "tests/cuda_emu/cuemu.h"
+#include "tests/cuda_emu/cudnn_shim.h"
+
+#include "kernels/cuda/cuda.h"
 
 extern "C" {
 #include "kernels/kernels.h"
@@ -22,69 +26,19 @@ extern "C" {
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <string>
 #include <vector>
 
-// The entries under test (kernels/cuda/cuda.h, which needs the CUDA headers: declared here).
-void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
-                                  int T, int NH, int NKV, int hs);
-void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
-                                   const float *qkv, const float *state, const int *seg, int B,
-                                   int T, int NH, int NKV, int hs);
+// attention_cudnn.cu's seeded-bug switch (compiled in under the harness only)
+LC_CUDA_NAMESPACE_BEGIN
 extern int lc_cudnn_att_seeded_bug;
+LC_CUDA_NAMESPACE_END
+LC_CUDA_USE_NAMESPACE
 
-// ---- stand-in runtime: device memory is host memory, every allocation registered ----------------
-// (until tests/cuda_emu/cudart_shim.cc lands on main; the wrapper renames these four functions)
-
-static std::map<char *, size_t> g_allocs;
-static long g_mallocs;
-
-extern "C" cudaError_t lc_emu_cudaMalloc(void **p, size_t bytes) {
-    size_t n = (bytes + 255) & ~(size_t)255;
-    char *m = (char *)aligned_alloc(256, n ? n : 256);
-    if (!m) return cudaErrorMemoryAllocation;
-    memset(m, 0xFF, n ? n : 256); // never-written device memory reads as NaN
-    g_allocs[m] = bytes;
-    g_mallocs++;
-    *p = m;
-    return cudaSuccess;
-}
-
-extern "C" cudaError_t lc_emu_cudaFree(void *p) {
-    if (!p) return cudaSuccess;
-    auto it = g_allocs.find((char *)p);
-    if (it == g_allocs.end()) return cudaErrorInvalidValue;
-    g_allocs.erase(it);
-    free(p);
-    return cudaSuccess;
-}
-
-extern "C" const char *lc_emu_cudaGetErrorString(cudaError_t e) {
-    return e == cudaSuccess                 ? "no error"
-           : e == cudaErrorMemoryAllocation ? "out of memory"
-                                            : "invalid argument";
-}
-
-extern "C" const char *lc_emu_cudaGetErrorName(cudaError_t e) {
-    return e == cudaSuccess                 ? "cudaSuccess"
-           : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
-                                            : "cudaErrorInvalidValue";
-}
-
-// Bytes from p to the end of its allocation; 0 outside every allocation.
-static size_t bytes_from(const void *p) {
-    const char *c = (const char *)p;
-    auto it = g_allocs.upper_bound((char *)c);
-    if (it == g_allocs.begin()) return 0;
-    --it;
-    if (c < it->first || c >= it->first + it->second) return 0;
-    return (size_t)(it->first + it->second - c);
-}
-
+// n elements of T in (emulated) device memory.
 template <class T> static T *dev(size_t n) {
     void *p;
-    if (lc_emu_cudaMalloc(&p, n * sizeof(T))) abort();
+    if (cudaMalloc(&p, n * sizeof(T)) != cudaSuccess) abort();
     return (T *)p;
 }
 
@@ -185,27 +139,28 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
     cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
     cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
     CHECK(lc_emu_cudnn_executions() == 2, "%ld executions", lc_emu_cudnn_executions());
-    CHECK(lc_emu_cudnn_errors() == 0 && cuemu_warnings() == 0 && cuemu_errors() == 0,
-          "shim errors %ld, harness warnings %ld, errors %ld", lc_emu_cudnn_errors(),
-          cuemu_warnings(), cuemu_errors());
+    CHECK(lc_emu_cudnn_errors() == 0 && lc_emu_shim_errors() == 0 && cuemu_warnings() == 0 &&
+              cuemu_errors() == 0,
+          "cuDNN shim errors %ld, runtime shim errors %ld, harness warnings %ld, errors %ld",
+          lc_emu_cudnn_errors(), lc_emu_shim_errors(), cuemu_warnings(), cuemu_errors());
     const double rtol = 1.0 / 128; // 2^-7: bf16 outputs of bf16-rounded inputs
     expect_close("out", 0, d_out, out_ref.data(), N * C, 1e-5, rtol);
     expect_close("logsumexp", 1, d_state, lse_ref.data(), lse_ref.size(), 1e-5, 1e-5);
     expect_close("dqkv", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
 
     // a repeated step builds no plan and allocates nothing
-    long graphs = lc_emu_cudnn_graphs(), mallocs = g_mallocs;
+    long graphs = lc_emu_cudnn_graphs(), mallocs = lc_emu_allocations();
     cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
     cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
-    CHECK(lc_emu_cudnn_graphs() == graphs && g_mallocs == mallocs,
+    CHECK(lc_emu_cudnn_graphs() == graphs && lc_emu_allocations() == mallocs,
           "the repeated step built %ld graphs and made %ld allocations",
-          lc_emu_cudnn_graphs() - graphs, g_mallocs - mallocs);
+          lc_emu_cudnn_graphs() - graphs, lc_emu_allocations() - mallocs);
     CHECK(lc_emu_cudnn_errors() == 0, "%ld shim errors on the repeated step",
           lc_emu_cudnn_errors());
     expect_close("dqkv (repeated)", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
     for (void *p : {(void *)d_qkv, (void *)d_out, (void *)d_dout, (void *)d_state, (void *)d_dqkv,
                     (void *)d_seg})
-        lc_emu_cudaFree(p);
+        cudaFree(p);
 }
 
 // Runs fn in a child process with stderr captured; expects exit status 1 and `want` in the
@@ -248,7 +203,6 @@ static void seeded_forward(int bug, int hs = 8) {
 }
 
 int main() {
-    lc_emu_cudnn_set_extent(bytes_from);
     for (int hs : {8, 64})
         for (int NKV : {1, 2, 4})
             for (int T : {1, 13, 64})
@@ -264,7 +218,8 @@ int main() {
     g_ctx = "clean";
     lc_cudnn_att_seeded_bug = 0;
     seeded_forward(0); // the same shape without a bug runs
-    CHECK(lc_emu_cudnn_errors() == 0, "%ld shim errors", lc_emu_cudnn_errors());
+    CHECK(lc_emu_cudnn_errors() == 0 && lc_emu_shim_errors() == 0, "%ld + %ld shim errors",
+          lc_emu_cudnn_errors(), lc_emu_shim_errors());
 
     if (g_failures) {
         fprintf(stderr, "test_cuda_cudnn: %d failures\n", g_failures);

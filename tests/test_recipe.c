@@ -110,6 +110,11 @@ static const ErrorCase FILE_ERRORS[] = {
      "err_rule.yaml:8:23: pretrain.micro_batch_size: 5 does not divide batch_size = 16"},
     {"err_heads.yaml", NULL, RECIPE_ERR_RULE,
      "err_heads.yaml:3:29: model.d_model: 128 is not divisible by model.n_head = 3"},
+    {"err_precision.yaml", NULL, RECIPE_ERR_RULE,
+     "err_precision.yaml:4:12: precision: bf16 needs backend: cuda (the CPU backend computes in "
+     "fp32)"},
+    {"err_attention.yaml", NULL, RECIPE_ERR_RULE,
+     "err_attention.yaml:3:12: attention: cudnn needs backend: cuda"},
     {"err_reward.yaml", NULL, RECIPE_ERR_RULE,
      "err_reward.yaml:10:18: grpo.gold_reward: set exactly one of reward_model and gold_reward"},
     {"err_group_size.yaml", NULL, RECIPE_ERR_RULE,

@@ -67,6 +67,8 @@ static void cudnn_att_seg_bias(__nv_bfloat16 *bias, const int *seg, int B, int T
     LC_LAUNCH_CHECK();
 }
 
+LC_CUDA_NAMESPACE_BEGIN
+
 // ---- the graphs' tensors -----------------------------------------------------------------------
 
 // Unique ids of the tensors the variant packs bind (virtual tensors take ids from UID_VIRTUAL).
@@ -543,3 +545,5 @@ void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *
     execute(p, seg ? 14 : 13, uids, ptrs);
     cudnn_att_to_float(dqkv, dqkv16, N * QKV, st);
 }
+
+LC_CUDA_NAMESPACE_END

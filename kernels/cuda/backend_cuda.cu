@@ -26,6 +26,8 @@ extern "C" {
 #define LC_CUDA_ARCHS "?"
 #endif
 
+LC_CUDA_NAMESPACE_BEGIN
+
 static CudaContext g_ctx;
 
 // ---- cuBLASLt, loaded on first use -------------------------------------------------------------
@@ -53,11 +55,18 @@ static struct { LC_LT_FUNCS(LC_LT_MEMBER) } lt;
 #define LC_STR_(x) #x
 #define LC_STR(x)  LC_STR_(x)
 
-// Loads libcublasLt (its soname, then the path the build found); NULL or why not.
+// Loads libcublasLt (its soname, then the path the build found); NULL or why not. Under the
+// emulation harness the table points at the shim's functions (tests/cuda_emu/cuda_shims.h).
 static const char *lt_load(void) {
     static int state; // 0 not tried, 1 loaded, -1 failed
     static char why[512];
     if (state) return state > 0 ? NULL : why;
+#ifdef LC_CUDA_EMULATED
+#define LC_LT_BIND(f) lt.f = &::f;
+    LC_LT_FUNCS(LC_LT_BIND)
+    state = 1;
+    return NULL;
+#else
     state = -1;
     const char *names[] = {"libcublasLt.so." LC_STR(CUBLAS_VER_MAJOR),
 #ifdef LC_CUBLASLT_PATH
@@ -79,6 +88,7 @@ static const char *lt_load(void) {
     LC_LT_FUNCS(LC_LT_LOAD)
     state = 1;
     return NULL;
+#endif
 }
 
 CudaContext *cuda_context(void) {
@@ -86,6 +96,13 @@ CudaContext *cuda_context(void) {
 }
 
 // ---- memory ------------------------------------------------------------------------------------
+
+// The live allocations and their sizes (a handful: one per arena), for the memory figures.
+static struct {
+    void *p;
+    size_t bytes;
+} * g_allocs;
+static int g_nallocs, g_cap;
 
 static void *cuda_alloc(size_t bytes) {
     void *p = NULL;
@@ -96,16 +113,33 @@ static void *cuda_alloc(size_t bytes) {
         cudaGetLastError(); // an allocation failure is not sticky; clear it for the query below
         cudaMemGetInfo(&free_b, &total_b);
         LC_DIE("CUDA backend: cannot allocate %zu bytes (%.1f MiB) of device memory: %s "
-               "(%.1f MiB free of %.1f MiB)",
+               "(%.1f MiB free of %.1f MiB; the backend holds %.1f MiB)",
                bytes, bytes / 1048576.0, cudaGetErrorString(e), free_b / 1048576.0,
-               total_b / 1048576.0);
+               total_b / 1048576.0, g_ctx.bytes / 1048576.0);
     }
     LC_CUDA_CHECK(cudaMemset(p, 0, n));
+    if (g_nallocs == g_cap) {
+        g_cap = g_cap ? 2 * g_cap : 64;
+        void *grown = realloc(g_allocs, (size_t)g_cap * sizeof(*g_allocs));
+        if (!grown) LC_DIE("CUDA backend: out of host memory for the allocation table");
+        g_allocs = (decltype(g_allocs))grown;
+    }
+    g_allocs[g_nallocs].p = p;
+    g_allocs[g_nallocs++].bytes = n;
+    g_ctx.bytes += n;
+    if (g_ctx.bytes > g_ctx.peak_bytes) g_ctx.peak_bytes = g_ctx.bytes;
     return p;
 }
 
 static void cuda_free(void *p) {
-    if (p) LC_CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    for (int i = 0; i < g_nallocs; i++)
+        if (g_allocs[i].p == p) {
+            g_ctx.bytes -= g_allocs[i].bytes;
+            g_allocs[i] = g_allocs[--g_nallocs];
+            break;
+        }
+    LC_CUDA_CHECK(cudaFree(p));
 }
 
 static void cuda_zero(void *p, size_t bytes) {
@@ -132,15 +166,26 @@ static int cuda_threads(int n) {
 // ---- matrix products (cuBLASLt)
 // ------------------------------------------------------------------
 
+// The largest power of two (up to 256) dividing p's address: the alignment cuBLASLt's heuristic
+// is told, since it otherwise assumes 256 and the algorithm it picks then fails on the less
+// aligned slices of an arena (a layer's activations, a micro-batch's rows).
+static uint32_t alignment(const void *p) {
+    uint32_t a = 256;
+    while (a > 1 && (uintptr_t)p % a) a /= 2;
+    return a;
+}
+
 // Column-major D (m,n; ld m) = op(A) @ op(B) + beta * D (+ bias (m) on every column when bias is
-// given), fp32 in and out with fp32 compute. op(A) is (m,k): A is stored (k,m) with ld lda when
-// transa, else (m,k); op(B) is (k,n): B is stored (n,k) with ld ldb when transb, else (k,n).
+// given), fp32 in and out. op(A) is (m,k): A is stored (k,m) with ld lda when transa, else (m,k);
+// op(B) is (k,n): B is stored (n,k) with ld ldb when transb, else (k,n). The compute type is the
+// context's: CUBLAS_COMPUTE_32F (precision fp32) or CUBLAS_COMPUTE_32F_FAST_16BF (bf16: the
+// tensor cores read A and B rounded to bf16 and accumulate in fp32).
 static void lt_matmul(float *d, const float *a, const float *b, const float *bias, int m, int n,
                       int k, bool transa, int lda, bool transb, int ldb, float beta) {
     if (m <= 0 || n <= 0) return;
     CudaContext *ctx = &g_ctx;
     cublasLtMatmulDesc_t op;
-    LC_CUBLAS_CHECK(lt.cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LC_CUBLAS_CHECK(lt.cublasLtMatmulDescCreate(&op, ctx->compute, CUDA_R_32F));
     cublasOperation_t ta = transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = transb ? CUBLAS_OP_T : CUBLAS_OP_N;
     LC_CUBLAS_CHECK(
@@ -165,14 +210,26 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
     size_t ws = LC_CUDA_WORKSPACE;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    const cublasLtMatmulPreferenceAttributes_t align_attr[3] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    const void *align_ptr[3] = {a, b, d};
+    for (int i = 0; i < 3; i++) {
+        uint32_t al = alignment(align_ptr[i]);
+        LC_CUBLAS_CHECK(
+            lt.cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof(al)));
+    }
+    uint32_t al_c = alignment(d); // C is D
+    LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     LC_CUBLAS_CHECK(
         lt.cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, la, lb, ld, ld, pref, 1, &heur, &found));
     if (found == 0)
-        LC_DIE("CUDA backend: cuBLASLt has no algorithm for an fp32 matmul m=%d n=%d k=%d "
-               "(transa %d, transb %d, bias %d)",
-               m, n, k, (int)transa, (int)transb, bias != NULL);
+        LC_DIE("CUDA backend: cuBLASLt has no algorithm for a matmul m=%d n=%d k=%d "
+               "(transa %d, transb %d, bias %d, compute %d)",
+               m, n, k, (int)transa, (int)transb, bias != NULL, (int)ctx->compute);
     float alpha = 1.0f;
     LC_CUBLAS_CHECK(lt.cublasLtMatmul(ctx->lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld,
                                       &heur.algo, ctx->workspace, ws, ctx->stream));
@@ -341,6 +398,19 @@ static const char *driver_hint(cudaError_t e) {
     }
 }
 
+// The device's marketing name ("NVIDIA H100 80GB HBM3"), or its compute capability.
+static void device_name(char *buf, size_t len) {
+#ifdef LC_CUDA_EMULATED
+    snprintf(buf, len, "emulated H100 (tests/cuda_emu)");
+#else
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, g_ctx.device) == cudaSuccess)
+        snprintf(buf, len, "%s", prop.name);
+    else
+        snprintf(buf, len, "CUDA device %d", g_ctx.device);
+#endif
+}
+
 static int g_state; // 0: not tried; 1: usable; -1: not usable (g_why says why)
 static char g_why[1024];
 
@@ -384,10 +454,15 @@ static bool device_init(void) {
         return false;
     }
     g_ctx.stream = 0;
+    g_ctx.compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+    device_name(g_ctx.name, sizeof(g_ctx.name));
     return true;
 }
 
-const Backend *backend_cuda(char *why, size_t len) {
+LC_CUDA_NAMESPACE_END
+LC_CUDA_USE_NAMESPACE
+
+const Backend *backend_cuda(const BackendOptions *opts, char *why, size_t len) {
     if (g_state == 0) {
         // The device first (what this machine lacks), then the build's completeness (what this
         // binary lacks); both when both are missing.
@@ -403,9 +478,49 @@ const Backend *backend_cuda(char *why, size_t len) {
         }
         g_state = usable ? 1 : -1;
     }
-    if (g_state > 0) return &CUDA_BACKEND;
-    if (why && len) snprintf(why, len, "%s", g_why);
-    return NULL;
+    if (g_state < 0) {
+        if (why && len) snprintf(why, len, "%s", g_why);
+        return NULL;
+    }
+    BackendOptions defaults = {};
+    if (!opts) opts = &defaults;
+    if (opts->attention == BACKEND_ATTENTION_CUDNN) {
+        if (why && len)
+            snprintf(why, len, "attention cudnn is not built into this CUDA backend yet");
+        return NULL;
+    }
+    g_ctx.compute = opts->precision == BACKEND_PRECISION_FP32 ? CUBLAS_COMPUTE_32F
+                                                              : CUBLAS_COMPUTE_32F_FAST_16BF;
+    return &CUDA_BACKEND;
+}
+
+size_t backend_cuda_memory(size_t *peak) {
+    if (peak) *peak = g_ctx.peak_bytes;
+    return g_ctx.bytes;
+}
+
+// Dense bf16 tensor-core FLOP/s per SM per clock, by compute capability: A100 (8.0) 2048,
+// consumer Ampere/Ada (8.6, 8.9) 512 (their fp32-accumulate rate), H100/H200 (9.0) 4096, B200
+// (10.0) 8192. Unknown architectures report 0 (no MFU).
+static double flops_per_sm_clock(int major, int minor) {
+    if (major == 8) return minor == 0 ? 2048 : 512;
+    if (major == 9) return 4096;
+    if (major == 10) return 8192;
+    return 0;
+}
+
+double backend_cuda_bf16_peak(char *name, size_t len) {
+    if (g_state <= 0) {
+        if (len) snprintf(name, len, "no device");
+        return 0;
+    }
+    int sms = 0, khz = 0, major = 0, minor = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, g_ctx.device);
+    cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, g_ctx.device);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, g_ctx.device);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, g_ctx.device);
+    if (len) snprintf(name, len, "%s", g_ctx.name);
+    return flops_per_sm_clock(major, minor) * sms * khz * 1e3;
 }
 
 void backend_cuda_versions(char *buf, size_t len) {

@@ -16,6 +16,20 @@ extern "C" {
 }
 #endif
 
+// The backend's C++ functions (these declarations and their definitions in backend_cuda.cu and
+// ops.cu) live in LC_CUDA_NAMESPACE: the global namespace for nvcc, `lc_emu` when the emulation
+// harness compiles the same files with the host compiler (tests/cuda_emu/cuda_shims.h), so an
+// emulated backend and the real one can be linked into one test binary.
+#ifdef LC_CUDA_EMULATED
+#define LC_CUDA_NAMESPACE_BEGIN namespace lc_emu {
+#define LC_CUDA_NAMESPACE_END   }
+#define LC_CUDA_USE_NAMESPACE   using namespace lc_emu;
+#else
+#define LC_CUDA_NAMESPACE_BEGIN
+#define LC_CUDA_NAMESPACE_END
+#define LC_CUDA_USE_NAMESPACE
+#endif
+
 // Dies naming the failed CUDA runtime call, its error and the call site.
 #define LC_CUDA_CHECK(call)                                                                        \
     do {                                                                                           \
@@ -46,6 +60,8 @@ extern "C" {
         }                                                                                          \
     } while (0)
 
+LC_CUDA_NAMESPACE_BEGIN
+
 // The state the backend sets up once, when backend_cuda() first succeeds: the device, the
 // cuBLASLt handle and its one workspace. Kernels launch on `stream`.
 typedef struct {
@@ -55,6 +71,10 @@ typedef struct {
     void *workspace; // cuBLASLt's workspace, LC_CUDA_WORKSPACE bytes
     float *ones;     // ones_len floats of 1.0f (bias gradients as a matrix-vector product)
     size_t ones_len;
+    cublasComputeType_t compute; // the matmuls': CUBLAS_COMPUTE_32F_FAST_16BF (bf16) or _32F
+    size_t bytes, peak_bytes;    // device memory the backend holds now, and at most
+    char name[256];              // the device's name
+
 } CudaContext;
 
 #define LC_CUDA_WORKSPACE ((size_t)32 << 20)
@@ -127,3 +147,5 @@ void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, co
 void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
                                    const float *qkv, const float *state, const int *seg, int B,
                                    int T, int NH, int NKV, int hs);
+
+LC_CUDA_NAMESPACE_END

@@ -15,6 +15,8 @@
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/swiglu.cuh"
 
+LC_CUDA_NAMESPACE_BEGIN
+
 static void *scratch_mem;
 static size_t scratch_bytes;
 
@@ -165,3 +167,5 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
                                   stream());
     cuda_matmul_backward(dx, dwte, NULL, logits, x, wte, N, C, Vp);
 }
+
+LC_CUDA_NAMESPACE_END

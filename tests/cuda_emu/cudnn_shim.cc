@@ -17,10 +17,11 @@
 //     allocation, the workspace present and large enough.
 // It then computes the result with the CPU backend (backend_cpu()) on the bf16 inputs and writes
 // bf16 (and fp32) outputs as cuDNN would.
+#include "tests/cuda_emu/cuda_shims.h"
+
 #include "tests/cuda_emu/cudnn_shim.h"
 
 #include <cuda_bf16.h>
-#include <cudnn.h>
 
 extern "C" {
 #include "kernels/kernels.h"
@@ -71,9 +72,7 @@ struct HandleObj {
 std::set<Obj *> g_objs;
 std::set<HandleObj *> g_handles;
 long g_errors, g_executions, g_graphs;
-int g_verbose = 1;
 std::string g_last;
-size_t (*g_extent)(const void *);
 
 cudnnStatus_t fail(cudnnStatus_t st, const char *f, ...) __attribute__((format(printf, 2, 3)));
 cudnnStatus_t fail(cudnnStatus_t st, const char *f, ...) {
@@ -84,7 +83,7 @@ cudnnStatus_t fail(cudnnStatus_t st, const char *f, ...) {
     va_end(ap);
     g_last = buf;
     g_errors++;
-    if (g_verbose) fprintf(stderr, "cudnn shim: %s\n", buf);
+    lc_emu_shim_error("cuDNN", "%s", buf);
     return st;
 }
 
@@ -1130,9 +1129,6 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
         return fail(CUDNN_STATUS_BAD_PARAM_NOT_FINALIZED, "Execute: not a finalized variant pack");
     if (!obj(p->graph)) return fail(CUDNN_STATUS_BAD_PARAM, "Execute: the graph was destroyed");
     const Recog &r = *p->graph->recog;
-    if (!g_extent)
-        return fail(CUDNN_STATUS_NOT_INITIALIZED, "Execute: no device-memory extent query set "
-                                                  "(lc_emu_cudnn_set_extent)");
     std::map<int64_t, void *> bound;
     for (size_t i = 0; i < v->uids.size(); i++) bound[v->uids[i]] = v->ptrs[i];
     std::map<std::string, void *> ptr;
@@ -1155,10 +1151,11 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
             return fail(CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER,
                         "Execute: uid %lld (%s) at %p is not %lld-byte aligned", (long long)t->uid,
                         kv.first.c_str(), q, (long long)t->align);
-        if (!t->by_value && g_extent(q) < extent(t))
+        if (!t->by_value && !lc_emu_is_device(q, extent(t)))
             return fail(CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND,
-                        "Execute: uid %lld (%s) spans %zu bytes, its allocation has %zu from %p",
-                        (long long)t->uid, kv.first.c_str(), extent(t), g_extent(q), q);
+                        "Execute: uid %lld (%s) at %p spans %zu bytes, outside every device "
+                        "allocation",
+                        (long long)t->uid, kv.first.c_str(), q, extent(t));
         ptr[kv.first] = q;
     }
     for (int64_t id : v->uids)
@@ -1166,10 +1163,10 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
             return fail(CUDNN_STATUS_BAD_PARAM, "Execute: uid %lld is not a tensor of the graph",
                         (long long)id);
     if (p->workspace > 0) {
-        if (!v->ws || (uintptr_t)v->ws % 16 || g_extent(v->ws) < (size_t)p->workspace)
+        if (!v->ws || (uintptr_t)v->ws % 16 || !lc_emu_is_device(v->ws, (size_t)p->workspace))
             return fail(CUDNN_STATUS_BAD_PARAM_SIZE_INSUFFICIENT,
-                        "Execute: the workspace %p (%zu bytes) does not hold the plan's %lld",
-                        v->ws, v->ws ? g_extent(v->ws) : 0, (long long)p->workspace);
+                        "Execute: the workspace %p is not %lld bytes of device memory", v->ws,
+                        (long long)p->workspace);
         memset(v->ws, 0xFF, (size_t)p->workspace); // scribbled, as a real engine may
     }
     cudnnStatus_t st = compute(r, ptr);
@@ -1197,10 +1194,4 @@ const char *lc_emu_cudnn_last_error(void) {
 void lc_emu_cudnn_reset(void) {
     g_errors = g_executions = g_graphs = 0;
     g_last.clear();
-}
-void lc_emu_cudnn_set_verbose(int verbose) {
-    g_verbose = verbose;
-}
-void lc_emu_cudnn_set_extent(size_t (*bytes_from)(const void *p)) {
-    g_extent = bytes_from;
 }

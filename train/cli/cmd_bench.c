@@ -5,8 +5,10 @@
 //   forward = 2 * (P_blocks + C Vp)   matrix products of the blocks (P_blocks = their matrices'
 //                                      parameters: 12 L C^2 for GPT-2) and the LM head
 //           + 2 L T C                  causal attention (QK^T and AV over T/2 keys on average)
-// MFU = achieved model FLOP/s / the peak the bench measures with a 2048^3 matrix product
-// through the backend's own matmul (OpenBLAS sgemm on the CPU).
+// MFU = achieved model FLOP/s / the peak: on the CPU the one the bench measures with a 2048^3
+// matrix product through the backend's own matmul (OpenBLAS sgemm); on CUDA the device's dense
+// bf16 tensor-core peak (SMs x clock x FLOP per SM per clock), the usual reference for GPU MFU.
+// Peak memory: the process's peak RSS, and on CUDA the device memory the backend held at most.
 #include "common/check.h"
 #include "common/rng.h"
 #include "common/timer.h"
@@ -52,13 +54,17 @@ typedef struct {
     const Shape *shape;
     int B, T, steps, warmup, threads, prompt_len, new_tokens;
     bool json, rollout;
-    const char *backend; // "cpu" (default) or "cuda"
+    const char *backend;   // "cpu" (default) or "cuda"
+    const char *precision; // "auto" (default), "fp32" or "bf16"
+    const char *attention; // "builtin" (default) or "cudnn"
+    BackendOptions opts;   // the two above, parsed
 } BenchArgs;
 
 static const char DESCRIPTION[] =
     "Times training steps (forward, backward, AdamW) or, with --rollout, sampling with a KV\n"
     "cache against sampling by full recomputation, and reports ms/step, tokens/s, model-FLOPs\n"
-    "utilisation against the measured matmul peak, and peak RSS.\n"
+    "utilisation (against the measured matmul peak on the CPU, the device's bf16 peak on CUDA),\n"
+    "and peak RSS (and peak GPU memory on CUDA).\n"
     "models: tiny, small, gpt2-124m, gpt2-350m, llama-smollm-135m, llama-tinyllama-4l\n";
 
 // Finds the shape and checks the sizes against its context; OPTIONS_CONTINUE or 2.
@@ -80,8 +86,14 @@ static int shape_check(const OptionsCommand *cmd, const char *model, BenchArgs *
 }
 
 static int parse(int argc, char **argv, BenchArgs *a) {
-    *a = (BenchArgs){
-        .T = 64, .steps = 5, .warmup = 1, .prompt_len = 32, .new_tokens = 64, .backend = "cpu"};
+    *a = (BenchArgs){.T = 64,
+                     .steps = 5,
+                     .warmup = 1,
+                     .prompt_len = 32,
+                     .new_tokens = 64,
+                     .backend = "cpu",
+                     .precision = "auto",
+                     .attention = "builtin"};
     const char *model = "gpt2-124m";
     const Option opts[] = {
         {"model", 'm', OPT_STRING, &model, 0, 0, false, "NAME", "model shape (default gpt2-124m)"},
@@ -94,6 +106,10 @@ static int parse(int argc, char **argv, BenchArgs *a) {
          "threads; 0: all cores (default 0)"},
         {"backend", 0, OPT_STRING, &a->backend, 0, 0, false, "NAME",
          "kernel backend: cpu or cuda (default cpu)"},
+        {"precision", 0, OPT_STRING, &a->precision, 0, 0, false, "P",
+         "auto, fp32 or bf16 (default auto: the backend's own)"},
+        {"attention", 0, OPT_STRING, &a->attention, 0, 0, false, "A",
+         "builtin or cudnn (default builtin)"},
         {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
         {"rollout", 0, OPT_FLAG, &a->rollout, 0, 0, false, NULL, "time sampling instead"},
         {"prompt-len", 0, OPT_INT, &a->prompt_len, 1, INFINITY, false, "P",
@@ -113,11 +129,38 @@ static int parse(int argc, char **argv, BenchArgs *a) {
     if (strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
         return options_usage_error(&cmd, "--backend: unknown backend '%s' (cpu or cuda)",
                                    a->backend);
+    const char *precisions[] = {"auto", "fp32", "bf16"}, *attentions[] = {"builtin", "cudnn"};
+    int p = -1, at = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(a->precision, precisions[i]) == 0) p = i;
+    for (int i = 0; i < 2; i++)
+        if (strcmp(a->attention, attentions[i]) == 0) at = i;
+    if (p < 0)
+        return options_usage_error(&cmd, "--precision: '%s' (auto, fp32 or bf16)", a->precision);
+    if (at < 0)
+        return options_usage_error(&cmd, "--attention: '%s' (builtin or cudnn)", a->attention);
+    a->opts = (BackendOptions){(BackendPrecision)p, (BackendAttention)at};
     return shape_check(&cmd, model, a);
 }
 
-// Best of a few 2048^3 products through the backend: the peak FLOP/s the MFU is relative to.
+static bool is_cuda(const Backend *be) {
+    return strcmp(be->name, "cuda") == 0;
+}
+
+// Waits for the backend's queued work (a GPU runs it asynchronously): a tiny copy to the host.
+static void sync(const Backend *be, const Model *m) {
+    float x;
+    be->to_host(&x, m->params_mem, sizeof(x));
+}
+
+// Best of a few 2048^3 products through the backend: the peak FLOP/s the MFU is relative to; on
+// CUDA the device's bf16 peak instead.
 static double measure_peak_once(const Backend *be) {
+    if (is_cuda(be)) {
+        char name[256];
+        double peak = backend_cuda_bf16_peak(name, sizeof(name));
+        if (peak > 0) return peak;
+    }
     int n = 2048;
     size_t bytes = (size_t)n * n * sizeof(float);
     float *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
@@ -130,6 +173,17 @@ static double measure_peak_once(const Backend *be) {
     }
     be->free(a), be->free(b), be->free(c);
     return best;
+}
+
+// The device the figures are for ("cpu", or the GPU's name) and the device memory the CUDA
+// backend held at most (MB; 0 on the CPU, where peak RSS says it).
+static double device_figures(const Backend *be, char *name, size_t len) {
+    snprintf(name, len, "cpu");
+    if (!is_cuda(be)) return 0.0;
+    backend_cuda_bf16_peak(name, len);
+    size_t peak = 0;
+    backend_cuda_memory(&peak);
+    return peak / 1e6;
 }
 
 // The best of measurements before (`before`) and after the timed run: a burst of load from
@@ -174,16 +228,21 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
         model_backward_ce(m, model_mask_sum(m));
         adamw_step(&opt, m->params_mem, m->grads_mem, 3e-4f);
     }
+    sync(be, m);
     double step = (time_now() - t0) / a->steps, tps = a->B * a->T / step;
     peak = measure_peak(be, peak);
     double mfu = tps * flops_per_token(m, a->T) / peak;
     double params_m = (double)m->table.numel / 1e6;
+    char dev[256];
+    double gpu_mb = device_figures(be, dev, sizeof(dev));
     if (a->json)
         printf("{\"bench\": \"train\", \"model\": \"%s\", \"params_m\": %.2f, \"batch\": %d, "
                "\"seq\": %d, \"threads\": %d, \"ms_per_step\": %.2f, \"tokens_per_s\": %.1f, "
-               "\"mfu\": %.4f, \"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.4f}\n",
+               "\"mfu\": %.4f, \"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.4f, "
+               "\"backend\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\", "
+               "\"peak_gpu_mb\": %.1f}\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), step * 1e3, tps, mfu,
-               peak / 1e9, peak_rss_mb(), loss);
+               peak / 1e9, peak_rss_mb(), loss, be->name, a->precision, dev, gpu_mb);
     else
         printf("bench train %s (%.1fM params) batch %d x %d, %d threads, %d steps\n"
                "  %.1f ms/step  %.1f tokens/s  MFU %.1f%% of %.1f GFLOP/s measured peak\n"
@@ -192,6 +251,8 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
                a->shape->name, params_m, a->B, a->T, be->threads(0), a->steps, step * 1e3, tps,
                100 * mfu, peak / 1e9, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
                2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6, peak_rss_mb());
+    if (!a->json && is_cuda(be))
+        printf("  device %s, precision %s; peak GPU memory %.1f MB\n", dev, a->precision, gpu_mb);
     free(b.tokens), free(b.targets);
     adamw_free(&opt);
     model_free(m);
@@ -233,14 +294,17 @@ static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
     double recompute = time_rollout(m, a, 0, prompts, plen);
     peak = measure_peak(be, peak);
     double decode_flops = 2.0 * (block_matrix_params(m) + (double)m->cfg.d_model * m->Vp);
+    char dev[256];
+    double gpu_mb = device_figures(be, dev, sizeof(dev));
     if (a->json)
         printf("{\"bench\": \"rollout\", \"model\": \"%s\", \"batch\": %d, \"prompt_len\": %d, "
                "\"new_tokens\": %d, \"threads\": %d, \"kv_cache_tokens_per_s\": %.1f, "
                "\"recompute_tokens_per_s\": %.1f, \"speedup\": %.2f, \"mfu\": %.4f, "
-               "\"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f}\n",
+               "\"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"backend\": \"%s\", "
+               "\"precision\": \"%s\", \"device\": \"%s\", \"peak_gpu_mb\": %.1f}\n",
                a->shape->name, a->B, a->prompt_len, a->new_tokens, be->threads(0), cached,
                recompute, cached / recompute, cached * decode_flops / peak, peak / 1e9,
-               peak_rss_mb());
+               peak_rss_mb(), be->name, a->precision, dev, gpu_mb);
     else
         printf("bench rollout %s batch %d, prompt %d + %d new tokens (%d positions), %d threads\n"
                "  KV cache:       %.1f tokens/s (MFU %.1f%%)\n"
@@ -248,6 +312,8 @@ static int bench_rollout(const BenchArgs *a, const Backend *be, double peak) {
                "  speedup %.1fx; peak RSS %.1f MB\n",
                a->shape->name, a->B, a->prompt_len, a->new_tokens, len, be->threads(0), cached,
                100 * cached * decode_flops / peak, recompute, cached / recompute, peak_rss_mb());
+    if (!a->json && is_cuda(be))
+        printf("  device %s, precision %s; peak GPU memory %.1f MB\n", dev, a->precision, gpu_mb);
     free(prompts), free(plen);
     model_free(m);
     return 0;
@@ -258,7 +324,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = parse(argc, argv, &a);
     if (rc != OPTIONS_CONTINUE) return rc;
     char why[1024];
-    const Backend *be = backend_open(a.backend, why, sizeof(why));
+    const Backend *be = backend_open(a.backend, &a.opts, why, sizeof(why));
     if (!be) { // not built in, no usable GPU, kernels missing, or an unknown name
         fprintf(stderr, "layercake bench: --backend %s: %s\n", a.backend, why);
         return 1;

@@ -21,6 +21,9 @@
 #include <stdio.h>
 
 typedef enum { BACKEND_KIND_CPU, BACKEND_KIND_CUDA } BackendKind;
+// In the order of kernels/kernels.h's BackendPrecision and BackendAttention (run.c asserts it).
+typedef enum { PRECISION_AUTO, PRECISION_FP32, PRECISION_BF16 } PrecisionKind;
+typedef enum { ATTENTION_BUILTIN, ATTENTION_CUDNN } AttentionKind;
 typedef enum {
     STAGE_PRETRAIN,
     STAGE_SFT,
@@ -206,12 +209,14 @@ typedef struct {
 } RecipeOrigin;
 
 typedef struct {
-    char *name;          // run name
-    int seed;            // seed of every random stream in the run
-    char *output_dir;    // run directory (absolute; unset in the file: runs/<name>)
-    BackendKind backend; // kernel backend
-    int threads;         // CPU threads; 0 = all cores
-    char *tokenizer;     // tokenizer .json file or GPT-2 folder (absolute)
+    char *name;              // run name
+    int seed;                // seed of every random stream in the run
+    char *output_dir;        // run directory (absolute; unset in the file: runs/<name>)
+    BackendKind backend;     // kernel backend
+    PrecisionKind precision; // the backend's arithmetic (auto: fp32 on cpu, bf16 on cuda)
+    AttentionKind attention; // the backend's attention kernels
+    int threads;             // CPU threads; 0 = all cores
+    char *tokenizer;         // tokenizer .json file or GPT-2 folder (absolute)
     StringList
         prepare; // layercake commands making the tokenizer and datasets (train/recipe/prepare.h)
     RecipeModel model;     // model shape

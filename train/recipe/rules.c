@@ -56,6 +56,19 @@ static RecipeError rule_heads(RecipeLoader *L, int i) {
     return RECIPE_OK;
 }
 
+// The CPU backend computes in fp32 with its own attention: asking it for more is an error, not a
+// setting silently ignored.
+static RecipeError rule_backend_options(RecipeLoader *L, int i) {
+    const Recipe *r = L->r;
+    if (r->backend != BACKEND_KIND_CPU) return RECIPE_OK;
+    if (r->precision == PRECISION_BF16)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "precision",
+                         "bf16 needs backend: cuda (the CPU backend computes in fp32)");
+    if (r->attention == ATTENTION_CUDNN)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "attention", "cudnn needs backend: cuda");
+    return RECIPE_OK;
+}
+
 // A prepare command that loads a recipe (`run`, `validate`) would run that recipe's prepare
 // commands in turn, so a recipe that names itself there recurses without end.
 static RecipeError rule_prepare(RecipeLoader *L, int i) {
@@ -386,6 +399,7 @@ const Rule RULES[] = {
     {0, rule_run_name, "`name` holds only letters, digits, `_`, `-` and `.`, and does not start "
                        "with `.`"},
     {0, rule_heads, "`model.d_model` is divisible by `model.n_head`"},
+    {0, rule_backend_options, "`precision: bf16` and `attention: cudnn` need `backend: cuda`"},
     {0, rule_prepare, "`prepare` commands make files: none is `run` or `validate`, which would "
                       "run the recipe's prepare commands again"},
     {0, rule_model_size, "4 x `model.d_model` and `model.vocab_size` rounded up to a multiple of "

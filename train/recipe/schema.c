@@ -10,7 +10,9 @@
 const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
                                         "grpo",     "rloo", "eval",   NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
-static const char *const FAMILIES[] = {"gpt2", "llama", NULL}; // ModelFamily order
+static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL}; // PrecisionKind order
+static const char *const ATTENTIONS[] = {"builtin", "cudnn", NULL};     // AttentionKind order
+static const char *const FAMILIES[] = {"gpt2", "llama", NULL};          // ModelFamily order
 static const char *const OPTIMS[] = {"adamw", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
@@ -49,6 +51,14 @@ const Key SCHEMA[] = {
     {TOP(output_dir), KEY_STRING, 0, "\"\"", .flags = KEY_OUTPUT_PATH,
      .doc = "run directory, relative to the working directory; \"\" = runs/<name>"},
     {TOP(backend), KEY_ENUM, 0, "cpu", .names = BACKENDS, .doc = "kernel backend"},
+    {TOP(precision), KEY_ENUM, 0, "auto", .names = PRECISIONS,
+     .doc = "the backend's arithmetic: auto = the backend's own (fp32 on cpu, bf16 on cuda); "
+            "bf16 = matrix products on bf16 tensor cores with fp32 accumulation, fp32 master "
+            "weights and optimiser state, fp32 losses, log-probs, KL and advantages (cuda); "
+            "fp32 = fp32 everywhere (cuda: for debugging)"},
+    {TOP(attention), KEY_ENUM, 0, "builtin", .names = ATTENTIONS,
+     .doc = "attention kernels: builtin = the backend's own (cuda: flash-style, no T x T "
+            "matrix in memory); cudnn = cuDNN's fused scaled-dot-product attention (cuda)"},
     {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
     {TOP(tokenizer), KEY_STRING, 0, REQUIRED, .flags = KEY_INPUT_PATH,
      .doc = "a tokenizer: layercake's or Hugging Face's .json, SentencePiece's .model, "

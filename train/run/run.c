@@ -328,7 +328,11 @@ static void discard_stage(const StageRun *sr) {
 int run_open(Run *run, const Recipe *r) {
     char err[2048];
     *run = (Run){.recipe = r, .world = 1};
-    run->be = backend_open(backend_kind_name(r->backend), err, sizeof(err));
+    _Static_assert((int)PRECISION_BF16 == (int)BACKEND_PRECISION_BF16 &&
+                       (int)ATTENTION_CUDNN == (int)BACKEND_ATTENTION_CUDNN,
+                   "recipe enums follow kernels.h's");
+    BackendOptions opts = {(BackendPrecision)r->precision, (BackendAttention)r->attention};
+    run->be = backend_open(backend_kind_name(r->backend), &opts, err, sizeof(err));
     if (!run->be) { // not built in, no usable GPU, or kernels missing: err says which
         fprintf(stderr, "layercake: %s: backend '%s': %s\n", r->file, backend_kind_name(r->backend),
                 err);
