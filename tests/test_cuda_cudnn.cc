@@ -86,9 +86,11 @@ static float frand(void) { // uniform in [-1, 1)
 }
 
 // One forward and backward at a shape, compared with the CPU backend on bf16-rounded inputs.
-static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
+// state_off: the state this many floats past an allocation's start (1: not 16-byte aligned).
+static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int state_off = 0) {
     char buf[160];
-    snprintf(buf, sizeof buf, "B=%d T=%d NH=%d NKV=%d hs=%d seg=%d", B, T, NH, NKV, hs, use_seg);
+    snprintf(buf, sizeof buf, "B=%d T=%d NH=%d NKV=%d hs=%d seg=%d state+%d", B, T, NH, NKV, hs,
+             use_seg, state_off);
     g_ctx = buf;
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
     std::vector<float> qkv(N * QKV), dout(N * C);
@@ -127,7 +129,8 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
             }
 
     float *d_qkv = dev<float>(N * QKV), *d_out = dev<float>(N * C), *d_dout = dev<float>(N * C);
-    float *d_state = dev<float>((size_t)B * NH * T), *d_dqkv = dev<float>(N * QKV);
+    float *d_state0 = dev<float>((size_t)B * NH * T + state_off), *d_dqkv = dev<float>(N * QKV);
+    float *d_state = d_state0 + state_off;
     int *d_seg = dev<int>(N);
     memcpy(d_qkv, qkv.data(), qkv.size() * 4);
     memcpy(d_dout, dout.data(), dout.size() * 4);
@@ -149,7 +152,7 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
     expect_close("dqkv", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
 
     // a repeated step builds no plan and allocates nothing
-    long graphs = lc_emu_cudnn_graphs(), mallocs = lc_emu_allocations();
+    long graphs = lc_emu_cudnn_graphs(), mallocs = lc_emu_allocations(), live = lc_emu_cudnn_live();
     cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
     cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
     CHECK(lc_emu_cudnn_graphs() == graphs && lc_emu_allocations() == mallocs,
@@ -157,8 +160,10 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg) {
           lc_emu_cudnn_graphs() - graphs, lc_emu_allocations() - mallocs);
     CHECK(lc_emu_cudnn_errors() == 0, "%ld shim errors on the repeated step",
           lc_emu_cudnn_errors());
+    CHECK(lc_emu_cudnn_live() == live, "the repeated step leaked %ld descriptors",
+          lc_emu_cudnn_live() - live);
     expect_close("dqkv (repeated)", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
-    for (void *p : {(void *)d_qkv, (void *)d_out, (void *)d_dout, (void *)d_state, (void *)d_dqkv,
+    for (void *p : {(void *)d_qkv, (void *)d_out, (void *)d_dout, (void *)d_state0, (void *)d_dqkv,
                     (void *)d_seg})
         cudaFree(p);
 }
@@ -207,6 +212,7 @@ int main() {
         for (int NKV : {1, 2, 4})
             for (int T : {1, 13, 64})
                 for (int seg = 0; seg < 2; seg++) run_case(2, T, 4, NKV, hs, seg);
+    run_case(2, 13, 4, 2, 8, true, 1); // a state that is not 16-byte aligned
     printf("compared: out max rel %.3g, logsumexp max rel %.3g, dqkv max rel %.3g\n", g_max_rel[0],
            g_max_rel[1], g_max_rel[2]);
 

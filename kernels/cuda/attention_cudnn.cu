@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda.h"
 #include "kernels/cuda/common.cuh"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -276,7 +277,8 @@ static Plan *build(const Shape &s) {
     Plan *p = new Plan();
     p->shape = s;
     p->scale = 1.0f / sqrtf((float)s.hs);
-    p->neg_inf = -INFINITY;
+    // the mask's fill: -inf, or the lowest float for cuDNN before 9.10 (as cudnn-frontend does)
+    p->neg_inf = cudnnGetVersion() >= 91000 ? -INFINITY : -FLT_MAX;
     Graph &g = p->graph;
     int64_t B = s.B, T = s.T, H = s.NH, HK = s.NKV, D = s.hs;
     int64_t QKV = (H + 2 * HK) * D, C = H * D;
@@ -460,8 +462,7 @@ static void execute(Plan *p, int n, const int64_t *uids, void *const *ptrs) {
 }
 
 // What cuDNN's fused flash attention cannot take, refused by name.
-static void check_shape(const char *what, const float *state, int B, int T, int NH, int NKV,
-                        int hs) {
+static void check_shape(const char *what, int B, int T, int NH, int NKV, int hs) {
     if (B < 0 || T < 0 || NH <= 0 || NKV <= 0 || NH % NKV != 0)
         LC_DIE("CUDA backend: cuDNN attention %s: bad shape B=%d T=%d NH=%d NKV=%d", what, B, T, NH,
                NKV);
@@ -469,24 +470,24 @@ static void check_shape(const char *what, const float *state, int B, int T, int 
         LC_DIE("CUDA backend: cuDNN fused attention needs a head size that is a multiple of 8, at "
                "most 256 (hs=%d): use attention: flash",
                hs);
-    if (!lc_aligned16(state))
-        LC_DIE("CUDA backend: cuDNN attention %s: the state (B,NH,T) must be 16-byte aligned",
-               what);
 }
 
 void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
                                   int T, int NH, int NKV, int hs) {
-    check_shape("forward", state, B, T, NH, NKV, hs);
+    check_shape("forward", B, T, NH, NKV, hs);
     if (B == 0 || T == 0) return;
     cudaStream_t st = cuda_context()->stream;
     Shape s = {0, B, T, NH, NKV, hs, seg != NULL, SEEDED_BUG};
     Plan *p = get_plan(s);
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
-    size_t bytes[3] = {N * QKV * 2, N * C * 2, seg ? N * T * 2 : 0};
-    void *part[3];
-    staging(3, bytes, part);
+    // the stats go straight into state when it is 16-byte aligned, else through the staging
+    bool direct = lc_aligned16(state);
+    size_t bytes[4] = {N * QKV * 2, N * C * 2, seg ? N * T * 2 : 0, direct ? 0 : N * NH * 4};
+    void *part[4];
+    staging(4, bytes, part);
     __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[2];
+    float *stats = direct ? state : (float *)part[3];
     cudnn_att_to_bf16(qkv16, qkv, N * QKV, st);
     if (seg) cudnn_att_seg_bias(bias, seg, B, T, st);
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_NEG_INF, UID_STATS, UID_BIAS};
@@ -496,28 +497,34 @@ void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, co
                     o16,
                     &p->scale,
                     &p->neg_inf,
-                    state,
+                    stats,
                     bias};
     if (SEEDED_BUG == 3) ptrs[3] = o16 + 1;
     int n = seg ? 8 : 7;
     if (SEEDED_BUG == 2) n = 6; // drops the stats
     execute(p, n, uids, ptrs);
     cudnn_att_to_float(out, o16, N * C, st);
+    if (!direct)
+        LC_CUDA_CHECK(cudaMemcpyAsync(state, stats, N * NH * 4, cudaMemcpyDeviceToDevice, st));
 }
 
 void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
                                    const float *qkv, const float *state, const int *seg, int B,
                                    int T, int NH, int NKV, int hs) {
-    check_shape("backward", state, B, T, NH, NKV, hs);
+    check_shape("backward", B, T, NH, NKV, hs);
     if (B == 0 || T == 0) return;
     cudaStream_t st = cuda_context()->stream;
     Shape s = {1, B, T, NH, NKV, hs, seg != NULL, SEEDED_BUG};
     Plan *p = get_plan(s);
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
-    size_t bytes[7] = {N * QKV * 2,         N * C * 2,  N * C * 2, N * QKV * 2,
-                       seg ? N * T * 2 : 0, N * NH * 4, N * C * 4};
-    void *part[7];
-    staging(7, bytes, part);
+    bool direct = lc_aligned16(state); // else the stats are copied to an aligned place first
+    size_t bytes[8] = {N * QKV * 2,         N * C * 2,  N * C * 2, N * QKV * 2,
+                       seg ? N * T * 2 : 0, N * NH * 4, N * C * 4, direct ? 0 : N * NH * 4};
+    void *part[8];
+    staging(8, bytes, part);
+    const float *stats = direct ? state : (const float *)part[7];
+    if (!direct)
+        LC_CUDA_CHECK(cudaMemcpyAsync(part[7], state, N * NH * 4, cudaMemcpyDeviceToDevice, st));
     __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
     __nv_bfloat16 *do16 = (__nv_bfloat16 *)part[2], *dqkv16 = (__nv_bfloat16 *)part[3];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[4];
@@ -540,7 +547,7 @@ void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *
                     &p->neg_inf,
                     part[5],
                     part[6],
-                    (void *)state,
+                    (void *)stats,
                     bias};
     execute(p, seg ? 14 : 13, uids, ptrs);
     cudnn_att_to_float(dqkv, dqkv16, N * QKV, st);

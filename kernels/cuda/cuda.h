@@ -139,8 +139,8 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
 // ---- cuDNN fused attention (attention_cudnn.cu), the recipe's `attention: cudnn` ----------------
 // Same contract as the Backend's attention entries (kernels/kernels.h), through cuDNN's fused
 // SDPA: out (B,T,C) written; state (B,NH,T) written = per-row logsumexp of the scaled, masked
-// scores (cuDNN's "stats", natural log); state must be 16-byte aligned. hs a multiple of 8, at
-// most 256 (else it dies saying so). Q/K/V/O/dO go through bf16 (docs/cuda.md).
+// scores (cuDNN's "stats", natural log). hs a multiple of 8, at most 256 (else it dies saying
+// so). Q/K/V/O/dO go through bf16 (docs/cuda.md).
 void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
                                   int T, int NH, int NKV, int hs);
 // dqkv (B,T,(NH+2NKV)hs) written; out is the forward's output; state as the forward wrote it.

@@ -27,6 +27,7 @@ extern "C" {
 #include "kernels/kernels.h"
 }
 
+#include <cfloat>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -737,8 +738,9 @@ cudnnStatus_t compute(const Recog &r, std::map<std::string, void *> &ptr) {
         return fail(CUDNN_STATUS_NOT_SUPPORTED,
                     "execute: scale %g is not 1/sqrt(hs) = %g, which the CPU reference uses", scale,
                     1.0 / sqrt((double)D));
-    if (!(std::isinf(neg) && neg < 0))
-        return fail(CUDNN_STATUS_NOT_SUPPORTED, "execute: the mask fill is %g, not -inf", neg);
+    if (!(std::isinf(neg) && neg < 0) && neg != -FLT_MAX)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED,
+                    "execute: the mask fill is %g, not -inf (or the lowest float)", neg);
     // qkv (B,T,QKV) in fp32 from the bf16 views
     std::vector<float> qkv(N * QKV);
     const char *vname = r.backward ? "VT" : "V";
