@@ -86,11 +86,12 @@ static float frand(void) { // uniform in [-1, 1)
 }
 
 // One forward and backward at a shape, compared with the CPU backend on bf16-rounded inputs.
-// state_off: the state this many floats past an allocation's start (1: not 16-byte aligned).
-static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int state_off = 0) {
+// off: state, qkv and dqkv this many floats past their allocations' starts (1: not 16-byte
+// aligned, so the stats are staged and the conversions take their scalar path).
+static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int off = 0) {
     char buf[160];
-    snprintf(buf, sizeof buf, "B=%d T=%d NH=%d NKV=%d hs=%d seg=%d state+%d", B, T, NH, NKV, hs,
-             use_seg, state_off);
+    snprintf(buf, sizeof buf, "B=%d T=%d NH=%d NKV=%d hs=%d seg=%d off=%d", B, T, NH, NKV, hs,
+             use_seg, off);
     g_ctx = buf;
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
     std::vector<float> qkv(N * QKV), dout(N * C);
@@ -128,9 +129,10 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int st
                 lse_ref[((size_t)b * NH + h) * T + t] = (float)(m + log(z));
             }
 
-    float *d_qkv = dev<float>(N * QKV), *d_out = dev<float>(N * C), *d_dout = dev<float>(N * C);
-    float *d_state0 = dev<float>((size_t)B * NH * T + state_off), *d_dqkv = dev<float>(N * QKV);
-    float *d_state = d_state0 + state_off;
+    float *d_qkv0 = dev<float>(N * QKV + off), *d_out = dev<float>(N * C);
+    float *d_dout = dev<float>(N * C), *d_state0 = dev<float>((size_t)B * NH * T + off);
+    float *d_dqkv0 = dev<float>(N * QKV + off);
+    float *d_qkv = d_qkv0 + off, *d_state = d_state0 + off, *d_dqkv = d_dqkv0 + off;
     int *d_seg = dev<int>(N);
     memcpy(d_qkv, qkv.data(), qkv.size() * 4);
     memcpy(d_dout, dout.data(), dout.size() * 4);
@@ -163,8 +165,8 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int st
     CHECK(lc_emu_cudnn_live() == live, "the repeated step leaked %ld descriptors",
           lc_emu_cudnn_live() - live);
     expect_close("dqkv (repeated)", 2, d_dqkv, dqkv_ref.data(), N * QKV, 1e-5, rtol);
-    for (void *p : {(void *)d_qkv, (void *)d_out, (void *)d_dout, (void *)d_state0, (void *)d_dqkv,
-                    (void *)d_seg})
+    for (void *p : {(void *)d_qkv0, (void *)d_out, (void *)d_dout, (void *)d_state0,
+                    (void *)d_dqkv0, (void *)d_seg})
         cudaFree(p);
 }
 
@@ -212,7 +214,7 @@ int main() {
         for (int NKV : {1, 2, 4})
             for (int T : {1, 13, 64})
                 for (int seg = 0; seg < 2; seg++) run_case(2, T, 4, NKV, hs, seg);
-    run_case(2, 13, 4, 2, 8, true, 1); // a state that is not 16-byte aligned
+    run_case(2, 13, 4, 2, 8, true, 1); // state, qkv, dqkv not 16-byte aligned
     printf("compared: out max rel %.3g, logsumexp max rel %.3g, dqkv max rel %.3g\n", g_max_rel[0],
            g_max_rel[1], g_max_rel[2]);
 

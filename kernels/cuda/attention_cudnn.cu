@@ -22,16 +22,44 @@
 
 // ---- conversion kernels ------------------------------------------------------------------------
 
-// dst (n) written = src (n) rounded to bf16 (nearest even). One thread per element.
-static __global__ void cudnn_att_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
+// 8 consecutive elements of T at p as floats, in 16-byte loads (p 16-byte aligned), and back.
+template <class T>
+static __device__ __forceinline__ void cudnn_att_load8(float (&v)[8], const T *p) {
+    if constexpr (sizeof(T) == 2) {
+        lc_load<8>(v, p);
+    } else {
+        float a[4], b[4];
+        lc_load<4>(a, p);
+        lc_load<4>(b, p + 4);
+        for (int k = 0; k < 4; k++) v[k] = a[k], v[k + 4] = b[k];
+    }
+}
+template <class T>
+static __device__ __forceinline__ void cudnn_att_store8(T *p, const float (&v)[8]) {
+    if constexpr (sizeof(T) == 2) {
+        lc_store<8>(p, v);
+    } else {
+        float a[4], b[4];
+        for (int k = 0; k < 4; k++) a[k] = v[k], b[k] = v[k + 4];
+        lc_store<4>(p, a);
+        lc_store<4>(p + 4, b);
+    }
 }
 
-// dst (n) written = src (n) widened to fp32. One thread per element.
-static __global__ void cudnn_att_to_float_kernel(float *dst, const __nv_bfloat16 *src, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = __bfloat162float(src[i]);
+// dst (n) written = src (n) converted between float and __nv_bfloat16 (to bf16: nearest even;
+// to float: exact). One thread per 8 consecutive elements: 16-byte accesses when vec (both
+// pointers 16-byte aligned), else 8 scalar ones; the tail thread stops at n.
+template <class D, class S>
+static __global__ void cudnn_att_convert_kernel(D *dst, const S *src, size_t n, bool vec) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (i >= n) return;
+    if (vec && i + 8 <= n) {
+        float v[8];
+        cudnn_att_load8(v, src + i);
+        cudnn_att_store8(dst + i, v);
+    } else {
+        for (size_t k = i; k < n && k < i + 8; k++) dst[k] = lc_from_float<D>(lc_to_float(src[k]));
+    }
 }
 
 // bias (B,1,T,T) written: bias[b,t,s] = 0 when seg[b,s] == seg[b,t], else -inf; seg (B,T). The
@@ -46,17 +74,13 @@ static __global__ void cudnn_att_seg_bias_kernel(__nv_bfloat16 *bias, const int 
     bias[i] = __float2bfloat16_rn(same ? 0.0f : -INFINITY);
 }
 
-static void cudnn_att_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n, cudaStream_t st) {
+template <class D, class S>
+static void cudnn_att_convert(D *dst, const S *src, size_t n, cudaStream_t st) {
     if (n == 0) return;
-    LC_LAUNCH(cudnn_att_to_bf16_kernel, lc_ceil_div(n, LC_CUDA_BLOCK), LC_CUDA_BLOCK, 0, st, dst,
-              src, n);
-    LC_LAUNCH_CHECK();
-}
-
-static void cudnn_att_to_float(float *dst, const __nv_bfloat16 *src, size_t n, cudaStream_t st) {
-    if (n == 0) return;
-    LC_LAUNCH(cudnn_att_to_float_kernel, lc_ceil_div(n, LC_CUDA_BLOCK), LC_CUDA_BLOCK, 0, st, dst,
-              src, n);
+    bool vec = lc_aligned16(dst) && lc_aligned16(src);
+    auto k = cudnn_att_convert_kernel<D, S>;
+    LC_LAUNCH(k, lc_ceil_div(lc_ceil_div(n, 8), LC_CUDA_BLOCK), LC_CUDA_BLOCK, 0, st, dst, src, n,
+              vec);
     LC_LAUNCH_CHECK();
 }
 
@@ -488,7 +512,7 @@ void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, co
     __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[2];
     float *stats = direct ? state : (float *)part[3];
-    cudnn_att_to_bf16(qkv16, qkv, N * QKV, st);
+    cudnn_att_convert(qkv16, qkv, N * QKV, st);
     if (seg) cudnn_att_seg_bias(bias, seg, B, T, st);
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_NEG_INF, UID_STATS, UID_BIAS};
     void *ptrs[] = {qkv16,
@@ -503,7 +527,7 @@ void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, co
     int n = seg ? 8 : 7;
     if (SEEDED_BUG == 2) n = 6; // drops the stats
     execute(p, n, uids, ptrs);
-    cudnn_att_to_float(out, o16, N * C, st);
+    cudnn_att_convert(out, o16, N * C, st);
     if (!direct)
         LC_CUDA_CHECK(cudaMemcpyAsync(state, stats, N * NH * 4, cudaMemcpyDeviceToDevice, st));
 }
@@ -528,9 +552,9 @@ void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *
     __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
     __nv_bfloat16 *do16 = (__nv_bfloat16 *)part[2], *dqkv16 = (__nv_bfloat16 *)part[3];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[4];
-    cudnn_att_to_bf16(qkv16, qkv, N * QKV, st);
-    cudnn_att_to_bf16(o16, out, N * C, st);
-    cudnn_att_to_bf16(do16, dout, N * C, st);
+    cudnn_att_convert(qkv16, qkv, N * QKV, st);
+    cudnn_att_convert(o16, out, N * C, st);
+    cudnn_att_convert(do16, dout, N * C, st);
     if (seg) cudnn_att_seg_bias(bias, seg, B, T, st);
     int64_t uids[] = {UID_Q,           UID_K,        UID_V,     UID_O,     UID_DO,
                       UID_DQ,          UID_DK,       UID_DV,    UID_SCALE, UID_NEG_INF,
@@ -550,7 +574,7 @@ void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *
                     (void *)stats,
                     bias};
     execute(p, seg ? 14 : 13, uids, ptrs);
-    cudnn_att_to_float(dqkv, dqkv16, N * QKV, st);
+    cudnn_att_convert(dqkv, dqkv16, N * QKV, st);
 }
 
 LC_CUDA_NAMESPACE_END
