@@ -1153,6 +1153,11 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
             return fail(CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER,
                         "Execute: uid %lld (%s) at %p is not %lld-byte aligned", (long long)t->uid,
                         kv.first.c_str(), q, (long long)t->align);
+        if (t->by_value && lc_emu_is_device(q, dt_size(t->dt)))
+            return fail(CUDNN_STATUS_BAD_PARAM,
+                        "Execute: by-value uid %lld (%s) is bound to device memory %p; cuDNN reads "
+                        "it on the host",
+                        (long long)t->uid, kv.first.c_str(), q);
         if (!t->by_value && !lc_emu_is_device(q, extent(t)))
             return fail(CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND,
                         "Execute: uid %lld (%s) at %p spans %zu bytes, outside every device "
