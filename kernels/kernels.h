@@ -90,14 +90,23 @@ typedef struct Backend {
     // multi-head attention (QKV = 3C), NKV == 1 multi-query.
     // seg (B,T) or NULL: query t sees key s iff s <= t and seg[b,s] == seg[b,t] (packed rows
     // and padding never leak across segments); NULL means one segment per row.
-    // out (B,T,C) written; att (B,NH,T,T) written: softmax probabilities, 0 where masked.
-    void (*attention_forward)(float *out, float *att, const float *qkv, const int *seg, int B,
+    // Floats of the state attention_forward saves for attention_backward for one call of shape
+    // (B,T,NH): the CPU backend saves the softmax probabilities (B,NH,T,T); a flash-style backend
+    // the per-row logsumexp (B,NH,T) of the scaled, masked scores (natural log), recomputing the
+    // rest.
+    size_t (*attention_state_floats)(int B, int T, int NH);
+    // Floats of scratch attention_backward needs for that call (CPU: datt (B,NH,T,T)).
+    size_t (*attention_scratch_floats)(int B, int T, int NH);
+    // out (B,T,C) written; state (attention_state_floats floats) written, read only by the
+    // backward (CPU: softmax probabilities, 0 where masked; flash: logsumexp per query row).
+    void (*attention_forward)(float *out, float *state, const float *qkv, const int *seg, int B,
                               int T, int NH, int NKV, int hs);
-    // dqkv (B,T,QKV) written (a key/value head's gradient sums over its query heads); datt
-    // (B,NH,T,T) scratch, overwritten; dout (B,T,C); qkv, att, seg as in the forward.
-    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, const int *seg, int B, int T, int NH, int NKV,
-                               int hs);
+    // dqkv (B,T,QKV) written (a key/value head's gradient sums over its query heads); scratch
+    // (attention_scratch_floats floats) overwritten; dout (B,T,C); out (B,T,C) the forward's output
+    // (a flash-style backward needs D = rowsum(dout * out)); qkv, state, seg as in the forward.
+    void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *out,
+                               const float *qkv, const float *state, const int *seg, int B, int T,
+                               int NH, int NKV, int hs);
 
     // ---- KV cache (inference only) ---------------------------------------------------------
     // Copies the k and v of qkv (B,T,QKV) into kcache, vcache (B,maxT,NKV*hs) at positions

@@ -288,7 +288,7 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     CARVE(ln1_rstd, L * N);
     CARVE(qkv, L * N * QKV);
     CARVE(atty, L * N * C);
-    CARVE(att, L * (size_t)B * NH * T * T);
+    CARVE(att, L * m->be->attention_state_floats(B, T, (int)NH));
     CARVE(attproj, L * N * C);
     CARVE(residual2, L * N * C);
     CARVE(ln2, L * N * C);
@@ -311,7 +311,7 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
         CARVE(dln, N * C);
         CARVE(datty, N * C);
         CARVE(dqkv, N * QKV);
-        CARVE(datt, (size_t)B * NH * T * T);
+        CARVE(datt, m->be->attention_scratch_floats(B, T, (int)NH));
         CARVE(dfch_act, N * F);
         CARVE(dfch, N * FC);
         CARVE(dlogp, N);
@@ -429,7 +429,7 @@ void model_init_weights(Model *m, uint64_t seed) {
 void model_layer_acts(const Model *m, int l, LayerActs *la) {
     size_t N = (size_t)m->B * m->T, C = (size_t)m->cfg.d_model;
     size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
-    size_t NHTT = (size_t)m->B * m->cfg.n_head * m->T * m->T;
+    size_t state = m->be->attention_state_floats(m->B, m->T, m->cfg.n_head); // per layer
     size_t k = m->mode == MODEL_TRAIN ? (size_t)l : 0; // inference reuses one layer's room
     size_t ln = family_of(&m->cfg)->layernorm;
     const ModelActs *a = &m->acts;
@@ -440,7 +440,7 @@ void model_layer_acts(const Model *m, int l, LayerActs *la) {
     la->ln1_rstd = a->ln1_rstd + k * N;
     la->qkv = a->qkv + k * N * QKV;
     la->atty = a->atty + k * N * C;
-    la->att = a->att + k * NHTT;
+    la->att = a->att + k * state;
     la->attproj = a->attproj + k * N * C;
     la->residual2 = a->residual2 + k * N * C;
     la->ln2 = a->ln2 + k * N * C;
@@ -650,7 +650,8 @@ static void backward_layer(Model *m, int l) {
                   la.ln2_rstd, N);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
-    be->attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, a->seg, B, T, NH, NKV, hs);
+    be->attention_backward(a->dqkv, a->datt, a->datty, la.atty, la.qkv, la.att, a->seg, B, T, NH,
+                           NKV, hs);
     if (!fam->learned_pos) be->rope_backward(a->dqkv, a->pos, B, T, NH, NKV, hs, m->cfg.rope_theta);
     be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, QKV);
     norm_backward(m, a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,

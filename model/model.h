@@ -89,7 +89,7 @@ typedef struct {
     float *ln1_rstd;  // (L,B,T)
     float *qkv;       // (L,B,T,QKV) q | k | v, q and k rotated when the family uses RoPE
     float *atty;      // (L,B,T,C) attention output before the projection
-    float *att;       // (L,B,NH,T,T) attention probabilities
+    float *att;       // (L, attention_state_floats) attention state (CPU: probabilities)
     float *attproj;   // (L,B,T,C)
     float *residual2; // (L,B,T,C) residual stream after attention
     float *ln2;       // (L,B,T,C)
@@ -112,7 +112,7 @@ typedef struct {
     float *dln;      // (B,T,C) gradient of a norm output
     float *datty;    // (B,T,C) gradient of the attention output
     float *dqkv;     // (B,T,QKV)
-    float *datt;     // (B,NH,T,T) attention backward scratch
+    float *datt;     // (attention_scratch_floats) attention backward scratch
     float *dfch_act; // (B,T,F) gradient of the MLP activation's output
     float *dfch;     // (B,T,FC) gradient of the MLP hidden (after the activation, then before)
     float *dlogp;    // (B,T) objective gradient w.r.t. logp

@@ -105,11 +105,12 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int of
 
     // the reference: the CPU backend; logsumexp from its scores in double
     const Backend *cpu = backend_cpu();
-    std::vector<float> out_ref(N * C), att((size_t)B * NH * T * T), dqkv_ref(N * QKV);
-    std::vector<float> datt(att.size()), lse_ref((size_t)B * NH * T);
-    cpu->attention_forward(out_ref.data(), att.data(), qkv.data(), segp, B, T, NH, NKV, hs);
-    cpu->attention_backward(dqkv_ref.data(), datt.data(), dout.data(), qkv.data(), att.data(), segp,
-                            B, T, NH, NKV, hs);
+    std::vector<float> out_ref(N * C), dqkv_ref(N * QKV), lse_ref((size_t)B * NH * T);
+    std::vector<float> state(cpu->attention_state_floats(B, T, NH));
+    std::vector<float> scratch(cpu->attention_scratch_floats(B, T, NH));
+    cpu->attention_forward(out_ref.data(), state.data(), qkv.data(), segp, B, T, NH, NKV, hs);
+    cpu->attention_backward(dqkv_ref.data(), scratch.data(), dout.data(), out_ref.data(),
+                            qkv.data(), state.data(), segp, B, T, NH, NKV, hs);
     int G = NH / NKV;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)

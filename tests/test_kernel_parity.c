@@ -222,7 +222,7 @@ START_TEST(test_attention_parity) {
         float *att = calloc(natt, sizeof(float)), *datt = calloc(natt, sizeof(float));
         float *dqkv = calloc(nqkv, sizeof(float));
         be->attention_forward(out, att, a->qkv, a->seg, ATT_B, ATT_T, ATT_NH, a->NKV, ATT_HS);
-        be->attention_backward(dqkv, datt, a->dout, a->qkv, att, a->seg, ATT_B, ATT_T, ATT_NH,
+        be->attention_backward(dqkv, datt, a->dout, out, a->qkv, att, a->seg, ATT_B, ATT_T, ATT_NH,
                                a->NKV, ATT_HS);
         check(a->name, "out", out, ATT_B * ATT_T * ATT_C);
         check(a->name, "att", att, natt);

@@ -443,8 +443,8 @@ START_TEST(test_attention) {
         att_loss(&c);
         att_check_forward(&c);
         float *dqkv = rand_vec(n, &r, -1, 1); // written
-        float *scratch = rand_vec((size_t)c.B * c.NH * c.T * c.T, &r, -1, 1);
-        be->attention_backward(dqkv, scratch, c.w, c.qkv, c.att, c.seg, c.B, c.T, c.NH, c.NH,
+        float *scratch = rand_vec(be->attention_scratch_floats(c.B, c.T, c.NH), &r, -1, 1);
+        be->attention_backward(dqkv, scratch, c.w, c.out, c.qkv, c.att, c.seg, c.B, c.T, c.NH, c.NH,
                                c.C / c.NH);
         free(scratch);
         grad_check(with_seg ? "attention dqkv (segments)" : "attention dqkv", c.qkv, n, dqkv,
@@ -547,10 +547,10 @@ static void gqa_free(GqaCtx *c) {
 
 // dqkv of the probe (dout = w) into dqkv, from a fresh forward.
 static void gqa_grad(GqaCtx *c, float *dqkv) {
-    float *datt = rand_vec((size_t)c->B * c->NH * c->T * c->T, &(Rng){99}, -1, 1); // scratch
+    float *datt = rand_vec(be->attention_scratch_floats(c->B, c->T, c->NH), &(Rng){99}, -1, 1);
     gqa_loss(c);
-    be->attention_backward(dqkv, datt, c->w, c->qkv, c->att, c->seg, c->B, c->T, c->NH, c->NKV,
-                           c->hs);
+    be->attention_backward(dqkv, datt, c->w, c->out, c->qkv, c->att, c->seg, c->B, c->T, c->NH,
+                           c->NKV, c->hs);
     free(datt);
 }
 

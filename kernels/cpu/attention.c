@@ -48,6 +48,14 @@ static void softmax_row(float *a, int t, int T, const int *seg_row, float scale)
     for (int s = t + 1; s < T; s++) a[s] = 0.0f;
 }
 
+// The saved state is the probabilities att (B,NH,T,T); the backward's scratch datt (B,NH,T,T).
+size_t cpu_attention_state_floats(int B, int T, int NH) {
+    return (size_t)B * NH * T * T;
+}
+size_t cpu_attention_scratch_floats(int B, int T, int NH) {
+    return (size_t)B * NH * T * T;
+}
+
 // out (B,T,C) written; att (B,NH,T,T) written; qkv (B,T,QKV); seg (B,T) or NULL.
 // Per (b, h): scores = q k^T (one sgemm), masked softmax per row, out = att v (one sgemm).
 void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B, int T,
@@ -75,10 +83,11 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, const int *
 //   dV_kv += P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(P * dP)) * scale;
 //   dQ_h = dS K_kv;   dK_kv += dS^T Q_h
 // summed over the query heads of each key/value head. dqkv (B,T,QKV) written; datt (B,NH,T,T)
-// scratch, overwritten. Each (b, kv) slice is one thread's, so every sum has a fixed order.
-void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, const int *seg, int B, int T, int NH, int NKV,
-                            int hs) {
+// scratch, overwritten; out is not needed (P is saved). Each (b, kv) slice is one thread's, so
+// every sum has a fixed order.
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *out,
+                            const float *qkv, const float *att, const int *seg, int B, int T,
+                            int NH, int NKV, int hs) {
     Heads g = heads_of(NH, NKV, hs);
     int C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
@@ -112,6 +121,7 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
             }
         }
     (void)seg; // masked entries have att == 0 exactly, so their dS is 0
+    (void)out;
 }
 
 // kcache, vcache (B,maxT,NKV*hs): positions start[b]+t (start NULL = 0) receive the k and v

@@ -26,11 +26,13 @@ void cpu_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int NKV,
                       float theta);
 void cpu_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                        float theta);
+size_t cpu_attention_state_floats(int B, int T, int NH);
+size_t cpu_attention_scratch_floats(int B, int T, int NH);
 void cpu_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B, int T,
                            int NH, int NKV, int hs);
-void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, const int *seg, int B, int T, int NH, int NKV,
-                            int hs);
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *out,
+                            const float *qkv, const float *att, const int *seg, int B, int T,
+                            int NH, int NKV, int hs);
 void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                        int T, int maxT, int NH, int NKV, int hs);
 void cpu_attention_decode(float *out, const float *qkv, const float *kcache, const float *vcache,

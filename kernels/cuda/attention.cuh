@@ -1,196 +1,451 @@
 // kernels/cuda/attention.cuh: causal grouped-query self-attention with segment masking
-// (kernels/kernels.h: attention_forward, attention_backward), fp32. The Backend contract writes
-// the (B,NH,T,T) probabilities, so this is the plain materialising form, not flash-style: one
-// block per query row, the row's scores in dynamic shared memory. Every sum has a fixed order
-// (block reductions, partials added in sequence), and nothing uses atomics, so the results are
-// the same bits under any schedule.
+// (kernels/kernels.h: attention_forward, attention_backward), fp32, flash-style: no (T,T) matrix
+// in global memory. The forward streams tiles of keys and values through shared memory with an
+// online softmax and saves only the logsumexp of every query row; the backward recomputes the
+// probabilities from it, tile by tile. Shared memory depends on the head size, never on T.
+//
+// Every sum has a fixed order (lanes in sequence, tiles in sequence, a key/value head's query
+// heads in sequence) and nothing uses atomics, so the results are the same bits under any
+// schedule: two runs with one seed give identical losses.
 #pragma once
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kvcache.cuh"
 
-// Threads per block of the attention kernels (whole warps).
+// Threads per block of the attention kernels (whole warps), and its warps.
 #define LC_ATT_BLOCK 128
+#define LC_ATT_WARPS (LC_ATT_BLOCK / 32)
+// The largest head size the kernels take (8 channels per lane).
+#define LC_ATT_MAX_HS 256
+// Keys per tile of the forward and the dQ kernel, queries per tile of the dK/dV kernel: one per
+// lane.
+#define LC_ATT_TILE 32
 
-// Whether query t of row b sees key s: s <= t and, with seg (B,T), the same segment.
-static __device__ __forceinline__ bool lc_att_visible(const int *seg, int b, int T, int t, int s) {
-    return s <= t && (!seg || seg[(size_t)b * T + s] == seg[(size_t)b * T + t]);
+// Tile sizes per NCH = channels per lane (hs <= 32 NCH): query rows per warp of the forward and
+// of the dQ kernel, keys per warp of the dK/dV kernel. Chosen so that the accumulators stay at
+// most 32 registers and, up to hs 128, shared memory at most 48 KiB (see the *_smem functions).
+template <int NCH> struct lc_att_tiles;
+template <> struct lc_att_tiles<1> {
+    static constexpr int fwd_rows = 4, dq_rows = 4, dkv_keys = 8;
+};
+template <> struct lc_att_tiles<2> {
+    static constexpr int fwd_rows = 4, dq_rows = 4, dkv_keys = 8;
+};
+template <> struct lc_att_tiles<4> {
+    static constexpr int fwd_rows = 4, dq_rows = 2, dkv_keys = 2;
+};
+template <> struct lc_att_tiles<8> {
+    static constexpr int fwd_rows = 2, dq_rows = 2, dkv_keys = 2;
+};
+
+// NCH for a head size: 1, 2, 4 or 8; 0 when hs is above LC_ATT_MAX_HS (or not positive).
+static inline int lc_att_nch(int hs) {
+    return hs <= 0 ? 0 : hs <= 32 ? 1 : hs <= 64 ? 2 : hs <= 128 ? 4 : hs <= 256 ? 8 : 0;
 }
 
-// acc[i] (i < hs) = sum over s in 0..n-1 of w[s] * x[s*stride + i], written to dst[i]: thread
-// (g, i) = (threadIdx / hs, threadIdx % hs) sums the positions g, g + G, ... (G = blockDim / hs
-// groups) into part[g*hs + i], then threads i < hs add the G partials in order. For hs >
-// blockDim each thread takes channels i, i + blockDim, ... over all positions. w and part in
-// shared memory (part blockDim floats); every thread of the block must call it.
-static __device__ void lc_att_weighted_sum(float *dst, const float *w, const float *x,
-                                           size_t stride, int n, int hs, float *part) {
-    if (hs > (int)blockDim.x) {
-        for (int i = threadIdx.x; i < hs; i += blockDim.x) {
-            float acc = 0.0f;
-            for (int s = 0; s < n; s++) acc += w[s] * x[(size_t)s * stride + i];
-            dst[i] = acc;
+// The row stride in shared memory of a tile that lanes read one row each (row = lane): odd, so
+// the 32 lanes' reads of one column fall in 32 different banks.
+static __host__ __device__ __forceinline__ int lc_att_ld(int hs) {
+    return hs | 1;
+}
+
+// dst[r*ld + i] = src[r*stride + i] for r < n, i < hs, by the whole block: consecutive threads
+// take consecutive elements of a row (coalesced), 16 bytes at a time when hs, stride and src
+// allow it, one float otherwise (hs 6). Rows n.. of dst are left as they are.
+static __device__ void lc_att_load(float *dst, int ld, const float *src, size_t stride, int n,
+                                   int hs) {
+    if ((hs & 3) == 0 && (stride & 3) == 0 && ((uintptr_t)src & 15u) == 0) {
+        const int h4 = hs >> 2;
+        for (int e = threadIdx.x; e < n * h4; e += blockDim.x) {
+            const int r = e / h4, i = (e - r * h4) * 4;
+            float v[4];
+            lc_load<4>(v, src + (size_t)r * stride + i);
+            float *d = dst + r * ld + i;
+            d[0] = v[0];
+            d[1] = v[1];
+            d[2] = v[2];
+            d[3] = v[3];
         }
-        return;
-    }
-    int G = blockDim.x / hs, g = threadIdx.x / hs, i = threadIdx.x % hs;
-    if (g < G) {
-        float acc = 0.0f;
-        for (int s = g; s < n; s += G) acc += w[s] * x[(size_t)s * stride + i];
-        part[g * hs + i] = acc;
-    }
-    __syncthreads();
-    if ((int)threadIdx.x < hs) {
-        float acc = 0.0f;
-        for (int gg = 0; gg < G; gg++) acc += part[gg * hs + threadIdx.x];
-        dst[threadIdx.x] = acc;
+    } else {
+        for (int e = threadIdx.x; e < n * hs; e += blockDim.x) {
+            const int r = e / hs, i = e - r * hs;
+            dst[r * ld + i] = src[(size_t)r * stride + i];
+        }
     }
 }
 
-// out (B,T,NH*hs) written; att (B,NH,T,T) written; qkv (B,T,(NH+2NKV)hs); seg (B,T) or NULL.
-// One block per (t, h, b): each warp takes every nwarps-th key s <= t, its lanes splitting the
-// dot product; scores scaled by 1/sqrt(hs), masked ones -inf; softmax with the row maximum
-// subtracted (block reductions); the att row written in full (0 for masked keys and s > t); out
-// row = sum_s att[s] v_s. Dynamic shared memory: T scores, then blockDim partials.
-static __global__ void attention_forward_kernel(float *out, float *att, const float *qkv,
-                                                const int *seg, int T, int NH, int NKV, int hs) {
+// dst[i] = seg[i] for i < n, by the whole block.
+static __device__ __forceinline__ void lc_att_load_seg(int *dst, const int *seg, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = seg[i];
+}
+
+// Whether some query of a tile (positions q0 + r, segments qseg[r], r < nq) sees some key of a
+// tile (positions k0 + j, segments kseg[j], j < nk): s <= t and the same segment. qseg, kseg in
+// shared memory, written before a barrier; every thread of the block must call it (its block sum
+// holds barriers) and gets the same answer.
+static __device__ bool lc_att_tile_visible(const int *qseg, int q0, int nq, const int *kseg, int k0,
+                                           int nk) {
+    int found = 0;
+    for (int e = threadIdx.x; e < nq * nk; e += blockDim.x) {
+        const int r = e / nk, j = e - r * nk;
+        found |= k0 + j <= q0 + r && qseg[r] == kseg[j];
+    }
+    return lc_block_sum(found) > 0;
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+
+// out (B,T,NH*hs) written; lse (B,NH,T) written = log sum_s exp(score[t,s]) over the visible keys
+// (natural log, scores q.k/sqrt(hs)); qkv (B,T,(NH+2NKV)hs); seg (B,T) or NULL; hs <= 32 NCH.
+// One block per (query tile of BQ = 4R rows, h, b); warp w owns rows wR .. wR+R-1 of the tile,
+// its lane c channels c, c+32, .. of their outputs (registers). Key tiles of 32 (those before
+// the tile's last row; with seg, those with some visible pair) pass through one shared buffer:
+// K first, lane j scoring key j against each row; the row's running max m and sum l are updated
+// (online softmax: the old sum and outputs scaled by exp(m_old - m_new)) and the exponentials
+// stored; then V replaces K in the buffer and the rows gather sum_j p_j v_j. Finally out = acc /
+// l and lse = m + log l. Dynamic shared memory (cuda_attention_forward_smem): Q (BQ,hs), the K/V
+// tile (32, hs|1), the exponentials (BQ,32), then the tile's segment ids (BQ + 32 ints).
+template <int NCH, int R>
+static __global__ void __launch_bounds__(LC_ATT_BLOCK)
+    attention_forward_kernel(float *out, float *lse, const float *qkv, const int *seg, int T,
+                             int NH, int NKV, int hs) {
+    constexpr int BQ = R * LC_ATT_WARPS, BK = LC_ATT_TILE;
     LC_DYN_SHARED(float, smem);
-    float *p = smem, *part = smem + T;
-    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    size_t row = (size_t)(NH + 2 * NKV) * hs;
-    int kv = h / (NH / NKV);
+    const int ld = lc_att_ld(hs);
+    float *qs = smem, *kv = qs + BQ * hs, *ps = kv + BK * ld;
+    int *qseg = reinterpret_cast<int *>(ps + BQ * BK), *kseg = qseg + BQ;
+    const int q0 = blockIdx.x * BQ, h = blockIdx.y, b = blockIdx.z;
+    const int nq = T - q0 < BQ ? T - q0 : BQ, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t row = (size_t)(NH + 2 * NKV) * hs;
+    const int kvh = h / (NH / NKV);
     const float *base = qkv + (size_t)b * T * row;
-    const float *q = base + (size_t)t * row + (size_t)h * hs;
-    const float *kb = base + (size_t)(NH + kv) * hs, *vb = base + (size_t)(NH + NKV + kv) * hs;
-    float scale = 1.0f / sqrtf((float)hs);
+    const float *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
+    const int *sb = seg ? seg + (size_t)b * T : nullptr;
+    const float scale = 1.0f / sqrtf((float)hs);
 
-    for (int s = warp; s <= t; s += nwarps) {
-        const float *k = kb + (size_t)s * row;
-        float dot = 0.0f;
-        for (int i = lane; i < hs; i += 32) dot += q[i] * k[i];
-        dot = lc_warp_sum(dot);
-        if (lane == 0) p[s] = lc_att_visible(seg, b, T, t, s) ? dot * scale : -INFINITY;
+    lc_att_load(qs, hs, base + (size_t)q0 * row + (size_t)h * hs, row, nq, hs);
+    if (sb) lc_att_load_seg(qseg, sb + q0, nq);
+    float m[R], l[R], alpha[R], acc[R][NCH];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        m[rr] = -INFINITY;
+        l[rr] = 0.0f;
+        alpha[rr] = 1.0f;
+#pragma unroll
+        for (int n = 0; n < NCH; n++) acc[rr][n] = 0.0f;
     }
-    __syncthreads();
-    float m = -INFINITY;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) m = fmaxf(m, p[s]);
-    m = lc_block_max(m); // finite: s == t is always visible
-    float sum = 0.0f;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) {
-        float e = expf(p[s] - m); // exactly 0 for the masked -inf
-        p[s] = e;
-        sum += e;
-    }
-    float inv = 1.0f / lc_block_sum(sum); // its barriers also publish the exponentials
-    float *a = att + (((size_t)b * NH + h) * T + t) * T;
-    for (int s = threadIdx.x; s < T; s += blockDim.x) {
-        float v = s <= t ? p[s] * inv : 0.0f;
-        if (s <= t) p[s] = v;
-        a[s] = v;
-    }
-    __syncthreads();
-    float *o = out + ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
-    lc_att_weighted_sum(o, p, vb, row, t + 1, hs, part);
-}
-
-// Backward, first pass. One block per (t, h, b): dP[s] = dO_t . v_s (s <= t), then
-// dS[s] = P[s] (dP[s] - sum_s' P[s'] dP[s']) / sqrt(hs) written to datt's row (0 for s > t;
-// masked keys have P == 0, so dS == 0), and dQ_t = sum_s dS[s] k_s written to dqkv's query head.
-// Dynamic shared memory: T floats of dS, then blockDim partials.
-static __global__ void attention_backward_dq_kernel(float *dqkv, float *datt, const float *dout,
-                                                    const float *qkv, const float *att, int T,
-                                                    int NH, int NKV, int hs) {
-    LC_DYN_SHARED(float, smem);
-    float *ds = smem, *part = smem + T;
-    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    size_t row = (size_t)(NH + 2 * NKV) * hs;
-    int kv = h / (NH / NKV);
-    const float *base = qkv + (size_t)b * T * row;
-    const float *kb = base + (size_t)(NH + kv) * hs, *vb = base + (size_t)(NH + NKV + kv) * hs;
-    const float *d = dout + ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
-    size_t arow = (((size_t)b * NH + h) * T + t) * T;
-    const float *pr = att + arow;
-    float scale = 1.0f / sqrtf((float)hs);
-
-    for (int s = warp; s <= t; s += nwarps) {
-        const float *v = vb + (size_t)s * row;
-        float dot = 0.0f;
-        for (int i = lane; i < hs; i += 32) dot += d[i] * v[i];
-        dot = lc_warp_sum(dot);
-        if (lane == 0) ds[s] = dot;
-    }
-    __syncthreads();
-    float pd = 0.0f;
-    for (int s = threadIdx.x; s <= t; s += blockDim.x) pd += pr[s] * ds[s];
-    pd = lc_block_sum(pd);
-    float *dr = datt + arow;
-    for (int s = threadIdx.x; s < T; s += blockDim.x) {
-        float v = s <= t ? pr[s] * (ds[s] - pd) * scale : 0.0f;
-        if (s <= t) ds[s] = v;
-        dr[s] = v;
-    }
-    __syncthreads();
-    float *dq = dqkv + ((size_t)b * T + t) * row + (size_t)h * hs;
-    lc_att_weighted_sum(dq, ds, kb, row, t + 1, hs, part);
-}
-
-// Backward, second pass. One block per (s, kv, b): key/value head kv at position s gathers
-// dK_s = sum_j sum_{t >= s} dS[h_j, t, s] q_{t, h_j} and dV_s = sum_j sum_{t >= s} P[h_j, t, s]
-// dO_{t, h_j} over the NH/NKV query heads h_j of its group, the (j, t) terms enumerated as
-// n = j*(T-s) + (t-s) and summed as lc_att_weighted_sum does (fixed order, no atomics). Writes
-// dqkv's key and value heads. Static shared memory: 2*LC_ATT_BLOCK partials.
-static __global__ void attention_backward_dkv_kernel(float *dqkv, const float *datt,
-                                                     const float *dout, const float *qkv,
-                                                     const float *att, int T, int NH, int NKV,
-                                                     int hs) {
-    __shared__ float part[2 * LC_ATT_BLOCK];
-    int s = blockIdx.x, kv = blockIdx.y, b = blockIdx.z;
-    int group = NH / NKV, rows = T - s, n = group * rows;
-    size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
-    const float *base = qkv + (size_t)b * T * row;
-    float *dk = dqkv + ((size_t)b * T + s) * row + (size_t)(NH + kv) * hs;
-    float *dv = dqkv + ((size_t)b * T + s) * row + (size_t)(NH + NKV + kv) * hs;
-    if (hs > (int)blockDim.x) {
-        for (int i = threadIdx.x; i < hs; i += blockDim.x) {
-            float ak = 0.0f, av = 0.0f;
-            for (int e = 0; e < n; e++) {
-                int h = kv * group + e / rows, t = s + e % rows; // e = j*rows + (t - s)
-                size_t ai = (((size_t)b * NH + h) * T + t) * T + s;
-                ak += datt[ai] * base[(size_t)t * row + (size_t)h * hs + i];
-                av += att[ai] * dout[((size_t)b * T + t) * C + (size_t)h * hs + i];
+    const int kend = q0 + nq; // keys past the tile's last row are masked for all of it
+    for (int k0 = 0; k0 < kend; k0 += BK) {
+        const int nk = kend - k0 < BK ? kend - k0 : BK;
+        __syncthreads(); // the previous tile's reads are done (the first: Q published)
+        if (sb) {
+            lc_att_load_seg(kseg, sb + k0, nk);
+            __syncthreads();
+            if (!lc_att_tile_visible(qseg, q0, nq, kseg, k0, nk)) continue;
+        }
+        lc_att_load(kv, ld, kb + (size_t)k0 * row, row, nk, hs);
+        __syncthreads();
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const int r = warp * R + rr, t = q0 + r;
+            if (r < nq) { // the same for the whole warp
+                float sc = -INFINITY;
+                if (lane < nk && k0 + lane <= t && (!sb || kseg[lane] == qseg[r])) {
+                    const float *q = qs + r * hs, *k = kv + lane * ld;
+                    float dot = 0.0f;
+                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+                    sc = dot * scale;
+                }
+                const float mnew = fmaxf(m[rr], lc_warp_max(sc));
+                const float p = sc == -INFINITY ? 0.0f : expf(sc - mnew);
+                alpha[rr] = mnew == -INFINITY ? 1.0f : expf(m[rr] - mnew); // 0 from m = -inf
+                l[rr] = l[rr] * alpha[rr] + lc_warp_sum(p);
+                m[rr] = mnew;
+                ps[r * BK + lane] = p;
             }
-            dk[i] = ak;
-            dv[i] = av;
         }
-        return;
+        __syncthreads(); // every score has read K: V takes the buffer
+        lc_att_load(kv, ld, vb + (size_t)k0 * row, row, nk, hs);
+        __syncthreads();
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const int r = warp * R + rr;
+            if (r < nq) {
+                const float *p = ps + r * BK;
+#pragma unroll
+                for (int n = 0; n < NCH; n++) {
+                    const int c = lane + 32 * n;
+                    if (c < hs) {
+                        float a = acc[rr][n] * alpha[rr];
+                        for (int j = 0; j < nk; j++) a += p[j] * kv[j * ld + c];
+                        acc[rr][n] = a;
+                    }
+                }
+            }
+        }
     }
-    int G = blockDim.x / hs, g = threadIdx.x / hs, i = threadIdx.x % hs;
-    if (g < G) {
-        float ak = 0.0f, av = 0.0f;
-        for (int e = g; e < n; e += G) {
-            int h = kv * group + e / rows, t = s + e % rows;
-            size_t ai = (((size_t)b * NH + h) * T + t) * T + s;
-            ak += datt[ai] * base[(size_t)t * row + (size_t)h * hs + i];
-            av += att[ai] * dout[((size_t)b * T + t) * C + (size_t)h * hs + i];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const int r = warp * R + rr, t = q0 + r;
+        if (r < nq) { // l >= 1: key t is always visible to query t
+            const float inv = 1.0f / l[rr];
+            float *o = out + ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
+#pragma unroll
+            for (int n = 0; n < NCH; n++) {
+                const int c = lane + 32 * n;
+                if (c < hs) o[c] = acc[rr][n] * inv;
+            }
+            if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m[rr] + logf(l[rr]);
         }
-        part[g * hs + i] = ak;
-        part[LC_ATT_BLOCK + g * hs + i] = av;
-    }
-    __syncthreads();
-    if ((int)threadIdx.x < hs) {
-        float ak = 0.0f, av = 0.0f;
-        for (int gg = 0; gg < G; gg++) {
-            ak += part[gg * hs + threadIdx.x];
-            av += part[LC_ATT_BLOCK + gg * hs + threadIdx.x];
-        }
-        dk[threadIdx.x] = ak;
-        dv[threadIdx.x] = av;
     }
 }
 
-// The dynamic shared memory of the forward and first backward kernel for T positions, in bytes.
-static inline size_t cuda_attention_smem(int T) {
-    return ((size_t)T + LC_ATT_BLOCK) * sizeof(float);
+// ---- backward -----------------------------------------------------------------------------------
+// With P = exp(S - lse) recomputed from the scores S, dP = dO V^T and D = rowsum(dO * O)
+// (= rowsum(P * dP)): dS = P (dP - D) / sqrt(hs), dQ = dS K, dK = dS^T Q, dV = P^T dO.
+
+// D (B,NH,T) written = sum_i dout[b,t,h,i] out[b,t,h,i]; dout, out (B,T,NH*hs). One warp per
+// (b, t, h), its lanes striding the channels, then a warp sum.
+static __global__ void __launch_bounds__(LC_ATT_BLOCK)
+    attention_backward_d_kernel(float *D, const float *dout, const float *out, int B, int T, int NH,
+                                int hs) {
+    const size_t n = (size_t)blockIdx.x * LC_ATT_WARPS + threadIdx.x / 32; // (b*T + t)*NH + h
+    const int lane = threadIdx.x % 32;
+    if (n >= (size_t)B * T * NH) return; // whole warps
+    const float *d = dout + n * hs, *o = out + n * hs;
+    float acc = 0.0f;
+    for (int i = lane; i < hs; i += 32) acc += d[i] * o[i];
+    acc = lc_warp_sum(acc);
+    const int h = (int)(n % NH), t = (int)(n / NH % T), b = (int)(n / NH / T);
+    if (lane == 0) D[((size_t)b * NH + h) * T + t] = acc;
+}
+
+// dqkv's query heads (B,T,NH hs of each (NH+2NKV)hs row) written; dout (B,T,NH*hs); qkv, seg as
+// in the forward; lse (B,NH,T) the forward's; D (B,NH,T) from attention_backward_d_kernel.
+// One block per (query tile of BQ = 4R rows, h, b), rows and channels owned as in the forward.
+// Key tiles of 32 (skipped as in the forward): K and V in shared memory, lane j computes dS for
+// key j and each row into the warp's rows of a shared buffer, then the row gathers sum_j dS_j
+// k_j. Dynamic shared memory (cuda_attention_backward_dq_smem): Q, dO (BQ,hs), K, V (32, hs|1),
+// dS (BQ,32), segment ids (BQ + 32 ints).
+template <int NCH, int R>
+static __global__ void __launch_bounds__(LC_ATT_BLOCK)
+    attention_backward_dq_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
+                                 const float *D, const int *seg, int T, int NH, int NKV, int hs) {
+    constexpr int BQ = R * LC_ATT_WARPS, BK = LC_ATT_TILE;
+    LC_DYN_SHARED(float, smem);
+    const int ld = lc_att_ld(hs);
+    float *qs = smem, *dos = qs + BQ * hs, *ks = dos + BQ * hs, *vs = ks + BK * ld;
+    float *dss = vs + BK * ld;
+    int *qseg = reinterpret_cast<int *>(dss + BQ * BK), *kseg = qseg + BQ;
+    const int q0 = blockIdx.x * BQ, h = blockIdx.y, b = blockIdx.z;
+    const int nq = T - q0 < BQ ? T - q0 : BQ, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
+    const int kvh = h / (NH / NKV);
+    const float *base = qkv + (size_t)b * T * row;
+    const float *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
+    const int *sb = seg ? seg + (size_t)b * T : nullptr;
+    const float scale = 1.0f / sqrtf((float)hs);
+
+    lc_att_load(qs, hs, base + (size_t)q0 * row + (size_t)h * hs, row, nq, hs);
+    lc_att_load(dos, hs, dout + ((size_t)b * T + q0) * C + (size_t)h * hs, C, nq, hs);
+    if (sb) lc_att_load_seg(qseg, sb + q0, nq);
+    float lr[R], dr[R], acc[R][NCH];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const int r = warp * R + rr;
+        const size_t si = ((size_t)b * NH + h) * T + q0 + r;
+        lr[rr] = r < nq ? lse[si] : 0.0f;
+        dr[rr] = r < nq ? D[si] : 0.0f;
+#pragma unroll
+        for (int n = 0; n < NCH; n++) acc[rr][n] = 0.0f;
+    }
+    const int kend = q0 + nq;
+    for (int k0 = 0; k0 < kend; k0 += BK) {
+        const int nk = kend - k0 < BK ? kend - k0 : BK;
+        __syncthreads(); // the previous tile's reads are done (the first: Q, dO published)
+        if (sb) {
+            lc_att_load_seg(kseg, sb + k0, nk);
+            __syncthreads();
+            if (!lc_att_tile_visible(qseg, q0, nq, kseg, k0, nk)) continue;
+        }
+        lc_att_load(ks, ld, kb + (size_t)k0 * row, row, nk, hs);
+        lc_att_load(vs, ld, vb + (size_t)k0 * row, row, nk, hs);
+        __syncthreads();
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const int r = warp * R + rr, t = q0 + r;
+            if (r < nq) { // the same for the whole warp
+                float ds = 0.0f;
+                if (lane < nk && k0 + lane <= t && (!sb || kseg[lane] == qseg[r])) {
+                    const float *q = qs + r * hs, *d = dos + r * hs;
+                    const float *k = ks + lane * ld, *v = vs + lane * ld;
+                    float s = 0.0f, dp = 0.0f;
+                    for (int i = 0; i < hs; i++) {
+                        s += q[i] * k[i];
+                        dp += d[i] * v[i];
+                    }
+                    const float p = expf(s * scale - lr[rr]);
+                    ds = p * (dp - dr[rr]) * scale;
+                }
+                float *dsr = dss + r * BK;
+                dsr[lane] = ds;
+                __syncwarp(); // the row of dS is the warp's own
+#pragma unroll
+                for (int n = 0; n < NCH; n++) {
+                    const int c = lane + 32 * n;
+                    if (c < hs) {
+                        float a = acc[rr][n];
+                        for (int j = 0; j < nk; j++) a += dsr[j] * ks[j * ld + c];
+                        acc[rr][n] = a;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const int r = warp * R + rr;
+        if (r < nq) {
+            float *dq = dqkv + ((size_t)b * T + q0 + r) * row + (size_t)h * hs;
+#pragma unroll
+            for (int n = 0; n < NCH; n++) {
+                const int c = lane + 32 * n;
+                if (c < hs) dq[c] = acc[rr][n];
+            }
+        }
+    }
+}
+
+// dqkv's key and value heads written; other arguments as attention_backward_dq_kernel. One block
+// per (key tile of BK = 4KPW keys, kv head, b): warp w owns keys wKPW .. wKPW+KPW-1, its lane c
+// channels c, c+32, .. of their dK and dV (registers). K and V of the tile stay in shared memory;
+// the query heads of the group (in order), and for each its query tiles of 32 from the one
+// holding the tile's first key (in order; with seg, those with some visible pair), pass Q and dO
+// through shared memory: for each of the warp's keys lane r computes P and dS of query r into the
+// warp's shared pair of rows, then the key gathers dV += sum_r P_r dO_r and dK += sum_r dS_r q_r.
+// Dynamic shared memory (cuda_attention_backward_dkv_smem): K, V (BK,hs), Q, dO (32, hs|1), the
+// tile's lse and D (32 each), P and dS per warp (4 x 64), segment ids (32 + BK ints).
+template <int NCH, int KPW>
+static __global__ void __launch_bounds__(LC_ATT_BLOCK)
+    attention_backward_dkv_kernel(float *dqkv, const float *dout, const float *qkv,
+                                  const float *lse, const float *D, const int *seg, int T, int NH,
+                                  int NKV, int hs) {
+    constexpr int BK = KPW * LC_ATT_WARPS, BQ = LC_ATT_TILE;
+    LC_DYN_SHARED(float, smem);
+    const int ld = lc_att_ld(hs);
+    float *ks = smem, *vs = ks + BK * hs, *qs = vs + BK * hs, *dos = qs + BQ * ld;
+    float *ls = dos + BQ * ld, *dd = ls + BQ, *pw = dd + BQ;
+    int *qseg = reinterpret_cast<int *>(pw + LC_ATT_WARPS * 2 * 32), *kseg = qseg + BQ;
+    const int k0 = blockIdx.x * BK, kvh = blockIdx.y, b = blockIdx.z;
+    const int nk = T - k0 < BK ? T - k0 : BK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int group = NH / NKV;
+    const size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
+    const float *base = qkv + (size_t)b * T * row;
+    const int *sb = seg ? seg + (size_t)b * T : nullptr;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float *pp = pw + warp * 64, *pd = pp + 32; // this warp's P and dS of the tile's queries
+
+    lc_att_load(ks, hs, base + (size_t)k0 * row + (size_t)(NH + kvh) * hs, row, nk, hs);
+    lc_att_load(vs, hs, base + (size_t)k0 * row + (size_t)(NH + NKV + kvh) * hs, row, nk, hs);
+    if (sb) lc_att_load_seg(kseg, sb + k0, nk);
+    float dk[KPW][NCH], dv[KPW][NCH];
+#pragma unroll
+    for (int kk = 0; kk < KPW; kk++)
+#pragma unroll
+        for (int n = 0; n < NCH; n++) dk[kk][n] = dv[kk][n] = 0.0f;
+    for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        for (int q0 = k0 / BQ * BQ; q0 < T; q0 += BQ) { // earlier queries see none of the keys
+            const int nq = T - q0 < BQ ? T - q0 : BQ;
+            __syncthreads(); // the previous tile's reads are done (the first: K, V published)
+            if (sb) {
+                lc_att_load_seg(qseg, sb + q0, nq);
+                __syncthreads();
+                if (!lc_att_tile_visible(qseg, q0, nq, kseg, k0, nk)) continue;
+            }
+            lc_att_load(qs, ld, base + (size_t)q0 * row + (size_t)h * hs, row, nq, hs);
+            lc_att_load(dos, ld, dout + ((size_t)b * T + q0) * C + (size_t)h * hs, C, nq, hs);
+            for (int r = threadIdx.x; r < nq; r += blockDim.x) {
+                const size_t si = ((size_t)b * NH + h) * T + q0 + r;
+                ls[r] = lse[si];
+                dd[r] = D[si];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < KPW; kk++) {
+                const int j = warp * KPW + kk;
+                if (j < nk) { // the same for the whole warp
+                    const int r = lane;
+                    float p = 0.0f, dsv = 0.0f;
+                    if (r < nq && k0 + j <= q0 + r && (!sb || qseg[r] == kseg[j])) {
+                        const float *q = qs + r * ld, *d = dos + r * ld;
+                        const float *k = ks + j * hs, *v = vs + j * hs;
+                        float s = 0.0f, dp = 0.0f;
+                        for (int i = 0; i < hs; i++) {
+                            s += q[i] * k[i];
+                            dp += d[i] * v[i];
+                        }
+                        p = expf(s * scale - ls[r]);
+                        dsv = p * (dp - dd[r]) * scale;
+                    }
+                    pp[lane] = p;
+                    pd[lane] = dsv;
+                    __syncwarp(); // P and dS are the warp's own
+#pragma unroll
+                    for (int n = 0; n < NCH; n++) {
+                        const int c = lane + 32 * n;
+                        if (c < hs) {
+                            float av = dv[kk][n], ak = dk[kk][n];
+                            for (int i = 0; i < nq; i++) {
+                                av += pp[i] * dos[i * ld + c];
+                                ak += pd[i] * qs[i * ld + c];
+                            }
+                            dv[kk][n] = av;
+                            dk[kk][n] = ak;
+                        }
+                    }
+                    __syncwarp(); // read before the next key overwrites them
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < KPW; kk++) {
+        const int j = warp * KPW + kk;
+        if (j < nk) {
+            float *o = dqkv + ((size_t)b * T + k0 + j) * row;
+            float *dko = o + (size_t)(NH + kvh) * hs, *dvo = o + (size_t)(NH + NKV + kvh) * hs;
+#pragma unroll
+            for (int n = 0; n < NCH; n++) {
+                const int c = lane + 32 * n;
+                if (c < hs) {
+                    dko[c] = dk[kk][n];
+                    dvo[c] = dv[kk][n];
+                }
+            }
+        }
+    }
+}
+
+// ---- launchers ----------------------------------------------------------------------------------
+
+// Dynamic shared memory of each kernel, in bytes, for head size hs and NCH = lc_att_nch(hs)
+// (the tile sizes of lc_att_tiles<NCH>); independent of T. KiB of forward, dQ and dK/dV: hs 64
+// 14, 26, 34; hs 128 26, 41, 42; hs 160 26, 51, 52; hs 256 41, 81, 82. Past 48 KiB the launch
+// opts in (A100 163 KiB, H100 227 KiB per block).
+static inline size_t lc_att_fwd_smem_of(int hs, int rows) {
+    size_t BQ = (size_t)rows * LC_ATT_WARPS, ld = (size_t)lc_att_ld(hs);
+    return (BQ * hs + LC_ATT_TILE * ld + BQ * LC_ATT_TILE + BQ + LC_ATT_TILE) * sizeof(float);
+}
+static inline size_t lc_att_dq_smem_of(int hs, int rows) {
+    size_t BQ = (size_t)rows * LC_ATT_WARPS, ld = (size_t)lc_att_ld(hs);
+    return (2 * BQ * hs + 2 * LC_ATT_TILE * ld + BQ * LC_ATT_TILE + BQ + LC_ATT_TILE) *
+           sizeof(float);
+}
+static inline size_t lc_att_dkv_smem_of(int hs, int keys) {
+    size_t BK = (size_t)keys * LC_ATT_WARPS, ld = (size_t)lc_att_ld(hs);
+    return (2 * BK * hs + 2 * LC_ATT_TILE * ld + 2 * LC_ATT_TILE + LC_ATT_WARPS * 64 + LC_ATT_TILE +
+            BK) *
+           sizeof(float);
 }
 
 // Whether a kernel may use smem bytes of dynamic shared memory (opting in past the default 48
@@ -211,34 +466,93 @@ template <class K> static inline bool lc_att_allow_smem(K kernel, size_t smem) {
 #endif
 }
 
-// Launches attention_forward (shapes above); false (nothing launched) when T positions of scores
-// do not fit the device's shared memory per block. NH a multiple of NKV.
-static inline bool cuda_attention_forward(float *out, float *att, const float *qkv, const int *seg,
-                                          int B, int T, int NH, int NKV, int hs,
-                                          cudaStream_t stream) {
-    if (B <= 0 || T <= 0 || NH <= 0) return true;
-    size_t smem = cuda_attention_smem(T);
-    if (!lc_att_allow_smem(attention_forward_kernel, smem)) return false;
-    LC_LAUNCH(attention_forward_kernel, dim3(T, NH, B), LC_ATT_BLOCK, smem, stream, out, att, qkv,
-              seg, T, NH, NKV, hs);
+template <int NCH>
+static bool lc_att_forward_launch(float *out, float *lse, const float *qkv, const int *seg, int B,
+                                  int T, int NH, int NKV, int hs, cudaStream_t stream) {
+    constexpr int R = lc_att_tiles<NCH>::fwd_rows, BQ = R * LC_ATT_WARPS;
+    auto kernel = attention_forward_kernel<NCH, R>;
+    size_t smem = lc_att_fwd_smem_of(hs, R);
+    if (!lc_att_allow_smem(kernel, smem)) return false;
+    LC_LAUNCH(kernel, dim3((unsigned)lc_ceil_div(T, BQ), NH, B), LC_ATT_BLOCK, smem, stream, out,
+              lse, qkv, seg, T, NH, NKV, hs);
     LC_LAUNCH_CHECK();
     return true;
 }
 
-// Launches attention_backward: dqkv (B,T,(NH+2NKV)hs) written, datt (B,NH,T,T) overwritten with
-// dS; dout (B,T,NH*hs); qkv, att as in the forward (seg is not needed: masked entries of att are
-// exactly 0). False (nothing launched) when the shared memory does not fit, as the forward.
-static inline bool cuda_attention_backward(float *dqkv, float *datt, const float *dout,
-                                           const float *qkv, const float *att, int B, int T, int NH,
-                                           int NKV, int hs, cudaStream_t stream) {
-    if (B <= 0 || T <= 0 || NH <= 0) return true;
-    size_t smem = cuda_attention_smem(T);
-    if (!lc_att_allow_smem(attention_backward_dq_kernel, smem)) return false;
-    LC_LAUNCH(attention_backward_dq_kernel, dim3(T, NH, B), LC_ATT_BLOCK, smem, stream, dqkv, datt,
-              dout, qkv, att, T, NH, NKV, hs);
+template <int NCH>
+static bool lc_att_backward_launch(float *dqkv, float *D, const float *dout, const float *out,
+                                   const float *qkv, const float *lse, const int *seg, int B, int T,
+                                   int NH, int NKV, int hs, cudaStream_t stream) {
+    constexpr int R = lc_att_tiles<NCH>::dq_rows, BQ = R * LC_ATT_WARPS;
+    constexpr int KPW = lc_att_tiles<NCH>::dkv_keys, BK = KPW * LC_ATT_WARPS;
+    auto dq = attention_backward_dq_kernel<NCH, R>;
+    auto dkv = attention_backward_dkv_kernel<NCH, KPW>;
+    size_t dq_smem = lc_att_dq_smem_of(hs, R), dkv_smem = lc_att_dkv_smem_of(hs, KPW);
+    if (!lc_att_allow_smem(dq, dq_smem) || !lc_att_allow_smem(dkv, dkv_smem)) return false;
+    size_t rows = (size_t)B * T * NH;
+    LC_LAUNCH(attention_backward_d_kernel, (unsigned)lc_ceil_div(rows, LC_ATT_WARPS), LC_ATT_BLOCK,
+              0, stream, D, dout, out, B, T, NH, hs);
     LC_LAUNCH_CHECK();
-    LC_LAUNCH(attention_backward_dkv_kernel, dim3(T, NKV, B), LC_ATT_BLOCK, 0, stream, dqkv, datt,
-              dout, qkv, att, T, NH, NKV, hs);
+    LC_LAUNCH(dq, dim3((unsigned)lc_ceil_div(T, BQ), NH, B), LC_ATT_BLOCK, dq_smem, stream, dqkv,
+              dout, qkv, lse, D, seg, T, NH, NKV, hs);
+    LC_LAUNCH_CHECK();
+    LC_LAUNCH(dkv, dim3((unsigned)lc_ceil_div(T, BK), NKV, B), LC_ATT_BLOCK, dkv_smem, stream, dqkv,
+              dout, qkv, lse, D, seg, T, NH, NKV, hs);
     LC_LAUNCH_CHECK();
     return true;
+}
+
+// Floats of the forward's saved state (lse (B,NH,T)) and of the backward's scratch (D (B,NH,T)).
+static inline size_t cuda_attention_state_floats(int B, int T, int NH) {
+    return (size_t)B * NH * T;
+}
+static inline size_t cuda_attention_scratch_floats(int B, int T, int NH) {
+    return (size_t)B * NH * T;
+}
+
+// Launches attention_forward: out (B,T,NH*hs) written, lse (B,NH,T) written; qkv
+// (B,T,(NH+2NKV)hs); seg (B,T) or NULL. NH a multiple of NKV. False (nothing launched) when hs is
+// above LC_ATT_MAX_HS or the kernel's shared memory does not fit the device.
+static inline bool cuda_attention_forward(float *out, float *lse, const float *qkv, const int *seg,
+                                          int B, int T, int NH, int NKV, int hs,
+                                          cudaStream_t stream) {
+    if (B <= 0 || T <= 0 || NH <= 0) return true;
+    switch (lc_att_nch(hs)) {
+    case 1:
+        return lc_att_forward_launch<1>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+    case 2:
+        return lc_att_forward_launch<2>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+    case 4:
+        return lc_att_forward_launch<4>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+    case 8:
+        return lc_att_forward_launch<8>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+    default:
+        return false;
+    }
+}
+
+// Launches attention_backward: dqkv (B,T,(NH+2NKV)hs) written; D (B,NH,T) scratch, overwritten;
+// dout, out (B,T,NH*hs) (out the forward's); qkv, lse, seg as in the forward. False (nothing
+// launched) as the forward.
+static inline bool cuda_attention_backward(float *dqkv, float *D, const float *dout,
+                                           const float *out, const float *qkv, const float *lse,
+                                           const int *seg, int B, int T, int NH, int NKV, int hs,
+                                           cudaStream_t stream) {
+    if (B <= 0 || T <= 0 || NH <= 0) return true;
+    switch (lc_att_nch(hs)) {
+    case 1:
+        return lc_att_backward_launch<1>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                         stream);
+    case 2:
+        return lc_att_backward_launch<2>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                         stream);
+    case 4:
+        return lc_att_backward_launch<4>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                         stream);
+    case 8:
+        return lc_att_backward_launch<8>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                         stream);
+    default:
+        return false;
+    }
 }

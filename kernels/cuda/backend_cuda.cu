@@ -298,6 +298,8 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     X(matmul_backward)                                                                             \
     X(rope_forward)                                                                                \
     X(rope_backward)                                                                               \
+    X(attention_state_floats)                                                                      \
+    X(attention_scratch_floats)                                                                    \
     X(attention_forward)                                                                           \
     X(attention_backward)                                                                          \
     X(kvcache_write)                                                                               \
@@ -344,6 +346,8 @@ static const Backend CUDA_BACKEND = {
     .matmul_backward = cuda_matmul_backward,
     .rope_forward = cuda_op_rope_forward,
     .rope_backward = cuda_op_rope_backward,
+    .attention_state_floats = cuda_op_attention_state_floats,
+    .attention_scratch_floats = cuda_op_attention_scratch_floats,
     .attention_forward = cuda_op_attention_forward,
     .attention_backward = cuda_op_attention_backward,
     .kvcache_write = cuda_op_kvcache_write,

@@ -108,11 +108,13 @@ void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int 
                           float theta);
 void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                            float theta);
-void cuda_op_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
+size_t cuda_op_attention_state_floats(int B, int T, int NH);
+size_t cuda_op_attention_scratch_floats(int B, int T, int NH);
+void cuda_op_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
                                int T, int NH, int NKV, int hs);
-void cuda_op_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                const float *att, const int *seg, int B, int T, int NH, int NKV,
-                                int hs);
+void cuda_op_attention_backward(float *dqkv, float *scratch, const float *dout, const float *out,
+                                const float *qkv, const float *state, const int *seg, int B, int T,
+                                int NH, int NKV, int hs);
 void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                            int T, int maxT, int NH, int NKV, int hs);
 void cuda_op_attention_decode(float *out, const float *qkv, const float *kcache,

@@ -77,22 +77,31 @@ void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, in
     cuda_rope_backward(dqkv, pos, B, T, NH, NKV, hs, theta, stream());
 }
 
-void cuda_op_attention_forward(float *out, float *att, const float *qkv, const int *seg, int B,
-                               int T, int NH, int NKV, int hs) {
-    if (!cuda_attention_forward(out, att, qkv, seg, B, T, NH, NKV, hs, stream()))
-        LC_DIE("CUDA backend: attention_forward: %zu bytes of scores for T %d exceed the "
-               "device's shared memory per block",
-               cuda_attention_smem(T), T);
+size_t cuda_op_attention_state_floats(int B, int T, int NH) {
+    return cuda_attention_state_floats(B, T, NH);
 }
 
-void cuda_op_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                const float *att, const int *seg, int B, int T, int NH, int NKV,
-                                int hs) {
-    (void)seg; // masked entries of att are exactly 0, so their gradients are too
-    if (!cuda_attention_backward(dqkv, datt, dout, qkv, att, B, T, NH, NKV, hs, stream()))
-        LC_DIE("CUDA backend: attention_backward: %zu bytes of scores for T %d exceed the "
+size_t cuda_op_attention_scratch_floats(int B, int T, int NH) {
+    return cuda_attention_scratch_floats(B, T, NH);
+}
+
+// state: the logsumexp (B,NH,T) of every query row; scratch: D = rowsum(dout * out) (B,NH,T).
+void cuda_op_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
+                               int T, int NH, int NKV, int hs) {
+    if (!cuda_attention_forward(out, state, qkv, seg, B, T, NH, NKV, hs, stream()))
+        LC_DIE("CUDA backend: attention_forward: head size %d exceeds %d, or its tiles exceed the "
                "device's shared memory per block",
-               cuda_attention_smem(T), T);
+               hs, LC_ATT_MAX_HS);
+}
+
+void cuda_op_attention_backward(float *dqkv, float *scratch, const float *dout, const float *out,
+                                const float *qkv, const float *state, const int *seg, int B, int T,
+                                int NH, int NKV, int hs) {
+    if (!cuda_attention_backward(dqkv, scratch, dout, out, qkv, state, seg, B, T, NH, NKV, hs,
+                                 stream()))
+        LC_DIE("CUDA backend: attention_backward: head size %d exceeds %d, or its tiles exceed the "
+               "device's shared memory per block",
+               hs, LC_ATT_MAX_HS);
 }
 
 void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,

@@ -786,7 +786,8 @@ cudnnStatus_t compute(const Recog &r, std::map<std::string, void *> &ptr) {
     }
     const int *segp = r.bias ? seg.data() : nullptr;
     const Backend *cpu = backend_cpu();
-    std::vector<float> out(N * C), att((size_t)B * H * T * T);
+    // the CPU backend's attention state (its softmax probabilities) and backward scratch
+    std::vector<float> out(N * C), att(cpu->attention_state_floats(B, T, H));
     cpu->attention_forward(out.data(), att.data(), qkv.data(), segp, B, T, H, HK, D);
     // the logsumexp of the scaled, masked scores
     std::vector<float> lse((size_t)B * H * T);
@@ -847,9 +848,9 @@ cudnnStatus_t compute(const Recog &r, std::map<std::string, void *> &ptr) {
                 }
                 store(t.at("SSUM"), ptr["SSUM"], b, h, q, 0, (float)dsum);
             }
-    std::vector<float> dqkv(N * QKV), datt((size_t)B * H * T * T);
-    cpu->attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), segp, B,
-                            T, H, HK, D);
+    std::vector<float> dqkv(N * QKV), scratch(cpu->attention_scratch_floats(B, T, H));
+    cpu->attention_backward(dqkv.data(), scratch.data(), dout.data(), out.data(), qkv.data(),
+                            att.data(), segp, B, T, H, HK, D);
     for (int b = 0; b < B; b++)
         for (int s = 0; s < T; s++) {
             const float *row = &dqkv[((size_t)b * T + s) * QKV];
