@@ -4,8 +4,8 @@
 // harness (tests/cuda_emu/cuemu.h). Forward and backward at several shapes are compared with the
 // CPU backend on bf16-rounded inputs, with no shim error and no harness warning; the plans must
 // be cached (nothing built or allocated on a repeated step); and seeded bugs (a wrong stride, a
-// uid missing from the variant pack, an unaligned pointer, an unsupported head size) must be
-// refused with their reason.
+// uid missing from the variant pack, an unaligned pointer, a changed graph, an unsupported head
+// size) must be refused with their reason.
 //
 //     test_cuda_cudnn        exit 1 on failure
 #include "tests/cuda_emu/cuda_shims.h"
@@ -223,6 +223,8 @@ int main() {
     expect_refusal("seeded missing uid", "uid 5 (STATS) missing from the variant pack",
                    [] { seeded_forward(2); });
     expect_refusal("seeded unaligned pointer", "uid 4 (O)", [] { seeded_forward(3); });
+    expect_refusal("seeded changed graph", "is not one of attention_cudnn.cu's graphs",
+                   [] { seeded_forward(4); });
     expect_refusal("unsupported head size", "a multiple of 8", [] { seeded_forward(0, 12); });
     g_ctx = "clean";
     lc_cudnn_att_seeded_bug = 0;

@@ -118,7 +118,8 @@ enum {
 #ifdef LC_CUDA_EMULATED
 // Seeded bugs for tests/test_cuda_cudnn.cc, which must be rejected by the cuDNN shim: 1 a wrong
 // stride (Q's token stride), 2 the stats uid left out of the variant pack, 3 the output O one
-// bf16 off its 16-byte alignment. 0 in every real build.
+// bf16 off its 16-byte alignment, 4 a changed graph (the mask's comparison operands swapped).
+// 0 in every real build.
 int lc_cudnn_att_seeded_bug;
 #define SEEDED_BUG lc_cudnn_att_seeded_bug
 #else
@@ -289,7 +290,10 @@ static Desc scores(Graph &g, const Shape &s, Desc q, Desc kt, Desc scale, Desc n
     Desc col = virt(g, CUDNN_DATA_INT32, sd, ss);
     pointwise(g, CUDNN_POINTWISE_GEN_INDEX, s2, NULL, NULL, col, 3);
     Desc mask = virt(g, CUDNN_DATA_BOOLEAN, sd, ss);
-    pointwise(g, CUDNN_POINTWISE_CMP_GE, row, col, NULL, mask);
+    if (SEEDED_BUG == 4) // the anti-causal mask: a graph the shim must not recognise
+        pointwise(g, CUDNN_POINTWISE_CMP_GE, col, row, NULL, mask);
+    else
+        pointwise(g, CUDNN_POINTWISE_CMP_GE, row, col, NULL, mask);
     Desc s4 = virt(g, CUDNN_DATA_FLOAT, sd, ss);
     pointwise(g, CUDNN_POINTWISE_BINARY_SELECT, s2, neg_inf, mask, s4);
     return s4;
