@@ -145,6 +145,8 @@ static void run_case(int B, int T, int NH, int NKV, int hs, bool use_seg, int of
     cuda_cudnn_attention_forward(d_out, d_state, d_qkv, dsegp, B, T, NH, NKV, hs);
     cuda_cudnn_attention_backward(d_dqkv, d_dout, d_out, d_qkv, d_state, dsegp, B, T, NH, NKV, hs);
     CHECK(lc_emu_cudnn_executions() == 2, "%ld executions", lc_emu_cudnn_executions());
+    CHECK(lc_emu_cudnn_nondeterministic() == 0,
+          "%ld executions on an engine marked nondeterministic", lc_emu_cudnn_nondeterministic());
     CHECK(lc_emu_cudnn_errors() == 0 && lc_emu_shim_errors() == 0 && cuemu_warnings() == 0 &&
               cuemu_errors() == 0,
           "cuDNN shim errors %ld, runtime shim errors %ld, harness warnings %ld, errors %ld",

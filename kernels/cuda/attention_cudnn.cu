@@ -299,8 +299,24 @@ static Desc scores(Graph &g, const Shape &s, Desc q, Desc kt, Desc scale, Desc n
     return s4;
 }
 
+// Whether cuDNN marks the engine of an engine configuration nondeterministic (its numerical
+// notes).
+static bool nondeterministic(Graph &g, Desc cfg) {
+    Desc engine = g.make(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    int64_t n = 0;
+    LC_CUDNN_CHECK(cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE,
+                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine));
+    cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+    LC_CUDNN_CHECK(cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                            CUDNN_TYPE_NUMERICAL_NOTE,
+                                            CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes));
+    for (int64_t i = 0; i < n; i++)
+        if (notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return true;
+    return false;
+}
+
 // Builds the graph of `s`, asks the heuristics for engine configurations and keeps the first that
-// finalizes into an execution plan.
+// finalizes into an execution plan, preferring deterministic engines.
 static Plan *build(const Shape &s) {
     Plan *p = new Plan();
     p->shape = s;
@@ -423,8 +439,14 @@ static Plan *build(const Shape &s) {
         LC_CUDNN_CHECK(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &count,
                                                 cfgs.data()));
+    // deterministic engines first (the CPU and flash paths give the same bits on every run); an
+    // engine cuDNN marks nondeterministic only when no other can run the graph
+    std::vector<bool> nondet;
+    for (int64_t i = 0; i < count; i++) nondet.push_back(nondeterministic(g, cfgs[i]));
     p->plan = NULL;
-    for (int64_t i = 0; i < count && !p->plan; i++) {
+    for (int64_t k = 0; k < 2 * count && !p->plan; k++) {
+        int64_t i = k % count;
+        if (nondet[i] != (k >= count)) continue;
         Desc plan;
         LC_CUDNN_CHECK(
             cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan));

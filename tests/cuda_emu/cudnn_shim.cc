@@ -59,6 +59,7 @@ struct Obj {
     // graphs: what was recognised; heuristics, engine configs and plans: their graph
     Recog *recog = nullptr;
     Obj *graph = nullptr;
+    int engine = -1; // engine configurations, engines and plans: which engine
     int64_t workspace = 0;
     // variant packs
     std::vector<int64_t> uids;
@@ -72,7 +73,14 @@ struct HandleObj {
 
 std::set<Obj *> g_objs;
 std::set<HandleObj *> g_handles;
-long g_errors, g_executions, g_graphs;
+long g_errors, g_executions, g_graphs, g_nondeterministic;
+
+// The engines the heuristics offer, best first: the first is marked nondeterministic (as cuDNN's
+// may be), the second not; both compute the same here, so only the choice shows.
+const int kEngines = 2;
+bool engine_nondeterministic(int e) {
+    return e == 0;
+}
 std::string g_last;
 
 cudnnStatus_t fail(cudnnStatus_t st, const char *f, ...) __attribute__((format(printf, 2, 3)));
@@ -112,6 +120,8 @@ size_t elem_size(cudnnBackendAttributeType_t t) {
         return sizeof(cudnnBackendDescriptor_t);
     case CUDNN_TYPE_REDUCTION_OPERATOR_TYPE:
         return sizeof(cudnnReduceTensorOp_t);
+    case CUDNN_TYPE_NUMERICAL_NOTE:
+        return sizeof(cudnnBackendNumericalNote_t);
     default:
         return 0;
     }
@@ -209,7 +219,7 @@ bool is_operation(cudnnBackendDescriptorType_t t) {
 bool known_type(int t) {
     return t == D(TENSOR) || t == D(POINTWISE) || t == D(REDUCTION) || t == D(MATMUL) ||
            is_operation((cudnnBackendDescriptorType_t)t) || t == D(OPERATIONGRAPH) ||
-           t == D(ENGINEHEUR) || t == D(ENGINECFG) || t == D(EXECUTION_PLAN) ||
+           t == D(ENGINEHEUR) || t == D(ENGINECFG) || t == D(ENGINE) || t == D(EXECUTION_PLAN) ||
            t == D(VARIANT_PACK);
 }
 
@@ -1018,9 +1028,9 @@ cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t desc) {
     if (o->finalized)
         return fail(CUDNN_STATUS_BAD_PARAM, "Finalize: descriptor type %d finalized twice",
                     (int)o->type);
-    if (o->type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)
-        return fail(CUDNN_STATUS_BAD_PARAM, "Finalize: engine configurations come finalized "
-                                            "from the heuristics");
+    if (o->type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR || o->type == CUDNN_BACKEND_ENGINE_DESCRIPTOR)
+        return fail(CUDNN_STATUS_BAD_PARAM, "Finalize: engine configurations and engines come "
+                                            "finalized from the heuristics");
     for (const Spec &s : kSpecs)
         if (s.desc == o->type && s.required && !o->attrs.count(s.name))
             return fail(CUDNN_STATUS_BAD_PARAM, "Finalize: descriptor type %d lacks attribute %d",
@@ -1046,6 +1056,7 @@ cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t desc) {
         if (!g_handles.count(h)) return fail(CUDNN_STATUS_BAD_PARAM, "execution plan: bad handle");
         Obj *cfg = ref(o, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG);
         o->graph = cfg->graph;
+        o->engine = cfg->engine;
         if (!o->graph || !obj(o->graph))
             return fail(CUDNN_STATUS_BAD_PARAM, "execution plan: its graph was destroyed");
         const Recog &r = *o->graph->recog;
@@ -1090,7 +1101,7 @@ cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const desc,
             return fail(CUDNN_STATUS_BAD_PARAM_ATTRIBUTE_TYPE, "heuristics results: type %d",
                         (int)type);
         if (requested == 0) {
-            *count = 1; // one engine: the CPU reference
+            *count = kEngines;
             return CUDNN_STATUS_SUCCESS;
         }
         if (!out) return fail(CUDNN_STATUS_BAD_PARAM_NULL_POINTER, "heuristics results: NULL");
@@ -1102,10 +1113,42 @@ cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const desc,
                             "fresh engine configuration",
                             (long long)i);
         }
-        Obj *c = obj(((cudnnBackendDescriptor_t *)out)[0]);
-        c->graph = o->graph;
-        c->finalized = true;
+        int64_t n = requested < kEngines ? requested : kEngines;
+        for (int64_t i = 0; i < n; i++) {
+            Obj *c = obj(((cudnnBackendDescriptor_t *)out)[i]);
+            c->graph = o->graph;
+            c->engine = (int)i;
+            c->finalized = true;
+        }
+        *count = n;
+        return CUDNN_STATUS_SUCCESS;
+    }
+    if (o->type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR && name == CUDNN_ATTR_ENGINECFG_ENGINE) {
+        if (type != CUDNN_TYPE_BACKEND_DESCRIPTOR || requested < 1 || !out)
+            return fail(CUDNN_STATUS_BAD_PARAM,
+                        "engine configuration's engine: type %d, %lld "
+                        "elements",
+                        (int)type, (long long)requested);
+        Obj *e = obj(*(cudnnBackendDescriptor_t *)out);
+        if (!e || e->type != CUDNN_BACKEND_ENGINE_DESCRIPTOR || e->finalized)
+            return fail(CUDNN_STATUS_BAD_PARAM, "engine configuration's engine: not a fresh "
+                                                "engine descriptor");
+        e->graph = o->graph;
+        e->engine = o->engine;
+        e->finalized = true;
         *count = 1;
+        return CUDNN_STATUS_SUCCESS;
+    }
+    if (o->type == CUDNN_BACKEND_ENGINE_DESCRIPTOR && name == CUDNN_ATTR_ENGINE_NUMERICAL_NOTE) {
+        if (type != CUDNN_TYPE_NUMERICAL_NOTE || (requested > 0 && !out))
+            return fail(CUDNN_STATUS_BAD_PARAM, "engine numerical notes: type %d", (int)type);
+        std::vector<cudnnBackendNumericalNote_t> notes = {CUDNN_NUMERICAL_NOTE_TENSOR_CORE};
+        if (engine_nondeterministic(o->engine))
+            notes.push_back(CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC);
+        int64_t n = 0;
+        for (; n < requested && n < (int64_t)notes.size(); n++)
+            ((cudnnBackendNumericalNote_t *)out)[n] = notes[(size_t)n];
+        *count = requested ? n : (int64_t)notes.size();
         return CUDNN_STATUS_SUCCESS;
     }
     if (o->type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR &&
@@ -1178,7 +1221,10 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
         memset(v->ws, 0xFF, (size_t)p->workspace); // scribbled, as a real engine may
     }
     cudnnStatus_t st = compute(r, ptr);
-    if (st == CUDNN_STATUS_SUCCESS) g_executions++;
+    if (st == CUDNN_STATUS_SUCCESS) {
+        g_executions++;
+        if (engine_nondeterministic(p->engine)) g_nondeterministic++;
+    }
     return st;
 }
 
@@ -1190,6 +1236,9 @@ long lc_emu_cudnn_errors(void) {
 long lc_emu_cudnn_executions(void) {
     return g_executions;
 }
+long lc_emu_cudnn_nondeterministic(void) {
+    return g_nondeterministic;
+}
 long lc_emu_cudnn_graphs(void) {
     return g_graphs;
 }
@@ -1200,6 +1249,6 @@ const char *lc_emu_cudnn_last_error(void) {
     return g_last.c_str();
 }
 void lc_emu_cudnn_reset(void) {
-    g_errors = g_executions = g_graphs = 0;
+    g_errors = g_executions = g_graphs = g_nondeterministic = 0;
     g_last.clear();
 }

@@ -9,7 +9,10 @@ extern "C" {
 long lc_emu_cudnn_errors(void);
 long lc_emu_cudnn_executions(void); // cudnnBackendExecute calls that computed a result
 long lc_emu_cudnn_graphs(void);     // operation graphs finalized (plans built)
-long lc_emu_cudnn_live(void);       // descriptors created and not destroyed
+// Executions on the engine the shim's heuristics mark nondeterministic (offered first, beside a
+// deterministic one).
+long lc_emu_cudnn_nondeterministic(void);
+long lc_emu_cudnn_live(void); // descriptors created and not destroyed
 const char *lc_emu_cudnn_last_error(void);
 void lc_emu_cudnn_reset(void); // zeroes the counters (not the live count)
 }
