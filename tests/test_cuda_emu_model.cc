@@ -6,6 +6,7 @@
 //     every gradient and the updated weights; in fp32 tightly, in bf16 within bf16 tolerances;
 //   - determinism: the same step under two thread schedules gives the same bits;
 //   - no device allocation inside a step once the first step has run;
+//   - the step with `attention: cudnn` (cuDNN's fused attention through the cuDNN shim);
 //   - a rollout (prefill, KV-cache decoding, sampling) from trained weights: the same tokens and
 //     log-probs as the CPU's (fp32), log-probs within bf16 tolerance (bf16);
 //   - checkpoints crossing backends: CPU writes, CUDA resumes, CUDA writes, CPU resumes, and the
@@ -49,8 +50,9 @@ static int g_failures;
 // ---- the two backends
 // -----------------------------------------------------------------------------
 
-static const Backend *cuda(BackendPrecision precision) {
-    BackendOptions o = {precision, BACKEND_ATTENTION_BUILTIN};
+static const Backend *cuda(BackendPrecision precision,
+                           BackendAttention attention = BACKEND_ATTENTION_BUILTIN) {
+    BackendOptions o = {precision, attention};
     char why[1024];
     const Backend *be = lc_emu_backend_cuda(&o, why, sizeof why);
     if (!be) {
@@ -66,10 +68,11 @@ static const Backend *cpu() {
 
 // ---- a tiny model and a batch -----------------------------------------------------------------
 
-static ModelConfig config(ModelFamily f) {
-    // C 40, head size 10: a layer's slice of an activation arena (N*C floats) is 64-byte aligned
-    // only, which cuBLASLt must be told (its heuristic assumes 256 by default).
-    ModelConfig c = model_config_default(f, 2, 4, 40, 70, 16);
+// C 40, head size 10 by default: a layer's slice of an activation arena (N*C floats) is 64-byte
+// aligned only, which cuBLASLt must be told (its heuristic assumes 256 by default). cuDNN's
+// attention needs a head size that is a multiple of 8: C 64.
+static ModelConfig config(ModelFamily f, int C = 40) {
+    ModelConfig c = model_config_default(f, 2, 4, C, 70, 16);
     if (f == MODEL_FAMILY_LLAMA) {
         c.n_kv_head = 2; // grouped-query attention, groups of 2
         c.tied = false;
@@ -240,6 +243,24 @@ static void test_train_step(ModelFamily f) {
     CHECK(close("bf16 logp", bf.logp, ref.logp, 2e-2, 1e-2), "%s bf16 logp", fam);
     CHECK(rl < 5e-2, "%s bf16 gradients: relative L2 error %.3g", fam, rl);
     CHECK(rel_l2(fp.grads, ref.grads) < rl || rl == 0, "%s: bf16 should be the looser", fam);
+    expect_clean(fam);
+}
+
+// `attention: cudnn`: the step through cuDNN's fused attention (bf16 Q, K, V, O staged from the
+// fp32 activations, whatever the precision; the packed row as a segment bias) against the CPU.
+static void test_cudnn_step(ModelFamily f) {
+    const char *fam = model_family_name(f);
+    TestBatch tb;
+    Trainer ref_tr(cpu(), config(f, 64));
+    Step ref = step(ref_tr, &tb.b);
+    Trainer tr(cuda(BACKEND_PRECISION_FP32, BACKEND_ATTENTION_CUDNN), config(f, 64));
+    Step got = step(tr, &tb.b);
+    double rl = rel_l2(got.grads, ref.grads);
+    printf("%s cudnn attention: loss %.7f (cpu %.7f), grads rel L2 %.2e\n", fam, got.loss, ref.loss,
+           rl);
+    CHECK(std::fabs(got.loss - ref.loss) <= 1e-2 * std::fabs(ref.loss), "%s cudnn loss", fam);
+    CHECK(close("cudnn logp", got.logp, ref.logp, 2e-2, 1e-2), "%s cudnn logp", fam);
+    CHECK(rl < 5e-2, "%s cudnn gradients: relative L2 error %.3g", fam, rl);
     expect_clean(fam);
 }
 
@@ -448,6 +469,7 @@ int main(int argc, char **argv) {
         test_determinism(f, BACKEND_PRECISION_FP32);
         test_determinism(f, BACKEND_PRECISION_BF16);
         test_no_allocation_in_steps(f);
+        test_cudnn_step(f);
         test_checkpoint_crossing(f);
         test_rollout(f);
     }

@@ -488,14 +488,17 @@ const Backend *backend_cuda(const BackendOptions *opts, char *why, size_t len) {
     }
     BackendOptions defaults = {};
     if (!opts) opts = &defaults;
-    if (opts->attention == BACKEND_ATTENTION_CUDNN) {
-        if (why && len)
-            snprintf(why, len, "attention cudnn is not built into this CUDA backend yet");
-        return NULL;
-    }
     g_ctx.compute = opts->precision == BACKEND_PRECISION_FP32 ? CUBLAS_COMPUTE_32F
                                                               : CUBLAS_COMPUTE_32F_FAST_16BF;
-    return &CUDA_BACKEND;
+    if (opts->attention != BACKEND_ATTENTION_CUDNN) return &CUDA_BACKEND;
+    // The same table with cuDNN's fused attention (attention_cudnn.cu), whose state is the
+    // flash kernels' (the logsumexp), so the size entries stay.
+    static Backend cudnn_backend;
+    cudnn_backend = CUDA_BACKEND;
+    cudnn_backend.name = "cuda";
+    cudnn_backend.attention_forward = cuda_cudnn_attention_forward;
+    cudnn_backend.attention_backward = cuda_op_cudnn_attention_backward;
+    return &cudnn_backend;
 }
 
 size_t backend_cuda_memory(size_t *peak) {

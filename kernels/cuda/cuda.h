@@ -117,6 +117,9 @@ void cuda_op_attention_backward(float *dqkv, float *scratch, const float *dout, 
                                 int NH, int NKV, int hs);
 void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                            int T, int maxT, int NH, int NKV, int hs);
+void cuda_op_cudnn_attention_backward(float *dqkv, float *scratch, const float *dout,
+                                      const float *out, const float *qkv, const float *state,
+                                      const int *seg, int B, int T, int NH, int NKV, int hs);
 void cuda_op_attention_decode(float *out, const float *qkv, const float *kcache,
                               const float *vcache, const int *pos, int B, int maxT, int NH, int NKV,
                               int hs);

@@ -104,6 +104,15 @@ void cuda_op_attention_backward(float *dqkv, float *scratch, const float *dout, 
                hs, LC_ATT_MAX_HS);
 }
 
+// `attention: cudnn`: cuDNN's fused attention (attention_cudnn.cu) keeps the same state (the
+// logsumexp, B*NH*T) and needs no scratch of the Backend's.
+void cuda_op_cudnn_attention_backward(float *dqkv, float *scratch, const float *dout,
+                                      const float *out, const float *qkv, const float *state,
+                                      const int *seg, int B, int T, int NH, int NKV, int hs) {
+    (void)scratch;
+    cuda_cudnn_attention_backward(dqkv, dout, out, qkv, state, seg, B, T, NH, NKV, hs);
+}
+
 void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                            int T, int maxT, int NH, int NKV, int hs) {
     cuda_kvcache_write(kcache, vcache, qkv, start, B, T, maxT, NH, NKV, hs, stream());
