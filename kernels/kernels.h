@@ -163,6 +163,19 @@ typedef struct Backend {
     double (*sum_squares)(const float *x, size_t n);
     // x (n) *= s.
     void (*scale)(float *x, float s, size_t n);
+
+    // ---- sampling (rollouts) ---------------------------------------------------------------
+    // For each row b of logits (B,Vp), over its V real columns (columns V..Vp-1 never read nor
+    // chosen), with u (B) uniforms in [0,1) drawn by the caller (read only when temperature > 0;
+    // may be NULL when greedy): token (B) written; logp (B) written = log softmax(z / temp) at
+    // the token over all V columns, before truncation, temp = temperature (1 when greedy).
+    // temperature <= 0: greedy, the argmax (lowest id on equal logits). Otherwise p = softmax(z /
+    // temperature); the candidates are ordered by logit descending, id ascending on equal logits
+    // (the exact probabilities' order); top_k > 0 keeps the first top_k of that order, top_p < 1
+    // the shortest prefix whose mass reaches top_p (both: the shorter); the token is the smallest
+    // kept id whose cumulative kept mass, summed in id order, exceeds u * (the kept mass).
+    void (*sample_tokens)(int *token, float *logp, const float *logits, const float *u, int B,
+                          int V, int Vp, float temperature, int top_k, float top_p);
 } Backend;
 
 // The CPU backend: fp32, OpenMP across cores, OpenBLAS for matrix products.

@@ -22,9 +22,12 @@ struct Sampler {
     int *step_tokens; // (max_B, max_len) host: tokens of a prefill or recompute batch
     int *step_pos;    // (max_B, max_len) host: their positions
     int *rows;        // (max_B) host: the lnf row holding each sequence's last token
-    float *logits;    // (max_B, Vp) host copy of the step's logits
-    float *probs;     // (Vp) host scratch
-    int *idx;         // (Vp) host scratch
+    float *u;         // (max_B) host: the step's uniforms, one per row still generating
+    int *tok;         // (max_B) host: the step's tokens, copied back from the device
+    float *logp;      // (max_B) host: their log-probs
+    float *dev_u;     // (max_B) device: u
+    int *dev_tok;     // (max_B) device: sample_tokens' tokens
+    float *dev_logp;  // (max_B) device: sample_tokens' log-probs
 };
 
 // Floats a cached position holds per layer for keys (and again for values): NKV*hs.
@@ -52,9 +55,12 @@ Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     s->step_tokens = lc_calloc((size_t)max_B * max_len, sizeof(int));
     s->step_pos = lc_calloc((size_t)max_B * max_len, sizeof(int));
     s->rows = lc_calloc(max_B, sizeof(int));
-    s->logits = lc_calloc((size_t)max_B * m->Vp, sizeof(float));
-    s->probs = lc_calloc(m->Vp, sizeof(float));
-    s->idx = lc_calloc(m->Vp, sizeof(int));
+    s->u = lc_calloc(max_B, sizeof(float));
+    s->tok = lc_calloc(max_B, sizeof(int));
+    s->logp = lc_calloc(max_B, sizeof(float));
+    s->dev_u = m->be->alloc((size_t)max_B * sizeof(float));
+    s->dev_tok = m->be->alloc((size_t)max_B * sizeof(int));
+    s->dev_logp = m->be->alloc((size_t)max_B * sizeof(float));
     return s;
 }
 
@@ -65,6 +71,9 @@ void sampler_free(Sampler *s) {
         be->free(s->kcache);
         be->free(s->vcache);
     }
+    be->free(s->dev_u);
+    be->free(s->dev_tok);
+    be->free(s->dev_logp);
     model_free(s->view);
     free(s->seq);
     free(s->len);
@@ -74,9 +83,9 @@ void sampler_free(Sampler *s) {
     free(s->step_tokens);
     free(s->step_pos);
     free(s->rows);
-    free(s->logits);
-    free(s->probs);
-    free(s->idx);
+    free(s->u);
+    free(s->tok);
+    free(s->logp);
     free(s);
 }
 
@@ -103,7 +112,7 @@ static void run_layers(Sampler *s, int B, int T, const KVAttention *kv) {
     model_forward_layers(m, kv);
 }
 
-// s->logits row b = logits of lnf row rows[b] (rows NULL: row b).
+// Row b of the view's logits (B,Vp) (device) = logits of lnf row rows[b] (rows NULL: row b).
 static void head_logits(Sampler *s, int B, const int *rows) {
     Model *m = s->view;
     const Backend *be = m->be;
@@ -116,7 +125,6 @@ static void head_logits(Sampler *s, int B, const int *rows) {
             be->matmul_forward(dev + (size_t)b * Vp, m->acts.lnf + (size_t)rows[b] * C,
                                model_output_weight(m), NULL, 1, C, Vp);
     }
-    be->to_host(s->logits, dev, (size_t)B * Vp * sizeof(float));
 }
 
 // Loads rows 0..B-1 of seq, up to `upto(b)` tokens each, right-padded to T, into step_*.
@@ -145,7 +153,7 @@ static void prefill(Sampler *s, int B) {
     run_layers(s, B, T, &kv);
 }
 
-// Next-token logits for every row into s->logits.
+// Next-token logits for every row into the view's logits (device).
 static void next_logits(Sampler *s, int B) {
     if (s->kcache) { // one token per row at its own position
         for (int b = 0; b < B; b++) {
@@ -166,106 +174,25 @@ static void next_logits(Sampler *s, int B) {
 
 // ---- choosing a token -----------------------------------------------------------------------
 
-static const float *g_probs; // qsort has no context argument; sampling is single-threaded
-
-// Descending probability, ties by ascending id: a total order, so the result is deterministic.
-static int by_prob_desc(const void *a, const void *b) {
-    int i = *(const int *)a, j = *(const int *)b;
-    if (g_probs[i] != g_probs[j]) return g_probs[i] > g_probs[j] ? -1 : 1;
-    return i - j;
-}
-
-// Restores the heap property below r in idx[0..k): the least probable token at the root.
-static void sift_down(int *idx, int k, int r) {
-    for (;;) {
-        int c = 2 * r + 1;
-        if (c >= k) return;
-        if (c + 1 < k && by_prob_desc(&idx[c + 1], &idx[c]) > 0) c++;
-        if (by_prob_desc(&idx[c], &idx[r]) <= 0) return;
-        int t = idx[r];
-        idx[r] = idx[c];
-        idx[c] = t;
-        r = c;
-    }
-}
-
-// Moves the k most probable of idx[0..n) to the front (a size-k heap, O(n log k)).
-static int keep_top_k(int *idx, int n, int k) {
-    if (k >= n) return n;
-    for (int i = k / 2 - 1; i >= 0; i--) sift_down(idx, k, i);
-    for (int i = k; i < n; i++) {
-        if (by_prob_desc(&idx[i], &idx[0]) >= 0) continue; // not above the least kept
-        idx[0] = idx[i];
-        sift_down(idx, k, 0);
-    }
-    return k;
-}
-
-// Samples from probs (V) truncated to top-k / top-p, renormalised.
-static int sample_truncated(Sampler *s, int V, const SampleParams *p, double u) {
-    float *probs = s->probs;
-    int *idx = s->idx, n = 0;
-    g_probs = probs;
-    // a token with probability below (1-top_p)/(V-1) can never be in the nucleus: the other
-    // V-1 tokens together would then exceed top_p without it
-    float cutoff = p->top_p < 1.0f ? (1.0f - p->top_p) / (float)(V - 1) : 0.0f;
-    for (int v = 0; v < V; v++)
-        if (probs[v] >= cutoff) idx[n++] = v;
-    if (p->top_k > 0) n = keep_top_k(idx, n, p->top_k);
-    qsort(idx, (size_t)n, sizeof(int), by_prob_desc);
-    double total = 0.0;
-    int keep = n;
-    for (int i = 0; i < n; i++) {
-        total += probs[idx[i]];
-        if (total >= p->top_p) {
-            keep = i + 1;
-            break;
+// The step's tokens and log-probs of rows 0..B-1 into s->tok, s->logp, sampled on the device
+// (Backend.sample_tokens) from the view's logits: only B tokens and B log-probs come back. One
+// uniform per row still generating, in row order, when not greedy (none when greedy).
+static void choose_tokens(Sampler *s, int B, const SampleParams *p, Rng *rng) {
+    Model *m = s->view;
+    const Backend *be = m->be;
+    int greedy = !(p->temperature > 0.0f);
+    if (!greedy) {
+        for (int b = 0; b < B; b++) {
+            float u = s->done[b] ? 0.0f : (float)rng_uniform(rng);
+            // a double just below 1 rounds to 1.0f; the contract wants u < 1
+            s->u[b] = u < 1.0f ? u : nextafterf(1.0f, 0.0f);
         }
+        be->to_device(s->dev_u, s->u, (size_t)B * sizeof(float));
     }
-    double mass = 0.0;
-    for (int i = 0; i < keep; i++) mass += probs[idx[i]];
-    double target = u * mass, acc = 0.0;
-    for (int i = 0; i < keep; i++) {
-        acc += probs[idx[i]];
-        if (target < acc) return idx[i];
-    }
-    return idx[keep - 1];
-}
-
-// Chooses the next token of one row from its logits z (V real columns); *logp receives its
-// log-prob under softmax(z / temperature) (temperature 1 when greedy).
-static int choose(Sampler *s, const float *z, int V, const SampleParams *p, Rng *rng, float *logp) {
-    float temp = p->temperature > 0.0f ? p->temperature : 1.0f;
-    int best = 0;
-    for (int v = 1; v < V; v++)
-        if (z[v] > z[best]) best = v;
-    float maxz = z[best];
-    double sum = 0.0;
-    for (int v = 0; v < V; v++) {
-        float e = expf((z[v] - maxz) / temp);
-        s->probs[v] = e;
-        sum += e;
-    }
-    int tok = best;
-    if (p->temperature > 0.0f) {
-        double u = rng_uniform(rng);
-        for (int v = 0; v < V; v++) s->probs[v] = (float)(s->probs[v] / sum);
-        if (p->top_k > 0 || p->top_p < 1.0f) {
-            tok = sample_truncated(s, V, p, u);
-        } else {
-            double acc = 0.0;
-            tok = V - 1;
-            for (int v = 0; v < V; v++) {
-                acc += s->probs[v];
-                if (u < acc) {
-                    tok = v;
-                    break;
-                }
-            }
-        }
-    }
-    *logp = (float)((double)(z[tok] - maxz) / temp - log(sum));
-    return tok;
+    be->sample_tokens(s->dev_tok, s->dev_logp, m->acts.logits, greedy ? NULL : s->dev_u, B,
+                      m->cfg.vocab_size, m->Vp, p->temperature, p->top_k, p->top_p);
+    be->to_host(s->tok, s->dev_tok, (size_t)B * sizeof(int));
+    be->to_host(s->logp, s->dev_logp, (size_t)B * sizeof(float));
 }
 
 // ---- the generation loop ----------------------------------------------------------------------
@@ -285,7 +212,7 @@ long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const i
                       int B, const SampleParams *p, Rng *rng, int *out_tokens, float *out_logp,
                       int *out_len) {
     Model *m = s->view;
-    int V = m->cfg.vocab_size, Vp = m->Vp, maxnew = p->max_new_tokens;
+    int V = m->cfg.vocab_size, maxnew = p->max_new_tokens;
     LC_ASSERT(B >= 1 && B <= s->max_B && maxnew >= 0);
     for (int b = 0; b < B; b++) {
         if (prompt_len[b] < 1 || prompt_len[b] > s->max_len)
@@ -309,12 +236,12 @@ long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const i
         for (int b = 0; b < B; b++) active += !s->done[b];
         if (!active) break;
         next_logits(s, B);
+        choose_tokens(s, B, p, rng);
         for (int b = 0; b < B; b++) {
             if (s->done[b]) continue;
-            float lp;
-            int tok = choose(s, s->logits + (size_t)b * Vp, V, p, rng, &lp);
+            int tok = s->tok[b];
             out_tokens[(size_t)b * maxnew + step] = tok;
-            out_logp[(size_t)b * maxnew + step] = lp;
+            out_logp[(size_t)b * maxnew + step] = s->logp[b];
             out_len[b]++;
             total++;
             s->seq[(size_t)b * s->max_len + s->len[b]++] = tok;

@@ -18,7 +18,10 @@ typedef struct Sampler Sampler;
 // A sampler for up to max_B prompts whose prompt plus generated tokens fit in max_len
 // (<= the model's max_seq_len). It holds an inference view of m (sharing m's weights, so
 // sampling always uses m's current parameters), a KV cache (L, max_B, max_len, C) when
-// use_cache, and host buffers: sampling allocates nothing.
+// use_cache, and small host and device buffers, so a call allocates nothing of its own (the CPU
+// backend's sample_tokens takes V-sized scratch per step). Each step's tokens are chosen on the
+// model's backend (Backend.sample_tokens, whose comment in kernels/kernels.h states the rule);
+// only B tokens and B log-probs are copied back.
 Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache);
 void sampler_free(Sampler *s);
 
@@ -28,7 +31,9 @@ void sampler_free(Sampler *s);
 // model's softmax at the sampling temperature (temperature 1 when greedy) over the whole
 // vocabulary, before top-k/top-p truncation (what a training forward with inv_temp =
 // 1/temperature computes), and out_len (B) tokens generated. rng advances deterministically
-// (rows in order, one draw per sampled token). Returns the total tokens generated.
+// (rows in order, one draw per sampled token, none when greedy); a draw u picks the smallest
+// kept id whose cumulative kept mass in id order exceeds u times the kept mass. Returns the
+// total tokens generated.
 long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const int *prompt_len,
                       int B, const SampleParams *p, Rng *rng, int *out_tokens, float *out_logp,
                       int *out_len);

@@ -18,12 +18,14 @@
 #include "kernels/cuda/optim.cuh"
 #include "kernels/cuda/residual.cuh"
 #include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/sample.cuh"
 #include "kernels/cuda/swiglu.cuh"
 
 extern "C" {
 #include "kernels/kernels.h"
 }
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cmath>
@@ -703,6 +705,185 @@ static void test_attention() {
     expect_clean();
 }
 
+// ---- the sampler
+// --------------------------------------------------------------------------------- sample_tokens
+// (kernels/cuda/sample.cuh) against the CPU backend's entry, and both against an exact (double)
+// reading of the rule. The kept set is a prefix of the order logit descending, id ascending, which
+// both compute from the logits by comparisons alone, so top-k's set is always the same; what fp32
+// rounding can change is a comparison of a mass: whether a prefix of the order reaches top_p, and
+// where u * (kept mass) falls among the cumulative kept masses. The GPU sums each mass in fp32
+// (per-thread runs of at most chunk = ceil(V/256) terms, then a tree or a scan of at most 64 steps,
+// each term's exp and division a few ulp), the CPU in double: both lie within (3 chunk + 64) 2^-24
+// of the exact value relative to the row's mass (the classic bound n 2^-24 on a sum of n
+// nonnegative terms, for the sum of the row, the kept mass and the prefix up to u). So the choices
+// agree whenever no exact cumulative mass lies within that of top_p or of u, and a row is compared
+// only then (the few others must still choose a token of the row that can be drawn). Greedy is
+// comparisons only: always identical.
+
+// The exact rule on one row: p in double, the kept ids in id order with their cumulative mass
+// (over the kept mass), and whether a boundary lies within eps of top_p or of u.
+struct SampleExact {
+    std::vector<int> kept;
+    std::vector<double> cum;
+    std::vector<double> p;
+    double lse = 0; // log sum exp((z - max) / temp)
+    bool near_top_p = false;
+};
+
+static SampleExact sample_exact(const float *z, int V, float temp, int top_k, float top_p,
+                                double eps) {
+    SampleExact e;
+    double m = -INFINITY, S = 0;
+    for (int v = 0; v < V; v++) m = std::max(m, (double)z[v]);
+    e.p.resize(V);
+    for (int v = 0; v < V; v++) S += e.p[v] = exp(((double)z[v] - m) / temp);
+    for (int v = 0; v < V; v++) e.p[v] /= S;
+    e.lse = log(S);
+    std::vector<int> order(V);
+    for (int v = 0; v < V; v++) order[v] = v;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return z[a] > z[b]; });
+    int n = top_k > 0 && top_k < V ? top_k : V;
+    if (top_p < 1.0f) {
+        double M = 0;
+        int jp = V;
+        for (int j = 0; j < n; j++) {
+            M += e.p[order[j]];
+            if (fabs(M - top_p) < eps) e.near_top_p = true;
+            if (M >= top_p && jp == V) jp = j + 1;
+            if (M > top_p + eps) break;
+        }
+        n = std::min(n, jp);
+    }
+    e.kept.assign(order.begin(), order.begin() + n);
+    std::sort(e.kept.begin(), e.kept.end());
+    double W = 0, acc = 0;
+    for (int v : e.kept) W += e.p[v];
+    for (int v : e.kept) e.cum.push_back((acc += e.p[v]) / W);
+    return e;
+}
+
+// The exact token for u, and whether a cumulative mass lies within eps of u.
+static int sample_exact_token(const SampleExact &e, double u, double eps, bool *near) {
+    *near = e.near_top_p;
+    int tok = -1;
+    for (size_t i = 0; i < e.kept.size(); i++) {
+        if (fabs(e.cum[i] - u) < eps) *near = true;
+        if (tok < 0 && e.cum[i] > u) tok = e.kept[i];
+    }
+    return tok >= 0 ? tok : e.kept.back();
+}
+
+static long g_sample_rows, g_sample_near;
+
+static void test_sample() {
+    struct Shape {
+        int B, V, Vp;
+        int ties; // logits rounded to multiples of 1/4 (many equal logits)
+    } shapes[] = {{1, 1, 64, 0},     {3, 37, 64, 1},     {5, 300, 320, 0},    {2, 257, 320, 1},
+                  {12, 100, 128, 1}, {1, 1000, 1024, 0}, {2, 50257, 50304, 0}};
+    struct Mode {
+        float temp;
+        int top_k;
+        float top_p;
+    } modes[] = {{0.0f, 0, 1.0f}, {0.0f, 5, 0.5f},  {1.0f, 0, 1.0f},  {0.7f, 0, 1.0f},
+                 {1.0f, 1, 1.0f}, {1.0f, 10, 1.0f}, {1.3f, 0, 0.9f},  {0.8f, 40, 0.95f},
+                 {1.0f, 0, 0.3f}, {1.0f, 3, 0.99f}, {2.0f, 200, 0.6f}};
+    for (Shape sh : shapes) {
+        int B = sh.B, V = sh.V, Vp = sh.Vp;
+        bool big = V > 10000;
+        std::vector<float> z = randv((size_t)B * Vp, -3, 3);
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < Vp; v++) {
+                float &x = z[(size_t)b * Vp + v];
+                if (v >= V)
+                    x = 1e30f; // padding: never read, never chosen
+                else if (sh.ties)
+                    x = roundf(x * 4) / 4;
+                else if (big && v % 2500 == 7)
+                    x += 10 + uniform(0, 4); // a peaked row
+            }
+        double eps = (3.0 * ((V + 255) / 256) + 64) / 16777216.0;
+        for (Mode md : modes) {
+            if (big && (md.top_k == 1 || md.top_k == 3 || md.temp == 0.7f)) continue; // time
+            bool greedy = !(md.temp > 0.0f);
+            std::vector<float> u(B);
+            std::vector<SampleExact> ex;
+            for (int b = 0; b < B; b++) {
+                ex.push_back(sample_exact(&z[(size_t)b * Vp], V, greedy ? 1.0f : md.temp, md.top_k,
+                                          md.top_p, eps));
+                const SampleExact &e = ex.back();
+                u[b] = uniform(0, 1);
+                if (b % 2) { // u in the middle of one kept token's slice of the CDF
+                    size_t i = (size_t)(b / 2) % e.kept.size();
+                    u[b] = (float)(((i ? e.cum[i - 1] : 0.0) + e.cum[i]) / 2);
+                }
+            }
+            std::vector<int> ctok(B);
+            std::vector<float> clogp(B);
+            cpu()->sample_tokens(ctok.data(), clogp.data(), z.data(), greedy ? nullptr : u.data(),
+                                 B, V, Vp, md.temp, md.top_k, md.top_p);
+            std::vector<int> first_tok;
+            std::vector<float> first_logp;
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("B=%d V=%d Vp=%d temp %g top_k %d top_p %g %s", B, V, Vp, md.temp,
+                                md.top_k, md.top_p, s.name);
+                use_schedule(s);
+                float *gz = dev_copy(z), *gu = greedy ? nullptr : dev_copy(u),
+                      *glogp = dev_alloc<float>(B);
+                int *gtok = dev_alloc<int>(B);
+                cuda_sample_tokens(gtok, glogp, gz, gu, B, V, Vp, md.temp, md.top_k, md.top_p, 0);
+                std::vector<float> want(B);
+                for (int b = 0; b < B; b++) {
+                    const SampleExact &e = ex[b];
+                    bool near = false;
+                    int xt = greedy ? ctok[b] : sample_exact_token(e, u[b], eps, &near);
+                    if (&s == &kSchedules[0] && !greedy) {
+                        g_sample_rows++;
+                        g_sample_near += near;
+                    }
+                    int t = gtok[b];
+                    if (!near) {
+                        CHECK(t == ctok[b], "row %d u %.9g: token %d, the CPU's %d", b, u[b], t,
+                              ctok[b]);
+                        CHECK(ctok[b] == xt, "row %d u %.9g: the CPU's token %d, exactly %d", b,
+                              u[b], ctok[b], xt);
+                    } else {
+                        CHECK(t >= 0 && t < V && e.p[t] > 0, "row %d: token %d", b, t);
+                    }
+                    if (t < 0 || t >= V) t = 0;
+                    double temp = greedy ? 1.0 : md.temp, m = -INFINITY;
+                    for (int v = 0; v < V; v++) m = std::max(m, (double)z[(size_t)b * Vp + v]);
+                    want[b] = t == ctok[b]
+                                  ? clogp[b]
+                                  : (float)(((double)z[(size_t)b * Vp + t] - m) / temp - e.lse);
+                }
+                if (greedy) {
+                    CHECK(memcmp(gtok, ctok.data(), B * sizeof(int)) == 0,
+                          "greedy tokens differ from the CPU's");
+                }
+                expect_close("sample_tokens logp", glogp, want.data(), B, 1e-5, 1e-5);
+                if (first_tok.empty()) {
+                    first_tok.assign(gtok, gtok + B);
+                    first_logp.assign(glogp, glogp + B);
+                } else {
+                    CHECK(memcmp(gtok, first_tok.data(), B * sizeof(int)) == 0 &&
+                              memcmp(glogp, first_logp.data(), B * sizeof(float)) == 0,
+                          "tokens or log-probs differ from the first schedule's bits");
+                }
+                expect_clean();
+                dev_free_all();
+            }
+        }
+    }
+    // the comparison must not be vacuous: nearly every sampled row is far from a boundary
+    CHECK(g_sample_near * 10 <= g_sample_rows, "%ld of %ld sampled rows near a boundary",
+          g_sample_near, g_sample_rows);
+    printf("sample: %ld of %ld sampled rows compared token for token (the rest within rounding of "
+           "a boundary)\n",
+           g_sample_rows - g_sample_near, g_sample_rows);
+}
+
 // ---- bf16 variants ------------------------------------------------------------------------------
 // Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
 // kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
@@ -1183,6 +1364,7 @@ static const Test kTests[] = {
     {"rope", test_rope},
     {"scale_adamw", test_scale_adamw},
     {"sum_squares", test_sum_squares},
+    {"sample", test_sample},
     {"bf16_elementwise", test_bf16_elementwise},
     {"bf16_swiglu", test_bf16_swiglu},
     {"bf16_norms", test_bf16_norms},

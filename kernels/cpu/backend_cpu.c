@@ -65,6 +65,7 @@ static const Backend CPU_BACKEND = {
     .adamw_update = cpu_adamw_update,
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
+    .sample_tokens = cpu_sample_tokens,
 };
 
 const Backend *backend_cpu(void) {

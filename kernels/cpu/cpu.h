@@ -54,3 +54,5 @@ void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_
                       float bc2);
 double cpu_sum_squares(const float *x, size_t n);
 void cpu_scale(float *x, float s, size_t n);
+void cpu_sample_tokens(int *token, float *logp, const float *logits, const float *u, int B, int V,
+                       int Vp, float temperature, int top_k, float top_p);

@@ -313,7 +313,8 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     X(classifier_backward)                                                                         \
     X(adamw_update)                                                                                \
     X(sum_squares)                                                                                 \
-    X(scale)
+    X(scale)                                                                                       \
+    X(sample_tokens)
 
 #define LC_ENTRY_ROW(e) {#e, offsetof(Backend, e)},
 #define LC_ENTRY_ONE(e) +1
@@ -362,6 +363,7 @@ static const Backend CUDA_BACKEND = {
     .adamw_update = cuda_op_adamw_update,
     .sum_squares = cuda_op_sum_squares,
     .scale = cuda_op_scale,
+    .sample_tokens = cuda_op_sample_tokens,
 };
 
 // The entries of be that are NULL, comma-separated into buf; returns how many.

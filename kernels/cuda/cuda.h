@@ -140,6 +140,8 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
                                  const float *wte, const float *lse, const float *entropy,
                                  const int *targets, const float *dlogp, const float *dent, int N,
                                  int C, int V, int Vp, float inv_temp);
+void cuda_op_sample_tokens(int *token, float *logp, const float *logits, const float *u, int B,
+                           int V, int Vp, float temperature, int top_k, float top_p);
 
 // ---- cuDNN fused attention (attention_cudnn.cu), the recipe's `attention: cudnn` ----------------
 // Same contract as the Backend's attention entries (kernels/kernels.h), through cuDNN's fused

@@ -13,6 +13,7 @@
 #include "kernels/cuda/optim.cuh"
 #include "kernels/cuda/residual.cuh"
 #include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/sample.cuh"
 #include "kernels/cuda/swiglu.cuh"
 
 LC_CUDA_NAMESPACE_BEGIN
@@ -184,6 +185,12 @@ void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const fl
     cuda_classifier_rows_backward(logits, lse, entropy, targets, dlogp, dent, N, V, Vp, inv_temp,
                                   stream());
     cuda_matmul_backward(dx, dwte, NULL, logits, x, wte, N, C, Vp);
+}
+
+// One block per row picks the token on the device; only B tokens and B log-probs leave it.
+void cuda_op_sample_tokens(int *token, float *logp, const float *logits, const float *u, int B,
+                           int V, int Vp, float temperature, int top_k, float top_p) {
+    cuda_sample_tokens(token, logp, logits, u, B, V, Vp, temperature, top_k, top_p, stream());
 }
 
 LC_CUDA_NAMESPACE_END
