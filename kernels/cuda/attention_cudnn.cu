@@ -257,7 +257,9 @@ struct Plan {
 };
 
 static cudnnHandle_t g_handle;
-static std::vector<Plan *> g_plans;
+// Plans live as long as the process: the list is never destroyed (a static vector would be torn
+// down at exit and leave its plans unreachable, which LeakSanitizer rightly reports).
+static std::vector<Plan *> *g_plans = new std::vector<Plan *>;
 static void *g_workspace;
 static size_t g_workspace_bytes;
 static void *g_staging;
@@ -472,10 +474,10 @@ static Plan *build(const Shape &s) {
 }
 
 static Plan *get_plan(const Shape &s) {
-    for (Plan *p : g_plans)
+    for (Plan *p : *g_plans)
         if (p->shape == s) return p;
     Plan *p = build(s);
-    g_plans.push_back(p);
+    g_plans->push_back(p);
     if ((size_t)p->workspace > g_workspace_bytes) {
         if (g_workspace) LC_CUDA_CHECK(cudaFree(g_workspace));
         LC_CUDA_CHECK(cudaMalloc(&g_workspace, (size_t)p->workspace));
