@@ -373,11 +373,9 @@ static void test_rollout(ModelFamily f) {
         std::vector<int> tok = std::vector<int>(NB * NEW), len = std::vector<int>(NB);
         std::vector<float> logp = std::vector<float>(NB * NEW);
     } out[3];
-    const Backend *bes[3] = {cpu(), nullptr, nullptr};
     for (int k = 0; k < 3; k++) {
         const Backend *be =
             k == 0 ? cpu() : cuda(k == 1 ? BACKEND_PRECISION_FP32 : BACKEND_PRECISION_BF16);
-        bes[k] = be;
         Trainer tr(be, config(f));
         load(tr, ck);
         Sampler *s = sampler_create(tr.m, NB, 16, 1);

@@ -257,8 +257,4 @@ cudaError_t lc_emu_cudaDeviceSynchronize(void) {
     return cudaSuccess;
 }
 
-size_t lc_emu_cudnnGetVersion(void) {
-    return CUDNN_VERSION;
-}
-
 } // extern "C"

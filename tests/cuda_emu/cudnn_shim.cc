@@ -931,6 +931,10 @@ void cudnnGetLastErrorString(char *message, size_t max_size) {
     snprintf(message, max_size, "%s", g_last.c_str());
 }
 
+size_t cudnnGetVersion(void) {
+    return CUDNN_VERSION;
+}
+
 cudnnStatus_t cudnnCreate(cudnnHandle_t *handle) {
     if (!handle) return fail(CUDNN_STATUS_BAD_PARAM_NULL_POINTER, "cudnnCreate: NULL");
     HandleObj *h = new HandleObj();
