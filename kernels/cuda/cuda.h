@@ -12,6 +12,7 @@
 extern "C" {
 #endif
 #include "common/check.h"
+#include "kernels/kernels.h"
 #ifdef __cplusplus
 }
 #endif
@@ -71,7 +72,8 @@ typedef struct {
     void *workspace; // cuBLASLt's workspace, LC_CUDA_WORKSPACE bytes
     float *ones;     // ones_len floats of 1.0f (bias gradients as a matrix-vector product)
     size_t ones_len;
-    cublasComputeType_t compute; // the matmuls': CUBLAS_COMPUTE_32F_FAST_16BF (bf16) or _32F
+    bool bf16;                   // precision bf16: Act is __nv_bfloat16 (else float)
+    cublasComputeType_t compute; // the matmuls': CUBLAS_COMPUTE_32F (fp32 accumulation)
     size_t bytes, peak_bytes;    // device memory the backend holds now, and at most
     char name[256];              // the device's name
 
@@ -82,77 +84,85 @@ typedef struct {
 // The context; valid only after backend_cuda() returned the backend.
 CudaContext *cuda_context(void);
 
-// ---- the cuBLASLt matrix products (backend_cuda.cu), fp32, as matmul_forward/backward ---------
+// ---- the cuBLASLt matrix products (backend_cuda.cu), as matmul_forward/backward ---------------
+// Act is the context's activation type (bf16 when ctx->bf16, else fp32); A and B of every
+// product are Act, accumulation is fp32 (ctx->compute), parameter gradients are fp32.
 // out (N,OC) = inp (N,C) @ weight (OC,C)^T (+ bias (OC) when not NULL).
-void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                         int N, int C, int OC);
-// dinp (N,C) written (when not NULL); dweight (OC,C) +=; dbias (OC) += (when not NULL).
-void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, int N, int C, int OC);
+void cuda_matmul_forward(Act *out, const Act *inp, const Act *weight, const Act *bias, int N, int C,
+                         int OC);
+// out (N,OC) = alpha * inp (N,C) @ weight (OC,C)^T, no bias (the classifier's scaled logits).
+void cuda_matmul_scaled(Act *out, const Act *inp, const Act *weight, int N, int C, int OC,
+                        float alpha);
+// dinp (N,C) written (when not NULL); dweight (OC,C) += (fp32); dbias (OC) += (fp32, when not
+// NULL); dout (N,OC).
+void cuda_matmul_backward(Act *dinp, float *dweight, float *dbias, const Act *dout, const Act *inp,
+                          const Act *weight, int N, int C, int OC);
 
-// ---- the kernels' Backend entries (ops.cu): fp32, shapes as in kernels/kernels.h ----------------
-void cuda_op_encoder_forward(float *out, const int *tokens, const int *pos, const float *wte,
-                             const float *wpe, int B, int T, int C);
-void cuda_op_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
+// ---- the kernels' Backend entries (ops.cu): shapes and types as in kernels/kernels.h; each
+// dispatches on ctx->bf16 to the kernels' __nv_bfloat16 or float instance ---------------------
+void cuda_op_act_from_float(Act *dst, const float *src, size_t n);
+void cuda_op_act_to_float(float *dst, const Act *src, size_t n);
+void cuda_op_encoder_forward(Act *out, const int *tokens, const int *pos, const Act *wte,
+                             const Act *wpe, int B, int T, int C);
+void cuda_op_encoder_backward(float *dwte, float *dwpe, const Act *dout, const int *tokens,
                               const int *pos, int B, int T, int C);
-void cuda_op_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                               const float *weight, const float *bias, int N, int C);
-void cuda_op_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                const float *inp, const float *weight, const float *mean,
+void cuda_op_layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp,
+                               const Act *weight, const Act *bias, int N, int C);
+void cuda_op_layernorm_backward(Act *dinp, float *dweight, float *dbias, const Act *dout,
+                                const Act *inp, const Act *weight, const float *mean,
                                 const float *rstd, int N, int C);
-void cuda_op_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
-                             int C, float eps);
-void cuda_op_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
-                              const float *weight, const float *rstd, int N, int C);
-void cuda_op_rope_forward(float *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+void cuda_op_rmsnorm_forward(Act *out, float *rstd, const Act *inp, const Act *weight, int N, int C,
+                             float eps);
+void cuda_op_rmsnorm_backward(Act *dinp, float *dweight, const Act *dout, const Act *inp,
+                              const Act *weight, const float *rstd, int N, int C);
+void cuda_op_rope_forward(Act *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                           float theta);
-void cuda_op_rope_backward(float *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
+void cuda_op_rope_backward(Act *dqkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                            float theta);
 size_t cuda_op_attention_state_floats(int B, int T, int NH);
 size_t cuda_op_attention_scratch_floats(int B, int T, int NH);
-void cuda_op_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
-                               int T, int NH, int NKV, int hs);
-void cuda_op_attention_backward(float *dqkv, float *scratch, const float *dout, const float *out,
-                                const float *qkv, const float *state, const int *seg, int B, int T,
+void cuda_op_attention_forward(Act *out, float *state, const Act *qkv, const int *seg, int B, int T,
+                               int NH, int NKV, int hs);
+void cuda_op_attention_backward(Act *dqkv, float *scratch, const Act *dout, const Act *out,
+                                const Act *qkv, const float *state, const int *seg, int B, int T,
                                 int NH, int NKV, int hs);
-void cuda_op_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
-                           int T, int maxT, int NH, int NKV, int hs);
-void cuda_op_cudnn_attention_backward(float *dqkv, float *scratch, const float *dout,
-                                      const float *out, const float *qkv, const float *state,
-                                      const int *seg, int B, int T, int NH, int NKV, int hs);
-void cuda_op_attention_decode(float *out, const float *qkv, const float *kcache,
-                              const float *vcache, const int *pos, int B, int maxT, int NH, int NKV,
-                              int hs);
-void cuda_op_gelu_forward(float *out, const float *inp, size_t N);
-void cuda_op_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
-void cuda_op_swiglu_forward(float *out, const float *inp, int N, int F);
-void cuda_op_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
-void cuda_op_residual_forward(float *out, const float *a, const float *b, size_t N);
-void cuda_op_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                          float beta1, float beta2, float eps, float weight_decay, float bc1,
-                          float bc2);
+void cuda_op_cudnn_attention_backward(Act *dqkv, float *scratch, const Act *dout, const Act *out,
+                                      const Act *qkv, const float *state, const int *seg, int B,
+                                      int T, int NH, int NKV, int hs);
+void cuda_op_kvcache_write(Act *kcache, Act *vcache, const Act *qkv, const int *start, int B, int T,
+                           int maxT, int NH, int NKV, int hs);
+void cuda_op_attention_decode(Act *out, const Act *qkv, const Act *kcache, const Act *vcache,
+                              const int *pos, int B, int maxT, int NH, int NKV, int hs);
+void cuda_op_gelu_forward(Act *out, const Act *inp, size_t N);
+void cuda_op_gelu_backward(Act *dinp, const Act *inp, const Act *dout, size_t N);
+void cuda_op_swiglu_forward(Act *out, const Act *inp, int N, int F);
+void cuda_op_swiglu_backward(Act *dinp, const Act *inp, const Act *dout, int N, int F);
+void cuda_op_residual_forward(Act *out, const Act *a, const Act *b, size_t N);
+void cuda_op_adamw_update(float *param, Act *param_act, const float *grad, float *m, float *v,
+                          size_t n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, float bc1, float bc2);
 double cuda_op_sum_squares(const float *x, size_t n);
 void cuda_op_scale(float *x, float s, size_t n);
-void cuda_op_classifier_forward(float *logp, float *entropy, float *lse, float *logits,
-                                const float *x, const float *wte, const int *targets, int N, int C,
-                                int V, int Vp, float inv_temp);
-void cuda_op_classifier_backward(float *dx, float *dwte, float *logits, const float *x,
-                                 const float *wte, const float *lse, const float *entropy,
-                                 const int *targets, const float *dlogp, const float *dent, int N,
-                                 int C, int V, int Vp, float inv_temp);
-void cuda_op_sample_tokens(int *token, float *logp, const float *logits, const float *u, int B,
-                           int V, int Vp, float temperature, int top_k, float top_p);
+void cuda_op_classifier_forward(float *logp, float *entropy, float *lse, Act *logits, const Act *x,
+                                const Act *wte, const int *targets, int N, int C, int V, int Vp,
+                                float inv_temp);
+void cuda_op_classifier_backward(Act *dx, float *dwte, Act *logits, const Act *x, const Act *wte,
+                                 const float *lse, const float *entropy, const int *targets,
+                                 const float *dlogp, const float *dent, int N, int C, int V, int Vp,
+                                 float inv_temp);
+void cuda_op_sample_tokens(int *token, float *logp, const Act *logits, const float *u, int B, int V,
+                           int Vp, float temperature, int top_k, float top_p);
 
 // ---- cuDNN fused attention (attention_cudnn.cu), the recipe's `attention: cudnn` ----------------
 // Same contract as the Backend's attention entries (kernels/kernels.h), through cuDNN's fused
 // SDPA: out (B,T,C) written; state (B,NH,T) written = per-row logsumexp of the scaled, masked
 // scores (cuDNN's "stats", natural log). hs a multiple of 8, at most 256 (else it dies saying
 // so). Q/K/V/O/dO go through bf16 (docs/cuda.md).
-void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
+void cuda_cudnn_attention_forward(Act *out, float *state, const Act *qkv, const int *seg, int B,
                                   int T, int NH, int NKV, int hs);
 // dqkv (B,T,(NH+2NKV)hs) written; out is the forward's output; state as the forward wrote it.
-void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
-                                   const float *qkv, const float *state, const int *seg, int B,
-                                   int T, int NH, int NKV, int hs);
+void cuda_cudnn_attention_backward(Act *dqkv, const Act *dout, const Act *out, const Act *qkv,
+                                   const float *state, const int *seg, int B, int T, int NH,
+                                   int NKV, int hs);
 
 LC_CUDA_NAMESPACE_END
