@@ -176,7 +176,10 @@ int model_read_params_h5(Model *m, hid_t file, const char *path, const char *opt
                 break;
             }
     }
-    if (!rc) m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
+    if (!rc) {
+        m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
+        model_weights_changed(m);
+    }
     free(host);
     H5Gclose(g);
     return rc;

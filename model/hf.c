@@ -645,7 +645,10 @@ int hf_read_params(Model *m, const char *dir, const HfConfig *hc, char *err, siz
         rc = check_tied_copy(st, tied_copy,
                              host + m->table.info[tensor_table_find(&m->table, "wte")].offset, dir,
                              err, errlen);
-    if (rc == 0) m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
+    if (rc == 0) {
+        m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
+        model_weights_changed(m);
+    }
     free(host), free(tmp), free(es.e);
     st_close(st);
     return rc;

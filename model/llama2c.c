@@ -189,6 +189,7 @@ Model *llama2c_model_load(const Backend *be, const char *path, int heads, ModelM
             be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
             if (read_arrays(f, m, &h, host, path, err, errlen) == 0) {
                 be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
+                model_weights_changed(m);
             } else {
                 model_free(m);
                 m = NULL;

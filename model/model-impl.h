@@ -2,18 +2,18 @@
 #pragma once
 #include "model/model.h"
 
-// One layer's activations inside the arena for the current B x T.
+// One layer's activations inside the arena for the current B x T (types as in ModelActs).
 typedef struct {
-    float *residual; // (B,T,C) the layer's input: encoded or the previous residual3
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act, *fcproj, *residual3;
+    Act *residual; // (B,T,C) the layer's input: encoded or the previous residual3
+    Act *ln1, *qkv, *atty, *attproj, *residual2, *ln2, *fch, *fch_act, *fcproj, *residual3;
+    float *ln1_mean, *ln1_rstd, *att, *ln2_mean, *ln2_rstd;
 } LayerActs;
 
 // Attention through a KV cache: k, v (L, B, maxT, NKV*hs). decode = 0: the call is a prefill of
 // positions 0..T-1 (full attention, keys/values stored); decode = 1: T == 1 and each row's
 // token sits at acts.pos[b].
 typedef struct {
-    float *k, *v;
+    Act *k, *v; // in the activation type
     int B, maxT;
     int decode;
 } KVAttention;

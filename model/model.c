@@ -153,6 +153,8 @@ static const TensorDef TENSORS[] = {MODEL_TENSORS(TENSOR_DEF)};
 enum { N_TENSORS = sizeof(TENSORS) / sizeof(TENSORS[0]) };
 _Static_assert(sizeof(ModelParams) == N_TENSORS * sizeof(float *),
                "ModelParams must have one pointer per MODEL_TENSORS entry");
+_Static_assert(sizeof(ModelWeights) == N_TENSORS * sizeof(Act *),
+               "ModelWeights must have one pointer per MODEL_TENSORS entry");
 
 static bool present(const TensorDef *d, const ModelConfig *c, int heads) {
     const Family *f = family_of(c);
@@ -255,15 +257,35 @@ size_t model_param_count(const ModelConfig *cfg, int heads) {
     return t.numel;
 }
 
-// Points the fields of p at the tensors of the table inside arena base; absent ones are NULL.
-static void model_point(const Model *m, ModelParams *p, float *base) {
-    float **fields = (float **)p;
-    memset(p, 0, sizeof(*p));
-    for (int i = 0; i < m->table.count; i++) fields[m->slot[i]] = base + m->table.info[i].offset;
+// Points the fields (one pointer per MODEL_TENSORS entry: a ModelParams or ModelWeights) at
+// the tensors of the table inside arena base of elem-byte elements; absent ones are NULL.
+static void model_point(const Model *m, void **fields, void *base, size_t elem) {
+    memset(fields, 0, N_TENSORS * sizeof(void *));
+    for (int i = 0; i < m->table.count; i++)
+        fields[m->slot[i]] = (char *)base + m->table.info[i].offset * elem;
 }
 
-const float *model_output_weight(const Model *m) {
-    return m->params.lmw ? m->params.lmw : m->params.wte;
+Act *model_act_at(const Model *m, Act *base, size_t i) {
+    return (char *)base + i * m->be->act_size;
+}
+
+const Act *model_output_weight(const Model *m) {
+    return m->w.lmw ? m->w.lmw : m->w.wte;
+}
+
+void model_weights_changed(Model *m) {
+    if (m->weights_mem) m->be->act_from_float(m->weights_mem, m->params_mem, m->table.numel);
+}
+
+// The parameter arena, and the compute copy when the backend's activations are not fp32.
+static void alloc_weights(Model *m) {
+    const Backend *be = m->be;
+    m->params_mem = be->alloc(m->table.numel * sizeof(float));
+    m->owns_params = true;
+    model_point(m, (void **)&m->params, m->params_mem, sizeof(float));
+    if (be->act_size != sizeof(float)) m->weights_mem = be->alloc(m->table.numel * be->act_size);
+    model_point(m, (void **)&m->w, m->weights_mem ? m->weights_mem : (void *)m->params_mem,
+                be->act_size);
 }
 
 // ---- activation arena -----------------------------------------------------------------------
@@ -276,52 +298,55 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
     size_t L = m->mode == MODEL_TRAIN ? (size_t)m->cfg.n_layer : 1;
     size_t ln = family_of(&m->cfg)->layernorm; // RMSNorm keeps no mean
-    size_t off = 0;
-#define CARVE(field, count)                                                                        \
+    size_t off = 0, act = m->be->act_size;
+    // count elements of elem bytes, each tensor 64-byte aligned
+#define CARVE(field, count, elem)                                                                  \
     do {                                                                                           \
         if (base) a->field = (void *)(base + off);                                                 \
-        off += ((count)*4 + 63) / 64 * 64;                                                         \
+        off += ((count) * (elem) + 63) / 64 * 64;                                                  \
     } while (0)
-    CARVE(encoded, N * C);
-    CARVE(ln1, L * N * C);
-    CARVE(ln1_mean, ln * L * N);
-    CARVE(ln1_rstd, L * N);
-    CARVE(qkv, L * N * QKV);
-    CARVE(atty, L * N * C);
-    CARVE(att, L * m->be->attention_state_floats(B, T, (int)NH));
-    CARVE(attproj, L * N * C);
-    CARVE(residual2, L * N * C);
-    CARVE(ln2, L * N * C);
-    CARVE(ln2_mean, ln * L * N);
-    CARVE(ln2_rstd, L * N);
-    CARVE(fch, L * N * FC);
-    CARVE(fch_act, L * N * F);
-    CARVE(fcproj, L * N * C);
-    CARVE(residual3, L * N * C);
-    CARVE(lnf, N * C);
-    CARVE(lnf_mean, ln * N);
-    CARVE(lnf_rstd, N);
-    if (m->heads & MODEL_HEAD_LM) CARVE(logits, N * (size_t)m->Vp);
-    CARVE(lse, N);
-    CARVE(logp, N);
-    CARVE(entropy, N);
-    CARVE(values, N);
+    CARVE(encoded, N * C, act);
+    CARVE(ln1, L * N * C, act);
+    CARVE(ln1_mean, ln * L * N, 4);
+    CARVE(ln1_rstd, L * N, 4);
+    CARVE(qkv, L * N * QKV, act);
+    CARVE(atty, L * N * C, act);
+    CARVE(att, L * m->be->attention_state_floats(B, T, (int)NH), 4);
+    CARVE(attproj, L * N * C, act);
+    CARVE(residual2, L * N * C, act);
+    CARVE(ln2, L * N * C, act);
+    CARVE(ln2_mean, ln * L * N, 4);
+    CARVE(ln2_rstd, L * N, 4);
+    CARVE(fch, L * N * FC, act);
+    CARVE(fch_act, L * N * F, act);
+    CARVE(fcproj, L * N * C, act);
+    CARVE(residual3, L * N * C, act);
+    CARVE(lnf, N * C, act);
+    CARVE(lnf_mean, ln * N, 4);
+    CARVE(lnf_rstd, N, 4);
+    if (m->heads & MODEL_HEAD_LM) CARVE(logits, N * (size_t)m->Vp, act);
+    CARVE(lse, N, 4);
+    CARVE(logp, N, 4);
+    CARVE(entropy, N, 4);
+    CARVE(head, N, act);
+    CARVE(values, N, 4);
     if (m->mode == MODEL_TRAIN) {
-        CARVE(dres, N * C);
-        CARVE(dln, N * C);
-        CARVE(datty, N * C);
-        CARVE(dqkv, N * QKV);
-        CARVE(datt, m->be->attention_scratch_floats(B, T, (int)NH));
-        CARVE(dfch_act, N * F);
-        CARVE(dfch, N * FC);
-        CARVE(dlogp, N);
-        CARVE(dent, N);
-        CARVE(dvalues, N);
+        CARVE(dres, N * C, act);
+        CARVE(dln, N * C, act);
+        CARVE(datty, N * C, act);
+        CARVE(dqkv, N * QKV, act);
+        CARVE(datt, m->be->attention_scratch_floats(B, T, (int)NH), 4);
+        CARVE(dfch_act, N * F, act);
+        CARVE(dfch, N * FC, act);
+        CARVE(dhead, N, act);
+        CARVE(dlogp, N, 4);
+        CARVE(dent, N, 4);
+        CARVE(dvalues, N, 4);
     }
-    CARVE(tokens, N);
-    CARVE(targets, N);
-    CARVE(pos, N);
-    CARVE(seg, N);
+    CARVE(tokens, N, 4);
+    CARVE(targets, N, 4);
+    CARVE(pos, N, 4);
+    CARVE(seg, N, 4);
 #undef CARVE
     return off;
 }
@@ -344,7 +369,7 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, Model
     build_table(&m->table, m->table_info, m->slot, &cfg, heads);
     if (mode == MODEL_TRAIN) {
         m->grads_mem = be->alloc(m->table.numel * sizeof(float));
-        model_point(m, &m->grads, m->grads_mem);
+        model_point(m, (void **)&m->grads, m->grads_mem, sizeof(float));
     }
     m->max_B = max_B;
     m->max_T = max_T;
@@ -362,9 +387,7 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, Model
 Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mode, int max_B,
                     int max_T) {
     Model *m = create_common(be, cfg, heads, mode, max_B, max_T);
-    m->params_mem = be->alloc(m->table.numel * sizeof(float));
-    m->owns_params = true;
-    model_point(m, &m->params, m->params_mem);
+    alloc_weights(m);
     return m;
 }
 
@@ -372,12 +395,16 @@ Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T)
     Model *m = create_common(src->be, src->cfg, src->heads, mode, max_B, max_T);
     m->params_mem = src->params_mem;
     m->params = src->params;
+    m->w = src->w; // the view reads the source's compute copy, which its steps keep fresh
     return m;
 }
 
 void model_free(Model *m) {
     if (!m) return;
-    if (m->owns_params) m->be->free(m->params_mem);
+    if (m->owns_params) {
+        m->be->free(m->params_mem);
+        if (m->weights_mem) m->be->free(m->weights_mem);
+    }
     if (m->grads_mem) m->be->free(m->grads_mem);
     m->be->free(m->acts_mem);
     free(m->host_logp);
@@ -422,6 +449,7 @@ void model_init_weights(Model *m, uint64_t seed) {
     }
     m->be->to_device(m->params_mem, host, t->numel * sizeof(float));
     free(host);
+    model_weights_changed(m);
 }
 
 // ---- forward --------------------------------------------------------------------------------
@@ -434,48 +462,56 @@ void model_layer_acts(const Model *m, int l, LayerActs *la) {
     size_t ln = family_of(&m->cfg)->layernorm;
     const ModelActs *a = &m->acts;
     la->residual =
-        l == 0 ? a->encoded : a->residual3 + (m->mode == MODEL_TRAIN ? k - 1 : 0) * N * C;
-    la->ln1 = a->ln1 + k * N * C;
+        l == 0 ? a->encoded
+               : model_act_at(m, a->residual3, (m->mode == MODEL_TRAIN ? k - 1 : 0) * N * C);
+    la->ln1 = model_act_at(m, a->ln1, k * N * C);
     la->ln1_mean = ln ? a->ln1_mean + k * N : NULL;
     la->ln1_rstd = a->ln1_rstd + k * N;
-    la->qkv = a->qkv + k * N * QKV;
-    la->atty = a->atty + k * N * C;
+    la->qkv = model_act_at(m, a->qkv, k * N * QKV);
+    la->atty = model_act_at(m, a->atty, k * N * C);
     la->att = a->att + k * state;
-    la->attproj = a->attproj + k * N * C;
-    la->residual2 = a->residual2 + k * N * C;
-    la->ln2 = a->ln2 + k * N * C;
+    la->attproj = model_act_at(m, a->attproj, k * N * C);
+    la->residual2 = model_act_at(m, a->residual2, k * N * C);
+    la->ln2 = model_act_at(m, a->ln2, k * N * C);
     la->ln2_mean = ln ? a->ln2_mean + k * N : NULL;
     la->ln2_rstd = a->ln2_rstd + k * N;
-    la->fch = a->fch + k * N * FC;
-    la->fch_act = a->fch_act + k * N * F;
-    la->fcproj = a->fcproj + k * N * C;
-    la->residual3 = a->residual3 + k * N * C;
+    la->fch = model_act_at(m, a->fch, k * N * FC);
+    la->fch_act = model_act_at(m, a->fch_act, k * N * F);
+    la->fcproj = model_act_at(m, a->fcproj, k * N * C);
+    la->residual3 = model_act_at(m, a->residual3, k * N * C);
 }
 
-// Layer l's slice of the stacked per-layer tensors of p (params or grads); the other fields
-// (and absent tensors) are NULL.
-static void layer_params(const Model *m, const ModelParams *p, int l, ModelParams *lp) {
-    float *const *src = (float *const *)p;
-    float **dst = (float **)lp;
-    memset(lp, 0, sizeof(*lp));
+// Layer l's slice of the stacked per-layer tensors of src (a ModelParams or ModelWeights, of
+// elem-byte elements) into dst of the same type; the other fields (and absent tensors) are NULL.
+static void layer_slice(const Model *m, void *const *src, void **dst, size_t elem, int l) {
+    memset(dst, 0, N_TENSORS * sizeof(void *));
     for (int i = 0; i < m->table.count; i++) {
         int k = m->slot[i];
         if (!per_layer(TENSORS[k].shape) || !src[k]) continue;
-        dst[k] = src[k] + (size_t)l * (m->table.info[i].numel / (size_t)m->cfg.n_layer);
+        size_t per = m->table.info[i].numel / (size_t)m->cfg.n_layer;
+        dst[k] = (char *)src[k] + (size_t)l * per * elem;
     }
 }
 
+static void layer_weights(const Model *m, int l, ModelWeights *lw) {
+    layer_slice(m, (void *const *)&m->w, (void **)lw, m->be->act_size, l);
+}
+
+static void layer_grads(const Model *m, int l, ModelParams *lg) {
+    layer_slice(m, (void *const *)&m->grads, (void **)lg, sizeof(float), l);
+}
+
 // The family's normalisation of N rows: LayerNorm (w, b, mean) or RMSNorm (w).
-static void norm_forward(const Model *m, float *out, float *mean, float *rstd, const float *inp,
-                         const float *w, const float *b, int N) {
+static void norm_forward(const Model *m, Act *out, float *mean, float *rstd, const Act *inp,
+                         const Act *w, const Act *b, int N) {
     if (family_of(&m->cfg)->layernorm)
         m->be->layernorm_forward(out, mean, rstd, inp, w, b, N, m->cfg.d_model);
     else
         m->be->rmsnorm_forward(out, rstd, inp, w, N, m->cfg.d_model, m->cfg.norm_eps);
 }
 
-static void norm_backward(const Model *m, float *dinp, float *dw, float *db, const float *dout,
-                          const float *inp, const float *w, const float *mean, const float *rstd,
+static void norm_backward(const Model *m, Act *dinp, float *dw, float *db, const Act *dout,
+                          const Act *inp, const Act *w, const float *mean, const float *rstd,
                           int N) {
     if (family_of(&m->cfg)->layernorm)
         m->be->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, m->cfg.d_model);
@@ -493,11 +529,10 @@ static void attention(Model *m, int l, const LayerActs *la, const KVAttention *k
         be->rope_forward(la->qkv, a->pos, B, T, NH, NKV, hs, m->cfg.rope_theta);
     if (kv) {
         size_t off = (size_t)l * kv->B * kv->maxT * NKV * hs;
-        be->kvcache_write(kv->k + off, kv->v + off, la->qkv, kv->decode ? a->pos : NULL, B, T,
-                          kv->maxT, NH, NKV, hs);
+        Act *kc = model_act_at(m, kv->k, off), *vc = model_act_at(m, kv->v, off);
+        be->kvcache_write(kc, vc, la->qkv, kv->decode ? a->pos : NULL, B, T, kv->maxT, NH, NKV, hs);
         if (kv->decode) {
-            be->attention_decode(la->atty, la->qkv, kv->k + off, kv->v + off, a->pos, B, kv->maxT,
-                                 NH, NKV, hs);
+            be->attention_decode(la->atty, la->qkv, kc, vc, a->pos, B, kv->maxT, NH, NKV, hs);
             return;
         }
     }
@@ -505,7 +540,7 @@ static void attention(Model *m, int l, const LayerActs *la, const KVAttention *k
 }
 
 // The MLP's activation: GELU (fch (N,F)) or SwiGLU (fch (N,2F): gate | up) into fch_act (N,F).
-static void mlp_act(const Model *m, float *out, const float *inp, int N) {
+static void mlp_act(const Model *m, Act *out, const Act *inp, int N) {
     if (family_of(&m->cfg)->gelu)
         m->be->gelu_forward(out, inp, (size_t)N * m->cfg.d_ff);
     else
@@ -517,12 +552,12 @@ void model_forward_layers(Model *m, const KVAttention *kv) {
     int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
     int QKV = m->qkv_dim, FC = m->fc_dim, F = m->cfg.d_ff;
     ModelActs *a = &m->acts;
-    be->encoder_forward(a->encoded, a->tokens, a->pos, m->params.wte, m->params.wpe, B, T, C);
+    be->encoder_forward(a->encoded, a->tokens, a->pos, m->w.wte, m->w.wpe, B, T, C);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         LayerActs la;
-        ModelParams lp;
+        ModelWeights lp;
         model_layer_acts(m, l, &la);
-        layer_params(m, &m->params, l, &lp);
+        layer_weights(m, l, &lp);
         norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N);
         be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, QKV);
         attention(m, l, &la, kv);
@@ -536,8 +571,7 @@ void model_forward_layers(Model *m, const KVAttention *kv) {
     }
     LayerActs last;
     model_layer_acts(m, m->cfg.n_layer - 1, &last);
-    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->params.lnfw,
-                 m->params.lnfb, N);
+    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->w.lnfw, m->w.lnfb, N);
 }
 
 // Copies the batch to the device, filling defaults for NULL pos/seg/targets.
@@ -602,7 +636,8 @@ float model_forward(Model *m, const Batch *b, float inv_temp) {
     model_forward_layers(m, NULL);
     ModelActs *a = &m->acts;
     if (m->heads & MODEL_HEAD_SCALAR) {
-        be->matmul_forward(a->values, a->lnf, m->params.headw, m->params.headb, N, C, 1);
+        be->matmul_forward(a->head, a->lnf, m->w.headw, m->w.headb, N, C, 1);
+        be->act_to_float(a->values, a->head, (size_t)N);
         be->to_host(m->host_values, a->values, (size_t)N * sizeof(float));
     }
     if (!(m->heads & MODEL_HEAD_LM)) return 0.0f;
@@ -634,10 +669,11 @@ static void backward_layer(Model *m, int l) {
     const Family *fam = family_of(&m->cfg);
     ModelActs *a = &m->acts;
     LayerActs la;
-    ModelParams lp, lg;
+    ModelWeights lp;
+    ModelParams lg;
     model_layer_acts(m, l, &la);
-    layer_params(m, &m->params, l, &lp);
-    layer_params(m, &m->grads, l, &lg);
+    layer_weights(m, l, &lp);
+    layer_grads(m, l, &lg);
     // dres holds d(residual3); it flows unchanged into d(residual2) and d(fcproj).
     be->matmul_backward(a->dfch_act, lg.fcprojw, lg.fcprojb, a->dres, la.fch_act, lp.fcprojw, N, F,
                         C);
@@ -677,16 +713,16 @@ void model_backward(Model *m, const float *dlogp, const float *dent, const float
                                 m->inv_temp);
     }
     if ((m->heads & MODEL_HEAD_SCALAR) && dvalues) {
-        float *dv = stage(m, a->dvalues, dvalues, N);
+        be->act_from_float(a->dhead, stage(m, a->dvalues, dvalues, N), (size_t)N);
         // the scalar head's input gradient lands in datty (free here) and is added to dln
-        be->matmul_backward(lm ? a->datty : a->dln, m->grads.headw, m->grads.headb, dv, a->lnf,
-                            m->params.headw, N, C, 1);
+        be->matmul_backward(lm ? a->datty : a->dln, m->grads.headw, m->grads.headb, a->dhead,
+                            a->lnf, m->w.headw, N, C, 1);
         if (lm) be->residual_forward(a->dln, a->dln, a->datty, (size_t)N * C);
     } else if (!lm) {
         return; // the objective does not depend on this model
     }
-    be->zero(a->dres, (size_t)N * C * sizeof(float));
-    norm_backward(m, a->dres, m->grads.lnfw, m->grads.lnfb, a->dln, last.residual3, m->params.lnfw,
+    be->zero(a->dres, (size_t)N * C * be->act_size);
+    norm_backward(m, a->dres, m->grads.lnfw, m->grads.lnfb, a->dln, last.residual3, m->w.lnfw,
                   a->lnf_mean, a->lnf_rstd, N);
     for (int l = m->cfg.n_layer - 1; l >= 0; l--) backward_layer(m, l);
     be->encoder_backward(m->grads.wte, m->grads.wpe, a->dres, a->tokens, a->pos, m->B, m->T, C);
@@ -718,4 +754,17 @@ size_t model_grad_bytes(const Model *m) {
 
 size_t model_act_bytes(const Model *m) {
     return m->acts_bytes;
+}
+
+void model_logits_to_host(const Model *m, float *dst, size_t rows) {
+    const Backend *be = m->be;
+    size_t n = rows * (size_t)m->Vp;
+    if (be->act_size == sizeof(float)) {
+        be->to_host(dst, m->acts.logits, n * sizeof(float));
+        return;
+    }
+    float *dev = be->alloc(n * sizeof(float)); // a debugging path (`layercake logits`), not a step
+    be->act_to_float(dev, m->acts.logits, n);
+    be->to_host(dst, dev, n * sizeof(float));
+    be->free(dev);
 }

@@ -80,44 +80,57 @@ typedef struct {
     float *headb;    // (1) scalar head bias; NULL without MODEL_HEAD_SCALAR
 } ModelParams;
 
+// The weights as the kernels read them (the same fields as ModelParams), in the backend's
+// activation type (kernels/kernels.h, "Storage types"): with an fp32 backend these point at the
+// master parameters themselves; with bf16 at a copy (Model.weights_mem) that every optimiser step
+// and model_weights_changed refresh.
+typedef struct {
+    Act *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb;
+    Act *fcprojw, *fcprojb, *lnfw, *lnfb, *lmw, *headw, *headb;
+} ModelWeights;
+
 // Activations of one forward pass, carved from one arena. In MODEL_INFER mode every (L, ...)
 // tensor has room for one layer and all layers reuse it.
 typedef struct {
-    float *encoded;   // (B,T,C)
-    float *ln1;       // (L,B,T,C) normalised input of the attention
-    float *ln1_mean;  // (L,B,T) (LayerNorm only)
-    float *ln1_rstd;  // (L,B,T)
-    float *qkv;       // (L,B,T,QKV) q | k | v, q and k rotated when the family uses RoPE
-    float *atty;      // (L,B,T,C) attention output before the projection
-    float *att;       // (L, attention_state_floats) attention state (CPU: probabilities)
-    float *attproj;   // (L,B,T,C)
-    float *residual2; // (L,B,T,C) residual stream after attention
-    float *ln2;       // (L,B,T,C)
-    float *ln2_mean;  // (L,B,T) (LayerNorm only)
-    float *ln2_rstd;  // (L,B,T)
-    float *fch;       // (L,B,T,FC) MLP hidden before the activation
-    float *fch_act;   // (L,B,T,F) after GELU or SwiGLU
-    float *fcproj;    // (L,B,T,C)
-    float *residual3; // (L,B,T,C) residual stream after the MLP
-    float *lnf;       // (B,T,C)
-    float *lnf_mean;  // (B,T) (LayerNorm only)
-    float *lnf_rstd;  // (B,T)
-    float *logits;    // (B,T,Vp) logits, overwritten by dlogits in the backward
-    float *lse;       // (B,T) log-sum-exp of each row of logits
-    float *logp;      // (B,T) log-prob of each target
-    float *entropy;   // (B,T)
-    float *values;    // (B,T) scalar head output
-    // backward scratch (MODEL_TRAIN only)
-    float *dres;     // (B,T,C) gradient of the residual stream (accumulated)
-    float *dln;      // (B,T,C) gradient of a norm output
-    float *datty;    // (B,T,C) gradient of the attention output
-    float *dqkv;     // (B,T,QKV)
-    float *datt;     // (attention_scratch_floats) attention backward scratch
-    float *dfch_act; // (B,T,F) gradient of the MLP activation's output
-    float *dfch;     // (B,T,FC) gradient of the MLP hidden (after the activation, then before)
-    float *dlogp;    // (B,T) objective gradient w.r.t. logp
-    float *dent;     // (B,T) objective gradient w.r.t. entropy
-    float *dvalues;  // (B,T) objective gradient w.r.t. values
+    // in the activation type (Act: fp32 or bf16, Backend.act_size bytes per element)
+    Act *encoded;   // (B,T,C)
+    Act *ln1;       // (L,B,T,C) normalised input of the attention
+    Act *qkv;       // (L,B,T,QKV) q | k | v, q and k rotated when the family uses RoPE
+    Act *atty;      // (L,B,T,C) attention output before the projection
+    Act *attproj;   // (L,B,T,C)
+    Act *residual2; // (L,B,T,C) residual stream after attention
+    Act *ln2;       // (L,B,T,C)
+    Act *fch;       // (L,B,T,FC) MLP hidden before the activation
+    Act *fch_act;   // (L,B,T,F) after GELU or SwiGLU
+    Act *fcproj;    // (L,B,T,C)
+    Act *residual3; // (L,B,T,C) residual stream after the MLP
+    Act *lnf;       // (B,T,C)
+    Act *logits;    // (B,T,Vp) logits, overwritten by dlogits in the backward
+    Act *head;      // (B,T) scalar head output before it is widened into values
+    // fp32
+    float *ln1_mean; // (L,B,T) (LayerNorm only)
+    float *ln1_rstd; // (L,B,T)
+    float *att;      // (L, attention_state_floats) attention state (CPU: probabilities)
+    float *ln2_mean; // (L,B,T) (LayerNorm only)
+    float *ln2_rstd; // (L,B,T)
+    float *lnf_mean; // (B,T) (LayerNorm only)
+    float *lnf_rstd; // (B,T)
+    float *lse;      // (B,T) log-sum-exp of each row of logits
+    float *logp;     // (B,T) log-prob of each target
+    float *entropy;  // (B,T)
+    float *values;   // (B,T) scalar head output
+    // backward scratch (MODEL_TRAIN only); activation gradients in the activation type
+    Act *dres;      // (B,T,C) gradient of the residual stream (accumulated)
+    Act *dln;       // (B,T,C) gradient of a norm output
+    Act *datty;     // (B,T,C) gradient of the attention output
+    Act *dqkv;      // (B,T,QKV)
+    Act *dfch_act;  // (B,T,F) gradient of the MLP activation's output
+    Act *dfch;      // (B,T,FC) gradient of the MLP hidden (after the activation, then before)
+    Act *dhead;     // (B,T) dvalues in the activation type
+    float *datt;    // (attention_scratch_floats) attention backward scratch
+    float *dlogp;   // (B,T) objective gradient w.r.t. logp
+    float *dent;    // (B,T) objective gradient w.r.t. entropy
+    float *dvalues; // (B,T) objective gradient w.r.t. values
     // the batch on the device
     int *tokens;  // (B,T)
     int *targets; // (B,T)
@@ -136,10 +149,12 @@ typedef struct {
     TensorTable table;         // parameter table (names, shapes, offsets)
     TensorInfo table_info[24]; // storage for table.info
     int slot[24];              // slot[i]: the ModelParams field of table entry i
-    float *params_mem;         // (table.numel) parameter arena
+    float *params_mem;         // (table.numel) parameter arena: the fp32 master weights
     bool owns_params;          // false for a view sharing another model's parameters
-    float *grads_mem;          // (table.numel) gradient arena; NULL in MODEL_INFER
+    float *grads_mem;          // (table.numel) gradient arena, fp32; NULL in MODEL_INFER
     ModelParams params, grads; // pointers into the arenas
+    Act *weights_mem;          // (table.numel) the compute copy when act_size != 4, else NULL
+    ModelWeights w;            // what the kernels read: into weights_mem, or params_mem
 
     int max_B, max_T; // the largest batch the activation arena holds
     float *acts_mem;  // activation arena
@@ -162,8 +177,19 @@ int model_padded_vocab(int vocab_size);
 // Number of parameters of a configuration with the given heads (what model_create allocates).
 size_t model_param_count(const ModelConfig *cfg, int heads);
 
-// The output layer's weights: lmw, or wte when tied (params or grads).
-const float *model_output_weight(const Model *m);
+// The output layer's weights as the kernels read them: lmw, or wte when tied.
+const Act *model_output_weight(const Model *m);
+
+// After the master parameters (params_mem) were written other than by adamw_step with
+// weights_mem (a load, an initialisation, a copy): refreshes the compute copy. A no-op when the
+// kernels read the master parameters (act_size 4).
+void model_weights_changed(Model *m);
+
+// The address of element i of an Act array of the model's backend.
+Act *model_act_at(const Model *m, Act *base, size_t i);
+
+// Copies rows*Vp logits of the last forward to host memory as fp32.
+void model_logits_to_host(const Model *m, float *dst, size_t rows);
 
 // Checks a configuration; returns NULL if it is valid, else a static message naming the field.
 const char *model_config_check(const ModelConfig *cfg);

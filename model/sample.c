@@ -12,8 +12,8 @@
 struct Sampler {
     Model *view; // inference view of the model (shares its weights)
     int max_B, max_len;
-    float *kcache;    // (L, max_B, max_len, C) on the device, or NULL without a cache
-    float *vcache;    // (L, max_B, max_len, C)
+    Act *kcache;      // (L, max_B, max_len, NKV*hs) on the device, or NULL without a cache
+    Act *vcache;      // (L, max_B, max_len, NKV*hs)
     int *seq;         // (max_B, max_len) host: prompt + generated tokens of each row
     int *len;         // (max_B) host: tokens in seq
     int *pos;         // (max_B) host: position of the token fed this step
@@ -30,7 +30,7 @@ struct Sampler {
     float *dev_logp;  // (max_B) device: sample_tokens' log-probs
 };
 
-// Floats a cached position holds per layer for keys (and again for values): NKV*hs.
+// Elements a cached position holds per layer for keys (and again for values): NKV*hs.
 static size_t kv_width(const Model *m) {
     return (size_t)m->cfg.n_kv_head * (size_t)(m->cfg.d_model / m->cfg.n_head);
 }
@@ -43,7 +43,7 @@ Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     // rows x positions the view must hold: the prefill (or a full recompute) of max_len tokens
     s->view = model_create_view(m, MODEL_INFER, max_B, max_len);
     if (use_cache) {
-        size_t n = (size_t)m->cfg.n_layer * max_B * max_len * kv_width(m) * sizeof(float);
+        size_t n = (size_t)m->cfg.n_layer * max_B * max_len * kv_width(m) * m->be->act_size;
         s->kcache = m->be->alloc(n);
         s->vcache = m->be->alloc(n);
     }
@@ -91,9 +91,9 @@ void sampler_free(Sampler *s) {
 
 size_t sampler_bytes(const Sampler *s) {
     const Model *m = s->view;
-    size_t cache =
-        s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * kv_width(m) * sizeof(float)
-                  : 0;
+    size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * kv_width(m) *
+                                   m->be->act_size
+                             : 0;
     return cache + model_act_bytes(m);
 }
 
@@ -117,12 +117,13 @@ static void head_logits(Sampler *s, int B, const int *rows) {
     Model *m = s->view;
     const Backend *be = m->be;
     int C = m->cfg.d_model, Vp = m->Vp;
-    float *dev = m->acts.logits;
+    Act *dev = m->acts.logits;
     if (!rows) {
         be->matmul_forward(dev, m->acts.lnf, model_output_weight(m), NULL, B, C, Vp);
     } else {
         for (int b = 0; b < B; b++)
-            be->matmul_forward(dev + (size_t)b * Vp, m->acts.lnf + (size_t)rows[b] * C,
+            be->matmul_forward(model_act_at(m, dev, (size_t)b * Vp),
+                               model_act_at(m, m->acts.lnf, (size_t)rows[b] * C),
                                model_output_weight(m), NULL, 1, C, Vp);
     }
 }

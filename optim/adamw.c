@@ -19,7 +19,7 @@ float grad_global_norm(const Backend *be, const float *grads, size_t n) {
     return (float)sqrt(be->sum_squares(grads, n));
 }
 
-float adamw_step(AdamW *opt, float *params, float *grads, float lr) {
+float adamw_step(AdamW *opt, float *params, float *grads, Act *weights, float lr) {
     const Backend *be = opt->be;
     const AdamWConfig *c = &opt->cfg;
     size_t n = opt->table->numel;
@@ -32,7 +32,8 @@ float adamw_step(AdamW *opt, float *params, float *grads, float lr) {
     for (int i = 0; i < opt->table->count; i++) {
         const TensorInfo *ti = &opt->table->info[i];
         size_t o = ti->offset;
-        be->adamw_update(params + o, grads + o, opt->m + o, opt->v + o, ti->numel, lr, c->beta1,
+        Act *w = weights ? (char *)weights + o * be->act_size : NULL;
+        be->adamw_update(params + o, w, grads + o, opt->m + o, opt->v + o, ti->numel, lr, c->beta1,
                          c->beta2, c->eps, ti->decay ? c->weight_decay : 0.0f, bc1, bc2);
     }
     return norm;

@@ -25,11 +25,13 @@ typedef struct {
 void adamw_init(AdamW *opt, const Backend *be, const TensorTable *table, AdamWConfig cfg);
 void adamw_free(AdamW *opt);
 
-// One update of params (table->numel) from grads at learning rate lr. Clips grads in place
-// first when cfg.grad_clip > 0. Returns the global gradient norm before clipping. A norm that
-// is not finite (NaN or Inf gradients) leaves params, moments and the step count untouched:
-// the caller sees it and stops or skips the step, and the weights never take a NaN.
-float adamw_step(AdamW *opt, float *params, float *grads, float lr);
+// One update of params (table->numel) from grads at learning rate lr; weights (table->numel,
+// the backend's activation type), when not NULL, receive the updated params (the compute copy
+// of a bf16 backend: Model.weights_mem). Clips grads in place first when cfg.grad_clip > 0. Returns
+// the global gradient norm before clipping. A norm that is not finite (NaN or Inf gradients) leaves
+// params, moments and the step count untouched: the caller sees it and stops or skips the step, and
+// the weights never take a NaN.
+float adamw_step(AdamW *opt, float *params, float *grads, Act *weights, float lr);
 
 // Global L2 norm of grads (table->numel).
 float grad_global_norm(const Backend *be, const float *grads, size_t n);

@@ -9,8 +9,10 @@
 //   - the step with `attention: cudnn` (cuDNN's fused attention through the cuDNN shim);
 //   - a rollout (prefill, KV-cache decoding, sampling) from trained weights: the same tokens and
 //     log-probs as the CPU's (fp32), log-probs within bf16 tolerance (bf16);
+//   - bf16 storage: the activation arena about half of fp32's, the bf16 compute copy of the
+//     weights exactly the updated master weights rounded;
 //   - checkpoints crossing backends: CPU writes, CUDA resumes, CUDA writes, CPU resumes, and the
-//     run matches the CPU-only one;
+//     run matches the CPU-only one (fp32 tightly, bf16 within bf16 tolerance);
 //   - with `nogpu`: no device, and backend_cuda refuses with the cause instead of crashing.
 // Every run ends with zero shim rule violations and zero emulator warnings or errors.
 //
@@ -139,7 +141,7 @@ static Step step(Trainer &tr, const Batch *b) {
     s.logp.assign(tr.m->host_logp, tr.m->host_logp + B * T);
     model_backward_ce(tr.m, model_mask_sum(tr.m));
     s.grads = tr.host(tr.m->grads_mem);
-    adamw_step(&tr.opt, tr.m->params_mem, tr.m->grads_mem, kAdam.lr);
+    adamw_step(&tr.opt, tr.m->params_mem, tr.m->grads_mem, tr.m->weights_mem, kAdam.lr);
     s.params = tr.host(tr.m->params_mem);
     return s;
 }
@@ -198,6 +200,27 @@ static bool params_close(const char *what, const Step &got, const Step &ref, dou
     return bad == 0 && compared > ref.params.size() / 4;
 }
 
+// fp32 -> bf16 -> fp32, rounding to nearest even (finite inputs): what the device stores.
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+// The compute copy of a model's weights (weights_mem, in the activation type), widened to fp32.
+static std::vector<float> compute_weights(const Model *m) {
+    const Backend *be = m->be;
+    size_t n = m->table.numel;
+    float *dev = (float *)be->alloc(n * sizeof(float));
+    be->act_to_float(dev, m->weights_mem, n);
+    std::vector<float> v(n);
+    be->to_host(v.data(), dev, n * sizeof(float));
+    be->free(dev);
+    return v;
+}
+
 static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
     return a.size() == b.size() && memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -243,21 +266,33 @@ static void test_train_step(ModelFamily f) {
     CHECK(close("bf16 logp", bf.logp, ref.logp, 2e-2, 1e-2), "%s bf16 logp", fam);
     CHECK(rl < 5e-2, "%s bf16 gradients: relative L2 error %.3g", fam, rl);
     CHECK(rel_l2(fp.grads, ref.grads) < rl || rl == 0, "%s: bf16 should be the looser", fam);
+    // bf16 storage: the activations take half the bytes, and AdamW refreshed the compute copy
+    // of the weights to the updated master weights rounded to bf16, exactly.
+    size_t fp_acts = model_act_bytes(fp_tr.m), bf_acts = model_act_bytes(bf_tr.m);
+    printf("%s activation arena: fp32 %zu bytes, bf16 %zu bytes\n", fam, fp_acts, bf_acts);
+    CHECK(fp_tr.m->weights_mem == nullptr && bf_tr.m->weights_mem != nullptr,
+          "%s: a compute copy exactly when the activations are bf16", fam);
+    CHECK(bf_acts < 0.65 * fp_acts, "%s: bf16 activation arena %zu bytes, fp32 %zu", fam, bf_acts,
+          fp_acts);
+    std::vector<float> copy = compute_weights(bf_tr.m), want(bf.params.size());
+    for (size_t i = 0; i < want.size(); i++) want[i] = bf16_round(bf.params[i]);
+    CHECK(same_bits(copy, want), "%s: the bf16 weights are not the rounded master weights", fam);
     expect_clean(fam);
 }
 
-// `attention: cudnn`: the step through cuDNN's fused attention (bf16 Q, K, V, O staged from the
-// fp32 activations, whatever the precision; the packed row as a segment bias) against the CPU.
-static void test_cudnn_step(ModelFamily f) {
+// `attention: cudnn`: the step through cuDNN's fused attention (bf16 Q, K, V, O: staged from
+// fp32 activations, or the bf16 activations themselves; the packed row as a segment bias)
+// against the CPU.
+static void test_cudnn_step(ModelFamily f, BackendPrecision p) {
     const char *fam = model_family_name(f);
     TestBatch tb;
     Trainer ref_tr(cpu(), config(f, 64));
     Step ref = step(ref_tr, &tb.b);
-    Trainer tr(cuda(BACKEND_PRECISION_FP32, BACKEND_ATTENTION_CUDNN), config(f, 64));
+    Trainer tr(cuda(p, BACKEND_ATTENTION_CUDNN), config(f, 64));
     Step got = step(tr, &tb.b);
     double rl = rel_l2(got.grads, ref.grads);
-    printf("%s cudnn attention: loss %.7f (cpu %.7f), grads rel L2 %.2e\n", fam, got.loss, ref.loss,
-           rl);
+    printf("%s cudnn attention (%s): loss %.7f (cpu %.7f), grads rel L2 %.2e\n", fam,
+           p == BACKEND_PRECISION_FP32 ? "fp32" : "bf16", got.loss, ref.loss, rl);
     CHECK(std::fabs(got.loss - ref.loss) <= 1e-2 * std::fabs(ref.loss), "%s cudnn loss", fam);
     CHECK(close("cudnn logp", got.logp, ref.logp, 2e-2, 1e-2), "%s cudnn logp", fam);
     CHECK(rl < 5e-2, "%s cudnn gradients: relative L2 error %.3g", fam, rl);
@@ -313,8 +348,10 @@ static void load(Trainer &tr, const std::string &path) {
 }
 
 // CPU: steps 1, 2, 3. Crossing: CPU step 1 -> checkpoint -> CUDA step 2 -> checkpoint -> CPU
-// step 3. The crossing run's losses and final weights match the CPU-only run's.
-static void test_checkpoint_crossing(ModelFamily f) {
+// step 3. The crossing run's losses and final weights match the CPU-only run's: tightly in fp32;
+// in bf16 the losses within bf16 tolerance (a load that left the bf16 compute copy stale would
+// run step 2 on the weights of seed 99 and miss by far).
+static void test_checkpoint_crossing(ModelFamily f, BackendPrecision p) {
     const char *fam = model_family_name(f);
     TestBatch tb;
     Step ref[3];
@@ -330,7 +367,7 @@ static void test_checkpoint_crossing(ModelFamily f) {
     }
     Step s2, s3;
     {
-        Trainer tr(cuda(BACKEND_PRECISION_FP32), config(f));
+        Trainer tr(cuda(p), config(f));
         model_init_weights(tr.m, 99); // the checkpoint must replace everything
         load(tr, c1);
         s2 = step(tr, &tb.b);
@@ -344,8 +381,17 @@ static void test_checkpoint_crossing(ModelFamily f) {
     }
     unlink(c1.c_str());
     unlink(c2.c_str());
-    printf("%s crossing: losses %.7f %.7f (cpu only %.7f %.7f)\n", fam, s2.loss, s3.loss,
-           ref[1].loss, ref[2].loss);
+    printf("%s crossing (%s): losses %.7f %.7f (cpu only %.7f %.7f)\n", fam,
+           p == BACKEND_PRECISION_FP32 ? "fp32" : "bf16", s2.loss, s3.loss, ref[1].loss,
+           ref[2].loss);
+    if (p != BACKEND_PRECISION_FP32) {
+        CHECK(std::fabs(s2.loss - ref[1].loss) <= 1e-2 * std::fabs(ref[1].loss), "%s bf16 step 2",
+              fam);
+        CHECK(std::fabs(s3.loss - ref[2].loss) <= 1e-2 * std::fabs(ref[2].loss), "%s bf16 step 3",
+              fam);
+        expect_clean(fam);
+        return;
+    }
     CHECK(std::fabs(s2.loss - ref[1].loss) <= 1e-5 * std::fabs(ref[1].loss), "%s step 2", fam);
     CHECK(std::fabs(s3.loss - ref[2].loss) <= 1e-5 * std::fabs(ref[2].loss), "%s step 3", fam);
     CHECK(close("crossing grads", s3.grads, ref[2].grads, 1e-5 * max_abs(ref[2].grads), 1e-4),
@@ -467,8 +513,10 @@ int main(int argc, char **argv) {
         test_determinism(f, BACKEND_PRECISION_FP32);
         test_determinism(f, BACKEND_PRECISION_BF16);
         test_no_allocation_in_steps(f);
-        test_cudnn_step(f);
-        test_checkpoint_crossing(f);
+        test_cudnn_step(f, BACKEND_PRECISION_FP32);
+        test_cudnn_step(f, BACKEND_PRECISION_BF16);
+        test_checkpoint_crossing(f, BACKEND_PRECISION_FP32);
+        test_checkpoint_crossing(f, BACKEND_PRECISION_BF16);
         test_rollout(f);
     }
     test_shim_rules();

@@ -73,7 +73,7 @@ static float train_steps(Model *m, const Batch *b, int steps, float lr, float *l
         loss = model_forward(m, b, 1.0f);
         if (losses) losses[s] = loss;
         model_backward_ce(m, model_mask_sum(m));
-        adamw_step(&opt, m->params_mem, m->grads_mem, lr);
+        adamw_step(&opt, m->params_mem, m->grads_mem, m->weights_mem, lr);
     }
     adamw_free(&opt);
     return loss;
@@ -384,7 +384,7 @@ START_TEST(test_adamw_clipping) {
     TensorTable t = {1, &info, 2};
     AdamW opt;
     adamw_init(&opt, backend_cpu(), &t, (AdamWConfig){0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f});
-    float norm = adamw_step(&opt, p, g, 0.1f);
+    float norm = adamw_step(&opt, p, g, NULL, 0.1f);
     ck_assert_double_eq_tol(norm, 5.0, 1e-6);
     ck_assert_double_eq_tol(g[0], 0.6, 1e-6); // clipped in place to norm 1
     ck_assert_double_eq_tol(g[1], 0.8, 1e-6);
@@ -412,10 +412,10 @@ START_TEST(test_adamw_refuses_non_finite) {
                                  .eps = 1e-8f,
                                  .weight_decay = 0.1f,
                                  .grad_clip = 1.0f});
-        adamw_step(&opt, p, g, 0.1f); // one good step, so the moments are not zero
+        adamw_step(&opt, p, g, NULL, 0.1f); // one good step, so the moments are not zero
         float p1[2] = {p[0], p[1]}, m1 = opt.m[0], v1 = opt.v[1];
         g[0] = bad[k], g[1] = 1.0f;
-        float norm = adamw_step(&opt, p, g, 0.1f);
+        float norm = adamw_step(&opt, p, g, NULL, 0.1f);
         ck_assert(!isfinite(norm));
         ck_assert(p[0] == p1[0] && p[1] == p1[1]);
         ck_assert(opt.m[0] == m1 && opt.v[1] == v1);

@@ -76,6 +76,7 @@ static void perturb(Model *m, Rng *r) {
     int lm = tensor_table_find(&m->table, "lmw"); // an untied output layer: padded rows too
     if (lm >= 0) memset(w + m->table.info[lm].offset + V * C, 0, (m->Vp - V) * C * sizeof(float));
     m->be->to_device(m->params_mem, w, n * sizeof(float));
+    model_weights_changed(m);
     free(w);
 }
 
@@ -195,7 +196,8 @@ static void trajectory(Model *m, const Fixture *f, float *losses) {
         model_zero_grad(m);
         losses[t] = model_forward(m, &f->batch, 1.0f);
         model_backward_ce(m, model_mask_sum(m));
-        adamw_step(&opt, m->params_mem, m->grads_mem, schedule_lr(&SCHED, OPT.lr, t));
+        adamw_step(&opt, m->params_mem, m->grads_mem, m->weights_mem,
+                   schedule_lr(&SCHED, OPT.lr, t));
     }
     adamw_free(&opt);
 }

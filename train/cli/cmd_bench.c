@@ -162,8 +162,8 @@ static double measure_peak_once(const Backend *be) {
         if (peak > 0) return peak;
     }
     int n = 2048;
-    size_t bytes = (size_t)n * n * sizeof(float);
-    float *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
+    size_t bytes = (size_t)n * n * be->act_size;
+    Act *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
     double best = 0.0;
     for (int rep = 0; rep < 4; rep++) {
         double t0 = time_now();
@@ -226,7 +226,7 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
         model_zero_grad(m);
         loss = model_forward(m, &b, 1.0f);
         model_backward_ce(m, model_mask_sum(m));
-        adamw_step(&opt, m->params_mem, m->grads_mem, 3e-4f);
+        adamw_step(&opt, m->params_mem, m->grads_mem, m->weights_mem, 3e-4f);
     }
     sync(be, m);
     double step = (time_now() - t0) / a->steps, tps = a->B * a->T / step;

@@ -240,7 +240,7 @@ int cmd_logits(int argc, char **argv) {
         Batch b = {.B = 1, .T = n, .tokens = ids};
         model_forward(m, &b, 1.0f);
         float *logits = lc_malloc(sizeof(float) * (size_t)n * m->Vp);
-        m->be->to_host(logits, m->acts.logits, sizeof(float) * (size_t)n * m->Vp);
+        model_logits_to_host(m, logits, (size_t)n);
         if (a.json)
             print_json(ids, n, logits, m->cfg.vocab_size, m->Vp);
         else

@@ -482,13 +482,15 @@ static bool minibatch_step(RlRun *rl, int from, UpdateStats *u) {
     model_zero_grad(rl->policy);
     for (int m = 0; m < rl->mb; m += rl->micro) policy_micro(rl, from + m, rl->micro, tokens, u);
     if (!losses_finite(rl, u)) return false;
-    rl->grad_norm = adamw_step(&rl->opt, rl->policy->params_mem, rl->policy->grads_mem, lr);
+    rl->grad_norm = adamw_step(&rl->opt, rl->policy->params_mem, rl->policy->grads_mem,
+                               rl->policy->weights_mem, lr);
     if (!lifecycle_finite(&rl->lc, "the policy's gradient norm", rl->grad_norm)) return false;
     if (!rl->value) return true;
     model_zero_grad(rl->value);
     for (int m = 0; m < rl->mb; m += rl->micro) value_micro(rl, from + m, rl->micro, tokens, u);
     if (!losses_finite(rl, u)) return false;
-    float norm = adamw_step(&rl->value_opt, rl->value->params_mem, rl->value->grads_mem, lr);
+    float norm = adamw_step(&rl->value_opt, rl->value->params_mem, rl->value->grads_mem,
+                            rl->value->weights_mem, lr);
     return lifecycle_finite(&rl->lc, "the value model's gradient norm", norm);
 }
 

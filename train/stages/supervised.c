@@ -269,7 +269,8 @@ static int step_hook(void *ctx, int64_t step) {
     }
     if (!lifecycle_finite(&s->lc, "the loss", stats_mean(&ts, "loss"))) return LIFECYCLE_BAD_STEP;
     float lr = schedule_lr(&s->sched, (float)s->sr->stage->optim.lr, step - 1);
-    float norm = adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, lr);
+    float norm =
+        adamw_step(&s->opt, s->model->params_mem, s->model->grads_mem, s->model->weights_mem, lr);
     if (!lifecycle_finite(&s->lc, "the gradient norm", norm)) return LIFECYCLE_BAD_STEP;
     log_step(s, step, &ts, lr, norm, (double)tokens / (time_now() - t0));
     return 0;
