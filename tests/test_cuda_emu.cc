@@ -2,9 +2,10 @@
 // harness (tests/cuda_emu/cuemu.h, docs/cuda-emulation.md), each against the CPU backend's
 // function at odd shapes under four schedules (forward, reverse, two seeded random ones), with
 // no harness warning or error and no write outside a buffer (guard bytes around every device
-// buffer). Then the harness itself: its shuffles and votes, bf16 rounding, and seeded bugs it
-// must catch (a missing barrier, an out-of-bounds write, a divergent barrier, a shuffle naming
-// exited lanes, invalid launches, never-written shared memory, a deadlock).
+// buffer); every kernel templated on its element type as float and as bf16 (bf16_* tests). Then
+// the harness itself: its shuffles and votes, bf16 rounding, and seeded bugs it must catch (a
+// missing barrier, an out-of-bounds write, a divergent barrier, a shuffle naming exited lanes,
+// invalid launches, never-written shared memory, a deadlock).
 //
 //     test_cuda_emu [NAME...]    runs the named tests (all without arguments); exit 1 on failure
 #include "tests/cuda_emu/cuemu.h"
