@@ -2,15 +2,17 @@
 // harness (tests/cuda_emu/cuemu.h, docs/cuda-emulation.md), each against the CPU backend's
 // function at odd shapes under four schedules (forward, reverse, two seeded random ones), with
 // no harness warning or error and no write outside a buffer (guard bytes around every device
-// buffer). Then the harness itself: its shuffles and votes, bf16 rounding, and seeded bugs it
-// must catch (a missing barrier, an out-of-bounds write, a divergent barrier, a shuffle naming
-// exited lanes, invalid launches, never-written shared memory, a deadlock).
+// buffer); every kernel templated on its element type as float and as bf16 (bf16_* tests). Then
+// the harness itself: its shuffles and votes, bf16 rounding, and seeded bugs it must catch (a
+// missing barrier, an out-of-bounds write, a divergent barrier, a shuffle naming exited lanes,
+// invalid launches, never-written shared memory, a deadlock).
 //
 //     test_cuda_emu [NAME...]    runs the named tests (all without arguments); exit 1 on failure
 #include "tests/cuda_emu/cuemu.h"
 
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/classifier.cuh"
+#include "kernels/cuda/convert.cuh"
 #include "kernels/cuda/encoder.cuh"
 #include "kernels/cuda/gelu.cuh"
 #include "kernels/cuda/kvcache.cuh"
@@ -209,6 +211,95 @@ static const Backend *cpu() {
     return backend_cpu();
 }
 
+// ---- element types: every templated kernel runs as float and as __nv_bfloat16 ----------------
+// Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
+// kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
+// lies within half a bf16 ulp (at most 2^-8 relative) of the fp32 result the kernel had, which
+// itself is within the fp32 tolerance of the reference: rtol 2^-8 + 1e-5 (llm.c's dev/cuda allows
+// 0.079 for bf16). The summary also counts the results bit-identical to the reference rounded.
+
+typedef __nv_bfloat16 bf16;
+
+static std::vector<float> bf16_round(std::vector<float> v) {
+    for (float &x : v) x = __bfloat162float(__float2bfloat16(x));
+    return v;
+}
+static std::vector<bf16> to_bf16(const std::vector<float> &v) {
+    std::vector<bf16> o(v.size());
+    for (size_t i = 0; i < v.size(); i++) o[i] = __float2bfloat16(v[i]);
+    return o;
+}
+static std::vector<float> from_bf16(const bf16 *p, size_t n) {
+    std::vector<float> o(n);
+    for (size_t i = 0; i < n; i++) o[i] = __bfloat162float(p[i]);
+    return o;
+}
+
+static long g_bf16_exact, g_bf16_total;
+
+static void expect_bf16(const char *what, const bf16 *got, const std::vector<float> &ref,
+                        double atol) {
+    std::vector<float> g = from_bf16(got, ref.size());
+    expect_close(what, g.data(), ref.data(), ref.size(), atol, 1.0 / 256 + 1e-5);
+    for (size_t i = 0; i < ref.size(); i++)
+        g_bf16_exact += g[i] == __bfloat162float(__float2bfloat16(ref[i]));
+    g_bf16_total += (long)ref.size();
+}
+
+// A kernel test templated on the element type T of its activations runs twice: T = float against
+// the fp32 tolerances, T = bf16 with its inputs rounded to bf16 first (act_in) and the CPU
+// backend's reference computed on those values, each bf16 result compared as expect_bf16 does
+// (the fp32 tolerance plus 2^-8 relative: one rounding of the kernel's fp32 value) unless the
+// test widens it where a bf16 intermediate feeds the next computation (said there). fp32 outputs
+// (statistics, parameter gradients) keep their fp32 tolerances: only their inputs are rounded.
+template <class T> static constexpr bool kBf16 = sizeof(T) == 2;
+template <class T> static const char *tname() {
+    return kBf16<T> ? "bf16" : "fp32";
+}
+
+// v as the kernel of element type T sees it: rounded to bf16 when T is bf16.
+template <class T> static std::vector<float> act_in(std::vector<float> v) {
+    return kBf16<T> ? bf16_round(std::move(v)) : v;
+}
+
+// v converted to T in a device buffer (offset as dev_alloc's).
+template <class T> static T *dev_act(const std::vector<float> &v, size_t offset = 0) {
+    if constexpr (kBf16<T>)
+        return dev_copy(to_bf16(v), offset);
+    else
+        return dev_copy(v, offset);
+}
+
+// n values of T at p as floats (exact).
+template <class T> static std::vector<float> host_act(const T *p, size_t n) {
+    if constexpr (kBf16<T>)
+        return from_bf16(p, n);
+    else
+        return std::vector<float>(p, p + n);
+}
+
+// got (n) of T against ref (n): fp32 by expect_close; bf16 as expect_bf16 with rtol + 2^-8,
+// recorded under "bf16 <what>".
+template <class T>
+static void expect_act(const char *what, const T *got, const float *ref, size_t n, double atol,
+                       double rtol) {
+    if constexpr (kBf16<T>) {
+        std::vector<float> g = from_bf16(got, n);
+        expect_close(fmt("bf16 %s", what).c_str(), g.data(), ref, n, atol, rtol + 1.0 / 256);
+        for (size_t i = 0; i < n; i++)
+            g_bf16_exact += g[i] == __bfloat162float(__float2bfloat16(ref[i]));
+        g_bf16_total += (long)n;
+    } else {
+        expect_close(what, got, ref, n, atol, rtol);
+    }
+}
+
+// The name of a float-valued check, prefixed "bf16 " in the bf16 instance (fp32 outputs computed
+// from bf16 inputs are recorded apart).
+template <class T> static std::string tag(const char *what) {
+    return kBf16<T> ? fmt("bf16 %s", what) : std::string(what);
+}
+
 // ---- the kernels against the CPU backend -------------------------------------------------------
 // Tolerances: fp32 |got - ref| <= atol + |ref| rtol. Elementwise kernels computing the same
 // formula in the same order are exact; those using libm where the CPU backend uses its own
@@ -294,92 +385,105 @@ struct RowShape {
 static const RowShape kRowShapes[] = {{1, 1},    {1, 7},    {3, 32},  {9, 100},
                                       {17, 768}, {5, 1030}, {70, 64}, {200, 36}};
 
-static void test_layernorm() {
+// T: float or bf16 for out, inp, weight, bias, dout and the accumulated dinp (read as T, the sum
+// rounded once); mean, rstd, dweight, dbias fp32.
+template <class T> static void test_layernorm() {
     for (RowShape sh : kRowShapes)
         for (int off : {0, 1}) {
             int N = sh.N, C = sh.C;
             size_t NC = (size_t)N * C;
-            std::vector<float> x = randv(NC, -2, 2), w = randv(C, 0.5f, 1.5f),
-                               b = randv(C, -0.5f, 0.5f), dout = randv(NC, -1, 1);
+            std::vector<float> x = randv(NC, -2, 2), w = act_in<T>(randv(C, 0.5f, 1.5f)),
+                               b = act_in<T>(randv(C, -0.5f, 0.5f)),
+                               dout = act_in<T>(randv(NC, -1, 1));
             for (int n = 0; n < N; n++)
                 for (int c = 0; c < C; c++) x[(size_t)n * C + c] += 0.25f * (float)(n % 5);
+            x = act_in<T>(x);
             std::vector<float> out(NC), mean(N), rstd(N);
             cpu()->layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(),
                                      b.data(), N, C);
-            std::vector<float> dinp0 = randv(NC, -1, 1), dw0 = randv(C, -1, 1),
+            std::vector<float> dinp0 = act_in<T>(randv(NC, -1, 1)), dw0 = randv(C, -1, 1),
                                db0 = randv(C, -1, 1);
             std::vector<float> dinp = dinp0, dw = dw0, db = db0;
             cpu()->layernorm_backward(dinp.data(), dw.data(), db.data(), dout.data(), x.data(),
                                       w.data(), mean.data(), rstd.data(), N, C);
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("N=%d C=%d offset=%d %s", N, C, off, s.name);
+                g_context = fmt("%s N=%d C=%d offset=%d %s", tname<T>(), N, C, off, s.name);
                 use_schedule(s);
-                float *dx = dev_copy(x, off), *dwt = dev_copy(w, off), *dbs = dev_copy(b, off);
-                float *dout_ = dev_alloc<float>(NC, off), *dmean = dev_alloc<float>(N),
-                      *drstd = dev_alloc<float>(N);
+                T *dx = dev_act<T>(x, off), *dwt = dev_act<T>(w, off), *dbs = dev_act<T>(b, off);
+                T *dout_ = dev_alloc<T>(NC, off);
+                float *dmean = dev_alloc<float>(N), *drstd = dev_alloc<float>(N);
                 cuda_layernorm_forward(dout_, dmean, drstd, dx, dwt, dbs, N, C, 0);
-                expect_close("layernorm_forward out", dout_, out.data(), NC, 1e-5, 1e-5);
-                expect_close("layernorm_forward mean", dmean, mean.data(), N, 1e-6, 1e-5);
-                expect_close("layernorm_forward rstd", drstd, rstd.data(), N, 0, 1e-5);
+                expect_act("layernorm_forward out", dout_, out.data(), NC, 1e-5, 1e-5);
+                expect_close(tag<T>("layernorm_forward mean").c_str(), dmean, mean.data(), N, 1e-6,
+                             1e-5);
+                expect_close(tag<T>("layernorm_forward rstd").c_str(), drstd, rstd.data(), N, 0,
+                             1e-5);
                 // the backward from the CPU's statistics, so it is compared on its own
-                float *gdout = dev_copy(dout, off), *gmean = dev_copy(mean),
-                      *grstd = dev_copy(rstd);
-                float *gdinp = dev_copy(dinp0, off), *gdw = dev_copy(dw0), *gdb = dev_copy(db0);
+                T *gdout = dev_act<T>(dout, off), *gdinp = dev_act<T>(dinp0, off);
+                float *gmean = dev_copy(mean), *grstd = dev_copy(rstd);
+                float *gdw = dev_copy(dw0), *gdb = dev_copy(db0);
                 float *scratch = dev_alloc<float>(cuda_norm_backward_scratch(N, C));
                 cuda_layernorm_backward(gdinp, gdw, gdb, gdout, dx, dwt, gmean, grstd, scratch, N,
                                         C, 0);
-                expect_close("layernorm_backward dinp", gdinp, dinp.data(), NC, 1e-5, 1e-5);
-                expect_close("layernorm_backward dweight", gdw, dw.data(), C, 1e-5 * N, 1e-5);
-                expect_close("layernorm_backward dbias", gdb, db.data(), C, 1e-5 * N, 1e-5);
+                expect_act("layernorm_backward dinp", gdinp, dinp.data(), NC, 1e-5, 1e-5);
+                expect_close(tag<T>("layernorm_backward dweight").c_str(), gdw, dw.data(), C,
+                             1e-5 * N, 1e-5);
+                expect_close(tag<T>("layernorm_backward dbias").c_str(), gdb, db.data(), C,
+                             1e-5 * N, 1e-5);
                 expect_clean();
                 dev_free_all();
             }
         }
 }
 
-static void test_rmsnorm() {
+// Types as test_layernorm's.
+template <class T> static void test_rmsnorm() {
     for (RowShape sh : kRowShapes)
         for (int off : {0, 1}) {
             int N = sh.N, C = sh.C;
             float eps = off ? 1e-6f : 1e-5f;
             size_t NC = (size_t)N * C;
-            std::vector<float> x = randv(NC, -2, 2), w = randv(C, 0.5f, 1.5f),
-                               dout = randv(NC, -1, 1), out(NC), rstd(N);
+            std::vector<float> x = act_in<T>(randv(NC, -2, 2)), w = act_in<T>(randv(C, 0.5f, 1.5f)),
+                               dout = act_in<T>(randv(NC, -1, 1)), out(NC), rstd(N);
             cpu()->rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, eps);
-            std::vector<float> dinp0 = randv(NC, -1, 1), dw0 = randv(C, -1, 1);
+            std::vector<float> dinp0 = act_in<T>(randv(NC, -1, 1)), dw0 = randv(C, -1, 1);
             std::vector<float> dinp = dinp0, dw = dw0;
             cpu()->rmsnorm_backward(dinp.data(), dw.data(), dout.data(), x.data(), w.data(),
                                     rstd.data(), N, C);
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("N=%d C=%d offset=%d %s", N, C, off, s.name);
+                g_context = fmt("%s N=%d C=%d offset=%d %s", tname<T>(), N, C, off, s.name);
                 use_schedule(s);
-                float *dx = dev_copy(x, off), *dwt = dev_copy(w, off);
-                float *dout_ = dev_alloc<float>(NC, off), *drstd = dev_alloc<float>(N);
+                T *dx = dev_act<T>(x, off), *dwt = dev_act<T>(w, off);
+                T *dout_ = dev_alloc<T>(NC, off);
+                float *drstd = dev_alloc<float>(N);
                 cuda_rmsnorm_forward(dout_, drstd, dx, dwt, N, C, eps, 0);
-                expect_close("rmsnorm_forward out", dout_, out.data(), NC, 1e-5, 1e-5);
-                expect_close("rmsnorm_forward rstd", drstd, rstd.data(), N, 0, 1e-5);
-                float *gdout = dev_copy(dout, off), *grstd = dev_copy(rstd);
-                float *gdinp = dev_copy(dinp0, off), *gdw = dev_copy(dw0);
+                expect_act("rmsnorm_forward out", dout_, out.data(), NC, 1e-5, 1e-5);
+                expect_close(tag<T>("rmsnorm_forward rstd").c_str(), drstd, rstd.data(), N, 0,
+                             1e-5);
+                T *gdout = dev_act<T>(dout, off), *gdinp = dev_act<T>(dinp0, off);
+                float *grstd = dev_copy(rstd), *gdw = dev_copy(dw0);
                 float *scratch = dev_alloc<float>(cuda_norm_backward_scratch(N, C) / 2);
                 cuda_rmsnorm_backward(gdinp, gdw, gdout, dx, dwt, grstd, scratch, N, C, 0);
-                expect_close("rmsnorm_backward dinp", gdinp, dinp.data(), NC, 1e-5, 1e-5);
-                expect_close("rmsnorm_backward dweight", gdw, dw.data(), C, 1e-5 * N, 1e-5);
+                expect_act("rmsnorm_backward dinp", gdinp, dinp.data(), NC, 1e-5, 1e-5);
+                expect_close(tag<T>("rmsnorm_backward dweight").c_str(), gdw, dw.data(), C,
+                             1e-5 * N, 1e-5);
                 expect_clean();
                 dev_free_all();
             }
         }
 }
 
-static void test_rope() {
+// qkv of E (the element type; T is the sequence length here), rotated in fp32 and rounded once.
+template <class E> static void test_rope() {
     struct {
         int B, T, NH, NKV, hs;
     } shapes[] = {{1, 1, 1, 1, 2}, {2, 5, 4, 2, 8}, {1, 7, 3, 1, 6}, {2, 33, 4, 4, 64}};
     for (auto sh : shapes) {
         int BT = sh.B * sh.T;
         size_t n = (size_t)BT * (sh.NH + 2 * sh.NKV) * sh.hs;
-        std::vector<float> x = randv(n, -2, 2), fwd = x, bwd = x;
+        std::vector<float> x = act_in<E>(randv(n, -2, 2)), fwd = x, bwd = x;
         std::vector<int> pos((size_t)BT);
         for (int i = 0; i < BT; i++) pos[(size_t)i] = (i * 37) % 2048;
         float theta = 10000.0f;
@@ -387,22 +491,24 @@ static void test_rope() {
         cpu()->rope_backward(bwd.data(), pos.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.hs, theta);
         for (const Schedule &s : kSchedules) {
             if (skip_schedule(s)) continue;
-            g_context =
-                fmt("B=%d T=%d NH=%d NKV=%d hs=%d %s", sh.B, sh.T, sh.NH, sh.NKV, sh.hs, s.name);
+            g_context = fmt("%s B=%d T=%d NH=%d NKV=%d hs=%d %s", tname<E>(), sh.B, sh.T, sh.NH,
+                            sh.NKV, sh.hs, s.name);
             use_schedule(s);
-            float *d1 = dev_copy(x), *d2 = dev_copy(x);
+            E *d1 = dev_act<E>(x), *d2 = dev_act<E>(x);
             int *dpos = dev_copy(pos);
             cuda_rope_forward(d1, dpos, sh.B, sh.T, sh.NH, sh.NKV, sh.hs, theta, 0);
             cuda_rope_backward(d2, dpos, sh.B, sh.T, sh.NH, sh.NKV, sh.hs, theta, 0);
-            expect_close("rope_forward qkv", d1, fwd.data(), n, 1e-6, 1e-5);
-            expect_close("rope_backward dqkv", d2, bwd.data(), n, 1e-6, 1e-5);
+            expect_act("rope_forward qkv", d1, fwd.data(), n, 1e-6, 1e-5);
+            expect_act("rope_backward dqkv", d2, bwd.data(), n, 1e-6, 1e-5);
             expect_clean();
             dev_free_all();
         }
     }
 }
 
-static void test_scale_adamw() {
+// scale (fp32) in the float instance; AdamW in both: param, m, v fp32, and the mirror param_act
+// of T (NULL, then given) = the updated param rounded to T, bit for bit.
+template <class T> static void test_scale_adamw() {
     for (size_t n : {1, 6, 3001})
         for (int off : {0, 1}) {
             std::vector<float> x = randv(n, -3, 3), xs = x;
@@ -412,21 +518,33 @@ static void test_scale_adamw() {
             std::vector<float> rp = p, rm = m, rv = v;
             float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f;
             float bc1 = 1 - powf(b1, 7), bc2 = 1 - powf(b2, 7);
-            cpu()->adamw_update(rp.data(), g.data(), rm.data(), rv.data(), n, lr, b1, b2, eps, wd,
-                                bc1, bc2);
+            cpu()->adamw_update(rp.data(), nullptr, g.data(), rm.data(), rv.data(), n, lr, b1, b2,
+                                eps, wd, bc1, bc2);
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("n=%zu offset=%d %s", n, off, s.name);
+                g_context = fmt("%s n=%zu offset=%d %s", tname<T>(), n, off, s.name);
                 use_schedule(s);
-                float *dx = dev_copy(x, off);
-                cuda_scale(dx, 0.37f, n, 0);
-                expect_close("scale x", dx, xs.data(), n, 0, 0);
-                float *dp = dev_copy(p, off), *dg = dev_copy(g, off), *dm = dev_copy(m, off),
-                      *dv = dev_copy(v, off);
-                cuda_adamw_update(dp, dg, dm, dv, n, lr, b1, b2, eps, wd, bc1, bc2, 0);
-                expect_close("adamw_update param", dp, rp.data(), n, 1e-7, 1e-6);
-                expect_close("adamw_update m", dm, rm.data(), n, 1e-8, 1e-6);
-                expect_close("adamw_update v", dv, rv.data(), n, 1e-9, 1e-6);
+                if (!kBf16<T>) {
+                    float *dx = dev_copy(x, off);
+                    cuda_scale(dx, 0.37f, n, 0);
+                    expect_close("scale x", dx, xs.data(), n, 0, 0);
+                }
+                for (bool mirror : {false, true}) {
+                    float *dp = dev_copy(p, off), *dg = dev_copy(g, off), *dm = dev_copy(m, off),
+                          *dv = dev_copy(v, off);
+                    T *dpa = mirror ? dev_alloc<T>(n, off) : nullptr;
+                    cuda_adamw_update(dp, dpa, dg, dm, dv, n, lr, b1, b2, eps, wd, bc1, bc2, 0);
+                    expect_close("adamw_update param", dp, rp.data(), n, 1e-7, 1e-6);
+                    expect_close("adamw_update m", dm, rm.data(), n, 1e-8, 1e-6);
+                    expect_close("adamw_update v", dv, rv.data(), n, 1e-9, 1e-6);
+                    if (!mirror) continue;
+                    std::vector<float> pa = host_act(dpa, n),
+                                       want = act_in<T>(std::vector<float>(dp, dp + n));
+                    CHECK(memcmp(pa.data(), want.data(), n * sizeof(float)) == 0,
+                          "adamw_update param_act is not the updated param rounded to %s",
+                          tname<T>());
+                    expect_act("adamw_update param_act", dpa, rp.data(), n, 1e-7, 1e-6);
+                }
                 expect_clean();
                 dev_free_all();
             }
@@ -465,7 +583,9 @@ static void test_sum_squares() {
 // The embedding: one row, C below and not a multiple of 4, C not a multiple of 32, pos given and
 // NULL, wpe NULL, tokens repeated (rows adding into one gradient row), misaligned tables. The
 // backward adds in the CPU's order per channel: the same bits, under every schedule.
-static void test_encoder() {
+// E (the element type): the tables, out and dout (bf16: out rounded once; the fp32 gradients from
+// the bf16 dout are still the CPU's bits).
+template <class E> static void test_encoder() {
     struct {
         int B, T, C, Vp, maxT;
     } shapes[] = {{1, 1, 1, 3, 1},   {1, 1, 7, 5, 2},   {2, 5, 12, 4, 9},
@@ -482,9 +602,9 @@ static void test_encoder() {
                 }
                 const int *ppos = variant == 0 ? pos.data() : nullptr;
                 bool with_wpe = variant != 2;
-                std::vector<float> wte = randv((size_t)sh.Vp * C, -1, 1),
-                                   wpe = randv((size_t)sh.maxT * C, -1, 1), dout = randv(NC, -1, 1),
-                                   out(NC);
+                std::vector<float> wte = act_in<E>(randv((size_t)sh.Vp * C, -1, 1)),
+                                   wpe = act_in<E>(randv((size_t)sh.maxT * C, -1, 1)),
+                                   dout = act_in<E>(randv(NC, -1, 1)), out(NC);
                 std::vector<float> dwte0 = randv(wte.size(), -1, 1),
                                    dwpe0 = randv(wpe.size(), -1, 1);
                 std::vector<float> dwte = dwte0, dwpe = dwpe0;
@@ -495,22 +615,24 @@ static void test_encoder() {
                 std::vector<float> first_te, first_pe;
                 for (const Schedule &s : kSchedules) {
                     if (skip_schedule(s)) continue;
-                    g_context = fmt("B=%d T=%d C=%d variant=%d offset=%d %s", B, T, C, variant, off,
-                                    s.name);
+                    g_context = fmt("%s B=%d T=%d C=%d variant=%d offset=%d %s", tname<E>(), B, T,
+                                    C, variant, off, s.name);
                     use_schedule(s);
                     int *dtok = dev_copy(tok), *dpos = ppos ? dev_copy(pos) : nullptr;
-                    float *gwte = dev_copy(wte, off),
-                          *gwpe = with_wpe ? dev_copy(wpe, off) : nullptr;
-                    float *gout = dev_alloc<float>(NC, off);
+                    E *gwte = dev_act<E>(wte, off),
+                      *gwpe = with_wpe ? dev_act<E>(wpe, off) : nullptr;
+                    E *gout = dev_alloc<E>(NC, off);
                     cuda_encoder_forward(gout, dtok, dpos, gwte, gwpe, B, T, C, 0);
-                    expect_close("encoder_forward out", gout, out.data(), NC, 0, 0);
-                    float *gdout = dev_copy(dout, off), *gdwte = dev_copy(dwte0, off);
+                    expect_act("encoder_forward out", gout, out.data(), NC, 0, 0);
+                    E *gdout = dev_act<E>(dout, off);
+                    float *gdwte = dev_copy(dwte0, off);
                     float *gdwpe = with_wpe ? dev_copy(dwpe0, off) : nullptr;
                     cuda_encoder_backward(gdwte, gdwpe, gdout, dtok, dpos, B, T, C, 0);
-                    expect_close("encoder_backward dwte", gdwte, dwte.data(), dwte.size(), 0, 0);
+                    expect_close(tag<E>("encoder_backward dwte").c_str(), gdwte, dwte.data(),
+                                 dwte.size(), 0, 0);
                     if (with_wpe)
-                        expect_close("encoder_backward dwpe", gdwpe, dwpe.data(), dwpe.size(), 0,
-                                     0);
+                        expect_close(tag<E>("encoder_backward dwpe").c_str(), gdwpe, dwpe.data(),
+                                     dwpe.size(), 0, 0);
                     std::vector<float> te(gdwte, gdwte + dwte.size()),
                         pe = with_wpe ? std::vector<float>(gdwpe, gdwpe + dwpe.size())
                                       : std::vector<float>();
@@ -534,7 +656,9 @@ static void test_encoder() {
 // The cache and one decoding step: NH 4 with NKV 1, 2, 4 (GQA groups 4, 2, 1), hs 6 and 8, and
 // hs 40, 160 (several lanes' strides; more channels than a block), maxT 9 with a write running
 // past it (dropped), start given and NULL, a row attending to position 0 only.
-static void test_kvcache_decode() {
+// E (the element type): qkv, the caches and out (the write a copy, exact in both; the decode's out
+// rounded once).
+template <class E> static void test_kvcache_decode() {
     struct {
         int B, T, maxT, NH, NKV, hs;
     } shapes[] = {{1, 1, 9, 4, 1, 6}, {2, 3, 9, 4, 2, 8},  {3, 5, 9, 4, 4, 6},
@@ -550,29 +674,33 @@ static void test_kvcache_decode() {
                 pos[(size_t)b] = b == 0 ? 0 : (b * 5 + 3) % maxT;
             }
             if (maxT > 100) pos[0] = maxT - 1;
-            std::vector<float> qkv = randv((size_t)B * T * row, -2, 2), kc0 = randv(cache, -2, 2),
-                               vc0 = randv(cache, -2, 2);
+            std::vector<float> qkv = act_in<E>(randv((size_t)B * T * row, -2, 2)),
+                               kc0 = act_in<E>(randv(cache, -2, 2)),
+                               vc0 = act_in<E>(randv(cache, -2, 2));
             std::vector<float> kc = kc0, vc = vc0;
             const int *pstart = with_start ? start.data() : nullptr;
             cpu()->kvcache_write(kc.data(), vc.data(), qkv.data(), pstart, B, T, maxT, NH, NKV, hs);
             // the decode reads the first token of each row as its query: a (B,row) matrix
-            std::vector<float> q = randv((size_t)B * row, -2, 2), out((size_t)B * NH * hs);
+            std::vector<float> q = act_in<E>(randv((size_t)B * row, -2, 2)),
+                               out((size_t)B * NH * hs);
             cpu()->attention_decode(out.data(), q.data(), kc.data(), vc.data(), pos.data(), B, maxT,
                                     NH, NKV, hs);
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("B=%d T=%d maxT=%d NH=%d NKV=%d hs=%d start=%d %s", B, T, maxT, NH,
-                                NKV, hs, with_start, s.name);
+                g_context = fmt("%s B=%d T=%d maxT=%d NH=%d NKV=%d hs=%d start=%d %s", tname<E>(),
+                                B, T, maxT, NH, NKV, hs, with_start, s.name);
                 use_schedule(s);
-                float *gqkv = dev_copy(qkv), *gk = dev_copy(kc0), *gv = dev_copy(vc0);
+                E *gqkv = dev_act<E>(qkv), *gk = dev_act<E>(kc0), *gv = dev_act<E>(vc0);
                 int *gstart = pstart ? dev_copy(start) : nullptr, *gpos = dev_copy(pos);
                 cuda_kvcache_write(gk, gv, gqkv, gstart, B, T, maxT, NH, NKV, hs, 0);
-                expect_close("kvcache_write kcache", gk, kc.data(), cache, 0, 0);
-                expect_close("kvcache_write vcache", gv, vc.data(), cache, 0, 0);
-                float *gq = dev_copy(q), *gout = dev_alloc<float>(out.size());
+                expect_close(tag<E>("kvcache_write kcache").c_str(), host_act(gk, cache).data(),
+                             kc.data(), cache, 0, 0);
+                expect_close(tag<E>("kvcache_write vcache").c_str(), host_act(gv, cache).data(),
+                             vc.data(), cache, 0, 0);
+                E *gq = dev_act<E>(q), *gout = dev_alloc<E>(out.size());
                 CHECK(cuda_attention_decode(gout, gq, gk, gv, gpos, B, maxT, NH, NKV, hs, 0),
                       "attention_decode refused maxT %d", maxT);
-                expect_close("attention_decode out", gout, out.data(), out.size(), 1e-6, 1e-5);
+                expect_act("attention_decode out", gout, out.data(), out.size(), 1e-6, 1e-5);
                 expect_clean();
                 dev_free_all();
             }
@@ -606,6 +734,43 @@ static std::vector<double> attention_lse_ref(const std::vector<float> &qkv, cons
     return lse;
 }
 
+// The CPU's dqkv (B,T,QKV) as it would be had its backward used D = rowsum(dout * out_used)
+// instead of the exact rowsum(P * dP) = rowsum(dout * out): dS = P (dP - D) / sqrt(hs) is linear
+// in D, so D + dD changes dQ_t by -dD_t/sqrt(hs) sum_s P_ts k_s and dK_s by -1/sqrt(hs) sum over
+// the group's heads and t of P_ts dD_t q_t; dV not at all. P (B,NH,T,T): the CPU's state (0 where
+// masked); out, out_used, dout (B,T,NH*hs). In double.
+static std::vector<float>
+attention_dqkv_for_out(const std::vector<float> &dqkv, const std::vector<float> &P,
+                       const std::vector<float> &qkv, const std::vector<float> &dout,
+                       const std::vector<float> &out, const std::vector<float> &out_used, int B,
+                       int T, int NH, int NKV, int hs) {
+    size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
+    double scale = 1.0 / sqrt((double)hs);
+    std::vector<double> d(dqkv.begin(), dqkv.end()), dD(T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t kv = (size_t)(NH + h / (NH / NKV)) * hs, qh = (size_t)h * hs;
+            for (int t = 0; t < T; t++) {
+                size_t o = ((size_t)b * T + t) * C + qh;
+                dD[t] = 0;
+                for (int i = 0; i < hs; i++)
+                    dD[t] += (double)dout[o + i] * ((double)out_used[o + i] - out[o + i]);
+            }
+            const float *p = &P[((size_t)b * NH + h) * T * T];
+            for (int t = 0; t < T; t++)
+                for (int s2 = 0; s2 <= t; s2++) {
+                    double w = p[(size_t)t * T + s2] * dD[t] * scale;
+                    if (w == 0) continue;
+                    size_t rt = ((size_t)b * T + t) * row, rs = ((size_t)b * T + s2) * row;
+                    for (int i = 0; i < hs; i++) {
+                        d[rt + qh + i] -= w * qkv[rs + kv + i]; // dQ_t -= w k_s
+                        d[rs + kv + i] -= w * qkv[rt + qh + i]; // dK_s -= w q_t
+                    }
+                }
+        }
+    return std::vector<float>(d.begin(), d.end());
+}
+
 // Flash-style causal attention, forward and backward: NH 4 with NKV 1, 2, 4 (GQA groups 4, 2,
 // 1), hs 6 and 8, T 1, 5, 13, B 2; then hs 160 and 256 (several channels per lane, shared memory
 // opted in past 48 KiB), hs 128, T 131 (several key tiles), T 333 with hs 64 and T 1031 (tiles
@@ -615,8 +780,10 @@ static std::vector<double> attention_lse_ref(const std::vector<float> &qkv, cons
 // out and dqkv against the CPU backend, the saved logsumexp against a double reference. Every
 // sum has a fixed order and nothing is atomic: out, lse and dqkv are the same bits under every
 // schedule. The two largest shapes run under two schedules (forward, random(1)) to keep the
-// test's time down.
-static void test_attention() {
+// test's time down. E (the element type): qkv, out, dout, dqkv (bf16: inputs rounded, out and dqkv
+// rounded once; the backward's D = rowsum(dout * out) reads the kernel's bf16 out, so its
+// reference is the CPU's dqkv corrected for that D, attention_dqkv_for_out). lse fp32.
+template <class E> static void test_attention() {
     struct {
         int B, T, NH, NKV, hs;
     } shapes[] = {{2, 1, 4, 1, 6},    {2, 5, 4, 1, 6},   {2, 13, 4, 1, 6},   {2, 1, 4, 2, 6},
@@ -650,7 +817,8 @@ static void test_attention() {
                     seg[(size_t)b * T + t] = t >= pad && t > cut ? 7 : t < cut ? 0 : 1;
             }
             const int *pseg = with_seg ? seg.data() : nullptr;
-            std::vector<float> qkv = randv(nqkv, -1, 1), dout = randv(nout, -1, 1);
+            std::vector<float> qkv = act_in<E>(randv(nqkv, -1, 1)),
+                               dout = act_in<E>(randv(nout, -1, 1));
             size_t nstate = cpu()->attention_state_floats(B, T, NH),
                    nscratch = cpu()->attention_scratch_floats(B, T, NH);
             std::vector<float> out(nout), state(nstate), dqkv(nqkv), scratch(nscratch);
@@ -666,24 +834,29 @@ static void test_attention() {
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s) || (large && &s != &kSchedules[0] && &s != &kSchedules[2]))
                     continue;
-                g_context = fmt("B=%d T=%d NH=%d NKV=%d hs=%d seg=%d %s", B, T, NH, NKV, hs,
-                                with_seg, s.name);
+                g_context = fmt("%s B=%d T=%d NH=%d NKV=%d hs=%d seg=%d %s", tname<E>(), B, T, NH,
+                                NKV, hs, with_seg, s.name);
                 use_schedule(s);
-                float *gqkv = dev_copy(qkv, off), *gout = dev_alloc<float>(nout),
-                      *glse = dev_alloc<float>(nrow);
+                E *gqkv = dev_act<E>(qkv, off), *gout = dev_alloc<E>(nout);
+                float *glse = dev_alloc<float>(nrow);
                 int *gseg = pseg ? dev_copy(seg) : nullptr;
                 CHECK(cuda_attention_forward(gout, glse, gqkv, gseg, B, T, NH, NKV, hs, 0),
                       "attention_forward refused hs %d", hs);
-                expect_close("attention_forward out", gout, out.data(), nout, atol, 1e-5);
-                expect_close("attention_forward lse", glse, lse.data(), nrow, 1e-6, 1e-6);
-                float *gdout = dev_copy(dout, off), *gdqkv = dev_alloc<float>(nqkv),
-                      *gd = dev_alloc<float>(nrow);
+                expect_act("attention_forward out", gout, out.data(), nout, atol, 1e-5);
+                expect_close(tag<E>("attention_forward lse").c_str(), glse, lse.data(), nrow, 1e-6,
+                             1e-6);
+                E *gdout = dev_act<E>(dout, off), *gdqkv = dev_alloc<E>(nqkv);
+                float *gd = dev_alloc<float>(nrow);
                 CHECK(cuda_attention_backward(gdqkv, gd, gdout, gout, gqkv, glse, gseg, B, T, NH,
                                               NKV, hs, 0),
                       "attention_backward refused hs %d", hs);
-                expect_close("attention_backward dqkv", gdqkv, dqkv.data(), nqkv, atol, 1e-5);
-                std::vector<float> o(gout, gout + nout), l(glse, glse + nrow),
-                    d(gdqkv, gdqkv + nqkv);
+                std::vector<float> dqkv_ref =
+                    kBf16<E> ? attention_dqkv_for_out(dqkv, state, qkv, dout, out,
+                                                      host_act(gout, nout), B, T, NH, NKV, hs)
+                             : dqkv;
+                expect_act("attention_backward dqkv", gdqkv, dqkv_ref.data(), nqkv, atol, 1e-5);
+                std::vector<float> o = host_act(gout, nout), l(glse, glse + nrow),
+                                   d = host_act(gdqkv, nqkv);
                 if (first_out.empty()) {
                     first_out = o;
                     first_lse = l;
@@ -702,10 +875,10 @@ static void test_attention() {
     // A head size past LC_ATT_MAX_HS is refused, nothing launched.
     g_context = "hs 257";
     cuemu_reset();
-    CHECK(!cuda_attention_forward(nullptr, nullptr, nullptr, nullptr, 1, 4, 1, 1, 257, 0),
+    CHECK(!cuda_attention_forward<E>(nullptr, nullptr, nullptr, nullptr, 1, 4, 1, 1, 257, 0),
           "attention_forward took hs 257");
-    CHECK(!cuda_attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1,
-                                   4, 1, 1, 257, 0),
+    CHECK(!cuda_attention_backward<E>(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                      1, 4, 1, 1, 257, 0),
           "attention_backward took hs 257");
     expect_clean();
 }
@@ -780,7 +953,9 @@ static int sample_exact_token(const SampleExact &e, double u, double eps, bool *
 
 static long g_sample_rows, g_sample_near;
 
-static void test_sample() {
+// T: the logits (bf16: rounded first, so the CPU and the kernel read the same values; rounding
+// adds many equal logits).
+template <class T> static void test_sample() {
     struct Shape {
         int B, V, Vp;
         int ties; // logits rounded to multiples of 1/4 (many equal logits)
@@ -810,6 +985,7 @@ static void test_sample() {
                 else if (big && v % 2500 == 7)
                     x += 10 + uniform(0, 4); // a peaked row
             }
+        z = act_in<T>(z);
         double eps = (3.0 * ((V + 255) / 256) + 64) / 16777216.0;
         for (Mode md : modes) {
             if (big && (md.top_k == 1 || md.top_k == 3 || md.temp == 0.7f)) continue; // time
@@ -834,11 +1010,11 @@ static void test_sample() {
             std::vector<float> first_logp;
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("B=%d V=%d Vp=%d temp %g top_k %d top_p %g %s", B, V, Vp, md.temp,
-                                md.top_k, md.top_p, s.name);
+                g_context = fmt("%s B=%d V=%d Vp=%d temp %g top_k %d top_p %g %s", tname<T>(), B, V,
+                                Vp, md.temp, md.top_k, md.top_p, s.name);
                 use_schedule(s);
-                float *gz = dev_copy(z), *gu = greedy ? nullptr : dev_copy(u),
-                      *glogp = dev_alloc<float>(B);
+                T *gz = dev_act<T>(z);
+                float *gu = greedy ? nullptr : dev_copy(u), *glogp = dev_alloc<float>(B);
                 int *gtok = dev_alloc<int>(B);
                 cuda_sample_tokens(gtok, glogp, gz, gu, B, V, Vp, md.temp, md.top_k, md.top_p, 0);
                 std::vector<float> want(B);
@@ -870,7 +1046,8 @@ static void test_sample() {
                     CHECK(memcmp(gtok, ctok.data(), B * sizeof(int)) == 0,
                           "greedy tokens differ from the CPU's");
                 }
-                expect_close("sample_tokens logp", glogp, want.data(), B, 1e-5, 1e-5);
+                expect_close(tag<T>("sample_tokens logp").c_str(), glogp, want.data(), B, 1e-5,
+                             1e-5);
                 if (first_tok.empty()) {
                     first_tok.assign(gtok, gtok + B);
                     first_logp.assign(glogp, glogp + B);
@@ -893,39 +1070,8 @@ static void test_sample() {
 }
 
 // ---- bf16 variants ------------------------------------------------------------------------------
-// Inputs are rounded to bf16 first and the CPU backend computes on those values in fp32; the
-// kernels compute in fp32 too and round once, to nearest even, on the way out. So a bf16 result
-// lies within half a bf16 ulp (at most 2^-8 relative) of the fp32 result the kernel had, which
-// itself is within the fp32 tolerance of the reference: rtol 2^-8 + 1e-5 (llm.c's dev/cuda allows
-// 0.079 for bf16). The summary also counts the results bit-identical to the reference rounded.
-
-typedef __nv_bfloat16 bf16;
-
-static std::vector<float> bf16_round(std::vector<float> v) {
-    for (float &x : v) x = __bfloat162float(__float2bfloat16(x));
-    return v;
-}
-static std::vector<bf16> to_bf16(const std::vector<float> &v) {
-    std::vector<bf16> o(v.size());
-    for (size_t i = 0; i < v.size(); i++) o[i] = __float2bfloat16(v[i]);
-    return o;
-}
-static std::vector<float> from_bf16(const bf16 *p, size_t n) {
-    std::vector<float> o(n);
-    for (size_t i = 0; i < n; i++) o[i] = __bfloat162float(p[i]);
-    return o;
-}
-
-static long g_bf16_exact, g_bf16_total;
-
-static void expect_bf16(const char *what, const bf16 *got, const std::vector<float> &ref,
-                        double atol) {
-    std::vector<float> g = from_bf16(got, ref.size());
-    expect_close(what, g.data(), ref.data(), ref.size(), atol, 1.0 / 256 + 1e-5);
-    for (size_t i = 0; i < ref.size(); i++)
-        g_bf16_exact += g[i] == __bfloat162float(__float2bfloat16(ref[i]));
-    g_bf16_total += (long)ref.size();
-}
+// The elementwise kernels' bf16 instances, with their own shapes (the helpers and the rule are
+// above, with the kernel tests' element types).
 
 static void test_bf16_elementwise() {
     for (size_t N : {1, 9, 1031, 5000})
@@ -1288,11 +1434,14 @@ static void test_bug_unwritten_shared() {
 // entropy; its classifier_backward the reference dlogits. The forward row kernel runs on the
 // CPU's logits, the backward row kernel on them with the CPU's lse and entropy. Odd V (not a
 // multiple of 4 or 32), Vp = V rounded up to 64, one row, targets -1, rows with dlogp = dent = 0,
-// entropy and dent NULL or given.
+// entropy and dent NULL or given. T: the logits and dlogits (bf16: the CPU's logits rounded to
+// bf16, then the references recomputed by the CPU backend on those: its classifier with x = the
+// rounded logits and wte = the identity, exact products, gives their lse, logp, entropy and
+// dlogits; dlogits rounded once by the kernel).
 struct ClsShape {
     int N, C, V;
 };
-static void test_classifier() {
+template <class T> static void test_classifier() {
     const ClsShape shapes[] = {{1, 5, 37}, {2, 4, 1}, {3, 7, 100}, {9, 3, 257}, {6, 8, 1000}};
     for (ClsShape sh : shapes)
         for (int with_ent : {1, 0}) {
@@ -1312,6 +1461,18 @@ static void test_classifier() {
             cpu()->classifier_forward(logp.data(), with_ent ? ent.data() : nullptr, lse.data(),
                                       logits.data(), x.data(), wte.data(), tg.data(), N, C, V, Vp,
                                       inv_temp);
+            if (kBf16<T>) {
+                logits = act_in<T>(logits);
+                std::vector<float> eye((size_t)Vp * Vp, 0.0f), z(NV);
+                for (int v = 0; v < Vp; v++) eye[(size_t)v * Vp + v] = 1.0f;
+                cpu()->classifier_forward(logp.data(), with_ent ? ent.data() : nullptr, lse.data(),
+                                          z.data(), logits.data(), eye.data(), tg.data(), N, Vp, V,
+                                          Vp, 1.0f);
+                CHECK(z == logits, "the identity product changed the logits");
+                x = logits; // the backward's product is then by the identity too
+                wte = eye;
+                C = Vp;
+            }
             std::vector<float> dlog = logits, dx((size_t)N * C), dwte((size_t)Vp * C, 0.0f);
             cpu()->classifier_backward(dx.data(), dwte.data(), dlog.data(), x.data(), wte.data(),
                                        lse.data(), with_ent ? ent.data() : nullptr, tg.data(),
@@ -1319,34 +1480,79 @@ static void test_classifier() {
                                        inv_temp);
             for (const Schedule &s : kSchedules) {
                 if (skip_schedule(s)) continue;
-                g_context = fmt("N=%d C=%d V=%d Vp=%d entropy/dent %s %s", N, C, V, Vp,
-                                with_ent ? "given" : "NULL", s.name);
+                g_context = fmt("%s N=%d C=%d V=%d Vp=%d entropy/dent %s %s", tname<T>(), N, sh.C,
+                                V, Vp, with_ent ? "given" : "NULL", s.name);
                 use_schedule(s);
-                float *glog = dev_copy(logits), *glse = dev_alloc<float>(N),
-                      *glogp = dev_alloc<float>(N),
+                T *glog = dev_act<T>(logits);
+                float *glse = dev_alloc<float>(N), *glogp = dev_alloc<float>(N),
                       *gent = with_ent ? dev_alloc<float>(N) : nullptr;
                 int *gtg = dev_copy(tg);
                 cuda_classifier_rows_forward(glogp, gent, glse, glog, gtg, N, V, Vp, 0);
-                expect_close("classifier rows lse", glse, lse.data(), N, 1e-5, 1e-5);
-                expect_close("classifier rows logp", glogp, logp.data(), N, 1e-5, 1e-5);
+                expect_close(tag<T>("classifier rows lse").c_str(), glse, lse.data(), N, 1e-5,
+                             1e-5);
+                expect_close(tag<T>("classifier rows logp").c_str(), glogp, logp.data(), N, 1e-5,
+                             1e-5);
                 if (with_ent)
-                    expect_close("classifier rows entropy", gent, ent.data(), N, 1e-5, 1e-5);
-                CHECK(memcmp(glog, logits.data(), NV * sizeof(float)) == 0,
-                      "the forward row kernel changed the logits");
+                    expect_close(tag<T>("classifier rows entropy").c_str(), gent, ent.data(), N,
+                                 1e-5, 1e-5);
+                CHECK(host_act(glog, NV) == logits, "the forward row kernel changed the logits");
                 // the backward from the CPU's statistics, so it is compared on its own
-                float *gl2 = dev_copy(logits), *clse = dev_copy(lse),
-                      *cent = with_ent ? dev_copy(ent) : nullptr, *gdlogp = dev_copy(dlogp),
-                      *gdent = with_ent ? dev_copy(dent) : nullptr;
+                T *gl2 = dev_act<T>(logits);
+                float *clse = dev_copy(lse), *cent = with_ent ? dev_copy(ent) : nullptr,
+                      *gdlogp = dev_copy(dlogp), *gdent = with_ent ? dev_copy(dent) : nullptr;
                 cuda_classifier_rows_backward(gl2, clse, cent, gtg, gdlogp, gdent, N, V, Vp,
                                               inv_temp, 0);
-                expect_close("classifier rows dlogits", gl2, dlog.data(), NV, 1e-6, 1e-5);
+                expect_act("classifier rows dlogits", gl2, dlog.data(), NV, 1e-6, 1e-5);
+                std::vector<float> g2 = host_act(gl2, NV);
                 bool zeros = true;
                 for (int n = 0; n < N; n++) {
                     bool masked = (tg[n] < 0 || dlogp[n] == 0.0f) && (!with_ent || dent[n] == 0.0f);
                     for (int v = masked ? 0 : V; v < Vp; v++)
-                        zeros &= gl2[(size_t)n * Vp + v] == 0.0f;
+                        zeros &= g2[(size_t)n * Vp + v] == 0.0f;
                 }
                 CHECK(zeros, "padded columns or masked rows not exactly zero");
+                expect_clean();
+                dev_free_all();
+            }
+        }
+}
+
+// act_from_float and act_to_float: n not a multiple of the 16-byte pack (4 floats, 8 bf16),
+// misaligned buffers (the scalar path), values across the range (ties of bf16 rounding, zeros of
+// both signs, subnormals, infinities, the largest finite floats). From float: the host's
+// round-to-nearest-even bits (float: a copy); to float: exact, and back to T the same bits.
+template <class T> static void test_convert() {
+    for (size_t n : {1, 7, 8, 9, 1031, 4099})
+        for (int off : {0, 1}) {
+            std::vector<float> x = randv(n, -4, 4);
+            const float special[] = {0.0f,        -0.0f,    1e-40f,   -3e-39f,     INFINITY,
+                                     -INFINITY,   3.4e38f,  -3.4e38f, 1.00390625f, // a tie
+                                     1.01171875f, 65504.0f, 1e-20f};
+            for (size_t i = 0; i < n; i++)
+                if (i % 5 == 3)
+                    x[i] = special[(i / 5) % (sizeof special / sizeof special[0])];
+                else if (i % 7 == 2)
+                    x[i] *= 1e6f;
+            std::vector<T> want(n);
+            for (size_t i = 0; i < n; i++) {
+                if constexpr (kBf16<T>)
+                    want[i] = __float2bfloat16(x[i]);
+                else
+                    want[i] = x[i];
+            }
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                g_context = fmt("%s n=%zu offset=%d %s", tname<T>(), n, off, s.name);
+                use_schedule(s);
+                float *src = dev_copy(x, off), *back = dev_alloc<float>(n, off);
+                T *act = dev_alloc<T>(n, off);
+                cuda_act_from_float(act, src, n, 0);
+                CHECK(memcmp(act, want.data(), n * sizeof(T)) == 0,
+                      "act_from_float: not the host's rounding of every value");
+                cuda_act_to_float(back, act, n, 0);
+                std::vector<float> exact = host_act(want.data(), n);
+                CHECK(memcmp(back, exact.data(), n * sizeof(float)) == 0,
+                      "act_to_float: not the exact value of every element");
                 expect_clean();
                 dev_free_all();
             }
@@ -1361,18 +1567,29 @@ struct Test {
 };
 static const Test kTests[] = {
     {"residual", test_residual},
-    {"encoder", test_encoder},
-    {"kvcache_decode", test_kvcache_decode},
-    {"attention", test_attention},
+    {"convert", test_convert<float>},
+    {"encoder", test_encoder<float>},
+    {"kvcache_decode", test_kvcache_decode<float>},
+    {"attention", test_attention<float>},
     {"gelu", test_gelu},
     {"swiglu", test_swiglu},
-    {"layernorm", test_layernorm},
-    {"rmsnorm", test_rmsnorm},
-    {"classifier", test_classifier},
-    {"rope", test_rope},
-    {"scale_adamw", test_scale_adamw},
+    {"layernorm", test_layernorm<float>},
+    {"rmsnorm", test_rmsnorm<float>},
+    {"classifier", test_classifier<float>},
+    {"rope", test_rope<float>},
+    {"scale_adamw", test_scale_adamw<float>},
     {"sum_squares", test_sum_squares},
-    {"sample", test_sample},
+    {"sample", test_sample<float>},
+    {"bf16_convert", test_convert<bf16>},
+    {"bf16_encoder", test_encoder<bf16>},
+    {"bf16_kvcache_decode", test_kvcache_decode<bf16>},
+    {"bf16_attention", test_attention<bf16>},
+    {"bf16_layernorm", test_layernorm<bf16>},
+    {"bf16_rmsnorm", test_rmsnorm<bf16>},
+    {"bf16_classifier", test_classifier<bf16>},
+    {"bf16_rope", test_rope<bf16>},
+    {"bf16_adamw", test_scale_adamw<bf16>},
+    {"bf16_sample", test_sample<bf16>},
     {"bf16_elementwise", test_bf16_elementwise},
     {"bf16_swiglu", test_bf16_swiglu},
     {"bf16_norms", test_bf16_norms},

@@ -1,5 +1,5 @@
 // kernels/cuda/attention.cuh: causal grouped-query self-attention with segment masking
-// (kernels/kernels.h: attention_forward, attention_backward), fp32, flash-style: no (T,T) matrix
+// (kernels/kernels.h: attention_forward, attention_backward), flash-style: no (T,T) matrix
 // in global memory. The forward streams tiles of keys and values through shared memory with an
 // online softmax and saves only the logsumexp of every query row; the backward recomputes the
 // probabilities from it, tile by tile. Shared memory depends on the head size, never on T.
@@ -7,6 +7,10 @@
 // Every sum has a fixed order (lanes in sequence, tiles in sequence, a key/value head's query
 // heads in sequence) and nothing uses atomics, so the results are the same bits under any
 // schedule: two runs with one seed give identical losses.
+//
+// Element type: qkv, out, dout and dqkv are of E, float or __nv_bfloat16 (the Backend's Act); the
+// tiles in shared memory, the accumulators and lse/D are fp32, each output rounded once to E. (E,
+// not T, since T is the sequence length here.)
 #pragma once
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kvcache.cuh"
@@ -48,27 +52,26 @@ static __host__ __device__ __forceinline__ int lc_att_ld(int hs) {
     return hs | 1;
 }
 
-// dst[r*ld + i] = src[r*stride + i] for r < n, i < hs, by the whole block: consecutive threads
-// take consecutive elements of a row (coalesced), 16 bytes at a time when hs, stride and src
-// allow it, one float otherwise (hs 6). Rows n.. of dst are left as they are.
-static __device__ void lc_att_load(float *dst, int ld, const float *src, size_t stride, int n,
-                                   int hs) {
-    if ((hs & 3) == 0 && (stride & 3) == 0 && ((uintptr_t)src & 15u) == 0) {
-        const int h4 = hs >> 2;
-        for (int e = threadIdx.x; e < n * h4; e += blockDim.x) {
-            const int r = e / h4, i = (e - r * h4) * 4;
-            float v[4];
-            lc_load<4>(v, src + (size_t)r * stride + i);
+// dst[r*ld + i] = src[r*stride + i] as fp32 for r < n, i < hs, by the whole block: consecutive
+// threads take consecutive elements of a row (coalesced), 16 bytes (V = 16 / sizeof(E) elements)
+// at a time when hs, stride and src allow it, one element otherwise (hs 6). Rows n.. of dst are
+// left as they are.
+template <class E>
+static __device__ void lc_att_load(float *dst, int ld, const E *src, size_t stride, int n, int hs) {
+    constexpr int V = lc_pack<E>::n;
+    if (hs % V == 0 && stride % V == 0 && ((uintptr_t)src & 15u) == 0) {
+        const int hv = hs / V;
+        for (int e = threadIdx.x; e < n * hv; e += blockDim.x) {
+            const int r = e / hv, i = (e - r * hv) * V;
+            float v[V];
+            lc_load<V>(v, src + (size_t)r * stride + i);
             float *d = dst + r * ld + i;
-            d[0] = v[0];
-            d[1] = v[1];
-            d[2] = v[2];
-            d[3] = v[3];
+            for (int k = 0; k < V; k++) d[k] = v[k];
         }
     } else {
         for (int e = threadIdx.x; e < n * hs; e += blockDim.x) {
             const int r = e / hs, i = e - r * hs;
-            dst[r * ld + i] = src[(size_t)r * stride + i];
+            dst[r * ld + i] = lc_to_float(src[(size_t)r * stride + i]);
         }
     }
 }
@@ -104,10 +107,10 @@ static __device__ bool lc_att_tile_visible(const int *qseg, int q0, int nq, cons
 // stored; then V replaces K in the buffer and the rows gather sum_j p_j v_j. Finally out = acc /
 // l and lse = m + log l. Dynamic shared memory (cuda_attention_forward_smem): Q (BQ,hs), the K/V
 // tile (32, hs|1), the exponentials (BQ,32), then the tile's segment ids (BQ + 32 ints).
-template <int NCH, int R>
+template <class E, int NCH, int R>
 static __global__ void __launch_bounds__(LC_ATT_BLOCK)
-    attention_forward_kernel(float *out, float *lse, const float *qkv, const int *seg, int T,
-                             int NH, int NKV, int hs) {
+    attention_forward_kernel(E *out, float *lse, const E *qkv, const int *seg, int T, int NH,
+                             int NKV, int hs) {
     constexpr int BQ = R * LC_ATT_WARPS, BK = LC_ATT_TILE;
     LC_DYN_SHARED(float, smem);
     const int ld = lc_att_ld(hs);
@@ -117,8 +120,8 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
     const int nq = T - q0 < BQ ? T - q0 : BQ, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const size_t row = (size_t)(NH + 2 * NKV) * hs;
     const int kvh = h / (NH / NKV);
-    const float *base = qkv + (size_t)b * T * row;
-    const float *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
+    const E *base = qkv + (size_t)b * T * row;
+    const E *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
     const int *sb = seg ? seg + (size_t)b * T : nullptr;
     const float scale = 1.0f / sqrtf((float)hs);
 
@@ -188,11 +191,11 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
         const int r = warp * R + rr, t = q0 + r;
         if (r < nq) { // l >= 1: key t is always visible to query t
             const float inv = 1.0f / l[rr];
-            float *o = out + ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
+            E *o = out + ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
 #pragma unroll
             for (int n = 0; n < NCH; n++) {
                 const int c = lane + 32 * n;
-                if (c < hs) o[c] = acc[rr][n] * inv;
+                if (c < hs) o[c] = lc_from_float<E>(acc[rr][n] * inv);
             }
             if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m[rr] + logf(l[rr]);
         }
@@ -204,16 +207,17 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
 // (= rowsum(P * dP)): dS = P (dP - D) / sqrt(hs), dQ = dS K, dK = dS^T Q, dV = P^T dO.
 
 // D (B,NH,T) written = sum_i dout[b,t,h,i] out[b,t,h,i]; dout, out (B,T,NH*hs). One warp per
-// (b, t, h), its lanes striding the channels, then a warp sum.
+// (b, t, h), its lanes striding the channels, then a warp sum. dout, out of E.
+template <class E>
 static __global__ void __launch_bounds__(LC_ATT_BLOCK)
-    attention_backward_d_kernel(float *D, const float *dout, const float *out, int B, int T, int NH,
+    attention_backward_d_kernel(float *D, const E *dout, const E *out, int B, int T, int NH,
                                 int hs) {
     const size_t n = (size_t)blockIdx.x * LC_ATT_WARPS + threadIdx.x / 32; // (b*T + t)*NH + h
     const int lane = threadIdx.x % 32;
     if (n >= (size_t)B * T * NH) return; // whole warps
-    const float *d = dout + n * hs, *o = out + n * hs;
+    const E *d = dout + n * hs, *o = out + n * hs;
     float acc = 0.0f;
-    for (int i = lane; i < hs; i += 32) acc += d[i] * o[i];
+    for (int i = lane; i < hs; i += 32) acc += lc_to_float(d[i]) * lc_to_float(o[i]);
     acc = lc_warp_sum(acc);
     const int h = (int)(n % NH), t = (int)(n / NH % T), b = (int)(n / NH / T);
     if (lane == 0) D[((size_t)b * NH + h) * T + t] = acc;
@@ -226,9 +230,9 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
 // key j and each row into the warp's rows of a shared buffer, then the row gathers sum_j dS_j
 // k_j. Dynamic shared memory (cuda_attention_backward_dq_smem): Q, dO (BQ,hs), K, V (32, hs|1),
 // dS (BQ,32), segment ids (BQ + 32 ints).
-template <int NCH, int R>
+template <class E, int NCH, int R>
 static __global__ void __launch_bounds__(LC_ATT_BLOCK)
-    attention_backward_dq_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
+    attention_backward_dq_kernel(E *dqkv, const E *dout, const E *qkv, const float *lse,
                                  const float *D, const int *seg, int T, int NH, int NKV, int hs) {
     constexpr int BQ = R * LC_ATT_WARPS, BK = LC_ATT_TILE;
     LC_DYN_SHARED(float, smem);
@@ -240,8 +244,8 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
     const int nq = T - q0 < BQ ? T - q0 : BQ, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
     const int kvh = h / (NH / NKV);
-    const float *base = qkv + (size_t)b * T * row;
-    const float *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
+    const E *base = qkv + (size_t)b * T * row;
+    const E *kb = base + (size_t)(NH + kvh) * hs, *vb = base + (size_t)(NH + NKV + kvh) * hs;
     const int *sb = seg ? seg + (size_t)b * T : nullptr;
     const float scale = 1.0f / sqrtf((float)hs);
 
@@ -305,11 +309,11 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
     for (int rr = 0; rr < R; rr++) {
         const int r = warp * R + rr;
         if (r < nq) {
-            float *dq = dqkv + ((size_t)b * T + q0 + r) * row + (size_t)h * hs;
+            E *dq = dqkv + ((size_t)b * T + q0 + r) * row + (size_t)h * hs;
 #pragma unroll
             for (int n = 0; n < NCH; n++) {
                 const int c = lane + 32 * n;
-                if (c < hs) dq[c] = acc[rr][n];
+                if (c < hs) dq[c] = lc_from_float<E>(acc[rr][n]);
             }
         }
     }
@@ -324,11 +328,10 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
 // warp's shared pair of rows, then the key gathers dV += sum_r P_r dO_r and dK += sum_r dS_r q_r.
 // Dynamic shared memory (cuda_attention_backward_dkv_smem): K, V (BK,hs), Q, dO (32, hs|1), the
 // tile's lse and D (32 each), P and dS per warp (4 x 64), segment ids (32 + BK ints).
-template <int NCH, int KPW>
+template <class E, int NCH, int KPW>
 static __global__ void __launch_bounds__(LC_ATT_BLOCK)
-    attention_backward_dkv_kernel(float *dqkv, const float *dout, const float *qkv,
-                                  const float *lse, const float *D, const int *seg, int T, int NH,
-                                  int NKV, int hs) {
+    attention_backward_dkv_kernel(E *dqkv, const E *dout, const E *qkv, const float *lse,
+                                  const float *D, const int *seg, int T, int NH, int NKV, int hs) {
     constexpr int BK = KPW * LC_ATT_WARPS, BQ = LC_ATT_TILE;
     LC_DYN_SHARED(float, smem);
     const int ld = lc_att_ld(hs);
@@ -339,7 +342,7 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
     const int nk = T - k0 < BK ? T - k0 : BK, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int group = NH / NKV;
     const size_t row = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs;
-    const float *base = qkv + (size_t)b * T * row;
+    const E *base = qkv + (size_t)b * T * row;
     const int *sb = seg ? seg + (size_t)b * T : nullptr;
     const float scale = 1.0f / sqrtf((float)hs);
     float *pp = pw + warp * 64, *pd = pp + 32; // this warp's P and dS of the tile's queries
@@ -412,14 +415,14 @@ static __global__ void __launch_bounds__(LC_ATT_BLOCK)
     for (int kk = 0; kk < KPW; kk++) {
         const int j = warp * KPW + kk;
         if (j < nk) {
-            float *o = dqkv + ((size_t)b * T + k0 + j) * row;
-            float *dko = o + (size_t)(NH + kvh) * hs, *dvo = o + (size_t)(NH + NKV + kvh) * hs;
+            E *o = dqkv + ((size_t)b * T + k0 + j) * row;
+            E *dko = o + (size_t)(NH + kvh) * hs, *dvo = o + (size_t)(NH + NKV + kvh) * hs;
 #pragma unroll
             for (int n = 0; n < NCH; n++) {
                 const int c = lane + 32 * n;
                 if (c < hs) {
-                    dko[c] = dk[kk][n];
-                    dvo[c] = dv[kk][n];
+                    dko[c] = lc_from_float<E>(dk[kk][n]);
+                    dvo[c] = lc_from_float<E>(dv[kk][n]);
                 }
             }
         }
@@ -466,11 +469,11 @@ template <class K> static inline bool lc_att_allow_smem(K kernel, size_t smem) {
 #endif
 }
 
-template <int NCH>
-static bool lc_att_forward_launch(float *out, float *lse, const float *qkv, const int *seg, int B,
-                                  int T, int NH, int NKV, int hs, cudaStream_t stream) {
+template <class E, int NCH>
+static bool lc_att_forward_launch(E *out, float *lse, const E *qkv, const int *seg, int B, int T,
+                                  int NH, int NKV, int hs, cudaStream_t stream) {
     constexpr int R = lc_att_tiles<NCH>::fwd_rows, BQ = R * LC_ATT_WARPS;
-    auto kernel = attention_forward_kernel<NCH, R>;
+    auto kernel = attention_forward_kernel<E, NCH, R>;
     size_t smem = lc_att_fwd_smem_of(hs, R);
     if (!lc_att_allow_smem(kernel, smem)) return false;
     LC_LAUNCH(kernel, dim3((unsigned)lc_ceil_div(T, BQ), NH, B), LC_ATT_BLOCK, smem, stream, out,
@@ -479,19 +482,20 @@ static bool lc_att_forward_launch(float *out, float *lse, const float *qkv, cons
     return true;
 }
 
-template <int NCH>
-static bool lc_att_backward_launch(float *dqkv, float *D, const float *dout, const float *out,
-                                   const float *qkv, const float *lse, const int *seg, int B, int T,
-                                   int NH, int NKV, int hs, cudaStream_t stream) {
+template <class E, int NCH>
+static bool lc_att_backward_launch(E *dqkv, float *D, const E *dout, const E *out, const E *qkv,
+                                   const float *lse, const int *seg, int B, int T, int NH, int NKV,
+                                   int hs, cudaStream_t stream) {
     constexpr int R = lc_att_tiles<NCH>::dq_rows, BQ = R * LC_ATT_WARPS;
     constexpr int KPW = lc_att_tiles<NCH>::dkv_keys, BK = KPW * LC_ATT_WARPS;
-    auto dq = attention_backward_dq_kernel<NCH, R>;
-    auto dkv = attention_backward_dkv_kernel<NCH, KPW>;
+    auto dk = attention_backward_d_kernel<E>;
+    auto dq = attention_backward_dq_kernel<E, NCH, R>;
+    auto dkv = attention_backward_dkv_kernel<E, NCH, KPW>;
     size_t dq_smem = lc_att_dq_smem_of(hs, R), dkv_smem = lc_att_dkv_smem_of(hs, KPW);
     if (!lc_att_allow_smem(dq, dq_smem) || !lc_att_allow_smem(dkv, dkv_smem)) return false;
     size_t rows = (size_t)B * T * NH;
-    LC_LAUNCH(attention_backward_d_kernel, (unsigned)lc_ceil_div(rows, LC_ATT_WARPS), LC_ATT_BLOCK,
-              0, stream, D, dout, out, B, T, NH, hs);
+    LC_LAUNCH(dk, (unsigned)lc_ceil_div(rows, LC_ATT_WARPS), LC_ATT_BLOCK, 0, stream, D, dout, out,
+              B, T, NH, hs);
     LC_LAUNCH_CHECK();
     LC_LAUNCH(dq, dim3((unsigned)lc_ceil_div(T, BQ), NH, B), LC_ATT_BLOCK, dq_smem, stream, dqkv,
               dout, qkv, lse, D, seg, T, NH, NKV, hs);
@@ -510,48 +514,48 @@ static inline size_t cuda_attention_scratch_floats(int B, int T, int NH) {
     return (size_t)B * NH * T;
 }
 
-// Launches attention_forward: out (B,T,NH*hs) written, lse (B,NH,T) written; qkv
-// (B,T,(NH+2NKV)hs); seg (B,T) or NULL. NH a multiple of NKV. False (nothing launched) when hs is
-// above LC_ATT_MAX_HS or the kernel's shared memory does not fit the device.
-static inline bool cuda_attention_forward(float *out, float *lse, const float *qkv, const int *seg,
-                                          int B, int T, int NH, int NKV, int hs,
-                                          cudaStream_t stream) {
+// Launches attention_forward: out (B,T,NH*hs) of E written, lse (B,NH,T) fp32 written; qkv
+// (B,T,(NH+2NKV)hs) of E; seg (B,T) or NULL. NH a multiple of NKV. False (nothing launched) when
+// hs is above LC_ATT_MAX_HS or the kernel's shared memory does not fit the device.
+template <class E>
+static inline bool cuda_attention_forward(E *out, float *lse, const E *qkv, const int *seg, int B,
+                                          int T, int NH, int NKV, int hs, cudaStream_t stream) {
     if (B <= 0 || T <= 0 || NH <= 0) return true;
     switch (lc_att_nch(hs)) {
     case 1:
-        return lc_att_forward_launch<1>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+        return lc_att_forward_launch<E, 1>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
     case 2:
-        return lc_att_forward_launch<2>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+        return lc_att_forward_launch<E, 2>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
     case 4:
-        return lc_att_forward_launch<4>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+        return lc_att_forward_launch<E, 4>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
     case 8:
-        return lc_att_forward_launch<8>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
+        return lc_att_forward_launch<E, 8>(out, lse, qkv, seg, B, T, NH, NKV, hs, stream);
     default:
         return false;
     }
 }
 
-// Launches attention_backward: dqkv (B,T,(NH+2NKV)hs) written; D (B,NH,T) scratch, overwritten;
-// dout, out (B,T,NH*hs) (out the forward's); qkv, lse, seg as in the forward. False (nothing
-// launched) as the forward.
-static inline bool cuda_attention_backward(float *dqkv, float *D, const float *dout,
-                                           const float *out, const float *qkv, const float *lse,
-                                           const int *seg, int B, int T, int NH, int NKV, int hs,
-                                           cudaStream_t stream) {
+// Launches attention_backward: dqkv (B,T,(NH+2NKV)hs) of E written; D (B,NH,T) fp32 scratch,
+// overwritten; dout, out (B,T,NH*hs) of E (out the forward's); qkv, lse, seg as in the forward.
+// False (nothing launched) as the forward.
+template <class E>
+static inline bool cuda_attention_backward(E *dqkv, float *D, const E *dout, const E *out,
+                                           const E *qkv, const float *lse, const int *seg, int B,
+                                           int T, int NH, int NKV, int hs, cudaStream_t stream) {
     if (B <= 0 || T <= 0 || NH <= 0) return true;
     switch (lc_att_nch(hs)) {
     case 1:
-        return lc_att_backward_launch<1>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
-                                         stream);
+        return lc_att_backward_launch<E, 1>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                            stream);
     case 2:
-        return lc_att_backward_launch<2>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
-                                         stream);
+        return lc_att_backward_launch<E, 2>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                            stream);
     case 4:
-        return lc_att_backward_launch<4>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
-                                         stream);
+        return lc_att_backward_launch<E, 4>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                            stream);
     case 8:
-        return lc_att_backward_launch<8>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
-                                         stream);
+        return lc_att_backward_launch<E, 8>(dqkv, D, dout, out, qkv, lse, seg, B, T, NH, NKV, hs,
+                                            stream);
     default:
         return false;
     }

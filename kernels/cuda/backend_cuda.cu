@@ -278,8 +278,8 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
 // ---- the table
 // -----------------------------------------------------------------------------------
 
-// Every entry of Backend after its name, in order; the static_assert below keeps the list in step
-// with kernels/kernels.h.
+// Every entry of Backend after its name and act_size, in order; the static_assert below keeps the
+// list in step with kernels/kernels.h.
 #define LC_BACKEND_ENTRIES(X)                                                                      \
     X(alloc)                                                                                       \
     X(free)                                                                                        \
@@ -288,6 +288,8 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     X(to_host)                                                                                     \
     X(copy)                                                                                        \
     X(threads)                                                                                     \
+    X(act_from_float)                                                                              \
+    X(act_to_float)                                                                                \
     X(encoder_forward)                                                                             \
     X(encoder_backward)                                                                            \
     X(layernorm_forward)                                                                           \
@@ -322,14 +324,17 @@ static const struct {
     const char *name;
     size_t offset;
 } ENTRIES[] = {LC_BACKEND_ENTRIES(LC_ENTRY_ROW)};
-static_assert(sizeof(Backend) == sizeof(const char *) +
+static_assert(sizeof(Backend) == sizeof(const char *) + sizeof(size_t) +
                                      (0 LC_BACKEND_ENTRIES(LC_ENTRY_ONE)) * sizeof(void (*)(void)),
               "LC_BACKEND_ENTRIES must list every entry of Backend (kernels/kernels.h)");
 
 // Every entry, in kernels.h's order (C++ wants them all named): memory here, matrix products
 // through cuBLASLt here, kernels through ops.cu's adapters; NULL ones are not implemented yet.
+// act_size is the default precision's (bf16); backend_cuda() returns a copy configured for the
+// options.
 static const Backend CUDA_BACKEND = {
     .name = "cuda",
+    .act_size = sizeof(__nv_bfloat16),
     .alloc = cuda_alloc,
     .free = cuda_free,
     .zero = cuda_zero,
@@ -337,6 +342,8 @@ static const Backend CUDA_BACKEND = {
     .to_host = cuda_to_host,
     .copy = cuda_copy,
     .threads = cuda_threads,
+    .act_from_float = cuda_op_act_from_float,
+    .act_to_float = cuda_op_act_to_float,
     .encoder_forward = cuda_op_encoder_forward,
     .encoder_backward = cuda_op_encoder_backward,
     .layernorm_forward = cuda_op_layernorm_forward,
@@ -460,7 +467,7 @@ static bool device_init(void) {
         return false;
     }
     g_ctx.stream = 0;
-    g_ctx.compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+    g_ctx.compute = CUBLAS_COMPUTE_32F;
     device_name(g_ctx.name, sizeof(g_ctx.name));
     return true;
 }
@@ -490,17 +497,22 @@ const Backend *backend_cuda(const BackendOptions *opts, char *why, size_t len) {
     }
     BackendOptions defaults = {};
     if (!opts) opts = &defaults;
-    g_ctx.compute = opts->precision == BACKEND_PRECISION_FP32 ? CUBLAS_COMPUTE_32F
-                                                              : CUBLAS_COMPUTE_32F_FAST_16BF;
-    if (opts->attention != BACKEND_ATTENTION_CUDNN) return &CUDA_BACKEND;
-    // The same table with cuDNN's fused attention (attention_cudnn.cu), whose state is the
-    // flash kernels' (the logsumexp), so the size entries stay.
-    static Backend cudnn_backend;
-    cudnn_backend = CUDA_BACKEND;
-    cudnn_backend.name = "cuda";
-    cudnn_backend.attention_forward = cuda_cudnn_attention_forward;
-    cudnn_backend.attention_backward = cuda_op_cudnn_attention_backward;
-    return &cudnn_backend;
+    // Precision: bf16 (the default, `auto`) stores Act as __nv_bfloat16, fp32 as float; the
+    // matrix products take A and B of that type and accumulate in fp32 either way.
+    g_ctx.bf16 = opts->precision != BACKEND_PRECISION_FP32;
+    g_ctx.compute = CUBLAS_COMPUTE_32F;
+    // The table configured for the options (one configuration per process: opening the backend
+    // again reconfigures this copy); with `attention: cudnn`, cuDNN's fused attention
+    // (attention_cudnn.cu), whose state is the flash kernels' (the logsumexp), so the size
+    // entries stay.
+    static Backend configured;
+    configured = CUDA_BACKEND;
+    configured.act_size = g_ctx.bf16 ? sizeof(__nv_bfloat16) : sizeof(float);
+    if (opts->attention == BACKEND_ATTENTION_CUDNN) {
+        configured.attention_forward = cuda_cudnn_attention_forward;
+        configured.attention_backward = cuda_op_cudnn_attention_backward;
+    }
+    return &configured;
 }
 
 size_t backend_cuda_memory(size_t *peak) {

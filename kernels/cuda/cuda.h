@@ -3,6 +3,7 @@
 // layercake sees the backend through kernels/kernels.h (backend_cuda, backend_info).
 #pragma once
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 // kernels/cuda/encoder.cuh: the token + position embedding (kernels/kernels.h: encoder_forward,
-// encoder_backward). The forward is for T = float or __nv_bfloat16 (fp32 arithmetic); the
-// backward accumulates fp32 gradients.
+// encoder_backward), for T = float or __nv_bfloat16 activations and tables (fp32 arithmetic);
+// the backward reads dout of T and accumulates fp32 gradients.
 #pragma once
 #include "kernels/cuda/common.cuh"
 
@@ -57,25 +57,28 @@ static inline void cuda_encoder_forward(T *out, const int *tokens, const int *po
 // forward. Deterministic without atomics: one thread per channel c walks the N rows in order,
 // adding dout[n][c] into dwte[tokens[n]][c] (and dwpe[pos[n]][c]), so rows sharing a token or a
 // position add in one fixed order -- the CPU backend's order, hence its bits. Adjacent threads
-// touch adjacent channels: the loads and stores of a warp are coalesced.
-static __global__ void encoder_backward_kernel(float *dwte, float *dwpe, const float *dout,
+// touch adjacent channels: the loads and stores of a warp are coalesced. dout of T.
+template <class T>
+static __global__ void encoder_backward_kernel(float *dwte, float *dwpe, const T *dout,
                                                const int *tokens, const int *pos, int N, int Tlen,
                                                int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     for (int n = 0; n < N; n++) {
-        float d = dout[(size_t)n * C + c];
+        float d = lc_to_float(dout[(size_t)n * C + c]);
         dwte[(size_t)tokens[n] * C + c] += d;
         if (dwpe) dwpe[(size_t)(pos ? pos[n] : n % Tlen) * C + c] += d;
     }
 }
 
-static inline void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout,
-                                         const int *tokens, const int *pos, int B, int Tlen, int C,
+template <class T>
+static inline void cuda_encoder_backward(float *dwte, float *dwpe, const T *dout, const int *tokens,
+                                         const int *pos, int B, int Tlen, int C,
                                          cudaStream_t stream) {
     int N = B * Tlen;
     if (N <= 0 || C <= 0) return;
-    LC_LAUNCH(encoder_backward_kernel, lc_ceil_div((size_t)C, LC_ENC_BWD_BLOCK), LC_ENC_BWD_BLOCK,
-              0, stream, dwte, dwpe, dout, tokens, pos, N, Tlen, C);
+    auto k = encoder_backward_kernel<T>;
+    LC_LAUNCH(k, lc_ceil_div((size_t)C, LC_ENC_BWD_BLOCK), LC_ENC_BWD_BLOCK, 0, stream, dwte, dwpe,
+              dout, tokens, pos, N, Tlen, C);
     LC_LAUNCH_CHECK();
 }

@@ -1,14 +1,16 @@
 // kernels/cuda/kvcache.cuh: the key/value cache of incremental decoding (kernels/kernels.h:
-// kvcache_write, attention_decode), fp32.
+// kvcache_write, attention_decode), for E = float or __nv_bfloat16 (the cache and qkv of E, the
+// scores, softmax and weighted sum in fp32).
 #pragma once
 #include "kernels/cuda/common.cuh"
 
 // kcache, vcache (B,maxT,NKV*hs): positions start[b] + t (start NULL: 0) written from the key
 // and value heads of qkv (B,T,(NH+2NKV)hs), the row's NH query heads skipped; positions >= maxT
-// dropped. One thread per (row, channel) of the KV = NKV*hs channels, writing both caches.
-static __global__ void kvcache_write_kernel(float *kcache, float *vcache, const float *qkv,
-                                            const int *start, int B, int T, int maxT, int NH,
-                                            int KV, int hs) {
+// dropped. One thread per (row, channel) of the KV = NKV*hs channels, writing both caches (a
+// copy: the cache has qkv's type E).
+template <class E>
+static __global__ void kvcache_write_kernel(E *kcache, E *vcache, const E *qkv, const int *start,
+                                            int B, int T, int maxT, int NH, int KV, int hs) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)B * T * KV) return;
     int c = (int)(i % KV);
@@ -16,19 +18,21 @@ static __global__ void kvcache_write_kernel(float *kcache, float *vcache, const 
     int b = (int)(bt / T), t = (int)(bt % T);
     int p = (start ? start[b] : 0) + t;
     if (p >= maxT) return;
-    const float *src = qkv + bt * (size_t)(NH * hs + 2 * KV) + (size_t)NH * hs;
+    const E *src = qkv + bt * (size_t)(NH * hs + 2 * KV) + (size_t)NH * hs;
     size_t dst = ((size_t)b * maxT + p) * KV + c;
     kcache[dst] = src[c];
     vcache[dst] = src[KV + c];
 }
 
-static inline void cuda_kvcache_write(float *kcache, float *vcache, const float *qkv,
-                                      const int *start, int B, int T, int maxT, int NH, int NKV,
-                                      int hs, cudaStream_t stream) {
+template <class E>
+static inline void cuda_kvcache_write(E *kcache, E *vcache, const E *qkv, const int *start, int B,
+                                      int T, int maxT, int NH, int NKV, int hs,
+                                      cudaStream_t stream) {
     size_t n = (size_t)B * T * NKV * hs;
     if (n == 0 || maxT <= 0) return;
-    LC_LAUNCH(kvcache_write_kernel, lc_ceil_div(n, LC_CUDA_BLOCK), LC_CUDA_BLOCK, 0, stream, kcache,
-              vcache, qkv, start, B, T, maxT, NH, NKV * hs, hs);
+    auto k = kvcache_write_kernel<E>;
+    LC_LAUNCH(k, lc_ceil_div(n, LC_CUDA_BLOCK), LC_CUDA_BLOCK, 0, stream, kcache, vcache, qkv,
+              start, B, T, maxT, NH, NKV * hs, hs);
     LC_LAUNCH_CHECK();
 }
 
@@ -42,25 +46,26 @@ static inline void cuda_kvcache_write(float *kcache, float *vcache, const float 
 // stay in dynamic shared memory (maxT floats, then blockDim partial outputs). The weighted sum of
 // values: thread t takes channel t % hs of the positions g, g + G, ... (g = t / hs, G =
 // blockDim / hs groups), the groups' partials summed in order; for hs > blockDim each thread
-// loops over channels t, t + blockDim, ... over all positions.
-static __global__ void attention_decode_kernel(float *out, const float *qkv, const float *kcache,
-                                               const float *vcache, const int *pos, int maxT,
-                                               int NH, int NKV, int hs) {
+// loops over channels t, t + blockDim, ... over all positions. out, qkv, caches of E.
+template <class E>
+static __global__ void attention_decode_kernel(E *out, const E *qkv, const E *kcache,
+                                               const E *vcache, const int *pos, int maxT, int NH,
+                                               int NKV, int hs) {
     LC_DYN_SHARED(float, smem);
     float *score = smem, *part = smem + maxT;
     int h = blockIdx.x, b = blockIdx.y, KV = NKV * hs;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    const float *q = qkv + (size_t)b * (NH + 2 * NKV) * hs + (size_t)h * hs;
+    const E *q = qkv + (size_t)b * (NH + 2 * NKV) * hs + (size_t)h * hs;
     size_t koff = (size_t)(h / (NH / NKV)) * hs;
-    const float *kb = kcache + (size_t)b * maxT * KV + koff;
-    const float *vb = vcache + (size_t)b * maxT * KV + koff;
+    const E *kb = kcache + (size_t)b * maxT * KV + koff;
+    const E *vb = vcache + (size_t)b * maxT * KV + koff;
     int last = min(pos[b], maxT - 1);
     float scale = 1.0f / sqrtf((float)hs);
 
     for (int s = warp; s <= last; s += nwarps) {
-        const float *k = kb + (size_t)s * KV;
+        const E *k = kb + (size_t)s * KV;
         float dot = 0.0f;
-        for (int i = lane; i < hs; i += 32) dot += q[i] * k[i];
+        for (int i = lane; i < hs; i += 32) dot += lc_to_float(q[i]) * lc_to_float(k[i]);
         dot = lc_warp_sum(dot);
         if (lane == 0) score[s] = dot * scale;
     }
@@ -76,26 +81,26 @@ static __global__ void attention_decode_kernel(float *out, const float *qkv, con
     }
     float inv = 1.0f / lc_block_sum(sum); // its barriers also publish the exponentials
 
-    float *o = out + (size_t)b * NH * hs + (size_t)h * hs;
+    E *o = out + (size_t)b * NH * hs + (size_t)h * hs;
     if (hs > (int)blockDim.x) {
         for (int i = threadIdx.x; i < hs; i += blockDim.x) {
             float acc = 0.0f;
-            for (int s = 0; s <= last; s++) acc += score[s] * vb[(size_t)s * KV + i];
-            o[i] = acc * inv;
+            for (int s = 0; s <= last; s++) acc += score[s] * lc_to_float(vb[(size_t)s * KV + i]);
+            o[i] = lc_from_float<E>(acc * inv);
         }
         return;
     }
     int G = blockDim.x / hs, g = threadIdx.x / hs, i = threadIdx.x % hs;
     if (g < G) {
         float acc = 0.0f;
-        for (int s = g; s <= last; s += G) acc += score[s] * vb[(size_t)s * KV + i];
+        for (int s = g; s <= last; s += G) acc += score[s] * lc_to_float(vb[(size_t)s * KV + i]);
         part[g * hs + i] = acc;
     }
     __syncthreads();
     if (threadIdx.x < hs) {
         float acc = 0.0f;
         for (int gg = 0; gg < G; gg++) acc += part[gg * hs + threadIdx.x];
-        o[threadIdx.x] = acc * inv;
+        o[threadIdx.x] = lc_from_float<E>(acc * inv);
     }
 }
 
@@ -106,11 +111,13 @@ static inline size_t cuda_attention_decode_smem(int maxT) {
 
 // Launches attention_decode; false (nothing launched) when maxT positions of scores do not fit
 // the device's shared memory per block.
-static inline bool cuda_attention_decode(float *out, const float *qkv, const float *kcache,
-                                         const float *vcache, const int *pos, int B, int maxT,
-                                         int NH, int NKV, int hs, cudaStream_t stream) {
+template <class E>
+static inline bool cuda_attention_decode(E *out, const E *qkv, const E *kcache, const E *vcache,
+                                         const int *pos, int B, int maxT, int NH, int NKV, int hs,
+                                         cudaStream_t stream) {
     if (B <= 0 || NH <= 0 || maxT <= 0) return true;
     size_t smem = cuda_attention_decode_smem(maxT);
+    auto kernel = attention_decode_kernel<E>;
 #if defined(LC_CUDA_EMULATED)
     if (smem > 227 * 1024) return false;
 #else
@@ -120,14 +127,13 @@ static inline bool cuda_attention_decode(float *out, const float *qkv, const flo
             cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
                 cudaSuccess ||
             smem > (size_t)optin ||
-            cudaFuncSetAttribute(attention_decode_kernel,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)smem) != cudaSuccess)
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+                cudaSuccess)
             return false;
     }
 #endif
-    LC_LAUNCH(attention_decode_kernel, dim3(NH, B), LC_DECODE_BLOCK, smem, stream, out, qkv, kcache,
-              vcache, pos, maxT, NH, NKV, hs);
+    LC_LAUNCH(kernel, dim3(NH, B), LC_DECODE_BLOCK, smem, stream, out, qkv, kcache, vcache, pos,
+              maxT, NH, NKV, hs);
     LC_LAUNCH_CHECK();
     return true;
 }

@@ -2,8 +2,10 @@
 // (kernels/kernels.h: layernorm_forward/backward, rmsnorm_forward/backward).
 //
 // Forward and the input gradient: one warp per row (LC_CUDA_BLOCK / 32 rows per block), the
-// lanes striding over the channels (float4 accesses when C is a multiple of 4 and the row
-// pointers are 16-byte aligned), row statistics by warp-shuffle reductions.
+// lanes striding over the channels (16-byte accesses when C is a multiple of 16 / sizeof(T) and
+// the row pointers are 16-byte aligned), row statistics by warp-shuffle reductions. T, the type of
+// the activations and weights, is float or __nv_bfloat16; statistics, parameter gradients and
+// all arithmetic are fp32.
 // Parameter gradients (dweight, dbias: sums over rows) without atomics, deterministic for a given
 // N and C: column partial sums over fixed chunks of rows into `scratch`, then a fixed-order sum
 // of the chunks added into the gradient.
@@ -65,16 +67,16 @@ static __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd
 }
 
 // With xhat = (x - mean) rstd and dnorm = dout weight:
-//   dinp (N,C) += rstd (dnorm - mean_c(dnorm) - xhat mean_c(dnorm xhat)).
-template <int W>
-static __global__ void layernorm_backward_dinp_kernel(float *dinp, const float *dout,
-                                                      const float *inp, const float *weight,
-                                                      const float *mean, const float *rstd, int N,
-                                                      int C) {
+//   dinp (N,C) += rstd (dnorm - mean_c(dnorm) - xhat mean_c(dnorm xhat)),
+// dinp read as T, the sum in fp32, rounded once; dout, inp (N,C), weight (C) of T; mean, rstd fp32.
+template <class T, int W>
+static __global__ void layernorm_backward_dinp_kernel(T *dinp, const T *dout, const T *inp,
+                                                      const T *weight, const float *mean,
+                                                      const float *rstd, int N, int C) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;
-    const float *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
+    const T *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
     float m = mean[row], s = rstd[row];
     float dsum = 0.0f, dxsum = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
@@ -90,7 +92,7 @@ static __global__ void layernorm_backward_dinp_kernel(float *dinp, const float *
     }
     float dnorm_mean = lc_warp_sum(dsum) / (float)C;
     float dnorm_xhat_mean = lc_warp_sum(dxsum) / (float)C;
-    float *di = dinp + (size_t)row * C;
+    T *di = dinp + (size_t)row * C;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W], g[W], w[W], o[W];
         lc_load<W>(v, x + c);
@@ -134,15 +136,16 @@ static __global__ void rmsnorm_forward_kernel(T *out, float *rstd, const T *inp,
     if (lane == 0) rstd[row] = s;
 }
 
-// With xhat = x rstd: dinp (N,C) += rstd (dout weight - xhat mean_c(dout weight xhat)).
-template <int W>
-static __global__ void rmsnorm_backward_dinp_kernel(float *dinp, const float *dout,
-                                                    const float *inp, const float *weight,
-                                                    const float *rstd, int N, int C) {
+// With xhat = x rstd: dinp (N,C) += rstd (dout weight - xhat mean_c(dout weight xhat)); types
+// and the accumulation of dinp as layernorm_backward_dinp_kernel.
+template <class T, int W>
+static __global__ void rmsnorm_backward_dinp_kernel(T *dinp, const T *dout, const T *inp,
+                                                    const T *weight, const float *rstd, int N,
+                                                    int C) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;
-    const float *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
+    const T *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
     float s = rstd[row], dot = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W], g[W], w[W];
@@ -152,7 +155,7 @@ static __global__ void rmsnorm_backward_dinp_kernel(float *dinp, const float *do
         for (int k = 0; k < W; k++) dot += g[k] * w[k] * v[k] * s;
     }
     dot = lc_warp_sum(dot) / (float)C;
-    float *di = dinp + (size_t)row * C;
+    T *di = dinp + (size_t)row * C;
     for (int c = lane * W; c < C; c += 32 * W) {
         float v[W], g[W], w[W], o[W];
         lc_load<W>(v, x + c);
@@ -170,10 +173,11 @@ static __global__ void rmsnorm_backward_dinp_kernel(float *dinp, const float *do
 // rows of its chunk, sums dout (dbias; LN only) and dout xhat (dweight), xhat = (x - mean) rstd
 // (LN) or x rstd; the 8 row lanes' sums meet in shared memory and are added in lane order.
 // scratch: dweight partials at [chunk][c], then for LN the dbias partials at [chunks + chunk][c].
-template <bool LN>
-static __global__ void norm_param_partial_kernel(float *scratch, const float *dout,
-                                                 const float *inp, const float *mean,
-                                                 const float *rstd, int N, int C) {
+// dout, inp (N,C) of T; mean, rstd (N) fp32.
+template <class T, bool LN>
+static __global__ void norm_param_partial_kernel(float *scratch, const T *dout, const T *inp,
+                                                 const float *mean, const float *rstd, int N,
+                                                 int C) {
     __shared__ float sw[8][33], sb[8][33];
     int tx = threadIdx.x, ty = threadIdx.y;
     int c = blockIdx.x * 32 + tx;
@@ -183,9 +187,10 @@ static __global__ void norm_param_partial_kernel(float *scratch, const float *do
     if (c < C)
         for (int n = r0 + ty; n < r1; n += 8) {
             size_t i = (size_t)n * C + c;
-            float xhat = LN ? (inp[i] - mean[n]) * rstd[n] : inp[i] * rstd[n];
-            dw += dout[i] * xhat;
-            db += dout[i];
+            float x = lc_to_float(inp[i]), d = lc_to_float(dout[i]);
+            float xhat = LN ? (x - mean[n]) * rstd[n] : x * rstd[n];
+            dw += d * xhat;
+            db += d;
         }
     sw[ty][tx] = dw;
     sb[ty][tx] = db;
@@ -238,19 +243,23 @@ static inline void cuda_layernorm_forward(T *out, float *mean, float *rstd, cons
     LC_LAUNCH_CHECK();
 }
 
-// scratch: cuda_norm_backward_scratch(N, C) floats of device memory.
-static inline void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias,
-                                           const float *dout, const float *inp, const float *weight,
-                                           const float *mean, const float *rstd, float *scratch,
-                                           int N, int C, cudaStream_t stream) {
+// dinp, dout, inp, weight of T (dinp accumulated); dweight, dbias, mean, rstd fp32; scratch:
+// cuda_norm_backward_scratch(N, C) floats of device memory.
+template <class T>
+static inline void cuda_layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout,
+                                           const T *inp, const T *weight, const float *mean,
+                                           const float *rstd, float *scratch, int N, int C,
+                                           cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
+    constexpr int V = lc_pack<T>::n;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, 4, dinp, dout, inp, weight, dinp) ? layernorm_backward_dinp_kernel<4>
-                                                              : layernorm_backward_dinp_kernel<1>;
+    auto k = lc_norm_vec(C, V, dinp, dout, inp, weight, dinp)
+                 ? layernorm_backward_dinp_kernel<T, V>
+                 : layernorm_backward_dinp_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, mean, rstd, N, C);
     LC_LAUNCH_CHECK();
     int chunks = lc_norm_chunks(N);
-    auto kp = norm_param_partial_kernel<true>;
+    auto kp = norm_param_partial_kernel<T, true>;
     LC_LAUNCH(kp, dim3((unsigned)lc_ceil_div((size_t)C, 32), (unsigned)chunks), dim3(32, 8), 0,
               stream, scratch, dout, inp, mean, rstd, N, C);
     LC_LAUNCH_CHECK();
@@ -272,18 +281,20 @@ static inline void cuda_rmsnorm_forward(T *out, float *rstd, const T *inp, const
     LC_LAUNCH_CHECK();
 }
 
-// scratch: cuda_norm_backward_scratch(N, C) / 2 floats of device memory.
-static inline void cuda_rmsnorm_backward(float *dinp, float *dweight, const float *dout,
-                                         const float *inp, const float *weight, const float *rstd,
-                                         float *scratch, int N, int C, cudaStream_t stream) {
+// Types as cuda_layernorm_backward; scratch: cuda_norm_backward_scratch(N, C) / 2 floats.
+template <class T>
+static inline void cuda_rmsnorm_backward(T *dinp, float *dweight, const T *dout, const T *inp,
+                                         const T *weight, const float *rstd, float *scratch, int N,
+                                         int C, cudaStream_t stream) {
     if (N <= 0 || C <= 0) return;
+    constexpr int V = lc_pack<T>::n;
     size_t grid = lc_ceil_div((size_t)N, LC_CUDA_BLOCK / 32);
-    auto k = lc_norm_vec(C, 4, dinp, dout, inp, weight, dinp) ? rmsnorm_backward_dinp_kernel<4>
-                                                              : rmsnorm_backward_dinp_kernel<1>;
+    auto k = lc_norm_vec(C, V, dinp, dout, inp, weight, dinp) ? rmsnorm_backward_dinp_kernel<T, V>
+                                                              : rmsnorm_backward_dinp_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, rstd, N, C);
     LC_LAUNCH_CHECK();
     int chunks = lc_norm_chunks(N);
-    auto kp = norm_param_partial_kernel<false>;
+    auto kp = norm_param_partial_kernel<T, false>;
     LC_LAUNCH(kp, dim3((unsigned)lc_ceil_div((size_t)C, 32), (unsigned)chunks), dim3(32, 8), 0,
               stream, scratch, dout, inp, (const float *)nullptr, rstd, N, C);
     LC_LAUNCH_CHECK();

@@ -16,11 +16,14 @@ __device__ __forceinline__ void lc_adamw_one(float &p, float g, float &m, float 
     p -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p);
 }
 
-// param, m, v (n) updated; grad (n) read. One thread per 4 consecutive elements, float4 accesses
-// when vec (all four pointers 16-byte aligned).
-static __global__ void adamw_update_kernel(float *param, const float *grad, float *m, float *v,
-                                           size_t n, float lr, float beta1, float beta2, float eps,
-                                           float wd, float bc1, float bc2, bool vec) {
+// param, m, v (n) updated (fp32); grad (n) read (fp32); param_act (n) of T, when not NULL,
+// written = the updated param rounded to T (the compute copy). One thread per 4 consecutive
+// elements, float4 accesses when vec (the four fp32 pointers 16-byte aligned); the 4 elements
+// of param_act stored one by one (8 bytes for bf16).
+template <class T>
+static __global__ void adamw_update_kernel(float *param, T *param_act, const float *grad, float *m,
+                                           float *v, size_t n, float lr, float beta1, float beta2,
+                                           float eps, float wd, float bc1, float bc2, bool vec) {
     size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
     if (i >= n) return;
     if (vec && i + 4 <= n) {
@@ -34,21 +37,28 @@ static __global__ void adamw_update_kernel(float *param, const float *grad, floa
         lc_store<4>(param + i, p);
         lc_store<4>(m + i, mm);
         lc_store<4>(v + i, vv);
+        if (param_act)
+            for (int k = 0; k < 4; k++) param_act[i + k] = lc_from_float<T>(p[k]);
     } else {
-        for (size_t k = i; k < n && k < i + 4; k++)
+        for (size_t k = i; k < n && k < i + 4; k++) {
             lc_adamw_one(param[k], grad[k], m[k], v[k], lr, beta1, beta2, eps, wd, bc1, bc2);
+            if (param_act) param_act[k] = lc_from_float<T>(param[k]);
+        }
     }
 }
 
-static inline void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
-                                     float lr, float beta1, float beta2, float eps,
-                                     float weight_decay, float bc1, float bc2,
+// param_act (n) of T or NULL; the rest fp32 (kernels/kernels.h: adamw_update).
+template <class T>
+static inline void cuda_adamw_update(float *param, T *param_act, const float *grad, float *m,
+                                     float *v, size_t n, float lr, float beta1, float beta2,
+                                     float eps, float weight_decay, float bc1, float bc2,
                                      cudaStream_t stream) {
     if (n == 0) return;
     size_t grid = lc_ceil_div(lc_ceil_div(n, 4), LC_CUDA_BLOCK);
     bool vec = lc_aligned16(param) && lc_aligned16(grad) && lc_aligned16(m) && lc_aligned16(v);
-    LC_LAUNCH(adamw_update_kernel, grid, LC_CUDA_BLOCK, 0, stream, param, grad, m, v, n, lr, beta1,
-              beta2, eps, weight_decay, bc1, bc2, vec);
+    auto k = adamw_update_kernel<T>;
+    LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, param, param_act, grad, m, v, n, lr, beta1, beta2,
+              eps, weight_decay, bc1, bc2, vec);
     LC_LAUNCH_CHECK();
 }
 

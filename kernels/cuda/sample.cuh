@@ -71,28 +71,33 @@ static __device__ float lc_sample_block_exclusive_sum(float v) {
 }
 
 // The statistics of one row that every step needs: its logits z (V real columns), their
-// maximum m, the temperature and the softmax normaliser s = sum exp((z - m) / temp).
-struct LcSampleRow {
-    const float *z;
+// maximum m, the temperature and the softmax normaliser s = sum exp((z - m) / temp). The logits
+// are of T (float or __nv_bfloat16), read as fp32 by at().
+template <class T> struct LcSampleRow {
+    const T *z;
     int V;
     float m, temp, s;
+    __device__ float at(int v) const {
+        return lc_to_float(z[v]);
+    }
     __device__ float prob(float zv) const {
         return expf((zv - m) / temp) / s;
     }
 };
 
 // Tokens with key >= t, over the block.
-static __device__ int lc_sample_count_from(const LcSampleRow &r, unsigned t) {
+template <class T> static __device__ int lc_sample_count_from(const LcSampleRow<T> &r, unsigned t) {
     int c = 0;
-    for (int v = threadIdx.x; v < r.V; v += blockDim.x) c += lc_sample_key(r.z[v]) >= t;
+    for (int v = threadIdx.x; v < r.V; v += blockDim.x) c += lc_sample_key(r.at(v)) >= t;
     return lc_block_sum(c);
 }
 
 // Their probability mass, over the block.
-static __device__ float lc_sample_mass_from(const LcSampleRow &r, unsigned t) {
+template <class T>
+static __device__ float lc_sample_mass_from(const LcSampleRow<T> &r, unsigned t) {
     float w = 0.0f;
     for (int v = threadIdx.x; v < r.V; v += blockDim.x) {
-        float zv = r.z[v];
+        float zv = r.at(v);
         if (lc_sample_key(zv) >= t) w += r.prob(zv);
     }
     return lc_block_sum(w);
@@ -108,14 +113,15 @@ struct LcSampleKept {
 };
 
 // The kept set of the keys above t and the `need` lowest ids of the `equal` tokens with key t.
-static __device__ LcSampleKept lc_sample_cut(const LcSampleRow &r, unsigned t, int need,
+template <class T>
+static __device__ LcSampleKept lc_sample_cut(const LcSampleRow<T> &r, unsigned t, int need,
                                              int equal) {
     LcSampleKept k = {t, r.V};
     if (need < equal) { // the smallest x with `need` tokens equal to t at ids <= x
         int lo = 0, hi = r.V - 1;
         while (lo < hi) {
             int mid = lo + (hi - lo) / 2, c = 0;
-            for (int v = threadIdx.x; v <= mid; v += blockDim.x) c += lc_sample_key(r.z[v]) == t;
+            for (int v = threadIdx.x; v <= mid; v += blockDim.x) c += lc_sample_key(r.at(v)) == t;
             if (lc_block_sum(c) >= need)
                 hi = mid;
             else
@@ -128,7 +134,7 @@ static __device__ LcSampleKept lc_sample_cut(const LcSampleRow &r, unsigned t, i
 
 // The first n (1 <= n < V) tokens of the sampling order: t is the n-th largest key (the largest
 // t with at least n keys >= t), then the lowest ids among those equal to t.
-static __device__ LcSampleKept lc_sample_first(const LcSampleRow &r, int n) {
+template <class T> static __device__ LcSampleKept lc_sample_first(const LcSampleRow<T> &r, int n) {
     unsigned t = 0;
     for (int bit = 31; bit >= 0; bit--) {
         unsigned c = t | (1u << bit);
@@ -147,7 +153,8 @@ struct LcSampleNucleus {
     int need, equal; // the prefix: keys above t, then `need` of the `equal` tokens with key t
                      // (equal 0 when not found here: lc_sample_first finds the set)
 };
-static __device__ LcSampleNucleus lc_sample_nucleus(const LcSampleRow &r, float top_p) {
+template <class T>
+static __device__ LcSampleNucleus lc_sample_nucleus(const LcSampleRow<T> &r, float top_p) {
     LcSampleNucleus nu = {r.V, 0u, 0, 0};
     if (lc_sample_mass_from(r, 0) < top_p) return nu;
     unsigned t = 0; // the largest key whose tokens at or above it hold top_p
@@ -178,26 +185,27 @@ static __device__ LcSampleNucleus lc_sample_nucleus(const LcSampleRow &r, float 
 
 // Block b samples row b of logits (B,Vp) over its V real columns; token[b], logp[b] written.
 // u (B) is read only when temperature > 0.
-static __global__ void sample_tokens_kernel(int *token, float *logp, const float *logits,
+template <class T>
+static __global__ void sample_tokens_kernel(int *token, float *logp, const T *logits,
                                             const float *u, int V, int Vp, float temperature,
                                             int top_k, float top_p) {
     int b = blockIdx.x;
     bool greedy = !(temperature > 0.0f);
-    LcSampleRow r;
+    LcSampleRow<T> r;
     r.z = logits + (size_t)b * Vp;
     r.V = V;
     r.temp = greedy ? 1.0f : temperature;
     float m = -INFINITY;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, r.z[v]);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, r.at(v));
     r.m = lc_block_max(m);
     float s = 0.0f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf((r.z[v] - r.m) / r.temp);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf((r.at(v) - r.m) / r.temp);
     r.s = lc_block_sum(s);
     int tok;
     if (greedy) { // the lowest id holding the maximum
         int first = INT_MAX;
         for (int v = threadIdx.x; v < V; v += blockDim.x)
-            if (r.z[v] == r.m) {
+            if (r.at(v) == r.m) {
                 first = v;
                 break;
             }
@@ -217,7 +225,7 @@ static __global__ void sample_tokens_kernel(int *token, float *logp, const float
         if (n < V && !found_set) kept = lc_sample_first(r, n);
         float w = 0.0f;
         for (int v = threadIdx.x; v < V; v += blockDim.x) {
-            float zv = r.z[v];
+            float zv = r.at(v);
             if (kept.has(lc_sample_key(zv), v)) w += r.prob(zv);
         }
         float target = u[b] * lc_block_sum(w);
@@ -226,13 +234,13 @@ static __global__ void sample_tokens_kernel(int *token, float *logp, const float
         int lo = min(V, (int)threadIdx.x * chunk), hi = min(V, lo + chunk);
         float mine = 0.0f;
         for (int v = lo; v < hi; v++) {
-            float zv = r.z[v];
+            float zv = r.at(v);
             if (kept.has(lc_sample_key(zv), v)) mine += r.prob(zv);
         }
         float acc = lc_sample_block_exclusive_sum(mine);
         int found = INT_MAX, last = -1;
         for (int v = lo; v < hi; v++) {
-            float zv = r.z[v];
+            float zv = r.at(v);
             if (!kept.has(lc_sample_key(zv), v)) continue;
             float p = r.prob(zv);
             acc += p;
@@ -247,18 +255,21 @@ static __global__ void sample_tokens_kernel(int *token, float *logp, const float
     if (tok < 0 || tok >= V) tok = 0; // only for NaN logits
     if (threadIdx.x == 0) {
         token[b] = tok;
-        logp[b] = (r.z[tok] - r.m) / r.temp - logf(r.s);
+        logp[b] = (r.at(tok) - r.m) / r.temp - logf(r.s);
     }
 }
 
 // ---- launcher ---------------------------------------------------------------------------------
 
-// token, logp (B) written from logits (B,Vp); u (B) device uniforms (NULL allowed when greedy).
-static inline void cuda_sample_tokens(int *token, float *logp, const float *logits, const float *u,
+// token, logp (B) written from logits (B,Vp) of T; u (B) device uniforms (NULL allowed when
+// greedy).
+template <class T>
+static inline void cuda_sample_tokens(int *token, float *logp, const T *logits, const float *u,
                                       int B, int V, int Vp, float temperature, int top_k,
                                       float top_p, cudaStream_t stream) {
     if (B <= 0 || V <= 0) return;
-    LC_LAUNCH(sample_tokens_kernel, (unsigned)B, LC_CUDA_BLOCK, 0, stream, token, logp, logits, u,
-              V, Vp, temperature, top_k, top_p);
+    auto k = sample_tokens_kernel<T>;
+    LC_LAUNCH(k, (unsigned)B, LC_CUDA_BLOCK, 0, stream, token, logp, logits, u, V, Vp, temperature,
+              top_k, top_p);
     LC_LAUNCH_CHECK();
 }
