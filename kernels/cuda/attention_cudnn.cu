@@ -1,8 +1,10 @@
 // kernels/cuda/attention_cudnn.cu: causal grouped-query self-attention with segment masking
 // through cuDNN's fused flash attention (docs/cuda.md, "cuDNN fused attention"), built with the
-// backend descriptor API (no cudnn-frontend). The activations are fp32; the fused engine wants
-// bf16 Q/K/V/O/dO, so small kernels below convert into one bf16 staging buffer, and the graph
-// reads Q, K, V as strided views of the interleaved (B,T,QKV) rows. Packed segments are an
+// backend descriptor API (no cudnn-frontend). The fused engine wants bf16 Q/K/V/O/dO/dQ/dK/dV and
+// the graph reads Q, K, V (and writes dQ, dK, dV) as strided views of the interleaved (B,T,QKV)
+// rows, O and dO as (B,T,C) rows. With bf16 activation storage those views are the activations
+// themselves; with fp32 storage (or a pointer off 16-byte alignment) small kernels below convert
+// into, and out of, one bf16 staging buffer with the same layout. Packed segments are an
 // additive bf16 bias (B,1,T,T) of 0 / -inf built by a kernel; the causal mask is the graph's own
 // GEN_INDEX / CMP_GE / BINARY_SELECT chain.
 //
@@ -524,23 +526,54 @@ static void check_shape(const char *what, int B, int T, int NH, int NKV, int hs)
                hs);
 }
 
-void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, const int *seg, int B,
+// src (n) of Act storage into the bf16 staging dst (n): converted from fp32 (nearest even), or
+// copied when the storage is bf16 already (a view cuDNN cannot take directly: not 16-byte
+// aligned).
+static void stage_in(__nv_bfloat16 *dst, const Act *src, size_t n, bool bf16, cudaStream_t st) {
+    if (bf16)
+        LC_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * 2, cudaMemcpyDeviceToDevice, st));
+    else
+        cudnn_att_convert(dst, (const float *)src, n, st);
+}
+
+// The bf16 staging src (n) back into Act storage dst (n): converted to fp32 (exact) or copied.
+static void stage_out(Act *dst, const __nv_bfloat16 *src, size_t n, bool bf16, cudaStream_t st) {
+    if (bf16)
+        LC_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * 2, cudaMemcpyDeviceToDevice, st));
+    else
+        cudnn_att_convert((float *)dst, src, n, st);
+}
+
+// Whether an Act tensor goes to cuDNN as it is: bf16 storage, 16-byte aligned (the alignment the
+// graph's tensors declare; the strides, multiples of hs, keep every row and head aligned then).
+static bool direct_view(const void *p, bool bf16) {
+    return bf16 && lc_aligned16(p);
+}
+
+// out (B,T,C) Act written; state (B,NH,T) fp32 written (the stats); qkv (B,T,QKV) Act; seg (B,T)
+// or NULL. Under bf16 storage Q, K, V are strided views of qkv's rows and O is out itself;
+// otherwise (fp32 storage, or a pointer off 16-byte alignment) they go through the bf16 staging.
+void cuda_cudnn_attention_forward(Act *out, float *state, const Act *qkv, const int *seg, int B,
                                   int T, int NH, int NKV, int hs) {
     check_shape("forward", B, T, NH, NKV, hs);
     if (B == 0 || T == 0) return;
     cudaStream_t st = cuda_context()->stream;
+    bool bf16 = cuda_context()->bf16;
     Shape s = {0, B, T, NH, NKV, hs, seg != NULL, SEEDED_BUG};
     Plan *p = get_plan(s);
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
+    bool qkv_direct = direct_view(qkv, bf16), o_direct = direct_view(out, bf16);
     // the stats go straight into state when it is 16-byte aligned, else through the staging
     bool direct = lc_aligned16(state);
-    size_t bytes[4] = {N * QKV * 2, N * C * 2, seg ? N * T * 2 : 0, direct ? 0 : N * NH * 4};
+    size_t bytes[4] = {qkv_direct ? 0 : N * QKV * 2, o_direct ? 0 : N * C * 2, seg ? N * T * 2 : 0,
+                       direct ? 0 : N * NH * 4};
     void *part[4];
     staging(4, bytes, part);
-    __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
+    __nv_bfloat16 *qkv16 = qkv_direct ? (__nv_bfloat16 *)qkv : (__nv_bfloat16 *)part[0];
+    __nv_bfloat16 *o16 = o_direct ? (__nv_bfloat16 *)out : (__nv_bfloat16 *)part[1];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[2];
     float *stats = direct ? state : (float *)part[3];
-    cudnn_att_convert(qkv16, qkv, N * QKV, st);
+    if (!qkv_direct) stage_in(qkv16, qkv, N * QKV, bf16, st);
     if (seg) cudnn_att_seg_bias(bias, seg, B, T, st);
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_NEG_INF, UID_STATS, UID_BIAS};
     void *ptrs[] = {qkv16,
@@ -555,34 +588,48 @@ void cuda_cudnn_attention_forward(float *out, float *state, const float *qkv, co
     int n = seg ? 8 : 7;
     if (SEEDED_BUG == 2) n = 6; // drops the stats
     execute(p, n, uids, ptrs);
-    cudnn_att_convert(out, o16, N * C, st);
+    if (!o_direct) stage_out(out, o16, N * C, bf16, st);
     if (!direct)
         LC_CUDA_CHECK(cudaMemcpyAsync(state, stats, N * NH * 4, cudaMemcpyDeviceToDevice, st));
 }
 
-void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *out,
-                                   const float *qkv, const float *state, const int *seg, int B,
-                                   int T, int NH, int NKV, int hs) {
+// dqkv (B,T,QKV) Act written: cuDNN writes dQ, dK and dV (each key/value head's summed over its
+// query group) as strided views of its rows; dout, out (B,T,C) and qkv Act; state (B,NH,T) fp32
+// as the forward wrote it. Direct views under bf16 storage as in the forward, else staged.
+void cuda_cudnn_attention_backward(Act *dqkv, const Act *dout, const Act *out, const Act *qkv,
+                                   const float *state, const int *seg, int B, int T, int NH,
+                                   int NKV, int hs) {
     check_shape("backward", B, T, NH, NKV, hs);
     if (B == 0 || T == 0) return;
     cudaStream_t st = cuda_context()->stream;
+    bool bf16 = cuda_context()->bf16;
     Shape s = {1, B, T, NH, NKV, hs, seg != NULL, SEEDED_BUG};
     Plan *p = get_plan(s);
     size_t QKV = (size_t)(NH + 2 * NKV) * hs, C = (size_t)NH * hs, N = (size_t)B * T;
+    bool qkv_direct = direct_view(qkv, bf16), o_direct = direct_view(out, bf16);
+    bool do_direct = direct_view(dout, bf16), dqkv_direct = direct_view(dqkv, bf16);
     bool direct = lc_aligned16(state); // else the stats are copied to an aligned place first
-    size_t bytes[8] = {N * QKV * 2,         N * C * 2,  N * C * 2, N * QKV * 2,
-                       seg ? N * T * 2 : 0, N * NH * 4, N * C * 4, direct ? 0 : N * NH * 4};
+    size_t bytes[8] = {qkv_direct ? 0 : N * QKV * 2,
+                       o_direct ? 0 : N * C * 2,
+                       do_direct ? 0 : N * C * 2,
+                       dqkv_direct ? 0 : N * QKV * 2,
+                       seg ? N * T * 2 : 0,
+                       N * NH * 4, // softmax_sum (B,NH,T) fp32
+                       N * C * 4,  // dQ accumulator (B,NH,T,hs) fp32
+                       direct ? 0 : N * NH * 4};
     void *part[8];
     staging(8, bytes, part);
     const float *stats = direct ? state : (const float *)part[7];
     if (!direct)
         LC_CUDA_CHECK(cudaMemcpyAsync(part[7], state, N * NH * 4, cudaMemcpyDeviceToDevice, st));
-    __nv_bfloat16 *qkv16 = (__nv_bfloat16 *)part[0], *o16 = (__nv_bfloat16 *)part[1];
-    __nv_bfloat16 *do16 = (__nv_bfloat16 *)part[2], *dqkv16 = (__nv_bfloat16 *)part[3];
+    __nv_bfloat16 *qkv16 = qkv_direct ? (__nv_bfloat16 *)qkv : (__nv_bfloat16 *)part[0];
+    __nv_bfloat16 *o16 = o_direct ? (__nv_bfloat16 *)out : (__nv_bfloat16 *)part[1];
+    __nv_bfloat16 *do16 = do_direct ? (__nv_bfloat16 *)dout : (__nv_bfloat16 *)part[2];
+    __nv_bfloat16 *dqkv16 = dqkv_direct ? (__nv_bfloat16 *)dqkv : (__nv_bfloat16 *)part[3];
     __nv_bfloat16 *bias = (__nv_bfloat16 *)part[4];
-    cudnn_att_convert(qkv16, qkv, N * QKV, st);
-    cudnn_att_convert(o16, out, N * C, st);
-    cudnn_att_convert(do16, dout, N * C, st);
+    if (!qkv_direct) stage_in(qkv16, qkv, N * QKV, bf16, st);
+    if (!o_direct) stage_in(o16, out, N * C, bf16, st);
+    if (!do_direct) stage_in(do16, dout, N * C, bf16, st);
     if (seg) cudnn_att_seg_bias(bias, seg, B, T, st);
     int64_t uids[] = {UID_Q,           UID_K,        UID_V,     UID_O,     UID_DO,
                       UID_DQ,          UID_DK,       UID_DV,    UID_SCALE, UID_NEG_INF,
@@ -602,7 +649,7 @@ void cuda_cudnn_attention_backward(float *dqkv, const float *dout, const float *
                     (void *)stats,
                     bias};
     execute(p, seg ? 14 : 13, uids, ptrs);
-    cudnn_att_convert(dqkv, dqkv16, N * QKV, st);
+    if (!dqkv_direct) stage_out(dqkv, dqkv16, N * QKV, bf16, st);
 }
 
 LC_CUDA_NAMESPACE_END

@@ -5,7 +5,8 @@
 //   device: 100) means "no usable GPU": backend_cuda() returns NULL with the cause, never dies.
 // - The cuBLASLt handle and its one workspace, allocated once.
 // - The memory entries (one cudaMalloc per call, i.e. per arena) and the matrix products
-//   (cuBLASLt, fp32 compute: the same numbers as the CPU backend's sgemm up to summation order).
+//   (cuBLASLt: Act A and B, fp32 accumulation; with fp32 storage the same numbers as the CPU
+//   backend's sgemm up to summation order; parameter gradients accumulate in fp32).
 // - The other compute entries come from the kernel headers (*.cuh) as they are written; until
 //   every entry is set, backend_cuda() refuses with the list of missing ones, so a recipe with
 //   `backend: cuda` stops at startup instead of calling a NULL pointer.
@@ -175,15 +176,23 @@ static uint32_t alignment(const void *p) {
     return a;
 }
 
-// Column-major D (m,n; ld m) = op(A) @ op(B) + beta * D (+ bias (m) on every column when bias is
-// given), fp32 in and out. op(A) is (m,k): A is stored (k,m) with ld lda when transa, else (m,k);
-// op(B) is (k,n): B is stored (n,k) with ld ldb when transb, else (k,n). The compute type is the
-// context's: CUBLAS_COMPUTE_32F (precision fp32) or CUBLAS_COMPUTE_32F_FAST_16BF (bf16: the
-// tensor cores read A and B rounded to bf16 and accumulate in fp32).
-static void lt_matmul(float *d, const float *a, const float *b, const float *bias, int m, int n,
-                      int k, bool transa, int lda, bool transb, int ldb, float beta) {
+// The cuBLASLt type of Act storage: CUDA_R_16BF under precision bf16, else CUDA_R_32F.
+static cudaDataType_t act_type(void) {
+    return g_ctx.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+// Column-major D (m,n; ld m) = alpha op(A) @ op(B) + beta D (+ bias (m) on every column when bias
+// is given). op(A) is (m,k): A is stored (k,m) with ld lda when transa, else (m,k); op(B) is
+// (k,n): B is stored (n,k) with ld ldb when transb, else (k,n). A and B are Act (act_type()); D
+// (which is also C) is dtype, CUDA_R_32F or Act's; the bias is D's type (cuBLASLt's default).
+// The compute type is the context's, CUBLAS_COMPUTE_32F: fp32 accumulation, which cuBLASLt takes
+// with fp32 A/B/C/D and with bf16 A/B and bf16 or fp32 C/D.
+static void lt_matmul(void *d, cudaDataType_t dtype, const void *a, const void *b, const void *bias,
+                      int m, int n, int k, bool transa, int lda, bool transb, int ldb, float alpha,
+                      float beta) {
     if (m <= 0 || n <= 0) return;
     CudaContext *ctx = &g_ctx;
+    cudaDataType_t abtype = act_type();
     cublasLtMatmulDesc_t op;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulDescCreate(&op, ctx->compute, CUDA_R_32F));
     cublasOperation_t ta = transa ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -201,36 +210,33 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
     }
     cublasLtMatrixLayout_t la, lb, ld;
     LC_CUBLAS_CHECK(
-        lt.cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, transa ? k : m, transa ? m : k, lda));
+        lt.cublasLtMatrixLayoutCreate(&la, abtype, transa ? k : m, transa ? m : k, lda));
     LC_CUBLAS_CHECK(
-        lt.cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, transb ? n : k, transb ? k : n, ldb));
-    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m));
+        lt.cublasLtMatrixLayoutCreate(&lb, abtype, transb ? n : k, transb ? k : n, ldb));
+    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&ld, dtype, m, n, m));
     cublasLtMatmulPreference_t pref;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = LC_CUDA_WORKSPACE;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    const cublasLtMatmulPreferenceAttributes_t align_attr[3] = {
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    const void *align_ptr[3] = {a, b, d};
-    for (int i = 0; i < 3; i++) {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    const void *align_ptr[4] = {a, b, d, d}; // C is D
+    for (int i = 0; i < 4; i++) {
         uint32_t al = alignment(align_ptr[i]);
         LC_CUBLAS_CHECK(
             lt.cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof(al)));
     }
-    uint32_t al_c = alignment(d); // C is D
-    LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     LC_CUBLAS_CHECK(
         lt.cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, la, lb, ld, ld, pref, 1, &heur, &found));
     if (found == 0)
         LC_DIE("CUDA backend: cuBLASLt has no algorithm for a matmul m=%d n=%d k=%d "
-               "(transa %d, transb %d, bias %d, compute %d)",
-               m, n, k, (int)transa, (int)transb, bias != NULL, (int)ctx->compute);
-    float alpha = 1.0f;
+               "(transa %d, transb %d, bias %d, A/B type %d, D type %d, compute %d)",
+               m, n, k, (int)transa, (int)transb, bias != NULL, (int)abtype, (int)dtype,
+               (int)ctx->compute);
     LC_CUBLAS_CHECK(lt.cublasLtMatmul(ctx->lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld,
                                       &heur.algo, ctx->workspace, ws, ctx->stream));
     lt.cublasLtMatmulPreferenceDestroy(pref);
@@ -243,36 +249,67 @@ static void lt_matmul(float *d, const float *a, const float *b, const float *bia
 // Row-major (R,S) is column-major (S,R) with the same pointer: every product below is written as
 // its transpose in column-major terms.
 
-// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias: out^T (OC,N) = weight (C,OC)^T @ inp^T (C,N).
-void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                         int N, int C, int OC) {
-    lt_matmul(out, weight, inp, bias, OC, N, C, true, C, false, C, 0.0f);
+// out (N,OC) Act = inp (N,C) Act @ weight (OC,C)^T Act + bias (OC) Act: out^T (OC,N) =
+// weight (C,OC)^T @ inp^T (C,N), the bias through the BIAS epilogue.
+void cuda_matmul_forward(Act *out, const Act *inp, const Act *weight, const Act *bias, int N, int C,
+                         int OC) {
+    lt_matmul(out, act_type(), weight, inp, bias, OC, N, C, true, C, false, C, 1.0f, 0.0f);
 }
 
-// n floats of 1.0f, grown as needed (dbias as dout^T @ ones).
-static const float *ones(size_t n) {
+// out (N,OC) Act = alpha inp (N,C) Act @ weight (OC,C)^T Act, no bias.
+void cuda_matmul_scaled(Act *out, const Act *inp, const Act *weight, int N, int C, int OC,
+                        float alpha) {
+    lt_matmul(out, act_type(), weight, inp, NULL, OC, N, C, true, C, false, C, alpha, 0.0f);
+}
+
+// n ones of Act's type, grown (never shrunk) when a larger n is seen, so a step allocates
+// nothing once its largest N has been seen: dbias as dout^T @ ones, whose A and B must share a
+// type. The fp32 vector is the context's; the bf16 one (0x3F80 is bf16 1.0) lives here.
+static struct {
+    uint16_t *p;
+    size_t len;
+} g_ones_bf16;
+
+static const void *ones(size_t n) {
     CudaContext *ctx = &g_ctx;
-    if (ctx->ones_len < n) {
-        size_t len = n > 2 * ctx->ones_len ? n : 2 * ctx->ones_len;
-        float *host = (float *)lc_malloc(len * sizeof(float));
-        for (size_t i = 0; i < len; i++) host[i] = 1.0f;
-        cuda_free(ctx->ones);
-        ctx->ones = (float *)cuda_alloc(len * sizeof(float));
-        cuda_to_device(ctx->ones, host, len * sizeof(float));
+    size_t have = ctx->bf16 ? g_ones_bf16.len : ctx->ones_len;
+    if (have >= n) return ctx->bf16 ? (const void *)g_ones_bf16.p : (const void *)ctx->ones;
+    size_t len = n > 2 * have ? n : 2 * have;
+    if (ctx->bf16) {
+        uint16_t *host = (uint16_t *)lc_malloc(len * sizeof(uint16_t));
+        for (size_t i = 0; i < len; i++) host[i] = 0x3F80;
+        cuda_free(g_ones_bf16.p);
+        g_ones_bf16.p = (uint16_t *)cuda_alloc(len * sizeof(uint16_t));
+        cuda_to_device(g_ones_bf16.p, host, len * sizeof(uint16_t));
         free(host);
-        ctx->ones_len = len;
+        g_ones_bf16.len = len;
+        return g_ones_bf16.p;
     }
+    float *host = (float *)lc_malloc(len * sizeof(float));
+    for (size_t i = 0; i < len; i++) host[i] = 1.0f;
+    cuda_free(ctx->ones);
+    ctx->ones = (float *)cuda_alloc(len * sizeof(float));
+    cuda_to_device(ctx->ones, host, len * sizeof(float));
+    free(host);
+    ctx->ones_len = len;
     return ctx->ones;
 }
 
-void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, int N, int C, int OC) {
+// dinp (N,C) Act written (when not NULL); dweight (OC,C) fp32 +=; dbias (OC) fp32 += (when not
+// NULL); dout (N,OC), inp (N,C), weight (OC,C) Act. The parameter gradients accumulate in fp32
+// through beta = 1 on an fp32 C/D, which cuBLASLt takes beside bf16 A/B.
+void cuda_matmul_backward(Act *dinp, float *dweight, float *dbias, const Act *dout, const Act *inp,
+                          const Act *weight, int N, int C, int OC) {
     // dinp (N,C) = dout (N,OC) @ weight (OC,C): dinp^T (C,N) = weight^T (C,OC) @ dout^T (OC,N).
-    if (dinp) lt_matmul(dinp, weight, dout, NULL, C, N, OC, false, C, false, OC, 0.0f);
+    if (dinp)
+        lt_matmul(dinp, act_type(), weight, dout, NULL, C, N, OC, false, C, false, OC, 1.0f, 0.0f);
     // dweight (OC,C) += dout^T @ inp: dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC).
-    lt_matmul(dweight, inp, dout, NULL, C, OC, N, false, C, true, OC, 1.0f);
-    // dbias (OC) += dout^T (OC,N) @ ones (N).
-    if (dbias) lt_matmul(dbias, dout, ones((size_t)N), NULL, OC, 1, N, false, OC, false, N, 1.0f);
+    lt_matmul(dweight, CUDA_R_32F, inp, dout, NULL, C, OC, N, false, C, true, OC, 1.0f, 1.0f);
+    // dbias (OC) += dout^T (OC,N) @ ones (N): the same sums in the same order on every call
+    // (the BGRADB epilogue would overwrite dbias, not accumulate into it).
+    if (dbias)
+        lt_matmul(dbias, CUDA_R_32F, dout, ones((size_t)N), NULL, OC, 1, N, false, OC, false, N,
+                  1.0f, 1.0f);
 }
 
 // ---- the table

@@ -3,9 +3,13 @@
 // computes the product in double from the stored values:
 //   - layouts are column-major: ld >= rows; op(A) is (m,k), op(B) (k,n), C and D (m,n), with A
 //     stored (k,m) when transposed, B stored (n,k) when transposed;
-//   - data and compute types: CUBLAS_COMPUTE_32F takes fp32 A/B/C/D; CUBLAS_COMPUTE_32F_FAST_16BF
-//     fp32 storage whose A and B are rounded to bf16 (round to nearest even) before the product,
-//     as the tensor cores read them; bf16 A/B with fp32 or bf16 C/D and COMPUTE_32F;
+//   - data and compute types: CUBLAS_COMPUTE_32F takes fp32 A/B/C/D, or bf16 A/B with bf16 or
+//     fp32 C/D (C and D of one type); CUBLAS_COMPUTE_32F_FAST_16BF fp32 storage whose A and B are
+//     rounded to bf16 (round to nearest even) before the product, as the tensor cores read them;
+//     scale type fp32; the BIAS epilogue's vector of D's type (cuBLASLt's default, the only one
+//     the backend uses; the shim refuses another);
+//   - bf16 inputs are widened exactly, the product is computed in double, and a bf16 D receives
+//     the result rounded to nearest even once;
 //   - the heuristic assumes the preference's minimum alignments (256 bytes unless set): the
 //     algorithm it returns refuses pointers less aligned (cuBLASLt's CUBLAS_STATUS_INVALID_VALUE);
 //   - every matrix, the bias and the workspace lie inside device allocations; the workspace is no
@@ -139,6 +143,8 @@ cublasStatus_t lc_emu_cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d,
         break;
     case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE:
         ok = set_value(buf, size, &x->bias_type);
+        if (ok && x->bias_type != -1 && !type_size((cudaDataType_t)x->bias_type))
+            return bad(call, "bias data type other than CUDA_R_32F / CUDA_R_16BF");
         break;
     default:
         return bad(call, "attribute the shim does not know");
@@ -307,6 +313,8 @@ cublasStatus_t lc_emu_cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op
     if (ws_bytes < algo->data[7]) return bad(call, "workspace smaller than the algo needs");
     cudaDataType_t bias_t = x->bias_type < 0 ? ld->type : (cudaDataType_t)x->bias_type;
     bool has_bias = x->epilogue == CUBLASLT_EPILOGUE_BIAS;
+    if (has_bias && bias_t != ld->type)
+        return bad(call, "bias of a type other than D's (a bf16 D takes a bf16 bias)");
     if (has_bias && !lc_emu_is_device(x->bias, ld->rows * type_size(bias_t)))
         return bad(call, "BIAS epilogue without a device bias pointer of m elements");
 

@@ -14,7 +14,9 @@
 //     other graph is refused, so a change to the graph needs a change here;
 //   - execution: finalized plan and variant pack, every non-virtual uid of the graph bound (and
 //     no other) to a non-null pointer aligned as its tensor says, each strided view inside its
-//     allocation, the workspace present and large enough.
+//     allocation, no tensor the graph writes sharing a byte with another tensor of the call
+//     (strided views interleaved in one buffer are fine), the workspace present and large
+//     enough.
 // It then computes the result with the CPU backend (backend_cpu()) on the bf16 inputs and writes
 // bf16 (and fp32) outputs as cuDNN would.
 #include "tests/cuda_emu/cuda_shims.h"
@@ -27,11 +29,13 @@ extern "C" {
 #include "kernels/kernels.h"
 }
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -74,6 +78,7 @@ struct HandleObj {
 std::set<Obj *> g_objs;
 std::set<HandleObj *> g_handles;
 long g_errors, g_executions, g_graphs, g_nondeterministic;
+std::map<int64_t, void *> g_bound; // the pointer of each uid at the last execution
 
 // The engines the heuristics offer, best first: the first is marked nondeterministic (as cuDNN's
 // may be), the second not; both compute the same here, so only the choice shows.
@@ -885,6 +890,62 @@ size_t extent(const Obj *t) {
     return (size_t)(last + 1) * dt_size(t->dt);
 }
 
+// The bytes [lo, hi) of one element of a bound tensor, and the tensor's name.
+struct Span {
+    uintptr_t lo, hi;
+    const char *name;
+    bool operator<(const Span &o) const {
+        return lo < o.lo;
+    }
+};
+
+// Appends the bytes of every element of the 4-d view t at p.
+void spans(const Obj *t, const void *p, const char *name, std::vector<Span> &v) {
+    const std::vector<int64_t> &d = t->dims, &st = t->strides;
+    size_t es = dt_size(t->dt);
+    for (int64_t a = 0; a < d[0]; a++)
+        for (int64_t b = 0; b < d[1]; b++)
+            for (int64_t c = 0; c < d[2]; c++)
+                for (int64_t e = 0; e < d[3]; e++) {
+                    uintptr_t lo =
+                        (uintptr_t)p + (a * st[0] + b * st[1] + c * st[2] + e * st[3]) * es;
+                    v.push_back({lo, lo + es, name});
+                }
+}
+
+// The tensors a graph writes must not share a byte with each other or with any tensor it reads
+// (interleaved views of one buffer are fine: dQ, dK, dV in the rows of dqkv). Checked element
+// by element: the written spans sorted, then every read element looked up among them.
+cudnnStatus_t check_overlap(const Recog &r, std::map<std::string, void *> &ptr) {
+    static const char *const kWrittenFwd[] = {"O", "STATS"};
+    static const char *const kWrittenBwd[] = {"dQ", "dK", "dV", "SSUM", "DQACC"};
+    std::set<std::string> written;
+    if (r.backward)
+        written.insert(std::begin(kWrittenBwd), std::end(kWrittenBwd));
+    else
+        written.insert(std::begin(kWrittenFwd), std::end(kWrittenFwd));
+    std::vector<Span> out, in;
+    for (const auto &kv : r.t) {
+        const Obj *t = kv.second;
+        if (t->is_virtual || t->by_value || t->dims.size() != 4) continue;
+        spans(t, ptr.at(kv.first), kv.first.c_str(), written.count(kv.first) ? out : in);
+    }
+    std::sort(out.begin(), out.end());
+    for (size_t i = 1; i < out.size(); i++)
+        if (out[i].lo < out[i - 1].hi)
+            return fail(CUDNN_STATUS_BAD_PARAM,
+                        "Execute: the written tensors %s and %s overlap at %p", out[i - 1].name,
+                        out[i].name, (void *)out[i].lo);
+    for (const Span &x : in) {
+        auto it = std::lower_bound(out.begin(), out.end(), Span{x.hi, 0, nullptr});
+        if (it != out.begin() && (it - 1)->hi > x.lo)
+            return fail(CUDNN_STATUS_BAD_PARAM,
+                        "Execute: the written tensor %s overlaps the read tensor %s at %p",
+                        (it - 1)->name, x.name, (void *)x.lo);
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
+
 } // namespace
 
 // ---- the API -----------------------------------------------------------------------------------
@@ -1224,7 +1285,9 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
                         (long long)p->workspace);
         memset(v->ws, 0xFF, (size_t)p->workspace); // scribbled, as a real engine may
     }
-    cudnnStatus_t st = compute(r, ptr);
+    for (size_t i = 0; i < v->uids.size(); i++) g_bound[v->uids[i]] = v->ptrs[i];
+    cudnnStatus_t st = check_overlap(r, ptr);
+    if (st == CUDNN_STATUS_SUCCESS) st = compute(r, ptr);
     if (st == CUDNN_STATUS_SUCCESS) {
         g_executions++;
         if (engine_nondeterministic(p->engine)) g_nondeterministic++;
@@ -1248,6 +1311,10 @@ long lc_emu_cudnn_graphs(void) {
 }
 long lc_emu_cudnn_live(void) {
     return (long)g_objs.size();
+}
+const void *lc_emu_cudnn_bound(long uid) {
+    auto it = g_bound.find(uid);
+    return it == g_bound.end() ? nullptr : it->second;
 }
 const char *lc_emu_cudnn_last_error(void) {
     return g_last.c_str();

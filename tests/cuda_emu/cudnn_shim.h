@@ -14,5 +14,8 @@ long lc_emu_cudnn_graphs(void);     // operation graphs finalized (plans built)
 long lc_emu_cudnn_nondeterministic(void);
 long lc_emu_cudnn_live(void); // descriptors created and not destroyed
 const char *lc_emu_cudnn_last_error(void);
+// The device pointer bound to uid by the last execution's variant pack (NULL if none), so a test
+// can see which buffer cuDNN was given: the activations themselves or the staging.
+const void *lc_emu_cudnn_bound(long uid);
 void lc_emu_cudnn_reset(void); // zeroes the counters (not the live count)
 }
