@@ -52,10 +52,11 @@ const Key SCHEMA[] = {
      .doc = "run directory, relative to the working directory; \"\" = runs/<name>"},
     {TOP(backend), KEY_ENUM, 0, "cpu", .names = BACKENDS, .doc = "kernel backend"},
     {TOP(precision), KEY_ENUM, 0, "auto", .names = PRECISIONS,
-     .doc = "the backend's arithmetic: auto = the backend's own (fp32 on cpu, bf16 on cuda); "
-            "bf16 = matrix products on bf16 tensor cores with fp32 accumulation, fp32 master "
-            "weights and optimiser state, fp32 losses, log-probs, KL and advantages (cuda); "
-            "fp32 = fp32 everywhere (cuda: for debugging)"},
+     .doc = "the backend's storage and arithmetic: auto = the backend's own (fp32 on cpu, bf16 "
+            "on cuda); bf16 = bf16 activations and compute weights, matrix products on bf16 "
+            "tensor cores with fp32 accumulation, fp32 master weights, gradients and optimiser "
+            "state, fp32 losses, log-probs, KL and advantages (cuda); fp32 = fp32 everywhere "
+            "(cuda: for debugging)"},
     {TOP(attention), KEY_ENUM, 0, "builtin", .names = ATTENTIONS,
      .doc = "attention kernels: builtin = the backend's own (cuda: flash-style, no T x T "
             "matrix in memory); cudnn = cuDNN's fused scaled-dot-product attention (cuda)"},
