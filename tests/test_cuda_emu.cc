@@ -274,8 +274,11 @@ template <class T> static T *dev_act(const std::vector<float> &v, size_t offset 
 template <class T> static std::vector<float> host_act(const T *p, size_t n) {
     if constexpr (kBf16<T>)
         return from_bf16(p, n);
-    else
-        return std::vector<float>(p, p + n);
+    else { // sized then copied: the iterator constructor trips GCC 12's -Wfree-nonheap-object
+        std::vector<float> v(n);
+        if (n) memcpy(v.data(), p, n * sizeof(float));
+        return v;
+    }
 }
 
 // got (n) of T against ref (n): fp32 by expect_close; bf16 as expect_bf16 with rtol + 2^-8,
