@@ -1,7 +1,9 @@
 // kernels/collective-impl.h: internal to the collective layer (kernels/collective.c,
-// collective_mpi.c, cuda/collective_nccl.cu). The slice arithmetic lives here as an inline
-// function so the implementations and collective.c (which opens them) need not call each other
-// both ways.
+// collective_mpi.c, cuda/collective_nccl.cu): the implementations' entry points, which
+// collective.c calls to open them, and the slice arithmetic as an inline function. The
+// implementations include this header (which brings kernels/collective.h's types), not
+// collective.h itself, and call nothing in collective.c, so the dependency runs one way
+// (tests/check_architecture.py: collective.c -> collective_mpi.c).
 #pragma once
 #include "kernels/collective.h"
 #include <stddef.h>

@@ -10,7 +10,6 @@
 //     additions, on every run.
 #include "common/check.h"
 #include "kernels/collective-impl.h"
-#include "kernels/collective.h"
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
