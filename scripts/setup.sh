@@ -14,6 +14,7 @@ PACKAGES=(
   libpcre2-dev libjansson-dev               # tokenizer pre-tokenisation, JSON/JSONL
   libsentencepiece-dev sentencepiece        # SentencePiece tokenizers; spm_train for their tests
   check libsubunit-dev clang-format         # unit tests, the style check
+  openmpi-bin libopenmpi-dev                # MPI: the collective layer and its mpirun test
   clang libclang-rt-14-dev                  # the fuzzers (libFuzzer, tests/fuzz)
   python3-torch python3-h5py python3-numpy  # PyTorch reference for parity tests and benchmarks
 )
