@@ -316,10 +316,19 @@ LoaderState loader_state(const Loader *l) {
                          .world = l->opt.world};
 }
 
+// A cursor saved by a run of another number of processes, in this loader's steps: the units the
+// whole run had consumed are the same, and a step boundary of both world sizes (an optimizer
+// step's end always is one) converts exactly. -1 when it falls inside one of this loader's steps.
+static int64_t convert_step(const Loader *l, const LoaderState *s) {
+    int64_t old_steps = (s->units + s->batch * s->world - 1) / (s->batch * s->world);
+    if (s->step >= old_steps) return l->steps; // the end of the epoch
+    int64_t units = s->step * s->batch * s->world, per = s->batch * (int64_t)l->opt.world;
+    return units % per == 0 ? units / per : -1;
+}
+
 int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen) {
     LoaderState cur = loader_state(l);
-    if (s->seed != cur.seed || s->units != cur.units || s->batch != cur.batch ||
-        s->world != cur.world)
+    if (s->seed != cur.seed || s->units != cur.units || s->batch != cur.batch || s->world < 1)
         return lc_error(err, errlen,
                         "%s: the saved data cursor belongs to another stream (seed %" PRId64
                         ", %" PRId64 " units, batch %" PRId64 ", world %" PRId64
@@ -330,11 +339,17 @@ int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen) {
         return lc_error(err, errlen, "%s: the saved data cursor is negative", l->ds->path);
     l->epoch = s->epoch;
     plan_epoch(l);
-    if (s->step > l->steps)
+    int64_t step = s->world == cur.world ? s->step : convert_step(l, s);
+    if (step < 0)
+        return lc_error(err, errlen,
+                        "%s: the saved data cursor (step %" PRId64 " of %" PRId64
+                        " processes) is not at a step boundary of %" PRId64 " processes",
+                        l->ds->path, s->step, s->world, cur.world);
+    if (step > l->steps)
         return lc_error(err, errlen,
                         "%s: the saved data cursor is at step %" PRId64 " of an epoch of %" PRId64,
-                        l->ds->path, s->step, l->steps);
-    l->step = s->step;
+                        l->ds->path, step, l->steps);
+    l->step = step;
     return 0;
 }
 

@@ -66,7 +66,9 @@ int loader_next(Loader *l, Batch *b);
 const char *loader_error(const Loader *l);
 
 LoaderState loader_state(const Loader *l);
-// Continues from a saved cursor. Fails (message in err) if it belongs to another stream.
+// Continues from a saved cursor. Fails (message in err) if it belongs to another stream. A cursor
+// of another number of processes (world) continues at the same point of the stream when that is
+// a step boundary here too (data parallelism resumed on another number of processes).
 int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen);
 
 int loader_rows(const Loader *l); // rows of each Batch (batch, or 2*batch)

@@ -216,6 +216,7 @@ typedef struct {
     PrecisionKind precision; // the backend's arithmetic (auto: fp32 on cpu, bf16 on cuda)
     AttentionKind attention; // the backend's attention kernels
     int threads;             // CPU threads; 0 = all cores
+    int zero;                // ZeRO stage of data parallelism: 0 or 1
     char *tokenizer;         // tokenizer .json file or GPT-2 folder (absolute)
     StringList
         prepare; // layercake commands making the tokenizer and datasets (train/recipe/prepare.h)

@@ -61,6 +61,11 @@ const Key SCHEMA[] = {
      .doc = "attention kernels: builtin = the backend's own (cuda: flash-style, no T x T "
             "matrix in memory); cudnn = cuDNN's fused scaled-dot-product attention (cuda)"},
     {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
+    {TOP(zero), KEY_INT, 0, "0", IN(0, 1),
+     .doc = "data parallelism over the processes mpirun or srun started (docs/distributed.md): "
+            "0 = gradients all-reduced, every process updates every weight; 1 = ZeRO-1: "
+            "gradients reduce-scattered, each process updates its slice of the fp32 master "
+            "weights and holds only that slice of the AdamW moments; one process: no effect"},
     {TOP(tokenizer), KEY_STRING, 0, REQUIRED, .flags = KEY_INPUT_PATH,
      .doc = "a tokenizer: layercake's or Hugging Face's .json, SentencePiece's .model, "
             "llama2.c's .bin, or a folder holding one (tokenizer.json, tokenizer.model, or "

@@ -82,11 +82,11 @@ static TrainState state_template(const Lifecycle *lc, bool complete) {
 static bool models_finite(const StateModel *sm, int n, const char **which) {
     for (int i = 0; i < n; i++) {
         const Model *m = sm[i].model;
-        size_t numel = m->table.numel;
-        bool ok = isfinite(m->be->sum_squares(m->params_mem, numel));
-        if (ok && sm[i].opt)
-            ok = isfinite(m->be->sum_squares(sm[i].opt->m, numel)) &&
-                 isfinite(m->be->sum_squares(sm[i].opt->v, numel));
+        const AdamW *o = sm[i].opt;
+        bool ok = isfinite(m->be->sum_squares(m->params_mem, m->table.numel));
+        if (ok && o) // this process's slice of the moments (all of them unless ZeRO-1)
+            ok = isfinite(m->be->sum_squares(o->m, o->end - o->begin)) &&
+                 isfinite(m->be->sum_squares(o->v, o->end - o->begin));
         if (!ok) {
             *which = sm[i].name;
             return false;
@@ -95,24 +95,36 @@ static bool models_finite(const StateModel *sm, int n, const char **which) {
     return true;
 }
 
+// Rank 0 writes the checkpoint (one file: the weights, the whole moments gathered from every
+// rank under ZeRO-1, the cursor every rank shares), so a checkpoint is never half a step; every
+// process takes part in the gathering and learns whether it was written.
 static int save(const Lifecycle *lc, const LifecycleHooks *h, void *ctx, const char *path,
                 bool complete) {
+    const Run *run = lc->sr->run;
     StateModel sm[STATE_MAX_MODELS];
     int n = h->models(ctx, sm, complete);
     const char *which = NULL;
+    int rc = 0;
     if (!models_finite(sm, n, &which)) {
         fprintf(stderr,
                 "layercake: stage '%s': %s %lld: the weights of '%s' are not finite; %s not "
                 "written, the earlier checkpoints are kept (hint: lower optim.lr or "
                 "optim.grad_clip)\n",
                 lc->sr->stage->name, lc->unit, (long long)lc->step, which, path);
-        return 1;
+        rc = 1;
     }
+    if (run_agree(run, rc)) return 1;
+    for (int i = 0; i < n; i++)
+        if (sm[i].opt) adamw_unshard(sm[i].opt);
     TrainState ts = state_template(lc, complete);
     char err[1024];
-    if (state_save(path, sm, n, &ts, err, sizeof(err)) == 0) return 0;
-    fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", lc->sr->stage->name, err);
-    return 1;
+    if (run->rank == 0 && state_save(path, sm, n, &ts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", lc->sr->stage->name, err);
+        rc = 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (sm[i].opt) adamw_reshard(sm[i].opt);
+    return run_agree(run, rc);
 }
 
 // Loads one checkpoint into the stage's models, loader and lifecycle; 0, or -1 with err set.
@@ -121,7 +133,9 @@ static int restore(Lifecycle *lc, const LifecycleHooks *h, void *ctx, const char
     StateModel sm[STATE_MAX_MODELS];
     int n = h->models(ctx, sm, false);
     TrainState ts = state_template(lc, false);
-    if (state_load(path, sm, n, &ts, err, errlen) != 0) return -1;
+    // the state alone first: a checkpoint this run cannot continue from (another tokenizer,
+    // another data stream) is refused before it overwrites a model's weights
+    if (state_load(path, sm, 0, &ts, err, errlen) != 0) return -1;
     if (ts.tokenizer != lc->sr->run->fingerprint) {
         snprintf(err, errlen, "%s: made with another tokenizer", path);
         return -1;
@@ -129,6 +143,7 @@ static int restore(Lifecycle *lc, const LifecycleHooks *h, void *ctx, const char
     LoaderState ls;
     memcpy(&ls, ts.cursor, sizeof(ls));
     if (loader_restore(lc->cursor, &ls, err, errlen) != 0) return -1;
+    if (state_load(path, sm, n, &ts, err, errlen) != 0) return -1;
     lc->step = ts.step;
     lc->rng->state = ts.rng;
     for (int i = 0; i < lc->n_scalars; i++) *lc->scalars[i] = ts.scalars[i];
@@ -168,7 +183,7 @@ static int periodic_checkpoint(Lifecycle *lc, const LifecycleHooks *h, void *ctx
     char path[4200];
     state_periodic_path(path, sizeof(path), lc->sr->dir, lc->step);
     if (save(lc, h, ctx, path, false) != 0) return 1;
-    state_prune(lc->sr->dir, cc->keep);
+    if (lc->sr->run->rank == 0) state_prune(lc->sr->dir, cc->keep);
     return 0;
 }
 
@@ -220,11 +235,11 @@ static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
         lc->fault_nan = step == nan_at;
         int rc = h->step(ctx, step);
         if (rc == LIFECYCLE_BAD_STEP) rc = bad_step(lc, step);
-        if (rc != 0) return 1;
+        if (run_agree(lc->sr->run, rc)) return 1;
         lc->step = step;
         bool last = step == lc->total;
         if (h->after_step) h->after_step(ctx, step, last);
-        if (metrics_failed(lc)) return 1;
+        if (run_agree(lc->sr->run, metrics_failed(lc))) return 1;
         if (lifecycle_every(st->checkpoint.every, step) && !last &&
             periodic_checkpoint(lc, h, ctx) != 0)
             return 1;
@@ -243,9 +258,14 @@ int lifecycle_run(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
     char err[1024];
     lifecycle_add_scalar(lc, "skipped_steps", &lc->skipped); // here: lc is in its final place
     bool resumed = resume(lc, h, ctx);
-    lc->metrics = metrics_open(lc->sr->dir, resumed ? lc->step : -1, err, sizeof(err));
-    if (!lc->metrics) {
-        fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
+    if (run_agree(lc->sr->run, 0)) return 1; // every rank has read before rank 0 writes
+    if (lc->sr->run->rank == 0)
+        lc->metrics = metrics_open(lc->sr->dir, resumed ? lc->step : -1, err, sizeof(err));
+    else
+        lc->metrics = metrics_discard(); // rank 0's rows are the run's
+    if (run_agree(lc->sr->run, !lc->metrics)) {
+        if (!lc->metrics) fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
+        metrics_close(lc->metrics);
         return 1;
     }
     int rc = h->start ? h->start(ctx) : 0;

@@ -3,6 +3,7 @@
 #include "common/check.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "kernels/collective.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -75,6 +76,10 @@ Metrics *metrics_open(const char *dir, int64_t resume_step, char *err, size_t er
     return m;
 }
 
+Metrics *metrics_discard(void) {
+    return lc_calloc(1, sizeof(Metrics)); // f NULL: rows are built and dropped
+}
+
 int metrics_check(const Metrics *m, char *err, size_t errlen) {
     if (!m->error) return 0;
     return lc_error(err, errlen, "%s: writing failed: %s", m->path, fs_errno_text(m->error));
@@ -82,7 +87,7 @@ int metrics_check(const Metrics *m, char *err, size_t errlen) {
 
 void metrics_close(Metrics *m) {
     if (!m) return;
-    fclose(m->f);
+    if (m->f) fclose(m->f);
     json_decref(m->row);
     free(m);
 }
@@ -108,6 +113,11 @@ static void note_failure(Metrics *m) {
 }
 
 void metrics_end(Metrics *m) {
+    if (!m->f) {
+        json_decref(m->row);
+        m->row = NULL;
+        return;
+    }
     char *s = json_dumps(m->row, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     errno = 0;
     if (!s || fprintf(m->f, "%s\n", s) < 0) note_failure(m);
@@ -115,6 +125,17 @@ void metrics_end(Metrics *m) {
     free(s);
     json_decref(m->row);
     m->row = NULL;
+}
+
+void stats_all_reduce(Stats *s, struct Comm *comm) {
+    if (!comm || comm->world == 1) return;
+    double n = s->n;
+    comm->all_reduce_sum_host(comm, &n, 1);
+    if (n != (double)s->n * comm->world)
+        LC_DIE("data parallelism: the processes logged different statistics (%d here)", s->n);
+    comm->all_reduce_sum_host(comm, s->sum, (size_t)s->n);
+    comm->all_reduce_sum_host(comm, s->sum_sq, (size_t)s->n);
+    comm->all_reduce_sum_host(comm, s->weight, (size_t)s->n);
 }
 
 void stats_reset(Stats *s) {

@@ -12,6 +12,9 @@ typedef struct Metrics Metrics;
 // above resume_step (written after the checkpoint being resumed) are dropped, so a resumed
 // run's file matches an uninterrupted one's. Returns NULL with a message in err.
 Metrics *metrics_open(const char *dir, int64_t resume_step, char *err, size_t errlen);
+// Metrics that keep rows nowhere: what the processes other than rank 0 of a data-parallel run
+// write to (their rows equal rank 0's).
+Metrics *metrics_discard(void);
 void metrics_close(Metrics *m);
 
 // Whether every row so far reached the file: 0, or -1 with a message naming the file and the
@@ -44,6 +47,10 @@ void stats_reset(Stats *s);
 void stats_add(Stats *s, const char *name, double value, double weight);
 // Adds value to a distribution entry (written as <name>/mean and <name>/std).
 void stats_add_dist(Stats *s, const char *name, double value, double weight);
+// Sums the statistics of every process of comm into each (data parallelism: the step's means
+// over the whole global batch). Every process must have added the same names in the same order.
+struct Comm;
+void stats_all_reduce(Stats *s, struct Comm *comm);
 // The weighted mean of name, or NAN if nothing was added.
 double stats_mean(const Stats *s, const char *name);
 // Adds every mean of s to the row being written.

@@ -325,6 +325,30 @@ static void discard_stage(const StageRun *sr) {
     state_prune(sr->dir, 0);
 }
 
+// Joins the run's processes. Ranks other than 0 print nothing to stdout (their lines would
+// repeat rank 0's); errors still reach stderr, prefixed by the launcher where it does that.
+static int open_comm(Run *run) {
+    char err[1024];
+    run->comm = comm_open(run->be, err, sizeof(err));
+    if (!run->comm) {
+        fprintf(stderr, "layercake: %s: data parallelism: %s\n", run->recipe->file, err);
+        return 1;
+    }
+    run->rank = run->comm->rank;
+    run->world = run->comm->world;
+    if (run->rank != 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "layercake: rank %d: cannot silence stdout\n", run->rank);
+    return 0;
+}
+
+int run_agree(const Run *run, int rc) {
+    if (run->world == 1) return rc;
+    double v = rc, all = rc;
+    run->comm->broadcast_host(run->comm, &v, sizeof(v), 0);
+    run->comm->all_reduce_sum_host(run->comm, &all, 1);
+    return v != 0 || all != 0 ? 1 : 0;
+}
+
 int run_open(Run *run, const Recipe *r) {
     char err[2048];
     *run = (Run){.recipe = r, .world = 1};
@@ -339,7 +363,9 @@ int run_open(Run *run, const Recipe *r) {
         return 1;
     }
     run->be->threads(r->threads);
-    if (prepare_run(r) != 0) return 1;
+    if (open_comm(run) != 0) return 1;
+    int prepared = run->rank == 0 ? prepare_run(r) : 0; // rank 0 makes the files, the rest wait
+    if (run_agree(run, prepared) != 0) return 1;
     run->tok = tokenizer_load(r->tokenizer, err, sizeof(err));
     if (!run->tok) {
         fprintf(stderr, "layercake: %s: tokenizer: %s\n", r->file, err);
@@ -363,6 +389,7 @@ int run_open(Run *run, const Recipe *r) {
 }
 
 void run_close(Run *run) {
+    comm_close(run->comm);
     free(run->recipe_text);
     tokenizer_free(run->tok);
     *run = (Run){0};
@@ -375,24 +402,29 @@ static int run_one(Run *run, int i, bool fresh, StageFn fn) {
     snprintf(sr.dir, sizeof(sr.dir), "%s/%s", r->output_dir, r->stages[i].name);
     char final[4200];
     snprintf(final, sizeof(final), "%s/final.h5", sr.dir);
-    if (fresh) discard_stage(&sr);
+    if (fresh && run->rank == 0) discard_stage(&sr);
+    if (run_agree(run, 0)) return 1; // the others see the discarded files gone
     if (state_is_complete(final) == 1) {
         printf("[%s] already complete (%s); skipping\n", sr.stage->name, final);
         return 0;
     }
-    if (fs_mkdirs(sr.dir) != 0 || write_stage_json(&sr) != 0) {
+    int rc = 0;
+    if (run->rank == 0 && (fs_mkdirs(sr.dir) != 0 || write_stage_json(&sr) != 0)) {
         fprintf(stderr, "layercake: cannot create %s\n", sr.dir);
-        return 1;
+        rc = 1;
     }
+    if (run_agree(run, rc)) return 1;
     return fn(&sr);
 }
 
 int run_stages(Run *run, int first, int last, bool fresh, StageFn fn) {
     const Recipe *r = run->recipe;
-    if (fs_mkdirs(r->output_dir) != 0 || write_recipe(run) != 0) {
+    int made = 0;
+    if (run->rank == 0 && (fs_mkdirs(r->output_dir) != 0 || write_recipe(run) != 0)) {
         fprintf(stderr, "layercake: cannot create the run directory %s\n", r->output_dir);
-        return 1;
+        made = 1;
     }
+    if (run_agree(run, made)) return 1;
     printf("run '%s' -> %s (%s backend, %d threads)\n", r->name, r->output_dir, run->be->name,
            run->be->threads(0));
     int rc = 0;

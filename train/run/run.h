@@ -13,6 +13,7 @@
 #include "common/rng.h"
 #include "data/chat.h"
 #include "data/tokenizer.h"
+#include "kernels/collective.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/sample.h"
@@ -25,7 +26,8 @@ typedef struct {
     Tokenizer *tok;
     uint64_t fingerprint; // the tokenizer's
     char *recipe_text;    // the resolved recipe (recipe.yaml), stored in every checkpoint
-    int rank, world;      // this process among the run's processes
+    int rank, world;      // this process among the run's processes (comm's)
+    Comm *comm;           // the run's processes (docs/distributed.md); world 1: single
 } Run;
 
 typedef struct {
@@ -41,11 +43,18 @@ typedef struct {
 // Returns RECIPE_OK or an error with a message naming where the path was set.
 RecipeError run_validate_files(const Recipe *r, char *err, size_t errlen);
 
-// Loads what every stage of recipe r needs: the backend (with r's thread count), the files
+// Loads what every stage of recipe r needs: the backend (with r's thread count), the
+// communicator of the run's processes (rank 0 alone prints to stdout and writes the run
+// directory; the others wait for it at barriers), the files
 // the recipe's prepare commands make, the tokenizer, a check of every file r names, and the
 // resolved recipe's text. Returns 0, or 1 after printing why (then run_close it all the same).
 int run_open(Run *run, const Recipe *r);
 void run_close(Run *run);
+
+// Every process's verdict on a step they take together (a file rank 0 wrote, a check each
+// made): 0 when all of them returned 0, else 1 on every process, so they stop together instead
+// of one waiting forever at the next collective. Also a barrier. rc as is when world is 1.
+int run_agree(const Run *run, int rc);
 
 // Runs one stage to completion; 0 when its final.h5 is written, nonzero after printing why.
 typedef int (*StageFn)(StageRun *sr);

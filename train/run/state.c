@@ -29,7 +29,8 @@ static int write_optim(hid_t f, const StateModel *sm) {
     snprintf(path, sizeof(path), "optim/%s", sm->name);
     hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return -1;
-    size_t n = sm->opt->table->numel;
+    size_t n = sm->opt->table->numel; // unsharded (adamw_unshard) before a save
+    LC_ASSERT(sm->opt->begin == 0 && sm->opt->end == n);
     hsize_t dims[1] = {n};
     float *host = lc_malloc(n * sizeof(float));
     const Backend *be = sm->opt->be;
@@ -109,14 +110,17 @@ static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err
     if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0)
         return lc_error(err, errlen, "%s: no optimiser state for '%s'", path, sm->name);
     hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
-    size_t n = sm->opt->table->numel;
+    // the whole moments are stored; a sharded optimiser (ZeRO-1) keeps its slice of them, so a
+    // run resumes on any number of processes
+    const AdamW *o = sm->opt;
+    size_t n = o->table->numel, bytes = (o->end - o->begin) * sizeof(float);
     float *host = lc_malloc(n * sizeof(float));
-    const Backend *be = sm->opt->be;
+    const Backend *be = o->be;
     int64_t step = 0;
     int rc = h5_read_f32(g, "m", host, n);
-    if (!rc) be->to_device(sm->opt->m, host, n * sizeof(float));
+    if (!rc) be->to_device(o->m, host + o->begin, bytes);
     rc |= h5_read_f32(g, "v", host, n);
-    if (!rc) be->to_device(sm->opt->v, host, n * sizeof(float));
+    if (!rc) be->to_device(o->v, host + o->begin, bytes);
     rc |= h5_read_attr_i64(g, "step", &step);
     sm->opt->step = step;
     free(host);

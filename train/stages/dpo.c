@@ -81,6 +81,22 @@ static double *reference_pass(Model *ref, Loader *l, int64_t *n) {
     return out;
 }
 
+// Data parallelism: each process computed the examples of its shares (the rest NaN); every
+// process gets them all. An example no process saw (left out by the loader) stays NaN.
+static void merge_ranks(Comm *comm, double *x, size_t n) {
+    if (comm->world == 1) return;
+    double *seen = lc_malloc(sizeof(double) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        seen[i] = isnan(x[i]) ? 0.0 : 1.0;
+        if (isnan(x[i])) x[i] = 0.0;
+    }
+    comm->all_reduce_sum_host(comm, x, n);
+    comm->all_reduce_sum_host(comm, seen, n);
+    for (size_t i = 0; i < n; i++)
+        if (seen[i] == 0.0) x[i] = NAN;
+    free(seen);
+}
+
 // Loads <dir>/reference.h5 if it was made for this start point and data; 0 on success.
 // Reads the cache if it is intact (sealed) and was made for this start point and data; 0, or
 // -1 when it must be computed again.
@@ -147,15 +163,19 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     start.epoch = 0, start.step = 0;
     char err[4400];
     if (loader_restore(s->train, &start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+    Comm *comm = s->sr->run->comm;
     c->cache[0] = reference_pass(ref, s->train, &c->n[0]);
+    merge_ranks(comm, c->cache[0], 2 * (size_t)c->n[0]);
     if (loader_restore(s->train, &keep, err, sizeof(err)) != 0) LC_DIE("%s", err);
     if (s->val) {
         c->cache[1] = reference_pass(ref, s->val, &c->n[1]);
+        merge_ranks(comm, c->cache[1], 2 * (size_t)c->n[1]);
         if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     }
     model_free(ref);
-    if (cache_save(c, path, init, err, sizeof(err)) != 0)
+    if (s->sr->run->rank == 0 && cache_save(c, path, init, err, sizeof(err)) != 0)
         printf("[%s] warning: the reference cache is not kept: %s\n", st->name, err);
+    run_agree(s->sr->run, 0); // the file is whole before any process could look for it again
     printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
            (long long)c->n[0], (long long)c->n[1], path);
     return 0;

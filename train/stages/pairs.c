@@ -157,9 +157,8 @@ static void close_all(Pairs *ps) {
     free(ps->correct);
 }
 
-int pairs_sample(StageRun *sr, char *train_path, char *val_path, size_t len) {
-    snprintf(train_path, len, "%s/pairs.h5", sr->dir);
-    snprintf(val_path, len, "%s/pairs-val.h5", sr->dir);
+// Samples, judges and writes both pair files (rank 0's work).
+static int sample_pairs(StageRun *sr, const char *train_path, const char *val_path) {
     const char *name = sr->stage->name;
     if (access(train_path, R_OK) == 0 && access(val_path, R_OK) == 0) {
         printf("[%s] preference pairs from %s\n", name, train_path);
@@ -188,4 +187,12 @@ int pairs_sample(StageRun *sr, char *train_path, char *val_path, size_t len) {
            ps.pairs[1], ps.tied, ps.swapped);
     close_all(&ps);
     return 0;
+}
+
+int pairs_sample(StageRun *sr, char *train_path, char *val_path, size_t len) {
+    snprintf(train_path, len, "%s/pairs.h5", sr->dir);
+    snprintf(val_path, len, "%s/pairs-val.h5", sr->dir);
+    // one process writes the files, every process of a data-parallel run then loads its share
+    int rc = sr->run->rank == 0 ? sample_pairs(sr, train_path, val_path) : 0;
+    return run_agree(sr->run, rc);
 }

@@ -146,6 +146,7 @@ static void validate(Supervised *s) {
         supervised_examples(s->val, b.B, scratch->example);
         s->kind->micro(s, &b, scratch->example, 0.0, 0, &vs);
     }
+    stats_all_reduce(&vs, s->sr->run->comm); // each process scored its share of the split
     metrics_begin(s->lc.metrics, s->lc.step);
     metrics_add_str(s->lc.metrics, "split", "val");
     stats_write(&vs, s->lc.metrics);
@@ -259,6 +260,10 @@ static int step_hook(void *ctx, int64_t step) {
     double t0 = time_now();
     long tokens = 0;
     double weight = read_step(s, &tokens);
+    double global[2] = {weight, (double)tokens}; // the whole global batch's loss weight
+    Comm *comm = s->sr->run->comm;
+    comm->all_reduce_sum_host(comm, global, 2);
+    weight = global[0], tokens = (long)global[1];
     if (weight <= 0.0) return untrained_batch(s, step);
     Stats ts;
     stats_reset(&ts);
@@ -267,6 +272,7 @@ static int step_hook(void *ctx, int64_t step) {
         BatchCopy *c = &s->micro_batches[i];
         s->kind->micro(s, &c->b, c->example, weight, 1, &ts);
     }
+    stats_all_reduce(&ts, comm);
     if (!lifecycle_finite(&s->lc, "the loss", stats_mean(&ts, "loss"))) return LIFECYCLE_BAD_STEP;
     float lr = schedule_lr(&s->sched, (float)s->sr->stage->optim.lr, step - 1);
     float norm =
@@ -330,7 +336,8 @@ static int setup(Supervised *s) {
     s->accum = st->batch_size / (micro * sr->run->world);
     s->model = stage_model(sr, st->init, s->kind->heads, MODEL_TRAIN, micro_rows(s), st->seq_len);
     if (!s->model) return 1;
-    adamw_init(&s->opt, sr->run->be, &s->model->table, stage_adamw_config(st));
+    adamw_init_parallel(&s->opt, sr->run->be, &s->model->table, stage_adamw_config(st),
+                        sr->run->comm, sr->run->recipe->zero == 1);
     s->sched = stage_schedule(st, st->steps);
     s->rng = rng_init(stage_seed(sr, "sample"));
     if (open_data(s)) return 1;
