@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 
 extern "C" {
+#include "kernels/collective.h"
 #include "kernels/kernels.h"
 }
 #include "kernels/cuda/cuda.h"
@@ -477,7 +478,20 @@ static bool device_init(void) {
         snprintf(g_why, sizeof(g_why), "CUDA backend: no usable GPU (no CUDA device found)");
         return false;
     }
-    g_ctx.device = 0; // one device per process: choose it with CUDA_VISIBLE_DEVICES
+    // One GPU per process: under a launcher, the process's local rank picks it among the visible
+    // ones (one visible: that one, as with srun --gpus-per-task=1 or CUDA_VISIBLE_DEVICES);
+    // the NCCL communicator checks the same rule (kernels/cuda/collective_nccl.cu).
+    LaunchEnv env;
+    char env_why[256];
+    if (launch_env(&env, env_why, sizeof(env_why)) != 0) env.local_rank = 0; // comm_open says why
+    g_ctx.device = count == 1 ? 0 : env.local_rank;
+    if (g_ctx.device >= count) {
+        snprintf(g_why, sizeof(g_why),
+                 "CUDA backend: local rank %d needs its own GPU but %d are visible (run one "
+                 "process per GPU; docs/cluster.md)",
+                 env.local_rank, count);
+        return false;
+    }
     if ((e = cudaSetDevice(g_ctx.device)) != cudaSuccess) {
         snprintf(g_why, sizeof(g_why), "CUDA backend: no usable GPU (cudaSetDevice(%d): %s)",
                  g_ctx.device, cudaGetErrorString(e));
