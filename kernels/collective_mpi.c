@@ -8,19 +8,69 @@
 //   - Reductions are MPI_Allreduce, MPI_Reduce_scatter and MPI_Allgatherv with MPI_SUM: for one
 //     world size and message size Open MPI picks the same algorithm, hence the same order of
 //     additions, on every run.
+//   - A watchdog: an operation that has not completed after LC_COLLECTIVE_TIMEOUT seconds
+//     (default 1800; 0 = never) means a peer died without the launcher noticing, or hangs. The
+//     process then prints which operation on which rank and exits with status 3, and the
+//     launcher ends the others: never a silent hang. (alarm(2): SIGALRM is this file's.)
 #include "common/check.h"
 #include "kernels/collective-impl.h"
 #include <limits.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     int *counts, *displs; // (world) each rank's slice: length and first element (uneven splits)
 } MpiState;
 
 static int g_open; // mpi communicators open in this process (MPI_Finalize when it drops to 0)
+
+// ---- the watchdog ---------------------------------------------------------------------------
+
+static unsigned g_timeout = 1800; // seconds an operation may take; 0: no watchdog
+static char g_watch_msg[512];     // what the handler prints, composed before the operation
+static int g_watch_len;
+
+// SIGALRM during an operation: only async-signal-safe calls here.
+static void watchdog_fired(int sig) {
+    (void)sig;
+    if (write(STDERR_FILENO, g_watch_msg, (size_t)g_watch_len) < 0) _exit(3);
+    _exit(3);
+}
+
+static void watchdog_init(void) {
+    const char *v = getenv("LC_COLLECTIVE_TIMEOUT");
+    if (v && *v) {
+        char *end = NULL;
+        long t = strtol(v, &end, 10);
+        if (*end || t < 0 || t > 86400 * 7)
+            LC_DIE("LC_COLLECTIVE_TIMEOUT='%s': expected seconds, 0 to 604800 (0: no timeout)", v);
+        g_timeout = (unsigned)t;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = watchdog_fired;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+static void watch_begin(const Comm *c, const char *op) {
+    if (!g_timeout) return;
+    g_watch_len = snprintf(g_watch_msg, sizeof(g_watch_msg),
+                           "\nlayercake: rank %d of %d: collective %s did not complete within %u s: "
+                           "another process died or hangs (its own output names the first "
+                           "failure; LC_COLLECTIVE_TIMEOUT sets the limit)\n",
+                           c->rank, c->world, op, g_timeout);
+    if (g_watch_len >= (int)sizeof(g_watch_msg)) g_watch_len = (int)sizeof(g_watch_msg) - 1;
+    alarm(g_timeout);
+}
+
+static void watch_end(void) {
+    if (g_timeout) alarm(0);
+}
 
 // Dies naming the operation, the MPI call, this rank and MPI's message for error code rc.
 static void mpi_die(const char *op, const char *call, int rc, int rank) {
@@ -32,9 +82,12 @@ static void mpi_die(const char *op, const char *call, int rc, int rank) {
            op, rank, call, msg, rc);
 }
 
+// Runs an MPI call under the watchdog and dies on its error.
 #define LC_MPI_CHECK(c, op, call)                                                                  \
     do {                                                                                           \
+        watch_begin(c, op);                                                                        \
         int lc_mrc_ = (call);                                                                      \
+        watch_end();                                                                               \
         if (lc_mrc_ != MPI_SUCCESS) mpi_die(op, #call, lc_mrc_, (c)->rank);                        \
     } while (0)
 
@@ -148,6 +201,7 @@ Comm *comm_mpi_open(const LaunchEnv *env, char *why, size_t len) {
         if (g_open == 0) MPI_Finalize();
         return NULL;
     }
+    watchdog_init();
     MpiState *s = lc_calloc(1, sizeof(MpiState));
     s->counts = lc_calloc((size_t)world, sizeof(int));
     s->displs = lc_calloc((size_t)world, sizeof(int));

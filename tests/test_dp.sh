@@ -7,7 +7,9 @@
 #   - two same-seed 2-process runs are bit-identical;
 #   - a 2-process ZeRO-1 run killed mid-stage and resumed with 1 process, and a 1-process run
 #     resumed with 2, end with the losses of the uninterrupted run (1e-5 relative);
-#   - a stage kind that does not run data-parallel yet is refused with its name.
+#   - a stage kind that does not run data-parallel yet is refused with its name;
+#   - a rank killed mid-stage, or hanging, stops the run non-zero with a message naming it,
+#     within the collective timeout (LC_COLLECTIVE_TIMEOUT), never a silent hang.
 #   test_dp.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON MPIEXEC
 set -uo pipefail
 LC=$1 SRC=$2 TMP=$3 PY=$4 MPIEXEC=$5
@@ -94,6 +96,19 @@ if "${MPI[@]}" "$LC" run "$TMP/eval.yaml" output_dir="$TMP/f" >"$TMP/f.log" 2>&1
   fail "an eval stage over 2 processes was accepted"
 fi
 grep -q "kind 'eval' does not run over 2 processes" "$TMP/f.log" || fail "no clear refusal: $(tail -3 "$TMP/f.log")"
+
+# G: a rank killed mid-stage: the other stops, non-zero, within the timeout, the launcher naming
+# the dead rank; a rank that hangs: the other's collective times out naming itself
+start=$(date +%s)
+LC_FAULT_KILL_AT_STEP=3 LC_FAULT_RANK=1 timeout 120 "${MPI[@]}" "$LC" run "$RECIPE" output_dir="$TMP/g1" >"$TMP/g1.log" 2>&1
+status=$?
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || fail "a run with a killed rank exited $status"
+grep -q "rank 1 .*exited on signal 9" "$TMP/g1.log" || fail "the killed rank is not named: $(tail -3 "$TMP/g1.log")"
+LC_COLLECTIVE_TIMEOUT=5 LC_FAULT_HANG_AT_STEP=3 LC_FAULT_RANK=1 timeout 120 "${MPI[@]}" "$LC" run "$RECIPE" output_dir="$TMP/g2" >"$TMP/g2.log" 2>&1
+status=$?
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || fail "a run with a hung rank exited $status"
+grep -q "rank 0 of 2: collective .* did not complete within 5 s" "$TMP/g2.log" || fail "no timeout message: $(tail -3 "$TMP/g2.log")"
+[ $(( $(date +%s) - start )) -lt 100 ] || fail "the failed runs took $(( $(date +%s) - start )) s to stop"
 
 [ "$fails" -eq 0 ] && echo "test_dp: all passed"
 exit $((fails > 0))

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(LoaderState) <= sizeof(int64_t) * STATE_MAX_CURSOR,
                "the loader cursor must fit a checkpoint's cursor array");
@@ -172,9 +173,12 @@ static bool resume(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
 // Fault injection for the tests: LC_FAULT_KILL_AT_STEP=N makes the process SIGKILL itself
 // right after step N (and any checkpoint due then), like a job killed by a scheduler;
 // LC_FAULT_NAN_AT_STEP=N makes the first quantity step N checks read as NaN, like a
-// divergence whose weights are still good.
-static int64_t fault_step(const char *name) {
-    const char *v = getenv(name);
+// divergence whose weights are still good; LC_FAULT_HANG_AT_STEP=N makes it stop forever after
+// step N, like a process stuck outside any collective. LC_FAULT_RANK=R limits them to rank R of
+// a data-parallel run (default: every rank).
+static int64_t fault_step(const Lifecycle *lc, const char *name) {
+    const char *v = getenv(name), *r = getenv("LC_FAULT_RANK");
+    if (r && strtol(r, NULL, 10) != lc->sr->run->rank) return -1;
     return v ? strtoll(v, NULL, 10) : -1;
 }
 
@@ -227,8 +231,9 @@ static int bad_step(Lifecycle *lc, int64_t step) {
 
 static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
     const Stage *st = lc->sr->stage;
-    int64_t kill_at = fault_step("LC_FAULT_KILL_AT_STEP"),
-            nan_at = fault_step("LC_FAULT_NAN_AT_STEP");
+    int64_t kill_at = fault_step(lc, "LC_FAULT_KILL_AT_STEP"),
+            nan_at = fault_step(lc, "LC_FAULT_NAN_AT_STEP"),
+            hang_at = fault_step(lc, "LC_FAULT_HANG_AT_STEP");
     while (lc->step < lc->total) {
         int64_t step = lc->step + 1;
         lc->bad_quantity = NULL;
@@ -244,6 +249,7 @@ static int loop(Lifecycle *lc, const LifecycleHooks *h, void *ctx) {
             periodic_checkpoint(lc, h, ctx) != 0)
             return 1;
         if (step == kill_at) raise(SIGKILL);
+        while (step == hang_at) pause();
     }
     progress_done(&lc->progress);
     char final[4200];
