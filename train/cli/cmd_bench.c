@@ -9,11 +9,16 @@
 // matrix product through the backend's own matmul (OpenBLAS sgemm); on CUDA the device's dense
 // bf16 tensor-core peak (SMs x clock x FLOP per SM per clock), the usual reference for GPU MFU.
 // Peak memory: the process's peak RSS, and on CUDA the device memory the backend held at most.
+// Under mpirun or srun the training bench is data-parallel (docs/distributed.md): each process
+// steps its own batch of B rows, the optimiser sums the gradients (--zero 0 or 1), tokens/s
+// counts every process's tokens, and the bytes a process sends per step are those of a ring
+// all-reduce (or reduce-scatter + all-gather) of the fp32 gradients: 2 (W-1)/W x 4 x params.
 #include "common/check.h"
 #include "common/rng.h"
 #include "common/timer.h"
 #include "model/model.h"
 #include "model/sample.h"
+#include "kernels/collective.h"
 #include "optim/optim.h"
 #include "train/cli/commands.h"
 #include "train/cli/options.h"
@@ -58,6 +63,8 @@ typedef struct {
     const char *precision; // "auto" (default), "fp32" or "bf16"
     const char *attention; // "builtin" (default) or "cudnn"
     BackendOptions opts;   // the two above, parsed
+    int zero;              // data parallelism's ZeRO stage (0 or 1)
+    Comm *comm;            // the processes mpirun or srun started (one: single)
 } BenchArgs;
 
 static const char DESCRIPTION[] =
@@ -110,6 +117,8 @@ static int parse(int argc, char **argv, BenchArgs *a) {
          "auto, fp32 or bf16 (default auto: the backend's own)"},
         {"attention", 0, OPT_STRING, &a->attention, 0, 0, false, "A",
          "builtin or cudnn (default builtin)"},
+        {"zero", 0, OPT_INT, &a->zero, 0, 1, false, "Z",
+         "under mpirun/srun: ZeRO stage of data parallelism, 0 or 1 (default 0)"},
         {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
         {"rollout", 0, OPT_FLAG, &a->rollout, 0, 0, false, NULL, "time sampling instead"},
         {"prompt-len", 0, OPT_INT, &a->prompt_len, 1, INFINITY, false, "P",
@@ -216,22 +225,27 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
     Model *m = model_create(be, shape_config(a->shape), MODEL_HEAD_LM, MODEL_TRAIN, a->B, a->T);
     model_init_weights(m, 1);
     AdamW opt;
-    adamw_init(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f});
-    Rng r = rng_init(2);
+    Comm *comm = a->comm;
+    int W = comm->world;
+    adamw_init_parallel(&opt, be, &m->table, (AdamWConfig){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f},
+                        comm, a->zero == 1);
+    Rng r = rng_init(2 + (uint64_t)comm->rank); // each process its own rows
     Batch b;
     random_batch(&b, a->B, a->T, a->shape->V, &r);
     double t0 = 0.0, loss = 0.0;
     for (int s = 0; s < a->warmup + a->steps; s++) {
-        if (s == a->warmup) t0 = time_now();
+        if (s == a->warmup) comm->barrier(comm), t0 = time_now();
         model_zero_grad(m);
         loss = model_forward(m, &b, 1.0f);
-        model_backward_ce(m, model_mask_sum(m));
+        model_backward_ce(m, model_mask_sum(m) * W);
         adamw_step(&opt, m->params_mem, m->grads_mem, m->weights_mem, 3e-4f);
     }
     sync(be, m);
-    double step = (time_now() - t0) / a->steps, tps = a->B * a->T / step;
+    comm->barrier(comm);
+    double step = (time_now() - t0) / a->steps, tps = (double)W * a->B * a->T / step;
+    double comm_mb = W > 1 ? 2.0 * (W - 1) / W * 4.0 * (double)m->table.numel / 1e6 : 0.0;
     peak = measure_peak(be, peak);
-    double mfu = tps * flops_per_token(m, a->T) / peak;
+    double mfu = tps * flops_per_token(m, a->T) / (peak * W); // W processes, each its peak
     double params_m = (double)m->table.numel / 1e6;
     char dev[256];
     double gpu_mb = device_figures(be, dev, sizeof(dev));
@@ -240,9 +254,11 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
                "\"seq\": %d, \"threads\": %d, \"ms_per_step\": %.2f, \"tokens_per_s\": %.1f, "
                "\"mfu\": %.4f, \"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.4f, "
                "\"backend\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\", "
-               "\"peak_gpu_mb\": %.1f}\n",
+               "\"peak_gpu_mb\": %.1f, \"processes\": %d, \"zero\": %d, "
+               "\"comm_mb_per_step\": %.2f}\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), step * 1e3, tps, mfu,
-               peak / 1e9, peak_rss_mb(), loss, be->name, a->precision, dev, gpu_mb);
+               peak / 1e9, peak_rss_mb(), loss, be->name, a->precision, dev, gpu_mb, W, a->zero,
+               comm_mb);
     else
         printf("bench train %s (%.1fM params) batch %d x %d, %d threads, %d steps\n"
                "  %.1f ms/step  %.1f tokens/s  MFU %.1f%% of %.1f GFLOP/s measured peak\n"
@@ -250,9 +266,14 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
                "peak RSS %.1f MB\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), a->steps, step * 1e3, tps,
                100 * mfu, peak / 1e9, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
-               2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6, peak_rss_mb());
+               2.0 * (double)(opt.end - opt.begin) * sizeof(float) / 1e6, model_act_bytes(m) / 1e6,
+               peak_rss_mb());
     if (!a->json && is_cuda(be))
         printf("  device %s, precision %s; peak GPU memory %.1f MB\n", dev, a->precision, gpu_mb);
+    if (!a->json && W > 1)
+        printf("  %d processes x batch %d (ZeRO-%d): tokens/s counts all of them; each sends "
+               "%.2f MB of gradients and weights per step\n",
+               W, a->B, a->zero, comm_mb);
     free(b.tokens), free(b.targets);
     adamw_free(&opt);
     model_free(m);
@@ -330,6 +351,15 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     be->threads(a.threads);
+    a.comm = comm_open(be, why, sizeof(why));
+    if (!a.comm) {
+        fprintf(stderr, "layercake bench: %s\n", why);
+        return 1;
+    }
+    if (a.comm->rank != 0 && !freopen("/dev/null", "w", stdout)) // rank 0 reports
+        fprintf(stderr, "layercake bench: rank %d: cannot silence stdout\n", a.comm->rank);
     double peak = measure_peak_once(be);
-    return a.rollout ? bench_rollout(&a, be, peak) : bench_train(&a, be, peak);
+    rc = a.rollout ? bench_rollout(&a, be, peak) : bench_train(&a, be, peak);
+    comm_close(a.comm);
+    return rc;
 }

@@ -120,7 +120,8 @@ static void print_sizes(const Supervised *s) {
            "%.1f MB, activations %.1f MB\n",
            st->name, stage_kind_name(st->kind), stage_start_name(s->sr, st->init),
            (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
-           2 * model_param_bytes(m) / 1e6, model_act_bytes(m) / 1e6);
+           2.0 * (double)(s->opt.end - s->opt.begin) * sizeof(float) / 1e6,
+           model_act_bytes(m) / 1e6);
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
