@@ -34,36 +34,6 @@ void adamw_free(AdamW *opt) {
     opt->m = opt->v = NULL;
 }
 
-// A full arena (numel) holding every rank's slice of a sharded moment, on every rank.
-static float *gather_moment(const AdamW *opt, const float *slice) {
-    size_t n = opt->table->numel;
-    float *full = opt->be->alloc(n * sizeof(float));
-    opt->be->copy(full + opt->begin, slice, (opt->end - opt->begin) * sizeof(float));
-    opt->comm->all_gather(opt->comm, full, n);
-    return full;
-}
-
-void adamw_unshard(AdamW *opt) {
-    if (!sharded(opt) || (opt->begin == 0 && opt->end == opt->table->numel)) return;
-    float *m = gather_moment(opt, opt->m), *v = gather_moment(opt, opt->v);
-    adamw_free(opt);
-    opt->m = m, opt->v = v;
-    opt->begin = 0, opt->end = opt->table->numel;
-}
-
-void adamw_reshard(AdamW *opt) {
-    if (!sharded(opt) || !(opt->begin == 0 && opt->end == opt->table->numel)) return;
-    float *m = opt->m, *v = opt->v;
-    size_t n = opt->table->numel;
-    opt->begin = comm_slice_begin(n, opt->comm->rank, opt->comm->world);
-    opt->end = comm_slice_begin(n, opt->comm->rank + 1, opt->comm->world);
-    alloc_moments(opt);
-    size_t bytes = (opt->end - opt->begin) * sizeof(float);
-    opt->be->copy(opt->m, m + opt->begin, bytes);
-    opt->be->copy(opt->v, v + opt->begin, bytes);
-    opt->be->free(m), opt->be->free(v);
-}
-
 float grad_global_norm(const Backend *be, const float *grads, size_t n) {
     return (float)sqrt(be->sum_squares(grads, n));
 }

@@ -38,12 +38,6 @@ void adamw_init_parallel(AdamW *opt, const Backend *be, const TensorTable *table
                          Comm *comm, bool zero1);
 void adamw_free(AdamW *opt);
 
-// ZeRO-1 checkpoints hold the whole moments: adamw_unshard (every rank calls it) gathers them
-// into full (table->numel) arenas so that state_save writes them as an unsharded optimiser's;
-// adamw_reshard (every rank) keeps this rank's slice again. No-ops when not sharded.
-void adamw_unshard(AdamW *opt);
-void adamw_reshard(AdamW *opt);
-
 // One update of params (table->numel) from grads at learning rate lr; weights (table->numel,
 // the backend's activation type), when not NULL, receive the updated params (the compute copy
 // of a bf16 backend: Model.weights_mem). With a communicator of several processes the

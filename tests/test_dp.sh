@@ -4,7 +4,7 @@
 #   - every training row's loss of the 2-process run equals the 1-process run's to 1e-5
 #     relative (the gradients are summed in another order, nothing else differs);
 #   - ZeRO-1 (zero=1) ends with the same weights as ZeRO-0 (1e-6);
-#   - two same-seed 2-process runs are bit-identical;
+#   - two same-seed 2-process runs are bit-identical, and so is one killed and resumed with 2;
 #   - a 2-process ZeRO-1 run killed mid-stage and resumed with 1 process, and a 1-process run
 #     resumed with 2, end with the losses of the uninterrupted run (1e-5 relative);
 #   - a stage kind that does not run data-parallel yet is refused with its name;
@@ -69,6 +69,9 @@ run2 c zero=1 || fail "2 processes, ZeRO-1: $(tail -5 "$TMP/c.log")"
 grep -q "x 2 process(es)" "$TMP/b.log" || fail "the 2-process run did not report 2 processes"
 same_losses "$TMP/a" "$TMP/b" 1e-5 || fail "2 processes vs 1: losses"
 same_losses "$TMP/b" "$TMP/c" 1e-5 || fail "ZeRO-1 vs ZeRO-0: losses"
+for k in 0 1; do # ZeRO-1: each process's shard of the moments beside the checkpoint
+  [ -s "$TMP/c/pretrain/ckpt-00000008.h5.optim-$k-of-2" ] || fail "no optimiser shard $k of 2"
+done
 for st in pretrain sft reward dpo; do
   same_params "$TMP/b/$st/final.h5" "$TMP/c/$st/final.h5" 1e-6 || fail "$st: ZeRO-1 weights differ from ZeRO-0"
   same_params "$TMP/b/$st/final.h5" "$TMP/b2/$st/final.h5" 0 || fail "$st: two same-seed 2-process runs differ"
@@ -85,6 +88,14 @@ same_losses "$TMP/a" "$TMP/d" 1e-5 || fail "2 -> 1 process resume: losses"
 LC_FAULT_KILL_AT_STEP=6 run1 e
 "${MPI[@]}" "$LC" run "$RECIPE" output_dir="$TMP/e" zero=1 >"$TMP/e2.log" 2>&1 || fail "resume with 2 processes: $(tail -5 "$TMP/e2.log")"
 same_losses "$TMP/a" "$TMP/e" 1e-5 || fail "1 -> 2 process resume: losses"
+
+# H: 2 processes with ZeRO-1 killed after step 6 and resumed with 2: bit-identical to C
+LC_FAULT_KILL_AT_STEP=6 run2 h zero=1
+run2 h2 zero=1 output_dir="$TMP/h" || fail "resume with 2 processes: $(tail -5 "$TMP/h2.log")"
+grep -q "resuming from .*ckpt-00000004.h5" "$TMP/h2.log" || fail "H did not resume from step 4"
+for st in pretrain sft reward dpo; do
+  same_params "$TMP/c/$st/final.h5" "$TMP/h/$st/final.h5" 0 || fail "$st: resumed 2-process run differs from the uninterrupted one"
+done
 
 # F: a kind that is not data-parallel yet: refused by name, nonzero exit
 cat >"$TMP/eval.yaml" <<EOF

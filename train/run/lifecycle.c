@@ -96,9 +96,10 @@ static bool models_finite(const StateModel *sm, int n, const char **which) {
     return true;
 }
 
-// Rank 0 writes the checkpoint (one file: the weights, the whole moments gathered from every
-// rank under ZeRO-1, the cursor every rank shares), so a checkpoint is never half a step; every
-// process takes part in the gathering and learns whether it was written.
+// Under ZeRO-1 every process first writes its shard of the moments (state_save_shards); once
+// all have, rank 0 writes the checkpoint itself (the weights, the cursor every rank shares, the
+// number of shards), whose atomic rename marks the step's checkpoint whole. Every process learns
+// whether it was written.
 static int save(const Lifecycle *lc, const LifecycleHooks *h, void *ctx, const char *path,
                 bool complete) {
     const Run *run = lc->sr->run;
@@ -115,16 +116,18 @@ static int save(const Lifecycle *lc, const LifecycleHooks *h, void *ctx, const c
         rc = 1;
     }
     if (run_agree(run, rc)) return 1;
-    for (int i = 0; i < n; i++)
-        if (sm[i].opt) adamw_unshard(sm[i].opt);
-    TrainState ts = state_template(lc, complete);
     char err[1024];
+    if (state_save_shards(path, sm, n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake: stage '%s': rank %d: checkpoint failed: %s\n",
+                lc->sr->stage->name, run->rank, err);
+        rc = 1;
+    }
+    if (run_agree(run, rc)) return 1;
+    TrainState ts = state_template(lc, complete);
     if (run->rank == 0 && state_save(path, sm, n, &ts, err, sizeof(err)) != 0) {
         fprintf(stderr, "layercake: stage '%s': checkpoint failed: %s\n", lc->sr->stage->name, err);
         rc = 1;
     }
-    for (int i = 0; i < n; i++)
-        if (sm[i].opt) adamw_reshard(sm[i].opt);
     return run_agree(run, rc);
 }
 

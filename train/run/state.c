@@ -3,6 +3,7 @@
 #include "common/check.h"
 #include "common/error.h"
 #include "common/h5.h"
+#include "kernels/collective.h"
 #include "model/checkpoint.h"
 #include <dirent.h>
 #include <stdio.h>
@@ -22,15 +23,44 @@ static hid_t model_group(hid_t f, const StateModel *sm, int i, int create) {
     return H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 }
 
-static int write_optim(hid_t f, const StateModel *sm) {
+static bool sharded(const AdamW *o) {
+    return o->begin != 0 || o->end != o->table->numel;
+}
+
+static hid_t optim_group(hid_t f, const char *name) {
     char path[128];
     if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0)
         H5Gclose(H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    snprintf(path, sizeof(path), "optim/%s", sm->name);
-    hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    snprintf(path, sizeof(path), "optim/%s", name);
+    return H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+// The moments of [begin, end) and the step into group g.
+static int write_moments(hid_t g, const AdamW *o) {
+    size_t n = o->end - o->begin;
+    hsize_t dims[1] = {n};
+    float *host = lc_malloc((n ? n : 1) * sizeof(float));
+    o->be->to_host(host, o->m, n * sizeof(float));
+    int rc = h5_write_f32(g, "m", 1, dims, host);
+    o->be->to_host(host, o->v, n * sizeof(float));
+    rc |= h5_write_f32(g, "v", 1, dims, host);
+    rc |= h5_write_attr_i64(g, "step", o->step);
+    free(host);
+    return rc;
+}
+
+// A ZeRO-1 optimiser's moments live in its processes' shard files (state_save_shards); the
+// checkpoint records how many there are.
+static int write_optim(hid_t f, const StateModel *sm) {
+    hid_t g = optim_group(f, sm->name);
     if (g < 0) return -1;
-    size_t n = sm->opt->table->numel; // unsharded (adamw_unshard) before a save
-    LC_ASSERT(sm->opt->begin == 0 && sm->opt->end == n);
+    if (sharded(sm->opt)) {
+        int rc = h5_write_attr_i64(g, "shards", sm->opt->comm->world) |
+                 h5_write_attr_i64(g, "step", sm->opt->step);
+        H5Gclose(g);
+        return rc;
+    }
+    size_t n = sm->opt->table->numel;
     hsize_t dims[1] = {n};
     float *host = lc_malloc(n * sizeof(float));
     const Backend *be = sm->opt->be;
@@ -91,6 +121,40 @@ static int write_all(hid_t f, const char *path, const StateModel *models, int n_
     return 0;
 }
 
+void state_shard_path(char *buf, size_t len, const char *path, int rank, int world) {
+    snprintf(buf, len, "%s.optim-%d-of-%d", path, rank, world);
+}
+
+int state_save_shards(const char *path, const StateModel *models, int n_models, char *err,
+                      size_t errlen) {
+    const AdamW *any = NULL;
+    size_t bytes = 4096;
+    for (int i = 0; i < n_models; i++)
+        if (models[i].opt && sharded(models[i].opt)) {
+            any = models[i].opt;
+            bytes += 2 * (any->end - any->begin) * sizeof(float) + 1024;
+        }
+    if (!any) return 0;
+    char shard[4200];
+    state_shard_path(shard, sizeof(shard), path, any->comm->rank, any->comm->world);
+    hid_t f = h5_image_create(bytes);
+    if (f < 0) return lc_error(err, errlen, "%s: cannot create the file in memory", shard);
+    int rc = 0;
+    for (int i = 0; i < n_models && !rc; i++) {
+        const AdamW *o = models[i].opt;
+        if (!o || !sharded(o)) continue;
+        hid_t g = optim_group(f, models[i].name);
+        rc = g < 0 || write_moments(g, o) || h5_write_attr_i64(g, "begin", (int64_t)o->begin) ||
+             h5_write_attr_i64(g, "end", (int64_t)o->end);
+        if (g >= 0) H5Gclose(g);
+    }
+    if (rc) {
+        H5Fclose(f);
+        return lc_error(err, errlen, "%s: writing the optimiser shard failed", shard);
+    }
+    return h5_image_commit(f, shard, err, errlen);
+}
+
 int state_save(const char *path, const StateModel *models, int n_models, const TrainState *st,
                char *err, size_t errlen) {
     // built in memory, then written with checked writes, sealed and renamed (common/h5.h): a
@@ -104,12 +168,79 @@ int state_save(const char *path, const StateModel *models, int n_models, const T
     return h5_image_commit(f, path, err, errlen);
 }
 
+// Copies the part of shard file r of `world` (rank r's slice of the moments of `name`) that lies
+// in [o->begin, o->end) into m and v (indexed from o->begin); 0, or -1 with err.
+static int read_shard(const char *path, const char *name, int r, int world, const AdamW *o,
+                      float *m, float *v, char *err, size_t errlen) {
+    size_t n = o->table->numel, b = comm_slice_begin(n, r, world),
+           e = comm_slice_begin(n, r + 1, world);
+    size_t lo = b > o->begin ? b : o->begin, hi = e < o->end ? e : o->end;
+    if (lo >= hi) return 0; // no overlap with this process's slice
+    char shard[4200], gp[128];
+    state_shard_path(shard, sizeof(shard), path, r, world);
+    hid_t f = h5_open_verified(shard, err, errlen);
+    if (f < 0) return -1;
+    snprintf(gp, sizeof(gp), "optim/%s", name);
+    int64_t fb = -1, fe = -1;
+    int rc = H5Lexists(f, "optim", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0;
+    float *tm = lc_malloc((e - b + 1) * sizeof(float)),
+          *tv = lc_malloc((e - b + 1) * sizeof(float));
+    if (!rc) {
+        hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
+        rc = h5_read_attr_i64(g, "begin", &fb) || h5_read_attr_i64(g, "end", &fe) ||
+             fb != (int64_t)b || fe != (int64_t)e || h5_read_f32(g, "m", tm, e - b) ||
+             h5_read_f32(g, "v", tv, e - b);
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+    if (!rc) {
+        memcpy(m + (lo - o->begin), tm + (lo - b), (hi - lo) * sizeof(float));
+        memcpy(v + (lo - o->begin), tv + (lo - b), (hi - lo) * sizeof(float));
+    }
+    free(tm), free(tv);
+    return rc ? lc_error(
+                    err, errlen,
+                    "%s: the optimiser shard of '%s' is missing, of another slice (%lld..%lld, "
+                    "expected %zu..%zu) or truncated",
+                    shard, name, (long long)fb, (long long)fe, b, e)
+              : 0;
+}
+
+// Moments from the shard files of a ZeRO-1 checkpoint of `world` processes, whatever this
+// process's slice (the shards are re-split: any number of processes resumes it).
+static int read_sharded(const char *path, const StateModel *sm, int world, char *err,
+                        size_t errlen) {
+    const AdamW *o = sm->opt;
+    size_t n = o->end - o->begin;
+    float *m = lc_malloc((n ? n : 1) * sizeof(float)), *v = lc_malloc((n ? n : 1) * sizeof(float));
+    int rc = 0;
+    for (int r = 0; r < world && !rc; r++)
+        rc = read_shard(path, sm->name, r, world, o, m, v, err, errlen);
+    if (!rc) {
+        o->be->to_device(o->m, m, n * sizeof(float));
+        o->be->to_device(o->v, v, n * sizeof(float));
+    }
+    free(m), free(v);
+    return rc;
+}
+
 static int read_optim(hid_t f, const StateModel *sm, const char *path, char *err, size_t errlen) {
     char gp[128];
     snprintf(gp, sizeof(gp), "optim/%s", sm->name);
     if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0)
         return lc_error(err, errlen, "%s: no optimiser state for '%s'", path, sm->name);
     hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
+    int64_t shards = 0;
+    if (H5Aexists(g, "shards") > 0) { // a ZeRO-1 checkpoint: the moments are in shard files
+        int64_t step = 0;
+        int rc = h5_read_attr_i64(g, "shards", &shards) | h5_read_attr_i64(g, "step", &step);
+        H5Gclose(g);
+        if (rc || shards < 1)
+            return lc_error(err, errlen, "%s: the optimiser state of '%s' is corrupt", path,
+                            sm->name);
+        sm->opt->step = step;
+        return read_sharded(path, sm, (int)shards, err, errlen);
+    }
     // the whole moments are stored; a sharded optimiser (ZeRO-1) keeps its slice of them, so a
     // run resumes on any number of processes
     const AdamW *o = sm->opt;
@@ -259,11 +390,30 @@ int state_list_periodic(const char *dir, char **paths, int max) {
     return n;
 }
 
+// Whether name is a shard file (ckpt-NNNNNNNN.h5.optim-R-of-W) of one of the kept checkpoints.
+static bool shard_of_kept(const char *name, char *const *kept, int n_kept) {
+    for (int i = 0; i < n_kept; i++) {
+        const char *base = strrchr(kept[i], '/') ? strrchr(kept[i], '/') + 1 : kept[i];
+        size_t len = strlen(base);
+        if (strncmp(name, base, len) == 0 && strncmp(name + len, ".optim-", 7) == 0) return true;
+    }
+    return false;
+}
+
 void state_prune(const char *dir, int keep) {
     char *paths[4096];
     int n = state_list_periodic(dir, paths, 4096);
-    for (int i = 0; i < n; i++) {
-        if (i >= keep) unlink(paths[i]);
-        free(paths[i]);
-    }
+    for (int i = keep; i < n; i++) unlink(paths[i]);
+    // shard files go with their checkpoint, and so do those of a save that never completed
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, "ckpt-", 5) == 0 && strstr(e->d_name, ".h5.optim-") &&
+            !shard_of_kept(e->d_name, paths, keep < n ? keep : n)) {
+            char p[4200];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    if (d) closedir(d);
+    for (int i = 0; i < n; i++) free(paths[i]);
 }

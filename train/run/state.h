@@ -47,7 +47,17 @@ typedef struct {
 int state_save(const char *path, const StateModel *models, int n_models, const TrainState *st,
                char *err, size_t errlen);
 
-// Restores models (weights and, where opt is set, moments and step) and st from path. The
+// ZeRO-1 (an optimiser holding a slice of the moments, optim/optim.h): each process writes its
+// slices to its shard file, path.optim-RANK-of-WORLD, atomically, before rank 0 writes path with
+// state_save, which records the number of shards instead of the moments; path is the marker
+// that the step's checkpoint is whole. 0 (also when no optimiser is sharded), or -1 with err.
+int state_save_shards(const char *path, const StateModel *models, int n_models, char *err,
+                      size_t errlen);
+void state_shard_path(char *buf, size_t len, const char *path, int rank, int world);
+
+// Restores models (weights and, where opt is set, moments and step) and st from path. Moments
+// saved in shards are read from the shard files, each process taking its own slice of them,
+// whatever the number of processes that wrote them. The
 // models must already exist with the file's configuration. scalar_names of st name the
 // scalars to read; a missing one is an error. Returns 0, or -1 with a message naming the
 // file and what is wrong (missing, truncated, digest mismatch, another model's checkpoint).
@@ -72,5 +82,6 @@ void state_periodic_path(char *buf, size_t len, const char *dir, int64_t step);
 // frees); returns the count (at most max).
 int state_list_periodic(const char *dir, char **paths, int max);
 
-// Deletes all but the newest keep periodic checkpoints of dir.
+// Deletes all but the newest keep periodic checkpoints of dir, with their shard files (and the
+// shard files of any save that never completed).
 void state_prune(const char *dir, int keep);
