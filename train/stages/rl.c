@@ -309,20 +309,37 @@ static int stop_token(const RlRun *rl, const int *prompt, int n) {
     return chat_stop_token(&rl->chat, prompt, n);
 }
 
-// Fills the R rows of prompts (each prompt of the batch repeated group_size times).
+// Fills the R rows of prompts (each prompt of the batch repeated group_size times). Empty rows
+// (the last step of an epoch) repeat the first prompt; a process whose whole share of that step
+// is empty repeats rank 0's first prompt (every step gives rank 0 one), so every process
+// generates, steps and reduces alike. Returns nonzero on every process when one failed to read.
 static int next_prompts(RlRun *rl) {
     Batch b;
-    if (loader_next(rl->prompts_loader, &b) < 0) {
-        fprintf(stderr, "layercake: %s\n", loader_error(rl->prompts_loader));
-        return 1;
+    int got = loader_next(rl->prompts_loader, &b);
+    if (got < 0) fprintf(stderr, "layercake: %s\n", loader_error(rl->prompts_loader));
+    double flags[2] = {got < 0, got == 0}; // failed, empty: on how many processes
+    global_sum(rl, flags, 2);
+    if (flags[0] > 0) return 1;
+    const int *first = b.tokens;
+    int first_len = b.len[0], *shared = NULL;
+    if (flags[1] > 0) {
+        Comm *comm = rl->sr->run->comm;
+        shared = lc_calloc((size_t)rl->max_prompt + 1, sizeof(int)); // tokens, then the length
+        if (rl->rank == 0) {
+            memcpy(shared, b.tokens, sizeof(int) * (size_t)b.len[0]);
+            shared[rl->max_prompt] = b.len[0];
+        }
+        comm->broadcast_host(comm, shared, sizeof(int) * ((size_t)rl->max_prompt + 1), 0);
+        if (got == 0) first = shared, first_len = shared[rl->max_prompt];
     }
     for (int p = 0; p < rl->P; p++)
         for (int g = 0; g < rl->G; g++) {
-            int r = p * rl->G + g, n = b.len[p] > 0 ? b.len[p] : b.len[0]; // refill empty rows
-            const int *src = b.tokens + (size_t)(b.len[p] > 0 ? p : 0) * b.T;
+            int r = p * rl->G + g, n = b.len[p] > 0 ? b.len[p] : first_len; // refill empty rows
+            const int *src = b.len[p] > 0 ? b.tokens + (size_t)p * b.T : first;
             memcpy(rl->prompts + (size_t)r * rl->max_prompt, src, sizeof(int) * (size_t)n);
             rl->plen[r] = n;
         }
+    free(shared);
     return 0;
 }
 
