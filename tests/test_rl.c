@@ -4,6 +4,7 @@
 #include "tests/testutil.h"
 #include "train/objectives/rl.h"
 #include <math.h>
+#include <string.h>
 
 #define TOL   1e-12 // double-valued functions of exact inputs
 #define FTOL  1e-6  // float outputs
@@ -169,6 +170,46 @@ START_TEST(test_whiten_degenerate) {
     const float none[2] = {0, 0};
     rl_whiten(z, none, 2, true);
     check_floats("whiten none", z, (double[]){0, 0}, 2);
+}
+END_TEST
+
+// A second process seen from the first: its half of the entries, summed into each reduction
+// (rl_whiten_global's two: [sum, count], then the squared deviations from the global mean).
+typedef struct {
+    const float *x, *mask;
+    size_t n;
+    int call;
+    double mean;
+} OtherRank;
+
+static void other_rank_sum(void *ctx, double *v, size_t k) {
+    OtherRank *o = ctx;
+    if (o->call++ == 0) {
+        ck_assert_uint_eq(k, 2);
+        for (size_t i = 0; i < o->n; i++)
+            if (o->mask[i]) v[0] += o->x[i], v[1] += 1.0;
+        o->mean = v[0] / v[1];
+    } else {
+        ck_assert_uint_eq(k, 1);
+        for (size_t i = 0; i < o->n; i++)
+            if (o->mask[i]) v[0] += (o->x[i] - o->mean) * (o->x[i] - o->mean);
+    }
+}
+
+START_TEST(test_whiten_global) {
+    // data parallelism: whitening one half with the other half's sums is whitening the whole
+    const float x[8] = {1, 2, 3, 100, 6, -4, 9, 0.5f}, mask[8] = {1, 1, 1, 0, 1, 1, 1, 0};
+    for (int keep = 0; keep < 2; keep++) {
+        float whole[8], half[4];
+        memcpy(whole, x, sizeof(whole));
+        memcpy(half, x, sizeof(half));
+        rl_whiten(whole, mask, 8, !keep);
+        OtherRank o = {.x = x + 4, .mask = mask + 4, .n = 4};
+        RlReduce red = {.sum = other_rank_sum, .ctx = &o};
+        rl_whiten_global(half, mask, 4, !keep, &red);
+        ck_assert_int_eq(o.call, 2);
+        for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(half[i], whole[i], 1e-6f);
+    }
 }
 END_TEST
 
@@ -454,6 +495,7 @@ int main(void) {
     tcase_add_test(adv, test_gae_reward_to_go);
     tcase_add_test(adv, test_whiten_by_hand);
     tcase_add_test(adv, test_whiten_degenerate);
+    tcase_add_test(adv, test_whiten_global);
     tcase_add_test(adv, test_grpo_advantages);
     tcase_add_test(adv, test_rloo_advantages);
     suite_add_tcase(s, adv);

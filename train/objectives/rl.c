@@ -72,29 +72,40 @@ void rl_gae(const float *rewards, const float *values, const float *mask, int B,
     }
 }
 
-// Mean and population variance of x over the real entries; returns how many there are.
-static size_t masked_moments(const float *x, const float *mask, size_t n, double *mean,
-                             double *var) {
-    double sum = 0.0, sq = 0.0;
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_real(mask, i)) continue;
-        sum += x[i];
-        count++;
-    }
-    *mean = count ? sum / (double)count : 0.0;
-    for (size_t i = 0; i < n; i++)
-        if (is_real(mask, i)) sq += (x[i] - *mean) * (x[i] - *mean);
-    *var = count ? sq / (double)count : 0.0;
-    return count;
+static void reduce_sum(const RlReduce *reduce, double *v, size_t k) {
+    if (reduce) reduce->sum(reduce->ctx, v, k);
 }
 
-void rl_whiten(float *x, const float *mask, size_t n, bool shift_mean) {
+// Mean and population variance of x over the real entries (of every process with reduce);
+// returns how many there are.
+static double masked_moments(const float *x, const float *mask, size_t n, const RlReduce *reduce,
+                             double *mean, double *var) {
+    double s[2] = {0.0, 0.0}, sq = 0.0; // sum, count
+    for (size_t i = 0; i < n; i++) {
+        if (!is_real(mask, i)) continue;
+        s[0] += x[i];
+        s[1] += 1.0;
+    }
+    reduce_sum(reduce, s, 2);
+    *mean = s[1] > 0 ? s[0] / s[1] : 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (is_real(mask, i)) sq += (x[i] - *mean) * (x[i] - *mean);
+    reduce_sum(reduce, &sq, 1);
+    *var = s[1] > 0 ? sq / s[1] : 0.0;
+    return s[1];
+}
+
+void rl_whiten_global(float *x, const float *mask, size_t n, bool shift_mean,
+                      const RlReduce *reduce) {
     double mean, var;
-    masked_moments(x, mask, n, &mean, &var);
+    masked_moments(x, mask, n, reduce, &mean, &var);
     double scale = 1.0 / sqrt(var + WHITEN_EPS), back = shift_mean ? 0.0 : mean;
     for (size_t i = 0; i < n; i++)
         x[i] = is_real(mask, i) ? (float)((x[i] - mean) * scale + back) : 0.0f;
+}
+
+void rl_whiten(float *x, const float *mask, size_t n, bool shift_mean) {
+    rl_whiten_global(x, mask, n, shift_mean, NULL);
 }
 
 // One group of k >= 2 scores.
@@ -171,18 +182,25 @@ ValueLoss rl_value_loss(double v, double old_v, double ret, double clip) {
 
 // ---- Diagnostics ------------------------------------------------------------------------------
 
-double rl_explained_variance(const float *values, const float *returns, const float *mask,
-                             size_t n) {
+double rl_explained_variance_global(const float *values, const float *returns, const float *mask,
+                                    size_t n, const RlReduce *reduce) {
     double mean_r, var_r, sum_e = 0.0, sq_e = 0.0;
-    size_t count = masked_moments(returns, mask, n, &mean_r, &var_r);
+    double count = masked_moments(returns, mask, n, reduce, &mean_r, &var_r);
     if (count == 0 || var_r == 0.0) return NAN;
     for (size_t i = 0; i < n; i++)
         if (is_real(mask, i)) sum_e += (double)returns[i] - values[i];
-    double mean_e = sum_e / (double)count;
+    reduce_sum(reduce, &sum_e, 1);
+    double mean_e = sum_e / count;
     for (size_t i = 0; i < n; i++) {
         if (!is_real(mask, i)) continue;
         double e = (double)returns[i] - values[i] - mean_e;
         sq_e += e * e;
     }
-    return 1.0 - sq_e / (double)count / var_r;
+    reduce_sum(reduce, &sq_e, 1);
+    return 1.0 - sq_e / count / var_r;
+}
+
+double rl_explained_variance(const float *values, const float *returns, const float *mask,
+                             size_t n) {
+    return rl_explained_variance_global(values, returns, mask, n, NULL);
 }

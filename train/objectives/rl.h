@@ -53,6 +53,17 @@ void rl_gae(const float *rewards, const float *values, const float *mask, int B,
 // shift_mean false); none leaves x all 0.
 void rl_whiten(float *x, const float *mask, size_t n, bool shift_mean);
 
+// Data parallelism: x is this process's share of the entries and reduce->sum(ctx, v, k) sums
+// v (k doubles) over the processes in place (train/stages/rl.c wraps the run's Comm), so the
+// moments are those of the union of every process's entries (two passes: the mean, then the
+// squared deviations from it). reduce NULL: this process alone, exactly rl_whiten.
+typedef struct {
+    void (*sum)(void *ctx, double *v, size_t k);
+    void *ctx;
+} RlReduce;
+void rl_whiten_global(float *x, const float *mask, size_t n, bool shift_mean,
+                      const RlReduce *reduce);
+
 // Critic-free advantages of groups of responses to one prompt. scores (n_groups, group_size)
 // row-major, group_size >= 2; adv (n_groups, group_size): out, one advantage per response.
 typedef enum {
@@ -140,3 +151,6 @@ ValueLoss rl_value_loss(double v, double old_v, double ret, double clip);
 // one, or all returns equal).
 double rl_explained_variance(const float *values, const float *returns, const float *mask,
                              size_t n);
+// The same over the union of every process's entries (reduce as for rl_whiten_global).
+double rl_explained_variance_global(const float *values, const float *returns, const float *mask,
+                                    size_t n, const RlReduce *reduce);

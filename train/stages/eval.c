@@ -6,6 +6,14 @@
 // stage writes results.json, samples.jsonl, one metrics.jsonl row and a final.h5 that only
 // marks it complete, prints the comparison and the leaderboard, and rebuilds the run's report.
 // docs/eval.md describes what it measures and why.
+//
+// Data parallelism (docs/cluster.md): every process reads the whole prompt set (rank 0 writes
+// every prompt's line), but the work is split by sampler call: call c (rows units of one
+// decoding, the random stream rng_derive(seed, c)) is generated and scored by process
+// c % world, so each call is exactly the one a single process makes and the results equal one
+// process's. The processes then sum their units' tokens, lengths and scores into arrays where
+// only the unit's owner has a value (responses_merge), so every process holds every unit, and
+// rank 0 alone writes results.json, samples.jsonl, metrics.jsonl, final.h5 and the report.
 #include "train/stages/stages.h"
 #include "common/check.h"
 #include "common/timer.h"
@@ -53,6 +61,7 @@ typedef struct {
 
 typedef struct {
     StageRun *sr;
+    int rank, world;           // this process among the run's (Run)
     const SynthTask *task;     // the gold reward, or NULL
     Model *judge;              // the reward model, or NULL
     Model *ref;                // the reference model, loaded for the whole stage
@@ -75,7 +84,7 @@ typedef struct {
     int *ntok;                 // (rows) response tokens of each row of b
     double *arena_gold;        // (n_models, p.n) mean gold reward of each prompt's samples
     double *arena_rm;          // (n_models, p.n) mean reward-model score of them
-    FILE *samples;             // samples.jsonl
+    FILE *samples;             // samples.jsonl (rank 0; NULL on the others)
     long generated;            // tokens sampled so far, for the throughput
 } Eval;
 
@@ -116,6 +125,12 @@ static int key_fail(const Eval *e, const char *key, const char *fmt, ...) {
 
 static int min_int(int a, int b) {
     return a < b ? a : b;
+}
+
+// Whether this process makes the sampler call (and the scoring forwards) of units u0.. (a
+// multiple of rows).
+static int owns(const Eval *e, int u0) {
+    return (u0 / e->rows) % e->world == e->rank;
 }
 
 // ---- models ---------------------------------------------------------------------------------
@@ -288,6 +303,7 @@ static void generate(Eval *e, Sampler *s, const SampleParams *sp, Responses *r) 
     uint64_t seed = stage_seed(e->sr, "sample");
     int T = e->p.T;
     for (int u0 = 0, call = 0; u0 < r->units; u0 += e->rows, call++) {
+        if (!owns(e, u0)) continue;
         int B = min_int(e->rows, r->units - u0);
         for (int b = 0; b < B; b++) {
             int p = (u0 + b) / r->draws;
@@ -336,6 +352,7 @@ static void fill_rows(Eval *e, const Responses *r, int u0, int B, int for_rm) {
 
 static void score_rm(Eval *e, Responses *r) {
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
+        if (!owns(e, u0)) continue;
         int B = min_int(e->rows, r->units - u0);
         fill_rows(e, r, u0, B, 1);
         reward_scores(e->judge, &e->b, e->scores);
@@ -350,6 +367,7 @@ static void score_rm(Eval *e, Responses *r) {
 static void score_kl(Eval *e, Model *m, Responses *r) {
     float inv_temp = 1.0f / e->sampled_sp.temperature;
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
+        if (!owns(e, u0)) continue;
         int B = min_int(e->rows, r->units - u0);
         fill_rows(e, r, u0, B, 0);
         model_forward(m, &e->b, inv_temp);
@@ -358,6 +376,31 @@ static void score_kl(Eval *e, Model *m, Responses *r) {
         sequence_logps(e->ref, &e->b, e->logp_ref, e->ntok);
         for (int b = 0; b < B; b++) r->kl[u0 + b] = rl_kl(e->logp_model[b], e->logp_ref[b], KL_K1);
     }
+}
+
+// Data parallelism: each process generated and scored the units of its calls; afterwards
+// every process holds every unit's tokens, length, KL and reward-model score. The others'
+// entries are summed in from -0.0, the identity of the sum (NaN, never measured, stays NaN).
+static void responses_merge(Eval *e, Responses *r) {
+    if (e->world == 1) return;
+    size_t units = (size_t)r->units, per = (size_t)r->max_new + 3; // tokens, len, kl, rm
+    double *x = lc_malloc((units * per + 1) * sizeof(double));
+    for (size_t i = 0; i < units * per; i++) x[i] = -0.0; // x + -0.0 is x, even a KL of -0.0
+    for (size_t u = 0; u < units; u++) {
+        if (!owns(e, (int)(u / (size_t)e->rows * (size_t)e->rows))) continue;
+        double *row = x + u * per;
+        for (int t = 0; t < r->max_new; t++) row[t] = r->tokens[u * (size_t)r->max_new + t];
+        row[r->max_new] = r->len[u], row[r->max_new + 1] = r->kl[u], row[r->max_new + 2] = r->rm[u];
+    }
+    Comm *c = e->sr->run->comm;
+    c->all_reduce_sum_host(c, x, units * per);
+    for (size_t u = 0; u < units; u++) {
+        const double *row = x + u * per;
+        for (int t = 0; t < r->max_new; t++) r->tokens[u * (size_t)r->max_new + t] = (int)row[t];
+        r->len[u] = (int)row[r->max_new], r->kl[u] = row[r->max_new + 1];
+        r->rm[u] = row[r->max_new + 2];
+    }
+    free(x);
 }
 
 // ---- samples.jsonl --------------------------------------------------------------------------
@@ -417,6 +460,10 @@ static int responses_finish(Eval *e, const char *model, const char *decoding, Re
             r->gold[u] = synth_gold_reward(e->task, prompt, plen, text, bytes);
             r->correct[u] = synth_correct(e->task, prompt, plen, text, bytes);
         }
+        if (!e->samples) { // ranks other than 0 only score
+            free(text);
+            continue;
+        }
         json_t *row =
             json_pack("{s:s, s:s, s:I, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "model", model,
                       "decoding", decoding, "prompt_index", (json_int_t)e->p.index[p], "prompt",
@@ -473,8 +520,12 @@ static void print_model(const Eval *e, const ArenaModel *m, double seconds) {
 // Evaluates model i: greedy and sampled responses, their scores and the samples' KL.
 static int model_evaluate(Eval *e, int i, ArenaModel *am) {
     double t0 = time_now();
+    const Run *run = e->sr->run;
     Model *m = i == e->ref_index ? e->ref : model_load(e, e->names[i], MODEL_HEAD_LM);
-    if (!m) return -1;
+    if (run_agree(run, !m)) { // every process stops, none waits at the merge
+        if (m && m != e->ref) model_free(m);
+        return -1;
+    }
     Sampler *s = sampler_create(m, e->rows, e->seq_len, 1);
     generate(e, s, &e->greedy_sp, &e->greedy);
     generate(e, s, &e->sampled_sp, &e->sampled);
@@ -485,9 +536,11 @@ static int model_evaluate(Eval *e, int i, ArenaModel *am) {
         score_rm(e, &e->greedy);
         score_rm(e, &e->sampled);
     }
-    if (responses_finish(e, e->names[i], "greedy", &e->greedy) ||
-        responses_finish(e, e->names[i], "sampled", &e->sampled))
-        return -1;
+    responses_merge(e, &e->greedy);
+    responses_merge(e, &e->sampled);
+    int rc = responses_finish(e, e->names[i], "greedy", &e->greedy) ||
+             responses_finish(e, e->names[i], "sampled", &e->sampled);
+    if (run_agree(run, rc)) return -1; // rank 0's samples.jsonl written, or all stop
     summarize(e, i, am);
     print_model(e, am, time_now() - t0);
     return 0;
@@ -544,6 +597,7 @@ static int eval_open(Eval *e) {
     if (st->judge[0] && judge_load(e)) return -1;
     e->ref = model_load(e, e->names[e->ref_index], MODEL_HEAD_LM);
     if (!e->ref) return -1;
+    if (e->rank != 0) return 0; // rank 0 writes the stage's files
     char path[4200];
     snprintf(path, sizeof(path), "%s/samples.jsonl", e->sr->dir);
     e->samples = fopen(path, "w");
@@ -666,9 +720,9 @@ static int results_finish(Eval *e, ArenaResults *res, double elapsed) {
 
 int stage_eval(StageRun *sr) {
     double t0 = time_now();
-    Eval e = {.sr = sr};
+    Eval e = {.sr = sr, .rank = sr->run->rank, .world = sr->run->world};
     ArenaResults res = {0};
-    int rc = eval_open(&e) ? 1 : 0;
+    int rc = run_agree(sr->run, eval_open(&e) ? 1 : 0);
     if (!rc) {
         printf("[%s] %d models on %d prompts of %s", sr->stage->name, e.n_models, e.p.n,
                sr->stage->data.prompts);
@@ -678,7 +732,13 @@ int stage_eval(StageRun *sr) {
         arena_results_init(&res, e.n_models, e.names, e.p.n);
     }
     for (int i = 0; !rc && i < e.n_models; i++) rc = model_evaluate(&e, i, &res.models[i]) ? 1 : 0;
-    if (!rc) rc = results_finish(&e, &res, time_now() - t0) ? 1 : 0;
+    if (!rc) {
+        double generated = (double)e.generated; // tokens sampled by every process
+        sr->run->comm->all_reduce_sum_host(sr->run->comm, &generated, 1);
+        e.generated = (long)generated;
+        if (e.rank == 0) rc = results_finish(&e, &res, time_now() - t0) ? 1 : 0;
+        rc = run_agree(sr->run, rc);
+    }
     if (res.models) arena_results_free(&res);
     eval_close(&e);
     return rc;

@@ -13,6 +13,25 @@
 //               bonus and (kl.in_reward false) a k3 KL loss term; early stop on approximate KL.
 // All per-token arrays are (R, T) over the full sequences (prompt + response); the mask marks
 // the targets that are response tokens. The math lives in train/objectives/rl.h.
+//
+// Data parallelism (docs/distributed.md): rollout.batch is the iteration's prompts over all the
+// processes; each of the W processes generates, scores and trains on its rollout.batch / W of
+// them (the prompt loader's share), a prompt's whole group on one process, so GRPO/RLOO group
+// baselines and PPO's per-sequence GAE stay local. Everything one process computes over the
+// whole batch is summed over the processes instead: reward and advantage whitening, the mean
+// KL the adaptive controller reads, each minibatch's token count (the loss normaliser), the
+// early-stop KL, every finite check (so all stop or skip together) and every logged metric.
+// The optimisers reduce the gradients themselves (adamw_init_parallel). Every process takes
+// the same epochs x minibatches optimizer steps over its own rollouts. Random streams: with one
+// process the checkpointed stream rl->rng samples and shuffles as it always did; with several,
+// each iteration draws one number from it (the same on every process, so the checkpoint of
+// rank 0's stream resumes every rank) and derives the process's stream from it and the rank
+// (rng_derive), so the ranks sample different tokens and a run is reproducible for a given
+// number of processes.
+//
+// Test hook: LC_DUMP_ROLLOUTS=dir makes each process write the scores of its rollouts of
+// iteration i (after the missing-EOS penalty, one per line) to dir/<stage>-rank<r>-iter<i>.txt,
+// so a test can check the logged objective/scores against the union of the ranks' rollouts.
 #include "train/stages/stages.h"
 #include "common/check.h"
 #include "common/timer.h"
@@ -35,14 +54,16 @@ typedef struct {
     StageRun *sr;
     StageKind kind; // STAGE_PPO, STAGE_GRPO or STAGE_RLOO
 
-    // sizes
-    int P;          // prompts per iteration (rollout.batch)
-    int G;          // samples per prompt (rollout.group_size)
-    int R;          // responses per iteration, P * G
-    int T;          // row length: prompt + response (seq_len)
-    int max_prompt; // T - rollout.max_new_tokens
-    int mb;         // responses per minibatch, R / minibatches
-    int micro;      // responses per forward/backward pass
+    // sizes: this process's share of the iteration (the whole of it with one process)
+    int rank, world; // this process among the run's (Run)
+    int P;           // prompts per iteration and process (rollout.batch / world)
+    int G;           // samples per prompt (rollout.group_size)
+    int R;           // responses per iteration and process, P * G
+    int R_global;    // responses per iteration over every process, R * world
+    int T;           // row length: prompt + response (seq_len)
+    int max_prompt;  // T - rollout.max_new_tokens
+    int mb;          // responses per minibatch, R / minibatches
+    int micro;       // responses per forward/backward pass
 
     // models: each in its own arenas; frozen ones in inference mode without gradients
     Model *policy;         // trained; + a scalar head when value.init = policy
@@ -92,7 +113,10 @@ typedef struct {
     double iter_kl, klc_before;
     double logp_diff; // max |sampler log-prob - forward log-prob| over the rollout
 
-    Rng rng;        // sampling and minibatch shuffles
+    Rng rng;        // sampling and minibatch shuffles (checkpointed; the same on every rank)
+    Rng rank_rng;   // several processes: this iteration's stream of this rank (from rng)
+    Rng *srng;      // the stream this iteration samples and shuffles with
+    RlReduce sum;   // sums over the run's processes (train/objectives/rl.h)
     Lifecycle lc;   // resume, checkpoints, metrics, progress; lc.step = iterations done
     void *host;     // the one allocation every host array above is carved from
     double t_start; // when this process's first iteration began (metric "elapsed")
@@ -100,15 +124,54 @@ typedef struct {
 
 // ---- setup --------------------------------------------------------------------------------------
 
-static void sizes(RlRun *rl) {
+static void comm_sum(void *ctx, double *v, size_t k) {
+    Comm *c = ctx;
+    c->all_reduce_sum_host(c, v, k);
+}
+
+// v (k) <- its sum over the run's processes (the identity with one).
+static void global_sum(const RlRun *rl, double *v, size_t k) {
+    rl->sum.sum(rl->sum.ctx, v, k);
+}
+
+// The sizes of this process's share; nonzero (after printing why) when the global batch does
+// not split evenly over the processes.
+static int sizes(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    rl->P = st->rollout.batch;
+    const Run *run = rl->sr->run;
+    rl->rank = run->rank, rl->world = run->world;
+    rl->sum = (RlReduce){.sum = comm_sum, .ctx = run->comm};
+    if (st->rollout.batch % rl->world) {
+        fprintf(stderr,
+                "layercake: stage '%s': rollout.batch %d (the prompts of an iteration over all "
+                "processes) is not a multiple of the %d processes\n",
+                st->name, st->rollout.batch, rl->world);
+        return 1;
+    }
+    rl->P = st->rollout.batch / rl->world;
     rl->G = st->rollout.group_size;
     rl->R = rl->P * rl->G;
+    rl->R_global = rl->R * rl->world;
     rl->T = st->seq_len;
     rl->max_prompt = rl->T - st->rollout.max_new_tokens;
+    if (rl->R % st->minibatches) {
+        fprintf(stderr,
+                "layercake: stage '%s': minibatches %d does not divide the %d responses of each "
+                "of the %d processes (rollout.batch %d / %d x rollout.group_size %d)\n",
+                st->name, st->minibatches, rl->R, rl->world, st->rollout.batch, rl->world, rl->G);
+        return 1;
+    }
     rl->mb = rl->R / st->minibatches;
-    rl->micro = st->micro_batch_size;
+    // the recipe's micro-batch fits a whole process's minibatch at most
+    rl->micro = st->micro_batch_size < rl->mb ? st->micro_batch_size : rl->mb;
+    if (rl->mb % rl->micro) {
+        fprintf(stderr,
+                "layercake: stage '%s': micro_batch_size %d does not divide the %d responses of "
+                "a minibatch on each of the %d processes\n",
+                st->name, rl->micro, rl->mb, rl->world);
+        return 1;
+    }
+    return 0;
 }
 
 // The next 64-byte aligned piece of `bytes` from the block at base (NULL while measuring).
@@ -169,7 +232,9 @@ static int make_value(RlRun *rl) {
     rl->value = stage_model(rl->sr, from, MODEL_HEAD_SCALAR, MODEL_TRAIN, rl->micro, rl->T);
     if (!rl->value) return 1;
     rl->value_view = model_create_view(rl->value, MODEL_INFER, rl->R, rl->T);
-    adamw_init(&rl->value_opt, rl->sr->run->be, &rl->value->table, stage_adamw_config(st));
+    const Run *run = rl->sr->run;
+    adamw_init_parallel(&rl->value_opt, run->be, &rl->value->table, stage_adamw_config(st),
+                        run->comm, run->recipe->zero == 1);
     return 0;
 }
 
@@ -181,7 +246,9 @@ static int make_models(RlRun *rl) {
     rl->ref = stage_model(rl->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, rl->R, rl->T);
     if (!rl->policy || !rl->ref) return 1;
     rl->policy_view = model_create_view(rl->policy, MODEL_INFER, rl->R, rl->T);
-    adamw_init(&rl->opt, rl->sr->run->be, &rl->policy->table, stage_adamw_config(st));
+    const Run *run = rl->sr->run;
+    adamw_init_parallel(&rl->opt, run->be, &rl->policy->table, stage_adamw_config(st), run->comm,
+                        run->recipe->zero == 1);
     if (st->reward_model[0]) {
         // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
         rl->rm = stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);
@@ -242,20 +309,37 @@ static int stop_token(const RlRun *rl, const int *prompt, int n) {
     return chat_stop_token(&rl->chat, prompt, n);
 }
 
-// Fills the R rows of prompts (each prompt of the batch repeated group_size times).
+// Fills the R rows of prompts (each prompt of the batch repeated group_size times). Empty rows
+// (the last step of an epoch) repeat the first prompt; a process whose whole share of that step
+// is empty repeats rank 0's first prompt (every step gives rank 0 one), so every process
+// generates, steps and reduces alike. Returns nonzero on every process when one failed to read.
 static int next_prompts(RlRun *rl) {
     Batch b;
-    if (loader_next(rl->prompts_loader, &b) < 0) {
-        fprintf(stderr, "layercake: %s\n", loader_error(rl->prompts_loader));
-        return 1;
+    int got = loader_next(rl->prompts_loader, &b);
+    if (got < 0) fprintf(stderr, "layercake: %s\n", loader_error(rl->prompts_loader));
+    double flags[2] = {got < 0, got == 0}; // failed, empty: on how many processes
+    global_sum(rl, flags, 2);
+    if (flags[0] > 0) return 1;
+    const int *first = b.tokens;
+    int first_len = b.len[0], *shared = NULL;
+    if (flags[1] > 0) {
+        Comm *comm = rl->sr->run->comm;
+        shared = lc_calloc((size_t)rl->max_prompt + 1, sizeof(int)); // tokens, then the length
+        if (rl->rank == 0) {
+            memcpy(shared, b.tokens, sizeof(int) * (size_t)b.len[0]);
+            shared[rl->max_prompt] = b.len[0];
+        }
+        comm->broadcast_host(comm, shared, sizeof(int) * ((size_t)rl->max_prompt + 1), 0);
+        if (got == 0) first = shared, first_len = shared[rl->max_prompt];
     }
     for (int p = 0; p < rl->P; p++)
         for (int g = 0; g < rl->G; g++) {
-            int r = p * rl->G + g, n = b.len[p] > 0 ? b.len[p] : b.len[0]; // refill empty rows
-            const int *src = b.tokens + (size_t)(b.len[p] > 0 ? p : 0) * b.T;
+            int r = p * rl->G + g, n = b.len[p] > 0 ? b.len[p] : first_len; // refill empty rows
+            const int *src = b.len[p] > 0 ? b.tokens + (size_t)p * b.T : first;
             memcpy(rl->prompts + (size_t)r * rl->max_prompt, src, sizeof(int) * (size_t)n);
             rl->plen[r] = n;
         }
+    free(shared);
     return 0;
 }
 
@@ -264,7 +348,7 @@ static void rollout(RlRun *rl) {
     SampleParams sp = rollout_sample_params(ro, stop_token(rl, rl->prompts, rl->plen[0]));
     rl->stop = sp.stop_token;
     rl->rollout_tokens = sampler_generate(rl->sampler, rl->prompts, rl->max_prompt, rl->plen, rl->R,
-                                          &sp, &rl->rng, rl->out, rl->out_logp, rl->rlen);
+                                          &sp, rl->srng, rl->out, rl->out_logp, rl->rlen);
     // the training rows: prompt + response, targets one ahead, the mask on response targets
     memset(rl->tokens, 0, sizeof(int) * (size_t)rl->R * rl->T);
     memset(rl->mask, 0, sizeof(float) * (size_t)rl->R * rl->T);
@@ -356,11 +440,12 @@ static void forward_rollout(RlRun *rl) {
         }
 }
 
-// Sum of the per-token KL of each response, averaged over responses.
+// Sum of the per-token KL of each response, averaged over the responses of every process.
 static double mean_seq_kl(const RlRun *rl) {
     double sum = 0.0;
     for (size_t i = 0; i < (size_t)rl->R * rl->T; i++) sum += rl->kl[i];
-    return sum / rl->R;
+    global_sum(rl, &sum, 1);
+    return sum / rl->R_global;
 }
 
 static void advantages_ppo(RlRun *rl) {
@@ -369,11 +454,12 @@ static void advantages_ppo(RlRun *rl) {
     double coef = st->kl.in_reward ? rl->klc.coef : 0.0;
     rl_token_rewards(rl->scores, rl->kl, rl->mask, rl->R, rl->T, coef, st->reward_clip,
                      rl->rewards);
-    if (st->whiten_rewards) rl_whiten(rl->rewards, rl->mask, RT, false);
-    // GAE's V(s_t) for response token t sits at its input position, the target's index
+    if (st->whiten_rewards) rl_whiten_global(rl->rewards, rl->mask, RT, false, &rl->sum);
+    // GAE's V(s_t) for response token t sits at its input position, the target's index (per
+    // sequence: local to the process that generated it)
     rl_gae(rl->rewards, rl->old_values, rl->mask, rl->R, rl->T, st->gae.gamma, st->gae.lambda,
            rl->adv, rl->ret);
-    if (st->whiten_advantages) rl_whiten(rl->adv, rl->mask, RT, true);
+    if (st->whiten_advantages) rl_whiten_global(rl->adv, rl->mask, RT, true, &rl->sum);
 }
 
 // GRPO and RLOO: each response's reward (clipped, minus kl.coef times its summed KL when the
@@ -383,11 +469,12 @@ static void advantages_group(RlRun *rl) {
     double kl_coef = st->kl.in_reward ? rl->klc.coef : 0.0;
     rl_sequence_rewards(rl->scores, rl->kl, rl->R, rl->T, kl_coef, st->reward_clip,
                         rl->seq_rewards);
+    // a prompt's group_size responses are rows p*G .. p*G+G-1 of one process (next_prompts)
     rl_group_advantages(rl->seq_rewards, rl->P, rl->G,
                         rl->kind == STAGE_GRPO ? RL_GROUP_GRPO : RL_GROUP_RLOO, rl->seq_adv);
     size_t RT = (size_t)rl->R * rl->T;
     for (size_t i = 0; i < RT; i++) rl->adv[i] = rl->mask[i] ? rl->seq_adv[i / rl->T] : 0.0f;
-    if (st->whiten_advantages) rl_whiten(rl->adv, rl->mask, RT, true);
+    if (st->whiten_advantages) rl_whiten_global(rl->adv, rl->mask, RT, true, &rl->sum);
 }
 
 // ---- the update
@@ -464,20 +551,25 @@ static void value_micro(RlRun *rl, int from, int n, double mb_tokens, UpdateStat
     model_backward(rl->value, NULL, NULL, rl->dvalues);
 }
 
-// Whether the losses summed so far are finite (else nothing more is applied).
+// Whether the losses summed so far on every process are finite (else nothing more is
+// applied); every process learns the same answer.
 static bool losses_finite(RlRun *rl, const UpdateStats *u) {
-    return lifecycle_finite(&rl->lc, "the loss", u->pg_loss + u->v_loss + u->kl_loss);
+    double loss = u->pg_loss + u->v_loss + u->kl_loss;
+    global_sum(rl, &loss, 1);
+    return lifecycle_finite(&rl->lc, "the loss", loss);
 }
 
 // One optimizer step on minibatch rows order[from .. from + mb). Returns false, with nothing
 // applied for the model concerned, when a loss or a gradient norm is not finite.
 static bool minibatch_step(RlRun *rl, int from, UpdateStats *u) {
     const Stage *st = rl->sr->stage;
-    double tokens = 0.0;
+    double local = 0.0, tokens;
     for (int i = 0; i < rl->mb; i++)
-        for (int t = 0; t < rl->T; t++) tokens += rl->mask[(size_t)rl->order[from + i] * rl->T + t];
-    if (tokens == 0.0) return true;
-    u->tokens += tokens;
+        for (int t = 0; t < rl->T; t++) local += rl->mask[(size_t)rl->order[from + i] * rl->T + t];
+    tokens = local; // the loss normaliser: the minibatch's tokens over every process
+    global_sum(rl, &tokens, 1);
+    if (tokens == 0.0) return true; // on every process alike
+    u->tokens += local;
     float lr = schedule_lr(&rl->sched, (float)st->optim.lr, rl->opt.step);
     model_zero_grad(rl->policy);
     for (int m = 0; m < rl->mb; m += rl->micro) policy_micro(rl, from + m, rl->micro, tokens, u);
@@ -494,17 +586,31 @@ static bool minibatch_step(RlRun *rl, int from, UpdateStats *u) {
     return lifecycle_finite(&rl->lc, "the value model's gradient norm", norm);
 }
 
+static void update_stats_sum(const RlRun *rl, UpdateStats *u) {
+    double v[] = {u->pg_loss, u->v_loss,  u->approx_kl, u->clipfrac,
+                  u->entropy, u->kl_loss, u->tokens};
+    global_sum(rl, v, COUNT(v));
+    *u = (UpdateStats){.pg_loss = v[0],
+                       .v_loss = v[1],
+                       .approx_kl = v[2],
+                       .clipfrac = v[3],
+                       .entropy = v[4],
+                       .kl_loss = v[5],
+                       .tokens = v[6]};
+}
+
 // The epochs of minibatch steps; false at the first non-finite loss or gradient norm.
 static bool update(RlRun *rl, UpdateStats *total) {
     const Stage *st = rl->sr->stage;
     rl->epochs_run = 0;
     for (int e = 0; e < st->epochs; e++) {
         for (int r = 0; r < rl->R; r++) rl->order[r] = r;
-        rng_shuffle(&rl->rng, rl->order, rl->R);
+        rng_shuffle(rl->srng, rl->order, rl->R);
         UpdateStats u = {0};
         for (int m = 0; m < st->minibatches; m++)
             if (!minibatch_step(rl, m * rl->mb, &u)) return false;
         rl->epochs_run++;
+        update_stats_sum(rl, &u); // the epoch's sums over every process: the same early stop
         total->pg_loss += u.pg_loss, total->v_loss += u.v_loss, total->approx_kl += u.approx_kl;
         total->clipfrac += u.clipfrac, total->entropy += u.entropy, total->kl_loss += u.kl_loss;
         total->tokens += u.tokens;
@@ -517,26 +623,24 @@ static bool update(RlRun *rl, UpdateStats *total) {
 
 // ---- one iteration ----------------------------------------------------------------------------
 
-static double masked_mean(const float *x, const float *mask, size_t n) {
-    double s = 0.0, c = 0.0;
-    for (size_t i = 0; i < n; i++)
-        if (mask[i]) s += x[i], c += 1.0;
-    return c > 0 ? s / c : NAN;
-}
-
-// The rollout's columns of an iteration's metrics row: what the policy sampled and scored.
+// The rollout's columns of an iteration's metrics row: what the policy sampled and scored, over
+// the rollouts of every process.
 static double log_rollout(RlRun *rl, Metrics *m) {
     size_t RT = (size_t)rl->R * rl->T;
-    double score = 0, acc = 0, len = 0, ended = 0;
+    double v[6] = {0}; // score, accuracy, length, ended, entropy sum, entropy count
     for (int r = 0; r < rl->R; r++)
-        score += rl->scores[r], acc += rl->correct[r], len += rl->rlen[r], ended += rl->ended[r];
-    metrics_add(m, "objective/scores", score / rl->R);
-    if (rl->gold) metrics_add(m, "objective/accuracy", acc / rl->R);
+        v[0] += rl->scores[r], v[1] += rl->correct[r], v[2] += rl->rlen[r], v[3] += rl->ended[r];
+    for (size_t i = 0; i < RT; i++)
+        if (rl->mask[i]) v[4] += rl->entropy[i], v[5] += 1.0;
+    global_sum(rl, v, COUNT(v));
+    double n = rl->R_global;
+    metrics_add(m, "objective/scores", v[0] / n);
+    if (rl->gold) metrics_add(m, "objective/accuracy", v[1] / n);
     metrics_add(m, "objective/kl", rl->iter_kl);
-    metrics_add(m, "objective/entropy", masked_mean(rl->entropy, rl->mask, RT));
-    metrics_add(m, "response_length", len / rl->R);
-    metrics_add(m, "response_ended", ended / rl->R);
-    return score / rl->R;
+    metrics_add(m, "objective/entropy", v[5] > 0 ? v[4] / v[5] : NAN);
+    metrics_add(m, "response_length", v[2] / n);
+    metrics_add(m, "response_ended", v[3] / n);
+    return v[0] / n;
 }
 
 // The update's columns: losses and the policy's movement, per response token.
@@ -547,9 +651,9 @@ static void log_update(RlRun *rl, Metrics *m, const UpdateStats *u, double n) {
     metrics_add(m, "loss/policy", u->pg_loss / n);
     if (rl->kind == STAGE_PPO) {
         metrics_add(m, "loss/value", u->v_loss / n);
-        metrics_add(
-            m, "val/explained_variance",
-            rl_explained_variance(rl->old_values, rl->ret, rl->mask, (size_t)rl->R * rl->T));
+        metrics_add(m, "val/explained_variance",
+                    rl_explained_variance_global(rl->old_values, rl->ret, rl->mask,
+                                                 (size_t)rl->R * rl->T, &rl->sum));
     }
     if (!st->kl.in_reward) metrics_add(m, "loss/kl", u->kl_loss / n);
     metrics_add(m, "beta", rl->klc_before);
@@ -566,19 +670,26 @@ static void log_iteration(RlRun *rl, int64_t it, const UpdateStats *u, const dou
     metrics_add(m, "loss", loss);
     double score = log_rollout(rl, m);
     log_update(rl, m, u, n);
+    // the largest sampler/forward log-prob gap of any process; tokens sampled by all of them
+    double *gap = lc_calloc((size_t)rl->world + 1, sizeof(double));
+    gap[rl->rank] = rl->logp_diff, gap[rl->world] = (double)rl->rollout_tokens;
+    global_sum(rl, gap, (size_t)rl->world + 1);
+    double logp_diff = 0.0, rollout_tokens = gap[rl->world];
+    for (int r = 0; r < rl->world; r++) logp_diff = gap[r] > logp_diff ? gap[r] : logp_diff;
+    free(gap);
     metrics_add(m, "time/rollout", times[0]);
     metrics_add(m, "time/score", times[1]);
     metrics_add(m, "time/update", times[2]);
-    metrics_add(m, "rollout_tokens_per_s", rl->rollout_tokens / times[0]);
-    metrics_add(m, "rollout/logp_diff", rl->logp_diff);
-    metrics_add(m, "tokens_per_s", (double)rl->rollout_tokens / (times[0] + times[1] + times[2]));
+    metrics_add(m, "rollout_tokens_per_s", rollout_tokens / times[0]);
+    metrics_add(m, "rollout/logp_diff", logp_diff);
+    metrics_add(m, "tokens_per_s", rollout_tokens / (times[0] + times[1] + times[2]));
     metrics_add(m, "elapsed", time_now() - rl->t_start);
     metrics_end(m);
     char extra[256];
     snprintf(extra, sizeof(extra),
              "score %.3f  kl %.3f  beta %.4f  rollout/score/update %.1f/%.1f/%.1f s", score,
              rl->iter_kl, rl->klc_before, times[0], times[1], times[2]);
-    progress_update(&rl->lc.progress, it, loss, rl->rollout_tokens / times[0], extra);
+    progress_update(&rl->lc.progress, it, loss, rollout_tokens / times[0], extra);
 }
 
 // The sum of x over the response tokens (mask 1): finite exactly when every such x is.
@@ -596,6 +707,7 @@ static bool prepare(RlRun *rl) {
     score(rl);
     double sum = 0.0;
     for (int r = 0; r < rl->R; r++) sum += rl->scores[r];
+    global_sum(rl, &sum, 1); // every check on every process's sum: all skip or none
     if (!lifecycle_finite(&rl->lc, "the reward", sum)) return false;
     forward_rollout(rl);
     rl->iter_kl = mean_seq_kl(rl);
@@ -605,32 +717,63 @@ static bool prepare(RlRun *rl) {
         advantages_ppo(rl);
     else
         advantages_group(rl);
-    if (!lifecycle_finite(&rl->lc, "the advantage", masked_sum(rl->adv, rl->mask, RT)))
-        return false;
-    kl_controller_update(&rl->klc, rl->iter_kl, rl->R);
+    double adv = masked_sum(rl->adv, rl->mask, RT);
+    global_sum(rl, &adv, 1);
+    if (!lifecycle_finite(&rl->lc, "the advantage", adv)) return false;
+    kl_controller_update(&rl->klc, rl->iter_kl, rl->R_global);
     return true;
 }
 
-// The sum of the log-probs the sampler drew the responses with (NaN once the policy is).
+// The sum of the log-probs every process's sampler drew the responses with (NaN once the
+// policy is).
 static double rollout_logp_sum(const RlRun *rl) {
     int maxnew = rl->sr->stage->rollout.max_new_tokens;
     double sum = 0.0;
     for (int r = 0; r < rl->R; r++)
         for (int i = 0; i < rl->rlen[r]; i++) sum += rl->out_logp[(size_t)r * maxnew + i];
+    global_sum(rl, &sum, 1);
     return sum;
+}
+
+// The stream iteration samples and shuffles with: the checkpointed one with one process; with
+// several, one drawn from it (alike on every rank) and derived with the rank, so the ranks
+// sample differently and a resumed run continues as the uninterrupted one did.
+static Rng *iteration_rng(RlRun *rl) {
+    if (rl->world == 1) return &rl->rng;
+    rl->rank_rng = rng_derive(rng_u64(&rl->rng), (uint64_t)rl->rank);
+    return &rl->rank_rng;
+}
+
+// The LC_DUMP_ROLLOUTS test hook (see the top of this file).
+static void dump_rollouts(const RlRun *rl, int64_t it) {
+    const char *dir = getenv("LC_DUMP_ROLLOUTS");
+    if (!dir || !dir[0]) return;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s-rank%d-iter%lld.txt", dir, rl->sr->stage->name, rl->rank,
+             (long long)it);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "layercake: LC_DUMP_ROLLOUTS: cannot write %s\n", path);
+        return;
+    }
+    for (int r = 0; r < rl->R; r++) fprintf(f, "%.9g\n", (double)rl->scores[r]);
+    fclose(f);
 }
 
 // One iteration (the lifecycle's step): rollout, scoring and advantages, the update.
 static int iteration_hook(void *ctx, int64_t it) {
     RlRun *rl = ctx;
     double t0 = time_now(), times[3];
+    rl->srng = iteration_rng(rl);
     if (next_prompts(rl)) return 1;
     rollout(rl);
     times[0] = time_now() - t0;
     if (!lifecycle_finite(&rl->lc, "a sampled log-probability", rollout_logp_sum(rl)))
         return LIFECYCLE_BAD_STEP;
     t0 = time_now();
-    if (!prepare(rl)) return LIFECYCLE_BAD_STEP;
+    bool prepared = prepare(rl);
+    dump_rollouts(rl, it);
+    if (!prepared) return LIFECYCLE_BAD_STEP;
     times[1] = time_now() - t0;
     t0 = time_now();
     UpdateStats u = {0};
@@ -659,7 +802,7 @@ static int start_hook(void *ctx) {
 
 static int setup(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    sizes(rl);
+    if (sizes(rl)) return 1;
     if (find_gold(rl) || make_models(rl) || open_prompts(rl)) return 1;
     alloc_buffers(rl);
     rl->inv_temp = 1.0f / (float)st->rollout.temperature;
@@ -671,9 +814,13 @@ static int setup(RlRun *rl) {
     lifecycle_add_scalar(&rl->lc, "kl_coef", &rl->klc.coef);
     printf("[%s] %s: %d iterations of %d prompts x %d samples = %d responses (<= %d new tokens, "
            "rows of %d); %d epochs x %d minibatches of %d (micro-batches of %d); reward: %s\n",
-           st->name, stage_kind_name(st->kind), st->iterations, rl->P, rl->G, rl->R,
-           st->rollout.max_new_tokens, rl->T, st->epochs, st->minibatches, rl->mb, rl->micro,
-           rl->gold ? st->gold_reward : st->reward_model);
+           st->name, stage_kind_name(st->kind), st->iterations, rl->P * rl->world, rl->G,
+           rl->R_global, st->rollout.max_new_tokens, rl->T, st->epochs, st->minibatches,
+           rl->mb * rl->world, rl->micro, rl->gold ? st->gold_reward : st->reward_model);
+    if (rl->world > 1)
+        printf("[%s] %d processes: each generates and trains on %d prompts x %d samples = %d "
+               "responses per iteration, minibatches of %d\n",
+               st->name, rl->world, rl->P, rl->G, rl->R, rl->mb);
     return 0;
 }
 
