@@ -59,11 +59,12 @@ static void watchdog_init(void) {
 
 static void watch_begin(const Comm *c, const char *op) {
     if (!g_timeout) return;
-    g_watch_len = snprintf(g_watch_msg, sizeof(g_watch_msg),
-                           "\nlayercake: rank %d of %d: collective %s did not complete within %u s: "
-                           "another process died or hangs (its own output names the first "
-                           "failure; LC_COLLECTIVE_TIMEOUT sets the limit)\n",
-                           c->rank, c->world, op, g_timeout);
+    g_watch_len =
+        snprintf(g_watch_msg, sizeof(g_watch_msg),
+                 "\nlayercake: rank %d of %d: collective %s did not complete within %u s: "
+                 "another process died or hangs (its own output names the first "
+                 "failure; LC_COLLECTIVE_TIMEOUT sets the limit)\n",
+                 c->rank, c->world, op, g_timeout);
     if (g_watch_len >= (int)sizeof(g_watch_msg)) g_watch_len = (int)sizeof(g_watch_msg) - 1;
     alarm(g_timeout);
 }
