@@ -1,6 +1,9 @@
 // kernels/cuda/collective_nccl.cu: the nccl implementation of the collective layer
-// (kernels/collective.h, docs/distributed.md) over the CUDA backend's device buffers. Built only
-// with the CUDA backend, MPI and NCCL (LC_HAVE_NCCL); not part of tests/cuda_emu's library.
+// (kernels/collective.h, docs/distributed.md) over the CUDA backend's device buffers. Built
+// with the CUDA backend, MPI and NCCL (LC_HAVE_NCCL); also compiled by the host compiler into
+// tests/cuda_emu's lc_nccl_emu (tests/cuda_emu/collective_nccl_emu.cc), where the NCCL and CUDA
+// runtime calls go to the shims (nccl_shim.cc over MPI, cudart_shim.cc) and the entry points are
+// lc_emu_comm_nccl_open/close (docs/cuda-emulation.md).
 //   - One GPU per local rank: local rank l uses device l when several GPUs are visible, device 0
 //     when one is (the launcher gave each process its own through CUDA_VISIBLE_DEVICES). The
 //     backend must already run on that device; cudaSetDevice(it) precedes ncclCommInitRank.
@@ -25,6 +28,9 @@ extern "C" {
 #include "kernels/collective-impl.h"
 }
 
+// The helpers live in LC_CUDA_NAMESPACE (kernels/cuda/cuda.h: lc_emu under emulation, where
+// cuda_context() is the emulated backend's), so an emulated copy can be linked beside this one.
+LC_CUDA_NAMESPACE_BEGIN
 namespace {
 
 struct NcclState {
@@ -179,6 +185,8 @@ int nccl_device(const LaunchEnv *env, char *why, size_t len) {
 }
 
 } // namespace
+LC_CUDA_NAMESPACE_END
+LC_CUDA_USE_NAMESPACE
 
 // On failure after MPI started the mpi communicator stays open: the caller exits, and the
 // launcher ends the other processes.

@@ -35,6 +35,7 @@
 #define cudaMemGetInfo         lc_emu_cudaMemGetInfo
 #define cudaStreamSynchronize  lc_emu_cudaStreamSynchronize
 #define cudaDeviceSynchronize  lc_emu_cudaDeviceSynchronize
+#define cudaStreamQuery        lc_emu_cudaStreamQuery
 
 // ---- cuBLASLt
 // ------------------------------------------------------------------------------------
@@ -69,12 +70,29 @@
 #define cudnnBackendExecute           lc_emu_cudnnBackendExecute
 // -- end of attention_cudnn.cu's renames --
 
+// ---- NCCL (kernels/cuda/collective_nccl.cu): tests/cuda_emu/nccl_shim.cc, over MPI on host
+// memory. nccl.h is not included here (the other shims do not need it): the translation units
+// that use NCCL include it after this header.
+#define ncclGetUniqueId       lc_emu_ncclGetUniqueId
+#define ncclCommInitRank      lc_emu_ncclCommInitRank
+#define ncclCommDestroy       lc_emu_ncclCommDestroy
+#define ncclCommAbort         lc_emu_ncclCommAbort
+#define ncclCommGetAsyncError lc_emu_ncclCommGetAsyncError
+#define ncclGetErrorString    lc_emu_ncclGetErrorString
+#define ncclGetLastError      lc_emu_ncclGetLastError
+#define ncclAllReduce         lc_emu_ncclAllReduce
+#define ncclReduceScatter     lc_emu_ncclReduceScatter
+#define ncclAllGather         lc_emu_ncclAllGather
+
 // ---- the backend's own entry points
 // ---------------------------------------------------------------
 #define backend_cuda           lc_emu_backend_cuda
 #define backend_cuda_versions  lc_emu_backend_cuda_versions
 #define backend_cuda_memory    lc_emu_backend_cuda_memory
 #define backend_cuda_bf16_peak lc_emu_backend_cuda_bf16_peak
+// the nccl collective implementation (tests/cuda_emu/collective_nccl_emu.cc)
+#define comm_nccl_open  lc_emu_comm_nccl_open
+#define comm_nccl_close lc_emu_comm_nccl_close
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>

@@ -257,4 +257,9 @@ cudaError_t lc_emu_cudaDeviceSynchronize(void) {
     return cudaSuccess;
 }
 
+// Work on a stream has always finished under the emulator (kernels and copies run synchronously).
+cudaError_t lc_emu_cudaStreamQuery(cudaStream_t) {
+    return cudaSuccess;
+}
+
 } // extern "C"
