@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-// The CPU backend computes in fp32 with its exact-softmax attention; it refuses options asking
-// for anything else rather than silently ignoring them.
+// The CPU backend computes in fp32 with its exact-softmax attention (`builtin`) or the blocked
+// online-softmax kernels (`flash`); it refuses options asking for anything else rather than
+// silently ignoring them.
 static const Backend *open_cpu(const BackendOptions *o, char *why, size_t len) {
     if (o->precision == BACKEND_PRECISION_BF16) {
         snprintf(why, len, "the CPU backend computes in fp32 (precision bf16 needs backend cuda)");
@@ -15,7 +16,7 @@ static const Backend *open_cpu(const BackendOptions *o, char *why, size_t len) {
         snprintf(why, len, "attention cudnn needs backend cuda");
         return NULL;
     }
-    return backend_cpu();
+    return o->attention == BACKEND_ATTENTION_FLASH ? backend_cpu_flash() : backend_cpu();
 }
 
 const Backend *backend_open(const char *name, const BackendOptions *opts, char *why, size_t len) {

@@ -109,10 +109,11 @@ typedef struct Backend {
     // and padding never leak across segments); NULL means one segment per row.
     // Floats of the state attention_forward saves for attention_backward for one call of shape
     // (B,T,NH): the CPU backend saves the softmax probabilities (B,NH,T,T); a flash-style backend
-    // the per-row logsumexp (B,NH,T) of the scaled, masked scores (natural log), recomputing the
-    // rest.
+    // (CUDA, and the CPU with `attention: flash`) the per-row logsumexp (B,NH,T) of the scaled,
+    // masked scores (natural log), recomputing the rest.
     size_t (*attention_state_floats)(int B, int T, int NH);
-    // Floats of scratch attention_backward needs for that call (CPU: datt (B,NH,T,T)).
+    // Floats of scratch attention_backward needs for that call (CPU: datt (B,NH,T,T); CPU flash:
+    // D = rowsum(dout * out) (B,NH,T)).
     size_t (*attention_scratch_floats)(int B, int T, int NH);
     // out (B,T,C) written; state (attention_state_floats floats) written, read only by the
     // backward (CPU: softmax probabilities, 0 where masked; flash: logsumexp per query row).
@@ -199,6 +200,9 @@ typedef struct Backend {
 
 // The CPU backend: fp32, OpenMP across cores, OpenBLAS for matrix products.
 const Backend *backend_cpu(void);
+// The CPU backend with `attention: flash`: blocked online-softmax attention saving the logsumexp
+// (B,NH,T) as state and recomputing the probabilities in the backward (no T x T buffer).
+const Backend *backend_cpu_flash(void);
 
 // How a backend computes: the recipe's `precision` and `attention` keys (docs/cuda.md).
 typedef enum {
@@ -211,6 +215,9 @@ typedef enum {
 typedef enum {
     BACKEND_ATTENTION_BUILTIN, // the backend's own kernels (CUDA: flash-style)
     BACKEND_ATTENTION_CUDNN,   // cuDNN's fused scaled-dot-product attention (CUDA)
+    BACKEND_ATTENTION_FLASH,   // flash-style kernels, no T x T matrix: on the CPU the blocked
+                               // online-softmax kernels (state: logsumexp (B,NH,T)); on CUDA
+                               // the builtin kernels, which already are
 } BackendAttention;
 typedef struct {
     BackendPrecision precision;

@@ -104,6 +104,17 @@ static void attention_backward(Act *dqkv, float *scratch, const Act *dout, const
     cpu_attention_backward(dqkv, scratch, dout, out, qkv, state, seg, B, T, NH, NKV, hs);
 }
 
+static void flash_attention_forward(Act *out, float *state, const Act *qkv, const int *seg, int B,
+                                    int T, int NH, int NKV, int hs) {
+    cpu_flash_attention_forward(out, state, qkv, seg, B, T, NH, NKV, hs);
+}
+
+static void flash_attention_backward(Act *dqkv, float *scratch, const Act *dout, const Act *out,
+                                     const Act *qkv, const float *state, const int *seg, int B,
+                                     int T, int NH, int NKV, int hs) {
+    cpu_flash_attention_backward(dqkv, scratch, dout, out, qkv, state, seg, B, T, NH, NKV, hs);
+}
+
 static void kvcache_write(Act *kcache, Act *vcache, const Act *qkv, const int *start, int B, int T,
                           int maxT, int NH, int NKV, int hs) {
     cpu_kvcache_write(kcache, vcache, qkv, start, B, T, maxT, NH, NKV, hs);
@@ -204,4 +215,19 @@ static const Backend CPU_BACKEND = {
 
 const Backend *backend_cpu(void) {
     return &CPU_BACKEND;
+}
+
+// The same table with `attention: flash`: the blocked online-softmax kernels of
+// attention_flash.c, whose state is the logsumexp (B,NH,T) instead of the probabilities.
+const Backend *backend_cpu_flash(void) {
+    static Backend flash;
+#pragma omp critical(backend_cpu_flash)
+    if (!flash.name) {
+        flash = CPU_BACKEND;
+        flash.attention_state_floats = cpu_flash_attention_state_floats;
+        flash.attention_scratch_floats = cpu_flash_attention_scratch_floats;
+        flash.attention_forward = flash_attention_forward;
+        flash.attention_backward = flash_attention_backward;
+    }
+    return &flash;
 }

@@ -33,6 +33,13 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, const int *
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *out,
                             const float *qkv, const float *att, const int *seg, int B, int T,
                             int NH, int NKV, int hs);
+size_t cpu_flash_attention_state_floats(int B, int T, int NH);
+size_t cpu_flash_attention_scratch_floats(int B, int T, int NH);
+void cpu_flash_attention_forward(float *out, float *lse, const float *qkv, const int *seg, int B,
+                                 int T, int NH, int NKV, int hs);
+void cpu_flash_attention_backward(float *dqkv, float *D, const float *dout, const float *out,
+                                  const float *qkv, const float *lse, const int *seg, int B, int T,
+                                  int NH, int NKV, int hs);
 void cpu_kvcache_write(float *kcache, float *vcache, const float *qkv, const int *start, int B,
                        int T, int maxT, int NH, int NKV, int hs);
 void cpu_attention_decode(float *out, const float *qkv, const float *kcache, const float *vcache,

@@ -61,7 +61,7 @@ typedef struct {
     bool json, rollout;
     const char *backend;   // "cpu" (default) or "cuda"
     const char *precision; // "auto" (default), "fp32" or "bf16"
-    const char *attention; // "builtin" (default) or "cudnn"
+    const char *attention; // "builtin" (default), "cudnn" or "flash"
     BackendOptions opts;   // the two above, parsed
     int zero;              // data parallelism's ZeRO stage (0 or 1)
     Comm *comm;            // the processes mpirun or srun started (one: single)
@@ -116,7 +116,7 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         {"precision", 0, OPT_STRING, &a->precision, 0, 0, false, "P",
          "auto, fp32 or bf16 (default auto: the backend's own)"},
         {"attention", 0, OPT_STRING, &a->attention, 0, 0, false, "A",
-         "builtin or cudnn (default builtin)"},
+         "builtin, cudnn or flash (default builtin)"},
         {"zero", 0, OPT_INT, &a->zero, 0, 1, false, "Z",
          "under mpirun/srun: ZeRO stage of data parallelism, 0 or 1 (default 0)"},
         {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
@@ -138,16 +138,18 @@ static int parse(int argc, char **argv, BenchArgs *a) {
     if (strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
         return options_usage_error(&cmd, "--backend: unknown backend '%s' (cpu or cuda)",
                                    a->backend);
-    const char *precisions[] = {"auto", "fp32", "bf16"}, *attentions[] = {"builtin", "cudnn"};
+    const char *precisions[] = {"auto", "fp32", "bf16"},
+               *attentions[] = {"builtin", "cudnn", "flash"};
     int p = -1, at = -1;
     for (int i = 0; i < 3; i++)
         if (strcmp(a->precision, precisions[i]) == 0) p = i;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (strcmp(a->attention, attentions[i]) == 0) at = i;
     if (p < 0)
         return options_usage_error(&cmd, "--precision: '%s' (auto, fp32 or bf16)", a->precision);
     if (at < 0)
-        return options_usage_error(&cmd, "--attention: '%s' (builtin or cudnn)", a->attention);
+        return options_usage_error(&cmd, "--attention: '%s' (builtin, cudnn or flash)",
+                                   a->attention);
     a->opts = (BackendOptions){(BackendPrecision)p, (BackendAttention)at};
     return shape_check(&cmd, model, a);
 }

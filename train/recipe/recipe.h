@@ -23,7 +23,7 @@
 typedef enum { BACKEND_KIND_CPU, BACKEND_KIND_CUDA } BackendKind;
 // In the order of kernels/kernels.h's BackendPrecision and BackendAttention (run.c asserts it).
 typedef enum { PRECISION_AUTO, PRECISION_FP32, PRECISION_BF16 } PrecisionKind;
-typedef enum { ATTENTION_BUILTIN, ATTENTION_CUDNN } AttentionKind;
+typedef enum { ATTENTION_BUILTIN, ATTENTION_CUDNN, ATTENTION_FLASH } AttentionKind;
 typedef enum {
     STAGE_PRETRAIN,
     STAGE_SFT,

@@ -182,12 +182,13 @@ static void stage_rows(const Stage *s, uint64_t *train, uint64_t *infer) {
 }
 
 // Floats of the activations of rows x T positions through `layers` layers (model/model.c
-// acts_layout, roughly): per layer 16 N C and the attention scores B x NH x T x T, the logits,
-// and with backward the gradients of one layer.
+// acts_layout, roughly): per layer 16 N C and the attention state (B x NH x T x T probabilities,
+// or with `attention: flash` a B x NH x T logsumexp), the logits, and with backward the
+// gradients of one layer.
 static uint64_t acts_floats(const RecipeModel *m, uint64_t rows, uint64_t T, uint64_t layers,
-                            bool backward) {
+                            bool backward, bool flash) {
     uint64_t N = mul(rows, T), C = (uint64_t)m->d_model;
-    uint64_t att = mul(mul(rows, (uint64_t)m->n_head), mul(T, T));
+    uint64_t att = mul(mul(rows, (uint64_t)m->n_head), flash ? T : mul(T, T));
     uint64_t mlp = add(fc_width(m), mlp_width(m)); // about 8C for GPT-2's 16 N C below
     uint64_t layer = add(mul(N, add(mul(8, C), mlp)), att);
     uint64_t all = add(mul(layers, layer), mul(N, add(padded_vocab(m), C)));
@@ -224,17 +225,18 @@ static RecipeError rule_stage_size(RecipeLoader *L, int i) {
                          "the %d the kernels count with an int",
                          (unsigned long long)infer, s->seq_len, (unsigned long long)mul(infer, T),
                          INT_MAX);
-    uint64_t floats = add(acts_floats(m, train, T, (uint64_t)m->n_layer, true),
-                          acts_floats(m, infer, T, 1, false));
+    bool flash = L->r->attention == ATTENTION_FLASH;
+    uint64_t floats = add(acts_floats(m, train, T, (uint64_t)m->n_layer, true, flash),
+                          acts_floats(m, infer, T, 1, false, flash));
     uint64_t bytes = add(model_bytes(m), mul(4, floats));
     if (bytes <= ADDRESSABLE) return RECIPE_OK;
     uint64_t rows = train > infer ? train : infer;
     return rule_fail(L, RECIPE_ERR_RULE, i, rows_key(L, i, rows),
                      "one micro-batch of %llu x %d tokens needs %.1f TiB for the model and its "
-                     "activations (attention scores alone: %llu rows x %d heads x %d x %d), more "
+                     "activations (attention state alone: %llu rows x %d heads x %d x %d), more "
                      "than the 128 TiB a 64-bit process can address",
                      (unsigned long long)rows, s->seq_len, TIB(bytes), (unsigned long long)rows,
-                     m->n_head, s->seq_len, s->seq_len);
+                     m->n_head, s->seq_len, flash ? 1 : s->seq_len);
 }
 
 // ---- batches and lengths ------------------------------------------------------------------------

@@ -10,9 +10,9 @@
 const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
                                         "grpo",     "rloo", "eval",   NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
-static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL}; // PrecisionKind order
-static const char *const ATTENTIONS[] = {"builtin", "cudnn", NULL};     // AttentionKind order
-static const char *const FAMILIES[] = {"gpt2", "llama", NULL};          // ModelFamily order
+static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};      // PrecisionKind order
+static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL}; // AttentionKind order
+static const char *const FAMILIES[] = {"gpt2", "llama", NULL};               // ModelFamily order
 static const char *const OPTIMS[] = {"adamw", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
@@ -58,8 +58,11 @@ const Key SCHEMA[] = {
             "state, fp32 losses, log-probs, KL and advantages (cuda); fp32 = fp32 everywhere "
             "(cuda: for debugging)"},
     {TOP(attention), KEY_ENUM, 0, "builtin", .names = ATTENTIONS,
-     .doc = "attention kernels: builtin = the backend's own (cuda: flash-style, no T x T "
-            "matrix in memory); cudnn = cuDNN's fused scaled-dot-product attention (cuda)"},
+     .doc = "attention kernels: builtin = the backend's own (cpu: exact softmax saving the "
+            "B x n_head x T x T probabilities; cuda: flash-style, no T x T matrix in memory); "
+            "cudnn = cuDNN's fused scaled-dot-product attention (cuda); flash = blocked "
+            "online-softmax kernels saving only a logsumexp per query row (cpu; on cuda the "
+            "same as builtin)"},
     {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
     {TOP(zero), KEY_INT, 0, "0", IN(0, 1),
      .doc = "data parallelism over the processes mpirun or srun started (docs/distributed.md): "

@@ -353,7 +353,8 @@ int run_open(Run *run, const Recipe *r) {
     char err[2048];
     *run = (Run){.recipe = r, .world = 1};
     _Static_assert((int)PRECISION_BF16 == (int)BACKEND_PRECISION_BF16 &&
-                       (int)ATTENTION_CUDNN == (int)BACKEND_ATTENTION_CUDNN,
+                       (int)ATTENTION_CUDNN == (int)BACKEND_ATTENTION_CUDNN &&
+                       (int)ATTENTION_FLASH == (int)BACKEND_ATTENTION_FLASH,
                    "recipe enums follow kernels.h's");
     BackendOptions opts = {(BackendPrecision)r->precision, (BackendAttention)r->attention};
     run->be = backend_open(backend_kind_name(r->backend), &opts, err, sizeof(err));
