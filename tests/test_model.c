@@ -7,6 +7,7 @@
 #include "optim/optim.h"
 #include "tests/testutil.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -425,6 +426,46 @@ START_TEST(test_adamw_refuses_non_finite) {
 }
 END_TEST
 
+// One training step with `attention: flash` (backend_cpu_flash) gives the exact attention's
+// loss and gradients to 1e-5, on packed rows (several examples and padding per row, positions
+// restarting per example), per family (GPT-2 multi-head, Llama multi-query); the flash model's
+// attention state is B*NH*T floats per layer instead of B*NH*T*T.
+START_TEST(test_flash_attention_step) {
+    use_family(_i);
+    int B = 3, T = 29;
+    Data d = data_make(B, T, 21);
+    int *seg = malloc(sizeof(int) * B * T), *pos = malloc(sizeof(int) * B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0, id = 0, p = 0; t < T; t++, p++) {
+            if (t == 7 + 3 * b || t == 19) id++, p = 0;
+            seg[b * T + t] = t >= T - 4 ? -1 : id;
+            pos[b * T + t] = p;
+        }
+    d.batch.seg = seg, d.batch.pos = pos;
+    Model *ms[2];
+    float loss[2];
+    for (int k = 0; k < 2; k++) {
+        ms[k] = model_create(k ? backend_cpu_flash() : backend_cpu(), TINY, MODEL_HEAD_LM,
+                             MODEL_TRAIN, B, T);
+        model_init_weights(ms[k], 22);
+        model_zero_grad(ms[k]);
+        loss[k] = model_forward(ms[k], &d.batch, 1.0f);
+        model_backward_ce(ms[k], model_mask_sum(ms[k]));
+    }
+    ck_assert_msg(fabsf(loss[1] - loss[0]) <= 1e-5f * fabsf(loss[0]), "loss %.9g vs exact %.9g",
+                  loss[1], loss[0]);
+    size_t n = model_param_bytes(ms[0]) / sizeof(float);
+    double e = max_norm_err("flash grads", ms[1]->grads_mem, ms[0]->grads_mem, n, 1e-12, 1e-5);
+    printf("flash model step (family %d): loss %.9g vs %.9g, gradients normwise %.3g\n", _i,
+           loss[1], loss[0], e);
+    ck_assert_msg(e < 1e-5, "flash gradients differ by %g", e);
+    ck_assert(model_act_bytes(ms[1]) < model_act_bytes(ms[0]));
+    model_free(ms[0]), model_free(ms[1]);
+    free(seg), free(pos);
+    data_free(&d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -439,6 +480,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_sampling_truncation, 0, 2);
     tcase_add_loop_test(tc, test_sampler_tracks_weights, 0, 2);
     tcase_add_loop_test(tc, test_weights_roundtrip, 0, 2);
+    tcase_add_loop_test(tc, test_flash_attention_step, 0, 2);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_adamw_clipping);
     tcase_add_test(tc, test_adamw_refuses_non_finite);
