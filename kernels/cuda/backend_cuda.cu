@@ -555,7 +555,7 @@ const Backend *backend_cuda(const BackendOptions *opts, char *why, size_t len) {
     // The table configured for the options (one configuration per process: opening the backend
     // again reconfigures this copy); with `attention: cudnn`, cuDNN's fused attention
     // (attention_cudnn.cu), whose state is the flash kernels' (the logsumexp), so the size
-    // entries stay.
+    // entries stay. `attention: flash` is the builtin table: its kernels already are flash-style.
     static Backend configured;
     configured = CUDA_BACKEND;
     configured.act_size = g_ctx.bf16 ? sizeof(__nv_bfloat16) : sizeof(float);

@@ -231,12 +231,15 @@ static RecipeError rule_stage_size(RecipeLoader *L, int i) {
     uint64_t bytes = add(model_bytes(m), mul(4, floats));
     if (bytes <= ADDRESSABLE) return RECIPE_OK;
     uint64_t rows = train > infer ? train : infer;
+    char state[96]; // the attention state's shape: rows x heads x T (flash) or x T x T
+    snprintf(state, sizeof(state), "%llu rows x %d heads x %d", (unsigned long long)rows, m->n_head,
+             s->seq_len);
+    if (!flash) snprintf(state + strlen(state), sizeof(state) - strlen(state), " x %d", s->seq_len);
     return rule_fail(L, RECIPE_ERR_RULE, i, rows_key(L, i, rows),
                      "one micro-batch of %llu x %d tokens needs %.1f TiB for the model and its "
-                     "activations (attention state alone: %llu rows x %d heads x %d x %d), more "
-                     "than the 128 TiB a 64-bit process can address",
-                     (unsigned long long)rows, s->seq_len, TIB(bytes), (unsigned long long)rows,
-                     m->n_head, s->seq_len, flash ? 1 : s->seq_len);
+                     "activations (attention state alone: %s), more than the 128 TiB a 64-bit "
+                     "process can address",
+                     (unsigned long long)rows, s->seq_len, TIB(bytes), state);
 }
 
 // ---- batches and lengths ------------------------------------------------------------------------
