@@ -1,7 +1,8 @@
 // tests/test_kernel_parity.c: the Llama ops of the CPU backend against PyTorch, one op at a
 // time: RMSNorm, RoPE (rotate-half, transformers' fp32 angles, positions up to 16383), SwiGLU and
-// grouped-query attention (NKV = 2 with packed segments, NKV = 1 without). One HDF5 file holds
-// every case's random inputs, shape and dout; tests/torch_kernels.py computes, from its own
+// grouped-query attention (NKV = 2 with packed segments, NKV = 1 without; the exact and the
+// flash kernels). One HDF5 file holds every case's random inputs, shape and dout;
+// tests/torch_kernels.py computes, from its own
 // definitions in float64, each op's outputs and the input gradients of sum(out * dout) by
 // autograd, in one run (the fixture). Each test runs the kernel's forward and backward on the
 // same inputs and compares every output and gradient normwise:
@@ -232,6 +233,30 @@ START_TEST(test_attention_parity) {
 }
 END_TEST
 
+// The CPU's `attention: flash` kernels against the same reference: out, the state (the
+// logsumexp (B,NH,T)) and dqkv.
+START_TEST(test_flash_attention_parity) {
+    const Backend *fl = backend_cpu_flash();
+    for (int k = 0; k < 2; k++) {
+        const AttCase *a = &att_cases[k];
+        size_t nqkv = ATT_B * ATT_T * att_row(a),
+               nlse = fl->attention_state_floats(ATT_B, ATT_T, ATT_NH);
+        ck_assert_uint_eq(nlse, ATT_B * ATT_NH * ATT_T);
+        float *out = calloc(ATT_B * ATT_T * ATT_C, sizeof(float));
+        float *lse = calloc(nlse, sizeof(float));
+        float *d = calloc(fl->attention_scratch_floats(ATT_B, ATT_T, ATT_NH), sizeof(float));
+        float *dqkv = calloc(nqkv, sizeof(float));
+        fl->attention_forward(out, lse, a->qkv, a->seg, ATT_B, ATT_T, ATT_NH, a->NKV, ATT_HS);
+        fl->attention_backward(dqkv, d, a->dout, out, a->qkv, lse, a->seg, ATT_B, ATT_T, ATT_NH,
+                               a->NKV, ATT_HS);
+        check(a->name, "out", out, ATT_B * ATT_T * ATT_C);
+        check(a->name, "lse", lse, nlse);
+        check(a->name, "grad/qkv", dqkv, nqkv);
+        free(out), free(lse), free(d), free(dqkv);
+    }
+}
+END_TEST
+
 int main(void) {
     int rc = require_torch();
     if (rc) return rc;
@@ -245,6 +270,7 @@ int main(void) {
     tcase_add_test(tc, test_rope_parity);
     tcase_add_test(tc, test_swiglu_parity);
     tcase_add_test(tc, test_attention_parity);
+    tcase_add_test(tc, test_flash_attention_parity);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

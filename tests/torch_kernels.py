@@ -16,7 +16,8 @@ the weights of the probe L = sum(out * dout) whose input gradients are the backw
   op = "attention"  attrs B, T, NH, NKV, hs, has_seg;  qkv (B,T,(NH+2*NKV)*hs), seg (B,T) if
        has_seg, dout (B,T,NH*hs); k and v repeated over each group of NH/NKV query heads
        (repeat_interleave), causal softmax masked to the query's segment
-OUT.h5: per group, float32: out, then rstd (N) for rmsnorm and att (B,NH,T,T) for attention,
+OUT.h5: per group, float32: out, then rstd (N) for rmsnorm, att (B,NH,T,T) and lse (B,NH,T) (the
+logsumexp of the masked scaled scores, the flash kernels' state) for attention,
 and grad/<input> for each float input.
 """
 import math
@@ -85,10 +86,12 @@ def attention(g):
     v = v.reshape(B, T, NKV, hs).transpose(1, 2).repeat_interleave(NH // NKV, dim=1)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     visible = causal[None] & (seg[:, :, None] == seg[:, None, :])  # (B,T,T)
-    att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-    att = att.masked_fill(~visible[:, None], float("-inf")).softmax(dim=-1)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+    scores = scores.masked_fill(~visible[:, None], float("-inf"))
+    att = scores.softmax(dim=-1)
     out = (att @ v).transpose(1, 2).reshape(B, T, NH * hs)
-    return {"out": out, "att": att}, {"qkv": qkv}
+    # lse (B,NH,T): the flash kernels' state
+    return {"out": out, "att": att, "lse": scores.logsumexp(dim=-1)}, {"qkv": qkv}
 
 
 OPS = {"rmsnorm": rmsnorm, "rope": rope, "swiglu": swiglu, "attention": attention}
