@@ -2,10 +2,10 @@
 // time: RMSNorm, RoPE (rotate-half, transformers' fp32 angles, positions up to 16383), SwiGLU and
 // grouped-query attention (NKV = 2 with packed segments, NKV = 1 without; the exact and the
 // flash kernels). One HDF5 file holds every case's random inputs, shape and dout;
-// tests/torch_kernels.py computes, from its own
-// definitions in float64, each op's outputs and the input gradients of sum(out * dout) by
-// autograd, in one run (the fixture). Each test runs the kernel's forward and backward on the
-// same inputs and compares every output and gradient normwise:
+// tests/torch_kernels.py computes, from its own definitions in float64, each op's outputs and
+// the input gradients of sum(out * dout) by autograd, in one run (the fixture). Each test runs
+// the kernel's forward and backward on the same inputs and compares every output and gradient
+// normwise:
 //   max_i |ours_i - torch_i| / max_i |torch_i| <= 1e-5.
 #include "common/h5.h"
 #include "kernels/kernels.h"

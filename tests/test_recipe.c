@@ -183,6 +183,19 @@ START_TEST(test_override_values) {
 }
 END_TEST
 
+// `attention: flash` is accepted on the CPU, and the memory rule counts its linear state: the
+// recipe whose T x T probabilities could never be held loads with it.
+START_TEST(test_attention_flash) {
+    char *ov[] = {"attention=flash"};
+    Recipe r;
+    load_ok("full.yaml", ov, 1, &r);
+    ck_assert_int_eq(r.attention, ATTENTION_FLASH);
+    recipe_free(&r);
+    load_ok("err_huge_attention.yaml", ov, 1, &r);
+    recipe_free(&r);
+}
+END_TEST
+
 START_TEST(test_override_defaults) {
     char *ov[] = {"defaults.batch_size=8", "defaults.beta=0.5", "defaults.optim={lr: 2e-4}"};
     Recipe r;
@@ -840,6 +853,7 @@ static Suite *recipe_suite(void) {
     suite_add_tcase(s, t);
     t = tcase_create("values");
     tcase_add_test(t, test_override_values);
+    tcase_add_test(t, test_attention_flash);
     tcase_add_test(t, test_override_defaults);
     tcase_add_test(t, test_precedence);
     tcase_add_test(t, test_paths);
