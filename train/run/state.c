@@ -54,22 +54,9 @@ static int write_moments(hid_t g, const AdamW *o) {
 static int write_optim(hid_t f, const StateModel *sm) {
     hid_t g = optim_group(f, sm->name);
     if (g < 0) return -1;
-    if (sharded(sm->opt)) {
-        int rc = h5_write_attr_i64(g, "shards", sm->opt->comm->world) |
-                 h5_write_attr_i64(g, "step", sm->opt->step);
-        H5Gclose(g);
-        return rc;
-    }
-    size_t n = sm->opt->table->numel;
-    hsize_t dims[1] = {n};
-    float *host = lc_malloc(n * sizeof(float));
-    const Backend *be = sm->opt->be;
-    be->to_host(host, sm->opt->m, n * sizeof(float));
-    int rc = h5_write_f32(g, "m", 1, dims, host);
-    be->to_host(host, sm->opt->v, n * sizeof(float));
-    rc |= h5_write_f32(g, "v", 1, dims, host);
-    rc |= h5_write_attr_i64(g, "step", sm->opt->step);
-    free(host);
+    int rc = sharded(sm->opt) ? h5_write_attr_i64(g, "shards", sm->opt->comm->world) |
+                                    h5_write_attr_i64(g, "step", sm->opt->step)
+                              : write_moments(g, sm->opt); // all of them: [0, numel)
     H5Gclose(g);
     return rc;
 }
