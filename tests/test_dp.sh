@@ -10,16 +10,8 @@
 #   - a rank killed mid-stage, or hanging, stops the run non-zero with a message naming it,
 #     within the collective timeout (LC_COLLECTIVE_TIMEOUT), never a silent hang.
 #   test_dp.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON MPIEXEC
-set -uo pipefail
-LC=$1 SRC=$2 TMP=$3 PY=$4 MPIEXEC=$5
-RECIPE=$SRC/tests/fixtures/run/dp.yaml
-rm -rf "$TMP"
-mkdir -p "$TMP"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# mpirun as root (CI containers) and more ranks than cores need saying so
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=("$MPIEXEC" --oversubscribe -np 2)
+FIXTURE=dp.yaml
+source "$(dirname "$0")/dp_lib.sh"
 
 # Training losses of two runs' stages: same steps, each within rtol relative.
 same_losses() { # DIR_A DIR_B RTOL [STAGES...]
@@ -57,8 +49,6 @@ sys.exit(f"differ: {bad}" if bad else 0)
 PY
 }
 
-run1() { "$LC" run "$RECIPE" output_dir="$TMP/$1" "${@:2}" >"$TMP/$1.log" 2>&1; }
-run2() { "${MPI[@]}" "$LC" run "$RECIPE" output_dir="$TMP/$1" "${@:2}" >"$TMP/$1.log" 2>&1; }
 
 # A: one process; B, B2: two processes (ZeRO-0), twice; C: two processes, ZeRO-1
 run1 a || fail "1 process: $(tail -3 "$TMP/a.log")"

@@ -12,19 +12,8 @@
 #   - an epoch's last step that leaves rank 1 no prompt (42 prompts, 4 per step) still runs;
 #   - a rollout.batch that does not split over the processes is refused, naming the key.
 #   test_dp_rl.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON MPIEXEC
-set -uo pipefail
-LC=$1 SRC=$2 TMP=$3 PY=$4 MPIEXEC=$5
-RECIPE=$SRC/tests/fixtures/run/dp_rl.yaml
-rm -rf "$TMP"
-mkdir -p "$TMP"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# mpirun as root (CI containers) and more ranks than cores need saying so
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=("$MPIEXEC" --oversubscribe -np 2)
-
-run1() { "$LC" run "$RECIPE" output_dir="$TMP/$1" "${@:2}" >"$TMP/$1.log" 2>&1; }
-run2() { "${MPI[@]}" "$LC" run "$RECIPE" output_dir="$TMP/$1" "${@:2}" >"$TMP/$1.log" 2>&1; }
+FIXTURE=dp_rl.yaml
+source "$(dirname "$0")/dp_lib.sh"
 
 # A: one process; B, B2: two processes, the same seed (B dumps its rollouts' rewards)
 run1 a || fail "1 process: $(tail -3 "$TMP/a.log")"
