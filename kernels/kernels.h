@@ -25,7 +25,10 @@
 //     micro-batches can add into one gradient arena;
 //   - activation gradients are WRITTEN (=) unless the comment says accumulated; the one
 //     accumulated activation gradient is the residual stream's (layernorm_backward's dinp),
-//     which is how a residual add's backward (identity into both addends) costs nothing.
+//     which is how a residual add's backward (identity into both addends) costs nothing, and
+//     lora_backward's dinp, which adds the adapter's path to the frozen layer's;
+//   - a parameter gradient pointer may be NULL: the parameter is frozen (LoRA trains adapters
+//     over frozen weights), and the kernel skips that gradient's work entirely.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,7 +61,7 @@ typedef struct Backend {
     // meaning pos = t; wte (Vp,C); wpe (maxT,C), or NULL for no learned positions (RoPE).
     void (*encoder_forward)(Act *out, const int *tokens, const int *pos, const Act *wte,
                             const Act *wpe, int B, int T, int C);
-    // dwte (Vp,C) +=, dwpe (maxT,C) += (skipped if NULL); dout (B,T,C).
+    // dwte (Vp,C) += (skipped if NULL), dwpe (maxT,C) += (skipped if NULL); dout (B,T,C).
     void (*encoder_backward)(float *dwte, float *dwpe, const Act *dout, const int *tokens,
                              const int *pos, int B, int T, int C);
 
@@ -66,7 +69,8 @@ typedef struct Backend {
     // out (N,C) written; mean, rstd (N) written; inp (N,C); weight, bias (C). eps = 1e-5.
     void (*layernorm_forward)(Act *out, float *mean, float *rstd, const Act *inp, const Act *weight,
                               const Act *bias, int N, int C);
-    // dinp (N,C) ACCUMULATED (residual stream); dweight, dbias (C) +=; dout, inp (N,C).
+    // dinp (N,C) ACCUMULATED (residual stream); dweight, dbias (C) += (each skipped if NULL);
+    // dout, inp (N,C).
     void (*layernorm_backward)(Act *dinp, float *dweight, float *dbias, const Act *dout,
                                const Act *inp, const Act *weight, const float *mean,
                                const float *rstd, int N, int C);
@@ -76,7 +80,8 @@ typedef struct Backend {
     // inp (N,C); weight (C).
     void (*rmsnorm_forward)(Act *out, float *rstd, const Act *inp, const Act *weight, int N, int C,
                             float eps);
-    // dinp (N,C) ACCUMULATED (residual stream); dweight (C) +=; dout, inp (N,C); rstd (N).
+    // dinp (N,C) ACCUMULATED (residual stream); dweight (C) += (skipped if NULL); dout, inp
+    // (N,C); rstd (N).
     void (*rmsnorm_backward)(Act *dinp, float *dweight, const Act *dout, const Act *inp,
                              const Act *weight, const float *rstd, int N, int C);
 
@@ -84,10 +89,24 @@ typedef struct Backend {
     // out (N,OC) written = inp (N,C) @ weight(OC,C)^T + bias (OC); bias may be NULL.
     void (*matmul_forward)(Act *out, const Act *inp, const Act *weight, const Act *bias, int N,
                            int C, int OC);
-    // dinp (N,C) written (skipped if NULL); dweight (OC,C) +=; dbias (OC) += (skipped if NULL);
-    // dout (N,OC).
+    // dinp (N,C) written (skipped if NULL); dweight (OC,C) += (skipped if NULL); dbias (OC) +=
+    // (skipped if NULL); dout (N,OC).
     void (*matmul_backward)(Act *dinp, float *dweight, float *dbias, const Act *dout,
                             const Act *inp, const Act *weight, int N, int C, int OC);
+
+    // ---- low-rank adapter (LoRA) on a block of a linear layer's output columns ---------------
+    // The adapter (a, b) of rank r adds scale * inp @ a^T @ b^T to the OS output columns
+    // [o0, o0+OS) of a linear layer whose output has OC columns (a fused q|k|v or gate|up
+    // projection has one block per adapter). h (N,r) written = inp (N,C) @ a (r,C)^T; out (N,OC)
+    // columns [o0, o0+OS) += scale * h @ b (OS,r)^T (0 <= o0, o0 + OS <= OC).
+    void (*lora_forward)(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N,
+                         int C, int OC, int o0, int OS, int r, float scale);
+    // With g = dout (N,OC) columns [o0, o0+OS): dh (N,r) written = scale * g @ b; db (OS,r) +=
+    // scale * g^T @ h; da (r,C) += dh^T @ inp; dinp (N,C) ACCUMULATED += dh @ a (it already
+    // holds the frozen layer's input gradient). h, inp as saved by lora_forward.
+    void (*lora_backward)(Act *dinp, float *da, float *db, Act *dh, const Act *dout,
+                          const Act *inp, const Act *h, const Act *a, const Act *b, int N, int C,
+                          int OC, int o0, int OS, int r, float scale);
 
     // ---- rotary position embedding (Llama) -------------------------------------------------
     // Rotate-half convention, as Hugging Face stores Llama weights: in every q and k head of
@@ -164,7 +183,8 @@ typedef struct Backend {
                                const Act *wte, const int *targets, int N, int C, int V, int Vp,
                                float inv_temp);
     // Given dlogp (N) = dObjective/dlogp[n] and dent (N) = dObjective/dentropy[n] (or NULL):
-    // logits (N,Vp) is OVERWRITTEN with dlogits; dx (N,C) written; dwte (Vp,C) +=. Rows with
+    // logits (N,Vp) is OVERWRITTEN with dlogits; dx (N,C) written; dwte (Vp,C) += (skipped if
+    // NULL: a frozen output layer). Rows with
     // dlogp = dent = 0 (masked tokens) cost no softmax work and contribute exactly zero.
     void (*classifier_backward)(Act *dx, float *dwte, Act *logits, const Act *x, const Act *wte,
                                 const float *lse, const float *entropy, const int *targets,

@@ -83,6 +83,17 @@ static void matmul_backward(Act *dinp, float *dw, float *db, const Act *dout, co
     cpu_matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
 }
 
+static void lora_forward(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N, int C,
+                         int OC, int o0, int OS, int r, float scale) {
+    cpu_lora_forward(out, h, inp, a, b, N, C, OC, o0, OS, r, scale);
+}
+
+static void lora_backward(Act *dinp, float *da, float *db, Act *dh, const Act *dout, const Act *inp,
+                          const Act *h, const Act *a, const Act *b, int N, int C, int OC, int o0,
+                          int OS, int r, float scale) {
+    cpu_lora_backward(dinp, da, db, dh, dout, inp, h, a, b, N, C, OC, o0, OS, r, scale);
+}
+
 static void rope_forward(Act *qkv, const int *pos, int B, int T, int NH, int NKV, int hs,
                          float theta) {
     cpu_rope_forward(qkv, pos, B, T, NH, NKV, hs, theta);
@@ -190,6 +201,8 @@ static const Backend CPU_BACKEND = {
     .layernorm_backward = layernorm_backward,
     .matmul_forward = matmul_forward,
     .matmul_backward = matmul_backward,
+    .lora_forward = lora_forward,
+    .lora_backward = lora_backward,
     .rmsnorm_forward = rmsnorm_forward,
     .rmsnorm_backward = rmsnorm_backward,
     .rope_forward = rope_forward,

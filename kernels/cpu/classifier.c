@@ -35,7 +35,8 @@ void cpu_classifier_forward(float *logp, float *entropy, float *lse, float *logi
 
 // With p_v = exp(z_v - lse) and H = entropy[n]:
 //   dz_v = inv_temp * ( dlogp (1[v = target] - p_v) - dent p_v (log p_v + H) )
-// logits (N,Vp) overwritten with dlogits (padded columns 0); dx (N,C) written; dwte (Vp,C) +=.
+// logits (N,Vp) overwritten with dlogits (padded columns 0); dx (N,C) written; dwte (Vp,C) +=
+// (skipped when NULL: a frozen output layer).
 void cpu_classifier_backward(float *dx, float *dwte, float *logits, const float *x,
                              const float *wte, const float *lse, const float *entropy,
                              const int *targets, const float *dlogp, const float *dent, int N,
@@ -61,6 +62,7 @@ void cpu_classifier_backward(float *dx, float *dwte, float *logits, const float 
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, Vp, 1.0f, logits, Vp, wte, C, 0.0f,
                 dx, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vp, C, N, 1.0f, logits, Vp, x, C, 1.0f,
-                dwte, C);
+    if (dwte)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vp, C, N, 1.0f, logits, Vp, x, C, 1.0f,
+                    dwte, C);
 }

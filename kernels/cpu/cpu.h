@@ -18,6 +18,11 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
                         int C, int OC);
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int C, int OC);
+void cpu_lora_forward(float *out, float *h, const float *inp, const float *a, const float *b, int N,
+                      int C, int OC, int o0, int OS, int r, float scale);
+void cpu_lora_backward(float *dinp, float *da, float *db, float *dh, const float *dout,
+                       const float *inp, const float *h, const float *a, const float *b, int N,
+                       int C, int OC, int o0, int OS, int r, float scale);
 void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
                          int C, float eps);
 void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,

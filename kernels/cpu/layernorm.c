@@ -27,7 +27,8 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 // With xhat = (x - mean) * rstd and dnorm = dout * weight (forward: out = xhat*weight + bias):
 //   dbias += sum_n dout;  dweight += sum_n dout * xhat;
 //   dinp  += rstd * (dnorm - mean_c(dnorm) - xhat * mean_c(dnorm * xhat))
-// dinp (N,C) ACCUMULATED. Threads split rows for dinp, then channels for dweight/dbias.
+// dinp (N,C) ACCUMULATED; dweight, dbias skipped when NULL (frozen). Threads split rows for dinp,
+// then channels for dweight/dbias.
 void cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int N, int C) {
@@ -53,13 +54,11 @@ void cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
         }
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = C * id / nt, c1 = C * (id + 1) / nt;
-        for (int n = 0; n < N; n++) {
+        for (int n = 0; (dweight || dbias) && n < N; n++) {
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dbias[c] += d[c];
-                dweight[c] += d[c] * (x[c] - m) * s;
-            }
+            for (int c = c0; c < c1 && dbias; c++) dbias[c] += d[c];
+            for (int c = c0; c < c1 && dweight; c++) dweight[c] += d[c] * (x[c] - m) * s;
         }
     }
 }

@@ -16,15 +16,17 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
                 out, OC);
 }
 
-// dinp (N,C) written = dout @ weight (skipped if NULL); dweight (OC,C) += dout^T @ inp;
+// dinp (N,C) written = dout @ weight (skipped if NULL); dweight (OC,C) += dout^T @ inp (skipped
+// if NULL: frozen);
 // dbias (OC) += column sums of dout (skipped if NULL; threads split the columns).
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int C, int OC) {
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                     0.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                dweight, C);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+                    dweight, C);
     if (!dbias) return;
 #pragma omp parallel
     {

@@ -20,7 +20,8 @@ void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
 
 // With xhat = x * rstd and forward out = xhat * weight:
 //   dweight += sum_n dout * xhat;   dinp += rstd * (dout*weight - xhat * mean_c(dout*weight*xhat))
-// dinp (N,C) ACCUMULATED. Threads split rows for dinp, then channels for dweight.
+// dinp (N,C) ACCUMULATED; dweight skipped when NULL (frozen). Threads split rows for dinp, then
+// channels for dweight.
 void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                           const float *weight, const float *rstd, int N, int C) {
 #pragma omp parallel
@@ -36,7 +37,7 @@ void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const 
         }
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = C * id / nt, c1 = C * (id + 1) / nt;
-        for (int n = 0; n < N; n++) {
+        for (int n = 0; dweight && n < N; n++) {
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float s = rstd[n];
             for (int c = c0; c < c1; c++) dweight[c] += d[c] * x[c] * s;

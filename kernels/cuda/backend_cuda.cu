@@ -182,15 +182,15 @@ static cudaDataType_t act_type(void) {
     return g_ctx.bf16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-// Column-major D (m,n; ld m) = alpha op(A) @ op(B) + beta D (+ bias (m) on every column when bias
-// is given). op(A) is (m,k): A is stored (k,m) with ld lda when transa, else (m,k); op(B) is
+// Column-major D (m,n; ld ldd >= m) = alpha op(A) @ op(B) + beta D (+ bias (m) on every column when
+// bias is given). op(A) is (m,k): A is stored (k,m) with ld lda when transa, else (m,k); op(B) is
 // (k,n): B is stored (n,k) with ld ldb when transb, else (k,n). A and B are Act (act_type()); D
 // (which is also C) is dtype, CUDA_R_32F or Act's; the bias is D's type (cuBLASLt's default).
 // The compute type is the context's, CUBLAS_COMPUTE_32F: fp32 accumulation, which cuBLASLt takes
 // with fp32 A/B/C/D and with bf16 A/B and bf16 or fp32 C/D.
 static void lt_matmul(void *d, cudaDataType_t dtype, const void *a, const void *b, const void *bias,
                       int m, int n, int k, bool transa, int lda, bool transb, int ldb, float alpha,
-                      float beta) {
+                      float beta, int ldd) {
     if (m <= 0 || n <= 0) return;
     CudaContext *ctx = &g_ctx;
     cudaDataType_t abtype = act_type();
@@ -214,7 +214,7 @@ static void lt_matmul(void *d, cudaDataType_t dtype, const void *a, const void *
         lt.cublasLtMatrixLayoutCreate(&la, abtype, transa ? k : m, transa ? m : k, lda));
     LC_CUBLAS_CHECK(
         lt.cublasLtMatrixLayoutCreate(&lb, abtype, transb ? n : k, transb ? k : n, ldb));
-    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&ld, dtype, m, n, m));
+    LC_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&ld, dtype, m, n, ldd));
     cublasLtMatmulPreference_t pref;
     LC_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = LC_CUDA_WORKSPACE;
@@ -254,13 +254,13 @@ static void lt_matmul(void *d, cudaDataType_t dtype, const void *a, const void *
 // weight (C,OC)^T @ inp^T (C,N), the bias through the BIAS epilogue.
 void cuda_matmul_forward(Act *out, const Act *inp, const Act *weight, const Act *bias, int N, int C,
                          int OC) {
-    lt_matmul(out, act_type(), weight, inp, bias, OC, N, C, true, C, false, C, 1.0f, 0.0f);
+    lt_matmul(out, act_type(), weight, inp, bias, OC, N, C, true, C, false, C, 1.0f, 0.0f, OC);
 }
 
 // out (N,OC) Act = alpha inp (N,C) Act @ weight (OC,C)^T Act, no bias.
 void cuda_matmul_scaled(Act *out, const Act *inp, const Act *weight, int N, int C, int OC,
                         float alpha) {
-    lt_matmul(out, act_type(), weight, inp, NULL, OC, N, C, true, C, false, C, alpha, 0.0f);
+    lt_matmul(out, act_type(), weight, inp, NULL, OC, N, C, true, C, false, C, alpha, 0.0f, OC);
 }
 
 // n ones of Act's type, grown (never shrunk) when a larger n is seen, so a step allocates
@@ -303,14 +303,49 @@ void cuda_matmul_backward(Act *dinp, float *dweight, float *dbias, const Act *do
                           const Act *weight, int N, int C, int OC) {
     // dinp (N,C) = dout (N,OC) @ weight (OC,C): dinp^T (C,N) = weight^T (C,OC) @ dout^T (OC,N).
     if (dinp)
-        lt_matmul(dinp, act_type(), weight, dout, NULL, C, N, OC, false, C, false, OC, 1.0f, 0.0f);
-    // dweight (OC,C) += dout^T @ inp: dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC).
-    lt_matmul(dweight, CUDA_R_32F, inp, dout, NULL, C, OC, N, false, C, true, OC, 1.0f, 1.0f);
+        lt_matmul(dinp, act_type(), weight, dout, NULL, C, N, OC, false, C, false, OC, 1.0f, 0.0f,
+                  C);
+    // dweight (OC,C) += dout^T @ inp: dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC); skipped for
+    // a frozen weight.
+    if (dweight)
+        lt_matmul(dweight, CUDA_R_32F, inp, dout, NULL, C, OC, N, false, C, true, OC, 1.0f, 1.0f,
+                  C);
     // dbias (OC) += dout^T (OC,N) @ ones (N): the same sums in the same order on every call
     // (the BGRADB epilogue would overwrite dbias, not accumulate into it).
     if (dbias)
         lt_matmul(dbias, CUDA_R_32F, dout, ones((size_t)N), NULL, OC, 1, N, false, OC, false, N,
-                  1.0f, 1.0f);
+                  1.0f, 1.0f, OC);
+}
+
+// The address of element i of an Act array.
+static Act *act_at(const Act *p, size_t i) {
+    return (char *)p + i * (g_ctx.bf16 ? sizeof(__nv_bfloat16) : sizeof(float));
+}
+
+// LoRA (kernels.h): h (N,r) Act = inp (N,C) @ a (r,C)^T; out (N,OC) columns [o0, o0+OS) +=
+// scale * h @ b (OS,r)^T. The column block of out is, column-major, rows o0.. of (OC,N) with
+// ld OC: a D at out + o0 with ld OC.
+void cuda_lora_forward(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N, int C,
+                       int OC, int o0, int OS, int r, float scale) {
+    lt_matmul(h, act_type(), a, inp, NULL, r, N, C, true, C, false, C, 1.0f, 0.0f, r);
+    lt_matmul(act_at(out, (size_t)o0), act_type(), b, h, NULL, OS, N, r, true, r, false, r, scale,
+              1.0f, OC);
+}
+
+// g = dout columns [o0, o0+OS) (column-major (OS,N) at dout + o0, ld OC): dh (N,r) = scale g @ b;
+// db (OS,r) fp32 += scale g^T @ h; da (r,C) fp32 += dh^T @ inp; dinp (N,C) += dh @ a.
+void cuda_lora_backward(Act *dinp, float *da, float *db, Act *dh, const Act *dout, const Act *inp,
+                        const Act *h, const Act *a, const Act *b, int N, int C, int OC, int o0,
+                        int OS, int r, float scale) {
+    const Act *g = act_at(dout, (size_t)o0);
+    // dh^T (r,N) = b^T (r,OS) @ g^T (OS,N)
+    lt_matmul(dh, act_type(), b, g, NULL, r, N, OS, false, r, false, OC, scale, 0.0f, r);
+    // db^T (r,OS) += h^T (r,N) @ g (N,OS)
+    if (db) lt_matmul(db, CUDA_R_32F, h, g, NULL, r, OS, N, false, r, true, OC, scale, 1.0f, r);
+    // da^T (C,r) += inp^T (C,N) @ dh (N,r)
+    if (da) lt_matmul(da, CUDA_R_32F, inp, dh, NULL, C, r, N, false, C, true, r, 1.0f, 1.0f, C);
+    // dinp^T (C,N) += a^T (C,r) @ dh^T (r,N)
+    lt_matmul(dinp, act_type(), a, dh, NULL, C, N, r, false, C, false, r, 1.0f, 1.0f, C);
 }
 
 // ---- the table
@@ -336,6 +371,8 @@ void cuda_matmul_backward(Act *dinp, float *dweight, float *dbias, const Act *do
     X(rmsnorm_backward)                                                                            \
     X(matmul_forward)                                                                              \
     X(matmul_backward)                                                                             \
+    X(lora_forward)                                                                                \
+    X(lora_backward)                                                                               \
     X(rope_forward)                                                                                \
     X(rope_backward)                                                                               \
     X(attention_state_floats)                                                                      \
@@ -390,6 +427,8 @@ static const Backend CUDA_BACKEND = {
     .rmsnorm_backward = cuda_op_rmsnorm_backward,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
+    .lora_forward = cuda_lora_forward,
+    .lora_backward = cuda_lora_backward,
     .rope_forward = cuda_op_rope_forward,
     .rope_backward = cuda_op_rope_backward,
     .attention_state_floats = cuda_op_attention_state_floats,

@@ -98,6 +98,11 @@ void cuda_matmul_scaled(Act *out, const Act *inp, const Act *weight, int N, int 
 // NULL); dout (N,OC).
 void cuda_matmul_backward(Act *dinp, float *dweight, float *dbias, const Act *dout, const Act *inp,
                           const Act *weight, int N, int C, int OC);
+void cuda_lora_forward(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N, int C,
+                       int OC, int o0, int OS, int r, float scale);
+void cuda_lora_backward(Act *dinp, float *da, float *db, Act *dh, const Act *dout, const Act *inp,
+                        const Act *h, const Act *a, const Act *b, int N, int C, int OC, int o0,
+                        int OS, int r, float scale);
 
 // ---- the kernels' Backend entries (ops.cu): shapes and types as in kernels/kernels.h; each
 // dispatches on ctx->bf16 to the kernels' __nv_bfloat16 or float instance ---------------------
