@@ -16,6 +16,7 @@ size_t tensor_table_add(TensorTable *t, const char *name, int ndim, const int *s
     }
     ti->offset = t->numel;
     ti->decay = decay;
+    ti->lr_scale = 1.0f;
     t->numel += ti->numel;
     return ti->offset;
 }

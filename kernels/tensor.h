@@ -14,7 +14,8 @@ typedef struct {
     int shape[TENSOR_MAX_DIMS];
     size_t offset; // in elements from the arena start
     size_t numel;
-    bool decay; // weight decay applies (matrices and embeddings; not biases or norm gains)
+    bool decay;     // weight decay applies (matrices and embeddings; not biases or norm gains)
+    float lr_scale; // the tensor's learning rate as a multiple of the optimiser's (1 unless set)
 } TensorInfo;
 
 typedef struct {

@@ -35,13 +35,61 @@ static int write_config(hid_t file, const ModelConfig *cfg, int heads) {
     return rc;
 }
 
+// The adapters as root attributes: lora_rank, lora_alpha, lora_targets ("q,v"), lora_init.
+static int write_lora(hid_t file, const LoraConfig *c) {
+    if (c->rank == 0) return 0;
+    char targets[64] = "";
+    for (int t = 0; t < LORA_TARGETS; t++)
+        if (c->targets >> t & 1u)
+            snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%s",
+                     targets[0] ? "," : "", lora_target_name((LoraTarget)t));
+    int rc = h5_write_attr_i64(file, "lora_rank", c->rank);
+    rc |= h5_write_attr_f64(file, "lora_alpha", c->alpha);
+    rc |= h5_write_attr_str(file, "lora_targets", targets);
+    rc |= h5_write_attr_str(file, "lora_init",
+                            c->init == LORA_INIT_GAUSSIAN ? "gaussian" : "kaiming");
+    return rc;
+}
+
+int model_read_lora_h5(hid_t file, const char *path, LoraConfig *c, char *err, size_t errlen) {
+    *c = (LoraConfig){0};
+    if (H5Aexists(file, "lora_rank") <= 0) return 0;
+    int64_t rank;
+    double alpha;
+    char targets[128] = "", init[32] = "";
+    if (h5_read_attr_i64(file, "lora_rank", &rank) ||
+        h5_read_attr_f64(file, "lora_alpha", &alpha) ||
+        h5_read_attr_str(file, "lora_targets", targets, sizeof(targets)) ||
+        h5_read_attr_str(file, "lora_init", init, sizeof(init)))
+        return lc_error(err, errlen,
+                        "%s: LoRA attributes lora_rank, lora_alpha, lora_targets and lora_init "
+                        "must all be there",
+                        path);
+    c->rank = rank > 0 && rank <= INT32_MAX ? (int)rank : -1;
+    c->alpha = (float)alpha;
+    c->init = strcmp(init, "gaussian") == 0 ? LORA_INIT_GAUSSIAN : LORA_INIT_KAIMING;
+    for (char *tok = strtok(targets, ","); tok; tok = strtok(NULL, ",")) {
+        LoraTarget t;
+        if (lora_target_parse(tok, &t))
+            return lc_error(err, errlen, "%s: attribute lora_targets: unknown projection '%s'",
+                            path, tok);
+        c->targets |= 1u << t;
+    }
+    if (c->rank < 1 || !(c->alpha > 0.0f) || c->targets == 0)
+        return lc_error(err, errlen,
+                        "%s: LoRA attributes: lora_rank must be >= 1, lora_alpha > 0 and "
+                        "lora_targets not empty",
+                        path);
+    return 0;
+}
+
 int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen) {
-    int rc = write_config(file, &m->cfg, m->heads);
+    int rc = write_config(file, &m->cfg, m->heads) | write_lora(file, &m->lora);
     if (rc) return lc_error(err, errlen, "writing model attributes failed");
     hid_t g = H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return lc_error(err, errlen, "creating group /params failed");
     float *host = lc_malloc(m->table.numel * sizeof(float));
-    m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
+    model_params_to_host(m, host);
     for (int i = 0; i < m->table.count && !rc; i++) {
         const TensorInfo *ti = &m->table.info[i];
         hsize_t dims[TENSOR_MAX_DIMS];
@@ -151,10 +199,15 @@ static int read_tensor(hid_t g, const TensorInfo *ti, float *dst, const char *pa
 
 int model_read_params_h5(Model *m, hid_t file, const char *path, const char *optional, char *err,
                          size_t errlen) {
+    if (m->lora.rank == 0 && H5Aexists(file, "lora_rank") > 0)
+        return lc_error(err, errlen,
+                        "%s holds LoRA adapters, and this model has none (load it with "
+                        "model_load, which attaches them)",
+                        path);
     hid_t g = H5Gopen2(file, "params", H5P_DEFAULT);
     if (g < 0) return lc_error(err, errlen, "%s: no /params group", path);
     float *host = lc_malloc(m->table.numel * sizeof(float));
-    m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
+    model_params_to_host(m, host);
     int rc = 0;
     for (int i = 0; i < m->table.count && !rc; i++) {
         const TensorInfo *ti = &m->table.info[i];
@@ -177,8 +230,7 @@ int model_read_params_h5(Model *m, hid_t file, const char *path, const char *opt
             }
     }
     if (!rc) {
-        m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
-        model_weights_changed(m);
+        model_params_from_host(m, host);
     }
     free(host);
     H5Gclose(g);
@@ -207,7 +259,10 @@ Model *model_load(const Backend *be, const char *path, int heads, ModelMode mode
         m = model_create(be, cfg, heads ? heads : file_heads, mode, max_B,
                          max_T < cfg.max_seq_len ? max_T : cfg.max_seq_len);
         model_init_weights(m, seed); // any scalar head the file lacks starts from the seed
-        if (model_read_params_h5(m, f, path, "headw,headb", err, errlen) != 0) {
+        LoraConfig lora;
+        if (model_read_lora_h5(f, path, &lora, err, errlen) != 0 ||
+            (lora.rank > 0 && model_lora_attach(m, &lora, seed, err, errlen) != 0) ||
+            model_read_params_h5(m, f, path, "headw,headb", err, errlen) != 0) {
             model_free(m);
             m = NULL;
         }

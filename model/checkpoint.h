@@ -19,6 +19,9 @@ int model_write_h5(const Model *m, hid_t file, char *err, size_t errlen);
 int model_read_config_h5(hid_t file, const char *path, ModelConfig *cfg, int *heads, char *err,
                          size_t errlen);
 
+// Reads a checkpoint's adapters (root attributes lora_*; rank 0 when it has none). 0, or -1 with
+// a message naming the file and the attribute.
+int model_read_lora_h5(hid_t file, const char *path, LoraConfig *c, char *err, size_t errlen);
 // Loads params of an open file (or group) into m (whose configuration must match the file's).
 // Tensors the file lacks are left as they are if listed in optional (a comma-separated list of
 // names, e.g. "headw,headb" when a reward model starts from a language model), else an error.
@@ -30,7 +33,8 @@ int model_read_params_h5(Model *m, hid_t file, const char *path, const char *opt
 int model_save(const Model *m, const char *path, char *err, size_t errlen);
 
 // Creates a model from a weights file, with the given heads (0 = the file's), mode and
-// activation size. Scalar-head tensors missing from the file are initialised from seed. The
+// activation size, and the file's LoRA adapters if it has some (model_lora_merge folds them).
+// Scalar-head tensors missing from the file are initialised from seed. The
 // file's seal is verified first; NULL with a message naming the file and what is wrong.
 Model *model_load(const Backend *be, const char *path, int heads, ModelMode mode, int max_B,
                   int max_T, uint64_t seed, char *err, size_t errlen);

@@ -624,7 +624,7 @@ int hf_read_params(Model *m, const char *dir, const HfConfig *hc, char *err, siz
     size_t tmp_n = 0;
     if (rc == 0) {
         host = lc_malloc(m->table.numel * sizeof(float));
-        m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
+        model_params_to_host(m, host);
     }
     for (int i = 0; i < es.n && rc == 0; i++) {
         const Entry *e = &es.e[i];
@@ -646,8 +646,7 @@ int hf_read_params(Model *m, const char *dir, const HfConfig *hc, char *err, siz
                              host + m->table.info[tensor_table_find(&m->table, "wte")].offset, dir,
                              err, errlen);
     if (rc == 0) {
-        m->be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
-        model_weights_changed(m);
+        model_params_from_host(m, host);
     }
     free(host), free(tmp), free(es.e);
     st_close(st);
@@ -823,7 +822,7 @@ int hf_export(const Model *m, const char *dir, const HfExportOptions *o, char *n
     const Arch *a = arch_of_model(m);
     Entries es = entries_build(m, a, "transformer.");
     float *host = lc_malloc(m->table.numel * sizeof(float));
-    m->be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
+    model_params_to_host(m, host);
     StWriteTensor *ws = lc_calloc((size_t)es.n, sizeof(StWriteTensor));
     float **owned = lc_calloc((size_t)es.n, sizeof(float *));
     int n = 0;

@@ -186,10 +186,9 @@ Model *llama2c_model_load(const Backend *be, const char *path, int heads, ModelM
             m = model_create(be, cfg, heads ? heads : MODEL_HEAD_LM, mode, max_B, T > 0 ? T : 1);
             model_init_weights(m, seed); // padded vocabulary rows zero; a scalar head from seed
             float *host = lc_malloc(m->table.numel * sizeof(float));
-            be->to_host(host, m->params_mem, m->table.numel * sizeof(float));
+            model_params_to_host(m, host);
             if (read_arrays(f, m, &h, host, path, err, errlen) == 0) {
-                be->to_device(m->params_mem, host, m->table.numel * sizeof(float));
-                model_weights_changed(m);
+                model_params_from_host(m, host);
             } else {
                 model_free(m);
                 m = NULL;

@@ -7,7 +7,16 @@ typedef struct {
     Act *residual; // (B,T,C) the layer's input: encoded or the previous residual3
     Act *ln1, *qkv, *atty, *attproj, *residual2, *ln2, *fch, *fch_act, *fcproj, *residual3;
     float *ln1_mean, *ln1_rstd, *att, *ln2_mean, *ln2_rstd;
+    Act *lora_h[LORA_TARGETS]; // (B,T,r) the input times A^T of each adapter; NULL if none
 } LayerActs;
+
+// Where an adapter sits: on the output columns [o0, o0+OS) of a base weight (OC, in).
+typedef struct {
+    int in, OC, o0, OS;
+} LoraSite;
+void model_lora_site(const Model *m, LoraTarget t, LoraSite *s);
+// alpha / r, the adapters' output scale (0 without adapters).
+float model_lora_scale(const Model *m);
 
 // Attention through a KV cache: k, v (L, B, maxT, NKV*hs). decode = 0: the call is a prefill of
 // positions 0..T-1 (full attention, keys/values stored); decode = 1: T == 1 and each row's

@@ -3,6 +3,7 @@
 // below call the row's norm, position and MLP ops and never name a family.
 #include "model/model.h"
 #include "common/check.h"
+#include "common/error.h"
 #include "common/rng.h"
 #include "model/model-impl.h"
 #include <math.h>
@@ -109,12 +110,33 @@ typedef enum {
     SH_LFC,
     SH_LCF,
     SH_1C,
-    SH_1
+    SH_1,
+    SH_LRC,  // (L, r, C): an adapter's A over a C-wide input
+    SH_LRF,  // (L, r, F): down's A
+    SH_LQR,  // (L, NH*hs, r): q's B
+    SH_LKVR, // (L, NKV*hs, r): k's and v's B
+    SH_LCR,  // (L, C, r): o's and down's B
+    SH_LFR,  // (L, F, r): gate's and up's B
 } Shape;
 // How model_init_weights fills a tensor.
-typedef enum { INIT_NORMAL, INIT_PROJ, INIT_HEAD, INIT_ONE, INIT_ZERO } Init;
-// When a tensor is in the table.
-typedef enum { ALWAYS, LEARNED_POS, NORM_BIAS, QKV_BIAS, LINEAR_BIAS, UNTIED, SCALAR_HEAD } When;
+typedef enum { INIT_NORMAL, INIT_PROJ, INIT_HEAD, INIT_ONE, INIT_ZERO, INIT_LORA_A } Init;
+// When a tensor is in the table: ADAPTER_Q + t when LoRA target t is adapted.
+typedef enum {
+    ALWAYS,
+    LEARNED_POS,
+    NORM_BIAS,
+    QKV_BIAS,
+    LINEAR_BIAS,
+    UNTIED,
+    SCALAR_HEAD,
+    ADAPTER_Q,
+    ADAPTER_K,
+    ADAPTER_V,
+    ADAPTER_O,
+    ADAPTER_GATE,
+    ADAPTER_UP,
+    ADAPTER_DOWN
+} When;
 
 // Every tensor of any family, in arena order (the field order of ModelParams):
 // X(name, shape, weight decay, initialisation, present when).
@@ -137,7 +159,21 @@ typedef enum { ALWAYS, LEARNED_POS, NORM_BIAS, QKV_BIAS, LINEAR_BIAS, UNTIED, SC
     X(lnfb, SH_C, false, INIT_ZERO, NORM_BIAS)                                                     \
     X(lmw, SH_VOCAB, true, INIT_NORMAL, UNTIED)                                                    \
     X(headw, SH_1C, true, INIT_HEAD, SCALAR_HEAD)                                                  \
-    X(headb, SH_1, false, INIT_ZERO, SCALAR_HEAD)
+    X(headb, SH_1, false, INIT_ZERO, SCALAR_HEAD)                                                  \
+    X(lora_q_a, SH_LRC, true, INIT_LORA_A, ADAPTER_Q)                                              \
+    X(lora_q_b, SH_LQR, true, INIT_ZERO, ADAPTER_Q)                                                \
+    X(lora_k_a, SH_LRC, true, INIT_LORA_A, ADAPTER_K)                                              \
+    X(lora_k_b, SH_LKVR, true, INIT_ZERO, ADAPTER_K)                                               \
+    X(lora_v_a, SH_LRC, true, INIT_LORA_A, ADAPTER_V)                                              \
+    X(lora_v_b, SH_LKVR, true, INIT_ZERO, ADAPTER_V)                                               \
+    X(lora_o_a, SH_LRC, true, INIT_LORA_A, ADAPTER_O)                                              \
+    X(lora_o_b, SH_LCR, true, INIT_ZERO, ADAPTER_O)                                                \
+    X(lora_gate_a, SH_LRC, true, INIT_LORA_A, ADAPTER_GATE)                                        \
+    X(lora_gate_b, SH_LFR, true, INIT_ZERO, ADAPTER_GATE)                                          \
+    X(lora_up_a, SH_LRC, true, INIT_LORA_A, ADAPTER_UP)                                            \
+    X(lora_up_b, SH_LFR, true, INIT_ZERO, ADAPTER_UP)                                              \
+    X(lora_down_a, SH_LRF, true, INIT_LORA_A, ADAPTER_DOWN)                                        \
+    X(lora_down_b, SH_LCR, true, INIT_ZERO, ADAPTER_DOWN)
 
 typedef struct {
     const char *name;
@@ -151,13 +187,32 @@ typedef struct {
 static const TensorDef TENSORS[] = {MODEL_TENSORS(TENSOR_DEF)};
 #undef TENSOR_DEF
 enum { N_TENSORS = sizeof(TENSORS) / sizeof(TENSORS[0]) };
+_Static_assert(N_TENSORS <= MODEL_MAX_TENSORS, "MODEL_MAX_TENSORS must hold every tensor");
 _Static_assert(sizeof(ModelParams) == N_TENSORS * sizeof(float *),
                "ModelParams must have one pointer per MODEL_TENSORS entry");
 _Static_assert(sizeof(ModelWeights) == N_TENSORS * sizeof(Act *),
                "ModelWeights must have one pointer per MODEL_TENSORS entry");
 
-static bool present(const TensorDef *d, const ModelConfig *c, int heads) {
+// The ModelParams / ModelWeights field (pointer index) of a tensor.
+#define FIELD(x) (offsetof(ModelParams, x) / sizeof(float *))
+// Per target: the base weight it adapts and its A and B.
+static const struct {
+    size_t base, a, b;
+} LORA_FIELDS[LORA_TARGETS] = {
+    [LORA_Q] = {FIELD(qkvw), FIELD(lora_q_a), FIELD(lora_q_b)},
+    [LORA_K] = {FIELD(qkvw), FIELD(lora_k_a), FIELD(lora_k_b)},
+    [LORA_V] = {FIELD(qkvw), FIELD(lora_v_a), FIELD(lora_v_b)},
+    [LORA_O] = {FIELD(attprojw), FIELD(lora_o_a), FIELD(lora_o_b)},
+    [LORA_GATE] = {FIELD(fcw), FIELD(lora_gate_a), FIELD(lora_gate_b)},
+    [LORA_UP] = {FIELD(fcw), FIELD(lora_up_a), FIELD(lora_up_b)},
+    [LORA_DOWN] = {FIELD(fcprojw), FIELD(lora_down_a), FIELD(lora_down_b)},
+};
+#undef FIELD
+
+static bool present(const TensorDef *d, const ModelConfig *c, int heads, const LoraConfig *lora) {
     const Family *f = family_of(c);
+    if (d->when >= ADAPTER_Q)
+        return lora && lora->rank > 0 && (lora->targets >> (d->when - ADAPTER_Q) & 1u);
     switch (d->when) {
     case ALWAYS:
         return true;
@@ -173,8 +228,9 @@ static bool present(const TensorDef *d, const ModelConfig *c, int heads) {
         return !c->tied;
     case SCALAR_HEAD:
         return (heads & MODEL_HEAD_SCALAR) != 0;
+    default:
+        return false;
     }
-    return false;
 }
 
 static int qkv_dim(const ModelConfig *c) {
@@ -185,11 +241,29 @@ static int fc_dim(const ModelConfig *c) {
     return family_of(c)->gelu ? c->d_ff : 2 * c->d_ff;
 }
 
-// Writes the dimensions of shape sh into dims; returns ndim.
-static int shape_dims(Shape sh, const ModelConfig *c, int *dims) {
+// Writes the dimensions of shape sh (adapters: of rank r) into dims; returns ndim.
+static int shape_dims(Shape sh, const ModelConfig *c, int r, int *dims) {
     int L = c->n_layer, C = c->d_model, Vp = model_padded_vocab(c->vocab_size);
-    int QKV = qkv_dim(c), FC = fc_dim(c), F = c->d_ff;
+    int QKV = qkv_dim(c), FC = fc_dim(c), F = c->d_ff, hs = C / c->n_head;
     switch (sh) {
+    case SH_LRC:
+        dims[0] = L, dims[1] = r, dims[2] = C;
+        return 3;
+    case SH_LRF:
+        dims[0] = L, dims[1] = r, dims[2] = F;
+        return 3;
+    case SH_LQR:
+        dims[0] = L, dims[1] = c->n_head * hs, dims[2] = r;
+        return 3;
+    case SH_LKVR:
+        dims[0] = L, dims[1] = c->n_kv_head * hs, dims[2] = r;
+        return 3;
+    case SH_LCR:
+        dims[0] = L, dims[1] = C, dims[2] = r;
+        return 3;
+    case SH_LFR:
+        dims[0] = L, dims[1] = F, dims[2] = r;
+        return 3;
     case SH_VOCAB:
         dims[0] = Vp, dims[1] = C;
         return 2;
@@ -234,16 +308,16 @@ static bool per_layer(Shape sh) {
     return sh != SH_VOCAB && sh != SH_POS && sh != SH_C && sh != SH_1C && sh != SH_1;
 }
 
-// Builds the table of the tensors cfg and heads have, in MODEL_TENSORS order; slot[i] is the
-// MODEL_TENSORS index (the ModelParams field) of table entry i.
+// Builds the table of the tensors cfg, heads and lora (NULL: none) have, in MODEL_TENSORS order;
+// slot[i] is the MODEL_TENSORS index (the ModelParams field) of table entry i.
 static void build_table(TensorTable *t, TensorInfo *info, int *slot, const ModelConfig *c,
-                        int heads) {
+                        int heads, const LoraConfig *lora) {
     *t = (TensorTable){.info = info};
     for (int k = 0; k < N_TENSORS; k++) {
         const TensorDef *d = &TENSORS[k];
-        if (!present(d, c, heads)) continue;
+        if (!present(d, c, heads, lora)) continue;
         int dims[TENSOR_MAX_DIMS];
-        int ndim = shape_dims(d->shape, c, dims);
+        int ndim = shape_dims(d->shape, c, lora ? lora->rank : 0, dims);
         slot[t->count] = k;
         tensor_table_add(t, d->name, ndim, dims, d->decay);
     }
@@ -253,16 +327,47 @@ size_t model_param_count(const ModelConfig *cfg, int heads) {
     TensorInfo info[N_TENSORS];
     int slot[N_TENSORS];
     TensorTable t;
-    build_table(&t, info, slot, cfg, heads);
+    build_table(&t, info, slot, cfg, heads, NULL);
     return t.numel;
 }
 
 // Points the fields (one pointer per MODEL_TENSORS entry: a ModelParams or ModelWeights) at
 // the tensors of the table inside arena base of elem-byte elements; absent ones are NULL.
-static void model_point(const Model *m, void **fields, void *base, size_t elem) {
+// the trained tensors inside base (the params_mem layout) and the frozen ones inside frozen
+// (frozen_mem's; NULL: frozen tensors' fields stay NULL, as for gradients).
+static void model_point(const Model *m, void **fields, void *base, void *frozen, size_t elem) {
     memset(fields, 0, N_TENSORS * sizeof(void *));
-    for (int i = 0; i < m->table.count; i++)
-        fields[m->slot[i]] = (char *)base + m->table.info[i].offset * elem;
+    for (int i = 0; i < m->table.count; i++) {
+        size_t off = m->table.info[i].offset;
+        if (i >= m->first_trained)
+            fields[m->slot[i]] = (char *)base + (off - m->frozen_numel) * elem;
+        else if (frozen)
+            fields[m->slot[i]] = (char *)frozen + off * elem;
+    }
+}
+
+// Which tensors are trained: all of them, or with adapters the scalar head and the adapters
+// (a suffix of the table, since MODEL_TENSORS lists them last). Sets first_trained,
+// frozen_numel and train_table (the trained tensors, offsets rebased to params_mem).
+static void split_trained(Model *m) {
+    const TensorTable *t = &m->table;
+    m->first_trained = 0;
+    if (m->lora.rank > 0) {
+        m->first_trained = t->count;
+        for (int i = 0; i < t->count; i++)
+            if (TENSORS[m->slot[i]].when == SCALAR_HEAD || TENSORS[m->slot[i]].when >= ADAPTER_Q) {
+                m->first_trained = i;
+                break;
+            }
+    }
+    m->frozen_numel = m->first_trained < t->count ? t->info[m->first_trained].offset : t->numel;
+    m->train_table = (TensorTable){.info = m->train_info};
+    for (int i = m->first_trained; i < t->count; i++) {
+        TensorInfo ti = t->info[i];
+        ti.offset -= m->frozen_numel;
+        m->train_info[m->train_table.count++] = ti;
+        m->train_table.numel += ti.numel;
+    }
 }
 
 Act *model_act_at(const Model *m, Act *base, size_t i) {
@@ -274,21 +379,74 @@ const Act *model_output_weight(const Model *m) {
 }
 
 void model_weights_changed(Model *m) {
-    if (m->weights_mem) m->be->act_from_float(m->weights_mem, m->params_mem, m->table.numel);
+    if (m->weights_mem) m->be->act_from_float(m->weights_mem, m->params_mem, m->train_table.numel);
+    if (m->frozen_weights_mem && m->owns_frozen)
+        m->be->act_from_float(m->frozen_weights_mem, m->frozen_mem, m->frozen_numel);
 }
 
-// The parameter arena, and the compute copy when the backend's activations are not fp32.
-static void alloc_weights(Model *m) {
-    const Backend *be = m->be;
-    m->params_mem = be->alloc(m->table.numel * sizeof(float));
-    m->owns_params = true;
-    model_point(m, (void **)&m->params, m->params_mem, sizeof(float));
-    if (be->act_size != sizeof(float)) m->weights_mem = be->alloc(m->table.numel * be->act_size);
+// Points params, w and grads at the arenas.
+static void point_all(Model *m) {
+    size_t act = m->be->act_size;
+    model_point(m, (void **)&m->params, m->params_mem, m->frozen_mem, sizeof(float));
     model_point(m, (void **)&m->w, m->weights_mem ? m->weights_mem : (void *)m->params_mem,
-                be->act_size);
+                m->frozen_weights_mem ? m->frozen_weights_mem : (void *)m->frozen_mem, act);
+    if (m->grads_mem) model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
+}
+
+// The trained parameters' arena (and, unless frozen is given, the frozen ones'), their compute
+// copies when the backend's activations are not fp32, and in MODEL_TRAIN the gradients.
+static void alloc_weights(Model *m, float *frozen, Act *frozen_weights) {
+    const Backend *be = m->be;
+    size_t n = m->train_table.numel;
+    bool copies = be->act_size != sizeof(float);
+    m->params_mem = be->alloc(n * sizeof(float));
+    m->owns_params = true;
+    if (copies) m->weights_mem = be->alloc(n * be->act_size);
+    m->owns_frozen = !frozen && m->frozen_numel > 0;
+    m->frozen_mem = frozen;
+    m->frozen_weights_mem = frozen_weights;
+    if (m->owns_frozen) {
+        m->frozen_mem = be->alloc(m->frozen_numel * sizeof(float));
+        if (copies) m->frozen_weights_mem = be->alloc(m->frozen_numel * be->act_size);
+    }
+    if (m->mode == MODEL_TRAIN) m->grads_mem = be->alloc(n * sizeof(float));
+    point_all(m);
+}
+
+static void free_weights(Model *m) {
+    const Backend *be = m->be;
+    if (m->owns_params) {
+        be->free(m->params_mem);
+        if (m->weights_mem) be->free(m->weights_mem);
+    }
+    if (m->owns_frozen) {
+        be->free(m->frozen_mem);
+        if (m->frozen_weights_mem) be->free(m->frozen_weights_mem);
+    }
+    if (m->grads_mem) be->free(m->grads_mem);
+    m->params_mem = m->frozen_mem = m->grads_mem = NULL;
+    m->weights_mem = m->frozen_weights_mem = NULL;
+    m->owns_params = m->owns_frozen = false;
+}
+
+void model_params_to_host(const Model *m, float *host) {
+    m->be->to_host(host + m->frozen_numel, m->params_mem, m->train_table.numel * sizeof(float));
+    if (m->frozen_numel) m->be->to_host(host, m->frozen_mem, m->frozen_numel * sizeof(float));
+}
+
+void model_params_from_host(Model *m, const float *host) {
+    LC_ASSERT(m->owns_params && (m->owns_frozen || m->frozen_numel == 0));
+    m->be->to_device(m->params_mem, host + m->frozen_numel, m->train_table.numel * sizeof(float));
+    if (m->frozen_numel) m->be->to_device(m->frozen_mem, host, m->frozen_numel * sizeof(float));
+    model_weights_changed(m);
 }
 
 // ---- activation arena -----------------------------------------------------------------------
+
+// Adapted targets (0 without adapters).
+static size_t lora_count(const Model *m) {
+    return m->lora.rank > 0 ? (size_t)__builtin_popcount(m->lora.targets) : 0;
+}
 
 // Lays out (and, with base != NULL, points) the activations for B x T; returns the bytes needed.
 // Each (L, ...) tensor is sized for max_B x max_T; a call with a smaller batch packs its layers
@@ -329,6 +487,7 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     CARVE(logp, N, 4);
     CARVE(entropy, N, 4);
     CARVE(head, N, act);
+    CARVE(lora_h, L * lora_count(m) * N * (size_t)m->lora.rank, act);
     CARVE(values, N, 4);
     if (m->mode == MODEL_TRAIN) {
         CARVE(dres, N * C, act);
@@ -339,6 +498,7 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
         CARVE(dfch_act, N * F, act);
         CARVE(dfch, N * FC, act);
         CARVE(dhead, N, act);
+        CARVE(dlora_h, N * (size_t)m->lora.rank, act);
         CARVE(dlogp, N, 4);
         CARVE(dent, N, 4);
         CARVE(dvalues, N, 4);
@@ -351,9 +511,17 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     return off;
 }
 
+// (Re)carves the activation arena for the model's current tables and modes.
+static void alloc_acts(Model *m) {
+    if (m->acts_mem) m->be->free(m->acts_mem);
+    m->acts_bytes = acts_layout(m, &m->acts, NULL, m->max_B, m->max_T);
+    m->acts_mem = m->be->alloc(m->acts_bytes);
+    acts_layout(m, &m->acts, (char *)m->acts_mem, m->max_B, m->max_T);
+}
+
 // Everything but the parameter arena.
-static Model *create_common(const Backend *be, ModelConfig cfg, int heads, ModelMode mode,
-                            int max_B, int max_T) {
+static Model *create_common(const Backend *be, ModelConfig cfg, int heads, const LoraConfig *lora,
+                            ModelMode mode, int max_B, int max_T) {
     const char *bad = model_config_check(&cfg);
     if (bad) LC_DIE("invalid model configuration: %s", bad);
     LC_ASSERT(heads != 0 && max_B > 0 && max_T > 0 && max_T <= cfg.max_seq_len);
@@ -366,16 +534,12 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, Model
     m->hs = cfg.d_model / cfg.n_head;
     m->qkv_dim = qkv_dim(&cfg);
     m->fc_dim = fc_dim(&cfg);
-    build_table(&m->table, m->table_info, m->slot, &cfg, heads);
-    if (mode == MODEL_TRAIN) {
-        m->grads_mem = be->alloc(m->table.numel * sizeof(float));
-        model_point(m, (void **)&m->grads, m->grads_mem, sizeof(float));
-    }
+    if (lora) m->lora = *lora;
+    build_table(&m->table, m->table_info, m->slot, &cfg, heads, &m->lora);
+    split_trained(m);
     m->max_B = max_B;
     m->max_T = max_T;
-    m->acts_bytes = acts_layout(m, &m->acts, NULL, max_B, max_T);
-    m->acts_mem = be->alloc(m->acts_bytes);
-    acts_layout(m, &m->acts, (char *)m->acts_mem, max_B, max_T);
+    alloc_acts(m);
     size_t n = (size_t)max_B * max_T;
     m->host_logp = lc_calloc(n, sizeof(float));
     m->host_entropy = lc_calloc(n, sizeof(float));
@@ -386,26 +550,28 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, Model
 
 Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mode, int max_B,
                     int max_T) {
-    Model *m = create_common(be, cfg, heads, mode, max_B, max_T);
-    alloc_weights(m);
+    Model *m = create_common(be, cfg, heads, NULL, mode, max_B, max_T);
+    alloc_weights(m, NULL, NULL);
     return m;
 }
 
 Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T) {
-    Model *m = create_common(src->be, src->cfg, src->heads, mode, max_B, max_T);
+    Model *m = create_common(src->be, src->cfg, src->heads, &src->lora, mode, max_B, max_T);
+    m->adapters_off = src->adapters_off;
     m->params_mem = src->params_mem;
+    m->frozen_mem = src->frozen_mem;
     m->params = src->params;
     m->w = src->w; // the view reads the source's compute copy, which its steps keep fresh
+    if (mode == MODEL_TRAIN) {
+        m->grads_mem = m->be->alloc(m->train_table.numel * sizeof(float));
+        model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
+    }
     return m;
 }
 
 void model_free(Model *m) {
     if (!m) return;
-    if (m->owns_params) {
-        m->be->free(m->params_mem);
-        if (m->weights_mem) m->be->free(m->weights_mem);
-    }
-    if (m->grads_mem) m->be->free(m->grads_mem);
+    free_weights(m);
     m->be->free(m->acts_mem);
     free(m->host_logp);
     free(m->host_entropy);
@@ -432,6 +598,17 @@ static void init_tensor(const Model *m, const TensorDef *d, float *w, size_t n, 
         break;
     case INIT_NORMAL:
         break;
+    case INIT_LORA_A: { // (L, r, in)
+        int dims[TENSOR_MAX_DIMS] = {0, 0, 1, 0};
+        shape_dims(d->shape, &m->cfg, m->lora.rank, dims);
+        if (m->lora.init == LORA_INIT_KAIMING) { // kaiming_uniform_(a = sqrt(5)): 1/sqrt(fan_in)
+            float bound = 1.0f / sqrtf((float)dims[2]);
+            for (size_t j = 0; j < n; j++) w[j] = bound * (2.0f * (float)rng_uniform(r) - 1.0f);
+            return;
+        }
+        s = 1.0f / (float)m->lora.rank;
+        break;
+    }
     }
     for (size_t j = 0; j < n; j++) w[j] = s * (float)rng_normal(r);
     if (d->shape == SH_VOCAB) // padded vocab rows stay zero
@@ -439,17 +616,21 @@ static void init_tensor(const Model *m, const TensorDef *d, float *w, size_t n, 
                (size_t)(m->Vp - m->cfg.vocab_size) * m->cfg.d_model * sizeof(float));
 }
 
-void model_init_weights(Model *m, uint64_t seed) {
+// Initialises table entries [from, count) of host (the whole table's layout).
+static void init_tensors(const Model *m, float *host, int from, uint64_t seed) {
     const TensorTable *t = &m->table;
-    float *host = lc_malloc(t->numel * sizeof(float));
-    for (int i = 0; i < t->count; i++) {
+    for (int i = from; i < t->count; i++) {
         // one stream per tensor, so adding a tensor never changes the others' values
         Rng r = rng_derive(seed, (uint64_t)i + 1);
         init_tensor(m, &TENSORS[m->slot[i]], host + t->info[i].offset, t->info[i].numel, &r);
     }
-    m->be->to_device(m->params_mem, host, t->numel * sizeof(float));
+}
+
+void model_init_weights(Model *m, uint64_t seed) {
+    float *host = lc_malloc(m->table.numel * sizeof(float));
+    init_tensors(m, host, 0, seed);
+    model_params_from_host(m, host);
     free(host);
-    model_weights_changed(m);
 }
 
 // ---- forward --------------------------------------------------------------------------------
@@ -479,6 +660,10 @@ void model_layer_acts(const Model *m, int l, LayerActs *la) {
     la->fch_act = model_act_at(m, a->fch_act, k * N * F);
     la->fcproj = model_act_at(m, a->fcproj, k * N * C);
     la->residual3 = model_act_at(m, a->residual3, k * N * C);
+    size_t r = (size_t)m->lora.rank, j = k * lora_count(m);
+    for (int t = 0; t < LORA_TARGETS; t++)
+        la->lora_h[t] =
+            r && (m->lora.targets >> t & 1u) ? model_act_at(m, a->lora_h, j++ * N * r) : NULL;
 }
 
 // Layer l's slice of the stacked per-layer tensors of src (a ModelParams or ModelWeights, of
@@ -547,6 +732,47 @@ static void mlp_act(const Model *m, Act *out, const Act *inp, int N) {
         m->be->swiglu_forward(out, inp, N, m->cfg.d_ff);
 }
 
+// The adapters (of the targets in mask) on one linear layer: out (N, site OC) += their output
+// for the input inp (N, site in). Nothing without adapters or with them switched off.
+static void adapters_forward(Model *m, const ModelWeights *lw, const LayerActs *la, Act *out,
+                             const Act *inp, unsigned mask) {
+    unsigned on = m->adapters_off ? 0 : m->lora.targets & mask;
+    for (int t = 0; t < LORA_TARGETS; t++) {
+        if (!(on >> t & 1u)) continue;
+        LoraSite s;
+        model_lora_site(m, (LoraTarget)t, &s);
+        Act *const *f = (Act *const *)lw;
+        m->be->lora_forward(out, la->lora_h[t], inp, f[LORA_FIELDS[t].a], f[LORA_FIELDS[t].b],
+                            m->B * m->T, s.in, s.OC, s.o0, s.OS, m->lora.rank, model_lora_scale(m));
+    }
+}
+
+// Their backward: dinp (N, in) += the adapters' input gradient, given dout (N, OC); their A and
+// B gradients (lg) accumulate.
+static void adapters_backward(Model *m, const ModelWeights *lw, const ModelParams *lg,
+                              const LayerActs *la, Act *dinp, const Act *dout, const Act *inp,
+                              unsigned mask) {
+    unsigned on = m->adapters_off ? 0 : m->lora.targets & mask;
+    for (int t = 0; t < LORA_TARGETS; t++) {
+        if (!(on >> t & 1u)) continue;
+        LoraSite s;
+        model_lora_site(m, (LoraTarget)t, &s);
+        Act *const *f = (Act *const *)lw;
+        float *const *g = (float *const *)lg;
+        m->be->lora_backward(dinp, g[LORA_FIELDS[t].a], g[LORA_FIELDS[t].b], m->acts.dlora_h, dout,
+                             inp, la->lora_h[t], f[LORA_FIELDS[t].a], f[LORA_FIELDS[t].b],
+                             m->B * m->T, s.in, s.OC, s.o0, s.OS, m->lora.rank,
+                             model_lora_scale(m));
+    }
+}
+
+enum {
+    ADAPT_QKV = 1u << LORA_Q | 1u << LORA_K | 1u << LORA_V,
+    ADAPT_O = 1u << LORA_O,
+    ADAPT_FC = 1u << LORA_GATE | 1u << LORA_UP,
+    ADAPT_DOWN = 1u << LORA_DOWN,
+};
+
 void model_forward_layers(Model *m, const KVAttention *kv) {
     const Backend *be = m->be;
     int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
@@ -560,13 +786,17 @@ void model_forward_layers(Model *m, const KVAttention *kv) {
         layer_weights(m, l, &lp);
         norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N);
         be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, QKV);
+        adapters_forward(m, &lp, &la, la.qkv, la.ln1, ADAPT_QKV);
         attention(m, l, &la, kv);
         be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
+        adapters_forward(m, &lp, &la, la.attproj, la.atty, ADAPT_O);
         be->residual_forward(la.residual2, la.residual, la.attproj, (size_t)N * C);
         norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N);
         be->matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, FC);
+        adapters_forward(m, &lp, &la, la.fch, la.ln2, ADAPT_FC);
         mlp_act(m, la.fch_act, la.fch, N);
         be->matmul_forward(la.fcproj, la.fch_act, lp.fcprojw, lp.fcprojb, N, F, C);
+        adapters_forward(m, &lp, &la, la.fcproj, la.fch_act, ADAPT_DOWN);
         be->residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)N * C);
     }
     LayerActs last;
@@ -677,19 +907,23 @@ static void backward_layer(Model *m, int l) {
     // dres holds d(residual3); it flows unchanged into d(residual2) and d(fcproj).
     be->matmul_backward(a->dfch_act, lg.fcprojw, lg.fcprojb, a->dres, la.fch_act, lp.fcprojw, N, F,
                         C);
+    adapters_backward(m, &lp, &lg, &la, a->dfch_act, a->dres, la.fch_act, ADAPT_DOWN);
     if (fam->gelu)
         be->gelu_backward(a->dfch, la.fch, a->dfch_act, (size_t)N * F);
     else
         be->swiglu_backward(a->dfch, la.fch, a->dfch_act, N, F);
     be->matmul_backward(a->dln, lg.fcw, lg.fcb, a->dfch, la.ln2, lp.fcw, N, C, FC);
+    adapters_backward(m, &lp, &lg, &la, a->dln, a->dfch, la.ln2, ADAPT_FC);
     norm_backward(m, a->dres, lg.ln2w, lg.ln2b, a->dln, la.residual2, lp.ln2w, la.ln2_mean,
                   la.ln2_rstd, N);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
+    adapters_backward(m, &lp, &lg, &la, a->datty, a->dres, la.atty, ADAPT_O);
     be->attention_backward(a->dqkv, a->datt, a->datty, la.atty, la.qkv, la.att, a->seg, B, T, NH,
                            NKV, hs);
     if (!fam->learned_pos) be->rope_backward(a->dqkv, a->pos, B, T, NH, NKV, hs, m->cfg.rope_theta);
     be->matmul_backward(a->dln, lg.qkvw, lg.qkvb, a->dqkv, la.ln1, lp.qkvw, N, C, QKV);
+    adapters_backward(m, &lp, &lg, &la, a->dln, a->dqkv, la.ln1, ADAPT_QKV);
     norm_backward(m, a->dres, lg.ln1w, lg.ln1b, a->dln, la.residual, lp.ln1w, la.ln1_mean,
                   la.ln1_rstd, N);
 }
@@ -725,7 +959,8 @@ void model_backward(Model *m, const float *dlogp, const float *dent, const float
     norm_backward(m, a->dres, m->grads.lnfw, m->grads.lnfb, a->dln, last.residual3, m->w.lnfw,
                   a->lnf_mean, a->lnf_rstd, N);
     for (int l = m->cfg.n_layer - 1; l >= 0; l--) backward_layer(m, l);
-    be->encoder_backward(m->grads.wte, m->grads.wpe, a->dres, a->tokens, a->pos, m->B, m->T, C);
+    if (m->grads.wte || m->grads.wpe) // else the embeddings are frozen
+        be->encoder_backward(m->grads.wte, m->grads.wpe, a->dres, a->tokens, a->pos, m->B, m->T, C);
 }
 
 void model_backward_ce(Model *m, double weight_sum) {
@@ -741,7 +976,7 @@ void model_backward_ce(Model *m, double weight_sum) {
 
 void model_zero_grad(Model *m) {
     LC_ASSERT(m->grads_mem);
-    m->be->zero(m->grads_mem, m->table.numel * sizeof(float));
+    m->be->zero(m->grads_mem, m->train_table.numel * sizeof(float));
 }
 
 size_t model_param_bytes(const Model *m) {
@@ -749,7 +984,7 @@ size_t model_param_bytes(const Model *m) {
 }
 
 size_t model_grad_bytes(const Model *m) {
-    return m->grads_mem ? m->table.numel * sizeof(float) : 0;
+    return m->grads_mem ? m->train_table.numel * sizeof(float) : 0;
 }
 
 size_t model_act_bytes(const Model *m) {
@@ -767,4 +1002,155 @@ void model_logits_to_host(const Model *m, float *dst, size_t rows) {
     be->act_to_float(dev, m->acts.logits, n);
     be->to_host(dst, dev, n * sizeof(float));
     be->free(dev);
+}
+
+// ---- LoRA -----------------------------------------------------------------------------------
+
+static const char *const LORA_NAMES[LORA_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+const char *lora_target_name(LoraTarget t) {
+    return t >= 0 && t < LORA_TARGETS ? LORA_NAMES[t] : "?";
+}
+
+int lora_target_parse(const char *name, LoraTarget *t) {
+    for (int i = 0; i < LORA_TARGETS; i++)
+        if (strcmp(name, LORA_NAMES[i]) == 0) {
+            *t = (LoraTarget)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *lora_config_check(const LoraConfig *c, const ModelConfig *cfg) {
+    if (c->rank < 1) return "rank must be >= 1";
+    if (!(c->alpha > 0.0f)) return "alpha must be > 0";
+    if (c->targets == 0) return "targets must name at least one projection";
+    if (c->targets >> LORA_TARGETS) return "targets has an unknown projection";
+    if (family_of(cfg)->gelu && (c->targets & (1u << LORA_GATE)))
+        return "this family's MLP has no gate projection (targets: q, k, v, o, up, down)";
+    if (c->init != LORA_INIT_KAIMING && c->init != LORA_INIT_GAUSSIAN) return "unknown init";
+    return NULL;
+}
+
+float model_lora_scale(const Model *m) {
+    return m->lora.rank > 0 ? m->lora.alpha / (float)m->lora.rank : 0.0f;
+}
+
+void model_lora_site(const Model *m, LoraTarget t, LoraSite *s) {
+    int C = m->cfg.d_model, F = m->cfg.d_ff, KV = m->cfg.n_kv_head * m->hs;
+    switch (t) {
+    case LORA_Q:
+    case LORA_K:
+    case LORA_V:
+        *s = (LoraSite){.in = C,
+                        .OC = m->qkv_dim,
+                        .o0 = t == LORA_Q   ? 0
+                              : t == LORA_K ? C
+                                            : C + KV,
+                        .OS = t == LORA_Q ? C : KV};
+        return;
+    case LORA_O:
+        *s = (LoraSite){.in = C, .OC = C, .o0 = 0, .OS = C};
+        return;
+    case LORA_GATE:
+    case LORA_UP:
+        *s = (LoraSite){.in = C,
+                        .OC = m->fc_dim,
+                        .o0 = t == LORA_UP && !family_of(&m->cfg)->gelu ? F : 0,
+                        .OS = F};
+        return;
+    case LORA_DOWN:
+    default:
+        *s = (LoraSite){.in = F, .OC = C, .o0 = 0, .OS = C};
+        return;
+    }
+}
+
+// Replaces the model's tables with those of lora (rank 0: none) and allocates its arenas; the
+// caller fills them.
+static void retable(Model *m, const LoraConfig *lora) {
+    free_weights(m);
+    m->lora = *lora;
+    build_table(&m->table, m->table_info, m->slot, &m->cfg, m->heads, &m->lora);
+    split_trained(m);
+    alloc_weights(m, NULL, NULL);
+}
+
+int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, size_t errlen) {
+    if (m->lora.rank > 0)
+        return lc_error(err, errlen, "the model already has adapters (merge them first)");
+    if (!m->owns_params) return lc_error(err, errlen, "a view cannot take adapters of its own");
+    const char *bad = lora_config_check(c, &m->cfg);
+    if (bad) return lc_error(err, errlen, "lora: %s", bad);
+    TensorInfo info[MODEL_MAX_TENSORS];
+    int slot[MODEL_MAX_TENSORS];
+    TensorTable with;
+    build_table(&with, info, slot, &m->cfg, m->heads, c);
+    float *host = lc_malloc(with.numel * sizeof(float));
+    model_params_to_host(m, host); // the base tensors are a prefix of the new table
+    int base_count = m->table.count;
+    retable(m, c);
+    init_tensors(m, host, base_count, seed);
+    model_params_from_host(m, host);
+    free(host);
+    alloc_acts(m); // room for the adapters' inputs
+    return 0;
+}
+
+void model_lora_lr_scale(Model *m, float scale) {
+    for (int i = m->first_trained; i < m->table.count; i++)
+        if (TENSORS[m->slot[i]].when >= ADAPTER_Q)
+            m->train_info[i - m->first_trained].lr_scale = scale;
+}
+
+// W (OS rows from o0 of an (OC, in) matrix) += scale * B (OS, r) @ A (r, in), on the host.
+static void merge_block(float *w, const float *a, const float *b, const LoraSite *s, int r,
+                        float scale) {
+    for (int o = 0; o < s->OS; o++) {
+        float *row = w + (size_t)(s->o0 + o) * s->in;
+        for (int k = 0; k < r; k++) {
+            float bk = scale * b[(size_t)o * r + k];
+            const float *ak = a + (size_t)k * s->in;
+            for (int i = 0; i < s->in; i++) row[i] += bk * ak[i];
+        }
+    }
+}
+
+void model_lora_merge(Model *m) {
+    if (m->lora.rank == 0) return;
+    LC_ASSERT(m->owns_params && (m->owns_frozen || m->frozen_numel == 0));
+    float *host = lc_malloc(m->table.numel * sizeof(float));
+    model_params_to_host(m, host);
+    float *field[N_TENSORS] = {0}; // each tensor inside host
+    for (int i = 0; i < m->table.count; i++) field[m->slot[i]] = host + m->table.info[i].offset;
+    int L = m->cfg.n_layer, r = m->lora.rank;
+    float scale = model_lora_scale(m);
+    for (int t = 0; t < LORA_TARGETS; t++) {
+        if (!(m->lora.targets >> t & 1u)) continue;
+        LoraSite s;
+        model_lora_site(m, (LoraTarget)t, &s);
+        for (int l = 0; l < L; l++)
+            merge_block(field[LORA_FIELDS[t].base] + (size_t)l * s.OC * s.in,
+                        field[LORA_FIELDS[t].a] + (size_t)l * r * s.in,
+                        field[LORA_FIELDS[t].b] + (size_t)l * s.OS * r, &s, r, scale);
+    }
+    retable(m, &(LoraConfig){0});
+    model_params_from_host(m, host); // the base tensors are the prefix of host
+    free(host);
+    alloc_acts(m);
+}
+
+Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, int max_B,
+                                 int max_T, const LoraConfig *c, uint64_t seed) {
+    LC_ASSERT(trunk->lora.rank > 0 && c->rank > 0 && !lora_config_check(c, &trunk->cfg));
+    Model *m = create_common(trunk->be, trunk->cfg, heads, c, mode, max_B, max_T);
+    // both tables start with the same base tensors, which are all the trunk freezes
+    LC_ASSERT(m->frozen_numel == trunk->frozen_numel);
+    alloc_weights(m, trunk->frozen_mem, trunk->frozen_weights_mem);
+    float *host = lc_malloc(m->table.numel * sizeof(float));
+    init_tensors(m, host, m->first_trained, seed);
+    m->be->to_device(m->params_mem, host + m->frozen_numel, m->train_table.numel * sizeof(float));
+    free(host);
+    model_weights_changed(m);
+    return m;
 }

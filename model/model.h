@@ -50,6 +50,43 @@ int model_family_parse(const char *name, ModelFamily *f); // 0, or -1 if unknown
 
 enum { MODEL_HEAD_LM = 1, MODEL_HEAD_SCALAR = 2 };
 
+// Tensors a parameter table can hold: the 19 of the families and 14 adapters.
+#define MODEL_MAX_TENSORS 40
+
+// ---- low-rank adapters (LoRA) -----------------------------------------------------------------
+// An adapter of rank r on a linear layer W (out, in) adds (alpha / r) * x A^T B^T to its output:
+// A (r, in), B (out, r); the base weights stay frozen and only A and B (and a scalar head, which
+// is always trained in full) take gradients and optimiser state. The fused projections carry one
+// adapter per part: q, k and v are row blocks of qkvw, gate and up of fcw (SwiGLU), so every
+// target is the one Hugging Face names (q_proj, ..., down_proj; GPT-2's c_attn is q|k|v).
+typedef enum {
+    LORA_Q,    // query rows of qkvw: in C, out NH*hs
+    LORA_K,    // key rows of qkvw: in C, out NKV*hs
+    LORA_V,    // value rows of qkvw: in C, out NKV*hs
+    LORA_O,    // attprojw: in C, out C
+    LORA_GATE, // gate rows of fcw (SwiGLU only): in C, out F
+    LORA_UP,   // up rows of fcw (SwiGLU), or fcw (GELU): in C, out F
+    LORA_DOWN, // fcprojw: in F, out C
+    LORA_TARGETS
+} LoraTarget;
+
+typedef enum {
+    LORA_INIT_KAIMING,  // A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's default), B = 0
+    LORA_INIT_GAUSSIAN, // A ~ N(0, 1/r^2) (PEFT's "gaussian"), B = 0
+} LoraInit;
+
+typedef struct {
+    int rank;         // r; 0: no adapters
+    float alpha;      // the adapters' output is scaled by alpha / r
+    unsigned targets; // a bit (1u << LoraTarget) per adapted projection
+    LoraInit init;
+} LoraConfig;
+
+const char *lora_target_name(LoraTarget t);             // "q", "k", "v", "o", "gate", "up", "down"
+int lora_target_parse(const char *name, LoraTarget *t); // 0, or -1 if unknown
+// NULL if c suits the family, else a static message naming the problem (gate on GPT-2, ...).
+const char *lora_config_check(const LoraConfig *c, const ModelConfig *cfg);
+
 typedef enum {
     MODEL_TRAIN, // keeps every layer's activations and has gradient arenas
     MODEL_INFER  // one layer's activations reused by all layers; no gradients
@@ -78,6 +115,14 @@ typedef struct {
     float *lmw;      // (Vp, C) untied output layer; NULL when tied to wte
     float *headw;    // (1, C) scalar head weight; NULL without MODEL_HEAD_SCALAR
     float *headb;    // (1) scalar head bias; NULL without MODEL_HEAD_SCALAR
+    // adapters (NULL without LoRA or for a target not adapted); r = the LoRA rank
+    float *lora_q_a, *lora_q_b;       // (L, r, C), (L, NH*hs, r)
+    float *lora_k_a, *lora_k_b;       // (L, r, C), (L, NKV*hs, r)
+    float *lora_v_a, *lora_v_b;       // (L, r, C), (L, NKV*hs, r)
+    float *lora_o_a, *lora_o_b;       // (L, r, C), (L, C, r)
+    float *lora_gate_a, *lora_gate_b; // (L, r, C), (L, F, r)
+    float *lora_up_a, *lora_up_b;     // (L, r, C), (L, F, r)
+    float *lora_down_a, *lora_down_b; // (L, r, F), (L, C, r)
 } ModelParams;
 
 // The weights as the kernels read them (the same fields as ModelParams), in the backend's
@@ -87,6 +132,8 @@ typedef struct {
 typedef struct {
     Act *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb;
     Act *fcprojw, *fcprojb, *lnfw, *lnfb, *lmw, *headw, *headb;
+    Act *lora_q_a, *lora_q_b, *lora_k_a, *lora_k_b, *lora_v_a, *lora_v_b, *lora_o_a, *lora_o_b;
+    Act *lora_gate_a, *lora_gate_b, *lora_up_a, *lora_up_b, *lora_down_a, *lora_down_b;
 } ModelWeights;
 
 // Activations of one forward pass, carved from one arena. In MODEL_INFER mode every (L, ...)
@@ -107,6 +154,7 @@ typedef struct {
     Act *lnf;       // (B,T,C)
     Act *logits;    // (B,T,Vp) logits, overwritten by dlogits in the backward
     Act *head;      // (B,T) scalar head output before it is widened into values
+    Act *lora_h;    // (L, nt, B,T, r) each adapter's input times A^T (nt: adapted targets)
     // fp32
     float *ln1_mean; // (L,B,T) (LayerNorm only)
     float *ln1_rstd; // (L,B,T)
@@ -127,6 +175,7 @@ typedef struct {
     Act *dfch_act;  // (B,T,F) gradient of the MLP activation's output
     Act *dfch;      // (B,T,FC) gradient of the MLP hidden (after the activation, then before)
     Act *dhead;     // (B,T) dvalues in the activation type
+    Act *dlora_h;   // (B,T,r) an adapter's gradient w.r.t. lora_h
     float *datt;    // (attention_scratch_floats) attention backward scratch
     float *dlogp;   // (B,T) objective gradient w.r.t. logp
     float *dent;    // (B,T) objective gradient w.r.t. entropy
@@ -146,15 +195,28 @@ typedef struct {
     const Backend *be;
     int hs, qkv_dim, fc_dim; // head size C/NH; QKV = (NH+2*NKV)*hs; FC = F or 2F (SwiGLU)
 
-    TensorTable table;         // parameter table (names, shapes, offsets)
-    TensorInfo table_info[24]; // storage for table.info
-    int slot[24];              // slot[i]: the ModelParams field of table entry i
-    float *params_mem;         // (table.numel) parameter arena: the fp32 master weights
+    // Parameters. The table lists every tensor; its entries from first_trained on are trained
+    // (all of them, unless LoRA freezes the base: then the scalar head and the adapters), the
+    // ones before are frozen. Trained tensors live in params_mem (the arena the optimiser, the
+    // gradients and data parallelism see, described by train_table), frozen ones in frozen_mem.
+    TensorTable table;                        // every parameter (names, shapes, offsets)
+    TensorInfo table_info[MODEL_MAX_TENSORS]; // storage for table.info
+    int slot[MODEL_MAX_TENSORS];              // slot[i]: the ModelParams field of table entry i
+    LoraConfig lora;                          // the adapters (rank 0: none)
+    bool adapters_off;       // forward without the adapters: the base model (the reference)
+    int first_trained;       // table index of the first trained tensor
+    size_t frozen_numel;     // elements of the frozen tensors (table offset of first_trained)
+    TensorTable train_table; // the trained tensors, offsets from the start of params_mem
+    TensorInfo train_info[MODEL_MAX_TENSORS]; // storage for train_table.info
+    float *params_mem;         // (table.numel - frozen_numel) trained parameters: fp32 masters
+    float *frozen_mem;         // (frozen_numel) frozen parameters; NULL when none
     bool owns_params;          // false for a view sharing another model's parameters
-    float *grads_mem;          // (table.numel) gradient arena, fp32; NULL in MODEL_INFER
-    ModelParams params, grads; // pointers into the arenas
-    Act *weights_mem;          // (table.numel) the compute copy when act_size != 4, else NULL
-    ModelWeights w;            // what the kernels read: into weights_mem, or params_mem
+    bool owns_frozen;          // false when frozen_mem is another model's (an adapter view)
+    float *grads_mem;          // (table.numel - frozen_numel) fp32; NULL in MODEL_INFER
+    ModelParams params, grads; // pointers into the arenas (grads: NULL for frozen tensors)
+    Act *weights_mem;          // compute copy of params_mem when act_size != 4, else NULL
+    Act *frozen_weights_mem;   // compute copy of frozen_mem when act_size != 4, else NULL
+    ModelWeights w;            // what the kernels read: into the copies, or the fp32 arenas
 
     int max_B, max_T; // the largest batch the activation arena holds
     float *acts_mem;  // activation arena
@@ -233,7 +295,35 @@ double model_mask_sum(const Model *m);
 
 void model_zero_grad(Model *m);
 
-// Bytes held by the parameter, gradient and activation arenas.
+// ---- LoRA -------------------------------------------------------------------------------------
+
+// Gives a model without adapters the adapters c describes: the base weights become frozen (their
+// gradients are freed), the adapters start as c.init says from seed (B = 0, so the model's
+// outputs are unchanged), and the activation arena grows by the adapters' (N, r) inputs. A
+// scalar head stays trained. 0, or -1 with a message (a target the family lacks, a view).
+int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, size_t errlen);
+
+// Sets the adapters' learning rate to scale times the optimiser's (train_table's lr_scale; the
+// scalar head keeps the optimiser's).
+void model_lora_lr_scale(Model *m, float scale);
+
+// Folds the adapters into the base weights (W += alpha/r B A, row block by row block) and drops
+// them: the model is then an ordinary one, every tensor trained. A no-op without adapters.
+void model_lora_merge(Model *m);
+
+// A model sharing trunk's frozen base weights with adapters (c) and heads of its own, trained:
+// the PPO value model as a second adapter set (and a scalar head) on the policy's trunk. trunk
+// must have adapters (so its base is frozen) and outlive the view. The own tensors are
+// initialised from seed as model_init_weights and model_lora_attach would.
+Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, int max_B,
+                                 int max_T, const LoraConfig *c, uint64_t seed);
+
+// All parameters in table order (table.numel floats), frozen and trained, to and from host
+// memory; from_host refreshes the compute copy.
+void model_params_to_host(const Model *m, float *host);
+void model_params_from_host(Model *m, const float *host);
+
+// Bytes held by the parameter (frozen and trained), gradient and activation arenas.
 size_t model_param_bytes(const Model *m);
 size_t model_grad_bytes(const Model *m);
 size_t model_act_bytes(const Model *m);

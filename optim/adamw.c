@@ -67,8 +67,9 @@ static void update_slice(AdamW *opt, float *params, float *grads, Act *weights, 
         if (lo >= hi) continue;
         Act *w = weights ? (char *)weights + lo * be->act_size : NULL;
         size_t k = lo - opt->begin; // into the moments
-        be->adamw_update(params + lo, w, grads + lo, opt->m + k, opt->v + k, hi - lo, lr, c->beta1,
-                         c->beta2, c->eps, ti->decay ? c->weight_decay : 0.0f, bc1, bc2);
+        be->adamw_update(params + lo, w, grads + lo, opt->m + k, opt->v + k, hi - lo,
+                         lr * ti->lr_scale, c->beta1, c->beta2, c->eps,
+                         ti->decay ? c->weight_decay : 0.0f, bc1, bc2);
     }
 }
 

@@ -380,8 +380,13 @@ END_TEST
 // Clipping scales the gradient to the clip norm before the update.
 START_TEST(test_adamw_clipping) {
     float p[2] = {0.0f, 0.0f}, g[2] = {3.0f, 4.0f}; // norm 5
-    TensorInfo info = {
-        .name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2, .decay = false};
+    TensorInfo info = {.name = "w",
+                       .ndim = 1,
+                       .shape = {2},
+                       .offset = 0,
+                       .numel = 2,
+                       .decay = false,
+                       .lr_scale = 1.0f};
     TensorTable t = {1, &info, 2};
     AdamW opt;
     adamw_init(&opt, backend_cpu(), &t, (AdamWConfig){0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f});
@@ -399,8 +404,13 @@ END_TEST
 // A NaN or Inf gradient updates nothing: the weights, the moments and the step count stay as
 // they were, and the norm is returned as is for the caller to stop or skip the step.
 START_TEST(test_adamw_refuses_non_finite) {
-    TensorInfo info = {
-        .name = "w", .ndim = 1, .shape = {2}, .offset = 0, .numel = 2, .decay = true};
+    TensorInfo info = {.name = "w",
+                       .ndim = 1,
+                       .shape = {2},
+                       .offset = 0,
+                       .numel = 2,
+                       .decay = true,
+                       .lr_scale = 1.0f};
     TensorTable t = {1, &info, 2};
     const float bad[2] = {NAN, INFINITY};
     for (int k = 0; k < 2; k++) {

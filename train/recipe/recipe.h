@@ -123,6 +123,17 @@ typedef struct {
     double top_p;       // nucleus sampling mass; 1 = off
 } SampleConfig;
 
+// Low-rank adapters over a frozen model (model/model.h, LoraConfig).
+typedef enum { LORA_RECIPE_KAIMING, LORA_RECIPE_GAUSSIAN } LoraInitKind; // LoraInit's order
+
+typedef struct {
+    int rank;           // adapters' rank; 0 = no adapters: every weight is trained
+    double alpha;       // the adapters' output is scaled by alpha / rank
+    StringList targets; // adapted projections: q, k, v, o, gate, up, down
+    LoraInitKind init;  // A's initialisation (B starts at zero)
+    double lr;          // the adapters' peak learning rate; 0 = optim.lr
+} LoraRecipe;
+
 typedef struct {
     ValueInit init; // weights the value model starts from
     double coef;    // weight of the value loss
@@ -163,6 +174,7 @@ typedef struct {
     int micro_batch_size;        // per forward/backward pass (0 in the file: the whole batch)
     int seq_len;                 // tokens per sequence (0 in the file: model.max_seq_len)
     OptimConfig optim;           // optimiser
+    LoraRecipe lora;             // low-rank adapters (rank 0: full fine-tuning)
     ScheduleConfig schedule;     // learning-rate schedule
     CheckpointConfig checkpoint; // checkpointing
     int skip_bad_steps;          // non-finite steps skipped before the stage stops; 0 = none

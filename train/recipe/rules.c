@@ -357,6 +357,22 @@ static RecipeError rule_value_init(RecipeLoader *L, int i) {
                      "value.init: policy");
 }
 
+static RecipeError rule_lora(RecipeLoader *L, int i) {
+    const Stage *s = &L->r->stages[i];
+    if (s->lora.rank == 0) return RECIPE_OK;
+    for (int k = 0; k < s->lora.targets.n; k++) {
+        LoraTarget t;
+        if (lora_target_parse(s->lora.targets.items[k], &t))
+            return rule_fail(L, RECIPE_ERR_RULE, i, "lora.targets",
+                             "'%s' is not a projection (q, k, v, o, gate, up, down)",
+                             s->lora.targets.items[k]);
+        if (t == LORA_GATE && L->r->model.family == MODEL_FAMILY_GPT2)
+            return rule_fail(L, RECIPE_ERR_RULE, i, "lora.targets",
+                             "gpt2's MLP has no gate projection (q, k, v, o, up, down)");
+    }
+    return RECIPE_OK;
+}
+
 // Checks one reference of stage i (key k): a .h5 path, or an earlier stage of a kind k allows.
 static RecipeError ref_check(RecipeLoader *L, int i, const Key *k, const char *ref) {
     const Recipe *r = L->r;
@@ -430,6 +446,7 @@ const Rule RULES[] = {
                                                       "responses to a prompt are compared"},
     {K_EVAL, rule_judge, "`judge`, `gold_reward` or both are set"},
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},
+    {K_TRAIN, rule_lora, "`lora.targets` are projections the family has"},
     {K_ALL, rule_refs, "`init`, `reward_model`, `judge`, `models` and `reference_model` name an "
                        "earlier stage of a kind their `allowed` column lists, or a .h5 checkpoint"},
 };

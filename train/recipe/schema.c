@@ -19,6 +19,7 @@ static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
                                          "simpo",   "orpo", NULL};
 static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
+static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
@@ -141,6 +142,20 @@ const Key SCHEMA[] = {
      .doc = "decoupled weight decay on matrices and embeddings (not biases or norm gains)"},
     {STG(optim.grad_clip), KEY_FLOAT, K_TRAIN, "1.0", ATLEAST(0),
      .doc = "clip the global gradient norm to this; 0 = off"},
+    {STG(lora.rank), KEY_INT, K_TRAIN, "0", ATLEAST(0),
+     .doc = "LoRA: rank of low-rank adapters trained over the frozen model (its reference, in dpo "
+            "and the RL stages, is the model with the adapters off; a scalar head is trained in "
+            "full); 0 = train every weight"},
+    {STG(lora.alpha), KEY_FLOAT, K_TRAIN, "16.0", ABOVE(0),
+     .doc = "LoRA: the adapters' output is scaled by alpha / rank"},
+    {STG(lora.targets), KEY_STRINGS, K_TRAIN, "[q, v]", ATLEAST(1),
+     .doc = "LoRA: projections with an adapter: q, k, v, o (attention), gate, up, down (MLP; gate "
+            "only in the llama family)"},
+    {STG(lora.init), KEY_ENUM, K_TRAIN, "kaiming", .names = LORA_INITS,
+     .doc = "LoRA: A's initialisation, kaiming = uniform with bound 1/sqrt(fan_in) (PEFT's "
+            "default), gaussian = N(0, 1/rank^2) (PEFT's gaussian); B starts at zero"},
+    {STG(lora.lr), KEY_FLOAT, K_TRAIN, "0.0", ATLEAST(0),
+     .doc = "LoRA: the adapters' peak learning rate (the schedule scales it); 0 = optim.lr"},
     {STG(schedule.kind), KEY_ENUM, K_TRAIN, "cosine", .names = SCHEDULES,
      .doc = "learning rate after warmup: constant, or cosine or linear decay to min_lr_ratio"},
     {STG(schedule.warmup_steps), KEY_INT, K_TRAIN, "0", ATLEAST(0),
