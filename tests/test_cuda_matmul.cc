@@ -15,6 +15,8 @@
 //     column touched; h, dh written; dinp, da, db accumulated; da, db NULL skipped. Under bf16
 //     the reference rounds h and dh as the device stores them before they feed the next product;
 //   - shapes: a single row, odd N/C/OC, and operands one element off their allocation's start;
+//   - the classifier's backward (ops.cu) with dwte NULL: the same dx and dlogits bits, one
+//     product fewer;
 //   - a repeated step allocates nothing; no shim error, no harness warning.
 // It also calls the shim directly with the type combinations cuBLASLt refuses.
 //
@@ -357,6 +359,65 @@ static void run_lora(int N, int C, int OC, int o0, int OS, int r, int off) {
     for (Buf x : {d_inp, d_a, d_b, d_out, d_h, d_dout, d_dinp, d_dh, d_da, d_db}) cudaFree(x.base);
 }
 
+// The classifier's backward (ops.cu: the row kernel, then cuda_matmul_backward) with dwte NULL (a
+// frozen output layer) gives the same dx and dlogits bits as with dwte, skips the dwte product,
+// and matches the CPU backend.
+static void run_classifier_frozen(int N, int C, int V, int Vp, int off) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s classifier dwte NULL N=%d C=%d V=%d off=%d",
+             g_bf16 ? "bf16" : "fp32", N, C, V, off);
+    g_ctx = buf;
+    const Backend *cpu = backend_cpu();
+    std::vector<float> x = rand_vec((size_t)N * C), wte = rand_vec((size_t)Vp * C);
+    std::vector<float> dlogp = rand_vec(N), dent = rand_vec(N);
+    std::vector<int> targets(N);
+    for (int n = 0; n < N; n++) targets[n] = (n * 5 + 2) % V;
+    // the CPU's dx from the same logits: forward and backward on the inputs as stored
+    std::vector<float> logits((size_t)N * Vp), lse(N), logp(N), ent(N), dx_ref((size_t)N * C);
+    cpu->classifier_forward(logp.data(), ent.data(), lse.data(), logits.data(), x.data(),
+                            wte.data(), targets.data(), N, C, V, Vp, 1.0f);
+    cpu->classifier_backward(dx_ref.data(), NULL, logits.data(), x.data(), wte.data(), lse.data(),
+                             ent.data(), targets.data(), dlogp.data(), dent.data(), N, C, V, Vp,
+                             1.0f);
+    Buf d_x = act(x, off), d_wte = act(wte, off);
+    Buf d_dlogp = f32(dlogp, off), d_dent = f32(dent, off), d_tg = dev(N, 4, off);
+    memcpy(d_tg.p, targets.data(), N * 4);
+    std::vector<float> dx[2], dl[2];
+    for (int frozen = 0; frozen < 2; frozen++) {
+        Buf d_logits = act(std::vector<float>((size_t)N * Vp, 0.0f), off);
+        Buf d_lse = f32(std::vector<float>(N), off), d_lp = f32(std::vector<float>(N), off);
+        Buf d_ent = f32(std::vector<float>(N), off);
+        Buf d_dx = act(std::vector<float>((size_t)N * C, NAN), off);
+        Buf d_dwte = f32(std::vector<float>((size_t)Vp * C, 0.0f), off);
+        cuda_op_classifier_forward((float *)d_lp.p, (float *)d_ent.p, (float *)d_lse.p, d_logits.p,
+                                   d_x.p, d_wte.p, (const int *)d_tg.p, N, C, V, Vp, 1.0f);
+        long products = lc_emu_matmuls();
+        cuda_op_classifier_backward(d_dx.p, frozen ? NULL : (float *)d_dwte.p, d_logits.p, d_x.p,
+                                    d_wte.p, (const float *)d_lse.p, (const float *)d_ent.p,
+                                    (const int *)d_tg.p, (const float *)d_dlogp.p,
+                                    (const float *)d_dent.p, N, C, V, Vp, 1.0f);
+        CHECK(lc_emu_matmuls() - products == (frozen ? 1 : 2),
+              "%ld cuBLASLt products in the backward, expected %d", lc_emu_matmuls() - products,
+              frozen ? 1 : 2);
+        dx[frozen] = act_get(d_dx.p, (size_t)N * C);
+        dl[frozen] = act_get(d_logits.p, (size_t)N * Vp);
+        for (Buf b : {d_logits, d_lse, d_lp, d_ent, d_dx, d_dwte}) cudaFree(b.base);
+    }
+    CHECK(memcmp(dx[0].data(), dx[1].data(), dx[0].size() * 4) == 0 &&
+              memcmp(dl[0].data(), dl[1].data(), dl[0].size() * 4) == 0,
+          "dx or dlogits differ with dwte NULL");
+    // against the CPU: dlogits differ in the logits' rounding (bf16), so a loose bound on dx
+    double worst = 0, scale = 1e-3;
+    for (size_t i = 0; i < dx_ref.size(); i++) {
+        worst = fmax(worst, fabs((double)dx[1][i] - dx_ref[i]));
+        scale = fmax(scale, fabs((double)dx_ref[i]));
+    }
+    CHECK(worst <= (g_bf16 ? 3e-2 : 1e-5) * scale, "dx (dwte NULL) max |d| %.3g of max |dx| %.3g",
+          worst, scale);
+    no_errors("classifier");
+    for (Buf b : {d_x, d_wte, d_dlogp, d_dent, d_tg}) cudaFree(b.base);
+}
+
 // ---- the shim's type rules, called directly ------------------------------------------------
 
 // The status of one cublasLtMatmul (heuristic and product) of 8x8 matrices: A/B of type ab, C/D
@@ -464,6 +525,10 @@ int main() {
         for (auto &s : lora_shapes)
             for (int off = 0; off < 2; off++) run_lora(s[0], s[1], s[2], s[3], s[4], s[5], off);
         g_lora = false;
+        for (int off = 0; off < 2; off++) {
+            run_classifier_frozen(1, 8, 70, 128, off);
+            run_classifier_frozen(7, 13, 100, 128, off);
+        }
     }
     printf("compared: bf16 outputs max err %.3g of |ref|, fp32 outputs %.3g\n", g_max_err[0],
            g_max_err[1]);
