@@ -99,14 +99,14 @@ typedef struct Backend {
     // [o0, o0+OS) of a linear layer whose output has OC columns (a fused q|k|v or gate|up
     // projection has one block per adapter). h (N,r) written = inp (N,C) @ a (r,C)^T; out (N,OC)
     // columns [o0, o0+OS) += scale * h @ b (OS,r)^T (0 <= o0, o0 + OS <= OC).
-    void (*lora_forward)(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N,
-                         int C, int OC, int o0, int OS, int r, float scale);
+    void (*lora_forward)(Act *out, Act *h, const Act *inp, const Act *a, const Act *b, int N, int C,
+                         int OC, int o0, int OS, int r, float scale);
     // With g = dout (N,OC) columns [o0, o0+OS): dh (N,r) written = scale * g @ b; db (OS,r) +=
     // scale * g^T @ h; da (r,C) += dh^T @ inp; dinp (N,C) ACCUMULATED += dh @ a (it already
     // holds the frozen layer's input gradient). h, inp as saved by lora_forward.
-    void (*lora_backward)(Act *dinp, float *da, float *db, Act *dh, const Act *dout,
-                          const Act *inp, const Act *h, const Act *a, const Act *b, int N, int C,
-                          int OC, int o0, int OS, int r, float scale);
+    void (*lora_backward)(Act *dinp, float *da, float *db, Act *dh, const Act *dout, const Act *inp,
+                          const Act *h, const Act *a, const Act *b, int N, int C, int OC, int o0,
+                          int OS, int r, float scale);
 
     // ---- rotary position embedding (Llama) -------------------------------------------------
     // Rotate-half convention, as Hugging Face stores Llama weights: in every q and k head of

@@ -2,7 +2,9 @@
 // harness (tests/cuda_emu/cuemu.h, docs/cuda-emulation.md), each against the CPU backend's
 // function at odd shapes under four schedules (forward, reverse, two seeded random ones), with
 // no harness warning or error and no write outside a buffer (guard bytes around every device
-// buffer); every kernel templated on its element type as float and as bf16 (bf16_* tests). Then
+// buffer); every kernel templated on its element type as float and as bf16 (bf16_* tests); the
+// frozen-parameter paths (NULL parameter gradients) of the norms' and the embedding's backward
+// (frozen, bf16_frozen; cuBLASLt's matmul and LoRA are tests/test_cuda_matmul.cc's). Then
 // the harness itself: its shuffles and votes, bf16 rounding, and seeded bugs it must catch (a
 // missing barrier, an out-of-bounds write, a divergent barrier, a shuffle naming exited lanes,
 // invalid launches, never-written shared memory, a deadlock).
@@ -654,6 +656,123 @@ template <class E> static void test_encoder() {
                     dev_free_all();
                 }
             }
+}
+
+// Frozen parameters (NULL parameter gradients, kernels.h's contract): layernorm_backward with
+// dweight, dbias or both NULL, rmsnorm_backward with dweight NULL, encoder_backward with dwte or
+// both tables NULL. dinp (accumulated) and every gradient still given match the CPU backend's
+// call with all of them, as in test_layernorm/test_rmsnorm/test_encoder; when every parameter
+// gradient is NULL the reduction's scratch is never written (its work is skipped).
+// T: float or bf16 as there.
+template <class T> static void test_frozen() {
+    // its own inputs: the other tests' random inputs stay those they had before this one existed
+    unsigned long long saved_rng = g_rng;
+    g_rng = kBf16<T> ? 0x2545F4914F6CDD1Dull : 0x9E3779B97F4A7C15ull;
+    static const RowShape shapes[] = {{1, 7}, {9, 100}, {70, 64}, {5, 1030}};
+    for (RowShape sh : shapes)
+        for (int off : {0, 1}) {
+            int N = sh.N, C = sh.C;
+            size_t NC = (size_t)N * C;
+            std::vector<float> x = act_in<T>(randv(NC, -2, 2)), w = act_in<T>(randv(C, 0.5f, 1.5f)),
+                               b = act_in<T>(randv(C, -0.5f, 0.5f)),
+                               dout = act_in<T>(randv(NC, -1, 1)), out(NC), mean(N), rstd(N),
+                               rrstd(N);
+            cpu()->layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                                     b.data(), N, C);
+            cpu()->rmsnorm_forward(out.data(), rrstd.data(), x.data(), w.data(), N, C, 1e-5f);
+            std::vector<float> dinp0 = act_in<T>(randv(NC, -1, 1)), dw0 = randv(C, -1, 1),
+                               db0 = randv(C, -1, 1);
+            std::vector<float> ln_dinp = dinp0, ln_dw = dw0, ln_db = db0, rms_dinp = dinp0;
+            cpu()->layernorm_backward(ln_dinp.data(), ln_dw.data(), ln_db.data(), dout.data(),
+                                      x.data(), w.data(), mean.data(), rstd.data(), N, C);
+            cpu()->rmsnorm_backward(rms_dinp.data(), nullptr, dout.data(), x.data(), w.data(),
+                                    rrstd.data(), N, C);
+            size_t ns = cuda_norm_backward_scratch(N, C);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                use_schedule(s);
+                for (int v = 0; v < 3; v++) { // 0: dweight NULL, 1: dbias NULL, 2: both
+                    g_context = fmt("%s N=%d C=%d offset=%d layernorm variant=%d %s", tname<T>(), N,
+                                    C, off, v, s.name);
+                    T *dx = dev_act<T>(x, off), *dwt = dev_act<T>(w, off);
+                    T *gdout = dev_act<T>(dout, off), *gdinp = dev_act<T>(dinp0, off);
+                    float *gmean = dev_copy(mean), *grstd = dev_copy(rstd);
+                    float *gdw = v == 1 ? dev_copy(dw0) : nullptr;
+                    float *gdb = v == 0 ? dev_copy(db0) : nullptr;
+                    float *scratch = dev_alloc<float>(ns);
+                    cuda_layernorm_backward(gdinp, gdw, gdb, gdout, dx, dwt, gmean, grstd, scratch,
+                                            N, C, 0);
+                    expect_act("frozen layernorm_backward dinp", gdinp, ln_dinp.data(), NC, 1e-5,
+                               1e-5);
+                    if (gdw)
+                        expect_close(tag<T>("frozen layernorm_backward dweight").c_str(), gdw,
+                                     ln_dw.data(), C, 1e-5 * N, 1e-5);
+                    if (gdb)
+                        expect_close(tag<T>("frozen layernorm_backward dbias").c_str(), gdb,
+                                     ln_db.data(), C, 1e-5 * N, 1e-5);
+                    if (v == 2) {
+                        const unsigned char *sb = reinterpret_cast<unsigned char *>(scratch);
+                        size_t written = 0;
+                        for (size_t i = 0; i < ns * sizeof(float); i++) written += sb[i] != kCanary;
+                        CHECK(written == 0,
+                              "layernorm_backward wrote %zu scratch bytes with "
+                              "dweight and dbias NULL",
+                              written);
+                    }
+                    expect_clean();
+                    dev_free_all();
+                }
+                g_context = fmt("%s N=%d C=%d offset=%d rmsnorm %s", tname<T>(), N, C, off, s.name);
+                T *dx = dev_act<T>(x, off), *dwt = dev_act<T>(w, off);
+                T *gdout = dev_act<T>(dout, off), *gdinp = dev_act<T>(dinp0, off);
+                float *grstd = dev_copy(rrstd), *scratch = dev_alloc<float>(ns / 2);
+                cuda_rmsnorm_backward(gdinp, nullptr, gdout, dx, dwt, grstd, scratch, N, C, 0);
+                expect_act("frozen rmsnorm_backward dinp", gdinp, rms_dinp.data(), NC, 1e-5, 1e-5);
+                const unsigned char *sb = reinterpret_cast<unsigned char *>(scratch);
+                size_t written = 0;
+                for (size_t i = 0; i < ns / 2 * sizeof(float); i++) written += sb[i] != kCanary;
+                CHECK(written == 0, "rmsnorm_backward wrote %zu scratch bytes with dweight NULL",
+                      written);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+    // encoder: dwte NULL (a frozen token table) with dwpe given, then both NULL
+    struct {
+        int B, Tl, C, Vp, maxT;
+    } eshapes[] = {{1, 1, 7, 5, 2}, {3, 7, 37, 3, 11}, {4, 33, 68, 50, 40}};
+    for (auto sh : eshapes)
+        for (int off : {0, 1}) {
+            int B = sh.B, Tl = sh.Tl, C = sh.C, N = B * Tl;
+            std::vector<int> tok((size_t)N), pos((size_t)N);
+            for (int n = 0; n < N; n++) {
+                tok[(size_t)n] = (n * 7 + 3) % sh.Vp;
+                pos[(size_t)n] = (n * 5 + 1) % sh.maxT;
+            }
+            std::vector<float> dout = act_in<T>(randv((size_t)N * C, -1, 1));
+            std::vector<float> dwpe0 = randv((size_t)sh.maxT * C, -1, 1), dwpe = dwpe0;
+            cpu()->encoder_backward(nullptr, dwpe.data(), dout.data(), tok.data(), pos.data(), B,
+                                    Tl, C);
+            for (const Schedule &s : kSchedules) {
+                if (skip_schedule(s)) continue;
+                use_schedule(s);
+                g_context = fmt("%s B=%d T=%d C=%d offset=%d encoder %s", tname<T>(), B, Tl, C, off,
+                                s.name);
+                int *dtok = dev_copy(tok), *dpos = dev_copy(pos);
+                T *gdout = dev_act<T>(dout, off);
+                float *gdwpe = dev_copy(dwpe0, off);
+                cuda_encoder_backward((float *)nullptr, gdwpe, gdout, dtok, dpos, B, Tl, C, 0);
+                expect_close(tag<T>("frozen encoder_backward dwpe").c_str(), gdwpe, dwpe.data(),
+                             dwpe.size(), 0, 0);
+                cuda_encoder_backward((float *)nullptr, (float *)nullptr, gdout, dtok, dpos, B, Tl,
+                                      C, 0);
+                expect_close(tag<T>("frozen encoder_backward dwpe").c_str(), gdwpe, dwpe.data(),
+                             dwpe.size(), 0, 0);
+                expect_clean();
+                dev_free_all();
+            }
+        }
+    g_rng = saved_rng;
 }
 
 // The cache and one decoding step: NH 4 with NKV 1, 2, 4 (GQA groups 4, 2, 1), hs 6 and 8, and
@@ -1582,6 +1701,7 @@ static const Test kTests[] = {
     {"rope", test_rope<float>},
     {"scale_adamw", test_scale_adamw<float>},
     {"sum_squares", test_sum_squares},
+    {"frozen", test_frozen<float>},
     {"sample", test_sample<float>},
     {"bf16_convert", test_convert<bf16>},
     {"bf16_encoder", test_encoder<bf16>},
@@ -1593,6 +1713,7 @@ static const Test kTests[] = {
     {"bf16_rope", test_rope<bf16>},
     {"bf16_adamw", test_scale_adamw<bf16>},
     {"bf16_sample", test_sample<bf16>},
+    {"bf16_frozen", test_frozen<bf16>},
     {"bf16_elementwise", test_bf16_elementwise},
     {"bf16_swiglu", test_bf16_swiglu},
     {"bf16_norms", test_bf16_norms},

@@ -1,11 +1,11 @@
 // tests/test_kernel_parity.c: the Llama ops of the CPU backend against PyTorch, one op at a
-// time: RMSNorm, RoPE (rotate-half, transformers' fp32 angles, positions up to 16383), SwiGLU and
+// time: RMSNorm, RoPE (rotate-half, transformers' fp32 angles, positions up to 16383), SwiGLU,
 // grouped-query attention (NKV = 2 with packed segments, NKV = 1 without; the exact and the
-// flash kernels). One HDF5 file holds every case's random inputs, shape and dout;
-// tests/torch_kernels.py computes, from its own definitions in float64, each op's outputs and
-// the input gradients of sum(out * dout) by autograd, in one run (the fixture). Each test runs
-// the kernel's forward and backward on the same inputs and compares every output and gradient
-// normwise:
+// flash kernels) and a PEFT-style LoRA adapter on one block of a frozen linear layer's outputs. One
+// HDF5 file holds every case's random inputs, shape and dout; tests/torch_kernels.py computes, from
+// its own definitions in float64, each op's outputs and the input gradients of sum(out * dout) by
+// autograd, in one run (the fixture). Each test runs the kernel's forward and backward on the same
+// inputs and compares every output and gradient normwise:
 //   max_i |ours_i - torch_i| / max_i |torch_i| <= 1e-5.
 #include "common/h5.h"
 #include "kernels/kernels.h"
@@ -61,6 +61,18 @@ static const int att_seg[ATT_B * ATT_T] = {0, 0, 0, 1, 1, 1, 1, 2, 0, 0, 0, 0, 0
 static AttCase att_cases[2] = {{.name = "attention_gqa", .NKV = 2, .seg = att_seg},
                                {.name = "attention_mqa", .NKV = 1, .seg = NULL}};
 
+// LoRA: an adapter of rank 4 on the k block [8, 16) of a fused q|k|v projection (OC 24) with a
+// bias, alpha 6 (scale alpha / r = 1.5), over a frozen base weight.
+#define LORA_N     5
+#define LORA_C     10
+#define LORA_OC    24
+#define LORA_O0    8
+#define LORA_OS    8
+#define LORA_R     4
+#define LORA_ALPHA 6.0f
+static float lora_x[LORA_N * LORA_C], lora_w[LORA_OC * LORA_C], lora_bias[LORA_OC];
+static float lora_a[LORA_R * LORA_C], lora_b[LORA_OS * LORA_R], lora_dout[LORA_N * LORA_OC];
+
 static size_t att_row(const AttCase *a) {
     return (size_t)(ATT_NH + 2 * a->NKV) * ATT_HS;
 }
@@ -100,6 +112,12 @@ static int write_cases(const char *path) {
         fill_uniform(att_cases[k].qkv, ATT_B * ATT_T * att_row(&att_cases[k]), &r, -1.5f, 1.5f);
         fill_uniform(att_cases[k].dout, ATT_B * ATT_T * ATT_C, &r, -1, 1);
     }
+    fill_uniform(lora_x, LORA_N * LORA_C, &r, -1, 1);
+    fill_uniform(lora_w, LORA_OC * LORA_C, &r, -1, 1);
+    fill_uniform(lora_bias, LORA_OC, &r, -1, 1);
+    fill_uniform(lora_a, LORA_R * LORA_C, &r, -1, 1);
+    fill_uniform(lora_b, LORA_OS * LORA_R, &r, -1, 1); // peft starts B at 0: trained here
+    fill_uniform(lora_dout, LORA_N * LORA_OC, &r, -1, 1);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return -1;
     int rc = 0;
@@ -124,6 +142,18 @@ static int write_cases(const char *path) {
     rc |= h5_write_attr_str(g, "op", "swiglu") | attr_i(g, "N", SWI_N) | attr_i(g, "F", SWI_F);
     rc |= write_f32(g, "inp", swi_inp, 2, SWI_N, 2 * SWI_F, 0);
     rc |= write_f32(g, "dout", swi_dout, 2, SWI_N, SWI_F, 0);
+    H5Gclose(g);
+
+    g = H5Gcreate2(f, "lora", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= h5_write_attr_str(g, "op", "lora") | attr_i(g, "N", LORA_N) | attr_i(g, "C", LORA_C);
+    rc |= attr_i(g, "OC", LORA_OC) | attr_i(g, "o0", LORA_O0) | attr_i(g, "OS", LORA_OS);
+    rc |= attr_i(g, "r", LORA_R) | h5_write_attr_f64(g, "alpha", LORA_ALPHA);
+    rc |= write_f32(g, "x", lora_x, 2, LORA_N, LORA_C, 0);
+    rc |= write_f32(g, "weight", lora_w, 2, LORA_OC, LORA_C, 0);
+    rc |= write_f32(g, "bias", lora_bias, 1, LORA_OC, 0, 0);
+    rc |= write_f32(g, "lora_A", lora_a, 2, LORA_R, LORA_C, 0);
+    rc |= write_f32(g, "lora_B", lora_b, 2, LORA_OS, LORA_R, 0);
+    rc |= write_f32(g, "dout", lora_dout, 2, LORA_N, LORA_OC, 0);
     H5Gclose(g);
 
     for (int k = 0; k < 2; k++) {
@@ -233,6 +263,26 @@ START_TEST(test_attention_parity) {
 }
 END_TEST
 
+// PEFT's LoRA over a frozen linear layer: the base matmul_forward plus lora_forward, then
+// matmul_backward with the weight and bias frozen (dweight, dbias NULL) writing dinp and
+// lora_backward adding the adapter's path to it; da and db start at zero.
+START_TEST(test_lora_parity) {
+    const float scale = LORA_ALPHA / LORA_R;
+    float out[LORA_N * LORA_OC], h[LORA_N * LORA_R], dh[LORA_N * LORA_R];
+    float dx[LORA_N * LORA_C], da[LORA_R * LORA_C] = {0}, db[LORA_OS * LORA_R] = {0};
+    be->matmul_forward(out, lora_x, lora_w, lora_bias, LORA_N, LORA_C, LORA_OC);
+    be->lora_forward(out, h, lora_x, lora_a, lora_b, LORA_N, LORA_C, LORA_OC, LORA_O0, LORA_OS,
+                     LORA_R, scale);
+    be->matmul_backward(dx, NULL, NULL, lora_dout, lora_x, lora_w, LORA_N, LORA_C, LORA_OC);
+    be->lora_backward(dx, da, db, dh, lora_dout, lora_x, h, lora_a, lora_b, LORA_N, LORA_C, LORA_OC,
+                      LORA_O0, LORA_OS, LORA_R, scale);
+    check("lora", "out", out, LORA_N * LORA_OC);
+    check("lora", "grad/x", dx, LORA_N * LORA_C);
+    check("lora", "grad/lora_A", da, LORA_R * LORA_C);
+    check("lora", "grad/lora_B", db, LORA_OS * LORA_R);
+}
+END_TEST
+
 // The CPU's `attention: flash` kernels against the same reference: out, the state (the
 // logsumexp (B,NH,T)) and dqkv.
 START_TEST(test_flash_attention_parity) {
@@ -271,6 +321,7 @@ int main(void) {
     tcase_add_test(tc, test_swiglu_parity);
     tcase_add_test(tc, test_attention_parity);
     tcase_add_test(tc, test_flash_attention_parity);
+    tcase_add_test(tc, test_lora_parity);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

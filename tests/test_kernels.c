@@ -1,7 +1,8 @@
 // tests/test_kernels.c: every CPU kernel's backward against central finite differences (every
 // input and parameter gradient, tiny shapes), forward values against direct double-precision
 // formulas and hand computations, the masking guarantees of attention (multi-head and
-// grouped-query) and the classifier, and the KV-cache decode against the full attention.
+// grouped-query) and the classifier, the KV-cache decode against the full attention, LoRA's
+// accumulation, and frozen parameters (NULL gradients) changing no other output's bits.
 // PyTorch parity of the Llama ops is tests/test_kernel_parity.c.
 //
 // Each check differentiates a scalar probe L = sum_i w_i * out_i with fixed random weights w,
@@ -892,6 +893,229 @@ START_TEST(test_classifier_stable) {
 }
 END_TEST
 
+// ---- LoRA ---------------------------------------------------------------------------------------
+
+typedef struct {
+    int N, C, OC, o0, OS, r;
+    float scale;
+    float *inp, *a, *b, *base, *out, *h, *w; // base: the frozen layer's output, out = base + LoRA
+} LoraCtx;
+
+static double lora_loss(void *p) {
+    LoraCtx *c = p;
+    size_t NO = (size_t)c->N * c->OC;
+    memcpy(c->out, c->base, NO * sizeof(float));
+    be->lora_forward(c->out, c->h, c->inp, c->a, c->b, c->N, c->C, c->OC, c->o0, c->OS, c->r,
+                     c->scale);
+    return dot(c->out, c->w, NO);
+}
+
+// An adapter on the output columns [3, 8) of an 11-column layer: r = 3, odd N and C, scale 0.75
+// (alpha 2.25 over r).
+static LoraCtx lora_make(Rng *r) {
+    LoraCtx c = {.N = 5, .C = 7, .OC = 11, .o0 = 3, .OS = 5, .r = 3, .scale = 0.75f};
+    c.inp = rand_vec((size_t)c.N * c.C, r, -1, 1);
+    c.a = rand_vec((size_t)c.r * c.C, r, -1, 1);
+    c.b = rand_vec((size_t)c.OS * c.r, r, -1, 1);
+    c.base = rand_vec((size_t)c.N * c.OC, r, -1, 1);
+    c.out = zeros((size_t)c.N * c.OC);
+    c.h = zeros((size_t)c.N * c.r);
+    c.w = rand_vec((size_t)c.N * c.OC, r, -1, 1);
+    return c;
+}
+
+static void lora_free(LoraCtx *c) {
+    free(c->inp), free(c->a), free(c->b), free(c->base), free(c->out), free(c->h), free(c->w);
+}
+
+// Forward values against double formulas (columns outside the block keep the base's bits), then
+// every gradient against central differences.
+START_TEST(test_lora) {
+    Rng r = rng_init(31);
+    LoraCtx c = lora_make(&r);
+    lora_loss(&c);
+    for (int n = 0; n < c.N; n++) {
+        double h[3];
+        for (int k = 0; k < c.r; k++) {
+            h[k] = 0;
+            for (int i = 0; i < c.C; i++) h[k] += (double)c.inp[n * c.C + i] * c.a[k * c.C + i];
+            ck_assert_double_eq_tol(c.h[n * c.r + k], h[k], 1e-5);
+        }
+        for (int o = 0; o < c.OC; o++) {
+            float got = c.out[n * c.OC + o], base = c.base[n * c.OC + o];
+            if (o < c.o0 || o >= c.o0 + c.OS) {
+                ck_assert_msg(got == base, "column %d outside the block changed", o);
+                continue;
+            }
+            double want = 0;
+            for (int k = 0; k < c.r; k++) want += h[k] * c.b[(o - c.o0) * c.r + k];
+            ck_assert_double_eq_tol(got, base + c.scale * want, 1e-5);
+        }
+    }
+    size_t nx = (size_t)c.N * c.C, na = (size_t)c.r * c.C, nb = (size_t)c.OS * c.r;
+    float *dinp = zeros(nx), *da = zeros(na), *db = zeros(nb);
+    float *dh = rand_vec((size_t)c.N * c.r, &r, -1, 1); // written: garbage must not leak
+    be->lora_backward(dinp, da, db, dh, c.w, c.inp, c.h, c.a, c.b, c.N, c.C, c.OC, c.o0, c.OS, c.r,
+                      c.scale);
+    for (int n = 0; n < c.N; n++) // dh = scale * g @ b, g the block of dout
+        for (int k = 0; k < c.r; k++) {
+            double want = 0;
+            for (int o = 0; o < c.OS; o++)
+                want += (double)c.w[n * c.OC + c.o0 + o] * c.b[o * c.r + k];
+            ck_assert_double_eq_tol(dh[n * c.r + k], c.scale * want, 1e-5);
+        }
+    double e[3] = {grad_check("lora dinp", c.inp, nx, dinp, lora_loss, &c, FD_EPS, FD_TOL, 400),
+                   grad_check("lora da", c.a, na, da, lora_loss, &c, FD_EPS, FD_TOL, 400),
+                   grad_check("lora db", c.b, nb, db, lora_loss, &c, FD_EPS, FD_TOL, 400)};
+    if (getenv("LC_VERBOSE"))
+        fprintf(stderr, "lora gradient check errors: dinp %.3g, da %.3g, db %.3g\n", e[0], e[1],
+                e[2]);
+    free(dinp), free(da), free(db), free(dh);
+    lora_free(&c);
+}
+END_TEST
+
+// dinp, da and db ACCUMULATE onto nonzero values (dinp holds the frozen layer's input gradient);
+// with da and db NULL (frozen adapter halves) dinp and dh keep the same bits.
+START_TEST(test_lora_accumulates) {
+    Rng r = rng_init(32);
+    LoraCtx c = lora_make(&r);
+    lora_loss(&c);
+    size_t nx = (size_t)c.N * c.C, na = (size_t)c.r * c.C, nb = (size_t)c.OS * c.r;
+    size_t nh = (size_t)c.N * c.r;
+    float *dinp0 = rand_vec(nx, &r, -1, 1), *da0 = rand_vec(na, &r, -1, 1);
+    float *db0 = rand_vec(nb, &r, -1, 1);
+    float *dinp = malloc(nx * sizeof(float)), *da = malloc(na * sizeof(float));
+    float *db = malloc(nb * sizeof(float)), *dh = zeros(nh);
+    memcpy(dinp, dinp0, nx * sizeof(float));
+    memcpy(da, da0, na * sizeof(float));
+    memcpy(db, db0, nb * sizeof(float));
+    be->lora_backward(dinp, da, db, dh, c.w, c.inp, c.h, c.a, c.b, c.N, c.C, c.OC, c.o0, c.OS, c.r,
+                      c.scale);
+    // the same sums in double from dh (checked against its formula by test_lora)
+    for (int n = 0; n < c.N; n++)
+        for (int i = 0; i < c.C; i++) {
+            double want = dinp0[n * c.C + i];
+            for (int k = 0; k < c.r; k++) want += (double)dh[n * c.r + k] * c.a[k * c.C + i];
+            ck_assert_double_eq_tol(dinp[n * c.C + i], want, 1e-5);
+        }
+    for (int k = 0; k < c.r; k++)
+        for (int i = 0; i < c.C; i++) {
+            double want = da0[k * c.C + i];
+            for (int n = 0; n < c.N; n++) want += (double)dh[n * c.r + k] * c.inp[n * c.C + i];
+            ck_assert_double_eq_tol(da[k * c.C + i], want, 1e-5);
+        }
+    for (int o = 0; o < c.OS; o++)
+        for (int k = 0; k < c.r; k++) {
+            double want = 0;
+            for (int n = 0; n < c.N; n++)
+                want += (double)c.w[n * c.OC + c.o0 + o] * c.h[n * c.r + k];
+            ck_assert_double_eq_tol(db[o * c.r + k], db0[o * c.r + k] + c.scale * want, 1e-5);
+        }
+    // frozen a and b: the same dinp and dh bits, nothing else written
+    float *dinp2 = malloc(nx * sizeof(float)), *dh2 = zeros(nh);
+    memcpy(dinp2, dinp0, nx * sizeof(float));
+    be->lora_backward(dinp2, NULL, NULL, dh2, c.w, c.inp, c.h, c.a, c.b, c.N, c.C, c.OC, c.o0, c.OS,
+                      c.r, c.scale);
+    ck_assert(memcmp(dinp2, dinp, nx * sizeof(float)) == 0);
+    ck_assert(memcmp(dh2, dh, nh * sizeof(float)) == 0);
+    free(dinp0), free(da0), free(db0), free(dinp), free(da), free(db), free(dh), free(dinp2);
+    free(dh2);
+    lora_free(&c);
+}
+END_TEST
+
+// ---- frozen parameters: NULL parameter gradients
+// --------------------------------------------------
+
+// Each backward with its parameter gradients NULL (frozen) gives the input gradient, and every
+// parameter gradient still given, bit for bit as the call with all of them.
+static void expect_same(const char *what, const float *got, const float *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(memcmp(&got[i], &want[i], sizeof(float)) == 0, "%s[%zu]: %.9g, want %.9g",
+                      what, i, got[i], want[i]);
+}
+
+START_TEST(test_null_param_grads) {
+    Rng r = rng_init(33);
+    int N = 7, C = 13, OC = 9;
+    size_t NC = (size_t)N * C, NO = (size_t)N * OC;
+    float *inp = rand_vec(NC, &r, -2, 2), *dout = rand_vec(NC, &r, -1, 1);
+    float *dinp0 = rand_vec(NC, &r, -1, 1), *dinp = malloc(NC * sizeof(float));
+    float *dinp2 = malloc(NC * sizeof(float));
+    float *dw = zeros(C), *db = zeros(C), *dw2 = zeros(C), *db2 = zeros(C);
+
+    // matmul: dweight NULL, with and without dbias
+    float *x = rand_vec(NC, &r, -1, 1), *wt = rand_vec((size_t)OC * C, &r, -1, 1);
+    float *mdout = rand_vec(NO, &r, -1, 1), *mdw = zeros((size_t)OC * C), *mdb = zeros(OC);
+    float *mdb2 = zeros(OC);
+    be->matmul_backward(dinp, mdw, mdb, mdout, x, wt, N, C, OC);
+    be->matmul_backward(dinp2, NULL, mdb2, mdout, x, wt, N, C, OC);
+    expect_same("matmul dinp (dweight NULL)", dinp2, dinp, NC);
+    expect_same("matmul dbias (dweight NULL)", mdb2, mdb, OC);
+    memset(dinp2, 0, NC * sizeof(float));
+    be->matmul_backward(dinp2, NULL, NULL, mdout, x, wt, N, C, OC);
+    expect_same("matmul dinp (dweight, dbias NULL)", dinp2, dinp, NC);
+
+    // layernorm: each of dweight, dbias NULL, then both
+    float *lw = rand_vec(C, &r, 0.5, 1.5), *lb = rand_vec(C, &r, -0.5, 0.5);
+    float *out = zeros(NC), *mean = zeros(N), *rstd = zeros(N);
+    be->layernorm_forward(out, mean, rstd, inp, lw, lb, N, C);
+    memcpy(dinp, dinp0, NC * sizeof(float));
+    be->layernorm_backward(dinp, dw, db, dout, inp, lw, mean, rstd, N, C);
+    for (int v = 0; v < 3; v++) { // 0: dweight NULL, 1: dbias NULL, 2: both
+        memcpy(dinp2, dinp0, NC * sizeof(float));
+        memset(dw2, 0, C * sizeof(float)), memset(db2, 0, C * sizeof(float));
+        be->layernorm_backward(dinp2, v == 1 ? dw2 : NULL, v == 0 ? db2 : NULL, dout, inp, lw, mean,
+                               rstd, N, C);
+        expect_same("layernorm dinp (frozen)", dinp2, dinp, NC);
+        if (v == 0) expect_same("layernorm dbias (dweight NULL)", db2, db, C);
+        if (v == 1) expect_same("layernorm dweight (dbias NULL)", dw2, dw, C);
+    }
+
+    // rmsnorm: dweight NULL
+    be->rmsnorm_forward(out, rstd, inp, lw, N, C, 1e-5f);
+    memcpy(dinp, dinp0, NC * sizeof(float));
+    memcpy(dinp2, dinp0, NC * sizeof(float));
+    be->rmsnorm_backward(dinp, dw, dout, inp, lw, rstd, N, C);
+    be->rmsnorm_backward(dinp2, NULL, dout, inp, lw, rstd, N, C);
+    expect_same("rmsnorm dinp (dweight NULL)", dinp2, dinp, NC);
+
+    // classifier: dwte NULL (a frozen output layer): the same dx and dlogits
+    ClsCtx c = cls_make(&r), c2 = cls_make(&r);
+    size_t nx = (size_t)c.N * c.C, nw = (size_t)c.Vp * c.C, nl = (size_t)c.N * c.Vp;
+    memcpy(c2.x, c.x, nx * sizeof(float)), memcpy(c2.wte, c.wte, nw * sizeof(float));
+    memcpy(c2.a, c.a, c.N * sizeof(float)), memcpy(c2.e, c.e, c.N * sizeof(float));
+    cls_loss(&c), cls_loss(&c2);
+    float *dx = zeros(nx), *dx2 = zeros(nx), *dwte = zeros(nw);
+    be->classifier_backward(dx, dwte, c.logits, c.x, c.wte, c.lse, c.ent, c.targets, c.a, c.e, c.N,
+                            c.C, c.V, c.Vp, c.inv_temp);
+    be->classifier_backward(dx2, NULL, c2.logits, c2.x, c2.wte, c2.lse, c2.ent, c2.targets, c2.a,
+                            c2.e, c2.N, c2.C, c2.V, c2.Vp, c2.inv_temp);
+    expect_same("classifier dx (dwte NULL)", dx2, dx, nx);
+    expect_same("classifier dlogits (dwte NULL)", c2.logits, c.logits, nl);
+
+    // encoder: dwte NULL with dwpe given; both NULL touches nothing
+    int B = 2, T = 5, EC = 6, Vp = 64, maxT = 8, tokens[10] = {3, 7, 3, 0, 63, 7, 7, 1, 2, 3};
+    float *edout = rand_vec((size_t)B * T * EC, &r, -1, 1);
+    float *dwte1 = zeros((size_t)Vp * EC), *dwpe1 = zeros((size_t)maxT * EC);
+    float *dwpe2 = zeros((size_t)maxT * EC);
+    be->encoder_backward(dwte1, dwpe1, edout, tokens, NULL, B, T, EC);
+    be->encoder_backward(NULL, dwpe2, edout, tokens, NULL, B, T, EC);
+    expect_same("encoder dwpe (dwte NULL)", dwpe2, dwpe1, (size_t)maxT * EC);
+    be->encoder_backward(NULL, NULL, edout, tokens, NULL, B, T, EC);
+
+    free(inp), free(dout), free(dinp0), free(dinp), free(dinp2), free(dw), free(db), free(dw2);
+    free(db2), free(x), free(wt), free(mdout), free(mdw), free(mdb), free(mdb2), free(lw), free(lb);
+    free(out), free(mean), free(rstd), free(dx), free(dx2), free(dwte), free(edout), free(dwte1);
+    free(dwpe1), free(dwpe2);
+    ClsCtx *cs[2] = {&c, &c2};
+    for (int i = 0; i < 2; i++)
+        free(cs[i]->x), free(cs[i]->wte), free(cs[i]->logits), free(cs[i]->lse), free(cs[i]->logp),
+            free(cs[i]->ent), free(cs[i]->a), free(cs[i]->e);
+}
+END_TEST
+
 // ---- optimiser kernels --------------------------------------------------------------------------
 
 // One AdamW step against the formula written out by hand.
@@ -954,6 +1178,9 @@ int main(void) {
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_classifier);
     tcase_add_test(tc, test_classifier_stable);
+    tcase_add_test(tc, test_lora);
+    tcase_add_test(tc, test_lora_accumulates);
+    tcase_add_test(tc, test_null_param_grads);
     tcase_add_test(tc, test_adamw_update);
     tcase_add_test(tc, test_sum_squares_scale);
     suite_add_tcase(s, tc);

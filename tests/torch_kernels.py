@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference of single backend ops (the Llama ones) for tests/test_kernel_parity.c.
+"""PyTorch reference of single backend ops (the Llama ones, LoRA) for tests/test_kernel_parity.c.
 Every op is written here from its own definition, not from the C kernels, and differentiated
 by autograd in float64; only RoPE's cos/sin are float32, computed as transformers computes them.
 
@@ -16,6 +16,10 @@ the weights of the probe L = sum(out * dout) whose input gradients are the backw
   op = "attention"  attrs B, T, NH, NKV, hs, has_seg;  qkv (B,T,(NH+2*NKV)*hs), seg (B,T) if
        has_seg, dout (B,T,NH*hs); k and v repeated over each group of NH/NKV query heads
        (repeat_interleave), causal softmax masked to the query's segment
+  op = "lora"       attrs N, C, OC, o0, OS, r, alpha;  x (N,C), weight (OC,C), bias (OC),
+       lora_A (r,C), lora_B (OS,r), dout (N,OC); PEFT's LoRA on a frozen linear layer:
+       out = x @ weight^T + bias, its columns [o0, o0+OS) += lora_B(lora_A(x)) * alpha / r;
+       weight and bias frozen (no gradient), so the grads are x's, lora_A's and lora_B's
 OUT.h5: per group, float32: out, then rstd (N) for rmsnorm, att (B,NH,T,T) and lse (B,NH,T) (the
 logsumexp of the masked scaled scores, the flash kernels' state) for attention,
 and grad/<input> for each float input.
@@ -94,7 +98,23 @@ def attention(g):
     return {"out": out, "att": att, "lse": scores.logsumexp(dim=-1)}, {"qkv": qkv}
 
 
-OPS = {"rmsnorm": rmsnorm, "rope": rope, "swiglu": swiglu, "attention": attention}
+def lora(g):
+    N, C, OC, o0, OS, r = shape(g, "N", "C", "OC", "o0", "OS", "r")
+    scaling = float(g.attrs["alpha"]) / r  # peft's LoraLayer: lora_alpha / r
+    x = tensor(g, "x")
+    # the frozen base layer (peft sets requires_grad False on it)
+    weight = torch.tensor(np.array(g["weight"]), dtype=torch.float64)
+    bias = torch.tensor(np.array(g["bias"]), dtype=torch.float64)
+    lora_A, lora_B = tensor(g, "lora_A"), tensor(g, "lora_B")
+    base = F.linear(x, weight, bias)
+    # peft's Linear.forward: result + lora_B(lora_A(dropout(x))) * scaling (dropout 0), the
+    # adapter's OS outputs placed on columns [o0, o0+OS) of the fused output
+    delta = F.linear(F.linear(x, lora_A), lora_B) * scaling
+    out = base + F.pad(delta, (o0, OC - o0 - OS))
+    return {"out": out}, {"x": x, "lora_A": lora_A, "lora_B": lora_B}
+
+
+OPS = {"rmsnorm": rmsnorm, "rope": rope, "swiglu": swiglu, "attention": attention, "lora": lora}
 
 
 def main():

@@ -23,14 +23,17 @@ void cpu_encoder_forward(float *out, const int *tokens, const int *pos, const fl
 // additions.
 void cpu_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
                           const int *pos, int B, int T, int C) {
+    if (!dwte && !dwpe) return; // both frozen
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = C * id / nt, c1 = C * (id + 1) / nt;
         for (int n = 0; n < B * T; n++) {
             const float *d = dout + (size_t)n * C;
-            float *dte = dwte + (size_t)tokens[n] * C;
-            for (int c = c0; c < c1; c++) dte[c] += d[c];
+            if (dwte) {
+                float *dte = dwte + (size_t)tokens[n] * C;
+                for (int c = c0; c < c1; c++) dte[c] += d[c];
+            }
             if (!dwpe) continue;
             float *dpe = dwpe + (size_t)(pos ? pos[n] : n % T) * C;
             for (int c = c0; c < c1; c++) dpe[c] += d[c];

@@ -53,8 +53,8 @@ static inline void cuda_encoder_forward(T *out, const int *tokens, const int *po
 // several multiprocessors.
 #define LC_ENC_BWD_BLOCK 64
 
-// dwte (Vp,C) +=, dwpe (maxT,C) += (skipped if NULL); dout (B,T,C); tokens, pos (B,T) as in the
-// forward. Deterministic without atomics: one thread per channel c walks the N rows in order,
+// dwte (Vp,C) +=, dwpe (maxT,C) += (each skipped if NULL); dout (B,T,C); tokens, pos (B,T) as in
+// the forward. Deterministic without atomics: one thread per channel c walks the N rows in order,
 // adding dout[n][c] into dwte[tokens[n]][c] (and dwpe[pos[n]][c]), so rows sharing a token or a
 // position add in one fixed order -- the CPU backend's order, hence its bits. Adjacent threads
 // touch adjacent channels: the loads and stores of a warp are coalesced. dout of T.
@@ -66,7 +66,7 @@ static __global__ void encoder_backward_kernel(float *dwte, float *dwpe, const T
     if (c >= C) return;
     for (int n = 0; n < N; n++) {
         float d = lc_to_float(dout[(size_t)n * C + c]);
-        dwte[(size_t)tokens[n] * C + c] += d;
+        if (dwte) dwte[(size_t)tokens[n] * C + c] += d;
         if (dwpe) dwpe[(size_t)(pos ? pos[n] : n % Tlen) * C + c] += d;
     }
 }
@@ -76,7 +76,7 @@ static inline void cuda_encoder_backward(float *dwte, float *dwpe, const T *dout
                                          const int *pos, int B, int Tlen, int C,
                                          cudaStream_t stream) {
     int N = B * Tlen;
-    if (N <= 0 || C <= 0) return;
+    if (N <= 0 || C <= 0 || (!dwte && !dwpe)) return; // both frozen: nothing to add
     auto k = encoder_backward_kernel<T>;
     LC_LAUNCH(k, lc_ceil_div((size_t)C, LC_ENC_BWD_BLOCK), LC_ENC_BWD_BLOCK, 0, stream, dwte, dwpe,
               dout, tokens, pos, N, Tlen, C);

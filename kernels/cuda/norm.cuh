@@ -206,14 +206,17 @@ static __global__ void norm_param_partial_kernel(float *scratch, const T *dout, 
     }
 }
 
-// dweight (C) += the chunks' partials in chunk order; dbias (C) likewise when not NULL.
+// dweight (C) += the chunks' partials in chunk order; dbias (C) likewise; each skipped when NULL
+// (a frozen parameter).
 static __global__ void norm_param_final_kernel(float *dweight, float *dbias, const float *scratch,
                                                int chunks, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float w = 0.0f, b = 0.0f;
-    for (int k = 0; k < chunks; k++) w += scratch[(size_t)k * C + c];
-    dweight[c] += w;
+    if (dweight) {
+        for (int k = 0; k < chunks; k++) w += scratch[(size_t)k * C + c];
+        dweight[c] += w;
+    }
     if (dbias) {
         for (int k = 0; k < chunks; k++) b += scratch[(size_t)(chunks + k) * C + c];
         dbias[c] += b;
@@ -243,8 +246,9 @@ static inline void cuda_layernorm_forward(T *out, float *mean, float *rstd, cons
     LC_LAUNCH_CHECK();
 }
 
-// dinp, dout, inp, weight of T (dinp accumulated); dweight, dbias, mean, rstd fp32; scratch:
-// cuda_norm_backward_scratch(N, C) floats of device memory.
+// dinp, dout, inp, weight of T (dinp accumulated); dweight, dbias, mean, rstd fp32 (dweight,
+// dbias each skipped when NULL); scratch: cuda_norm_backward_scratch(N, C) floats of device
+// memory.
 template <class T>
 static inline void cuda_layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout,
                                            const T *inp, const T *weight, const float *mean,
@@ -258,6 +262,7 @@ static inline void cuda_layernorm_backward(T *dinp, float *dweight, float *dbias
                  : layernorm_backward_dinp_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, mean, rstd, N, C);
     LC_LAUNCH_CHECK();
+    if (!dweight && !dbias) return; // both frozen: no parameter-gradient work
     int chunks = lc_norm_chunks(N);
     auto kp = norm_param_partial_kernel<T, true>;
     LC_LAUNCH(kp, dim3((unsigned)lc_ceil_div((size_t)C, 32), (unsigned)chunks), dim3(32, 8), 0,
@@ -281,7 +286,8 @@ static inline void cuda_rmsnorm_forward(T *out, float *rstd, const T *inp, const
     LC_LAUNCH_CHECK();
 }
 
-// Types as cuda_layernorm_backward; scratch: cuda_norm_backward_scratch(N, C) / 2 floats.
+// Types as cuda_layernorm_backward (dweight skipped when NULL); scratch:
+// cuda_norm_backward_scratch(N, C) / 2 floats.
 template <class T>
 static inline void cuda_rmsnorm_backward(T *dinp, float *dweight, const T *dout, const T *inp,
                                          const T *weight, const float *rstd, float *scratch, int N,
@@ -293,6 +299,7 @@ static inline void cuda_rmsnorm_backward(T *dinp, float *dweight, const T *dout,
                                                               : rmsnorm_backward_dinp_kernel<T, 1>;
     LC_LAUNCH(k, grid, LC_CUDA_BLOCK, 0, stream, dinp, dout, inp, weight, rstd, N, C);
     LC_LAUNCH_CHECK();
+    if (!dweight) return; // frozen: no parameter-gradient work
     int chunks = lc_norm_chunks(N);
     auto kp = norm_param_partial_kernel<T, false>;
     LC_LAUNCH(kp, dim3((unsigned)lc_ceil_div((size_t)C, 32), (unsigned)chunks), dim3(32, 8), 0,
