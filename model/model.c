@@ -435,9 +435,9 @@ void model_params_to_host(const Model *m, float *host) {
 }
 
 void model_params_from_host(Model *m, const float *host) {
-    LC_ASSERT(m->owns_params && (m->owns_frozen || m->frozen_numel == 0));
+    LC_ASSERT(m->owns_params);
     m->be->to_device(m->params_mem, host + m->frozen_numel, m->train_table.numel * sizeof(float));
-    if (m->frozen_numel) m->be->to_device(m->frozen_mem, host, m->frozen_numel * sizeof(float));
+    if (m->owns_frozen) m->be->to_device(m->frozen_mem, host, m->frozen_numel * sizeof(float));
     model_weights_changed(m);
 }
 
@@ -1142,15 +1142,25 @@ void model_lora_merge(Model *m) {
 
 Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, int max_B,
                                  int max_T, const LoraConfig *c, uint64_t seed) {
-    LC_ASSERT(trunk->lora.rank > 0 && c->rank > 0 && !lora_config_check(c, &trunk->cfg));
+    LC_ASSERT(c->rank > 0 && !lora_config_check(c, &trunk->cfg));
     Model *m = create_common(trunk->be, trunk->cfg, heads, c, mode, max_B, max_T);
-    // both tables start with the same base tensors, which are all the trunk freezes
-    LC_ASSERT(m->frozen_numel == trunk->frozen_numel);
-    alloc_weights(m, trunk->frozen_mem, trunk->frozen_weights_mem);
+    // Both tables start with the same base tensors: the trunk keeps them in frozen_mem (it has
+    // adapters) or at the start of params_mem (it has none: a model nothing trains).
+    if (trunk->frozen_numel > 0) {
+        LC_ASSERT(trunk->frozen_numel == m->frozen_numel);
+        alloc_weights(m, trunk->frozen_mem, trunk->frozen_weights_mem);
+    } else {
+        LC_ASSERT(trunk->lora.rank == 0 && trunk->table.numel >= m->frozen_numel);
+        alloc_weights(m, trunk->params_mem, trunk->weights_mem);
+    }
     float *host = lc_malloc(m->table.numel * sizeof(float));
     init_tensors(m, host, m->first_trained, seed);
     m->be->to_device(m->params_mem, host + m->frozen_numel, m->train_table.numel * sizeof(float));
     free(host);
+    if (m->params.headw && trunk->params.headw) { // the value model starts as the reward model
+        m->be->copy(m->params.headw, trunk->params.headw, (size_t)m->cfg.d_model * sizeof(float));
+        m->be->copy(m->params.headb, trunk->params.headb, sizeof(float));
+    }
     model_weights_changed(m);
     return m;
 }

@@ -311,15 +311,17 @@ void model_lora_lr_scale(Model *m, float scale);
 // them: the model is then an ordinary one, every tensor trained. A no-op without adapters.
 void model_lora_merge(Model *m);
 
-// A model sharing trunk's frozen base weights with adapters (c) and heads of its own, trained:
-// the PPO value model as a second adapter set (and a scalar head) on the policy's trunk. trunk
-// must have adapters (so its base is frozen) and outlive the view. The own tensors are
-// initialised from seed as model_init_weights and model_lora_attach would.
+// A model sharing trunk's base weights with adapters (c) and heads of its own, trained: the PPO
+// value model as a second adapter set (and a scalar head) on the policy's trunk, or on the
+// reward model's. trunk has adapters (its base frozen) or none (a model nothing trains), and
+// outlives the view. The own tensors are initialised from seed as model_init_weights and
+// model_lora_attach would, except a scalar head, which starts as trunk's when it has one.
 Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, int max_B,
                                  int max_T, const LoraConfig *c, uint64_t seed);
 
 // All parameters in table order (table.numel floats), frozen and trained, to and from host
-// memory; from_host refreshes the compute copy.
+// memory; from_host refreshes the compute copy. An adapter view's frozen base is its trunk's:
+// from_host writes only its own (trained) part.
 void model_params_to_host(const Model *m, float *host);
 void model_params_from_host(Model *m, const float *host);
 

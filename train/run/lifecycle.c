@@ -84,7 +84,7 @@ static bool models_finite(const StateModel *sm, int n, const char **which) {
     for (int i = 0; i < n; i++) {
         const Model *m = sm[i].model;
         const AdamW *o = sm[i].opt;
-        bool ok = isfinite(m->be->sum_squares(m->params_mem, m->table.numel));
+        bool ok = isfinite(m->be->sum_squares(m->params_mem, m->train_table.numel));
         if (ok && o) // this process's slice of the moments (all of them unless ZeRO-1)
             ok = isfinite(m->be->sum_squares(o->m, o->end - o->begin)) &&
                  isfinite(m->be->sum_squares(o->v, o->end - o->begin));

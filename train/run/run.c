@@ -215,6 +215,48 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
         m = hf_model_load_any(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
     if (!m)
         fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
+    else if (m->lora.rank > 0)
+        model_lora_merge(m); // the adapters of an earlier LoRA stage are part of its model
+    return m;
+}
+
+LoraConfig stage_lora_config(const Stage *st) {
+    LoraConfig c = {.rank = st->lora.rank,
+                    .alpha = (float)st->lora.alpha,
+                    .init = st->lora.init == LORA_RECIPE_GAUSSIAN ? LORA_INIT_GAUSSIAN
+                                                                  : LORA_INIT_KAIMING};
+    for (int i = 0; i < st->lora.targets.n; i++) {
+        LoraTarget t;
+        if (lora_target_parse(st->lora.targets.items[i], &t) == 0) c.targets |= 1u << t;
+    }
+    return c;
+}
+
+// The stage's adapters' learning rate as a multiple of optim.lr.
+static float lora_lr_scale(const Stage *st) {
+    return st->lora.lr > 0 ? (float)(st->lora.lr / st->optim.lr) : 1.0f;
+}
+
+Model *stage_train_model(StageRun *sr, const char *init, int heads, int max_B, int max_T) {
+    const Stage *st = sr->stage;
+    Model *m = stage_model(sr, init, heads, MODEL_TRAIN, max_B, max_T);
+    if (!m || st->lora.rank == 0) return m;
+    LoraConfig c = stage_lora_config(st);
+    char err[512];
+    if (model_lora_attach(m, &c, stage_seed(sr, "lora"), err, sizeof(err)) != 0) {
+        fprintf(stderr, "layercake: stage '%s': %s\n", st->name, err);
+        model_free(m);
+        return NULL;
+    }
+    model_lora_lr_scale(m, lora_lr_scale(st));
+    return m;
+}
+
+Model *stage_adapter_view(StageRun *sr, const Model *trunk, int heads, int max_B, int max_T) {
+    LoraConfig c = stage_lora_config(sr->stage);
+    Model *m = model_create_adapter_view(trunk, heads, MODEL_TRAIN, max_B, max_T, &c,
+                                         stage_seed(sr, "adapters"));
+    model_lora_lr_scale(m, lora_lr_scale(sr->stage));
     return m;
 }
 

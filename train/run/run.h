@@ -114,7 +114,16 @@ int run_check_dataset(const char *ckpt, const CheckpointInfo *ci, const char *da
 // sets it, else from scratch, initialised from the stage's seed), with the
 // given heads and activations for max_B x max_T. A checkpoint must be of the run's tokenizer
 // (the fingerprint it records), vocabulary (model.vocab_size, or the tokenizer's when 0) and
-// context (model.max_seq_len). Prints and returns NULL on failure.
+// context (model.max_seq_len). A checkpoint's LoRA adapters are merged into its weights (a stage
+// starts from the model they make). Prints and returns NULL on failure.
 Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, int max_B, int max_T);
+// The model a stage trains: stage_model in MODEL_TRAIN, then, when the stage sets lora.rank, the
+// stage's adapters over it (base frozen; lora.lr as their learning-rate scale).
+Model *stage_train_model(StageRun *sr, const char *init, int heads, int max_B, int max_T);
+// The stage's adapters as the model takes them (rank 0 without).
+LoraConfig stage_lora_config(const Stage *st);
+// A model with heads and the stage's adapters sharing trunk's base weights (the value model of a
+// LoRA stage; model_create_adapter_view), initialised from the stage's seed.
+Model *stage_adapter_view(StageRun *sr, const Model *trunk, int heads, int max_B, int max_T);
 // What stage_model starts from for init, for messages: init, model.from, or "scratch".
 const char *stage_start_name(const StageRun *sr, const char *init);

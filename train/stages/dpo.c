@@ -141,6 +141,18 @@ static int cache_save(const DpoCtx *c, const char *path, const char *init, char 
     return h5_image_commit(f, path, err, errlen);
 }
 
+// The frozen reference: with LoRA the policy itself with its adapters off (a view: its weights,
+// an inference arena of its own, no second model), else the start point loaded again.
+static Model *reference_model(Supervised *s) {
+    const Model *p = s->model;
+    if (p->lora.rank == 0)
+        return stage_model(s->sr, s->sr->stage->init, MODEL_HEAD_LM, MODEL_INFER, p->max_B,
+                           p->max_T);
+    Model *ref = model_create_view(p, MODEL_INFER, p->max_B, p->max_T);
+    ref->adapters_off = true;
+    return ref;
+}
+
 // Cached mode: fills c->cache from <stage>/reference.h5, or computes and saves it.
 static int cache_reference(Supervised *s, DpoCtx *c) {
     const Stage *st = s->sr->stage;
@@ -154,8 +166,7 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     }
     free(c->cache[0]), free(c->cache[1]);
     c->cache[0] = c->cache[1] = NULL;
-    Model *ref =
-        stage_model(s->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, s->model->max_B, s->model->max_T);
+    Model *ref = reference_model(s);
     if (!ref) return 1;
     // one epoch of the training loader from its start (the same rows and length limits as
     // training; the order does not matter), then back to where training is
@@ -220,11 +231,15 @@ static int dpo_setup(Supervised *s) {
     c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
-    c->ref =
-        stage_model(s->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, s->model->max_B, s->model->max_T);
+    c->ref = reference_model(s);
     if (!c->ref) return 1;
-    printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no gradients\n",
-           st->name, model_param_bytes(c->ref) / 1e6, model_act_bytes(c->ref) / 1e6);
+    if (c->ref->lora.rank > 0)
+        printf("[%s] live reference: the policy with its adapters off, %.1f MB of activations\n",
+               st->name, model_act_bytes(c->ref) / 1e6);
+    else
+        printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no "
+               "gradients\n",
+               st->name, model_param_bytes(c->ref) / 1e6, model_act_bytes(c->ref) / 1e6);
     return 0;
 }
 

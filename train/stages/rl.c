@@ -224,31 +224,46 @@ static void print_model(const RlRun *rl, const char *role, const Model *m, int t
 }
 
 // The value model: a separate trunk + scalar head started from the reward model (or, without
-// one, from the policy's start), or a scalar head on the policy's own trunk.
+// one, from the policy's start), or a scalar head on the policy's own trunk. With LoRA it is a
+// second adapter set and a scalar head on a trunk already held: the reward model's (its head
+// the starting one) or, with value.init: policy, the policy's.
 static int make_value(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    if (rl->kind != STAGE_PPO || st->value.init == VALUE_INIT_POLICY) return 0;
-    const char *from = st->reward_model[0] ? st->reward_model : st->init;
-    rl->value = stage_model(rl->sr, from, MODEL_HEAD_SCALAR, MODEL_TRAIN, rl->micro, rl->T);
+    bool lora = st->lora.rank > 0;
+    if (rl->kind != STAGE_PPO || (st->value.init == VALUE_INIT_POLICY && !lora)) return 0;
+    if (lora) {
+        const Model *trunk = st->value.init == VALUE_INIT_POLICY || !rl->rm ? rl->policy : rl->rm;
+        rl->value = stage_adapter_view(rl->sr, trunk, MODEL_HEAD_SCALAR, rl->micro, rl->T);
+    } else {
+        const char *from = st->reward_model[0] ? st->reward_model : st->init;
+        rl->value = stage_model(rl->sr, from, MODEL_HEAD_SCALAR, MODEL_TRAIN, rl->micro, rl->T);
+    }
     if (!rl->value) return 1;
     rl->value_view = model_create_view(rl->value, MODEL_INFER, rl->R, rl->T);
     const Run *run = rl->sr->run;
-    adamw_init_parallel(&rl->value_opt, run->be, &rl->value->table, stage_adamw_config(st),
+    adamw_init_parallel(&rl->value_opt, run->be, &rl->value->train_table, stage_adamw_config(st),
                         run->comm, run->recipe->zero == 1);
     return 0;
 }
 
 static int make_models(RlRun *rl) {
     const Stage *st = rl->sr->stage;
-    int value_head = rl->kind == STAGE_PPO && st->value.init == VALUE_INIT_POLICY;
+    bool lora = st->lora.rank > 0;
+    int value_head = rl->kind == STAGE_PPO && st->value.init == VALUE_INIT_POLICY && !lora;
     int heads = MODEL_HEAD_LM | (value_head ? MODEL_HEAD_SCALAR : 0);
-    rl->policy = stage_model(rl->sr, st->init, heads, MODEL_TRAIN, rl->micro, rl->T);
-    rl->ref = stage_model(rl->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, rl->R, rl->T);
-    if (!rl->policy || !rl->ref) return 1;
+    rl->policy = stage_train_model(rl->sr, st->init, heads, rl->micro, rl->T);
+    if (!rl->policy) return 1;
+    if (lora) { // the reference is the policy with its adapters off: no second model
+        rl->ref = model_create_view(rl->policy, MODEL_INFER, rl->R, rl->T);
+        rl->ref->adapters_off = true;
+    } else {
+        rl->ref = stage_model(rl->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, rl->R, rl->T);
+    }
+    if (!rl->ref) return 1;
     rl->policy_view = model_create_view(rl->policy, MODEL_INFER, rl->R, rl->T);
     const Run *run = rl->sr->run;
-    adamw_init_parallel(&rl->opt, run->be, &rl->policy->table, stage_adamw_config(st), run->comm,
-                        run->recipe->zero == 1);
+    adamw_init_parallel(&rl->opt, run->be, &rl->policy->train_table, stage_adamw_config(st),
+                        run->comm, run->recipe->zero == 1);
     if (st->reward_model[0]) {
         // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
         rl->rm = stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);

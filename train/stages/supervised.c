@@ -335,9 +335,9 @@ static int setup(Supervised *s) {
         return 1;
     }
     s->accum = st->batch_size / (micro * sr->run->world);
-    s->model = stage_model(sr, st->init, s->kind->heads, MODEL_TRAIN, micro_rows(s), st->seq_len);
+    s->model = stage_train_model(sr, st->init, s->kind->heads, micro_rows(s), st->seq_len);
     if (!s->model) return 1;
-    adamw_init_parallel(&s->opt, sr->run->be, &s->model->table, stage_adamw_config(st),
+    adamw_init_parallel(&s->opt, sr->run->be, &s->model->train_table, stage_adamw_config(st),
                         sr->run->comm, sr->run->recipe->zero == 1);
     s->sched = stage_schedule(st, st->steps);
     s->rng = rng_init(stage_seed(sr, "sample"));
