@@ -748,6 +748,11 @@ size_t model_param_bytes(const Model *m) {
     return m->table.numel * sizeof(float);
 }
 
+size_t model_weight_bytes(const Model *m) {
+    if (!m->owns_params) return 0;
+    return model_param_bytes(m) + (m->weights_mem ? m->table.numel * m->be->act_size : 0);
+}
+
 size_t model_grad_bytes(const Model *m) {
     return m->grads_mem ? m->table.numel * sizeof(float) : 0;
 }

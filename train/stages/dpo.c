@@ -222,10 +222,16 @@ static int dpo_setup(Supervised *s) {
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
     c->ref =
         stage_model(s->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, s->model->max_B, s->model->max_T);
-    if (!c->ref) return 1;
-    printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no gradients\n",
-           st->name, model_param_bytes(c->ref) / 1e6, model_act_bytes(c->ref) / 1e6);
-    return 0;
+    return c->ref ? 0 : 1;
+}
+
+// The reference's rows of the memory report: the live model, or the cached log-probs.
+static void dpo_memory(Supervised *s, MemoryPlan *plan) {
+    DpoCtx *c = s->ctx;
+    if (c->ref) memory_plan_add_model(plan, "live reference", c->ref, NULL);
+    if (c->cache[0] || c->cache[1])
+        memory_plan_add(plan, "cached reference", MEM_OTHER,
+                        2 * sizeof(double) * (size_t)(c->n[0] + c->n[1]));
 }
 
 static void dpo_teardown(Supervised *s) {
@@ -250,6 +256,7 @@ int stage_dpo(StageRun *sr) {
         .weight = supervised_pairs,
         .micro = dpo_micro,
         .progress_extra = dpo_extra,
+        .memory = dpo_memory,
     };
     return supervised_run(sr, &kind, &ctx);
 }
