@@ -1,7 +1,7 @@
-// train/run/memory.h: the memory report every stage prints at its start (docs/report.md,
-// "Memory report"): the bytes each role of the stage (the policy, a frozen reference, the
-// sampler, ...) holds, in five columns: weights, gradients, optimiser, activations, KV cache
-// (and "other", shown only when a stage adds to it), with a total per role and per column.
+// train/run/memory.h: the memory report every stage prints at its start (docs/report.md, "The
+// memory report at each stage's start"): the bytes each role of the stage (the policy, a frozen
+// reference, the sampler, ...) holds, in five columns: weights, gradients, optimiser, activations,
+// KV cache (and "other", shown only when a stage adds to it), with a total per role and per column.
 // Sizes are read through the model's and the optimiser's own functions (model_weight_bytes,
 // model_grad_bytes, model_act_bytes, the AdamW slice), so the report follows them when the
 // model's storage changes. Everything is per process: a ZeRO-1 optimiser counts its slice.
