@@ -235,9 +235,10 @@ void model_zero_grad(Model *m);
 
 // Bytes held by the parameter, gradient and activation arenas.
 size_t model_param_bytes(const Model *m);
-// Bytes of weights the model itself holds: its fp32 parameter arena plus the compute copy
-// (weights_mem) when the backend's activations are not fp32; 0 for a view (model_create_view),
-// which reads its source's.
+// Bytes of weights the model itself holds, every weight arena counted: its fp32 parameter arena
+// plus the compute copy (weights_mem) when the backend's activations are not fp32; 0 for a view
+// (model_create_view), which reads its source's. The memory report (train/run/memory.h) reads
+// it, so a new kind of weight storage is counted here.
 size_t model_weight_bytes(const Model *m);
 size_t model_grad_bytes(const Model *m);
 size_t model_act_bytes(const Model *m);
