@@ -983,6 +983,14 @@ size_t model_param_bytes(const Model *m) {
     return m->table.numel * sizeof(float);
 }
 
+size_t model_weight_bytes(const Model *m) {
+    size_t b = 0, act = m->be->act_size;
+    if (m->owns_params) b += m->train_table.numel * (sizeof(float) + (m->weights_mem ? act : 0));
+    if (m->owns_frozen)
+        b += m->frozen_numel * (sizeof(float) + (m->frozen_weights_mem ? act : 0));
+    return b;
+}
+
 size_t model_grad_bytes(const Model *m) {
     return m->grads_mem ? m->train_table.numel * sizeof(float) : 0;
 }

@@ -43,7 +43,7 @@ Sampler *sampler_create(const Model *m, int max_B, int max_len, int use_cache) {
     // rows x positions the view must hold: the prefill (or a full recompute) of max_len tokens
     s->view = model_create_view(m, MODEL_INFER, max_B, max_len);
     if (use_cache) {
-        size_t n = (size_t)m->cfg.n_layer * max_B * max_len * kv_width(m) * m->be->act_size;
+        size_t n = sampler_kv_bytes_for(m, max_B, max_len, 1) / 2;
         s->kcache = m->be->alloc(n);
         s->vcache = m->be->alloc(n);
     }
@@ -89,12 +89,22 @@ void sampler_free(Sampler *s) {
     free(s);
 }
 
+size_t sampler_kv_bytes_for(const Model *m, int max_B, int max_len, int use_cache) {
+    if (!use_cache) return 0;
+    return 2 * (size_t)m->cfg.n_layer * (size_t)max_B * (size_t)max_len * kv_width(m) *
+           m->be->act_size;
+}
+
+size_t sampler_kv_bytes(const Sampler *s) {
+    return sampler_kv_bytes_for(s->view, s->max_B, s->max_len, s->kcache != NULL);
+}
+
+const Model *sampler_view(const Sampler *s) {
+    return s->view;
+}
+
 size_t sampler_bytes(const Sampler *s) {
-    const Model *m = s->view;
-    size_t cache = s->kcache ? 2 * (size_t)m->cfg.n_layer * s->max_B * s->max_len * kv_width(m) *
-                                   m->be->act_size
-                             : 0;
-    return cache + model_act_bytes(m);
+    return sampler_kv_bytes(s) + model_act_bytes(s->view);
 }
 
 // ---- next-token logits ----------------------------------------------------------------------

@@ -40,3 +40,10 @@ long sampler_generate(Sampler *s, const int *prompts, int prompt_stride, const i
 
 // Bytes held by the sampler's KV cache and activation arena.
 size_t sampler_bytes(const Sampler *s);
+// Bytes of the KV cache a sampler of m for max_B rows of max_len tokens allocates (keys and
+// values, (L, max_B, max_len, NKV*hs) each, in the activation type); 0 without a cache.
+size_t sampler_kv_bytes_for(const Model *m, int max_B, int max_len, int use_cache);
+// The sampler's KV cache bytes, and its inference view of the model (its activation arena;
+// the view holds no weights of its own).
+size_t sampler_kv_bytes(const Sampler *s);
+const Model *sampler_view(const Sampler *s);

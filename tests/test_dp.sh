@@ -3,7 +3,8 @@
 # global batch (tests/fixtures/run/dp.yaml: pretrain, sft, reward, dpo):
 #   - every training row's loss of the 2-process run equals the 1-process run's to 1e-5
 #     relative (the gradients are summed in another order, nothing else differs);
-#   - ZeRO-1 (zero=1) ends with the same weights as ZeRO-0 (1e-6);
+#   - ZeRO-1 (zero=1) ends with the same weights as ZeRO-0 (1e-6), and its memory report counts
+#     rank 0's slice of the moments;
 #   - two same-seed 2-process runs are bit-identical, and so is one killed and resumed with 2;
 #   - a 2-process ZeRO-1 run killed mid-stage and resumed with 1 process, and a 1-process run
 #     resumed with 2, end with the losses of the uninterrupted run (1e-5 relative);
@@ -61,6 +62,17 @@ same_losses "$TMP/b" "$TMP/c" 1e-5 || fail "ZeRO-1 vs ZeRO-0: losses"
 for k in 0 1; do # ZeRO-1: each process's shard of the moments beside the checkpoint
   [ -s "$TMP/c/pretrain/ckpt-00000008.h5.optim-$k-of-2" ] || fail "no optimiser shard $k of 2"
 done
+# the memory report (memory.json, rank 0's): ZeRO-1 holds rank 0's slice of the moments, the
+# first ceil(n/2) of the n parameters, ZeRO-0 all of them; one table per stage in the log
+"$PY" - "$TMP/b" "$TMP/c" <<'PY' || fail "memory report under ZeRO-1"
+import json, sys
+for st in ("pretrain", "sft", "reward", "dpo"):
+    b, c = (json.load(open(f"{d}/{st}/memory.json"))["roles"][0] for d in sys.argv[1:3])
+    n = b["weights"] // 4
+    assert b["optimiser"] == 8 * n, (st, b)
+    assert c["optimiser"] == 8 * ((n + 1) // 2), (st, c)
+PY
+[ "$(grep -c "^\[pretrain\] memory per process" "$TMP/c.log")" = 1 ] || fail "not one memory report from 2 processes"
 for st in pretrain sft reward dpo; do
   same_params "$TMP/b/$st/final.h5" "$TMP/c/$st/final.h5" 1e-6 || fail "$st: ZeRO-1 weights differ from ZeRO-0"
   same_params "$TMP/b/$st/final.h5" "$TMP/b2/$st/final.h5" 0 || fail "$st: two same-seed 2-process runs differ"

@@ -3,7 +3,8 @@
 # seed write bit-identical metrics; a ppo stage killed with SIGKILL mid-stage and resumed ends
 # with the policy, the critic and their optimiser states bit-identical to an uninterrupted run
 # (and the KL controller and RNG, through identical metrics); rollout log-probs equal the
-# forward pass's; the log shows the time split.
+# forward pass's; the log shows the time split; the sft, ppo and (in a recipe of its own) dpo
+# stages with a live reference print the memory report with a row per role.
 #   test_rl_run.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON
 set -uo pipefail
 LC=$1 SRC=$2 TMP=$3 PY=$4
@@ -14,7 +15,44 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 "$LC" run "$RECIPE" output_dir="$TMP/a" >"$TMP/a.log" 2>&1 || fail "run failed: $(tail -5 "$TMP/a.log")"
-grep -q "\[ppo\] value .*params" "$TMP/a.log" || fail "no memory line for the critic"
+# The memory report (train/run/memory.h) at each stage's start: its header, and a row per role.
+# report_has LOG STAGE ROLE...: the stage's table is in the log with a number in every row.
+report_has() {
+  local log=$1 stage=$2
+  shift 2
+  grep -q "^\[$stage\] memory per process, MB (1e6 bytes):$" "$log" || fail "$stage: no memory report"
+  grep -Eq "^\[$stage\]   role +weights +gradients +optimiser +activations +KV cache( +other)? +total$" "$log" ||
+    fail "$stage: no memory report header"
+  for role in "$@" total; do
+    grep -Eq "^\[$stage\]   $role +([0-9]+\.[0-9]{2}|-)( +([0-9]+\.[0-9]{2}|-))* +[0-9]+\.[0-9]{2}$" "$log" ||
+      fail "$stage: no '$role' row in the memory report: $(grep "^\[$stage\]   " "$log")"
+  done
+}
+report_has "$TMP/a.log" sft model
+report_has "$TMP/a.log" ppo policy "policy view" reference value "value view" "reward model" sampler
+grep -Eq "^\[ppo\]   value +[0-9.]+ +[0-9.]+ +[0-9.]+ " "$TMP/a.log" || fail "ppo: the critic has no weights, gradients and optimiser"
+grep -Eq "^\[ppo\]   reference +[0-9.]+ +- +- +[0-9.]+ " "$TMP/a.log" || fail "ppo: the frozen reference has gradients or moments"
+grep -Eq "^\[ppo\]   sampler +- +- +- +[0-9.]+ +[0-9.]+ " "$TMP/a.log" || fail "ppo: the sampler has weights or no KV cache"
+"$PY" - "$TMP/a/ppo/memory.json" <<'PY' || fail "ppo/memory.json"
+import json, sys
+m = json.load(open(sys.argv[1]))
+roles = {r["role"]: r for r in m["roles"]}
+assert {"policy", "reference", "value", "reward model", "sampler"} <= set(roles), roles
+assert roles["policy view"]["weights"] == 0 and roles["sampler"]["kv_cache"] > 0
+assert m["total"]["total"] == sum(r["total"] for r in m["roles"])
+PY
+# dpo with a live reference, from the sft stage's model (a two-step recipe of its own)
+cat >"$TMP/dpo.yaml" <<EOF
+name: dpo-live
+seed: 11
+tokenizer: $SRC/tests/fixtures/run/data/arith-tiny/tokenizer.json
+model: {n_layer: 1, n_head: 2, d_model: 32, max_seq_len: 32}
+stages:
+  - {name: dpo, kind: dpo, init: $TMP/a/sft/final.h5, reference: live, data: {train: $SRC/tests/fixtures/run/data/arith-tiny/pref.h5}, steps: 2, batch_size: 4, seq_len: 24}
+EOF
+"$LC" run "$TMP/dpo.yaml" output_dir="$TMP/dpo" >"$TMP/dpo.log" 2>&1 || fail "dpo run failed: $(tail -5 "$TMP/dpo.log")"
+report_has "$TMP/dpo.log" dpo policy "live reference"
+grep -Eq "^\[dpo\]   live reference +[0-9.]+ +- +- +[0-9.]+ " "$TMP/dpo.log" || fail "dpo: the live reference has gradients or moments"
 grep -q "rollout/score/update" "$TMP/a.log" || fail "no time split in the log"
 
 # B: the same earlier stages, then ppo and grpo again from them (bit-identical metrics), and

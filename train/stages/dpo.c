@@ -231,16 +231,22 @@ static int dpo_setup(Supervised *s) {
     c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
-    c->ref = reference_model(s);
-    if (!c->ref) return 1;
-    if (c->ref->lora.rank > 0)
-        printf("[%s] live reference: the policy with its adapters off, %.1f MB of activations\n",
-               st->name, model_act_bytes(c->ref) / 1e6);
-    else
-        printf("[%s] live reference: %.1f MB of parameters, %.1f MB of activations, no "
-               "gradients\n",
-               st->name, model_param_bytes(c->ref) / 1e6, model_act_bytes(c->ref) / 1e6);
-    return 0;
+    c->ref = reference_model(s); // with LoRA: the policy with its adapters off
+    return c->ref ? 0 : 1;
+}
+
+// The reference's rows of the memory report: the live model (with LoRA a view: activations
+// only), or the cached log-probs.
+static void dpo_memory(Supervised *s, MemoryPlan *plan) {
+    DpoCtx *c = s->ctx;
+    if (c->ref)
+        memory_plan_add_model(plan,
+                              c->ref->lora.rank > 0 ? "live reference (adapters off)"
+                                                    : "live reference",
+                              c->ref, NULL);
+    if (c->cache[0] || c->cache[1])
+        memory_plan_add(plan, "cached reference", MEM_OTHER,
+                        2 * sizeof(double) * (size_t)(c->n[0] + c->n[1]));
 }
 
 static void dpo_teardown(Supervised *s) {
@@ -265,6 +271,7 @@ int stage_dpo(StageRun *sr) {
         .weight = supervised_pairs,
         .micro = dpo_micro,
         .progress_extra = dpo_extra,
+        .memory = dpo_memory,
     };
     return supervised_run(sr, &kind, &ctx);
 }

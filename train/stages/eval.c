@@ -22,6 +22,7 @@
 #include "data/synth.h"
 #include "model/sample.h"
 #include "train/report/arena.h"
+#include "train/run/memory.h"
 #include "train/run/metrics.h"
 #include "train/report/report.h"
 #include "train/stages/readouts.h"
@@ -718,6 +719,20 @@ static int results_finish(Eval *e, ArenaResults *res, double elapsed) {
 
 // ---- the stage ------------------------------------------------------------------------------
 
+// The memory report (train/run/memory.h): the reference and the judge stay loaded; each other
+// model is loaded in turn (not counted); the sampler is made for each model in turn and its
+// view holds the same rows x seq_len in inference mode as the reference.
+static void report_memory(const Eval *e) {
+    MemoryPlan plan;
+    memory_plan_init(&plan);
+    memory_plan_add_model(&plan, "reference", e->ref, NULL);
+    if (e->judge) memory_plan_add_model(&plan, "judge", e->judge, NULL);
+    memory_plan_add(&plan, "sampler", MEM_ACTIVATIONS, model_act_bytes(e->ref));
+    memory_plan_add(&plan, "sampler", MEM_KV_CACHE,
+                    sampler_kv_bytes_for(e->ref, e->rows, e->seq_len, 1));
+    memory_plan_report(&plan, e->sr);
+}
+
 int stage_eval(StageRun *sr) {
     double t0 = time_now();
     Eval e = {.sr = sr, .rank = sr->run->rank, .world = sr->run->world};
@@ -729,6 +744,7 @@ int stage_eval(StageRun *sr) {
         if (e.p.dropped)
             printf(" (%lld longer than %d tokens left out)", (long long)e.p.dropped, e.p.T);
         printf("\n");
+        report_memory(&e);
         arena_results_init(&res, e.n_models, e.names, e.p.n);
     }
     for (int i = 0; !rc && i < e.n_models; i++) rc = model_evaluate(&e, i, &res.models[i]) ? 1 : 0;

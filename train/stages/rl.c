@@ -44,6 +44,7 @@
 #include "train/run/progress.h"
 #include "train/objectives/rl.h"
 #include "train/run/lifecycle.h"
+#include "train/run/memory.h"
 #include "train/stages/readouts.h"
 #include <math.h>
 #include <stdio.h>
@@ -215,12 +216,23 @@ static void alloc_buffers(RlRun *rl) {
     carve_buffers(rl, rl->host);
 }
 
-static void print_model(const RlRun *rl, const char *role, const Model *m, int trained) {
-    printf("[%s] %-9s %6.2fM params: params %.1f MB, grads %.1f MB, AdamW %.1f MB, "
-           "activations %.1f MB%s\n",
-           rl->sr->stage->name, role, (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6,
-           model_grad_bytes(m) / 1e6, trained ? 2 * model_param_bytes(m) / 1e6 : 0.0,
-           model_act_bytes(m) / 1e6, trained ? "" : " (frozen)");
+// The memory report (train/run/memory.h): every model, view, the sampler and the host buffers.
+static void report_memory(const RlRun *rl) {
+    MemoryPlan plan;
+    memory_plan_init(&plan);
+    memory_plan_add_model(&plan, "policy", rl->policy, &rl->opt);
+    memory_plan_add_model(&plan, "policy view", rl->policy_view, NULL);
+    memory_plan_add_model(&plan, "reference", rl->ref, NULL);
+    if (rl->value) {
+        memory_plan_add_model(&plan, "value", rl->value, &rl->value_opt);
+        memory_plan_add_model(&plan, "value view", rl->value_view, NULL);
+    }
+    if (rl->rm) memory_plan_add_model(&plan, "reward model", rl->rm, NULL);
+    memory_plan_add_model(&plan, "sampler", sampler_view(rl->sampler), NULL);
+    memory_plan_add(&plan, "sampler", MEM_KV_CACHE, sampler_kv_bytes(rl->sampler));
+    RlRun probe = *rl; // measuring points the arrays at NULL: on a copy
+    memory_plan_add(&plan, "rollout buffers", MEM_OTHER, carve_buffers(&probe, NULL));
+    memory_plan_report(&plan, rl->sr);
 }
 
 // The value model: a separate trunk + scalar head started from the reward model (or, without
@@ -276,12 +288,6 @@ static int make_models(RlRun *rl) {
     }
     if (make_value(rl)) return 1;
     rl->sampler = sampler_create(rl->policy, rl->R, rl->T, 1);
-    print_model(rl, "policy", rl->policy, 1);
-    print_model(rl, "reference", rl->ref, 0);
-    if (rl->value) print_model(rl, "value", rl->value, 1);
-    if (rl->rm) print_model(rl, "reward", rl->rm, 0);
-    printf("[%s] %-9s %6.1f MB of KV cache and activations\n", st->name, "sampler",
-           sampler_bytes(rl->sampler) / 1e6);
     return 0;
 }
 
@@ -836,6 +842,7 @@ static int setup(RlRun *rl) {
         printf("[%s] %d processes: each generates and trains on %d prompts x %d samples = %d "
                "responses per iteration, minibatches of %d\n",
                st->name, rl->world, rl->P, rl->G, rl->R, rl->mb);
+    report_memory(rl);
     return 0;
 }
 

@@ -116,12 +116,8 @@ static void print_sizes(const Supervised *s) {
     const Model *m = s->model;
     int micro = st->micro_batch_size;
     const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
-    printf("[%s] %s from %s: %.2fM parameters; arenas: params %.1f MB, grads %.1f MB, AdamW "
-           "%.1f MB, activations %.1f MB\n",
-           st->name, stage_kind_name(st->kind), stage_start_name(s->sr, st->init),
-           (double)m->table.numel / 1e6, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
-           2.0 * (double)(s->opt.end - s->opt.begin) * sizeof(float) / 1e6,
-           model_act_bytes(m) / 1e6);
+    printf("[%s] %s from %s: %.2fM parameters\n", st->name, stage_kind_name(st->kind),
+           stage_start_name(s->sr, st->init), (double)m->table.numel / 1e6);
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
@@ -296,9 +292,21 @@ static int models_hook(void *ctx, StateModel *sm, bool final) {
     return 1;
 }
 
+// The memory report (train/run/memory.h): the trained model, then the kind's own.
+static void report_memory(Supervised *s) {
+    StageKind k = s->sr->stage->kind;
+    const char *role = k == STAGE_DPO ? "policy" : k == STAGE_REWARD ? "reward model" : "model";
+    MemoryPlan plan;
+    memory_plan_init(&plan);
+    memory_plan_add_model(&plan, role, s->model, &s->opt);
+    if (s->kind->memory) s->kind->memory(s, &plan);
+    memory_plan_report(&plan, s->sr);
+}
+
 static int start_hook(void *ctx) {
     Supervised *s = ctx;
     int rc = s->kind->setup ? s->kind->setup(s) : 0;
+    if (!rc) report_memory(s);
     s->t_start = time_now();
     return rc;
 }

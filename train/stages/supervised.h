@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "optim/optim.h"
 #include "train/run/lifecycle.h"
+#include "train/run/memory.h"
 
 typedef struct Supervised Supervised;
 
@@ -27,6 +28,8 @@ typedef struct {
                   int train, Stats *st);
     // Optional: a few words for the progress line from the step's statistics.
     void (*progress_extra)(const Stats *st, char *buf, size_t len);
+    // Optional: after setup, the memory the kind's own models and buffers hold (a reference).
+    void (*memory)(Supervised *s, MemoryPlan *plan);
 } SupervisedKind;
 
 // A copy of one micro-batch (loaders reuse their arrays on the next call).
