@@ -8,7 +8,9 @@
 #include "model/checkpoint.h"
 #include "model/sample.h"
 #include "tests/testutil.h"
+#include "optim/optim.h"
 #include "train/stages/dpo.h"
+#include "train/stages/readouts.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +73,65 @@ static void grad_through_model(DpoLoss loss) {
 START_TEST(test_dpo_gradient_through_model) {
     grad_through_model(DPO_SIGMOID);
     grad_through_model(DPO_ORPO);
+}
+END_TEST
+
+// ---- LoRA: the reference is the policy with its adapters off --------------------------------
+
+// DPO over LoRA adapters, three AdamW steps, with the reference as the policy's adapters-off view
+// (explicit = false) or as an explicit frozen copy of the base model (true): the losses of every
+// step, returned in loss (3).
+static void lora_dpo_steps(bool explicit_copy, double *loss) {
+    Model *base = model_create(backend_cpu(), CFG, MODEL_HEAD_LM, MODEL_INFER, 4, 8);
+    model_init_weights(base, 5);
+    Model *policy = model_create(backend_cpu(), CFG, MODEL_HEAD_LM, MODEL_TRAIN, 4, 8);
+    model_init_weights(policy, 5);
+    LoraConfig lc = {.rank = 4, .alpha = 8.0f, .targets = 0x7fu & ~(1u << LORA_GATE)};
+    char err[256];
+    ck_assert_int_eq(model_lora_attach(policy, &lc, 9, err, sizeof(err)), 0);
+    Model *ref = base;
+    if (!explicit_copy) {
+        ref = model_create_view(policy, MODEL_INFER, 4, 8);
+        ref->adapters_off = true;
+    }
+    Rng r = rng_init(6);
+    int tokens[32], targets[32], len[4] = {8, 6, 7, 8};
+    float mask[32], dlogp[32];
+    for (int i = 0; i < 32; i++) tokens[i] = (int)rng_below(&r, CFG.vocab_size);
+    for (int i = 0; i < 32; i++) {
+        int t = i % 8, row = i / 8;
+        targets[i] = t < len[row] && i + 1 < 32 ? tokens[i + 1] : -1;
+        mask[i] = t >= 3 && t < len[row] ? 1.0f : 0.0f;
+    }
+    Batch b = {.B = 4, .T = 8, .tokens = tokens, .targets = targets, .mask = mask, .len = len};
+    DpoParams p = {DPO_SIGMOID, 0.5, 0.0, 0.0, 0.0, 0.0};
+    AdamW opt;
+    adamw_init(&opt, policy->be, &policy->train_table,
+               (AdamWConfig){3e-2f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f});
+    double refl[4];
+    for (int s = 0; s < 3; s++) {
+        model_forward(ref, &b, 1.0f);
+        sequence_logps(ref, &b, refl, NULL);
+        model_zero_grad(policy);
+        loss[s] = dpo_micro_loss(policy, &b, refl, &p, 2, dlogp, NULL);
+        adamw_step(&opt, policy->params_mem, policy->grads_mem, policy->weights_mem, 3e-2f);
+    }
+    adamw_free(&opt);
+    if (ref != base) model_free(ref);
+    model_free(base);
+    model_free(policy);
+}
+
+START_TEST(test_lora_reference_is_the_base) {
+    double view[3], copy[3];
+    lora_dpo_steps(false, view);
+    lora_dpo_steps(true, copy);
+    printf("lora dpo, reference = adapters off vs a frozen copy of the base: losses %.9f %.9f "
+           "%.9f vs %.9f %.9f %.9f\n",
+           view[0], view[1], view[2], copy[0], copy[1], copy[2]);
+    for (int s = 0; s < 3; s++) ck_assert_double_eq(view[s], copy[s]);
+    ck_assert(view[2] < view[0] - 1e-3); // the adapters learn (B = 0 at the start: loss log 2)
+    ck_assert_double_eq_tol(view[0], log(2.0), 1e-6);
 }
 END_TEST
 
@@ -271,6 +332,23 @@ START_TEST(test_dpo_end_to_end) {
         ck_assert_msg(fabs(dx - dy) <= 1e-6, "cached %.9f live %.9f", dx, dy);
         json_decref(x), json_decref(y);
     }
+    // the same with LoRA adapters: the cached reference (the adapters-off view, one pass at the
+    // start) and the live one (the same view at every step) agree
+    const char *lora =
+        "{name: dpo, kind: dpo, init: sft, data: {train: pref.h5, val: pref-val.h5}, "
+        "steps: 2, reference: %s, lora: {rank: 4, targets: [q, v, o]}, "
+        "val: {every: 1, batches: 8}}";
+    snprintf(a, sizeof(a), lora, "cached");
+    snprintf(b, sizeof(b), lora, "live");
+    ck_assert_int_eq(run("lora-cached", a), 0);
+    ck_assert_int_eq(run("lora-live", b), 0);
+    for (int split = 0; split < 2; split++) {
+        json_t *x = metrics_row("lora-cached", split ? 1 : 2, split ? "val" : NULL);
+        json_t *y = metrics_row("lora-live", split ? 1 : 2, split ? "val" : NULL);
+        double dx = num(x, "loss"), dy = num(y, "loss");
+        ck_assert_msg(fabs(dx - dy) <= 1e-6, "lora: cached %.9f live %.9f", dx, dy);
+        json_decref(x), json_decref(y);
+    }
     // DPO at two betas
     snprintf(a, sizeof(a), stage, 300, "0.1", "cached", 300);
     snprintf(b, sizeof(b), stage, 300, "1.0", "cached", 300);
@@ -307,6 +385,7 @@ int main(void) {
     TCase *tc = tcase_create("dpo");
     tcase_set_timeout(tc, 1200);
     tcase_add_test(tc, test_dpo_gradient_through_model);
+    tcase_add_test(tc, test_lora_reference_is_the_base);
     tcase_add_test(tc, test_dpo_end_to_end);
     suite_add_tcase(s, tc);
     return run_suite(s);
