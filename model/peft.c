@@ -298,11 +298,11 @@ static int config_check(json_t *j, const char *path, char *err, size_t errlen) {
     json_t *v = json_object_get(j, "peft_type");
     if (v && !(json_is_string(v) && strcmp(json_string_value(v), "LORA") == 0))
         return lc_error(err, errlen, "%s: key peft_type: only LORA adapters are read", path);
-    static const char *const FLAGS[] = {"use_dora", "use_rslora"};
-    static const char *const WHY[] = {
-        "DoRA adapters are not supported",
-        "rank-stabilised LoRA (scale alpha/sqrt(r)) is not supported"};
-    for (int i = 0; i < 2; i++)
+    static const char *const FLAGS[] = {"use_dora", "use_rslora", "lora_bias"};
+    static const char *const WHY[] = {"DoRA adapters are not supported",
+                                      "rank-stabilised LoRA (scale alpha/sqrt(r)) is not supported",
+                                      "a bias on lora_B is not supported"};
+    for (int i = 0; i < 3; i++)
         if (json_is_true(json_object_get(j, FLAGS[i])))
             return lc_error(err, errlen, "%s: key %s: true: %s", path, FLAGS[i], WHY[i]);
     v = json_object_get(j, "bias");

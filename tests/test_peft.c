@@ -331,6 +331,7 @@ START_TEST(test_peft_refusals) {
         json_t *v;
     } bad[] = {{"use_dora", json_true()},
                {"use_rslora", json_true()},
+               {"lora_bias", json_true()},
                {"bias", json_string("all")},
                {"modules_to_save", json_pack("[s]", "score")},
                {"layers_to_transform", json_pack("[i]", 0)}};
