@@ -819,6 +819,12 @@ static void export_notes(const Model *m, const Arch *a, const float *host, char 
 
 int hf_export(const Model *m, const char *dir, const HfExportOptions *o, char *note, size_t notelen,
               char *err, size_t errlen) {
+    if (m->lora.rank > 0) // the folder has no place for them: they would be silently lost
+        return lc_error(err, errlen,
+                        "%s: the model has LoRA adapters (rank %d), which a Hugging Face model "
+                        "folder cannot hold: merge them into the weights first (export "
+                        "--merge-lora) or write them as a PEFT adapter (export --format peft)",
+                        dir, m->lora.rank);
     const Arch *a = arch_of_model(m);
     Entries es = entries_build(m, a, "transformer.");
     float *host = lc_malloc(m->table.numel * sizeof(float));

@@ -64,7 +64,8 @@ const char *hf_architecture(const Model *m);
 // config.json, model.safetensors (or shards and model.safetensors.index.json) and, for a
 // language model, generation_config.json. What cannot be exported is left out and described in
 // note (empty when nothing was): a scalar head beside the LM head, a scalar head's bias
-// (score.weight has none), an untied output layer of a scalar-head model. Returns 0, or -1 with
-// a message naming the file.
+// (score.weight has none), an untied output layer of a scalar-head model. A model with LoRA
+// adapters is refused (model_lora_merge it first, or write the adapters with model/peft.h's
+// peft_export). Returns 0, or -1 with a message naming the file.
 int hf_export(const Model *m, const char *dir, const HfExportOptions *o, char *note, size_t notelen,
               char *err, size_t errlen);

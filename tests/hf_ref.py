@@ -101,20 +101,30 @@ def attention(q, k, v):
     return (att @ v).transpose(0, 1).reshape(T, NH * hs)
 
 
-def gpt2_forward(P, c, tokens):
-    """HF GPT-2 (Conv1D: y = x @ W + b) on tokens (T,); returns logits (T, V)."""
+def no_lora(module, x):
+    return 0.0
+
+
+def gpt2_forward(P, c, tokens, lora=no_lora):
+    """HF GPT-2 (Conv1D: y = x @ W + b) on tokens (T,); returns logits (T, V). lora(module, x)
+    is added to the output of each linear module (PEFT's LoRA layers; tests/peft_ref.py)."""
     p, C, NH = "transformer.", c["n_embd"], c["n_head"]
     T = len(tokens)
     x = P[p + "wte.weight"][tokens] + P[p + "wpe.weight"][:T]
     for l in range(c["n_layer"]):
         h = f"{p}h.{l}."
         a = F.layer_norm(x, (C,), P[h + "ln_1.weight"], P[h + "ln_1.bias"], 1e-5)
-        qkv = a @ P[h + "attn.c_attn.weight"] + P[h + "attn.c_attn.bias"]
+        qkv = a @ P[h + "attn.c_attn.weight"] + P[h + "attn.c_attn.bias"] + \
+            lora(h + "attn.c_attn", a)
         q, k, v = (z.reshape(T, NH, C // NH) for z in qkv.split(C, -1))
-        x = x + attention(q, k, v) @ P[h + "attn.c_proj.weight"] + P[h + "attn.c_proj.bias"]
+        y = attention(q, k, v)
+        x = x + y @ P[h + "attn.c_proj.weight"] + P[h + "attn.c_proj.bias"] + \
+            lora(h + "attn.c_proj", y)
         a = F.layer_norm(x, (C,), P[h + "ln_2.weight"], P[h + "ln_2.bias"], 1e-5)
-        a = F.gelu(a @ P[h + "mlp.c_fc.weight"] + P[h + "mlp.c_fc.bias"], approximate="tanh")
-        x = x + a @ P[h + "mlp.c_proj.weight"] + P[h + "mlp.c_proj.bias"]
+        a = F.gelu(a @ P[h + "mlp.c_fc.weight"] + P[h + "mlp.c_fc.bias"] + lora(h + "mlp.c_fc", a),
+                   approximate="tanh")
+        x = x + a @ P[h + "mlp.c_proj.weight"] + P[h + "mlp.c_proj.bias"] + \
+            lora(h + "mlp.c_proj", a)
     x = F.layer_norm(x, (C,), P[p + "ln_f.weight"], P[p + "ln_f.bias"], 1e-5)
     return x @ P[p + "wte.weight"].T
 
@@ -135,8 +145,9 @@ def rope_halves(x, theta):
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
 
-def llama_forward(P, c, tokens):
-    """HF Llama / Qwen2 on tokens (T,); returns the final norm's output (T, C)."""
+def llama_forward(P, c, tokens, lora=no_lora):
+    """HF Llama / Qwen2 on tokens (T,); returns the final norm's output (T, C). lora as in
+    gpt2_forward."""
     C, NH, NKV, eps = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], \
         c["rms_norm_eps"]
     hs, T = C // NH, len(tokens)
@@ -145,22 +156,24 @@ def llama_forward(P, c, tokens):
         h = f"model.layers.{l}."
         a = rmsnorm(x, P[h + "input_layernorm.weight"], eps)
         def proj(name, heads):
-            y = a @ P[h + f"self_attn.{name}.weight"].T
+            y = a @ P[h + f"self_attn.{name}.weight"].T + lora(h + f"self_attn.{name}", a)
             if h + f"self_attn.{name}.bias" in P:
                 y = y + P[h + f"self_attn.{name}.bias"]
             return y.reshape(T, heads, hs)
         q = rope_halves(proj("q_proj", NH), c["rope_theta"])
         k = rope_halves(proj("k_proj", NKV), c["rope_theta"])
         v = proj("v_proj", NKV)
-        x = x + attention(q, k, v) @ P[h + "self_attn.o_proj.weight"].T
+        y = attention(q, k, v)
+        x = x + y @ P[h + "self_attn.o_proj.weight"].T + lora(h + "self_attn.o_proj", y)
         a = rmsnorm(x, P[h + "post_attention_layernorm.weight"], eps)
-        g = F.silu(a @ P[h + "mlp.gate_proj.weight"].T) * (a @ P[h + "mlp.up_proj.weight"].T)
-        x = x + g @ P[h + "mlp.down_proj.weight"].T
+        g = F.silu(a @ P[h + "mlp.gate_proj.weight"].T + lora(h + "mlp.gate_proj", a)) * \
+            (a @ P[h + "mlp.up_proj.weight"].T + lora(h + "mlp.up_proj", a))
+        x = x + g @ P[h + "mlp.down_proj.weight"].T + lora(h + "mlp.down_proj", g)
     return rmsnorm(x, P["model.norm.weight"], eps)
 
 
-def llama_logits(P, c, tokens):
-    x = llama_forward(P, c, tokens)
+def llama_logits(P, c, tokens, lora=no_lora):
+    x = llama_forward(P, c, tokens, lora)
     return x @ P.get("lm_head.weight", P["model.embed_tokens.weight"]).T
 
 

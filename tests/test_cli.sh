@@ -163,7 +163,8 @@ usage "layercake logits: give one of --ids and --text" logits x.h5
 usage "layercake logits: give one of --ids and --text" logits x.h5 --ids 1 --text hi
 usage "layercake logits: --ids: 'x' is not a token id" logits x.h5 --ids 1,x,3
 usage "layercake logits: --ids: '' is not a token id" logits x.h5 --ids 1,,3
-usage "layercake export: --format: 'gguf' is not a format (hf)" export x.h5 --format gguf --out d
+usage "layercake export: --format: 'gguf' is not a format (hf, peft)" export x.h5 --format gguf --out d
+usage "layercake export: --merge-lora: only with --format hf" export x.h5 --format peft --merge-lora --out d
 usage "layercake export: --dtype: 'f64' is not f32, bf16 or f16" export x.h5 --format hf --out d --dtype f64
 usage "layercake export: needs --format and --out (--format is missing)" export x.h5 --out d
 usage "layercake import hf: --out is required" import hf d
@@ -196,6 +197,11 @@ case "$rc:$out" in "1:"*"--tokenizer $GPT2 has 50257 ids; the model's vocabulary
 out=$("$LC" export "$M/s.h5" --format hf --out "$M/hf-gpt2" --tokenizer "$GPT2" 2>&1); rc=$?
 case "$rc:$out" in "1:"*"has 50257 ids"*) ;; *) echo "FAIL: export with GPT-2's tokenizer: exit $rc: $out"; fails=$((fails + 1)) ;; esac
 usage "layercake export: --bos-id: 600 is outside the model's vocabulary [0, 512)" export "$M/s.h5" --format hf --out "$M/hf2" --bos-id 600
+# LoRA adapters (tests/test_peft.c has the rest): a model without adapters has none to export
+out=$("$LC" export "$M/s.h5" --format peft --out "$M/peft" 2>&1); rc=$?
+case "$rc:$out" in "1:"*"has no LoRA adapters to export"*) ;; *) echo "FAIL: export --format peft without adapters: exit $rc: $out"; fails=$((fails + 1)) ;; esac
+out=$("$LC" import hf "$M/hf" --adapter "$M/none" --out "$M/z.h5" 2>&1); rc=$?
+case "$rc:$out" in "1:"*"$M/none/adapter_config.json"*) ;; *) echo "FAIL: import hf --adapter of a missing folder: exit $rc: $out"; fails=$((fails + 1)) ;; esac
 
 # version: the backends built in (the CUDA ones: tests/test_cuda_build.sh)
 check "version exits 0" 0 "$(status "$LC" version)"

@@ -1,10 +1,13 @@
 // train/cli/cmd_export.c: `layercake export CKPT.h5 --format hf --out DIR`: a layercake
 // checkpoint as a Hugging Face model folder (model/hf.h; docs/models.md), with its tokenizer in
-// Hugging Face's files (data/tokenizer.h's tokenizer_export_hf).
+// Hugging Face's files (data/tokenizer.h's tokenizer_export_hf); with --merge-lora its LoRA
+// adapters folded into the weights. `--format peft`: the adapters alone as a Hugging Face PEFT
+// adapter folder (model/peft.h).
 #include "common/check.h"
 #include "common/error.h"
 #include "data/tokenizer.h"
 #include "model/hf.h"
+#include "model/peft.h"
 #include "train/cli/commands.h"
 #include "train/cli/options.h"
 #include "train/run/run.h"
@@ -17,6 +20,7 @@ typedef struct {
     const char *in, *format, *out, *dtype, *tokenizer;
     uint64_t shard;
     int bos, eos; // -1: not given
+    bool merge_lora;
 } ExportArgs;
 
 static const char DESCRIPTION[] =
@@ -30,12 +34,17 @@ static const char DESCRIPTION[] =
     "Face's files (tokenizer.json, tokenizer.model or vocab.json + merges.txt, with\n"
     "tokenizer_config.json). bos_token_id and eos_token_id come from --bos-id and --eos-id,\n"
     "else the source folder's config.json, else the tokenizer's BOS and EOS; otherwise they are\n"
-    "left out.\n";
+    "left out. A checkpoint with LoRA adapters exports with --merge-lora (the adapters folded\n"
+    "into the weights, W += alpha/r B A) and is refused without it.\n"
+    "--format peft writes the LoRA adapters alone as Hugging Face PEFT saves them\n"
+    "(adapter_config.json, adapter_model.safetensors) for the model the base exports as;\n"
+    "docs/models.md has the module names.\n";
 
 static int parse(int argc, char **argv, ExportArgs *a, OptionsCommand *cmd) {
     *a = (ExportArgs){.dtype = "f32", .shard = 5000000000ull, .bos = -1, .eos = -1};
     static Option opts[] = {
-        {"format", 'f', OPT_STRING, NULL, 0, 0, true, "FORMAT", "hf (the only format)"},
+        {"format", 'f', OPT_STRING, NULL, 0, 0, true, "FORMAT",
+         "hf (a model folder) or peft (the LoRA adapters)"},
         {"out", 'o', OPT_STRING, NULL, 0, 0, true, "DIR", "the folder to write"},
         {"dtype", 0, OPT_STRING, NULL, 0, 0, false, "TYPE",
          "f32, bf16 or f16: the safetensors data type (default f32)"},
@@ -45,12 +54,16 @@ static int parse(int argc, char **argv, ExportArgs *a, OptionsCommand *cmd) {
          "the tokenizer to write into DIR (default: the checkpoint's)"},
         {"bos-id", 0, OPT_INT, NULL, 0, INT32_MAX, false, "ID", "bos_token_id to write"},
         {"eos-id", 0, OPT_INT, NULL, 0, INT32_MAX, false, "ID", "eos_token_id to write"},
+        {"merge-lora", 0, OPT_FLAG, NULL, 0, 0, false, NULL,
+         "fold the LoRA adapters into the weights (--format hf)"},
         {0}};
-    void *where[] = {&a->format, &a->out, &a->dtype, &a->shard, &a->tokenizer, &a->bos, &a->eos};
+    void *where[] = {&a->format,    &a->out, &a->dtype, &a->shard,
+                     &a->tokenizer, &a->bos, &a->eos,   &a->merge_lora};
     for (int i = 0; opts[i].name; i++) opts[i].value = where[i];
     *cmd = (OptionsCommand){.name = "export",
-                            .synopsis = "CKPT.h5 --format hf --out DIR [options]",
-                            .summary = "write a checkpoint as a Hugging Face model folder",
+                            .synopsis = "CKPT.h5 --format hf|peft --out DIR [options]",
+                            .summary = "write a checkpoint as a Hugging Face model folder or "
+                                       "PEFT adapter",
                             .description = DESCRIPTION,
                             .options = opts,
                             .args = "CKPT.h5",
@@ -60,8 +73,10 @@ static int parse(int argc, char **argv, ExportArgs *a, OptionsCommand *cmd) {
     int rc = options_parse(cmd, argc, argv, &args);
     if (rc != OPTIONS_CONTINUE) return rc;
     a->in = args.v[0];
-    if (strcmp(a->format, "hf") != 0)
-        return options_usage_error(cmd, "--format: '%s' is not a format (hf)", a->format);
+    if (strcmp(a->format, "hf") != 0 && strcmp(a->format, "peft") != 0)
+        return options_usage_error(cmd, "--format: '%s' is not a format (hf, peft)", a->format);
+    if (a->merge_lora && strcmp(a->format, "hf") != 0)
+        return options_usage_error(cmd, "--merge-lora: only with --format hf");
     if (strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16") && strcmp(a->dtype, "f16"))
         return options_usage_error(cmd, "--dtype: '%s' is not f32, bf16 or f16", a->dtype);
     return OPTIONS_CONTINUE;
@@ -140,6 +155,36 @@ int cmd_export(int argc, char **argv) {
         model_free(m);
         return rc;
     }
+    if (strcmp(a.format, "peft") == 0) {
+        rc = 0;
+        StDtype dt;
+        st_dtype_parse(strcmp(a.dtype, "f32") == 0    ? "F32"
+                       : strcmp(a.dtype, "bf16") == 0 ? "BF16"
+                                                      : "F16",
+                       &dt);
+        if (peft_export(m, a.out, dt, note, sizeof(note), err, sizeof(err)) != 0) {
+            fprintf(stderr, "layercake export: %s: %s\n", a.in, err);
+            rc = 1;
+        } else {
+            if (note[0]) fprintf(stderr, "layercake export: note: %s\n", note);
+            printf("%s -> %s: PEFT LoRA adapter (rank %d, alpha %g) for %s, %s\n", a.in, a.out,
+                   m->lora.rank, (double)m->lora.alpha, hf_architecture(m), a.dtype);
+        }
+        model_free(m);
+        return rc;
+    }
+    if (m->lora.rank > 0 && !a.merge_lora) {
+        fprintf(stderr,
+                "layercake export: %s has LoRA adapters (rank %d): a Hugging Face folder cannot "
+                "hold them; pass --merge-lora to fold them into the weights, or export them "
+                "with --format peft\n",
+                a.in, m->lora.rank);
+        model_free(m);
+        return 1;
+    }
+    if (a.merge_lora && m->lora.rank == 0)
+        fprintf(stderr, "layercake export: note: --merge-lora: %s has no LoRA adapters\n", a.in);
+    model_lora_merge(m);
     Tokenizer *tok = tokenizer_for(&a, m, &rc);
     if (rc) {
         model_free(m);

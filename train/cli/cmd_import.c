@@ -1,10 +1,12 @@
 // train/cli/cmd_import.c: `layercake import hf DIR --out CKPT.h5` and `layercake import llama2c
 // MODEL.bin --out CKPT.h5`: real models' weights into layercake weights files (model/hf.h,
-// model/llama2c.h; docs/models.md).
+// model/llama2c.h; docs/models.md). `import hf BASE --adapter DIR`: a base plus a Hugging Face
+// PEFT LoRA adapter into a checkpoint with adapters (model/peft.h).
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/llama2c.h"
+#include "model/peft.h"
 #include "train/cli/commands.h"
 #include "train/cli/options.h"
 #include <stdio.h>
@@ -12,7 +14,7 @@
 
 static const OptionsCommand HF = {
     .name = "import hf",
-    .synopsis = "DIR --out CKPT.h5",
+    .synopsis = "DIR [--adapter ADAPTER] --out CKPT.h5",
     .summary = "a Hugging Face model folder (config.json + safetensors) into a weights file",
     .description =
         "Reads DIR/config.json and DIR/model.safetensors (or the shards named by\n"
@@ -20,7 +22,12 @@ static const OptionsCommand HF = {
         "MistralForCausalLM or Qwen2ForCausalLM (or a ...ForSequenceClassification reward model\n"
         "with one label) and writes the weights as a sealed layercake weights file. F16 and BF16\n"
         "weights become float32 exactly. The tokenizer stays in DIR: recipes name it by their\n"
-        "tokenizer: key. docs/models.md lists the names, keys and refusals.\n",
+        "tokenizer: key. docs/models.md lists the names, keys and refusals.\n"
+        "--adapter ADAPTER adds a Hugging Face PEFT LoRA adapter folder (adapter_config.json,\n"
+        "adapter_model.safetensors) to the base DIR (a model folder or a layercake checkpoint):\n"
+        "the weights file holds the base and the adapters, exactly (every module padded to the\n"
+        "largest rank, its alpha/r folded into its B). DoRA, rsLoRA, biases, modules_to_save and\n"
+        "layers_to_transform are refused; lora_dropout only matters in training.\n",
     .args = "DIR",
     .min_args = 1,
     .max_args = 1};
@@ -87,9 +94,12 @@ static void tokenizer_hint(const char *dir) {
 }
 
 static int import_hf_main(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *adapter = NULL;
     const Option opts[] = {
-        {"out", 'o', OPT_STRING, &out, 0, 0, true, "CKPT.h5", "the weights file to write"}, {0}};
+        {"out", 'o', OPT_STRING, &out, 0, 0, true, "CKPT.h5", "the weights file to write"},
+        {"adapter", 0, OPT_STRING, &adapter, 0, 0, false, "ADAPTER",
+         "a PEFT LoRA adapter folder to add to the base"},
+        {0}};
     OptionsCommand cmd = HF;
     cmd.options = opts;
     OptionArgs args;
@@ -98,6 +108,17 @@ static int import_hf_main(int argc, char **argv) {
     const char *dir = args.v[0];
     char err[2048];
     HfConfig hc;
+    if (adapter) {
+        Model *m = hf_model_load_any(backend_cpu(), dir, 0, MODEL_INFER, 1, 1, 0, err, sizeof(err));
+        if (!m || peft_apply(m, adapter, err, sizeof(err)) != 0) {
+            fprintf(stderr, "layercake import hf: %s\n", err);
+            model_free(m);
+            return 1;
+        }
+        char what[128];
+        snprintf(what, sizeof(what), "%s + LoRA rank %d", hf_architecture(m), m->lora.rank);
+        return save(m, adapter, what, out, cmd.name);
+    }
     if (!hf_is_folder(dir)) {
         fprintf(stderr, "layercake import hf: %s is not a folder holding config.json\n", dir);
         return 1;
