@@ -204,6 +204,7 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
     if (!init || !init[0]) {
         Model *m = model_create(run->be, run_model_config(run), heads, mode, max_B, max_T);
         model_init_weights(m, seed);
+        if (mode == MODEL_TRAIN) model_set_recompute(m, run->recipe->recompute);
         return m;
     }
     char path[4096], err[2048];
@@ -215,6 +216,8 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
         m = hf_model_load_any(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
     if (!m)
         fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
+    else if (mode == MODEL_TRAIN)
+        model_set_recompute(m, run->recipe->recompute);
     return m;
 }
 
