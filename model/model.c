@@ -454,7 +454,11 @@ static size_t lora_count(const Model *m) {
 static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     size_t N = (size_t)B * T, C = (size_t)m->cfg.d_model, NH = (size_t)m->cfg.n_head;
     size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
-    size_t L = m->mode == MODEL_TRAIN ? (size_t)m->cfg.n_layer : 1;
+    // layers of room: the residual stream (Lr), the attention's output and state (La), the rest
+    bool train = m->mode == MODEL_TRAIN;
+    size_t Lr = train ? (size_t)m->cfg.n_layer : 1;
+    size_t La = train && m->recompute == MODEL_RECOMPUTE_NONE ? Lr : 1;
+    size_t L = train && m->recompute != MODEL_RECOMPUTE_LAYER ? Lr : 1;
     size_t ln = family_of(&m->cfg)->layernorm; // RMSNorm keeps no mean
     size_t off = 0, act = m->be->act_size;
     // count elements of elem bytes, each tensor 64-byte aligned
@@ -468,8 +472,8 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     CARVE(ln1_mean, ln * L * N, 4);
     CARVE(ln1_rstd, L * N, 4);
     CARVE(qkv, L * N * QKV, act);
-    CARVE(atty, L * N * C, act);
-    CARVE(att, L * m->be->attention_state_floats(B, T, (int)NH), 4);
+    CARVE(atty, La * N * C, act);
+    CARVE(att, La * m->be->attention_state_floats(B, T, (int)NH), 4);
     CARVE(attproj, L * N * C, act);
     CARVE(residual2, L * N * C, act);
     CARVE(ln2, L * N * C, act);
@@ -478,7 +482,7 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     CARVE(fch, L * N * FC, act);
     CARVE(fch_act, L * N * F, act);
     CARVE(fcproj, L * N * C, act);
-    CARVE(residual3, L * N * C, act);
+    CARVE(residual3, Lr * N * C, act);
     CARVE(lnf, N * C, act);
     CARVE(lnf_mean, ln * N, 4);
     CARVE(lnf_rstd, N, 4);
@@ -511,12 +515,26 @@ static size_t acts_layout(Model *m, ModelActs *a, char *base, int B, int T) {
     return off;
 }
 
-// (Re)carves the activation arena for the model's current tables and modes.
-static void alloc_acts(Model *m) {
+// Lays the activation arena out for max_B x max_T under the model's tables, mode and
+// recomputation; its memory comes at first use (acts_ready), so a model switched to another
+// layout after creation (model_set_recompute, model_lora_attach) never holds the larger one.
+static void layout_acts(Model *m) {
     if (m->acts_mem) m->be->free(m->acts_mem);
+    m->acts_mem = NULL;
+    m->batch = NULL; // the last forward's activations are gone
     m->acts_bytes = acts_layout(m, &m->acts, NULL, m->max_B, m->max_T);
+}
+
+static void acts_ready(Model *m) {
+    if (m->acts_mem) return;
     m->acts_mem = m->be->alloc(m->acts_bytes);
     acts_layout(m, &m->acts, (char *)m->acts_mem, m->max_B, m->max_T);
+}
+
+void model_set_recompute(Model *m, ModelRecompute r) {
+    if (m->mode != MODEL_TRAIN || m->recompute == r) return;
+    m->recompute = r;
+    layout_acts(m);
 }
 
 // Everything but the parameter arena.
@@ -539,7 +557,7 @@ static Model *create_common(const Backend *be, ModelConfig cfg, int heads, const
     split_trained(m);
     m->max_B = max_B;
     m->max_T = max_T;
-    alloc_acts(m);
+    layout_acts(m);
     size_t n = (size_t)max_B * max_T;
     m->host_logp = lc_calloc(n, sizeof(float));
     m->host_entropy = lc_calloc(n, sizeof(float));
@@ -566,6 +584,7 @@ Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T)
         m->grads_mem = m->be->alloc(m->train_table.numel * sizeof(float));
         model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
     }
+    acts_ready(m); // a view's layout never changes (the sampler writes its arena directly)
     return m;
 }
 
@@ -639,18 +658,22 @@ void model_layer_acts(const Model *m, int l, LayerActs *la) {
     size_t N = (size_t)m->B * m->T, C = (size_t)m->cfg.d_model;
     size_t QKV = (size_t)m->qkv_dim, FC = (size_t)m->fc_dim, F = (size_t)m->cfg.d_ff;
     size_t state = m->be->attention_state_floats(m->B, m->T, m->cfg.n_head); // per layer
-    size_t k = m->mode == MODEL_TRAIN ? (size_t)l : 0; // inference reuses one layer's room
+    // the layer index into each tensor, as acts_layout gave it rooms: inference reuses one layer's
+    // room for all; training keeps the residual stream (r), and the attention's output and state
+    // (ka) and the rest (k) unless they are recomputed
+    bool train = m->mode == MODEL_TRAIN;
+    size_t r = train ? (size_t)l : 0;
+    size_t ka = train && m->recompute == MODEL_RECOMPUTE_NONE ? (size_t)l : 0;
+    size_t k = train && m->recompute != MODEL_RECOMPUTE_LAYER ? (size_t)l : 0;
     size_t ln = family_of(&m->cfg)->layernorm;
     const ModelActs *a = &m->acts;
-    la->residual =
-        l == 0 ? a->encoded
-               : model_act_at(m, a->residual3, (m->mode == MODEL_TRAIN ? k - 1 : 0) * N * C);
+    la->residual = l == 0 ? a->encoded : model_act_at(m, a->residual3, (train ? r - 1 : 0) * N * C);
     la->ln1 = model_act_at(m, a->ln1, k * N * C);
     la->ln1_mean = ln ? a->ln1_mean + k * N : NULL;
     la->ln1_rstd = a->ln1_rstd + k * N;
     la->qkv = model_act_at(m, a->qkv, k * N * QKV);
-    la->atty = model_act_at(m, a->atty, k * N * C);
-    la->att = a->att + k * state;
+    la->atty = model_act_at(m, a->atty, ka * N * C);
+    la->att = a->att + ka * state;
     la->attproj = model_act_at(m, a->attproj, k * N * C);
     la->residual2 = model_act_at(m, a->residual2, k * N * C);
     la->ln2 = model_act_at(m, a->ln2, k * N * C);
@@ -659,11 +682,11 @@ void model_layer_acts(const Model *m, int l, LayerActs *la) {
     la->fch = model_act_at(m, a->fch, k * N * FC);
     la->fch_act = model_act_at(m, a->fch_act, k * N * F);
     la->fcproj = model_act_at(m, a->fcproj, k * N * C);
-    la->residual3 = model_act_at(m, a->residual3, k * N * C);
-    size_t r = (size_t)m->lora.rank, j = k * lora_count(m);
+    la->residual3 = model_act_at(m, a->residual3, r * N * C);
+    size_t rank = (size_t)m->lora.rank, j = k * lora_count(m); // adapters' inputs: rooms as k
     for (int t = 0; t < LORA_TARGETS; t++)
         la->lora_h[t] =
-            r && (m->lora.targets >> t & 1u) ? model_act_at(m, a->lora_h, j++ * N * r) : NULL;
+            rank && (m->lora.targets >> t & 1u) ? model_act_at(m, a->lora_h, j++ * N * rank) : NULL;
 }
 
 // Layer l's slice of the stacked per-layer tensors of src (a ModelParams or ModelWeights, of
@@ -773,32 +796,39 @@ enum {
     ADAPT_DOWN = 1u << LORA_DOWN,
 };
 
-void model_forward_layers(Model *m, const KVAttention *kv) {
+// Layer l's forward from its input (la.residual) to its output (la.residual3); the backward of
+// MODEL_RECOMPUTE_LAYER re-runs it to refill the one layer's room it recomputes.
+static void forward_layer(Model *m, int l, const KVAttention *kv) {
     const Backend *be = m->be;
     int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
     int QKV = m->qkv_dim, FC = m->fc_dim, F = m->cfg.d_ff;
+    LayerActs la;
+    ModelWeights lp;
+    model_layer_acts(m, l, &la);
+    layer_weights(m, l, &lp);
+    norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N);
+    be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, QKV);
+    adapters_forward(m, &lp, &la, la.qkv, la.ln1, ADAPT_QKV);
+    attention(m, l, &la, kv);
+    be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
+    adapters_forward(m, &lp, &la, la.attproj, la.atty, ADAPT_O);
+    be->residual_forward(la.residual2, la.residual, la.attproj, (size_t)N * C);
+    norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N);
+    be->matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, FC);
+    adapters_forward(m, &lp, &la, la.fch, la.ln2, ADAPT_FC);
+    mlp_act(m, la.fch_act, la.fch, N);
+    be->matmul_forward(la.fcproj, la.fch_act, lp.fcprojw, lp.fcprojb, N, F, C);
+    adapters_forward(m, &lp, &la, la.fcproj, la.fch_act, ADAPT_DOWN);
+    be->residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)N * C);
+}
+
+void model_forward_layers(Model *m, const KVAttention *kv) {
+    acts_ready(m);
+    const Backend *be = m->be;
+    int B = m->B, T = m->T, C = m->cfg.d_model, N = B * T;
     ModelActs *a = &m->acts;
     be->encoder_forward(a->encoded, a->tokens, a->pos, m->w.wte, m->w.wpe, B, T, C);
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        LayerActs la;
-        ModelWeights lp;
-        model_layer_acts(m, l, &la);
-        layer_weights(m, l, &lp);
-        norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, la.residual, lp.ln1w, lp.ln1b, N);
-        be->matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, QKV);
-        adapters_forward(m, &lp, &la, la.qkv, la.ln1, ADAPT_QKV);
-        attention(m, l, &la, kv);
-        be->matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C);
-        adapters_forward(m, &lp, &la, la.attproj, la.atty, ADAPT_O);
-        be->residual_forward(la.residual2, la.residual, la.attproj, (size_t)N * C);
-        norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N);
-        be->matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, FC);
-        adapters_forward(m, &lp, &la, la.fch, la.ln2, ADAPT_FC);
-        mlp_act(m, la.fch_act, la.fch, N);
-        be->matmul_forward(la.fcproj, la.fch_act, lp.fcprojw, lp.fcprojb, N, F, C);
-        adapters_forward(m, &lp, &la, la.fcproj, la.fch_act, ADAPT_DOWN);
-        be->residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)N * C);
-    }
+    for (int l = 0; l < m->cfg.n_layer; l++) forward_layer(m, l, kv);
     LayerActs last;
     model_layer_acts(m, m->cfg.n_layer - 1, &last);
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, last.residual3, m->w.lnfw, m->w.lnfb, N);
@@ -862,6 +892,7 @@ float model_forward(Model *m, const Batch *b, float inv_temp) {
     m->inv_temp = inv_temp;
     m->batch = b;
     int N = b->B * b->T, C = m->cfg.d_model;
+    acts_ready(m);
     upload_batch(m, b);
     model_forward_layers(m, NULL);
     ModelActs *a = &m->acts;
@@ -901,6 +932,9 @@ static void backward_layer(Model *m, int l) {
     LayerActs la;
     ModelWeights lp;
     ModelParams lg;
+    // refill what the forward did not keep: the whole layer (its input residual is kept), or
+    // below, the attention's output and state from the saved (already rotated) qkv
+    if (m->recompute == MODEL_RECOMPUTE_LAYER) forward_layer(m, l, NULL);
     model_layer_acts(m, l, &la);
     layer_weights(m, l, &lp);
     layer_grads(m, l, &lg);
@@ -917,6 +951,8 @@ static void backward_layer(Model *m, int l) {
     norm_backward(m, a->dres, lg.ln2w, lg.ln2b, a->dln, la.residual2, lp.ln2w, la.ln2_mean,
                   la.ln2_rstd, N);
     // dres holds d(residual2); it flows into d(residual) and d(attproj).
+    if (m->recompute == MODEL_RECOMPUTE_ATTENTION)
+        be->attention_forward(la.atty, la.att, la.qkv, a->seg, B, T, NH, NKV, hs);
     be->matmul_backward(a->datty, lg.attprojw, lg.attprojb, a->dres, la.atty, lp.attprojw, N, C, C);
     adapters_backward(m, &lp, &lg, &la, a->datty, a->dres, la.atty, ADAPT_O);
     be->attention_backward(a->dqkv, a->datt, a->datty, la.atty, la.qkv, la.att, a->seg, B, T, NH,
@@ -986,8 +1022,7 @@ size_t model_param_bytes(const Model *m) {
 size_t model_weight_bytes(const Model *m) {
     size_t b = 0, act = m->be->act_size;
     if (m->owns_params) b += m->train_table.numel * (sizeof(float) + (m->weights_mem ? act : 0));
-    if (m->owns_frozen)
-        b += m->frozen_numel * (sizeof(float) + (m->frozen_weights_mem ? act : 0));
+    if (m->owns_frozen) b += m->frozen_numel * (sizeof(float) + (m->frozen_weights_mem ? act : 0));
     return b;
 }
 
@@ -1101,7 +1136,7 @@ int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, s
     init_tensors(m, host, base_count, seed);
     model_params_from_host(m, host);
     free(host);
-    alloc_acts(m); // room for the adapters' inputs
+    layout_acts(m); // room for the adapters' inputs
     return 0;
 }
 
@@ -1145,7 +1180,7 @@ void model_lora_merge(Model *m) {
     retable(m, &(LoraConfig){0});
     model_params_from_host(m, host); // the base tensors are the prefix of host
     free(host);
-    alloc_acts(m);
+    layout_acts(m);
 }
 
 Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, int max_B,

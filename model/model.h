@@ -88,9 +88,20 @@ int lora_target_parse(const char *name, LoraTarget *t); // 0, or -1 if unknown
 const char *lora_config_check(const LoraConfig *c, const ModelConfig *cfg);
 
 typedef enum {
-    MODEL_TRAIN, // keeps every layer's activations and has gradient arenas
+    MODEL_TRAIN, // keeps every layer's activations (see ModelRecompute) and has gradient arenas
     MODEL_INFER  // one layer's activations reused by all layers; no gradients
 } ModelMode;
+
+// Activation recomputation of a MODEL_TRAIN model: which per-layer activations the forward keeps
+// for the backward, and which get one layer's room and are recomputed by the backward. The
+// gradients do not change (the same kernels run on the same inputs).
+typedef enum {
+    MODEL_RECOMPUTE_NONE,      // every layer's activations kept
+    MODEL_RECOMPUTE_ATTENTION, // atty and att (the attention's output and state) recomputed
+                               // from the saved qkv before the attention projection's backward
+    MODEL_RECOMPUTE_LAYER      // only each layer's input kept (encoded, residual3); the backward
+                               // re-runs each layer's forward before its backward
+} ModelRecompute;
 
 // Parameter tensors, in table order; a tensor the family or configuration lacks is NULL.
 // Per-layer tensors are stacked along a leading L. QKV = (NH + 2*NKV)*hs; FC = F (GELU) or
@@ -137,7 +148,8 @@ typedef struct {
 } ModelWeights;
 
 // Activations of one forward pass, carved from one arena. In MODEL_INFER mode every (L, ...)
-// tensor has room for one layer and all layers reuse it.
+// tensor has room for one layer and all layers reuse it; in MODEL_TRAIN mode the tensors that
+// Model.recompute recomputes (atty and att; or all but residual3) have room for one layer.
 typedef struct {
     // in the activation type (Act: fp32 or bf16, Backend.act_size bytes per element)
     Act *encoded;   // (B,T,C)
@@ -192,6 +204,7 @@ typedef struct {
     int Vp; // vocab padded to a multiple of 64
     int heads;
     ModelMode mode;
+    ModelRecompute recompute; // MODEL_RECOMPUTE_NONE unless model_set_recompute changed it
     const Backend *be;
     int hs, qkv_dim, fc_dim; // head size C/NH; QKV = (NH+2*NKV)*hs; FC = F or 2F (SwiGLU)
 
@@ -262,6 +275,11 @@ const char *model_config_check(const ModelConfig *cfg);
 Model *model_create(const Backend *be, ModelConfig cfg, int heads, ModelMode mode, int max_B,
                     int max_T);
 void model_free(Model *m);
+
+// Chooses what a MODEL_TRAIN model recomputes in the backward: frees the activation arena and
+// lays it out again for the mode (acts_bytes follows). Call it between steps, not between a
+// forward and its backward. A no-op for a MODEL_INFER model.
+void model_set_recompute(Model *m, ModelRecompute r);
 
 // A model in the given mode with its own activation arena (max_B x max_T) that shares src's
 // parameter arena: sampling from a policy that is being trained, without copying its weights.

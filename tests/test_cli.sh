@@ -44,6 +44,7 @@ usage "layercake generate: --top-k: -5 is out of range" generate x.h5 --prompt a
 usage "layercake generate: --samples: 0 is out of range" generate x.h5 --prompt a --samples 0
 usage "layercake bench: --threads: -2 is out of range" bench --threads -2
 usage "layercake bench: --seq: 2048 is longer" bench --model tiny --seq 2048
+usage "layercake bench: --recompute: 'all' (none, attention or layer)" bench --recompute all
 usage "layercake run: unknown option '--frobnicate'" run r.yaml --frobnicate
 usage "layercake run: --only needs a value" run r.yaml --only
 usage "layercake validate: missing RECIPE.yaml" validate

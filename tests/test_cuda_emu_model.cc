@@ -7,6 +7,7 @@
 //   - determinism: the same step under two thread schedules gives the same bits;
 //   - no device allocation inside a step once the first step has run;
 //   - the step with `attention: cudnn` (cuDNN's fused attention through the cuDNN shim);
+//   - activation recomputation (attention, layer): the same bits as none, smaller arenas;
 //   - a rollout (prefill, KV-cache decoding, sampling) from trained weights: the same tokens and
 //     log-probs as the CPU's (fp32), log-probs within bf16 tolerance (bf16);
 //   - bf16 storage: the activation arena about half of fp32's, the bf16 compute copy of the
@@ -316,6 +317,36 @@ static void test_determinism(ModelFamily f, BackendPrecision p) {
     expect_clean(fam);
 }
 
+// Activation recomputation (none, attention, layer): the step re-runs the same kernels on the same
+// inputs, so the loss, every gradient and the updated weights have the same bits, from strictly
+// smaller activation arenas (layer < attention < none).
+static void test_recompute(ModelFamily f, BackendPrecision p, BackendAttention at) {
+    const char *fam = model_family_name(f);
+    int C = at == BACKEND_ATTENTION_CUDNN ? 64 : 40;
+    TestBatch tb;
+    Step run[3];
+    size_t bytes[3];
+    for (int k = 0; k < 3; k++) {
+        Trainer tr(cuda(p, at), config(f, C));
+        model_set_recompute(tr.m, (ModelRecompute)k);
+        bytes[k] = model_act_bytes(tr.m);
+        run[k] = step(tr, &tb.b);
+    }
+    for (int k = 1; k < 3; k++) {
+        CHECK(memcmp(&run[0].loss, &run[k].loss, sizeof(float)) == 0, "%s recompute %d: loss", fam,
+              k);
+        CHECK(same_bits(run[0].grads, run[k].grads), "%s recompute %d: gradients differ", fam, k);
+        CHECK(same_bits(run[0].params, run[k].params), "%s recompute %d: weights differ", fam, k);
+    }
+    printf("%s recompute (%s, %s attention): activations none %zu, attention %zu, layer %zu "
+           "bytes\n",
+           fam, p == BACKEND_PRECISION_FP32 ? "fp32" : "bf16",
+           at == BACKEND_ATTENTION_CUDNN ? "cudnn" : "builtin", bytes[0], bytes[1], bytes[2]);
+    CHECK(bytes[2] < bytes[1] && bytes[1] < bytes[0], "%s recompute: arenas %zu, %zu, %zu", fam,
+          bytes[0], bytes[1], bytes[2]);
+    expect_clean(fam);
+}
+
 // After the first step has sized the scratch buffers, steps allocate no device memory.
 static void test_no_allocation_in_steps(ModelFamily f) {
     TestBatch tb;
@@ -515,6 +546,9 @@ int main(int argc, char **argv) {
         test_no_allocation_in_steps(f);
         test_cudnn_step(f, BACKEND_PRECISION_FP32);
         test_cudnn_step(f, BACKEND_PRECISION_BF16);
+        test_recompute(f, BACKEND_PRECISION_FP32, BACKEND_ATTENTION_BUILTIN);
+        test_recompute(f, BACKEND_PRECISION_BF16, BACKEND_ATTENTION_BUILTIN);
+        test_recompute(f, BACKEND_PRECISION_BF16, BACKEND_ATTENTION_CUDNN);
         test_checkpoint_crossing(f, BACKEND_PRECISION_FP32);
         test_checkpoint_crossing(f, BACKEND_PRECISION_BF16);
         test_rollout(f);

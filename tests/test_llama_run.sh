@@ -3,8 +3,9 @@
 # a tiny Llama-family model (tests/fixtures/run/llama.yaml): each stage writes a llama checkpoint
 # of the recipe's shape, pretraining lowers the loss, the rollouts' log-probs equal the forward
 # pass's (RoPE positions across decode steps), a dpo stage killed mid-stage and resumed ends
-# bit-identical to an uninterrupted run, and model.from (a checkpoint, or the same model exported
-# to a Hugging Face folder) starts stages without init from it, identically.
+# bit-identical to an uninterrupted run, and so does one with recompute: layer, and model.from (a
+# checkpoint, or the same model exported to a Hugging Face folder) starts stages without init
+# from it, identically.
 #   test_llama_run.sh LAYERCAKE SOURCE_DIR SCRATCH_DIR PYTHON
 set -uo pipefail
 LC=$1 SRC=$2 TMP=$3 PY=$4
@@ -21,6 +22,12 @@ LC_FAULT_KILL_AT_STEP=3 "$LC" run "$RECIPE" output_dir="$TMP/c" --only dpo >"$TM
 [ $? -eq 137 ] || fail "the killed run did not die by SIGKILL"
 "$LC" run "$RECIPE" output_dir="$TMP/c" --only dpo >"$TMP/c2.log" 2>&1 || fail "resumed run failed: $(tail -3 "$TMP/c2.log")"
 grep -q "resuming from .*ckpt-00000002.h5" "$TMP/c2.log" || fail "did not resume from step 2"
+
+# recompute: layer re-runs each layer's forward in the backward; the dpo stage's policy ends
+# bit-identical to the run that kept every activation
+mkdir -p "$TMP/r"
+cp -r "$TMP/a/pretrain" "$TMP/a/sft" "$TMP/r/"
+"$LC" run "$RECIPE" output_dir="$TMP/r" recompute=layer --only dpo >"$TMP/r.log" 2>&1 || fail "recompute=layer run failed: $(tail -3 "$TMP/r.log")"
 
 # model.from: the pretrained model as a checkpoint and exported to a Hugging Face folder; stages
 # without init start from it
@@ -60,6 +67,9 @@ assert l1[0] == l1[1], f"model.from checkpoint vs HF folder: sft step-1 loss {l1
 fa, fc = h5py.File(f"{tmp}/a/dpo/final.h5", "r"), h5py.File(f"{tmp}/c/dpo/final.h5", "r")
 for name in fa["params"]:
     assert np.array_equal(fa["params"][name][()], fc["params"][name][()]), f"dpo {name} differs after resume"
+fr = h5py.File(f"{tmp}/r/dpo/final.h5", "r")
+for name in fa["params"]:
+    assert np.array_equal(fa["params"][name][()], fr["params"][name][()]), f"dpo {name} differs with recompute=layer"
 PY
 
 if [ "$fails" -ne 0 ]; then

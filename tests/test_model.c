@@ -1,6 +1,7 @@
 // tests/test_model.c: GPT-2 behaviour beyond single kernels: memorising a batch, determinism,
 // gradient accumulation, inference mode, a whole-model finite-difference check, KV-cache
-// sampling against full recomputation, and the learning-rate schedules.
+// sampling against full recomputation, the learning-rate schedules, flash attention and
+// activation recomputation.
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/sample.h"
@@ -436,6 +437,21 @@ START_TEST(test_adamw_refuses_non_finite) {
 }
 END_TEST
 
+// Packed rows for the attention tests: several examples per row (segment ids, positions
+// restarting per example) and padding (-1) at the end. seg and pos are (B,T), the caller frees.
+static void packed_rows(Data *d, int **seg_out, int **pos_out) {
+    int B = d->B, T = d->T;
+    int *seg = malloc(sizeof(int) * B * T), *pos = malloc(sizeof(int) * B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0, id = 0, p = 0; t < T; t++, p++) {
+            if (t == 7 + 3 * b || t == 19) id++, p = 0;
+            seg[b * T + t] = t >= T - 4 ? -1 : id;
+            pos[b * T + t] = p;
+        }
+    d->batch.seg = seg, d->batch.pos = pos;
+    *seg_out = seg, *pos_out = pos;
+}
+
 // One training step with `attention: flash` (backend_cpu_flash) gives the exact attention's
 // loss and gradients to 1e-5, on packed rows (several examples and padding per row, positions
 // restarting per example), per family (GPT-2 multi-head, Llama multi-query); the flash model's
@@ -444,14 +460,8 @@ START_TEST(test_flash_attention_step) {
     use_family(_i);
     int B = 3, T = 29;
     Data d = data_make(B, T, 21);
-    int *seg = malloc(sizeof(int) * B * T), *pos = malloc(sizeof(int) * B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0, id = 0, p = 0; t < T; t++, p++) {
-            if (t == 7 + 3 * b || t == 19) id++, p = 0;
-            seg[b * T + t] = t >= T - 4 ? -1 : id;
-            pos[b * T + t] = p;
-        }
-    d.batch.seg = seg, d.batch.pos = pos;
+    int *seg, *pos;
+    packed_rows(&d, &seg, &pos);
     Model *ms[2];
     float loss[2];
     for (int k = 0; k < 2; k++) {
@@ -476,6 +486,75 @@ START_TEST(test_flash_attention_step) {
 }
 END_TEST
 
+// Activation recomputation: one forward and backward under recompute none, attention and layer
+// give the same loss (exactly) and every gradient within 1e-6 (max abs difference over the whole
+// gradient arena), with strictly smaller activation arenas (layer < attention < none). _i: bit 0
+// the family (GPT-2; Llama with grouped-query attention, 4 query heads over 2 key/value heads),
+// bit 1 the attention (exact; flash). Three layers and a smaller batch than the arena holds, so
+// the one layer's room is reused and the layers are packed at the batch's stride.
+START_TEST(test_recompute_same_loss_and_grads_smaller_acts) {
+    ModelConfig cfg = GPT2_CONFIG(3, 4, 16, 50, 32);
+    if (_i & 1) {
+        cfg = model_config_default(MODEL_FAMILY_LLAMA, 3, 4, 16, 50, 32);
+        cfg.n_kv_head = 2;
+        cfg.d_ff = 40;
+        cfg.tied = false;
+    }
+    const Backend *be = _i & 2 ? backend_cpu_flash() : backend_cpu();
+    int B = 3, T = 29;
+    Data d = data_make(B, T, 31);
+    int *seg, *pos;
+    packed_rows(&d, &seg, &pos);
+    Model *ms[3];
+    float loss[3];
+    size_t bytes[3];
+    for (int k = 0; k < 3; k++) {
+        ms[k] = model_create(be, cfg, MODEL_HEAD_LM, MODEL_TRAIN, B + 1, T + 3);
+        model_init_weights(ms[k], 32);
+        model_set_recompute(ms[k], (ModelRecompute)k);
+        ck_assert_int_eq(ms[k]->recompute, k);
+        bytes[k] = model_act_bytes(ms[k]);
+        model_zero_grad(ms[k]);
+        loss[k] = model_forward(ms[k], &d.batch, 1.0f);
+        model_backward_ce(ms[k], model_mask_sum(ms[k]));
+    }
+    size_t n = model_param_bytes(ms[0]) / sizeof(float);
+    double gmax = 0.0;
+    for (size_t j = 0; j < n; j++) gmax = fmax(gmax, fabs(ms[0]->grads_mem[j]));
+    ck_assert_msg(gmax > 1e-4, "the reference gradients are (almost) zero: %g", gmax);
+    for (int k = 1; k < 3; k++) {
+        double diff = 0.0;
+        for (size_t j = 0; j < n; j++)
+            diff = fmax(diff, fabs((double)ms[k]->grads_mem[j] - ms[0]->grads_mem[j]));
+        printf("recompute %d (family %d, %s): loss %.9g vs %.9g, grads max abs diff %.3g, "
+               "activations %zu vs %zu bytes\n",
+               k, _i & 1, _i & 2 ? "flash" : "exact", loss[k], loss[0], diff, bytes[k], bytes[0]);
+        ck_assert_msg(loss[k] == loss[0], "recompute %d: loss %.9g vs %.9g", k, loss[k], loss[0]);
+        ck_assert_msg(diff <= 1e-6, "recompute %d: gradients differ by up to %g", k, diff);
+    }
+    ck_assert_msg(bytes[2] < bytes[1] && bytes[1] < bytes[0],
+                  "activation bytes: layer %zu, attention %zu, none %zu", bytes[2], bytes[1],
+                  bytes[0]);
+    // back to none: the arena is laid out again at its original size
+    model_set_recompute(ms[2], MODEL_RECOMPUTE_NONE);
+    ck_assert_uint_eq(model_act_bytes(ms[2]), bytes[0]);
+    for (int k = 0; k < 3; k++) model_free(ms[k]);
+    free(seg), free(pos);
+    data_free(&d);
+}
+END_TEST
+
+// An inference model keeps one layer's room whatever is asked: model_set_recompute is a no-op.
+START_TEST(test_recompute_infer_noop) {
+    Model *m = tiny(MODEL_HEAD_LM, MODEL_INFER, 2, 8, 1);
+    size_t bytes = model_act_bytes(m);
+    model_set_recompute(m, MODEL_RECOMPUTE_LAYER);
+    ck_assert_int_eq(m->recompute, MODEL_RECOMPUTE_NONE);
+    ck_assert_uint_eq(model_act_bytes(m), bytes);
+    model_free(m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -491,6 +570,8 @@ int main(void) {
     tcase_add_loop_test(tc, test_sampler_tracks_weights, 0, 2);
     tcase_add_loop_test(tc, test_weights_roundtrip, 0, 2);
     tcase_add_loop_test(tc, test_flash_attention_step, 0, 2);
+    tcase_add_loop_test(tc, test_recompute_same_loss_and_grads_smaller_acts, 0, 4);
+    tcase_add_test(tc, test_recompute_infer_noop);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_adamw_clipping);
     tcase_add_test(tc, test_adamw_refuses_non_finite);

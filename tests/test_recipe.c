@@ -140,6 +140,9 @@ static const ErrorCase FILE_ERRORS[] = {
     // every count fits an int, but one batch's attention scores could never be held
     {"err_huge_attention.yaml", NULL, RECIPE_ERR_RULE,
      "pretrain.seq_len: one micro-batch of 1 x 1073741824 tokens needs"},
+    // each layer's attention probabilities fit, 256 layers of them do not (test_recompute)
+    {"err_deep_attention.yaml", NULL, RECIPE_ERR_RULE,
+     "pretrain.seq_len: one micro-batch of 1 x 131072 tokens needs"},
 };
 
 START_TEST(test_file_errors) {
@@ -193,6 +196,30 @@ START_TEST(test_attention_flash) {
     recipe_free(&r);
     load_ok("err_huge_attention.yaml", ov, 1, &r);
     recipe_free(&r);
+}
+END_TEST
+
+// `recompute` defaults to none and takes none, attention or layer; the memory rule counts the
+// recomputed activations once: the recipe whose 256 layers of attention probabilities could
+// never be held loads when they are recomputed.
+START_TEST(test_recompute) {
+    Recipe r;
+    load_ok("full.yaml", NULL, 0, &r);
+    ck_assert_int_eq(r.recompute, MODEL_RECOMPUTE_NONE);
+    recipe_free(&r);
+    const char *names[] = {"none", "attention", "layer"};
+    for (int k = 0; k < 3; k++) {
+        char o[64];
+        snprintf(o, sizeof(o), "recompute=%s", names[k]);
+        char *ov[] = {o};
+        load_ok("full.yaml", ov, 1, &r);
+        ck_assert_int_eq(r.recompute, k);
+        recipe_free(&r);
+        if (k == 0) continue; // none: err_deep_attention.yaml's error (FILE_ERRORS)
+        load_ok("err_deep_attention.yaml", ov, 1, &r);
+        ck_assert_int_eq(r.recompute, k);
+        recipe_free(&r);
+    }
 }
 END_TEST
 
@@ -272,6 +299,9 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "eval.models=[]", RECIPE_ERR_RANGE, "eval.models: expected >= 1 items, got 0"},
     {"full.yaml", "backend=gpu", RECIPE_ERR_RANGE,
      "backend: expected one of cpu, cuda, got 'gpu'; did you mean 'cpu'?"},
+    {"full.yaml", "recompute=layers", RECIPE_ERR_RANGE,
+     "command line 'recompute=layers': recompute: expected one of none, attention, layer, got "
+     "'layers'"},
     {"full.yaml", "sft.beta=0.1", RECIPE_ERR_NOT_APPLICABLE,
      "command line 'sft.beta=0.1': sft.beta: 'beta' does not apply to a stage of kind 'sft' "
      "(only to dpo)"},
@@ -854,6 +884,7 @@ static Suite *recipe_suite(void) {
     t = tcase_create("values");
     tcase_add_test(t, test_override_values);
     tcase_add_test(t, test_attention_flash);
+    tcase_add_test(t, test_recompute);
     tcase_add_test(t, test_override_defaults);
     tcase_add_test(t, test_precedence);
     tcase_add_test(t, test_paths);

@@ -63,6 +63,8 @@ typedef struct {
     const char *precision; // "auto" (default), "fp32" or "bf16"
     const char *attention; // "builtin" (default), "cudnn" or "flash"
     BackendOptions opts;   // the two above, parsed
+    const char *recompute; // the training model's: "none" (default), "attention" or "layer"
+    ModelRecompute rc;     // recompute, parsed
     int zero;              // data parallelism's ZeRO stage (0 or 1)
     Comm *comm;            // the processes mpirun or srun started (one: single)
 } BenchArgs;
@@ -100,7 +102,8 @@ static int parse(int argc, char **argv, BenchArgs *a) {
                      .new_tokens = 64,
                      .backend = "cpu",
                      .precision = "auto",
-                     .attention = "builtin"};
+                     .attention = "builtin",
+                     .recompute = "none"};
     const char *model = "gpt2-124m";
     const Option opts[] = {
         {"model", 'm', OPT_STRING, &model, 0, 0, false, "NAME", "model shape (default gpt2-124m)"},
@@ -117,6 +120,8 @@ static int parse(int argc, char **argv, BenchArgs *a) {
          "auto, fp32 or bf16 (default auto: the backend's own)"},
         {"attention", 0, OPT_STRING, &a->attention, 0, 0, false, "A",
          "builtin, cudnn or flash (default builtin)"},
+        {"recompute", 0, OPT_STRING, &a->recompute, 0, 0, false, "R",
+         "recompute activations: none, attention or layer (default none)"},
         {"zero", 0, OPT_INT, &a->zero, 0, 1, false, "Z",
          "under mpirun/srun: ZeRO stage of data parallelism, 0 or 1 (default 0)"},
         {"json", 0, OPT_FLAG, &a->json, 0, 0, false, NULL, "print one JSON object"},
@@ -151,6 +156,14 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         return options_usage_error(&cmd, "--attention: '%s' (builtin, cudnn or flash)",
                                    a->attention);
     a->opts = (BackendOptions){(BackendPrecision)p, (BackendAttention)at};
+    const char *recomputes[] = {"none", "attention", "layer"}; // ModelRecompute order
+    int rc_kind = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(a->recompute, recomputes[i]) == 0) rc_kind = i;
+    if (rc_kind < 0)
+        return options_usage_error(&cmd, "--recompute: '%s' (none, attention or layer)",
+                                   a->recompute);
+    a->rc = (ModelRecompute)rc_kind;
     return shape_check(&cmd, model, a);
 }
 
@@ -226,6 +239,7 @@ static void random_batch(Batch *b, int B, int T, int V, Rng *r) {
 static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
     Model *m = model_create(be, shape_config(a->shape), MODEL_HEAD_LM, MODEL_TRAIN, a->B, a->T);
     model_init_weights(m, 1);
+    model_set_recompute(m, a->rc);
     AdamW opt;
     Comm *comm = a->comm;
     int W = comm->world;
@@ -257,19 +271,19 @@ static int bench_train(const BenchArgs *a, const Backend *be, double peak) {
                "\"mfu\": %.4f, \"peak_gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.4f, "
                "\"backend\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\", "
                "\"peak_gpu_mb\": %.1f, \"processes\": %d, \"zero\": %d, "
-               "\"comm_mb_per_step\": %.2f}\n",
+               "\"comm_mb_per_step\": %.2f, \"recompute\": \"%s\", \"activation_mb\": %.1f}\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), step * 1e3, tps, mfu,
                peak / 1e9, peak_rss_mb(), loss, be->name, a->precision, dev, gpu_mb, W, a->zero,
-               comm_mb);
+               comm_mb, a->recompute, model_act_bytes(m) / 1e6);
     else
         printf("bench train %s (%.1fM params) batch %d x %d, %d threads, %d steps\n"
                "  %.1f ms/step  %.1f tokens/s  MFU %.1f%% of %.1f GFLOP/s measured peak\n"
-               "  arenas: params %.1f MB, grads %.1f MB, AdamW %.1f MB, activations %.1f MB; "
-               "peak RSS %.1f MB\n",
+               "  arenas: params %.1f MB, grads %.1f MB, AdamW %.1f MB, activations %.1f MB "
+               "(%zu bytes, recompute %s); peak RSS %.1f MB\n",
                a->shape->name, params_m, a->B, a->T, be->threads(0), a->steps, step * 1e3, tps,
                100 * mfu, peak / 1e9, model_param_bytes(m) / 1e6, model_grad_bytes(m) / 1e6,
                2.0 * (double)(opt.end - opt.begin) * sizeof(float) / 1e6, model_act_bytes(m) / 1e6,
-               peak_rss_mb());
+               model_act_bytes(m), a->recompute, peak_rss_mb());
     if (!a->json && is_cuda(be))
         printf("  device %s, precision %s; peak GPU memory %.1f MB\n", dev, a->precision, gpu_mb);
     if (!a->json && W > 1)

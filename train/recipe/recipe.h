@@ -12,7 +12,7 @@
 // between stages. Errors name file:line:column (or the command-line override) and the key path.
 // recipe_validate_files() then checks the files the recipe names.
 #pragma once
-#include "model/model.h"                 // ModelFamily
+#include "model/model.h"                 // ModelFamily, ModelRecompute
 #include "optim/optim.h"                 // ScheduleKind
 #include "train/objectives/preference.h" // DpoLoss
 #include "train/objectives/rl.h"         // KlEstimator
@@ -221,15 +221,16 @@ typedef struct {
 } RecipeOrigin;
 
 typedef struct {
-    char *name;              // run name
-    int seed;                // seed of every random stream in the run
-    char *output_dir;        // run directory (absolute; unset in the file: runs/<name>)
-    BackendKind backend;     // kernel backend
-    PrecisionKind precision; // the backend's arithmetic (auto: fp32 on cpu, bf16 on cuda)
-    AttentionKind attention; // the backend's attention kernels
-    int threads;             // CPU threads; 0 = all cores
-    int zero;                // ZeRO stage of data parallelism: 0 or 1
-    char *tokenizer;         // tokenizer .json file or GPT-2 folder (absolute)
+    char *name;               // run name
+    int seed;                 // seed of every random stream in the run
+    char *output_dir;         // run directory (absolute; unset in the file: runs/<name>)
+    BackendKind backend;      // kernel backend
+    PrecisionKind precision;  // the backend's arithmetic (auto: fp32 on cpu, bf16 on cuda)
+    AttentionKind attention;  // the backend's attention kernels
+    ModelRecompute recompute; // activations the training models recompute in the backward
+    int threads;              // CPU threads; 0 = all cores
+    int zero;                 // ZeRO stage of data parallelism: 0 or 1
+    char *tokenizer;          // tokenizer .json file or GPT-2 folder (absolute)
     StringList
         prepare; // layercake commands making the tokenizer and datasets (train/recipe/prepare.h)
     RecipeModel model;     // model shape

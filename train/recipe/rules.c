@@ -184,14 +184,20 @@ static void stage_rows(const Stage *s, uint64_t *train, uint64_t *infer) {
 // Floats of the activations of rows x T positions through `layers` layers (model/model.c
 // acts_layout, roughly): per layer 16 N C and the attention state (B x NH x T x T probabilities,
 // or with `attention: flash` a B x NH x T logsumexp), the logits, and with backward the
-// gradients of one layer.
+// gradients of one layer. What `recompute` recomputes has room for one layer only: the
+// attention's output (N C) and state, or all of a layer but its output (N C, the residual
+// stream).
 static uint64_t acts_floats(const RecipeModel *m, uint64_t rows, uint64_t T, uint64_t layers,
-                            bool backward, bool flash) {
+                            bool backward, bool flash, ModelRecompute recompute) {
     uint64_t N = mul(rows, T), C = (uint64_t)m->d_model;
     uint64_t att = mul(mul(rows, (uint64_t)m->n_head), flash ? T : mul(T, T));
     uint64_t mlp = add(fc_width(m), mlp_width(m)); // about 8C for GPT-2's 16 N C below
     uint64_t layer = add(mul(N, add(mul(8, C), mlp)), att);
-    uint64_t all = add(mul(layers, layer), mul(N, add(padded_vocab(m), C)));
+    uint64_t once = recompute == MODEL_RECOMPUTE_ATTENTION ? add(mul(N, C), att)
+                    : recompute == MODEL_RECOMPUTE_LAYER   ? layer - mul(N, C)
+                                                           : 0; // layer > N C: no wrap
+    uint64_t kept = add(mul(layers, layer - once), once);     // layer - once: no wrap either
+    uint64_t all = add(kept, mul(N, add(padded_vocab(m), C)));
     return backward ? add(all, add(mul(12, mul(N, C)), att)) : all;
 }
 
@@ -226,8 +232,9 @@ static RecipeError rule_stage_size(RecipeLoader *L, int i) {
                          (unsigned long long)infer, s->seq_len, (unsigned long long)mul(infer, T),
                          INT_MAX);
     bool flash = L->r->attention == ATTENTION_FLASH;
-    uint64_t floats = add(acts_floats(m, train, T, (uint64_t)m->n_layer, true, flash),
-                          acts_floats(m, infer, T, 1, false, flash));
+    uint64_t floats =
+        add(acts_floats(m, train, T, (uint64_t)m->n_layer, true, flash, L->r->recompute),
+            acts_floats(m, infer, T, 1, false, flash, MODEL_RECOMPUTE_NONE));
     uint64_t bytes = add(model_bytes(m), mul(4, floats));
     if (bytes <= ADDRESSABLE) return RECIPE_OK;
     uint64_t rows = train > infer ? train : infer;

@@ -10,9 +10,10 @@
 const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
                                         "grpo",     "rloo", "eval",   NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
-static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};      // PrecisionKind order
-static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL}; // AttentionKind order
-static const char *const FAMILIES[] = {"gpt2", "llama", NULL};               // ModelFamily order
+static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};       // PrecisionKind order
+static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL};  // AttentionKind order
+static const char *const RECOMPUTES[] = {"none", "attention", "layer", NULL}; // ModelRecompute
+static const char *const FAMILIES[] = {"gpt2", "llama", NULL};                // ModelFamily order
 static const char *const OPTIMS[] = {"adamw", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
@@ -23,6 +24,9 @@ static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraIn
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(ModelRecompute) == sizeof(int) && MODEL_RECOMPUTE_NONE == 0 &&
+                   MODEL_RECOMPUTE_ATTENTION == 1 && MODEL_RECOMPUTE_LAYER == 2,
+               "recompute is stored as an int in RECOMPUTES order");
 
 // The path, scope and storage of a key, from one field designator so they cannot drift apart.
 #define TOP(f) #f, SCOPE_RECIPE, offsetof(Recipe, f), sizeof(((Recipe *)0)->f)
@@ -64,6 +68,14 @@ const Key SCHEMA[] = {
             "cudnn = cuDNN's fused scaled-dot-product attention (cuda); flash = blocked "
             "online-softmax kernels saving only a logsumexp per query row (cpu; on cuda the "
             "same as builtin)"},
+    {TOP(recompute), KEY_ENUM, 0, "none", .names = RECOMPUTES,
+     .doc = "activation recomputation of the models a stage trains, trading compute for "
+            "memory with unchanged gradients: none = keep every layer's activations for the "
+            "backward; attention = keep all but the attention's output and state (cpu: the "
+            "B x n_head x T x T probabilities), which get one layer's room and are recomputed "
+            "from the saved q, k, v before each layer's backward; layer = keep only each "
+            "layer's input (the residual stream), and re-run each layer's forward into one "
+            "layer's room before its backward (about one more forward pass per step)"},
     {TOP(threads), KEY_INT, 0, "0", ATLEAST(0), .doc = "CPU threads; 0 = all cores"},
     {TOP(zero), KEY_INT, 0, "0", IN(0, 1),
      .doc = "data parallelism over the processes mpirun or srun started (docs/distributed.md): "

@@ -204,6 +204,7 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
     if (!init || !init[0]) {
         Model *m = model_create(run->be, run_model_config(run), heads, mode, max_B, max_T);
         model_init_weights(m, seed);
+        if (mode == MODEL_TRAIN) model_set_recompute(m, run->recipe->recompute);
         return m;
     }
     char path[4096], err[2048];
@@ -215,8 +216,9 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
         m = hf_model_load_any(run->be, path, heads, mode, max_B, max_T, seed, err, sizeof(err));
     if (!m)
         fprintf(stderr, "layercake: stage '%s': cannot use '%s': %s\n", sr->stage->name, init, err);
-    else if (m->lora.rank > 0)
+    if (m && m->lora.rank > 0)
         model_lora_merge(m); // the adapters of an earlier LoRA stage are part of its model
+    if (m && mode == MODEL_TRAIN) model_set_recompute(m, run->recipe->recompute);
     return m;
 }
 
@@ -257,6 +259,7 @@ Model *stage_adapter_view(StageRun *sr, const Model *trunk, int heads, int max_B
     Model *m = model_create_adapter_view(trunk, heads, MODEL_TRAIN, max_B, max_T, &c,
                                          stage_seed(sr, "adapters"));
     model_lora_lr_scale(m, lora_lr_scale(sr->stage));
+    model_set_recompute(m, sr->run->recipe->recompute);
     return m;
 }
 
