@@ -89,6 +89,48 @@ for group in ("params", "models/value/params"):
 assert abs(fa["state"].attrs["kl_coef"] - fc["state"].attrs["kl_coef"]) == 0, "KL controller differs"
 PY
 
+# D, E: LoRA. The reward model and ppo train adapters (ppo's from the same sft): the reward
+# model's checkpoint is adapters over the policy's very base, so ppo holds one trunk (the
+# reference the adapters off, the value and the reward model adapter sets on it); E is killed
+# after iteration 3 and resumed, and ends bit-identical to D.
+LORA=(reward.lora.rank=4 ppo.lora.rank=4 "ppo.lora.targets=[q,v,o,up]" ppo.lora.lr=0.003 grpo.iterations=1 rloo.iterations=1)
+for d in d e; do
+  mkdir -p "$TMP/$d"
+  cp -r "$TMP/a/pretrain" "$TMP/a/sft" "$TMP/$d/"
+done
+"$LC" run "$RECIPE" output_dir="$TMP/d" "${LORA[@]}" >"$TMP/d.log" 2>&1 || fail "lora run failed: $(tail -5 "$TMP/d.log")"
+grep -q "^\[ppo\] reward: adapters over the policy's base weights, held on its trunk$" "$TMP/d.log" ||
+  fail "lora: the reward model does not share the policy's trunk"
+"$LC" run "$RECIPE" output_dir="$TMP/e" "${LORA[@]}" --only reward >"$TMP/e0.log" 2>&1 || fail "lora reward failed"
+LC_FAULT_KILL_AT_STEP=3 "$LC" run "$RECIPE" output_dir="$TMP/e" "${LORA[@]}" --only ppo >"$TMP/e1.log" 2>&1
+[ $? -eq 137 ] || fail "the killed lora run did not die by SIGKILL"
+"$LC" run "$RECIPE" output_dir="$TMP/e" "${LORA[@]}" --only ppo >"$TMP/e2.log" 2>&1 || fail "resumed lora run failed: $(tail -3 "$TMP/e2.log")"
+grep -q "resuming from .*ckpt-00000002.h5 (iteration 2)" "$TMP/e2.log" || fail "lora: did not resume from iteration 2"
+"$PY" - "$TMP" <<'PY' || fail "lora comparison"
+import json, sys, h5py, numpy as np
+tmp = sys.argv[1]
+m = json.load(open(f"{tmp}/d/ppo/memory.json"))
+w = {r["role"]: r["weights"] for r in m["roles"]}
+g = {r["role"]: r["gradients"] for r in m["roles"]}
+assert w["reference"] == 0, w
+for role in ("value", "reward model"):  # adapters and a head: no trunk of their own
+    assert 0 < w[role] < w["policy"] / 10, (role, w)
+assert g["policy"] < w["policy"] / 10, "lora: the policy's base has gradients"
+timing = ("elapsed", "tokens_per_s", "rollout_tokens_per_s")
+def rows(run):
+    return [{k: v for k, v in json.loads(l).items() if k not in timing and not k.startswith("time/")}
+            for l in open(f"{tmp}/{run}/ppo/metrics.jsonl")]
+assert rows("d") == rows("e"), "lora ppo resumed: metrics differ"
+fd, fe = h5py.File(f"{tmp}/d/ppo/final.h5"), h5py.File(f"{tmp}/e/ppo/final.h5")
+assert fd.attrs["lora_rank"] == 4 and "lora_q_a" in fd["params"], "lora: the checkpoint lost its adapters"
+for group in ("params", "models/value/params"):
+    for name in fd[group]:
+        assert np.array_equal(fd[group][name][()], fe[group][name][()]), f"lora: {group}/{name} differs after resume"
+sft = h5py.File(f"{tmp}/d/sft/final.h5")
+for name in sft["params"]:  # the frozen base is the sft model's, untouched by ppo
+    assert np.array_equal(sft["params"][name][()], fd["params"][name][()]), f"lora: base {name} moved"
+PY
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
   exit 1

@@ -222,6 +222,45 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
     return m;
 }
 
+// Whether a's and b's frozen bases are the same weights, bit for bit.
+static bool same_base(const Model *a, const Model *b) {
+    if (a->frozen_numel != b->frozen_numel || a->frozen_numel == 0) return false;
+    size_t n = a->frozen_numel;
+    float *x = lc_malloc(n * sizeof(float)), *y = lc_malloc(n * sizeof(float));
+    a->be->to_host(x, a->frozen_mem, n * sizeof(float));
+    b->be->to_host(y, b->frozen_mem, n * sizeof(float));
+    bool same = memcmp(x, y, n * sizeof(float)) == 0;
+    free(x), free(y);
+    return same;
+}
+
+Model *stage_model_on_trunk(StageRun *sr, const char *init, const Model *trunk, int heads,
+                            int max_B, int max_T) {
+    const Run *run = sr->run;
+    char path[4096], err[2048];
+    CheckpointInfo ci;
+    run_resolve_model(run, init, path, sizeof(path));
+    Model *m = NULL;
+    if (trunk->lora.rank > 0 && run_checkpoint_info(path, &ci, err, sizeof(err)) == 0 &&
+        start_check(run->recipe, run->tok, path, &ci, err, sizeof(err)) == 0)
+        m = hf_model_load_any(run->be, path, heads, MODEL_INFER, 1, 1, 0, err, sizeof(err));
+    if (!m || m->lora.rank == 0 || !same_base(m, trunk)) {
+        model_free(m); // not adapters over this base: a model of its own
+        return stage_model(sr, init, heads, MODEL_INFER, max_B, max_T);
+    }
+    Model *v = model_create_adapter_view(trunk, m->heads, MODEL_INFER, max_B, max_T, &m->lora, 0);
+    size_t n = m->train_table.numel; // the same table: the same heads and adapters
+    float *host = lc_malloc(n * sizeof(float));
+    run->be->to_host(host, m->params_mem, n * sizeof(float));
+    run->be->to_device(v->params_mem, host, n * sizeof(float));
+    model_weights_changed(v);
+    free(host);
+    model_free(m);
+    printf("[%s] %s: adapters over the policy's base weights, held on its trunk\n",
+           sr->stage->name, init);
+    return v;
+}
+
 LoraConfig stage_lora_config(const Stage *st) {
     LoraConfig c = {.rank = st->lora.rank,
                     .alpha = (float)st->lora.alpha,

@@ -120,6 +120,12 @@ Model *stage_model(StageRun *sr, const char *init, int heads, ModelMode mode, in
 // The model a stage trains: stage_model in MODEL_TRAIN, then, when the stage sets lora.rank, the
 // stage's adapters over it (base frozen; lora.lr as their learning-rate scale).
 Model *stage_train_model(StageRun *sr, const char *init, int heads, int max_B, int max_T);
+// A frozen model (MODEL_INFER) of a LoRA stage from init: when init's checkpoint is adapters
+// (and heads) over the very base weights trunk freezes (an earlier LoRA stage from the same start:
+// a reward model trained with LoRA from the policy's sft), an adapter view on trunk holding those
+// adapters and heads, so no second trunk is held; else stage_model's. NULL after a message.
+Model *stage_model_on_trunk(StageRun *sr, const char *init, const Model *trunk, int heads,
+                            int max_B, int max_T);
 // The stage's adapters as the model takes them (rank 0 without).
 LoraConfig stage_lora_config(const Stage *st);
 // A model with heads and the stage's adapters sharing trunk's base weights (the value model of a

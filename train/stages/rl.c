@@ -278,7 +278,8 @@ static int make_models(RlRun *rl) {
                         run->comm, run->recipe->zero == 1);
     if (st->reward_model[0]) {
         // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
-        rl->rm = stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);
+        rl->rm = lora ? stage_model_on_trunk(rl->sr, st->reward_model, rl->policy, 0, rl->R, rl->T)
+                      : stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);
         if (!rl->rm) return 1;
         if (!(rl->rm->heads & MODEL_HEAD_SCALAR)) {
             fprintf(stderr, "layercake: stage '%s': reward_model '%s' has no scalar head\n",
