@@ -348,8 +348,8 @@ size_t model_param_bytes(const Model *m);
 // Bytes of weights the model itself holds, every weight arena counted: its fp32 trained and
 // frozen arenas plus their compute copies when the backend's activations are not fp32; 0 for a
 // view (model_create_view), which reads its source's, and only the own adapters and head for an
-// adapter view (model_create_adapter_view), whose base is its trunk's. The memory report (train/run/memory.h) reads
-// it, so a new kind of weight storage is counted here.
+// adapter view (model_create_adapter_view), whose base is its trunk's. The memory report
+// (train/run/memory.h) reads it, so a new kind of weight storage is counted here.
 size_t model_weight_bytes(const Model *m);
 size_t model_grad_bytes(const Model *m);
 size_t model_act_bytes(const Model *m);

@@ -256,8 +256,8 @@ Model *stage_model_on_trunk(StageRun *sr, const char *init, const Model *trunk, 
     model_weights_changed(v);
     free(host);
     model_free(m);
-    printf("[%s] %s: adapters over the policy's base weights, held on its trunk\n",
-           sr->stage->name, init);
+    printf("[%s] %s: adapters over the policy's base weights, held on its trunk\n", sr->stage->name,
+           init);
     return v;
 }
 

@@ -240,10 +240,9 @@ static int dpo_setup(Supervised *s) {
 static void dpo_memory(Supervised *s, MemoryPlan *plan) {
     DpoCtx *c = s->ctx;
     if (c->ref)
-        memory_plan_add_model(plan,
-                              c->ref->lora.rank > 0 ? "live reference (adapters off)"
-                                                    : "live reference",
-                              c->ref, NULL);
+        memory_plan_add_model(
+            plan, c->ref->lora.rank > 0 ? "live reference (adapters off)" : "live reference",
+            c->ref, NULL);
     if (c->cache[0] || c->cache[1])
         memory_plan_add(plan, "cached reference", MEM_OTHER,
                         2 * sizeof(double) * (size_t)(c->n[0] + c->n[1]));
