@@ -14,6 +14,11 @@
 //     weights exactly the updated master weights rounded;
 //   - checkpoints crossing backends: CPU writes, CUDA resumes, CUDA writes, CPU resumes, and the
 //     run matches the CPU-only one (fp32 tightly, bf16 within bf16 tolerance);
+//   - LoRA on every target the family has (random B), fp32 and bf16: a step's loss and every
+//     adapter gradient as the CPU's, no base gradients, the frozen base (masters and bf16 copy)
+//     unchanged by AdamW; adapters off on a view and zero B give the base model's bits; a value
+//     model as an adapter view on the policy's trunk as the CPU's, the policy untouched; layer
+//     recomputation the same bits as none;
 //   - with `nogpu`: no device, and backend_cuda refuses with the cause instead of crashing.
 // Every run ends with zero shim rule violations and zero emulator warnings or errors.
 //
@@ -23,6 +28,7 @@
 #include "tests/cuda_emu/cuemu.h"
 
 extern "C" {
+#include "common/rng.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/sample.h"
@@ -480,6 +486,319 @@ static void test_rollout(ModelFamily f) {
     expect_clean(fam);
 }
 
+// ---- LoRA -------------------------------------------------------------------------------------
+
+// Every target the family has (GPT-2 has no gate).
+static LoraConfig all_targets(ModelFamily f, int rank, float alpha) {
+    unsigned t = (1u << LORA_TARGETS) - 1;
+    if (f == MODEL_FAMILY_GPT2) t &= ~(1u << LORA_GATE);
+    return LoraConfig{rank, alpha, t, LORA_INIT_KAIMING};
+}
+
+// Fills every adapter's B of m's own (trained) tensors with U(-0.3, 0.3) from seed, on the host,
+// so the adapters change the output and every adapter gradient is nonzero.
+static void randomise_b(Model *m, uint64_t seed) {
+    std::vector<float> host(m->table.numel);
+    model_params_to_host(m, host.data());
+    Rng r = rng_init(seed);
+    for (int i = m->first_trained; i < m->table.count; i++) {
+        const TensorInfo *ti = &m->table.info[i];
+        if (!strstr(ti->name, "_b")) continue;
+        for (size_t j = 0; j < ti->numel; j++)
+            host[ti->offset + j] = (float)(0.6 * rng_uniform(&r) - 0.3);
+    }
+    model_params_from_host(m, host.data());
+}
+
+// A model (weights of seed 7) with adapters (seed 3) on every target and random B (seed 5),
+// or zero B, and AdamW on its trained part only (train_table).
+struct LoraTrainer {
+    Model *m;
+    AdamW opt;
+    LoraTrainer(const Backend *be, ModelFamily f, bool random_b = true,
+                ModelRecompute rc = MODEL_RECOMPUTE_NONE, bool rc_first = false) {
+        m = model_create(be, config(f), MODEL_HEAD_LM, MODEL_TRAIN, B, T);
+        model_init_weights(m, 7);
+        if (rc_first) model_set_recompute(m, rc);
+        LoraConfig c = all_targets(f, 3, 6.0f);
+        char err[256];
+        if (model_lora_attach(m, &c, 3, err, sizeof err) != 0) {
+            fprintf(stderr, "model_lora_attach: %s\n", err);
+            exit(1);
+        }
+        if (!rc_first) model_set_recompute(m, rc);
+        if (random_b) randomise_b(m, 5);
+        adamw_init(&opt, be, &m->train_table, kAdam);
+    }
+    ~LoraTrainer() {
+        adamw_free(&opt);
+        model_free(m);
+    }
+    std::vector<float> trained(const float *dev) const { // a train_table-sized arena
+        std::vector<float> v(m->train_table.numel);
+        m->be->to_host(v.data(), dev, v.size() * sizeof(float));
+        return v;
+    }
+    std::vector<float> all_params() const {
+        std::vector<float> v(m->table.numel);
+        model_params_to_host(m, v.data());
+        return v;
+    }
+};
+
+// Act array of n elements widened to fp32 on the host.
+static std::vector<float> act_host(const Backend *be, const Act *src, size_t n) {
+    float *dev = (float *)be->alloc(n * sizeof(float));
+    be->act_to_float(dev, src, n);
+    std::vector<float> v(n);
+    be->to_host(v.data(), dev, n * sizeof(float));
+    be->free(dev);
+    return v;
+}
+
+struct LoraStep {
+    Step s;                                  // grads and params: the trained part (train_table)
+    std::vector<float> before, after;        // every parameter (model_params_to_host) around AdamW
+    std::vector<float> frozen_w0, frozen_w1; // the frozen compute copy around AdamW (bf16 only)
+};
+
+static LoraStep lora_step(LoraTrainer &tr, const Batch *b) {
+    LoraStep r;
+    Model *m = tr.m;
+    model_zero_grad(m);
+    r.s.loss = model_forward(m, b, 1.0f);
+    r.s.logp.assign(m->host_logp, m->host_logp + B * T);
+    model_backward_ce(m, model_mask_sum(m));
+    r.s.grads = tr.trained(m->grads_mem);
+    r.before = tr.all_params();
+    if (m->frozen_weights_mem)
+        r.frozen_w0 = act_host(m->be, m->frozen_weights_mem, m->frozen_numel);
+    adamw_step(&tr.opt, m->params_mem, m->grads_mem, m->weights_mem, kAdam.lr);
+    r.s.params = tr.trained(m->params_mem);
+    r.after = tr.all_params();
+    if (m->frozen_weights_mem)
+        r.frozen_w1 = act_host(m->be, m->frozen_weights_mem, m->frozen_numel);
+    return r;
+}
+
+// The part of a train_table-sized vector that is tensor i of the table.
+static std::vector<float> tensor_part(const Model *m, const std::vector<float> &trained, int i) {
+    const TensorInfo *ti = &m->table.info[i];
+    const float *p = trained.data() + (ti->offset - m->frozen_numel);
+    return std::vector<float>(p, p + ti->numel);
+}
+
+// 1. One training step with adapters on every target (random B): the loss and every adapter's
+// gradient match the CPU's (fp32 tightly, bf16 within bf16 tolerance); the gradient arena is the
+// trained part only; after AdamW the frozen base (fp32 masters and the bf16 compute copy) has the
+// same bits and the adapters moved.
+static void test_lora_step(ModelFamily f) {
+    const char *fam = model_family_name(f);
+    TestBatch tb;
+    LoraTrainer ref_tr(cpu(), f);
+    LoraStep ref = lora_step(ref_tr, &tb.b);
+    for (BackendPrecision p : {BACKEND_PRECISION_FP32, BACKEND_PRECISION_BF16}) {
+        bool fp32 = p == BACKEND_PRECISION_FP32;
+        const char *prec = fp32 ? "fp32" : "bf16";
+        LoraTrainer tr(cuda(p), f);
+        Model *m = tr.m;
+        CHECK(m->train_table.numel == ref_tr.m->train_table.numel &&
+                  m->frozen_numel == ref_tr.m->frozen_numel,
+              "%s %s: tables differ from the CPU's", fam, prec);
+        CHECK(model_grad_bytes(m) == m->train_table.numel * sizeof(float),
+              "%s %s: gradient arena %zu bytes, train_table %zu floats", fam, prec,
+              model_grad_bytes(m), m->train_table.numel);
+        CHECK(m->grads.qkvw == nullptr && m->grads.wte == nullptr && m->grads.fcprojw == nullptr,
+              "%s %s: base gradients", fam, prec);
+        LoraStep got = lora_step(tr, &tb.b);
+        double loss_tol = fp32 ? 1e-5 : 1e-2;
+        CHECK(std::fabs(got.s.loss - ref.s.loss) <= loss_tol * std::fabs(ref.s.loss),
+              "%s %s LoRA loss %.7f, cpu %.7f", fam, prec, got.s.loss, ref.s.loss);
+        CHECK(fp32 ? close("lora fp32 logp", got.s.logp, ref.s.logp, 1e-5, 1e-5)
+                   : close("lora bf16 logp", got.s.logp, ref.s.logp, 2e-2, 1e-2),
+              "%s %s LoRA logp", fam, prec);
+        double worst = 0;
+        int adapters = 0;
+        for (int i = m->first_trained; i < m->table.count; i++) {
+            const char *name = m->table.info[i].name;
+            std::vector<float> g = tensor_part(m, got.s.grads, i),
+                               r = tensor_part(ref_tr.m, ref.s.grads, i);
+            double rl = rel_l2(g, r);
+            worst = std::fmax(worst, rl);
+            adapters += strncmp(name, "lora_", 5) == 0;
+            CHECK(max_abs(r) > 0 && max_abs(g) > 0, "%s %s: %s has a zero gradient", fam, prec,
+                  name);
+            // fp32: sums in other orders, a few ulps (rel L2 <= 1e-5); bf16 as test_train_step.
+            CHECK(rl <= (fp32 ? 1e-5 : 5e-2), "%s %s: %s gradient rel L2 %.3g", fam, prec, name,
+                  rl);
+        }
+        CHECK(adapters == (f == MODEL_FAMILY_GPT2 ? 12 : 14), "%s %s: %d adapter tensors", fam,
+              prec, adapters);
+        printf("%s LoRA step %s: loss %.7f (cpu %.7f), worst adapter grad rel L2 %.2e\n", fam, prec,
+               got.s.loss, ref.s.loss, worst);
+        // AdamW on the train_table: the frozen base keeps its bits; the adapters move.
+        size_t nf = m->frozen_numel;
+        CHECK(nf > 0 && memcmp(got.before.data(), got.after.data(), nf * sizeof(float)) == 0,
+              "%s %s: AdamW changed frozen base weights", fam, prec);
+        CHECK(memcmp(got.before.data(), ref.before.data(), nf * sizeof(float)) == 0,
+              "%s %s: the base differs from the CPU's", fam, prec);
+        size_t moved = 0;
+        for (size_t j = nf; j < m->table.numel; j++) moved += got.after[j] != got.before[j];
+        CHECK(moved > (m->table.numel - nf) / 2, "%s %s: AdamW moved %zu of %zu adapter weights",
+              fam, prec, moved, m->table.numel - nf);
+        if (fp32) {
+            CHECK(m->frozen_weights_mem == nullptr, "%s fp32: a frozen compute copy", fam);
+            CHECK(params_close("lora fp32 params", got.s, ref.s, 1e-5), "%s fp32 LoRA weights",
+                  fam);
+        } else {
+            CHECK(m->frozen_weights_mem != nullptr, "%s bf16: no frozen compute copy", fam);
+            CHECK(same_bits(got.frozen_w0, got.frozen_w1),
+                  "%s bf16: AdamW changed the frozen compute copy", fam);
+            std::vector<float> want(nf);
+            for (size_t j = 0; j < nf; j++) want[j] = bf16_round(got.after[j]);
+            CHECK(same_bits(got.frozen_w1, want),
+                  "%s bf16: the frozen compute copy is not the base rounded", fam);
+            std::vector<float> copy = act_host(m->be, m->weights_mem, m->train_table.numel),
+                               want_t(got.s.params.size());
+            for (size_t j = 0; j < want_t.size(); j++) want_t[j] = bf16_round(got.s.params[j]);
+            CHECK(same_bits(copy, want_t),
+                  "%s bf16: the adapters' compute copy is not their masters rounded", fam);
+        }
+    }
+    expect_clean(fam);
+}
+
+// 2. The base model on the same backend: adapters_off on a view of an adapted model, and
+// zero-initialised B, give the bits of a model without adapters (the adapters on do not).
+static void test_lora_base(ModelFamily f, BackendPrecision p) {
+    const char *fam = model_family_name(f);
+    const char *prec = p == BACKEND_PRECISION_FP32 ? "fp32" : "bf16";
+    TestBatch tb;
+    const Backend *be = cuda(p);
+    Model *plain = model_create(be, config(f), MODEL_HEAD_LM, MODEL_INFER, B, T);
+    model_init_weights(plain, 7);
+    float base = model_forward(plain, &tb.b, 1.0f);
+    std::vector<float> base_logp(plain->host_logp, plain->host_logp + B * T);
+    model_free(plain);
+    {
+        LoraTrainer tr(be, f); // random B
+        Model *view = model_create_view(tr.m, MODEL_INFER, B, T);
+        float on = model_forward(view, &tb.b, 1.0f);
+        CHECK(std::fabs(on - base) > 1e-3f, "%s %s: the adapters do not change the loss", fam,
+              prec);
+        view->adapters_off = true;
+        float off = model_forward(view, &tb.b, 1.0f);
+        std::vector<float> off_logp(view->host_logp, view->host_logp + B * T);
+        printf("%s LoRA %s: base loss %.7f, adapters on %.7f, off %.7f\n", fam, prec, base, on,
+               off);
+        CHECK(memcmp(&off, &base, sizeof(float)) == 0, "%s %s: adapters off %.9g, base %.9g", fam,
+              prec, off, base);
+        CHECK(same_bits(off_logp, base_logp), "%s %s: adapters-off logp differ from the base's",
+              fam, prec);
+        model_free(view);
+    }
+    {
+        LoraTrainer tr(be, f, false); // B = 0
+        float zero = model_forward(tr.m, &tb.b, 1.0f);
+        std::vector<float> zero_logp(tr.m->host_logp, tr.m->host_logp + B * T);
+        CHECK(memcmp(&zero, &base, sizeof(float)) == 0, "%s %s: B = 0 loss %.9g, base %.9g", fam,
+              prec, zero, base);
+        CHECK(same_bits(zero_logp, base_logp), "%s %s: B = 0 logp differ from the base's", fam,
+              prec);
+    }
+    expect_clean(fam);
+}
+
+struct ValueRun {
+    std::vector<float> values, grads, policy_logp;
+    float policy_loss;
+};
+
+// 3. A value model as an adapter view (scalar head) on an adapted policy's trunk: one value
+// forward, backward (objective -mean(values)) and AdamW step on each backend. Values and
+// gradients match the CPU's; the policy's loss and log-probs keep their bits.
+static ValueRun value_run(const Backend *be, ModelFamily f, const Batch *b) {
+    ValueRun r;
+    LoraTrainer pol(be, f);
+    float want = model_forward(pol.m, b, 1.0f);
+    std::vector<float> want_logp(pol.m->host_logp, pol.m->host_logp + B * T);
+    std::vector<float> trunk0 = pol.all_params();
+    LoraConfig c = all_targets(f, 2, 4.0f);
+    Model *v = model_create_adapter_view(pol.m, MODEL_HEAD_SCALAR, MODEL_TRAIN, B, T, &c, 21);
+    randomise_b(v, 9);
+    AdamW opt;
+    adamw_init(&opt, be, &v->train_table, kAdam);
+    std::vector<float> dv(B * T, -1.0f / (B * T));
+    model_zero_grad(v);
+    model_forward(v, b, 1.0f);
+    r.values.assign(v->host_values, v->host_values + B * T);
+    model_backward(v, nullptr, nullptr, dv.data());
+    r.grads.resize(v->train_table.numel);
+    be->to_host(r.grads.data(), v->grads_mem, r.grads.size() * sizeof(float));
+    adamw_step(&opt, v->params_mem, v->grads_mem, v->weights_mem, kAdam.lr);
+    CHECK(model_grad_bytes(v) == v->train_table.numel * sizeof(float),
+          "value view: gradient arena beyond its own tensors");
+    r.policy_loss = model_forward(pol.m, b, 1.0f);
+    r.policy_logp.assign(pol.m->host_logp, pol.m->host_logp + B * T);
+    CHECK(memcmp(&r.policy_loss, &want, sizeof(float)) == 0 && same_bits(r.policy_logp, want_logp),
+          "%s: the value step changed the policy's outputs (%.9g, was %.9g)", model_family_name(f),
+          r.policy_loss, want);
+    CHECK(same_bits(pol.all_params(), trunk0), "%s: the value step changed the policy's weights",
+          model_family_name(f));
+    adamw_free(&opt);
+    model_free(v);
+    return r;
+}
+
+static void test_lora_value_view(ModelFamily f) {
+    const char *fam = model_family_name(f);
+    TestBatch tb;
+    ValueRun ref = value_run(cpu(), f, &tb.b);
+    CHECK(max_abs(ref.grads) > 0, "%s: zero value gradients", fam);
+    for (BackendPrecision p : {BACKEND_PRECISION_FP32, BACKEND_PRECISION_BF16}) {
+        bool fp32 = p == BACKEND_PRECISION_FP32;
+        ValueRun got = value_run(cuda(p), f, &tb.b);
+        double rg = rel_l2(got.grads, ref.grads), rv = rel_l2(got.values, ref.values);
+        printf("%s LoRA value view %s: values rel L2 %.2e, grads rel L2 %.2e\n", fam,
+               fp32 ? "fp32" : "bf16", rv, rg);
+        // bf16: a value is one C -> 1 product of the bf16 final norm, whose sum cancels (values
+        // near 0.5 from terms near 0.2): as the gradients, 5% in relative L2.
+        CHECK(fp32 ? close("value view fp32 values", got.values, ref.values, 1e-5, 1e-5)
+                   : rv < 5e-2,
+              "%s %s value view values: rel L2 %.3g", fam, fp32 ? "fp32" : "bf16", rv);
+        CHECK(rg <= (fp32 ? 1e-5 : 5e-2), "%s %s value view gradients: rel L2 %.3g", fam,
+              fp32 ? "fp32" : "bf16", rg);
+    }
+    expect_clean(fam);
+}
+
+// 4. LoRA with layer recomputation (set after the adapters, or before them): the same loss,
+// gradients and updated weights as without, from a smaller activation arena.
+static void test_lora_recompute(ModelFamily f, BackendPrecision p) {
+    const char *fam = model_family_name(f);
+    TestBatch tb;
+    LoraStep run[3];
+    size_t bytes[3];
+    for (int k = 0; k < 3; k++) {
+        LoraTrainer tr(cuda(p), f, true, k ? MODEL_RECOMPUTE_LAYER : MODEL_RECOMPUTE_NONE, k == 2);
+        bytes[k] = model_act_bytes(tr.m);
+        run[k] = lora_step(tr, &tb.b);
+    }
+    for (int k = 1; k < 3; k++) {
+        CHECK(memcmp(&run[0].s.loss, &run[k].s.loss, sizeof(float)) == 0,
+              "%s LoRA recompute %d: loss", fam, k);
+        CHECK(same_bits(run[0].s.grads, run[k].s.grads), "%s LoRA recompute %d: gradients differ",
+              fam, k);
+        CHECK(same_bits(run[0].after, run[k].after), "%s LoRA recompute %d: weights differ", fam,
+              k);
+        CHECK(bytes[k] < bytes[0], "%s LoRA recompute %d: arena %zu, none %zu", fam, k, bytes[k],
+              bytes[0]);
+    }
+    printf("%s LoRA recompute (%s): activations none %zu, layer %zu bytes\n", fam,
+           p == BACKEND_PRECISION_FP32 ? "fp32" : "bf16", bytes[0], bytes[1]);
+    expect_clean(fam);
+}
+
 // Seeded bugs the shims must catch: each call breaks one rule and must fail with one violation.
 static void test_shim_rules() {
     cuda(BACKEND_PRECISION_FP32); // the context: a handle and a workspace
@@ -552,6 +871,12 @@ int main(int argc, char **argv) {
         test_checkpoint_crossing(f, BACKEND_PRECISION_FP32);
         test_checkpoint_crossing(f, BACKEND_PRECISION_BF16);
         test_rollout(f);
+        test_lora_step(f);
+        test_lora_base(f, BACKEND_PRECISION_FP32);
+        test_lora_base(f, BACKEND_PRECISION_BF16);
+        test_lora_value_view(f);
+        test_lora_recompute(f, BACKEND_PRECISION_FP32);
+        test_lora_recompute(f, BACKEND_PRECISION_BF16);
     }
     test_shim_rules();
     expect_clean("after the seeded bugs");
