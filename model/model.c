@@ -393,8 +393,17 @@ static void point_all(Model *m) {
     if (m->grads_mem) model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
 }
 
-// The trained parameters' arena (and, unless frozen is given, the frozen ones'), their compute
-// copies when the backend's activations are not fp32, and in MODEL_TRAIN the gradients.
+// The gradient arena of a MODEL_TRAIN model, at its first use (model_zero_grad or a backward),
+// so a model given adapters after it was created never holds gradients for its whole table.
+static void grads_ready(Model *m) {
+    LC_ASSERT(m->mode == MODEL_TRAIN);
+    if (m->grads_mem) return;
+    m->grads_mem = m->be->alloc(m->train_table.numel * sizeof(float));
+    model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
+}
+
+// The trained parameters' arena (and, unless frozen is given, the frozen ones') and their
+// compute copies when the backend's activations are not fp32.
 static void alloc_weights(Model *m, float *frozen, Act *frozen_weights) {
     const Backend *be = m->be;
     size_t n = m->train_table.numel;
@@ -409,8 +418,7 @@ static void alloc_weights(Model *m, float *frozen, Act *frozen_weights) {
         m->frozen_mem = be->alloc(m->frozen_numel * sizeof(float));
         if (copies) m->frozen_weights_mem = be->alloc(m->frozen_numel * be->act_size);
     }
-    if (m->mode == MODEL_TRAIN) m->grads_mem = be->alloc(n * sizeof(float));
-    point_all(m);
+    point_all(m); // the gradients come at first use (grads_ready)
 }
 
 static void free_weights(Model *m) {
@@ -581,8 +589,6 @@ Model *model_create_view(const Model *src, ModelMode mode, int max_B, int max_T)
     m->params = src->params;
     m->w = src->w; // the view reads the source's compute copy, which its steps keep fresh
     if (mode == MODEL_TRAIN) {
-        m->grads_mem = m->be->alloc(m->train_table.numel * sizeof(float));
-        model_point(m, (void **)&m->grads, m->grads_mem, NULL, sizeof(float));
     }
     acts_ready(m); // a view's layout never changes (the sampler writes its arena directly)
     return m;
@@ -636,20 +642,37 @@ static void init_tensor(const Model *m, const TensorDef *d, float *w, size_t n, 
 }
 
 // Initialises table entries [from, count) of host (the whole table's layout).
-static void init_tensors(const Model *m, float *host, int from, uint64_t seed) {
+// Initialises table entry i into host (its numel floats).
+static void init_tensors_one(const Model *m, float *host, int i, uint64_t seed) {
+    Rng r = rng_derive(seed, (uint64_t)i + 1);
+    init_tensor(m, &TENSORS[m->slot[i]], host, m->table.info[i].numel, &r);
+}
+
+// Initialises table entries [from, count) into host, which holds the table's elements from
+// element base on (tensor i at host + offset_i - base).
+static void init_tensors(const Model *m, float *host, int from, uint64_t seed, size_t base) {
     const TensorTable *t = &m->table;
     for (int i = from; i < t->count; i++) {
         // one stream per tensor, so adding a tensor never changes the others' values
         Rng r = rng_derive(seed, (uint64_t)i + 1);
-        init_tensor(m, &TENSORS[m->slot[i]], host + t->info[i].offset, t->info[i].numel, &r);
+        init_tensor(m, &TENSORS[m->slot[i]], host + (t->info[i].offset - base), t->info[i].numel,
+                    &r);
     }
 }
 
 void model_init_weights(Model *m, uint64_t seed) {
-    float *host = lc_malloc(m->table.numel * sizeof(float));
-    init_tensors(m, host, 0, seed);
-    model_params_from_host(m, host);
+    // tensor by tensor through one host buffer of the largest: no host copy of the whole model
+    const TensorTable *t = &m->table;
+    size_t most = 0;
+    for (int i = 0; i < t->count; i++) most = t->info[i].numel > most ? t->info[i].numel : most;
+    float *host = lc_malloc(most * sizeof(float));
+    for (int i = 0; i < t->count; i++) {
+        init_tensors_one(m, host, i, seed);
+        m->be->to_device(((float **)&m->params)[m->slot[i]], host,
+                         t->info[i].numel * sizeof(float));
+    }
     free(host);
+    model_weights_changed(m);
 }
 
 // ---- forward --------------------------------------------------------------------------------
@@ -966,6 +989,7 @@ static void backward_layer(Model *m, int l) {
 
 void model_backward(Model *m, const float *dlogp, const float *dent, const float *dvalues) {
     LC_ASSERT(m->mode == MODEL_TRAIN && m->batch);
+    grads_ready(m);
     const Backend *be = m->be;
     int N = m->B * m->T, C = m->cfg.d_model;
     ModelActs *a = &m->acts;
@@ -1011,7 +1035,7 @@ void model_backward_ce(Model *m, double weight_sum) {
 }
 
 void model_zero_grad(Model *m) {
-    LC_ASSERT(m->grads_mem);
+    grads_ready(m);
     m->be->zero(m->grads_mem, m->train_table.numel * sizeof(float));
 }
 
@@ -1027,7 +1051,7 @@ size_t model_weight_bytes(const Model *m) {
 }
 
 size_t model_grad_bytes(const Model *m) {
-    return m->grads_mem ? m->train_table.numel * sizeof(float) : 0;
+    return m->mode == MODEL_TRAIN ? m->train_table.numel * sizeof(float) : 0;
 }
 
 size_t model_act_bytes(const Model *m) {
@@ -1125,17 +1149,35 @@ int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, s
     if (!m->owns_params) return lc_error(err, errlen, "a view cannot take adapters of its own");
     const char *bad = lora_config_check(c, &m->cfg);
     if (bad) return lc_error(err, errlen, "lora: %s", bad);
-    TensorInfo info[MODEL_MAX_TENSORS];
-    int slot[MODEL_MAX_TENSORS];
-    TensorTable with;
-    build_table(&with, info, slot, &m->cfg, m->heads, c);
-    float *host = lc_malloc(with.numel * sizeof(float));
-    model_params_to_host(m, host); // the base tensors are a prefix of the new table
+    // The old arena (and its compute copy) becomes the frozen one, in place: the base tensors
+    // lead both tables. A scalar head at its end moves to the new, trained arena.
+    const Backend *be = m->be;
+    float *old = m->params_mem;
+    Act *old_w = m->weights_mem;
+    float head[2] = {0};
+    size_t C = (size_t)m->cfg.d_model;
+    float *headw = m->params.headw ? lc_malloc(C * sizeof(float)) : NULL;
+    if (headw) {
+        be->to_host(headw, m->params.headw, C * sizeof(float));
+        be->to_host(head, m->params.headb, sizeof(float));
+    }
+    if (m->grads_mem) be->free(m->grads_mem);
+    m->grads_mem = NULL;
     int base_count = m->table.count;
-    retable(m, c);
-    init_tensors(m, host, base_count, seed);
-    model_params_from_host(m, host);
-    free(host);
+    m->lora = *c;
+    build_table(&m->table, m->table_info, m->slot, &m->cfg, m->heads, &m->lora);
+    split_trained(m);
+    alloc_weights(m, old, old_w);
+    m->owns_frozen = true;
+    float *host = lc_malloc(m->train_table.numel * sizeof(float));
+    init_tensors(m, host, base_count, seed, m->frozen_numel); // the adapters, as laid out
+    if (headw) {
+        memcpy(host + (m->params.headw - m->params_mem), headw, C * sizeof(float));
+        host[m->params.headb - m->params_mem] = head[0];
+    }
+    be->to_device(m->params_mem, host, m->train_table.numel * sizeof(float));
+    if (m->weights_mem) be->act_from_float(m->weights_mem, m->params_mem, m->train_table.numel);
+    free(host), free(headw);
     layout_acts(m); // room for the adapters' inputs
     return 0;
 }
@@ -1196,9 +1238,9 @@ Model *model_create_adapter_view(const Model *trunk, int heads, ModelMode mode, 
         LC_ASSERT(trunk->lora.rank == 0 && trunk->table.numel >= m->frozen_numel);
         alloc_weights(m, trunk->params_mem, trunk->weights_mem);
     }
-    float *host = lc_malloc(m->table.numel * sizeof(float));
-    init_tensors(m, host, m->first_trained, seed);
-    m->be->to_device(m->params_mem, host + m->frozen_numel, m->train_table.numel * sizeof(float));
+    float *host = lc_malloc(m->train_table.numel * sizeof(float));
+    init_tensors(m, host, m->first_trained, seed, m->frozen_numel);
+    m->be->to_device(m->params_mem, host, m->train_table.numel * sizeof(float));
     free(host);
     if (m->params.headw && trunk->params.headw) { // the value model starts as the reward model
         m->be->copy(m->params.headw, trunk->params.headw, (size_t)m->cfg.d_model * sizeof(float));

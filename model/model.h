@@ -225,7 +225,8 @@ typedef struct {
     float *frozen_mem;         // (frozen_numel) frozen parameters; NULL when none
     bool owns_params;          // false for a view sharing another model's parameters
     bool owns_frozen;          // false when frozen_mem is another model's (an adapter view)
-    float *grads_mem;          // (table.numel - frozen_numel) fp32; NULL in MODEL_INFER
+    float *grads_mem;          // (table.numel - frozen_numel) fp32, allocated by the first
+                               // model_zero_grad or backward; NULL until then and in MODEL_INFER
     ModelParams params, grads; // pointers into the arenas (grads: NULL for frozen tensors)
     Act *weights_mem;          // compute copy of params_mem when act_size != 4, else NULL
     Act *frozen_weights_mem;   // compute copy of frozen_mem when act_size != 4, else NULL

@@ -95,7 +95,10 @@ START_TEST(test_attach_zero_b_is_base) {
     ck_assert_int_eq(model_lora_attach(m, &c, 7, err, sizeof(err)), 0);
     ck_assert_float_eq(model_forward(m, &d.batch, 1.0f), base); // B = 0: exactly the base
     ck_assert_mem_eq(m->host_logp, want, sizeof(float) * 16);
-    // the base is frozen: gradients only for the adapters, far fewer than before
+    // the base is frozen: gradients only for the adapters, far fewer than before (the arena
+    // comes at the first model_zero_grad)
+    ck_assert_ptr_null(m->grads_mem);
+    model_zero_grad(m);
     ck_assert_ptr_null(m->grads.qkvw);
     ck_assert_ptr_null(m->grads.wte);
     ck_assert_ptr_nonnull(m->grads.lora_q_a);
