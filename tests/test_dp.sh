@@ -111,5 +111,13 @@ status=$?
 grep -q "rank 0 of 2: collective .* did not complete within 5 s" "$TMP/g2.log" || fail "no timeout message: $(tail -3 "$TMP/g2.log")"
 [ $(( $(date +%s) - start )) -lt 100 ] || fail "the failed runs took $(( $(date +%s) - start )) s to stop"
 
+# LoRA adapters over 2 processes under ZeRO-1 (the adapters' moments and gradients, the
+# trained table only, sharded and reduced) against 1 process: the same losses
+LORA=(sft.lora.rank=4 reward.lora.rank=4 dpo.lora.rank=4 "dpo.lora.targets=[q,k,v,o,up,down]")
+for d in la lb; do mkdir -p "$TMP/$d" && cp -r "$TMP/a/pretrain" "$TMP/$d/"; done
+run1 la "${LORA[@]}" || fail "lora, 1 process: $(tail -3 "$TMP/la.log")"
+run2 lb zero=1 "${LORA[@]}" || fail "lora, 2 processes: $(tail -5 "$TMP/lb.log")"
+same_losses "$TMP/la" "$TMP/lb" 1e-5 sft reward dpo || fail "lora: 2 processes (ZeRO-1) vs 1: losses"
+
 [ "$fails" -eq 0 ] && echo "test_dp: all passed"
 exit $((fails > 0))

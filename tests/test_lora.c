@@ -303,6 +303,38 @@ START_TEST(test_adapter_view_shares_trunk) {
 }
 END_TEST
 
+// lora.lr: the adapters' learning rate as a multiple of the optimiser's (TensorInfo.lr_scale):
+// Adam's first step moves every element by its rate, so the adapters move twice as far as the
+// scalar head (scale 1).
+START_TEST(test_adapter_lr_scale) {
+    Model *m = tiny(MODEL_HEAD_SCALAR, MODEL_TRAIN, 18);
+    LoraConfig c = {.rank = 2, .alpha = 4.0f, .targets = 1u << LORA_Q};
+    char err[256];
+    ck_assert_int_eq(model_lora_attach(m, &c, 3, err, sizeof(err)), 0);
+    model_lora_lr_scale(m, 2.0f);
+    size_t n = m->train_table.numel;
+    float *g = malloc(n * sizeof(float)), *before = malloc(n * sizeof(float)),
+          *after = malloc(n * sizeof(float));
+    for (size_t j = 0; j < n; j++) g[j] = (j % 2) ? 0.5f : -0.25f;
+    model_zero_grad(m);
+    m->be->to_device(m->grads_mem, g, n * sizeof(float));
+    m->be->to_host(before, m->params_mem, n * sizeof(float));
+    AdamW opt;
+    adamw_init(&opt, m->be, &m->train_table, (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f});
+    adamw_step(&opt, m->params_mem, m->grads_mem, m->weights_mem, 1e-3f);
+    m->be->to_host(after, m->params_mem, n * sizeof(float));
+    for (int i = 0; i < m->train_table.count; i++) {
+        const TensorInfo *ti = &m->train_table.info[i];
+        float want = strncmp(ti->name, "lora_", 5) == 0 ? 2e-3f : 1e-3f;
+        for (size_t j = ti->offset; j < ti->offset + ti->numel; j++)
+            ck_assert_float_eq_tol(fabsf(after[j] - before[j]), want, 1e-6f);
+    }
+    adamw_free(&opt);
+    free(g), free(before), free(after);
+    model_free(m);
+}
+END_TEST
+
 START_TEST(test_config_checks) {
     LoraConfig c = {.rank = 4, .alpha = 8.0f, .targets = 1u << LORA_GATE};
     ck_assert_ptr_nonnull(lora_config_check(&c, &TINY)); // GPT-2 has no gate
@@ -336,6 +368,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_training_keeps_base_bits, 0, 2);
     tcase_add_loop_test(tc, test_checkpoint_round_trip, 0, 2);
     tcase_add_loop_test(tc, test_adapter_view_shares_trunk, 0, 2);
+    tcase_add_test(tc, test_adapter_lr_scale);
     tcase_add_test(tc, test_config_checks);
     suite_add_tcase(s, tc);
     return run_suite(s);

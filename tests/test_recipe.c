@@ -302,6 +302,18 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "recompute=layers", RECIPE_ERR_RANGE,
      "command line 'recompute=layers': recompute: expected one of none, attention, layer, got "
      "'layers'"},
+    {"full.yaml", "sft.lora={rank: 4, targets: [q, c_attn]}", RECIPE_ERR_RULE,
+     "sft.lora.targets: 'c_attn' is not a projection (q, k, v, o, gate, up, down)"},
+    {"full.yaml", "sft.lora={rank: 4, targets: [q, gate]}", RECIPE_ERR_RULE,
+     "sft.lora.targets: gpt2's MLP has no gate projection"},
+    {"full.yaml", "sft.lora.rank=-1", RECIPE_ERR_RANGE,
+     "sft.lora.rank: value -1 is out of range: must be >= 0"},
+    {"full.yaml", "sft.lora.alpha=0", RECIPE_ERR_RANGE,
+     "sft.lora.alpha: value 0 is out of range: must be > 0"},
+    {"full.yaml", "sft.lora.init=normal", RECIPE_ERR_RANGE,
+     "sft.lora.init: expected one of kaiming, gaussian, got 'normal'"},
+    {"full.yaml", "eval.lora.rank=4", RECIPE_ERR_NOT_APPLICABLE,
+     "eval.lora.rank: 'lora.rank' does not apply to a stage of kind 'eval'"},
     {"full.yaml", "sft.beta=0.1", RECIPE_ERR_NOT_APPLICABLE,
      "command line 'sft.beta=0.1': sft.beta: 'beta' does not apply to a stage of kind 'sft' "
      "(only to dpo)"},
