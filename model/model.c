@@ -332,9 +332,9 @@ size_t model_param_count(const ModelConfig *cfg, int heads) {
 }
 
 // Points the fields (one pointer per MODEL_TENSORS entry: a ModelParams or ModelWeights) at
-// the tensors of the table inside arena base of elem-byte elements; absent ones are NULL.
-// the trained tensors inside base (the params_mem layout) and the frozen ones inside frozen
-// (frozen_mem's; NULL: frozen tensors' fields stay NULL, as for gradients).
+// the tensors of the table in arenas of elem-byte elements: the trained ones inside base (the
+// params_mem layout), the frozen ones inside frozen (frozen_mem's; NULL: their fields stay NULL,
+// as for gradients). Absent tensors are NULL.
 static void model_point(const Model *m, void **fields, void *base, void *frozen, size_t elem) {
     memset(fields, 0, N_TENSORS * sizeof(void *));
     for (int i = 0; i < m->table.count; i++) {
