@@ -64,7 +64,7 @@ def quickstart():
 def lora():
     r, mem = results("eval_lora"), memory("ppo_lora")
     return [
-        ("ppo_lora gold - sft gold", gold("ppo_lora", "eval_lora") - gold("sft", "eval_lora"), ">", 0.05),
+        ("ppo_lora gold - sft gold", gold("ppo_lora", "eval_lora") - gold("sft", "eval_lora"), ">", 0.02),
         ("ppo_lora win rate vs sft (CI low)", r["ppo_lora"]["win_rate_vs_ref_ci"][0], ">", 0.5),
         ("ppo_lora KL to sft", r["ppo_lora"]["kl_to_sft"], ">", 0.0),
         # adapters over a frozen base: the critic is a second adapter set and a scalar head on
