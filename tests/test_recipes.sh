@@ -62,13 +62,15 @@ def quickstart():
     c.append(("well-formed SVG plots", svgs_well_formed(), ">", 5))
     return c
 def lora():
-    r, mem = results("eval_lora"), memory("ppo_lora")
-    return [
-        ("ppo_lora gold - sft gold", gold("ppo_lora", "eval_lora") - gold("sft", "eval_lora"), ">", 0.02),
-        ("ppo_lora win rate vs sft (CI low)", r["ppo_lora"]["win_rate_vs_ref_ci"][0], ">", 0.5),
-        ("ppo_lora KL to sft", r["ppo_lora"]["kl_to_sft"], ">", 0.0),
+    r, mem, c = results("eval_lora"), memory("ppo_lora"), []
+    for m in ("ppo_lora", "dpo_lora"):  # each above SFT on the gold reward
+        c.append((f"{m} gold - sft gold", gold(m, "eval_lora") - gold("sft", "eval_lora"), ">", 0.02))
+        c.append((f"{m} win rate vs sft (CI low)", r[m]["win_rate_vs_ref_ci"][0], ">", 0.5))
+        c.append((f"{m} KL to sft", r[m]["kl_to_sft"], ">", 0.0))
+    return c + [
         # adapters over a frozen base: the critic is a second adapter set and a scalar head on
-        # the policy's trunk (a few % of its weights), the reference the adapters switched off
+        # the policy's trunk (its adapters and head: 14% of the policy's bytes, the frozen base
+        # included), the reference the adapters switched off (no weights)
         ("ppo_lora value weights / policy weights", mem["value"]["weights"] / mem["policy"]["weights"], "<", 0.25),
         ("ppo_lora reference weights", mem["reference"]["weights"], "<", 1)]
 def finished(stage, key):  # an RL stage ran and logged finite figures
@@ -93,7 +95,8 @@ checks = {  # evaluated for the recipe at hand only
                             ("well-formed SVG plots", svgs_well_formed(), ">", 2)],
     "quickstart": quickstart,
     # PPO training LoRA adapters (rank 16) on the quickstart's sft model, run into its run
-    # directory (pretrain and sft reused): above sft on the gold reward
+    # directory (pretrain and sft reused), and DPO with the same adapters: above sft on the gold
+    # reward
     "lora": lora,
     # stories260K imported from llama2.c: sft, a reward model and DPO on real vs shuffled next
     # sentences (chance 0.5), then the DPO policy judged above sft by the reward model while
