@@ -33,10 +33,12 @@ def final(stage, key, split="val"):
     return rows(stage, split)[-1][key]
 def first(stage, key, split="val"):
     return rows(stage, split)[0][key]
-def results():
-    return json.load(open(os.path.join(out, "eval", "results.json")))["models"]
-def gold(m):
-    return results()[m]["gold_reward"]
+def results(stage="eval"):
+    return json.load(open(os.path.join(out, stage, "results.json")))["models"]
+def gold(m, stage="eval"):
+    return results(stage)[m]["gold_reward"]
+def memory(stage):  # role -> its row of the stage's memory report
+    return {r["role"]: r for r in json.load(open(os.path.join(out, stage, "memory.json")))["roles"]}
 def svgs_well_formed():
     import glob, xml.dom.minidom
     files = glob.glob(os.path.join(out, "plots", "*.svg"))
@@ -59,6 +61,18 @@ def quickstart():
     c.append(("report.md bytes", os.path.getsize(os.path.join(out, "report.md")), ">", 1000))
     c.append(("well-formed SVG plots", svgs_well_formed(), ">", 5))
     return c
+def lora():
+    r, mem, c = results("eval_lora"), memory("ppo_lora"), []
+    for m in ("ppo_lora", "dpo_lora"):  # each above SFT on the gold reward
+        c.append((f"{m} gold - sft gold", gold(m, "eval_lora") - gold("sft", "eval_lora"), ">", 0.02))
+        c.append((f"{m} win rate vs sft (CI low)", r[m]["win_rate_vs_ref_ci"][0], ">", 0.5))
+        c.append((f"{m} KL to sft", r[m]["kl_to_sft"], ">", 0.0))
+    return c + [
+        # adapters over a frozen base: the critic is a second adapter set and a scalar head on
+        # the policy's trunk (its adapters and head: 14% of the policy's bytes, the frozen base
+        # included), the reference the adapters switched off (no weights)
+        ("ppo_lora value weights / policy weights", mem["value"]["weights"] / mem["policy"]["weights"], "<", 0.25),
+        ("ppo_lora reference weights", mem["reference"]["weights"], "<", 1)]
 def finished(stage, key):  # an RL stage ran and logged finite figures
     import math
     v = rows(stage)[-1][key]
@@ -80,6 +94,10 @@ checks = {  # evaluated for the recipe at hand only
     "sft-vs-rlhf": lambda: [("models in results.json", len(results()), ">", 2),
                             ("well-formed SVG plots", svgs_well_formed(), ">", 2)],
     "quickstart": quickstart,
+    # PPO training LoRA adapters (rank 16) on the quickstart's sft model, run into its run
+    # directory (pretrain and sft reused), and DPO with the same adapters: above sft on the gold
+    # reward
+    "lora": lora,
     # stories260K imported from llama2.c: sft, a reward model and DPO on real vs shuffled next
     # sentences (chance 0.5), then the DPO policy judged above sft by the reward model while
     # staying near it and still writing sentences (not collapsing to a few tokens)
