@@ -68,13 +68,10 @@ int model_read_lora_h5(hid_t file, const char *path, LoraConfig *c, char *err, s
     c->rank = rank > 0 && rank <= INT32_MAX ? (int)rank : -1;
     c->alpha = (float)alpha;
     c->init = strcmp(init, "gaussian") == 0 ? LORA_INIT_GAUSSIAN : LORA_INIT_KAIMING;
-    for (char *tok = strtok(targets, ","); tok; tok = strtok(NULL, ",")) {
-        LoraTarget t;
-        if (lora_target_parse(tok, &t))
-            return lc_error(err, errlen, "%s: attribute lora_targets: unknown projection '%s'",
-                            path, tok);
-        c->targets |= 1u << t;
-    }
+    char bad[64];
+    if (lora_targets_parse(targets, &c->targets, bad, sizeof(bad)) != 0)
+        return lc_error(err, errlen, "%s: attribute lora_targets: unknown projection '%s'", path,
+                        bad);
     if (c->rank < 1 || !(c->alpha > 0.0f) || c->targets == 0)
         return lc_error(err, errlen,
                         "%s: LoRA attributes: lora_rank must be >= 1, lora_alpha > 0 and "

@@ -1088,6 +1088,23 @@ int lora_target_parse(const char *name, LoraTarget *t) {
     return -1;
 }
 
+int lora_targets_parse(const char *list, unsigned *targets, char *bad, size_t badlen) {
+    *targets = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[16];
+        LoraTarget t;
+        snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ? len : sizeof(name) - 1), p);
+        if (len >= sizeof(name) || lora_target_parse(name, &t) != 0) {
+            snprintf(bad, badlen, "%.*s", (int)len, p);
+            return -1;
+        }
+        *targets |= 1u << t;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 const char *lora_config_check(const LoraConfig *c, const ModelConfig *cfg) {
     if (c->rank < 1) return "rank must be >= 1";
     if (!(c->alpha > 0.0f)) return "alpha must be > 0";
@@ -1180,6 +1197,12 @@ int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, s
     free(host), free(headw);
     layout_acts(m); // room for the adapters' inputs
     return 0;
+}
+
+Model *model_create_base_view(const Model *src, int max_B, int max_T) {
+    Model *m = model_create_view(src, MODEL_INFER, max_B, max_T);
+    m->adapters_off = true;
+    return m;
 }
 
 void model_lora_lr_scale(Model *m, float scale) {

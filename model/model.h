@@ -84,6 +84,9 @@ typedef struct {
 
 const char *lora_target_name(LoraTarget t);             // "q", "k", "v", "o", "gate", "up", "down"
 int lora_target_parse(const char *name, LoraTarget *t); // 0, or -1 if unknown
+// A comma-separated list of names ("q,v") into target bits; 0, or -1 with the first unknown name
+// copied into bad (badlen bytes).
+int lora_targets_parse(const char *list, unsigned *targets, char *bad, size_t badlen);
 // NULL if c suits the family, else a static message naming the problem (gate on GPT-2, ...).
 const char *lora_config_check(const LoraConfig *c, const ModelConfig *cfg);
 
@@ -321,6 +324,10 @@ void model_zero_grad(Model *m);
 // outputs are unchanged), and the activation arena grows by the adapters' (N, r) inputs. A
 // scalar head stays trained. 0, or -1 with a message (a target the family lacks, a view).
 int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, char *err, size_t errlen);
+
+// An inference view of src with its adapters off: the base model, on src's weights (the frozen
+// reference of dpo and the RL stages under LoRA).
+Model *model_create_base_view(const Model *src, int max_B, int max_T);
 
 // Sets the adapters' learning rate to scale times the optimiser's (train_table's lr_scale; the
 // scalar head keeps the optimiser's).

@@ -123,20 +123,11 @@ static int lora_parse(const OptionsCommand *cmd, BenchArgs *a) {
         a->lora.targets = (1u << LORA_TARGETS) - 1; // gate dropped for GELU families below
         return 0;
     }
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", a->lora_targets);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        LoraTarget t;
-        if (lora_target_parse(tok, &t) != 0) {
-            options_usage_error(cmd,
-                                "--lora-targets: '%s' is not a projection (q, k, v, o, "
-                                "gate, up, down)",
-                                tok);
-            return 2;
-        }
-        a->lora.targets |= 1u << t;
-    }
-    return 0;
+    char bad[64];
+    if (lora_targets_parse(a->lora_targets, &a->lora.targets, bad, sizeof(bad)) == 0) return 0;
+    options_usage_error(
+        cmd, "--lora-targets: '%s' is not a projection (q, k, v, o, gate, up, down)", bad);
+    return 2;
 }
 
 static int parse(int argc, char **argv, BenchArgs *a) {
@@ -397,8 +388,7 @@ static void ppo_models(const BenchArgs *a, const Backend *be, PpoModels *p) {
     p->policy = train_model(a, be, MODEL_HEAD_LM);
     if (a->lora.rank > 0) {
         LoraConfig c = bench_lora(a, &cfg);
-        p->ref = model_create_view(p->policy, MODEL_INFER, a->B, a->T);
-        p->ref->adapters_off = true;
+        p->ref = model_create_base_view(p->policy, a->B, a->T);
         p->value =
             model_create_adapter_view(p->policy, MODEL_HEAD_SCALAR, MODEL_TRAIN, a->B, a->T, &c, 3);
         model_set_recompute(p->value, a->rc);

@@ -148,9 +148,7 @@ static Model *reference_model(Supervised *s) {
     if (p->lora.rank == 0)
         return stage_model(s->sr, s->sr->stage->init, MODEL_HEAD_LM, MODEL_INFER, p->max_B,
                            p->max_T);
-    Model *ref = model_create_view(p, MODEL_INFER, p->max_B, p->max_T);
-    ref->adapters_off = true;
-    return ref;
+    return model_create_base_view(p, p->max_B, p->max_T);
 }
 
 // Cached mode: fills c->cache from <stage>/reference.h5, or computes and saves it.

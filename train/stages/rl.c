@@ -266,8 +266,7 @@ static int make_models(RlRun *rl) {
     rl->policy = stage_train_model(rl->sr, st->init, heads, rl->micro, rl->T);
     if (!rl->policy) return 1;
     if (lora) { // the reference is the policy with its adapters off: no second model
-        rl->ref = model_create_view(rl->policy, MODEL_INFER, rl->R, rl->T);
-        rl->ref->adapters_off = true;
+        rl->ref = model_create_base_view(rl->policy, rl->R, rl->T);
     } else {
         rl->ref = stage_model(rl->sr, st->init, MODEL_HEAD_LM, MODEL_INFER, rl->R, rl->T);
     }
