@@ -23,13 +23,13 @@ typedef struct Judge Judge;
 
 // One response to score. Text for the text kinds, ids for the reward model.
 typedef struct {
-    const char *prompt;       // the prompt as decoded (chat template included), NUL-terminated
-    const char *response;     // the response as decoded, without its end token
-    const int *prompt_ids;    // (prompt_len) the prompt's tokens
-    int prompt_len;           // ()
-    const int *response_ids;  // (response_len) the response's tokens, its end token included
-    int response_len;         // () when it ended one
-    const char *reference;    // the prompt's reference answer (prompt datasets), or NULL
+    const char *prompt;      // the prompt as decoded (chat template included), NUL-terminated
+    const char *response;    // the response as decoded, without its end token
+    const int *prompt_ids;   // (prompt_len) the prompt's tokens
+    int prompt_len;          // ()
+    const int *response_ids; // (response_len) the response's tokens, its end token included
+    int response_len;        // () when it ended one
+    const char *reference;   // the prompt's reference answer (prompt datasets), or NULL
 } JudgeItem;
 
 // Opens the judge of stage sr: its judge.kind when set, else its reward_model, else its
