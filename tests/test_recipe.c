@@ -621,6 +621,22 @@ START_TEST(test_paths) {
 }
 END_TEST
 
+// A data key naming a stage: the dataset that earlier stage makes, or an error naming the key.
+START_TEST(test_stage_data) {
+    static const ErrorCase cases[] = {
+        {"minimal.yaml", "dpo.data.train=sft", RECIPE_ERR_REFERENCE,
+         "dpo.data.train: stage 'sft' (sft) makes no preference dataset for a dpo stage"},
+        {"minimal.yaml", "dpo.data.train=nosuch", RECIPE_ERR_REFERENCE,
+         "dpo.data.train: 'nosuch' is neither an earlier stage nor a file path (write ./nosuch"},
+        {"minimal.yaml", "sft.data.val=ppo", RECIPE_ERR_REFERENCE,
+         "sft.data.val: stage 'ppo' does not come before this one"},
+        {"minimal.yaml", "dpo.data.val=reward", RECIPE_ERR_REFERENCE,
+         "stage 'reward' (reward) makes no validation preference dataset"},
+    };
+    for (int i = 0; i < NOV(cases); i++) expect_error(&cases[i]);
+}
+END_TEST
+
 // ---- files --------------------------------------------------------------------------------------
 
 static void write_file(const char *path, const char *text) {
@@ -901,6 +917,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_override_defaults);
     tcase_add_test(t, test_precedence);
     tcase_add_test(t, test_paths);
+    tcase_add_test(t, test_stage_data);
     tcase_add_test(t, test_files);
     tcase_add_test(t, test_model_from);
     tcase_add_test(t, test_diff);

@@ -30,6 +30,7 @@ enum {
     KEY_OUTPUT_PATH = 1 << 1, // a path resolved against the working directory
     KEY_STAGE_REF = 1 << 2,   // an earlier stage's name (of a kind in ref_kinds) or a .h5 path
     KEY_IDENTITY = 1 << 3,    // name, kind: set only in the stage itself
+    KEY_STAGE_DATA = 1 << 4,  // a dataset path, or an earlier stage whose dataset it names
 };
 
 // One key of the schema.
@@ -210,6 +211,8 @@ bool plain_is_string(const char *s);
 // Whether a stage reference names a checkpoint (a path ending in .h5, or any path with a '/': a
 // Hugging Face folder) rather than a stage.
 bool ref_is_path(const char *ref);
+// Whether a data key's text is a bare stage name ([A-Za-z0-9_-]+: no '/', no extension).
+bool output_is_name(const char *text);
 
 // Records that key (of stage i, or -1) was set at where.
 void origin_set(Recipe *r, int stage, const char *key, const char *where);
@@ -218,5 +221,18 @@ void origin_set(Recipe *r, int stage, const char *key, const char *where);
 RecipeError rules_check(RecipeLoader *L, int i);
 // Sets derived values: seq_len and micro_batch_size of 0, output_dir "".
 RecipeError rules_resolve(RecipeLoader *L, int i);
+// The characters of a stage name.
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+// Datasets stages make for later stages (train/recipe/outputs.c).
+// The dataset kind a data key of a stage of this kind holds: "lm", "sft", "preference", "prompt".
+const char *stage_data_kind(StageKind kind, const char *key);
+// Replaces data.train / data.val values of stage i that name an earlier stage with the file that
+// stage makes (<output_dir>/<stage>/pref.h5, sft.h5, pref-val.h5). RECIPE_OK, or an error naming
+// the key when the name is no earlier stage or that stage makes no dataset of the kind needed.
+RecipeError outputs_resolve(RecipeLoader *L, int i);
+// Whether an earlier stage than i writes path (so it need not exist when the recipe loads).
+bool outputs_will_make(const Recipe *r, int i, const char *path);
+
 // Joins a relative path to dir and normalises "." and ".." lexically into a new string.
 char *path_resolve(const char *dir, const char *path);

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-
 // Reports a broken rule at the place that set key (the stage itself if nothing did).
 static RecipeError rule_fail(RecipeLoader *L, RecipeError status, int i, const char *key,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -575,6 +573,8 @@ RecipeError rules_resolve(RecipeLoader *L, int i) {
     }
     Stage *s = &r->stages[i];
     unsigned kind = KIND(s->kind);
+    RecipeError rc = outputs_resolve(L, i);
+    if (rc) return rc;
     long long responses = (long long)s->rollout.batch * s->rollout.group_size;
     if (s->seq_len == 0) s->seq_len = r->model.max_seq_len;
     if (s->micro_batch_size == 0 && (kind & K_STEPS)) s->micro_batch_size = s->batch_size;

@@ -127,11 +127,14 @@ const Key SCHEMA[] = {
      .ref_kinds = K_ALL & ~K_EVAL,
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
-            "required, except that reward and dpo may sample their pairs (data.prompts)"},
-    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "validation dataset of the same kind; \"\" = no validation"},
+            "required, except that reward and dpo may sample their pairs (data.prompts); or the "
+            "name of an earlier stage that makes one: label (pref.h5, sft.h5), critique_revise "
+            "(pref.h5, sft.h5), self_instruct (sft.h5), read from its folder of the run"},
+    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+     .doc = "validation dataset of the same kind, or an earlier label stage (its "
+            "pref-val.h5); \"\" = no validation"},
     {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
             "and dpo given prompts instead of data.train train on pairs of their start model's "
