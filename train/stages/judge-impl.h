@@ -47,9 +47,6 @@ struct Judge {
 // Prints "layercake: <where key was set>: <stage>.<key>: <message>".
 void judge_report(const StageRun *sr, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-// Loads a frozen model with heads (0: the file's) for rows x seq_len, on the options' trunk
-// when set. NULL after a message naming key.
-Model *judge_load_model(Judge *j, const char *key, const char *ref, int heads);
 
 // s (n bytes) as match compares it with judge.normalize: a malloc'd string, lowercased,
 // trimmed, whitespace runs collapsed to one space, trailing . , ! ? stripped.
