@@ -373,6 +373,34 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      RECIPE_ERR_RULE,
      "ppo.rollout.batch: 65536 prompts x rollout.group_size 65536 = 4294967296 responses, more "
      "than the 2147483647"},
+    // judges (docs/judges.md)
+    {"judge.yaml", "grpo.judge.regex=(ab", RECIPE_ERR_RULE,
+     "command line 'grpo.judge.regex=(ab': grpo.judge.regex: '(ab' does not compile: missing "
+     "closing parenthesis at offset 3"},
+    {"judge.yaml", "ppo.judge.template=\"{prompt} {response_a}\"", RECIPE_ERR_RULE,
+     "ppo.judge.template: the pairwise judge's template must contain {response_b}"},
+    {"judge.yaml", "eval.judge.template=\"{response}\"", RECIPE_ERR_RULE,
+     "eval.judge.template: the pointwise judge's template must contain {prompt}"},
+    {"judge.yaml", "ppo.judge.verdicts=[A]", RECIPE_ERR_RANGE,
+     "ppo.judge.verdicts: expected [2, 2] items, got 1"},
+    {"judge.yaml", "ppo.judge.verdicts=[A, A]", RECIPE_ERR_RULE,
+     "ppo.judge.verdicts: the two verdicts are both 'A'"},
+    {"judge.yaml", "grpo.gold_reward=arithmetic", RECIPE_ERR_RULE,
+     "grpo.judge.kind: set exactly one of reward_model, gold_reward and judge.kind"},
+    {"judge.yaml", "eval.reward_model=ckpt/rm.h5", RECIPE_ERR_RULE,
+     "eval.reward_model: set one of reward_model and judge.kind"},
+    {"judge.yaml", "ppo.rollout.group_size=1", RECIPE_ERR_RULE,
+     "ppo.judge.pairwise: a pairwise judge compares the responses to one prompt: it needs "
+     "rollout.group_size >= 2, got 1"},
+    {"judge.yaml", "rloo.judge.command=\"\"", RECIPE_ERR_MISSING,
+     "rloo.judge.command: judge.kind: command needs the command to run"},
+    {"judge.yaml", "grpo.judge.timeout=0", RECIPE_ERR_RANGE, "grpo.judge.timeout: value 0"},
+    {"judge.yaml", "grpo.judge.kind=llm", RECIPE_ERR_RANGE,
+     "grpo.judge.kind: expected one of none, match, command, model, got 'llm'"},
+    {"judge.yaml", "sft.judge.kind=match", RECIPE_ERR_NOT_APPLICABLE,
+     "sft.judge.kind: 'judge.kind' does not apply to a stage of kind 'sft'"},
+    {"judge.yaml", "ppo.judge.model=eval", RECIPE_ERR_REFERENCE,
+     "ppo.judge.model: stage 'eval' does not come before this one"},
 };
 
 START_TEST(test_override_errors) {
@@ -577,6 +605,42 @@ START_TEST(test_summary) {
     ck_assert_msg(strstr(line, "4 models against sft, judge reward"), "%s", line);
     ck_assert_int_eq(recipe_stage_index(&r, "dpo-ckpt"), 6);
     ck_assert_int_eq(recipe_stage_index(&r, "nope"), -1);
+    recipe_free(&r);
+}
+END_TEST
+
+// Every judge kind loads with its keys, prints and loads back alike, and summarises.
+START_TEST(test_judges) {
+    Recipe r;
+    char line[512];
+    load_ok("judge.yaml", NULL, 0, &r);
+    const Stage *grpo = stage(&r, "grpo"), *rloo = stage(&r, "rloo"), *ppo = stage(&r, "ppo");
+    const Stage *ev = stage(&r, "eval");
+    ck_assert_int_eq(grpo->judge.kind, JUDGE_KIND_MATCH);
+    ck_assert_str_eq(grpo->judge.regex, "answer is (\\d+)");
+    ck_assert(!grpo->judge.normalize);
+    ck_assert_int_eq(rloo->judge.kind, JUDGE_KIND_COMMAND);
+    ck_assert_str_eq(rloo->judge.command, "python3 score.py --strict");
+    ck_assert_double_eq(rloo->judge.timeout, 2.5);
+    ck_assert(rloo->judge.normalize); // the default
+    ck_assert_int_eq(ppo->judge.kind, JUDGE_KIND_MODEL);
+    ck_assert_str_eq(ppo->judge.model, "sft");
+    ck_assert(ppo->judge.pairwise);
+    ck_assert_int_eq(ppo->judge.verdicts.n, 2);
+    ck_assert_str_eq(ppo->judge.verdicts.items[1], " B");
+    ck_assert_str_eq(ppo->judge.template, "Question: {prompt}\nA: {response_a}\nB: {response_b}\n"
+                                          "Better:");
+    ck_assert_int_eq(ev->judge.kind, JUDGE_KIND_MODEL);
+    ck_assert_str_eq(ev->judge.verdicts.items[0], " Yes"); // the defaults
+    ck_assert_str_eq(ev->judge.verdicts.items[1], " No");
+    ck_assert_double_eq(ev->judge.timeout, 30.0);
+    ck_assert(!ev->judge.pairwise);
+    ck_assert_msg(strstr(ev->judge.model, "/ckpt/judge.h5"), "%s", ev->judge.model); // resolved
+    recipe_stage_summary(&r, recipe_stage_index(&r, "ppo"), line, sizeof(line));
+    ck_assert_msg(strstr(line, "reward model sft (pairwise)"), "%s", line);
+    recipe_stage_summary(&r, recipe_stage_index(&r, "eval"), line, sizeof(line));
+    ck_assert_msg(strstr(line, "judge model judge.h5 and arithmetic"), "%s", line);
+    round_trip(&r, "judge-printed.yaml");
     recipe_free(&r);
 }
 END_TEST
@@ -922,6 +986,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_model_from);
     tcase_add_test(t, test_diff);
     tcase_add_test(t, test_summary);
+    tcase_add_test(t, test_judges);
     tcase_add_test(t, test_tags);
     suite_add_tcase(s, t);
     t = tcase_create("schema");

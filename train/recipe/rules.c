@@ -396,6 +396,11 @@ static RecipeError rule_judge_keys(RecipeLoader *L, int i) {
         return rule_fail(L, RECIPE_ERR_MISSING, i, "judge.command",
                          "judge.kind: command needs the command to run");
     if (j->kind != JUDGE_KIND_MODEL) return RECIPE_OK;
+    if (j->pairwise && (KIND(s->kind) & K_RL) && s->rollout.group_size < 2)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "judge.pairwise",
+                         "a pairwise judge compares the responses to one prompt: it needs "
+                         "rollout.group_size >= 2, got %d",
+                         s->rollout.group_size);
     if (!*j->model)
         return rule_fail(L, RECIPE_ERR_MISSING, i, "judge.model",
                          "judge.kind: model needs the judge model (a stage or a .h5 checkpoint)");
@@ -515,7 +520,8 @@ const Rule RULES[] = {
     {K_JUDGE, rule_judge_keys, "`judge.regex` compiles; `judge.kind: command` sets "
                                "`judge.command`; `judge.kind: model` sets `judge.model` and a "
                                "`judge.template` with its placeholders, and two different "
-                               "`judge.verdicts`"},
+                               "`judge.verdicts`; a pairwise judge of an RL stage has "
+                               "`rollout.group_size` >= 2"},
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},
     {K_TRAIN, rule_lora, "`lora.targets` are projections the family has"},
     {K_ALL, rule_refs, "`init`, `reward_model`, `judge.model`, `models` and `reference_model` name an "
