@@ -60,19 +60,28 @@ static void setup(void) {
     save_random(rm_h5, MODEL_HEAD_SCALAR, 8);
 }
 
-// The text of a recipe whose one eval stage has the given keys (YAML flow-map entries).
-static void recipe_write(const char *path, const char *keys) {
+// Writes a recipe of the world's tokenizer with one stage (a YAML flow map's entries).
+static void recipe_write_stage(const char *path, const char *stage) {
     FILE *f = fopen(path, "w");
     ck_assert(f);
     fprintf(f,
             "name: judge\nseed: 3\nthreads: 1\noutput_dir: %s/runs\n"
             "tokenizer: %s/tokenizer.json\n"
             "model: {n_layer: 1, n_head: 2, d_model: 16, max_seq_len: 64}\nstages:\n"
-            "  - {name: eval, kind: eval, models: [%s], reference_model: %s, "
-            "data: {prompts: %s/eval.h5}, seq_len: %d, bootstrap: 10, "
-            "rollout: {batch: 6, group_size: 3, max_new_tokens: 6}, %s}\n",
-            dir, WORLD, lm_h5, lm_h5, WORLD, SEQ, keys);
+            "  - {%s}\n",
+            dir, WORLD, stage);
     ck_assert(fclose(f) == 0);
+}
+
+// A recipe whose one eval stage has the given keys.
+static void recipe_write(const char *path, const char *keys) {
+    char stage[4096];
+    snprintf(stage, sizeof(stage),
+             "name: eval, kind: eval, models: [%s], reference_model: %s, "
+             "data: {prompts: %s/eval.h5}, seq_len: %d, bootstrap: 10, "
+             "rollout: {batch: 6, group_size: 3, max_new_tokens: 6}, %s",
+             lm_h5, lm_h5, WORLD, SEQ, keys);
+    recipe_write_stage(path, stage);
 }
 
 static void env_open(Env *e, const char *keys) {
@@ -489,20 +498,19 @@ END_TEST
 
 // ---- a stage whose judge fails --------------------------------------------------------------
 
-START_TEST(test_stage_stops) {
-    char path[1200], keys[1200], cmd[4096];
-    snprintf(path, sizeof(path), "%s/failing.yaml", dir);
-    snprintf(keys, sizeof(keys), "judge: {kind: command, command: 'sh %s/exit3.sh'}", FIXTURES);
-    recipe_write(path, keys);
+// Runs the recipe at path, expecting a failure: no stage/final.h5 nor stage/<absent>, and the
+// command judge's message in the log.
+static void run_fails(const char *path, const char *stage, const char *absent) {
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "%s/layercake run %s > %s/failing.log 2>&1", LC_BINARY_DIR, path,
              dir);
     int rc = system(cmd);
     ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
     char final[1300], log[1300];
-    snprintf(final, sizeof(final), "%s/runs/eval/final.h5", dir);
+    snprintf(final, sizeof(final), "%s/runs/%s/final.h5", dir, stage);
     struct stat sb;
     ck_assert_msg(stat(final, &sb) != 0, "%s was written", final);
-    snprintf(final, sizeof(final), "%s/runs/eval/results.json", dir);
+    snprintf(final, sizeof(final), "%s/runs/%s/%s", dir, stage, absent);
     ck_assert_msg(stat(final, &sb) != 0, "%s was written", final);
     snprintf(log, sizeof(log), "%s/failing.log", dir);
     FILE *f = fopen(log, "r");
@@ -511,9 +519,31 @@ START_TEST(test_stage_stops) {
     size_t cap = 0;
     ck_assert(getdelim(&text, &cap, '\0', f) >= 0);
     fclose(f);
-    assert_has(text, "eval.judge.command: 'sh ");
+    assert_has(text, ".judge.command: 'sh ");
     assert_has(text, "exited with status 3");
     free(text);
+}
+
+START_TEST(test_stage_stops) {
+    char path[1200], keys[1200];
+    snprintf(path, sizeof(path), "%s/failing.yaml", dir);
+    snprintf(keys, sizeof(keys), "judge: {kind: command, command: 'sh %s/exit3.sh'}", FIXTURES);
+    recipe_write(path, keys);
+    run_fails(path, "eval", "results.json");
+}
+END_TEST
+
+START_TEST(test_rl_stage_stops) {
+    char path[1200], stage[4096];
+    snprintf(path, sizeof(path), "%s/failing-rl.yaml", dir);
+    snprintf(stage, sizeof(stage),
+             "name: grpo, kind: grpo, init: %s, data: {prompts: %s/prompts.h5}, seq_len: 24, "
+             "iterations: 2, epochs: 1, minibatches: 1, checkpoint: {every: 1}, "
+             "rollout: {batch: 2, group_size: 2, max_new_tokens: 4}, "
+             "judge: {kind: command, command: 'sh %s/exit3.sh'}",
+             lm_h5, WORLD, FIXTURES);
+    recipe_write_stage(path, stage);
+    run_fails(path, "grpo", "ckpt-00000001.h5"); // it stops at the first iteration's scoring
 }
 END_TEST
 
@@ -535,6 +565,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_model_pairwise);
     tcase_add_test(tc, test_model_verdict_tokens);
     tcase_add_test(tc, test_stage_stops);
+    tcase_add_test(tc, test_rl_stage_stops);
     suite_add_tcase(s, tc);
     return s;
 }

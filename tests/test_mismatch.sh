@@ -83,6 +83,9 @@ stage="{name: sft, kind: sft, init: $TMP/$CKPT, data: {train: arith/sft.h5}, ste
 recipe ctx.yaml arith/tokenizer.json "" "$stage"
 recipe vocab.yaml arith/tokenizer.json ", vocab_size: 512" "$stage"
 recipe eval.yaml arith/tokenizer.json ", vocab_size: 512" \
+  "{name: eval, kind: eval, models: [$TMP/$C512], reference_model: $TMP/$C512, gold_reward: arithmetic, data: {prompts: arith/eval.h5}, rollout: {batch: 4, max_new_tokens: 4}}"
+# the reward model's key comes before models in the schema: its file is checked first
+recipe evalrm.yaml arith/tokenizer.json ", vocab_size: 512" \
   "{name: eval, kind: eval, models: [$TMP/$C512], reference_model: $TMP/$C512, reward_model: $TMP/$RM, data: {prompts: arith/eval.h5}, rollout: {batch: 4, max_new_tokens: 4}}"
 for cmd in validate run; do
   expect 1 "sft.init: $TMP/$C512 was trained with the tokenizer of fingerprint" \
@@ -93,6 +96,8 @@ for cmd in validate run; do
     "$LC" $cmd vocab.yaml output_dir=o-vocab
   expect 1 "$TMP/$C512 was trained with the tokenizer of fingerprint" -- \
     "$LC" $cmd eval.yaml output_dir=o-eval
+  expect 1 "eval.reward_model: $TMP/$RM has a vocabulary of 261 ids; this run's is 512" -- \
+    "$LC" $cmd evalrm.yaml output_dir=o-evalrm
 done
 [ -e o-tok/sft/final.h5 ] && fail "a stage started from another tokenizer's checkpoint trained"
 

@@ -126,7 +126,7 @@ static int rm_score(Judge *j, const JudgeItem *items, int n, double *scores, dou
 
 // ---- the interface ------------------------------------------------------------------------------
 
-// Which judge the stage's keys give, under the options' choice; JUDGE_GOLD_KIND.. or -1 for none.
+// The kind of judge the stage's keys give under the options' choice (JK_*), or -1 for none.
 static int pick_kind(const Stage *st, JudgeWhich which) {
     bool gold = st->gold_reward[0] != '\0';
     if (which == JUDGE_ONLY_GOLD) return gold ? JK_GOLD : -1;
