@@ -28,8 +28,8 @@ struct Judge {
     // gold
     const struct SynthTask *task;
     // reward_model and model
-    Model *model;   // frozen, (rows, seq_len) in inference mode
-    Batch b;        // (rows, seq_len) rows of one forward
+    Model *model;   // frozen, in inference mode: (rows, seq_len); model: (2 rows <= 64, ctx)
+    Batch b;        // rows of one forward, as model holds them
     float *fscores; // (rows) the reward model's scores
     int stop[2];    // the tokens a response ends with: the chat's end of turn, end-of-text
     // match
@@ -40,7 +40,6 @@ struct Judge {
     JudgeCommand cmd;
     // model
     int verdict[2]; // the two verdict tokens
-    Model *view;    // a view of model with its whole context, (max_B, ctx)
     int ctx;        // the judge model's context in tokens
 };
 

@@ -54,26 +54,31 @@ int judge_model_open(Judge *j) {
     const JudgeConfig *c = &j->sr->stage->judge;
     if (verdict_tokens(j)) return -1;
     StageRun *sr = j->sr;
-    // the weights once (a one-token arena), and a view with the model's whole context
-    j->model = j->trunk ? stage_model_on_trunk(sr, c->model, j->trunk, MODEL_HEAD_LM, 1, 1)
-                        : stage_model(sr, c->model, MODEL_HEAD_LM, MODEL_INFER, 1, 1);
+    // the model with room for its whole context: its header first
+    char path[4096], err[1024];
+    CheckpointInfo ci;
+    run_resolve_model(sr->run, c->model, path, sizeof(path));
+    if (run_checkpoint_info(path, &ci, err, sizeof(err))) {
+        judge_report(sr, "judge.model", "%s", err);
+        return -1;
+    }
+    int rows = 2 * j->rows < MAX_ROWS ? 2 * j->rows : MAX_ROWS, ctx = ci.cfg.max_seq_len;
+    rows = rows < 2 ? 2 : rows;
+    j->model = j->trunk ? stage_model_on_trunk(sr, c->model, j->trunk, MODEL_HEAD_LM, rows, ctx)
+                        : stage_model(sr, c->model, MODEL_HEAD_LM, MODEL_INFER, rows, ctx);
     if (!j->model) return -1;
-    int rows = 2 * j->rows < MAX_ROWS ? 2 * j->rows : MAX_ROWS;
-    j->view =
-        model_create_view(j->model, MODEL_INFER, rows < 2 ? 2 : rows, j->model->cfg.max_seq_len);
-    j->ctx = j->view->max_T;
-    size_t cells = (size_t)j->view->max_B * (size_t)j->ctx;
+    j->ctx = j->model->max_T;
+    size_t cells = (size_t)j->model->max_B * (size_t)j->ctx;
     j->b.tokens = lc_calloc(cells, sizeof(int));
     j->b.targets = lc_calloc(cells, sizeof(int));
     j->b.mask = lc_calloc(cells, sizeof(float));
-    j->b.len = lc_calloc((size_t)j->view->max_B, sizeof(int));
+    j->b.len = lc_calloc((size_t)j->model->max_B, sizeof(int));
     snprintf(j->name, sizeof(j->name), "model %s%s", c->model, c->pairwise ? " (pairwise)" : "");
     return 0;
 }
 
 void judge_model_close(Judge *j) {
-    model_free(j->view);
-    j->view = NULL;
+    (void)j; // its model and rows are the judge's own, freed by judge_close
 }
 
 // ---- rendering ----------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ typedef struct {
 // out[k] = log p(v0) - log p(v1) after r[k] for k < count, in forwards of up to max_B rows.
 static void log_ratios(Judge *j, const Rendered *r, int count, double *out) {
     Batch *b = &j->b;
-    int per = j->view->max_B / 2;
+    int per = j->model->max_B / 2;
     for (int k0 = 0; k0 < count; k0 += per) {
         int m = count - k0 < per ? count - k0 : per, T = 1;
         for (int k = 0; k < m; k++) T = r[k0 + k].n > T ? r[k0 + k].n : T;
@@ -189,11 +194,11 @@ static void log_ratios(Judge *j, const Rendered *r, int count, double *out) {
             }
             b->len[row] = x->n;
         }
-        model_forward(j->view, b, 1.0f);
+        model_forward(j->model, b, 1.0f);
         for (int k = 0; k < m; k++) {
             size_t last = (size_t)r[k0 + k].n - 1;
-            out[k0 + k] = (double)j->view->host_logp[(size_t)(2 * k) * T + last] -
-                          (double)j->view->host_logp[(size_t)(2 * k + 1) * T + last];
+            out[k0 + k] = (double)j->model->host_logp[(size_t)(2 * k) * T + last] -
+                          (double)j->model->host_logp[(size_t)(2 * k + 1) * T + last];
         }
     }
 }
