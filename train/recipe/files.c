@@ -101,6 +101,7 @@ static RecipeError tokenizer_check(const FileCheck *c) {
 // The dataset kind a data key of a stage must hold.
 static const char *data_kind(StageKind kind, const char *key) {
     if (strcmp(key, "data.prompts") == 0) return "prompt";
+    if (strcmp(key, "data.seeds") == 0) return "jsonl"; // read by the stage itself
     if (kind == STAGE_PRETRAIN) return "lm";
     return kind == STAGE_SFT ? "sft" : "preference";
 }
