@@ -193,6 +193,23 @@ for f in si/pool.jsonl si/rounds.jsonl cr/samples.jsonl; do
   cmp -s "$TMP/a/$f" "$TMP/b/$f" || fail "$f differs between two runs with one seed"
 done
 
+# Contexts that outgrow seq_len - rollout.max_new_tokens drop their prompt, counted: with
+# seq_len 90 a prompt (about 35 tokens) and its answer leave no room for a critique request.
+mkdir -p "$TMP/c" && cp -r "$TMP/a/pretrain" "$TMP/c/"
+"$LC" run "$TMP/selfgen.yaml" output_dir="$TMP/c" --only cr cr.seq_len=90 >"$TMP/c.log" 2>&1 || fail "short run failed: $(tail -3 "$TMP/c.log")"
+"$PY" - "$TMP/c/cr" <<'PY' || fail "dropped prompts"
+import json, sys, h5py
+d = sys.argv[1]
+samples = [json.loads(l) for l in open(f"{d}/samples.jsonl")]
+dropped = sum(s["dropped"] == "too_long" for s in samples)
+assert len(samples) == 6 and dropped > 0, samples
+kept = 6 - dropped
+assert all(s["revisions"][-1] is not None for s in samples if s["dropped"] is None)
+assert len(h5py.File(f"{d}/sft.h5")["offsets"]) - 1 == kept
+print(f"critique_revise at seq_len 90: {dropped} of 6 prompts dropped")
+PY
+grep -Eq "^\[cr\] .* [1-6] prompts left out" "$TMP/c.log" || fail "no count of prompts left out: $(grep '^\[cr\]' "$TMP/c.log")"
+
 # Principles come in pairs: lists of different lengths are refused, naming both keys.
 sed 's/revisions: \["Rewrite the answer to fix what is wrong.", /revisions: [/' "$TMP/selfgen.yaml" >"$TMP/bad.yaml"
 "$LC" validate "$TMP/bad.yaml" >"$TMP/bad.log" 2>&1 && fail "unequal principle lists accepted"

@@ -143,51 +143,74 @@ static int push_request(Critique *c, const char *what, const char *request, Toke
     return ctx->n <= c->gen.max_ctx ? 0 : -1;
 }
 
-// Round r: a principle per live prompt, its critique of the current answer, then the revision.
-static void round_run(Critique *c, int r, int *live) {
-    int n = live_items(c, live), m = 0;
-    TokenBuf *ctx = lc_calloc((size_t)n + 1, sizeof(TokenBuf));
-    TokenBuf *ids = lc_calloc((size_t)n + 1, sizeof(TokenBuf));
-    char **text = lc_calloc((size_t)n + 1, sizeof(char *));
-    int *at = lc_calloc((size_t)n + 1, sizeof(int));
-    for (int j = 0; j < n; j++) { // the critiques' contexts; prompts that overflow drop out
+// The work space of one round over n live prompts.
+typedef struct {
+    TokenBuf *ctx; // (n) the contexts of one generation
+    TokenBuf *ids; // (n) the continuations' ids
+    char **text;   // (n) the continuations
+    int *at;       // (n) the item each context belongs to
+    int n;         // contexts in use
+} RoundBufs;
+
+// The critiques of round r: a principle drawn per live prompt, the critique request after the
+// prompt and its current answer; prompts whose context overflows drop out.
+static void critique_step(Critique *c, int r, const int *live, int n, RoundBufs *b) {
+    b->n = 0;
+    for (int j = 0; j < n; j++) {
         Item *it = &c->items[live[j]];
         int p = (int)rng_below(&c->rng, (uint64_t)c->cfg->critiques.n);
+        TokenBuf *ctx = &b->ctx[b->n];
         it->principles[r] = p;
-        ctx[m].n = 0;
-        tokenbuf_append(&ctx[m], &it->prompt);
-        tokenbuf_append(&ctx[m], &it->current);
-        if (push_request(c, "Critique", c->cfg->critiques.items[p], &ctx[m]) < 0)
+        ctx->n = 0;
+        tokenbuf_append(ctx, &it->prompt);
+        tokenbuf_append(ctx, &it->current);
+        if (push_request(c, "Critique", c->cfg->critiques.items[p], ctx) < 0)
             it->dropped = "too_long", c->too_long++;
         else
-            at[m++] = live[j];
+            b->at[b->n++] = live[j];
     }
-    generate(c, ctx, m, ids, text);
+    generate(c, b->ctx, b->n, b->ids, b->text);
+}
+
+// The revisions of round r: each critique's context continued with the critique and the
+// principle's revision request; the revision becomes the prompt's current answer.
+static void revision_step(Critique *c, int r, RoundBufs *b) {
     int k = 0;
-    for (int j = 0; j < m; j++) { // the revisions' contexts
-        Item *it = &c->items[at[j]];
-        it->critiques[r] = text[j];
-        tokenbuf_append(&ctx[j], &ids[j]);
-        ids[j].n = 0;
-        if (push_request(c, "Revision", c->cfg->revisions.items[it->principles[r]], &ctx[j]) < 0) {
+    for (int j = 0; j < b->n; j++) {
+        Item *it = &c->items[b->at[j]];
+        it->critiques[r] = b->text[j];
+        tokenbuf_append(&b->ctx[j], &b->ids[j]);
+        b->ids[j].n = 0;
+        const char *request = c->cfg->revisions.items[it->principles[r]];
+        if (push_request(c, "Revision", request, &b->ctx[j]) < 0) {
             it->dropped = "too_long", c->too_long++;
             continue;
         }
-        if (k != j) {
-            TokenBuf t = ctx[k];
-            ctx[k] = ctx[j], ctx[j] = t;
-        }
-        at[k++] = at[j];
+        TokenBuf t = b->ctx[k]; // contexts that still fit move to the front
+        b->ctx[k] = b->ctx[j], b->ctx[j] = t;
+        b->at[k++] = b->at[j];
     }
-    generate(c, ctx, k, ids, text);
+    b->n = k;
+    generate(c, b->ctx, k, b->ids, b->text);
     for (int j = 0; j < k; j++) {
-        Item *it = &c->items[at[j]];
-        it->revisions[r] = text[j];
+        Item *it = &c->items[b->at[j]];
+        it->revisions[r] = b->text[j];
         it->current.n = 0;
-        tokenbuf_append(&it->current, &ids[j]);
+        tokenbuf_append(&it->current, &b->ids[j]);
     }
-    for (int j = 0; j < n; j++) tokenbuf_free(&ctx[j]), tokenbuf_free(&ids[j]);
-    free(ctx), free(ids), free(text), free(at);
+}
+
+// Round r over the prompts still in play: critique, then revision.
+static void round_run(Critique *c, int r, int *live) {
+    int n = live_items(c, live);
+    RoundBufs b = {.ctx = lc_calloc((size_t)n + 1, sizeof(TokenBuf)),
+                   .ids = lc_calloc((size_t)n + 1, sizeof(TokenBuf)),
+                   .text = lc_calloc((size_t)n + 1, sizeof(char *)),
+                   .at = lc_calloc((size_t)n + 1, sizeof(int))};
+    critique_step(c, r, live, n, &b);
+    revision_step(c, r, &b);
+    for (int j = 0; j < n; j++) tokenbuf_free(&b.ctx[j]), tokenbuf_free(&b.ids[j]);
+    free(b.ctx), free(b.ids), free(b.text), free(b.at);
 }
 
 // ---- outputs --------------------------------------------------------------------------------

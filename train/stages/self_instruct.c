@@ -298,47 +298,70 @@ static char **round_propose(SelfInstruct *s, int *n) {
     return text;
 }
 
-// One round; *stop gets why the rounds end after it (SELFGEN_GO_ON to go on).
-static int round_run(SelfInstruct *s, SelfgenStop *stop) {
-    int n, count[SELFGEN_VERDICT_COUNT] = {0}, rc = 0;
-    char **text = round_propose(s, &n);
-    if (!text) return -1;
-    char **kept = lc_calloc((size_t)n + 1, sizeof(char *));
-    SelfgenVerdict *verdict = lc_calloc((size_t)n + 1, sizeof(*verdict));
-    double *rouge = lc_calloc((size_t)n + 1, sizeof(double));
-    int *best = lc_calloc((size_t)n + 1, sizeof(int)),
-        *instances = lc_calloc((size_t)n + 1, sizeof(int));
-    char **proposal = lc_calloc((size_t)n + 1, sizeof(char *));
-    int n_kept = 0;
-    for (int i = 0; i < n; i++) {
-        proposal[i] = selfgen_parse_instruction(text[i]);
-        verdict[i] = selfgen_filter(&s->filter, &s->pool, proposal[i], &rouge[i], &best[i]);
-        count[verdict[i]]++;
-        if (verdict[i] == SELFGEN_KEPT) kept[n_kept++] = proposal[i];
-    }
-    InstanceCounts c = {0};
-    int *kept_instances = lc_calloc((size_t)n_kept + 1, sizeof(int));
-    rc = instances_make(s, kept, n_kept, &c, kept_instances);
-    for (int i = 0, j = 0; i < n; i++)
-        pool_line(s, "generated", proposal[i], verdict[i], rouge[i], best[i],
-                  verdict[i] == SELFGEN_KEPT ? kept_instances[j++] : 0);
-    rounds_line(s, n, count, &c);
-    s->total.generated += c.generated, s->total.kept += c.kept;
-    s->total.no_output += c.no_output, s->total.too_long += c.too_long;
-    int total = s->pool.n - s->n_seeds;
+static void round_print(const SelfInstruct *s, int n, const int *count, const InstanceCounts *c) {
     printf("[%s] round %d: %d proposed, %d kept (yield %.2f; dropped: %d empty, %d too short, %d "
            "too long, %d blocklist, %d bad start, %d similar); pool %d (%d generated); %ld/%ld "
            "instances kept\n",
            s->sr->stage->name, s->round, n, count[SELFGEN_KEPT],
            n ? (double)count[SELFGEN_KEPT] / n : 0.0, count[SELFGEN_EMPTY],
            count[SELFGEN_TOO_SHORT], count[SELFGEN_TOO_LONG], count[SELFGEN_BLOCKLIST],
-           count[SELFGEN_BAD_START], count[SELFGEN_SIMILAR], s->pool.n, total, c.kept, c.generated);
+           count[SELFGEN_BAD_START], count[SELFGEN_SIMILAR], s->pool.n, s->pool.n - s->n_seeds,
+           c->kept, c->generated);
     fflush(stdout);
-    *stop = selfgen_stop(total, s->cfg->target, s->round, s->cfg->max_rounds, count[SELFGEN_KEPT],
-                         n, s->cfg->min_yield);
-    for (int i = 0; i < n; i++) free(text[i]), free(proposal[i]);
-    free(text), free(proposal), free(kept), free(verdict), free(rouge), free(best), free(instances);
-    free(kept_instances);
+}
+
+// What became of one round's proposals.
+typedef struct {
+    char **proposal;         // (n) the instructions parsed from the continuations
+    SelfgenVerdict *verdict; // (n) their verdicts
+    double *rouge;           // (n) their highest ROUGE-L against the pool before them
+    int *best;               // (n) the pool index of that instruction
+    char **kept;             // (n_kept) the kept ones (pointers into proposal)
+    int n_kept;              // kept
+} Verdicts;
+
+// Parses and filters the continuations text[0..n) in order, counting verdicts into count.
+static Verdicts round_filter(SelfInstruct *s, char **text, int n, int *count) {
+    Verdicts v = {.proposal = lc_calloc((size_t)n + 1, sizeof(char *)),
+                  .verdict = lc_calloc((size_t)n + 1, sizeof(SelfgenVerdict)),
+                  .rouge = lc_calloc((size_t)n + 1, sizeof(double)),
+                  .best = lc_calloc((size_t)n + 1, sizeof(int)),
+                  .kept = lc_calloc((size_t)n + 1, sizeof(char *))};
+    for (int i = 0; i < n; i++) {
+        v.proposal[i] = selfgen_parse_instruction(text[i]);
+        v.verdict[i] = selfgen_filter(&s->filter, &s->pool, v.proposal[i], &v.rouge[i], &v.best[i]);
+        count[v.verdict[i]]++;
+        if (v.verdict[i] == SELFGEN_KEPT) v.kept[v.n_kept++] = v.proposal[i];
+    }
+    return v;
+}
+
+static void verdicts_free(Verdicts *v, int n) {
+    for (int i = 0; i < n; i++) free(v->proposal[i]);
+    free(v->proposal), free(v->verdict), free(v->rouge), free(v->best), free(v->kept);
+}
+
+// One round; *stop gets why the rounds end after it (SELFGEN_GO_ON to go on).
+static int round_run(SelfInstruct *s, SelfgenStop *stop) {
+    int n, count[SELFGEN_VERDICT_COUNT] = {0};
+    char **text = round_propose(s, &n);
+    if (!text) return -1;
+    Verdicts v = round_filter(s, text, n, count);
+    InstanceCounts c = {0};
+    int *kept_instances = lc_calloc((size_t)v.n_kept + 1, sizeof(int));
+    int rc = instances_make(s, v.kept, v.n_kept, &c, kept_instances);
+    for (int i = 0, j = 0; i < n; i++)
+        pool_line(s, "generated", v.proposal[i], v.verdict[i], v.rouge[i], v.best[i],
+                  v.verdict[i] == SELFGEN_KEPT ? kept_instances[j++] : 0);
+    rounds_line(s, n, count, &c);
+    s->total.generated += c.generated, s->total.kept += c.kept;
+    s->total.no_output += c.no_output, s->total.too_long += c.too_long;
+    round_print(s, n, count, &c);
+    *stop = selfgen_stop(s->pool.n - s->n_seeds, s->cfg->target, s->round, s->cfg->max_rounds,
+                         count[SELFGEN_KEPT], n, s->cfg->min_yield);
+    for (int i = 0; i < n; i++) free(text[i]);
+    free(text), free(kept_instances);
+    verdicts_free(&v, n);
     return rc;
 }
 
