@@ -69,12 +69,15 @@ stages:
       revisions: ["Rewrite the answer to fix what is wrong.", "Rewrite the answer clearly."]
       revisions_per_prompt: 2
     rollout: {batch: 4, max_new_tokens: 24}
+  # a later stage trains on what an earlier one wrote (validated before the file exists)
+  - {name: sft_cr, kind: sft, init: pretrain, data: {train: $TMP/a/cr/sft.h5}, steps: 2, batch_size: 3, seq_len: 256}
 EOF
 t0=$(date +%s)
 "$LC" run "$TMP/selfgen.yaml" output_dir="$TMP/a" >"$TMP/a.log" 2>&1 || fail "run failed: $(tail -5 "$TMP/a.log")"
 echo "run: $(($(date +%s) - t0)) s"
 grep -Eq "^\[si\] round 1: 12 proposed, [0-9]+ kept" "$TMP/a.log" || fail "no round summary: $(grep '^\[si\]' "$TMP/a.log")"
 grep -q "^\[cr\] 6 prompts of" "$TMP/a.log" || fail "no critique_revise summary"
+grep -q "^\[sft_cr\] done" "$TMP/a.log" || fail "sft on critique_revise's sft.h5 did not finish"
 
 "$PY" - "$TMP/a" "$SRC/tests/fixtures/self_instruct.jsonl" <<'PY' || fail "outputs"
 import json, re, sys, h5py
@@ -186,7 +189,7 @@ for s in si cr; do [ -f "$TMP/a/$s/final.h5" ] || fail "$s: no final.h5"; done
 
 # A rerun skips both stages; a fresh run with the same seed writes the same files.
 "$LC" run "$TMP/selfgen.yaml" output_dir="$TMP/a" >"$TMP/a2.log" 2>&1 || fail "rerun failed"
-for s in si cr; do grep -q "^\[$s\] already complete" "$TMP/a2.log" || fail "$s: not skipped on a rerun"; done
+for s in si cr sft_cr; do grep -q "^\[$s\] already complete" "$TMP/a2.log" || fail "$s: not skipped on a rerun"; done
 mkdir -p "$TMP/b" && cp -r "$TMP/a/pretrain" "$TMP/b/"
 "$LC" run "$TMP/selfgen.yaml" output_dir="$TMP/b" >"$TMP/b.log" 2>&1 || fail "second run failed"
 for f in si/pool.jsonl si/rounds.jsonl cr/samples.jsonl; do

@@ -46,11 +46,29 @@ static bool readable(const char *path, bool folder_ok, char *why, size_t len) {
     return false;
 }
 
+// Whether path is a dataset an earlier stage than i writes and has not written yet:
+// <output_dir>/<stage>/sft.h5 of a self_instruct or critique_revise stage, or its pref.h5
+// (critique_revise). A later stage may train on it (docs/feedback.md).
+static bool stage_will_make(const Recipe *r, int i, const char *path) {
+    char made[PATH_MAX + 300];
+    for (int j = 0; j < i && j < r->n_stages; j++) {
+        const Stage *s = &r->stages[j];
+        if (!(KIND(s->kind) & K_SELF)) continue;
+        for (int k = 0; k < (s->kind == STAGE_CRITIQUE_REVISE ? 2 : 1); k++) {
+            snprintf(made, sizeof(made), "%s/%s/%s", r->output_dir, s->name,
+                     k ? "pref.h5" : "sft.h5");
+            if (strcmp(made, path) == 0) return access(path, R_OK) != 0;
+        }
+    }
+    return false;
+}
+
 // Checks the file at path (key of stage i) and hands it to the caller's check as `kind`.
 static RecipeError file_check(const FileCheck *c, int i, const char *key, const char *path,
                               const char *kind) {
     char why[512];
-    if (prepare_will_make(c->r, path)) return RECIPE_OK; // not made yet: nothing to check
+    if (prepare_will_make(c->r, path)) return RECIPE_OK;  // not made yet: nothing to check
+    if (stage_will_make(c->r, i, path)) return RECIPE_OK; // nor is a dataset a stage makes
     // a checkpoint may be a Hugging Face folder; the caller's check tells it from other folders
     if (!readable(path, strcmp(kind, "checkpoint") == 0, why, sizeof(why)))
         return file_fail(c, i, key, "cannot read '%s': %s", path, why);
