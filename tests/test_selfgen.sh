@@ -219,5 +219,14 @@ sed 's/revisions: \["Rewrite the answer to fix what is wrong.", /revisions: [/' 
 grep -q "cr.critique_revise.revisions: 1 revision requests for 2 critique requests.*critique_revise.critiques" "$TMP/bad.log" ||
   fail "unequal principle lists: $(cat "$TMP/bad.log")"
 
+# self_instruct needs its seeds; a stage that makes data has no model for a later init.
+sed 's|    data: {seeds: .*}|    data: {}|' "$TMP/selfgen.yaml" >"$TMP/noseeds.yaml"
+"$LC" validate "$TMP/noseeds.yaml" >"$TMP/noseeds.log" 2>&1 && fail "self_instruct without seeds accepted"
+grep -q "si.data.seeds: required for a stage of kind 'self_instruct'" "$TMP/noseeds.log" ||
+  fail "missing seeds: $(cat "$TMP/noseeds.log")"
+sed 's|{name: sft_cr, kind: sft, init: pretrain,|{name: sft_cr, kind: sft, init: cr,|' "$TMP/selfgen.yaml" >"$TMP/initcr.yaml"
+"$LC" validate "$TMP/initcr.yaml" >"$TMP/initcr.log" 2>&1 && fail "init from a critique_revise stage accepted"
+grep -q "sft_cr.init: 'cr' is a critique_revise stage" "$TMP/initcr.log" || fail "init from cr: $(cat "$TMP/initcr.log")"
+
 [ $fails -eq 0 ] && echo "PASS" || echo "$fails failure(s)"
 [ $fails -eq 0 ]
