@@ -250,7 +250,8 @@ const Key SCHEMA[] = {
     {STG(value.clip), KEY_FLOAT, K_PPO, "0.2", ATLEAST(0),
      .doc = "value clipping range around the rollout's values; 0 = off"},
     {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
-     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
+     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch; "
+            "self_instruct, critique_revise: texts continued per sampler call)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
      .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
             "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
