@@ -82,7 +82,7 @@ static const ErrorCase FILE_ERRORS[] = {
      "err_range.yaml:4:12: model.n_layer: value 0 is out of range: must be in 1..256"},
     {"err_enum.yaml", NULL, RECIPE_ERR_RANGE,
      "err_enum.yaml:4:28: pretrain.kind: expected one of pretrain, sft, reward, dpo, ppo, grpo, "
-     "rloo, eval, got 'pretrian'; did you mean 'pretrain'?"},
+     "rloo, eval, self_instruct, critique_revise, got 'pretrian'; did you mean 'pretrain'?"},
     {"err_missing_top.yaml", NULL, RECIPE_ERR_MISSING,
      "err_missing_top.yaml:1:1: tokenizer: required key is missing"},
     {"err_missing_stage.yaml", NULL, RECIPE_ERR_MISSING,

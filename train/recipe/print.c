@@ -381,6 +381,15 @@ void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
                  "%d iterations x %d prompts x %d responses, reward %s, kl %g, from %s",
                  s->iterations, s->rollout.batch, s->rollout.group_size, reward, s->kl.coef,
                  ref_name(s->init));
+    else if (kind & K_SI)
+        snprintf(buf + used, len - used,
+                 "up to %d instructions in %d rounds x %d prompts from %s, from %s",
+                 s->self_instruct.target, s->self_instruct.max_rounds, s->self_instruct.per_round,
+                 s->data.seeds, ref_name(s->init));
+    else if (kind & K_CR)
+        snprintf(buf + used, len - used, "%d principles, %d revision(s) per prompt, from %s",
+                 s->critique_revise.critiques.n, s->critique_revise.revisions_per_prompt,
+                 ref_name(s->init));
     else
         snprintf(buf + used, len - used, "%d models against %s, judge %s%s%s", s->models.n,
                  ref_name(s->reference_model), *s->judge ? ref_name(s->judge) : "",

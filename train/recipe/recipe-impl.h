@@ -59,6 +59,8 @@ extern const char *const STAGE_KIND_NAMES[];
 //   K_RL     reinforcement learning from rollouts (ppo, grpo, rloo)
 //   K_TRAIN  every stage that updates weights; K_GEN those of them whose model generates text
 //   K_ROLL   the stages that sample responses to prompts (RL and eval)
+//   K_SELF   the stages that make datasets of their `init` model's own text (self_instruct,
+//            critique_revise); they train nothing
 #define KIND(k) (1u << (k))
 #define K_ALL   ((1u << STAGE_KIND_COUNT) - 1)
 #define K_STEPS (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO))
@@ -72,6 +74,9 @@ extern const char *const STAGE_KIND_NAMES[];
 #define K_PPO   KIND(STAGE_PPO)
 #define K_EVAL  KIND(STAGE_EVAL)
 #define K_PREF  (KIND(STAGE_REWARD) | KIND(STAGE_DPO))
+#define K_SI    KIND(STAGE_SELF_INSTRUCT)
+#define K_CR    KIND(STAGE_CRITIQUE_REVISE)
+#define K_SELF  (K_SI | K_CR)
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().

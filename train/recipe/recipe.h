@@ -33,6 +33,8 @@ typedef enum {
     STAGE_GRPO,
     STAGE_RLOO,
     STAGE_EVAL,
+    STAGE_SELF_INSTRUCT,
+    STAGE_CRITIQUE_REVISE,
     STAGE_KIND_COUNT
 } StageKind;
 typedef enum { OPTIM_ADAMW } OptimName;
@@ -83,6 +85,7 @@ typedef struct {
     char *train;   // training dataset path (absolute), "" if unset
     char *val;     // validation dataset path (absolute), "" = no validation
     char *prompts; // prompt dataset path (absolute), "" if unset
+    char *seeds;   // self_instruct: seed tasks (JSONL, absolute), "" if unset
 } StageData;
 
 typedef struct {
@@ -162,6 +165,27 @@ typedef struct {
     double lambda; // GAE lambda
 } GaeConfig;
 
+// self_instruct: instructions bootstrapped from seed tasks (docs/feedback.md).
+typedef struct {
+    int target;             // generated instructions kept before the stage stops
+    int prompt_tasks;       // in-context tasks per prompt
+    int per_round;          // prompts (proposed instructions) per round
+    int max_rounds;         // rounds at most
+    double rouge_threshold; // a proposal this ROUGE-L-similar to a pool instruction is dropped
+    int min_words;          // fewer words: dropped
+    int max_words;          // more words: dropped
+    StringList blocklist;   // words or phrases an instruction may not contain
+    double min_yield;       // stop after a round that keeps less than this share
+    int instances;          // input/output instances generated per kept instruction
+} SelfInstructConfig;
+
+// critique_revise: answers critiqued and revised against principles (docs/feedback.md).
+typedef struct {
+    StringList critiques;     // critique requests, one per principle
+    StringList revisions;     // revision requests, parallel to critiques
+    int revisions_per_prompt; // rounds of critique then revision per prompt
+} CritiqueReviseConfig;
+
 // One stage. Keys that do not apply to its kind hold their built-in defaults.
 typedef struct {
     char *name;                  // unique name, [A-Za-z0-9_-]+
@@ -211,6 +235,8 @@ typedef struct {
     char *judge;                 // eval: reward stage or .h5 path scoring responses; "" = none
     char *reference_model;       // eval: stage name or .h5 path the others are compared to
     int bootstrap;               // eval: bootstrap resamples for confidence intervals
+    SelfInstructConfig self_instruct;     // self_instruct: rounds and filters
+    CritiqueReviseConfig critique_revise; // critique_revise: principles and rounds
 } Stage;
 
 // Where one key got its value (see recipe_where).

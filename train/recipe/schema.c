@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
-                                        "grpo",     "rloo", "eval",   NULL};
+const char *const STAGE_KIND_NAMES[] = {
+    "pretrain", "sft",           "reward",          "dpo", "ppo", "grpo", "rloo",
+    "eval",     "self_instruct", "critique_revise", NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
 static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};       // PrecisionKind order
 static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL};  // AttentionKind order
@@ -122,8 +123,8 @@ const Key SCHEMA[] = {
      .doc = "unique stage name ([A-Za-z0-9_-]+); later stages and overrides use it"},
     {STG(kind), KEY_ENUM, K_ALL, REQUIRED, .names = STAGE_KIND_NAMES, .flags = KEY_IDENTITY,
      .doc = "what the stage trains or measures"},
-    {STG(init), KEY_STRING, K_TRAIN, "\"\"", .flags = KEY_STAGE_REF,
-     .ref_kinds = K_ALL & ~K_EVAL,
+    {STG(init), KEY_STRING, K_TRAIN | K_SELF, "\"\"", .flags = KEY_STAGE_REF,
+     .ref_kinds = K_ALL & ~K_EVAL & ~K_SELF,
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
     {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
@@ -134,10 +135,14 @@ const Key SCHEMA[] = {
     {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "validation dataset of the same kind, or an earlier label stage (its "
             "pref-val.h5); \"\" = no validation"},
-    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
-            "and dpo given prompts instead of data.train train on pairs of their start model's "
-            "own samples labelled by gold_reward, as raters label model outputs"},
+    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF | K_CR, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo, eval and "
+            "critique_revise; reward and dpo given prompts instead of data.train train on pairs "
+            "of their start model's own samples labelled by gold_reward, as raters label model "
+            "outputs"},
+    {STG(data.seeds), KEY_STRING, K_SI, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "self_instruct: the seed tasks, JSONL in Self-Instruct's format ({\"instruction\", "
+            "\"instances\": [{\"input\", \"output\"}], ...} a line); required"},
     {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
@@ -247,18 +252,19 @@ const Key SCHEMA[] = {
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
     {STG(value.clip), KEY_FLOAT, K_PPO, "0.2", ATLEAST(0),
      .doc = "value clipping range around the rollout's values; 0 = off"},
-    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
-     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
+    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
+     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch; "
+            "self_instruct, critique_revise: texts continued per sampler call)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
      .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
             "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
-    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
+    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
-    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF, "1.0", ABOVE(0),
+    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF | K_SELF, "1.0", ABOVE(0),
      .doc = "sampling temperature"},
-    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF, "0", ATLEAST(0),
+    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF | K_SELF, "0", ATLEAST(0),
      .doc = "sample among the k most likely tokens; 0 = off"},
-    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF, "1.0", IN_OC(0, 1),
+    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF | K_SELF, "1.0", IN_OC(0, 1),
      .doc = "nucleus sampling mass; 1 = off"},
     {STG(kl.coef), KEY_FLOAT, K_RL, "0.05", ATLEAST(0),
      .doc = "weight of the KL penalty against the reference (the init weights, frozen); with "
@@ -303,6 +309,41 @@ const Key SCHEMA[] = {
      .doc = "the model the others' win rates and KL are measured against"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),
      .doc = "bootstrap resamples for confidence intervals; 0 = none"},
+    {STG(self_instruct.target), KEY_INT, K_SI, "100", ATLEAST(1),
+     .doc = "stop once this many generated instructions (seeds not counted) joined the pool; "
+            "the round under way is finished"},
+    {STG(self_instruct.prompt_tasks), KEY_INT, K_SI, "8", ATLEAST(1),
+     .doc = "in-context tasks per prompt: a quarter (2 of 8) from the generated instructions "
+            "when there are any, the rest from the seeds, as the paper"},
+    {STG(self_instruct.per_round), KEY_INT, K_SI, "32", ATLEAST(1),
+     .doc = "prompts per round, each proposing one instruction"},
+    {STG(self_instruct.max_rounds), KEY_INT, K_SI, "10", ATLEAST(1), .doc = "rounds at most"},
+    {STG(self_instruct.rouge_threshold), KEY_FLOAT, K_SI, "0.7", IN(0, 1),
+     .doc = "a proposal whose ROUGE-L F1 with any pool instruction (seeds, kept ones, earlier "
+            "ones of its round) exceeds this is dropped as similar"},
+    {STG(self_instruct.min_words), KEY_INT, K_SI, "3", ATLEAST(1),
+     .doc = "a proposal with fewer whitespace-separated words is dropped (too_short)"},
+    {STG(self_instruct.max_words), KEY_INT, K_SI, "150", ATLEAST(1),
+     .doc = "a proposal with more words is dropped (too_long)"},
+    {STG(self_instruct.blocklist), KEY_STRINGS, K_SI,
+     "[image, images, graph, graphs, picture, pictures, file, files, map, maps, draw, plot, "
+     "go to, video, audio, music, flowchart, diagram]", ANY,
+     .doc = "words and phrases a language model cannot act on: a proposal containing one as a "
+            "whole word (any case) is dropped (blocklist); the default is the paper's"},
+    {STG(self_instruct.min_yield), KEY_FLOAT, K_SI, "0.0", IN(0, 1),
+     .doc = "stop after a round that keeps less than this share of its proposals; 0 = never"},
+    {STG(self_instruct.instances), KEY_INT, K_SI, "1", ATLEAST(1),
+     .doc = "input/output instances generated for each kept instruction (those without an "
+            "output are dropped); each kept one is an sft example"},
+    {STG(critique_revise.critiques), KEY_STRINGS, K_CR, REQUIRED, ATLEAST(1),
+     .doc = "critique requests, one per principle (\"Identify ways in which the answer is "
+            "harmful or wrong.\")"},
+    {STG(critique_revise.revisions), KEY_STRINGS, K_CR, REQUIRED, ATLEAST(1),
+     .doc = "revision requests, the i-th for the i-th critique (\"Rewrite the answer to remove "
+            "what is harmful or wrong.\")"},
+    {STG(critique_revise.revisions_per_prompt), KEY_INT, K_CR, "1", ATLEAST(1),
+     .doc = "rounds of critique then revision per prompt, each with a principle drawn anew and "
+            "each critiquing the previous round's revision"},
 };
 // clang-format on
 const int SCHEMA_COUNT = (int)(sizeof(SCHEMA) / sizeof(SCHEMA[0]));
