@@ -633,6 +633,17 @@ START_TEST(test_stage_data) {
          "stage 'reward' (reward) makes no validation preference dataset"},
     };
     for (int i = 0; i < NOV(cases); i++) expect_error(&cases[i]);
+    Recipe r;
+    char want[PATH_MAX + 64];
+    load_ok("stage_data.yaml", NULL, 0, &r);
+    snprintf(want, sizeof(want), "%s/si/sft.h5", r.output_dir);
+    ck_assert_str_eq(stage(&r, "sft")->data.train, want);
+    snprintf(want, sizeof(want), "%s/cr/pref.h5", r.output_dir);
+    ck_assert_str_eq(stage(&r, "dpo")->data.train, want);
+    recipe_free(&r);
+    ErrorCase bad = {"stage_data.yaml", "dpo.data.train=si", RECIPE_ERR_REFERENCE,
+                     "stage 'si' (self_instruct) makes no preference dataset for a dpo stage"};
+    expect_error(&bad);
 }
 END_TEST
 
