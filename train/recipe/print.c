@@ -370,7 +370,19 @@ void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
     int n = snprintf(buf, len, "%-12s %-8s ", s->name, stage_kind_name(s->kind));
     size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
     const char *reward = *s->reward_model ? ref_name(s->reward_model) : s->gold_reward;
-    if (kind & K_STEPS)
+    char share[32] = "all";
+    if (s->iterative.prompts_per_round > 0)
+        snprintf(share, sizeof(share), "%d", s->iterative.prompts_per_round);
+    if (kind & K_ITER)
+        snprintf(buf + used, len - used,
+                 "%d rounds x (%d responses to %s prompts, judge %s; %d steps x %d pairs), from "
+                 "%s",
+                 s->iterative.rounds, s->rollout.group_size, share, reward, s->steps, s->batch_size,
+                 ref_name(s->init));
+    else if (kind & KIND(STAGE_LABEL))
+        snprintf(buf + used, len - used, "%d responses per prompt, judge %s, from %s",
+                 s->rollout.group_size, reward, ref_name(s->init));
+    else if (kind & K_STEPS)
         snprintf(
             buf + used, len - used, "%d steps x %d %s of %d tokens (micro %d), lr %g %s, from %s",
             s->steps, s->batch_size, kind & (K_RM | K_DPO) ? "pairs" : "sequences", s->seq_len,

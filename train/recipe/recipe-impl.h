@@ -54,23 +54,28 @@ extern const int SCHEMA_COUNT;
 extern const char *const STAGE_KIND_NAMES[];
 
 // Sets of stage kinds, for Key.kinds and Rule.kinds:
-//   K_STEPS  a dataset and a number of optimizer steps (pretrain, sft, reward, dpo)
+//   K_STEPS  a dataset and a number of optimizer steps (pretrain, sft, reward, dpo; and
+//            iterative_dpo, whose rounds each run that many dpo steps)
 //   K_RL     reinforcement learning from rollouts (ppo, grpo, rloo)
 //   K_TRAIN  every stage that updates weights; K_GEN those of them whose model generates text
-//   K_ROLL   the stages that sample responses to prompts (RL and eval)
+//   K_ROLL   the stages that sample responses to prompts (RL, eval, label, iterative_dpo)
+//   K_LABEL  the stages that label their own samples with a judge (label, iterative_dpo)
 #define KIND(k) (1u << (k))
 #define K_ALL   ((1u << STAGE_KIND_COUNT) - 1)
-#define K_STEPS (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO))
+#define K_ITER  KIND(STAGE_ITERATIVE_DPO)
+#define K_LABEL (KIND(STAGE_LABEL) | K_ITER)
+#define K_STEPS                                                                                    \
+    (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO) | K_ITER)
 #define K_RL    (KIND(STAGE_PPO) | KIND(STAGE_GRPO) | KIND(STAGE_RLOO))
 #define K_TRAIN (K_STEPS | K_RL)
 #define K_GEN   (K_TRAIN & ~KIND(STAGE_REWARD))
-#define K_ROLL  (K_RL | KIND(STAGE_EVAL))
+#define K_ROLL  (K_RL | KIND(STAGE_EVAL) | K_LABEL)
 #define K_SFT   KIND(STAGE_SFT)
 #define K_RM    KIND(STAGE_REWARD)
-#define K_DPO   KIND(STAGE_DPO)
+#define K_DPO   (KIND(STAGE_DPO) | K_ITER)
 #define K_PPO   KIND(STAGE_PPO)
 #define K_EVAL  KIND(STAGE_EVAL)
-#define K_PREF  (KIND(STAGE_REWARD) | KIND(STAGE_DPO))
+#define K_PREF  (KIND(STAGE_REWARD) | K_DPO)
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().

@@ -1,11 +1,11 @@
 // train/recipe/recipe.h: a training recipe (one YAML file) loaded into typed structs.
 //
 // A recipe names the run, the model and the tokenizer, then lists stages (pretrain, sft,
-// reward, dpo, ppo, grpo, rloo, eval) in the order they run. Every stage kind shares one schema:
-// a key means the same thing in every stage it applies to. `defaults:` holds stage keys merged
-// into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over both. The schema
-// (every key's type, default, range and meaning) is one table in recipe_schema.c; docs/recipes.md
-// is generated from it by `layercake recipe docs`.
+// reward, dpo, ppo, grpo, rloo, eval, label, iterative_dpo) in the order they run. Every stage kind
+// shares one schema: a key means the same thing in every stage it applies to. `defaults:` holds
+// stage keys merged into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over
+// both. The schema (every key's type, default, range and meaning) is one table in recipe_schema.c;
+// docs/recipes.md is generated from it by `layercake recipe docs`.
 //
 // Loading checks everything that can be checked without opening data files: types, ranges,
 // unknown or inapplicable keys, duplicates, required keys, cross-key rules and references
@@ -33,11 +33,15 @@ typedef enum {
     STAGE_GRPO,
     STAGE_RLOO,
     STAGE_EVAL,
+    STAGE_LABEL,
+    STAGE_ITERATIVE_DPO,
     STAGE_KIND_COUNT
 } StageKind;
 typedef enum { OPTIM_ADAMW } OptimName;
 typedef enum { REFERENCE_CACHED, REFERENCE_LIVE } ReferenceMode;
 typedef enum { VALUE_INIT_REWARD_MODEL, VALUE_INIT_POLICY } ValueInit;
+typedef enum { LABEL_BEST_WORST, LABEL_BEST_RANDOM, LABEL_ALL_PAIRS } LabelPairs;
+typedef enum { ITERATIVE_REFERENCE_INIT, ITERATIVE_REFERENCE_ROUND } IterativeReference;
 
 // What went wrong while loading or checking a recipe; the message says where and why.
 typedef enum {
@@ -149,6 +153,20 @@ typedef struct {
     double top_p;       // nucleus sampling mass; 1 = off
 } RolloutConfig;
 
+// How sampled responses become preference pairs (label, iterative_dpo, reward and dpo given
+// data.prompts).
+typedef struct {
+    LabelPairs pairs;     // which pairs of a prompt's responses are written
+    bool require_correct; // with a judge that knows correctness: the chosen response is correct
+} LabelConfig;
+
+// Online DPO: rounds of sampling, labelling and DPO (iterative_dpo).
+typedef struct {
+    int rounds;                   // rounds of label-then-DPO
+    int prompts_per_round;        // prompts labelled per round (a disjoint slice); 0 = all
+    IterativeReference reference; // DPO reference: the stage's init, or each round's start
+} IterativeConfig;
+
 typedef struct {
     double coef;           // KL penalty weight (with target: its starting value)
     double target;         // target KL of the adaptive controller; NAN = fixed coefficient
@@ -211,6 +229,8 @@ typedef struct {
     char *judge;                 // eval: reward stage or .h5 path scoring responses; "" = none
     char *reference_model;       // eval: stage name or .h5 path the others are compared to
     int bootstrap;               // eval: bootstrap resamples for confidence intervals
+    LabelConfig label;           // label, iterative_dpo, sampled pairs: how pairs are chosen
+    IterativeConfig iterative;   // iterative_dpo: rounds
 } Stage;
 
 // Where one key got its value (see recipe_where).

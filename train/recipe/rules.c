@@ -319,11 +319,12 @@ static RecipeError rule_reward(RecipeLoader *L, int i) {
 }
 
 // pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
-// data.prompts and labelled by gold_reward; RL and eval stages need data.prompts.
+// data.prompts and labelled by gold_reward; RL, eval, label and iterative_dpo stages need
+// data.prompts.
 static RecipeError rule_data(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     int pref = s->kind == STAGE_REWARD || s->kind == STAGE_DPO;
-    int rl_or_eval = s->kind >= STAGE_PPO;
+    int rl_or_eval = s->kind >= STAGE_PPO; // and label, iterative_dpo
     if (rl_or_eval && !*s->data.prompts)
         return rule_fail(L, RECIPE_ERR_MISSING, i, "data.prompts",
                          "required for a stage of kind '%s'", stage_kind_name(s->kind));
@@ -443,13 +444,13 @@ const Rule RULES[] = {
     {K_ALL, rule_seq_len, "`seq_len` is at most `model.max_seq_len`"},
     {K_ROLL, rule_rollout_len, "`rollout.max_new_tokens` is less than `seq_len`"},
     {K_GEN, rule_sample_len, "`sample.max_new_tokens` is less than `model.max_seq_len`"},
-    {K_TRAIN & ~KIND(STAGE_PRETRAIN), rule_init, "`init` is set: only pretrain starts from "
+    {(K_TRAIN & ~KIND(STAGE_PRETRAIN)) | KIND(STAGE_LABEL), rule_init, "`init` is set: only pretrain starts from "
                                                  "scratch"},
-    {K_RL, rule_reward, "exactly one of `reward_model` and `gold_reward` is set"},
+    {K_RL | K_LABEL, rule_reward, "exactly one of `reward_model` and `gold_reward` is set"},
     {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
                        "dpo: or `data.prompts` with `gold_reward`), `data.prompts` (ppo, grpo, "
-                       "rloo, eval)"},
-    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "`rollout.group_size` is at least 2: the "
+                       "rloo, eval, label, iterative_dpo)"},
+    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO) | K_LABEL, rule_group, "`rollout.group_size` is at least 2: the "
                                                       "responses to a prompt are compared"},
     {K_EVAL, rule_judge, "`judge`, `gold_reward` or both are set"},
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},

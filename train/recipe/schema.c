@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
-                                        "grpo",     "rloo", "eval",   NULL};
+const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",           "reward", "dpo",
+                                        "ppo",      "grpo",          "rloo",   "eval",
+                                        "label",    "iterative_dpo", NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
 static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};       // PrecisionKind order
 static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL};  // AttentionKind order
@@ -22,6 +23,8 @@ static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
 static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
+static const char *const LABEL_PAIRS[] = {"best_worst", "best_random", "all_pairs", NULL};
+static const char *const ITERATIVE_REFERENCES[] = {"init", "round", NULL};
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(ModelRecompute) == sizeof(int) && MODEL_RECOMPUTE_NONE == 0 &&
@@ -122,20 +125,22 @@ const Key SCHEMA[] = {
      .doc = "unique stage name ([A-Za-z0-9_-]+); later stages and overrides use it"},
     {STG(kind), KEY_ENUM, K_ALL, REQUIRED, .names = STAGE_KIND_NAMES, .flags = KEY_IDENTITY,
      .doc = "what the stage trains or measures"},
-    {STG(init), KEY_STRING, K_TRAIN, "\"\"", .flags = KEY_STAGE_REF,
-     .ref_kinds = K_ALL & ~K_EVAL,
+    {STG(init), KEY_STRING, K_TRAIN | KIND(STAGE_LABEL), "\"\"", .flags = KEY_STAGE_REF,
+     .ref_kinds = K_ALL & ~K_EVAL & ~KIND(STAGE_LABEL),
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+    {STG(data.train), KEY_STRING, K_STEPS & ~K_ITER, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
             "required, except that reward and dpo may sample their pairs (data.prompts)"},
-    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+    {STG(data.val), KEY_STRING, K_STEPS & ~K_ITER, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "validation dataset of the same kind; \"\" = no validation"},
     {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
-            "and dpo given prompts instead of data.train train on pairs of their start model's "
-            "own samples labelled by gold_reward, as raters label model outputs"},
-    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo, eval, label and "
+            "iterative_dpo; reward and dpo given prompts instead of data.train train on pairs of "
+            "their start model's own samples labelled by gold_reward, as raters label model "
+            "outputs"},
+    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1),
+     .doc = "optimizer steps (iterative_dpo: per round)"},
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
     {STG(batch_size), KEY_INT, K_STEPS, "16", ATLEAST(1),
@@ -229,16 +234,32 @@ const Key SCHEMA[] = {
     {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},
-    {STG(reward_model), KEY_STRING, K_RL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
+    {STG(reward_model), KEY_STRING, K_RL | K_LABEL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
      .doc = "the reward: an earlier reward stage or a .h5 checkpoint; set exactly one of "
-            "reward_model and gold_reward"},
+            "reward_model and gold_reward (label, iterative_dpo: the judge of the samples)"},
     {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
             "reward_model; eval: judges win rates and the arena, judge then scores alongside; "
-            "reward, dpo: labels the sampled pairs)"},
-    {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
-     .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
-            "human raters' disagreement"},
+            "reward, dpo, label, iterative_dpo: labels the sampled pairs)"},
+    {STG(label_noise), KEY_FLOAT, K_PREF | K_LABEL, "0.0", IN_CO(0, 0.5),
+     .doc = "reward, dpo with sampled pairs, label, iterative_dpo: the share of pairs whose "
+            "labels are swapped, like human raters' disagreement"},
+    {STG(label.pairs), KEY_ENUM, K_PREF | K_LABEL, "best_worst", .names = LABEL_PAIRS,
+     .doc = "which pairs of a prompt's sampled responses are written: best_worst = the best "
+            "and the worst; best_random = the best and a uniformly drawn response that scored "
+            "lower; all_pairs = every two responses with different scores"},
+    {STG(label.require_correct), KEY_BOOL, K_PREF | K_LABEL, "true",
+     .doc = "with a judge that knows correctness (gold_reward, match): a pair's chosen "
+            "response, and an sft example, must be correct (between two wrong answers partial "
+            "credit would teach a nearer wrong answer)"},
+    {STG(iterative.rounds), KEY_INT, K_ITER, "3", ATLEAST(1),
+     .doc = "online DPO rounds: label samples of the current policy, then steps of DPO"},
+    {STG(iterative.prompts_per_round), KEY_INT, K_ITER, "0", ATLEAST(0),
+     .doc = "prompts labelled per round, a disjoint slice of a seeded shuffle (wrapping "
+            "around); 0 = every prompt each round"},
+    {STG(iterative.reference), KEY_ENUM, K_ITER, "init", .names = ITERATIVE_REFERENCES,
+     .doc = "the DPO reference of every round: init = the stage's init model; round = the "
+            "round's start policy"},
     {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
      .doc = "value model's starting weights: the reward model's or the policy's"},
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
@@ -247,8 +268,9 @@ const Key SCHEMA[] = {
     {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
      .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
-     .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
-            "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
+     .doc = "responses sampled per prompt (grpo, rloo, label, iterative_dpo: at least 2; eval: "
+            "their scores are averaged per prompt; reward, dpo, label, iterative_dpo: "
+            "label.pairs of them make pairs)"},
     {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
     {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF, "1.0", ABOVE(0),
