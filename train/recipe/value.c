@@ -292,6 +292,7 @@ static RecipeError store_enum(const Store *s, const yaml_node_t *n, int *out) {
 // A string as stored: relative paths resolved against the folder of whatever set them.
 static char *string_resolve(const Store *s, const char *text) {
     const Key *k = s->k;
+    if ((k->flags & KEY_STAGE_DATA) && output_is_name(text)) return strdup(text); // a stage
     bool path = (k->flags & KEY_INPUT_PATH) || ((k->flags & KEY_STAGE_REF) && ref_is_path(text));
     if (*text && path && s->src->dir) return path_resolve(s->src->dir, text);
     if (*text && (k->flags & KEY_OUTPUT_PATH)) return path_resolve(s->L->cwd, text);
@@ -478,6 +479,10 @@ int value_string_count(const Key *k, const void *base) {
 const char *value_string(const Key *k, const void *base, int i) {
     if (k->type == KEY_STRINGS) return ((const StringList *)key_field_const(k, base))->items[i];
     return *(char *const *)key_field_const(k, base);
+}
+
+bool output_is_name(const char *text) {
+    return *text && strspn(text, NAME_CHARS) == strlen(text);
 }
 
 bool ref_is_path(const char *ref) {
