@@ -20,6 +20,10 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 "$LC" run "$RECIPE" output_dir="$TMP/a" >"$TMP/a.log" 2>&1 || fail "run failed: $(tail -5 "$TMP/a.log")"
 grep -q "^\[label\] 4 responses to each of 200 prompts from 'sft', judged by gold arithmetic" "$TMP/a.log" ||
   fail "no label summary: $(grep '^\[label\]' "$TMP/a.log")"
+for s in sft_bon dpo_label; do # trained on the label stage's sft.h5, pref.h5 and pref-val.h5
+  [ -e "$TMP/a/$s/final.h5" ] || fail "$s did not train on the label stage's files"
+done
+grep -q "^\[dpo_label\] step 2 val loss" "$TMP/a.log" || fail "dpo_label did not validate on pref-val.h5"
 
 "$PY" - "$TMP/a" "$DATA" <<'PY' || fail "label and iterative_dpo outputs"
 import json, sys, h5py, numpy as np
@@ -110,7 +114,7 @@ PY
 
 # a rerun skips the finished stages
 "$LC" run "$RECIPE" output_dir="$TMP/a" >"$TMP/a2.log" 2>&1 || fail "rerun failed"
-for s in label online; do
+for s in label sft_bon dpo_label online; do
   grep -q "^\[$s\] already complete" "$TMP/a2.log" || fail "rerun did not skip $s"
 done
 
