@@ -82,7 +82,8 @@ static const ErrorCase FILE_ERRORS[] = {
      "err_range.yaml:4:12: model.n_layer: value 0 is out of range: must be in 1..256"},
     {"err_enum.yaml", NULL, RECIPE_ERR_RANGE,
      "err_enum.yaml:4:28: pretrain.kind: expected one of pretrain, sft, reward, dpo, ppo, grpo, "
-     "rloo, eval, self_instruct, critique_revise, got 'pretrian'; did you mean 'pretrain'?"},
+     "rloo, eval, self_instruct, critique_revise, label, iterative_dpo, got 'pretrian'; did you "
+     "mean 'pretrain'?"},
     {"err_missing_top.yaml", NULL, RECIPE_ERR_MISSING,
      "err_missing_top.yaml:1:1: tokenizer: required key is missing"},
     {"err_missing_stage.yaml", NULL, RECIPE_ERR_MISSING,
@@ -96,7 +97,7 @@ static const ErrorCase FILE_ERRORS[] = {
      "5)"},
     {"err_not_applicable.yaml", NULL, RECIPE_ERR_NOT_APPLICABLE,
      "err_not_applicable.yaml:11:5: sft.beta: 'beta' does not apply to a stage of kind 'sft' "
-     "(only to dpo)"},
+     "(only to dpo, iterative_dpo)"},
     {"err_unknown_stage.yaml", NULL, RECIPE_ERR_REFERENCE,
      "err_unknown_stage.yaml:6:34: dpo.init: no stage named 'sfft' (a checkpoint is a path "
      "ending in .h5, a Hugging Face folder a path with a '/', e.g. ./SmolLM-135M); did you mean "
@@ -116,7 +117,8 @@ static const ErrorCase FILE_ERRORS[] = {
     {"err_attention.yaml", NULL, RECIPE_ERR_RULE,
      "err_attention.yaml:3:12: attention: cudnn needs backend: cuda"},
     {"err_reward.yaml", NULL, RECIPE_ERR_RULE,
-     "err_reward.yaml:10:18: grpo.gold_reward: set exactly one of reward_model and gold_reward"},
+     "err_reward.yaml:10:18: grpo.gold_reward: set exactly one of reward_model, gold_reward and "
+     "judge.kind"},
     {"err_group_size.yaml", NULL, RECIPE_ERR_RULE,
      "err_group_size.yaml:5:12: grpo.rollout.group_size: grpo compares responses to one prompt, "
      "so it needs at least 2; got 1"},
@@ -316,7 +318,7 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      "eval.lora.rank: 'lora.rank' does not apply to a stage of kind 'eval'"},
     {"full.yaml", "sft.beta=0.1", RECIPE_ERR_NOT_APPLICABLE,
      "command line 'sft.beta=0.1': sft.beta: 'beta' does not apply to a stage of kind 'sft' "
-     "(only to dpo)"},
+     "(only to dpo, iterative_dpo)"},
     {"full.yaml", "sft.name=x", RECIPE_ERR_NOT_APPLICABLE,
      "sft.name: a stage's name and kind are set only in the stage itself"},
     {"full.yaml", "defaults.kind=sft", RECIPE_ERR_NOT_APPLICABLE,
@@ -333,14 +335,14 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "model.n_head=3", RECIPE_ERR_RULE,
      "full.yaml:5:55: model.d_model: 128 is not divisible by model.n_head = 3"},
     {"full.yaml", "ppo.gold_reward=length", RECIPE_ERR_RULE,
-     "command line 'ppo.gold_reward=length': ppo.gold_reward: set exactly one of reward_model "
-     "and gold_reward"},
+     "command line 'ppo.gold_reward=length': ppo.gold_reward: set exactly one of reward_model, "
+     "gold_reward and judge.kind"},
     {"full.yaml", "ppo.minibatches=5", RECIPE_ERR_RULE,
      "ppo.minibatches: 5 does not divide the 32 responses of a rollout"},
     {"full.yaml", "eval.seq_len=300", RECIPE_ERR_RULE,
      "eval.seq_len: 300 exceeds model.max_seq_len = 256"},
-    {"full.yaml", "eval.judge=sft", RECIPE_ERR_REFERENCE,
-     "eval.judge: 'sft' is a sft stage; expected a stage of kind reward"},
+    {"full.yaml", "eval.reward_model=sft", RECIPE_ERR_REFERENCE,
+     "eval.reward_model: 'sft' is a sft stage; expected a stage of kind reward"},
     {"full.yaml", "seed=!!str 3", RECIPE_ERR_TYPE,
      "command line 'seed=!!str 3': seed: expected an integer, got the !!str '3'"},
     {"full.yaml", "sft.packing=!!str true", RECIPE_ERR_TYPE,

@@ -1,11 +1,11 @@
 // train/recipe/recipe.h: a training recipe (one YAML file) loaded into typed structs.
 //
 // A recipe names the run, the model and the tokenizer, then lists stages (pretrain, sft,
-// reward, dpo, ppo, grpo, rloo, eval) in the order they run. Every stage kind shares one schema:
-// a key means the same thing in every stage it applies to. `defaults:` holds stage keys merged
-// into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over both. The schema
-// (every key's type, default, range and meaning) is one table in recipe_schema.c; docs/recipes.md
-// is generated from it by `layercake recipe docs`.
+// reward, dpo, ppo, grpo, rloo, eval, label, iterative_dpo) in the order they run. Every stage kind
+// shares one schema: a key means the same thing in every stage it applies to. `defaults:` holds
+// stage keys merged into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over
+// both. The schema (every key's type, default, range and meaning) is one table in recipe_schema.c;
+// docs/recipes.md is generated from it by `layercake recipe docs`.
 //
 // Loading checks everything that can be checked without opening data files: types, ranges,
 // unknown or inapplicable keys, duplicates, required keys, cross-key rules and references
@@ -35,11 +35,15 @@ typedef enum {
     STAGE_EVAL,
     STAGE_SELF_INSTRUCT,
     STAGE_CRITIQUE_REVISE,
+    STAGE_LABEL,
+    STAGE_ITERATIVE_DPO,
     STAGE_KIND_COUNT
 } StageKind;
 typedef enum { OPTIM_ADAMW } OptimName;
 typedef enum { REFERENCE_CACHED, REFERENCE_LIVE } ReferenceMode;
 typedef enum { VALUE_INIT_REWARD_MODEL, VALUE_INIT_POLICY } ValueInit;
+typedef enum { LABEL_BEST_WORST, LABEL_BEST_RANDOM, LABEL_ALL_PAIRS } LabelPairs;
+typedef enum { ITERATIVE_REFERENCE_INIT, ITERATIVE_REFERENCE_ROUND } IterativeReference;
 
 // What went wrong while loading or checking a recipe; the message says where and why.
 typedef enum {
@@ -152,6 +156,20 @@ typedef struct {
     double top_p;       // nucleus sampling mass; 1 = off
 } RolloutConfig;
 
+// How sampled responses become preference pairs (label, iterative_dpo, reward and dpo given
+// data.prompts).
+typedef struct {
+    LabelPairs pairs;     // which pairs of a prompt's responses are written
+    bool require_correct; // with a judge that knows correctness: the chosen response is correct
+} LabelConfig;
+
+// Online DPO: rounds of sampling, labelling and DPO (iterative_dpo).
+typedef struct {
+    int rounds;                   // rounds of label-then-DPO
+    int prompts_per_round;        // prompts labelled per round (a disjoint slice); 0 = all
+    IterativeReference reference; // DPO reference: the stage's init, or each round's start
+} IterativeConfig;
+
 typedef struct {
     double coef;           // KL penalty weight (with target: its starting value)
     double target;         // target KL of the adaptive controller; NAN = fixed coefficient
@@ -159,6 +177,22 @@ typedef struct {
     KlEstimator estimator; // per-token KL estimator
     bool in_reward;        // true: penalty in the reward; false: a loss term (GRPO style)
 } KlConfig;
+
+// What scores responses besides a gold task or a reward model (train/stages/judge.h).
+typedef enum { JUDGE_KIND_NONE, JUDGE_KIND_MATCH, JUDGE_KIND_COMMAND, JUDGE_KIND_MODEL } JudgeKind;
+
+typedef struct {
+    JudgeKind kind;      // none: the stage's gold_reward or reward_model judges
+    char *regex;         // match: PCRE2 pattern extracting the answer; "" = the whole response
+    bool normalize;      // match: compare lowercased, trimmed, whitespace-collapsed answers
+    char *command;       // command: run with /bin/sh -c from the recipe's folder
+    double timeout;      // command: seconds each scoring call may take
+    char *model;         // model: earlier stage or checkpoint prompted as the judge
+    char *template;      // model: the judge's prompt, with {prompt} and {response} (pairwise:
+                         // {response_a} and {response_b})
+    StringList verdicts; // model: the two verdict strings, each one token: good/A, bad/B
+    bool pairwise;       // model: compare two responses instead of scoring one
+} JudgeConfig;
 
 typedef struct {
     double gamma;  // discount
@@ -215,7 +249,7 @@ typedef struct {
     double orpo_lambda;          // dpo orpo: weight of the odds-ratio term
     double rpo_alpha;            // dpo: weight of an NLL term on the chosen response
     ReferenceMode reference;     // dpo: cached reference log-probs or a live reference model
-    char *reward_model;          // RL: earlier reward stage or .h5 path; "" = none
+    char *reward_model;          // RL, eval: earlier reward stage or .h5 path; "" = none
     char *gold_reward;           // RL, eval: built-in gold reward function; "" = none
     double label_noise;          // reward, dpo with sampled pairs: share of labels swapped
     ValueConfig value;           // ppo: value model
@@ -231,12 +265,14 @@ typedef struct {
     double reward_clip;          // RL: clip rewards to [-reward_clip, reward_clip]; 0 = off
     bool whiten_rewards;         // RL: normalise rewards over the batch
     double missing_eos_penalty;  // RL: penalty for responses without end-of-text; 0 = off
+    JudgeConfig judge;           // RL, eval, reward, dpo: a judge other than gold or a reward model
     StringList models;           // eval: stage names or .h5 paths to compare
-    char *judge;                 // eval: reward stage or .h5 path scoring responses; "" = none
     char *reference_model;       // eval: stage name or .h5 path the others are compared to
     int bootstrap;               // eval: bootstrap resamples for confidence intervals
     SelfInstructConfig self_instruct;     // self_instruct: rounds and filters
     CritiqueReviseConfig critique_revise; // critique_revise: principles and rounds
+    LabelConfig label;         // label, iterative_dpo, sampled pairs: how pairs are chosen
+    IterativeConfig iterative; // iterative_dpo: rounds
 } Stage;
 
 // Where one key got its value (see recipe_where).

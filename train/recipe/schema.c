@@ -8,8 +8,8 @@
 #include <string.h>
 
 const char *const STAGE_KIND_NAMES[] = {
-    "pretrain", "sft",           "reward",          "dpo", "ppo", "grpo", "rloo",
-    "eval",     "self_instruct", "critique_revise", NULL};
+    "pretrain", "sft",           "reward",          "dpo",   "ppo",           "grpo", "rloo",
+    "eval",     "self_instruct", "critique_revise", "label", "iterative_dpo", NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
 static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};       // PrecisionKind order
 static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL};  // AttentionKind order
@@ -23,6 +23,9 @@ static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
 static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
+static const char *const LABEL_PAIRS[] = {"best_worst", "best_random", "all_pairs", NULL};
+static const char *const ITERATIVE_REFERENCES[] = {"init", "round", NULL};
+static const char *const JUDGE_KINDS[] = {"none", "match", "command", "model", NULL}; // JudgeKind
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(ModelRecompute) == sizeof(int) && MODEL_RECOMPUTE_NONE == 0 &&
@@ -123,27 +126,30 @@ const Key SCHEMA[] = {
      .doc = "unique stage name ([A-Za-z0-9_-]+); later stages and overrides use it"},
     {STG(kind), KEY_ENUM, K_ALL, REQUIRED, .names = STAGE_KIND_NAMES, .flags = KEY_IDENTITY,
      .doc = "what the stage trains or measures"},
-    {STG(init), KEY_STRING, K_TRAIN | K_SELF, "\"\"", .flags = KEY_STAGE_REF,
-     .ref_kinds = K_ALL & ~K_EVAL & ~K_SELF,
+    {STG(init), KEY_STRING, K_TRAIN | K_SELF | KIND(STAGE_LABEL), "\"\"", .flags = KEY_STAGE_REF,
+     .ref_kinds = K_ALL & ~K_EVAL & ~K_SELF & ~KIND(STAGE_LABEL),
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+    {STG(data.train), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
+     .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
             "required, except that reward and dpo may sample their pairs (data.prompts); or the "
             "name of an earlier stage that makes one: label (pref.h5, sft.h5), critique_revise "
             "(pref.h5, sft.h5), self_instruct (sft.h5), read from its folder of the run"},
-    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+    {STG(data.val), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
+     .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "validation dataset of the same kind, or an earlier label stage (its "
             "pref-val.h5); \"\" = no validation"},
     {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF | K_CR, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo, eval and "
-            "critique_revise; reward and dpo given prompts instead of data.train train on pairs "
-            "of their start model's own samples labelled by gold_reward, as raters label model "
-            "outputs"},
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo, eval, label, "
+            "iterative_dpo and critique_revise; reward and dpo given prompts instead of "
+            "data.train train on pairs of their start model's own samples labelled by their "
+            "judge, as raters label model outputs"},
     {STG(data.seeds), KEY_STRING, K_SI, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "self_instruct: the seed tasks, JSONL in Self-Instruct's format ({\"instruction\", "
             "\"instances\": [{\"input\", \"output\"}], ...} a line); required"},
-    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
+    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1),
+     .doc = "optimizer steps (iterative_dpo: per round)"},
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
     {STG(batch_size), KEY_INT, K_STEPS, "16", ATLEAST(1),
@@ -237,16 +243,35 @@ const Key SCHEMA[] = {
     {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},
-    {STG(reward_model), KEY_STRING, K_RL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
-     .doc = "the reward: an earlier reward stage or a .h5 checkpoint; set exactly one of "
-            "reward_model and gold_reward"},
+    {STG(reward_model), KEY_STRING, K_ROLL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
+     .doc = "a reward model: an earlier reward stage or a .h5 checkpoint with a scalar head (RL, "
+            "label, iterative_dpo: the reward, set exactly one of reward_model, gold_reward and "
+            "judge.kind; eval: scores every response alongside gold_reward, or judges the arena "
+            "without it)"},
     {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
-            "reward_model; eval: judges win rates and the arena, judge then scores alongside; "
-            "reward, dpo: labels the sampled pairs)"},
-    {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
-     .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
-            "human raters' disagreement"},
+            "reward_model or judge.kind; eval: judges win rates and the arena, reward_model or "
+            "judge.kind then scores alongside; reward, dpo, label, iterative_dpo: labels the "
+            "sampled pairs)"},
+    {STG(label_noise), KEY_FLOAT, K_PREF | K_LABEL, "0.0", IN_CO(0, 0.5),
+     .doc = "reward, dpo with sampled pairs, label, iterative_dpo: the share of pairs whose "
+            "labels are swapped, like human raters' disagreement"},
+    {STG(label.pairs), KEY_ENUM, K_PREF | K_LABEL, "best_worst", .names = LABEL_PAIRS,
+     .doc = "which pairs of a prompt's sampled responses are written: best_worst = the best "
+            "and the worst; best_random = the best and a uniformly drawn response that scored "
+            "lower; all_pairs = every two responses with different scores"},
+    {STG(label.require_correct), KEY_BOOL, K_PREF | K_LABEL, "true",
+     .doc = "with a judge that knows correctness (gold_reward, match): a pair's chosen "
+            "response, and an sft example, must be correct (between two wrong answers partial "
+            "credit would teach a nearer wrong answer)"},
+    {STG(iterative.rounds), KEY_INT, K_ITER, "3", ATLEAST(1),
+     .doc = "online DPO rounds: label samples of the current policy, then steps of DPO"},
+    {STG(iterative.prompts_per_round), KEY_INT, K_ITER, "0", ATLEAST(0),
+     .doc = "prompts labelled per round, a disjoint slice of a seeded shuffle (wrapping "
+            "around); 0 = every prompt each round"},
+    {STG(iterative.reference), KEY_ENUM, K_ITER, "init", .names = ITERATIVE_REFERENCES,
+     .doc = "the DPO reference of every round: init = the stage's init model; round = the "
+            "round's start policy"},
     {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
      .doc = "value model's starting weights: the reward model's or the policy's"},
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
@@ -256,8 +281,9 @@ const Key SCHEMA[] = {
      .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch; "
             "self_instruct, critique_revise: texts continued per sampler call)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
-     .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
-            "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
+     .doc = "responses sampled per prompt (grpo, rloo, label, iterative_dpo: at least 2; eval: "
+            "their scores are averaged per prompt; reward, dpo, label, iterative_dpo: "
+            "label.pairs of them make pairs)"},
     {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
     {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF | K_SELF, "1.0", ABOVE(0),
@@ -298,13 +324,37 @@ const Key SCHEMA[] = {
     {STG(missing_eos_penalty), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
      .doc = "subtracted from the reward of responses that end without an end-of-text token; "
             "0 = off"},
+    {STG(judge.kind), KEY_ENUM, K_JUDGE, "none", .names = JUDGE_KINDS,
+     .doc = "a judge (docs/judges.md): none = gold_reward or reward_model; match = the answer "
+            "judge.regex extracts against the prompt's reference answer (score 1 or 0); command "
+            "= an external program scoring JSONL lines; model = an LLM judge's verdict "
+            "log-probabilities"},
+    {STG(judge.regex), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "match: a PCRE2 pattern applied to the response; the first capture group (or the "
+            "whole match) is the answer; \"\" = the whole response"},
+    {STG(judge.normalize), KEY_BOOL, K_JUDGE, "true",
+     .doc = "match: compare after lowercasing, trimming, collapsing whitespace and stripping "
+            "trailing . , ! ?; false = exactly"},
+    {STG(judge.command), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "command: a shell command (/bin/sh -c, run from the recipe's folder) reading "
+            "{\"prompt\", \"response\"} JSON lines and printing one score per line"},
+    {STG(judge.timeout), KEY_FLOAT, K_JUDGE, "30", ABOVE(0),
+     .doc = "command: seconds one batch of responses may take before the stage fails"},
+    {STG(judge.model), KEY_STRING, K_JUDGE, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
+     .doc = "model: the judge, an earlier stage with a language-model head or a .h5 checkpoint"},
+    {STG(judge.template), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "model: the judge's prompt with {prompt} and {response} (pairwise: {prompt}, "
+            "{response_a} and {response_b}); the verdict is the next token after it"},
+    {STG(judge.verdicts), KEY_STRINGS, K_JUDGE, "[\" Yes\", \" No\"]", IN(2, 2),
+     .doc = "model: the good and the bad verdict (pairwise: A better, B better), each one token; "
+            "the score is log p(first) - log p(second)"},
+    {STG(judge.pairwise), KEY_BOOL, K_JUDGE, "false",
+     .doc = "model: judge pairs of responses to one prompt in both orders; a response's score is "
+            "its mean probability of being preferred over the others of its group"},
     {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF,
      .ref_kinds = K_GEN,
      .doc = "models to compare: earlier stages or .h5 checkpoints; reference_model is added "
             "first when not listed"},
-    {STG(judge), KEY_STRING, K_EVAL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
-     .doc = "reward model scoring responses: an earlier reward stage or a .h5 checkpoint; set "
-            "judge, gold_reward or both"},
     {STG(reference_model), KEY_STRING, K_EVAL, "sft", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
      .doc = "the model the others' win rates and KL are measured against"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),

@@ -13,6 +13,8 @@ static const StageFn STAGE_FNS[STAGE_KIND_COUNT] = {
     [STAGE_EVAL] = stage_eval,
     [STAGE_SELF_INSTRUCT] = stage_self_instruct,
     [STAGE_CRITIQUE_REVISE] = stage_critique_revise,
+    [STAGE_LABEL] = stage_label,
+    [STAGE_ITERATIVE_DPO] = stage_iterative_dpo,
 };
 
 int stage_run(StageRun *sr) {
