@@ -82,7 +82,8 @@ static const ErrorCase FILE_ERRORS[] = {
      "err_range.yaml:4:12: model.n_layer: value 0 is out of range: must be in 1..256"},
     {"err_enum.yaml", NULL, RECIPE_ERR_RANGE,
      "err_enum.yaml:4:28: pretrain.kind: expected one of pretrain, sft, reward, dpo, ppo, grpo, "
-     "rloo, eval, got 'pretrian'; did you mean 'pretrain'?"},
+     "rloo, eval, self_instruct, critique_revise, label, iterative_dpo, got 'pretrian'; did you "
+     "mean 'pretrain'?"},
     {"err_missing_top.yaml", NULL, RECIPE_ERR_MISSING,
      "err_missing_top.yaml:1:1: tokenizer: required key is missing"},
     {"err_missing_stage.yaml", NULL, RECIPE_ERR_MISSING,
@@ -96,7 +97,7 @@ static const ErrorCase FILE_ERRORS[] = {
      "5)"},
     {"err_not_applicable.yaml", NULL, RECIPE_ERR_NOT_APPLICABLE,
      "err_not_applicable.yaml:11:5: sft.beta: 'beta' does not apply to a stage of kind 'sft' "
-     "(only to dpo)"},
+     "(only to dpo, iterative_dpo)"},
     {"err_unknown_stage.yaml", NULL, RECIPE_ERR_REFERENCE,
      "err_unknown_stage.yaml:6:34: dpo.init: no stage named 'sfft' (a checkpoint is a path "
      "ending in .h5, a Hugging Face folder a path with a '/', e.g. ./SmolLM-135M); did you mean "
@@ -317,7 +318,7 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      "eval.lora.rank: 'lora.rank' does not apply to a stage of kind 'eval'"},
     {"full.yaml", "sft.beta=0.1", RECIPE_ERR_NOT_APPLICABLE,
      "command line 'sft.beta=0.1': sft.beta: 'beta' does not apply to a stage of kind 'sft' "
-     "(only to dpo)"},
+     "(only to dpo, iterative_dpo)"},
     {"full.yaml", "sft.name=x", RECIPE_ERR_NOT_APPLICABLE,
      "sft.name: a stage's name and kind are set only in the stage itself"},
     {"full.yaml", "defaults.kind=sft", RECIPE_ERR_NOT_APPLICABLE,
@@ -698,6 +699,17 @@ START_TEST(test_stage_data) {
          "stage 'reward' (reward) makes no validation preference dataset"},
     };
     for (int i = 0; i < NOV(cases); i++) expect_error(&cases[i]);
+    Recipe r;
+    char want[PATH_MAX + 64];
+    load_ok("stage_data.yaml", NULL, 0, &r);
+    snprintf(want, sizeof(want), "%s/si/sft.h5", r.output_dir);
+    ck_assert_str_eq(stage(&r, "sft")->data.train, want);
+    snprintf(want, sizeof(want), "%s/cr/pref.h5", r.output_dir);
+    ck_assert_str_eq(stage(&r, "dpo")->data.train, want);
+    recipe_free(&r);
+    ErrorCase bad = {"stage_data.yaml", "dpo.data.train=si", RECIPE_ERR_REFERENCE,
+                     "stage 'si' (self_instruct) makes no preference dataset for a dpo stage"};
+    expect_error(&bad);
 }
 END_TEST
 

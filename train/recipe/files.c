@@ -50,8 +50,9 @@ static bool readable(const char *path, bool folder_ok, char *why, size_t len) {
 static RecipeError file_check(const FileCheck *c, int i, const char *key, const char *path,
                               const char *kind) {
     char why[512];
-    if (prepare_will_make(c->r, path) || (i >= 0 && outputs_will_make(c->r, i, path)))
-        return RECIPE_OK; // not made yet: nothing to check
+    if (prepare_will_make(c->r, path)) return RECIPE_OK; // not made yet: nothing to check
+    // nor is a dataset an earlier stage writes, until it has (then it is checked like any other)
+    if (i >= 0 && outputs_will_make(c->r, i, path) && access(path, R_OK) != 0) return RECIPE_OK;
     // a checkpoint may be a Hugging Face folder; the caller's check tells it from other folders
     if (!readable(path, strcmp(kind, "checkpoint") == 0, why, sizeof(why)))
         return file_fail(c, i, key, "cannot read '%s': %s", path, why);

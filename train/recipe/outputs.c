@@ -33,6 +33,7 @@ static const StageOutput *output_find(StageKind kind, const char *data_kind) {
 
 const char *stage_data_kind(StageKind kind, const char *key) {
     if (strcmp(key, "data.prompts") == 0) return "prompt";
+    if (strcmp(key, "data.seeds") == 0) return "jsonl"; // read by the stage itself
     if (kind == STAGE_PRETRAIN) return "lm";
     return kind == STAGE_SFT ? "sft" : "preference";
 }

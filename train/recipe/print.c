@@ -385,7 +385,19 @@ void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
     char judge[300];
     judge_summary(s, judge, sizeof(judge));
     const char *reward = *judge ? judge : s->gold_reward;
-    if (kind & K_STEPS)
+    char share[32] = "all";
+    if (s->iterative.prompts_per_round > 0)
+        snprintf(share, sizeof(share), "%d", s->iterative.prompts_per_round);
+    if (kind & K_ITER)
+        snprintf(buf + used, len - used,
+                 "%d rounds x (%d responses to %s prompts, judge %s; %d steps x %d pairs), from "
+                 "%s",
+                 s->iterative.rounds, s->rollout.group_size, share, reward, s->steps, s->batch_size,
+                 ref_name(s->init));
+    else if (kind & KIND(STAGE_LABEL))
+        snprintf(buf + used, len - used, "%d responses per prompt, judge %s, from %s",
+                 s->rollout.group_size, reward, ref_name(s->init));
+    else if (kind & K_STEPS)
         snprintf(
             buf + used, len - used, "%d steps x %d %s of %d tokens (micro %d), lr %g %s, from %s",
             s->steps, s->batch_size, kind & (K_RM | K_DPO) ? "pairs" : "sequences", s->seq_len,
@@ -395,6 +407,15 @@ void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
         snprintf(buf + used, len - used,
                  "%d iterations x %d prompts x %d responses, reward %s, kl %g, from %s",
                  s->iterations, s->rollout.batch, s->rollout.group_size, reward, s->kl.coef,
+                 ref_name(s->init));
+    else if (kind & K_SI)
+        snprintf(buf + used, len - used,
+                 "up to %d instructions in %d rounds x %d prompts from %s, from %s",
+                 s->self_instruct.target, s->self_instruct.max_rounds, s->self_instruct.per_round,
+                 s->data.seeds, ref_name(s->init));
+    else if (kind & K_CR)
+        snprintf(buf + used, len - used, "%d principles, %d revision(s) per prompt, from %s",
+                 s->critique_revise.critiques.n, s->critique_revise.revisions_per_prompt,
                  ref_name(s->init));
     else
         snprintf(buf + used, len - used, "%d models against %s, judge %s%s%s", s->models.n,

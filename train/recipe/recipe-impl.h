@@ -55,25 +55,35 @@ extern const int SCHEMA_COUNT;
 extern const char *const STAGE_KIND_NAMES[];
 
 // Sets of stage kinds, for Key.kinds and Rule.kinds:
-//   K_STEPS  a dataset and a number of optimizer steps (pretrain, sft, reward, dpo)
+//   K_STEPS  a dataset and a number of optimizer steps (pretrain, sft, reward, dpo; and
+//            iterative_dpo, whose rounds each run that many dpo steps)
 //   K_RL     reinforcement learning from rollouts (ppo, grpo, rloo)
 //   K_TRAIN  every stage that updates weights; K_GEN those of them whose model generates text
-//   K_ROLL   the stages that sample responses to prompts (RL and eval)
+//   K_SELF   the stages that make datasets of their `init` model's own text (self_instruct,
+//            critique_revise); they train nothing
+//   K_ROLL   the stages that sample responses to prompts (RL, eval, label, iterative_dpo)
+//   K_LABEL  the stages that label their own samples with a judge (label, iterative_dpo)
 //   K_JUDGE  the stages that score text with a judge (K_ROLL and K_PREF's sampled pairs)
 #define KIND(k) (1u << (k))
 #define K_ALL   ((1u << STAGE_KIND_COUNT) - 1)
-#define K_STEPS (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO))
+#define K_ITER  KIND(STAGE_ITERATIVE_DPO)
+#define K_LABEL (KIND(STAGE_LABEL) | K_ITER)
+#define K_STEPS                                                                                    \
+    (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO) | K_ITER)
 #define K_RL    (KIND(STAGE_PPO) | KIND(STAGE_GRPO) | KIND(STAGE_RLOO))
 #define K_TRAIN (K_STEPS | K_RL)
 #define K_GEN   (K_TRAIN & ~KIND(STAGE_REWARD))
-#define K_ROLL  (K_RL | KIND(STAGE_EVAL))
+#define K_ROLL  (K_RL | KIND(STAGE_EVAL) | K_LABEL)
 #define K_SFT   KIND(STAGE_SFT)
 #define K_RM    KIND(STAGE_REWARD)
-#define K_DPO   KIND(STAGE_DPO)
+#define K_DPO   (KIND(STAGE_DPO) | K_ITER)
 #define K_PPO   KIND(STAGE_PPO)
 #define K_EVAL  KIND(STAGE_EVAL)
-#define K_PREF  (KIND(STAGE_REWARD) | KIND(STAGE_DPO))
-#define K_JUDGE (K_ROLL | K_PREF) // the stages that score text: RL, eval, sampled pairs
+#define K_SI    KIND(STAGE_SELF_INSTRUCT)
+#define K_CR    KIND(STAGE_CRITIQUE_REVISE)
+#define K_SELF  (K_SI | K_CR)
+#define K_PREF  (KIND(STAGE_REWARD) | K_DPO)
+#define K_JUDGE (K_ROLL | K_PREF) // the stages that score text: RL, eval, label, sampled pairs
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().

@@ -1,11 +1,11 @@
 // train/recipe/recipe.h: a training recipe (one YAML file) loaded into typed structs.
 //
 // A recipe names the run, the model and the tokenizer, then lists stages (pretrain, sft,
-// reward, dpo, ppo, grpo, rloo, eval) in the order they run. Every stage kind shares one schema:
-// a key means the same thing in every stage it applies to. `defaults:` holds stage keys merged
-// into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over both. The schema
-// (every key's type, default, range and meaning) is one table in recipe_schema.c; docs/recipes.md
-// is generated from it by `layercake recipe docs`.
+// reward, dpo, ppo, grpo, rloo, eval, label, iterative_dpo) in the order they run. Every stage kind
+// shares one schema: a key means the same thing in every stage it applies to. `defaults:` holds
+// stage keys merged into every stage, and command-line overrides (`sft.optim.lr=1e-4`) win over
+// both. The schema (every key's type, default, range and meaning) is one table in recipe_schema.c;
+// docs/recipes.md is generated from it by `layercake recipe docs`.
 //
 // Loading checks everything that can be checked without opening data files: types, ranges,
 // unknown or inapplicable keys, duplicates, required keys, cross-key rules and references
@@ -33,11 +33,17 @@ typedef enum {
     STAGE_GRPO,
     STAGE_RLOO,
     STAGE_EVAL,
+    STAGE_SELF_INSTRUCT,
+    STAGE_CRITIQUE_REVISE,
+    STAGE_LABEL,
+    STAGE_ITERATIVE_DPO,
     STAGE_KIND_COUNT
 } StageKind;
 typedef enum { OPTIM_ADAMW } OptimName;
 typedef enum { REFERENCE_CACHED, REFERENCE_LIVE } ReferenceMode;
 typedef enum { VALUE_INIT_REWARD_MODEL, VALUE_INIT_POLICY } ValueInit;
+typedef enum { LABEL_BEST_WORST, LABEL_BEST_RANDOM, LABEL_ALL_PAIRS } LabelPairs;
+typedef enum { ITERATIVE_REFERENCE_INIT, ITERATIVE_REFERENCE_ROUND } IterativeReference;
 
 // What went wrong while loading or checking a recipe; the message says where and why.
 typedef enum {
@@ -83,6 +89,7 @@ typedef struct {
     char *train;   // training dataset path (absolute), "" if unset
     char *val;     // validation dataset path (absolute), "" = no validation
     char *prompts; // prompt dataset path (absolute), "" if unset
+    char *seeds;   // self_instruct: seed tasks (JSONL, absolute), "" if unset
 } StageData;
 
 typedef struct {
@@ -149,6 +156,20 @@ typedef struct {
     double top_p;       // nucleus sampling mass; 1 = off
 } RolloutConfig;
 
+// How sampled responses become preference pairs (label, iterative_dpo, reward and dpo given
+// data.prompts).
+typedef struct {
+    LabelPairs pairs;     // which pairs of a prompt's responses are written
+    bool require_correct; // with a judge that knows correctness: the chosen response is correct
+} LabelConfig;
+
+// Online DPO: rounds of sampling, labelling and DPO (iterative_dpo).
+typedef struct {
+    int rounds;                   // rounds of label-then-DPO
+    int prompts_per_round;        // prompts labelled per round (a disjoint slice); 0 = all
+    IterativeReference reference; // DPO reference: the stage's init, or each round's start
+} IterativeConfig;
+
 typedef struct {
     double coef;           // KL penalty weight (with target: its starting value)
     double target;         // target KL of the adaptive controller; NAN = fixed coefficient
@@ -177,6 +198,27 @@ typedef struct {
     double gamma;  // discount
     double lambda; // GAE lambda
 } GaeConfig;
+
+// self_instruct: instructions bootstrapped from seed tasks (docs/feedback.md).
+typedef struct {
+    int target;             // generated instructions kept before the stage stops
+    int prompt_tasks;       // in-context tasks per prompt
+    int per_round;          // prompts (proposed instructions) per round
+    int max_rounds;         // rounds at most
+    double rouge_threshold; // a proposal this ROUGE-L-similar to a pool instruction is dropped
+    int min_words;          // fewer words: dropped
+    int max_words;          // more words: dropped
+    StringList blocklist;   // words or phrases an instruction may not contain
+    double min_yield;       // stop after a round that keeps less than this share
+    int instances;          // input/output instances generated per kept instruction
+} SelfInstructConfig;
+
+// critique_revise: answers critiqued and revised against principles (docs/feedback.md).
+typedef struct {
+    StringList critiques;     // critique requests, one per principle
+    StringList revisions;     // revision requests, parallel to critiques
+    int revisions_per_prompt; // rounds of critique then revision per prompt
+} CritiqueReviseConfig;
 
 // One stage. Keys that do not apply to its kind hold their built-in defaults.
 typedef struct {
@@ -227,6 +269,10 @@ typedef struct {
     StringList models;           // eval: stage names or .h5 paths to compare
     char *reference_model;       // eval: stage name or .h5 path the others are compared to
     int bootstrap;               // eval: bootstrap resamples for confidence intervals
+    SelfInstructConfig self_instruct;     // self_instruct: rounds and filters
+    CritiqueReviseConfig critique_revise; // critique_revise: principles and rounds
+    LabelConfig label;         // label, iterative_dpo, sampled pairs: how pairs are chosen
+    IterativeConfig iterative; // iterative_dpo: rounds
 } Stage;
 
 // Where one key got its value (see recipe_where).

@@ -177,7 +177,7 @@ static void stage_rows(const Stage *s, uint64_t *train, uint64_t *infer) {
     unsigned kind = KIND(s->kind);
     uint64_t micro = (uint64_t)s->micro_batch_size;
     *train = kind & K_PREF ? 2 * micro : kind & K_TRAIN ? micro : 0;
-    bool samples = (kind & K_ROLL) || ((kind & K_PREF) && *s->data.prompts);
+    bool samples = (kind & (K_ROLL | K_SELF)) || ((kind & K_PREF) && *s->data.prompts);
     *infer = samples ? mul((uint64_t)s->rollout.batch, (uint64_t)s->rollout.group_size) : 0;
 }
 
@@ -325,11 +325,16 @@ static RecipeError rule_reward(RecipeLoader *L, int i) {
 }
 
 // pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
-// data.prompts and labelled by gold_reward; RL and eval stages need data.prompts.
+// data.prompts and labelled by gold_reward; RL, eval, label and iterative_dpo stages need
+// data.prompts.
 static RecipeError rule_data(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     int pref = s->kind == STAGE_REWARD || s->kind == STAGE_DPO;
-    int rl_or_eval = s->kind >= STAGE_PPO;
+    int rl_or_eval = (KIND(s->kind) & (K_ROLL | K_CR)) != 0; // and critique_revise
+    if (s->kind == STAGE_SELF_INSTRUCT && !*s->data.seeds)
+        return rule_fail(L, RECIPE_ERR_MISSING, i, "data.seeds",
+                         "required for a stage of kind 'self_instruct': the seed tasks (JSONL)");
+    if (s->kind == STAGE_SELF_INSTRUCT) return RECIPE_OK;
     if (rl_or_eval && !*s->data.prompts)
         return rule_fail(L, RECIPE_ERR_MISSING, i, "data.prompts",
                          "required for a stage of kind '%s'", stage_kind_name(s->kind));
@@ -420,6 +425,17 @@ static RecipeError rule_judge_keys(RecipeLoader *L, int i) {
     return RECIPE_OK;
 }
 
+// critique_revise's principles are pairs: the i-th revision request answers the i-th critique.
+static RecipeError rule_principles(RecipeLoader *L, int i) {
+    const CritiqueReviseConfig *c = &L->r->stages[i].critique_revise;
+    if (c->critiques.n == c->revisions.n) return RECIPE_OK;
+    return rule_fail(L, RECIPE_ERR_RULE, i, "critique_revise.revisions",
+                     "%d revision requests for %d critique requests: critique_revise.critiques "
+                     "and critique_revise.revisions are pairs (the i-th revision request "
+                     "follows the i-th critique) and must have the same length",
+                     c->revisions.n, c->critiques.n);
+}
+
 static RecipeError rule_value_init(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     if (s->value.init != VALUE_INIT_REWARD_MODEL || *s->reward_model) return RECIPE_OK;
@@ -505,16 +521,20 @@ const Rule RULES[] = {
     {K_RL, rule_minibatches, "`minibatches` divides `rollout.batch` x `rollout.group_size`, "
                              "and `micro_batch_size` divides the resulting minibatch"},
     {K_ALL, rule_seq_len, "`seq_len` is at most `model.max_seq_len`"},
-    {K_ROLL, rule_rollout_len, "`rollout.max_new_tokens` is less than `seq_len`"},
+    {K_ROLL | K_SELF, rule_rollout_len, "`rollout.max_new_tokens` is less than `seq_len`"},
     {K_GEN, rule_sample_len, "`sample.max_new_tokens` is less than `model.max_seq_len`"},
-    {K_TRAIN & ~KIND(STAGE_PRETRAIN), rule_init, "`init` is set: only pretrain starts from "
-                                                 "scratch"},
-    {K_RL, rule_reward, "exactly one of `reward_model`, `gold_reward` and `judge.kind` is set"},
+    {(K_TRAIN & ~KIND(STAGE_PRETRAIN)) | K_SELF | KIND(STAGE_LABEL), rule_init,
+     "`init` is set: only pretrain starts from scratch"},
+    {K_RL | K_LABEL, rule_reward,
+     "exactly one of `reward_model`, `gold_reward` and `judge.kind` is set"},
     {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
                        "dpo: or `data.prompts` with `gold_reward`), `data.prompts` (ppo, grpo, "
-                       "rloo, eval)"},
-    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "`rollout.group_size` is at least 2: the "
-                                                      "responses to a prompt are compared"},
+                       "rloo, eval, label, iterative_dpo, critique_revise), `data.seeds` "
+                       "(self_instruct)"},
+    {KIND(STAGE_GRPO) | KIND(STAGE_RLOO) | K_LABEL, rule_group,
+     "`rollout.group_size` is at least 2: the responses to a prompt are compared"},
+    {K_CR, rule_principles, "`critique_revise.critiques` and `critique_revise.revisions` have "
+                            "the same length"},
     {K_EVAL, rule_eval_judge, "`gold_reward`, `reward_model` or `judge.kind` is set; not both "
                               "`reward_model` and `judge.kind`"},
     {K_JUDGE, rule_judge_keys, "`judge.regex` compiles; `judge.kind: command` sets "

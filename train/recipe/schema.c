@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const STAGE_KIND_NAMES[] = {"pretrain", "sft",  "reward", "dpo", "ppo",
-                                        "grpo",     "rloo", "eval",   NULL};
+const char *const STAGE_KIND_NAMES[] = {
+    "pretrain", "sft",           "reward",          "dpo",   "ppo",           "grpo", "rloo",
+    "eval",     "self_instruct", "critique_revise", "label", "iterative_dpo", NULL};
 static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
 static const char *const PRECISIONS[] = {"auto", "fp32", "bf16", NULL};       // PrecisionKind order
 static const char *const ATTENTIONS[] = {"builtin", "cudnn", "flash", NULL};  // AttentionKind order
@@ -22,6 +23,8 @@ static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
 static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
+static const char *const LABEL_PAIRS[] = {"best_worst", "best_random", "all_pairs", NULL};
+static const char *const ITERATIVE_REFERENCES[] = {"init", "round", NULL};
 static const char *const JUDGE_KINDS[] = {"none", "match", "command", "model", NULL}; // JudgeKind
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
@@ -123,23 +126,30 @@ const Key SCHEMA[] = {
      .doc = "unique stage name ([A-Za-z0-9_-]+); later stages and overrides use it"},
     {STG(kind), KEY_ENUM, K_ALL, REQUIRED, .names = STAGE_KIND_NAMES, .flags = KEY_IDENTITY,
      .doc = "what the stage trains or measures"},
-    {STG(init), KEY_STRING, K_TRAIN, "\"\"", .flags = KEY_STAGE_REF,
-     .ref_kinds = K_ALL & ~K_EVAL,
+    {STG(init), KEY_STRING, K_TRAIN | K_SELF | KIND(STAGE_LABEL), "\"\"", .flags = KEY_STAGE_REF,
+     .ref_kinds = K_ALL & ~K_EVAL & ~K_SELF & ~KIND(STAGE_LABEL),
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+    {STG(data.train), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
+     .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
             "required, except that reward and dpo may sample their pairs (data.prompts); or the "
             "name of an earlier stage that makes one: label (pref.h5, sft.h5), critique_revise "
             "(pref.h5, sft.h5), self_instruct (sft.h5), read from its folder of the run"},
-    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+    {STG(data.val), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
+     .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "validation dataset of the same kind, or an earlier label stage (its "
             "pref-val.h5); \"\" = no validation"},
-    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
-            "and dpo given prompts instead of data.train train on pairs of their start model's "
-            "own samples labelled by gold_reward, as raters label model outputs"},
-    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1), .doc = "optimizer steps"},
+    {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF | K_CR, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo, eval, label, "
+            "iterative_dpo and critique_revise; reward and dpo given prompts instead of "
+            "data.train train on pairs of their start model's own samples labelled by their "
+            "judge, as raters label model outputs"},
+    {STG(data.seeds), KEY_STRING, K_SI, "\"\"", .flags = KEY_INPUT_PATH,
+     .doc = "self_instruct: the seed tasks, JSONL in Self-Instruct's format ({\"instruction\", "
+            "\"instances\": [{\"input\", \"output\"}], ...} a line); required"},
+    {STG(steps), KEY_INT, K_STEPS, "100", ATLEAST(1),
+     .doc = "optimizer steps (iterative_dpo: per round)"},
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
     {STG(batch_size), KEY_INT, K_STEPS, "16", ATLEAST(1),
@@ -234,33 +244,53 @@ const Key SCHEMA[] = {
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},
     {STG(reward_model), KEY_STRING, K_ROLL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
-     .doc = "a reward model: an earlier reward stage or a .h5 checkpoint with a scalar head (RL: "
-            "the reward, set exactly one of reward_model, gold_reward and judge.kind; eval: "
-            "scores every response alongside gold_reward, or judges the arena without it)"},
+     .doc = "a reward model: an earlier reward stage or a .h5 checkpoint with a scalar head (RL, "
+            "label, iterative_dpo: the reward, set exactly one of reward_model, gold_reward and "
+            "judge.kind; eval: scores every response alongside gold_reward, or judges the arena "
+            "without it)"},
     {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
             "reward_model or judge.kind; eval: judges win rates and the arena, reward_model or "
-            "judge.kind then scores alongside; reward, dpo: labels the sampled pairs)"},
-    {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
-     .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
-            "human raters' disagreement"},
+            "judge.kind then scores alongside; reward, dpo, label, iterative_dpo: labels the "
+            "sampled pairs)"},
+    {STG(label_noise), KEY_FLOAT, K_PREF | K_LABEL, "0.0", IN_CO(0, 0.5),
+     .doc = "reward, dpo with sampled pairs, label, iterative_dpo: the share of pairs whose "
+            "labels are swapped, like human raters' disagreement"},
+    {STG(label.pairs), KEY_ENUM, K_PREF | K_LABEL, "best_worst", .names = LABEL_PAIRS,
+     .doc = "which pairs of a prompt's sampled responses are written: best_worst = the best "
+            "and the worst; best_random = the best and a uniformly drawn response that scored "
+            "lower; all_pairs = every two responses with different scores"},
+    {STG(label.require_correct), KEY_BOOL, K_PREF | K_LABEL, "true",
+     .doc = "with a judge that knows correctness (gold_reward, match): a pair's chosen "
+            "response, and an sft example, must be correct (between two wrong answers partial "
+            "credit would teach a nearer wrong answer)"},
+    {STG(iterative.rounds), KEY_INT, K_ITER, "3", ATLEAST(1),
+     .doc = "online DPO rounds: label samples of the current policy, then steps of DPO"},
+    {STG(iterative.prompts_per_round), KEY_INT, K_ITER, "0", ATLEAST(0),
+     .doc = "prompts labelled per round, a disjoint slice of a seeded shuffle (wrapping "
+            "around); 0 = every prompt each round"},
+    {STG(iterative.reference), KEY_ENUM, K_ITER, "init", .names = ITERATIVE_REFERENCES,
+     .doc = "the DPO reference of every round: init = the stage's init model; round = the "
+            "round's start policy"},
     {STG(value.init), KEY_ENUM, K_PPO, "reward_model", .names = VALUE_INITS,
      .doc = "value model's starting weights: the reward model's or the policy's"},
     {STG(value.coef), KEY_FLOAT, K_PPO, "0.1", ATLEAST(0), .doc = "weight of the value loss"},
     {STG(value.clip), KEY_FLOAT, K_PPO, "0.2", ATLEAST(0),
      .doc = "value clipping range around the rollout's values; 0 = off"},
-    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
-     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch)"},
+    {STG(rollout.batch), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
+     .doc = "prompts per rollout (RL: per iteration; reward, dpo: per sampling batch; "
+            "self_instruct, critique_revise: texts continued per sampler call)"},
     {STG(rollout.group_size), KEY_INT, K_ROLL | K_PREF, "1", ATLEAST(1),
-     .doc = "responses sampled per prompt (grpo, rloo: at least 2; eval: their scores are "
-            "averaged per prompt; reward, dpo: the best and worst of them make a pair)"},
-    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF, "32", ATLEAST(1),
+     .doc = "responses sampled per prompt (grpo, rloo, label, iterative_dpo: at least 2; eval: "
+            "their scores are averaged per prompt; reward, dpo, label, iterative_dpo: "
+            "label.pairs of them make pairs)"},
+    {STG(rollout.max_new_tokens), KEY_INT, K_ROLL | K_PREF | K_SELF, "32", ATLEAST(1),
      .doc = "response length limit in tokens"},
-    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF, "1.0", ABOVE(0),
+    {STG(rollout.temperature), KEY_FLOAT, K_ROLL | K_PREF | K_SELF, "1.0", ABOVE(0),
      .doc = "sampling temperature"},
-    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF, "0", ATLEAST(0),
+    {STG(rollout.top_k), KEY_INT, K_ROLL | K_PREF | K_SELF, "0", ATLEAST(0),
      .doc = "sample among the k most likely tokens; 0 = off"},
-    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF, "1.0", IN_OC(0, 1),
+    {STG(rollout.top_p), KEY_FLOAT, K_ROLL | K_PREF | K_SELF, "1.0", IN_OC(0, 1),
      .doc = "nucleus sampling mass; 1 = off"},
     {STG(kl.coef), KEY_FLOAT, K_RL, "0.05", ATLEAST(0),
      .doc = "weight of the KL penalty against the reference (the init weights, frozen); with "
@@ -329,6 +359,41 @@ const Key SCHEMA[] = {
      .doc = "the model the others' win rates and KL are measured against"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),
      .doc = "bootstrap resamples for confidence intervals; 0 = none"},
+    {STG(self_instruct.target), KEY_INT, K_SI, "100", ATLEAST(1),
+     .doc = "stop once this many generated instructions (seeds not counted) joined the pool; "
+            "the round under way is finished"},
+    {STG(self_instruct.prompt_tasks), KEY_INT, K_SI, "8", ATLEAST(1),
+     .doc = "in-context tasks per prompt: a quarter (2 of 8) from the generated instructions "
+            "when there are any, the rest from the seeds, as the paper"},
+    {STG(self_instruct.per_round), KEY_INT, K_SI, "32", ATLEAST(1),
+     .doc = "prompts per round, each proposing one instruction"},
+    {STG(self_instruct.max_rounds), KEY_INT, K_SI, "10", ATLEAST(1), .doc = "rounds at most"},
+    {STG(self_instruct.rouge_threshold), KEY_FLOAT, K_SI, "0.7", IN(0, 1),
+     .doc = "a proposal whose ROUGE-L F1 with any pool instruction (seeds, kept ones, earlier "
+            "ones of its round) exceeds this is dropped as similar"},
+    {STG(self_instruct.min_words), KEY_INT, K_SI, "3", ATLEAST(1),
+     .doc = "a proposal with fewer whitespace-separated words is dropped (too_short)"},
+    {STG(self_instruct.max_words), KEY_INT, K_SI, "150", ATLEAST(1),
+     .doc = "a proposal with more words is dropped (too_long)"},
+    {STG(self_instruct.blocklist), KEY_STRINGS, K_SI,
+     "[image, images, graph, graphs, picture, pictures, file, files, map, maps, draw, plot, "
+     "go to, video, audio, music, flowchart, diagram]", ANY,
+     .doc = "words and phrases a language model cannot act on: a proposal containing one as a "
+            "whole word (any case) is dropped (blocklist); the default is the paper's"},
+    {STG(self_instruct.min_yield), KEY_FLOAT, K_SI, "0.0", IN(0, 1),
+     .doc = "stop after a round that keeps less than this share of its proposals; 0 = never"},
+    {STG(self_instruct.instances), KEY_INT, K_SI, "1", ATLEAST(1),
+     .doc = "input/output instances generated for each kept instruction (those without an "
+            "output are dropped); each kept one is an sft example"},
+    {STG(critique_revise.critiques), KEY_STRINGS, K_CR, REQUIRED, ATLEAST(1),
+     .doc = "critique requests, one per principle (\"Identify ways in which the answer is "
+            "harmful or wrong.\")"},
+    {STG(critique_revise.revisions), KEY_STRINGS, K_CR, REQUIRED, ATLEAST(1),
+     .doc = "revision requests, the i-th for the i-th critique (\"Rewrite the answer to remove "
+            "what is harmful or wrong.\")"},
+    {STG(critique_revise.revisions_per_prompt), KEY_INT, K_CR, "1", ATLEAST(1),
+     .doc = "rounds of critique then revision per prompt, each with a principle drawn anew and "
+            "each critiquing the previous round's revision"},
 };
 // clang-format on
 const int SCHEMA_COUNT = (int)(sizeof(SCHEMA) / sizeof(SCHEMA[0]));

@@ -13,12 +13,14 @@
 #define WARNINGS_PER_FILE 10 // printed; further malformed lines of a file are only counted
 
 // The stage kinds of a recipe, which stage.json names.
-static const char *const STAGE_KINDS[] = {"pretrain", "sft",  "reward", "dpo",
-                                          "ppo",      "grpo", "rloo",   "eval"};
+static const char *const STAGE_KINDS[] = {
+    "pretrain", "sft",  "reward", "dpo",           "ppo",           "grpo",
+    "rloo",     "eval", "label",  "iterative_dpo", "self_instruct", "critique_revise"};
 // The order of stages in the report: the pipeline's, with the kinds the report guesses when
 // there is no stage.json ("lm": pretrain or sft; "rl": ppo, grpo or rloo) beside their kinds.
-static const char *const ORDER[] = {"pretrain", "sft",  "lm", "reward", "dpo",    "ppo",
-                                    "grpo",     "rloo", "rl", "eval",   "unknown"};
+static const char *const ORDER[] = {"pretrain", "sft",    "lm",  "self_instruct", "critique_revise",
+                                    "label",    "reward", "dpo", "iterative_dpo", "ppo",
+                                    "grpo",     "rloo",   "rl",  "eval",          "unknown"};
 
 static int is_stage_kind(const char *kind) {
     for (size_t i = 0; i < sizeof(STAGE_KINDS) / sizeof(STAGE_KINDS[0]); i++)
@@ -186,7 +188,7 @@ static void stage_json_read(ReportStage *st, const char *path, FILE *log, int *t
         warn(&w, "invalid JSON (%s)", je.text);
     } else if (!(kind && is_stage_kind(kind))) {
         warn(&w, "no \"kind\" that is a stage kind (pretrain, sft, reward, dpo, ppo, grpo, "
-                 "rloo, eval)");
+                 "rloo, eval, self_instruct, critique_revise, label, iterative_dpo)");
     } else {
         snprintf(st->kind, sizeof(st->kind), "%s", kind);
     }

@@ -56,11 +56,12 @@ double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const Dp
 
 typedef struct {
     DpoParams params;
-    Model *ref;       // live reference, or NULL
-    double *cache[2]; // cached reference log-probs per example: [0] train, [1] val; (n) each
-    int64_t n[2];     // examples of the two datasets
-    double *ref_rows; // (rows) reference log-probs of the micro-batch's rows
-    float *dlogp;     // (rows*T) objective gradient
+    const char *reference; // the frozen reference's weights: a stage name or checkpoint
+    Model *ref;            // live reference, or NULL
+    double *cache[2];      // cached reference log-probs per example: [0] train, [1] val; (n) each
+    int64_t n[2];          // examples of the two datasets
+    double *ref_rows;      // (rows) reference log-probs of the micro-batch's rows
+    float *dlogp;          // (rows*T) objective gradient
 } DpoCtx;
 
 // The reference log-probs of every example of the loader's dataset, one pass in order.
@@ -141,13 +142,13 @@ static int cache_save(const DpoCtx *c, const char *path, const char *init, char 
     return h5_image_commit(f, path, err, errlen);
 }
 
-// The frozen reference: with LoRA the policy itself with its adapters off (a view: its weights,
-// an inference arena of its own, no second model), else the start point loaded again.
-static Model *reference_model(Supervised *s) {
+// The frozen reference: with LoRA and the start point as reference, the policy itself with its
+// adapters off (a view: its weights, an inference arena of its own, no second model), else
+// the reference's weights loaded (the start point again, or iterative_dpo's first model).
+static Model *reference_model(Supervised *s, const DpoCtx *c) {
     const Model *p = s->model;
-    if (p->lora.rank == 0)
-        return stage_model(s->sr, s->sr->stage->init, MODEL_HEAD_LM, MODEL_INFER, p->max_B,
-                           p->max_T);
+    if (p->lora.rank == 0 || strcmp(c->reference, s->sr->stage->init) != 0)
+        return stage_model(s->sr, c->reference, MODEL_HEAD_LM, MODEL_INFER, p->max_B, p->max_T);
     return model_create_base_view(p, p->max_B, p->max_T);
 }
 
@@ -156,7 +157,7 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     const Stage *st = s->sr->stage;
     char path[4200], init[4096];
     snprintf(path, sizeof(path), "%s/reference.h5", s->sr->dir);
-    run_resolve_model(s->sr->run, st->init, init, sizeof(init));
+    run_resolve_model(s->sr->run, c->reference, init, sizeof(init));
     int64_t n0 = loader_dataset(s->train)->n, n1 = s->val ? loader_dataset(s->val)->n : 0;
     if (cache_load(c, path, init, n0, n1) == 0) {
         printf("[%s] reference log-probs from %s\n", st->name, path);
@@ -164,7 +165,7 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     }
     free(c->cache[0]), free(c->cache[1]);
     c->cache[0] = c->cache[1] = NULL;
-    Model *ref = reference_model(s);
+    Model *ref = reference_model(s, c);
     if (!ref) return 1;
     // one epoch of the training loader from its start (the same rows and length limits as
     // training; the order does not matter), then back to where training is
@@ -229,7 +230,7 @@ static int dpo_setup(Supervised *s) {
     c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
-    c->ref = reference_model(s); // with LoRA: the policy with its adapters off
+    c->ref = reference_model(s, c); // with LoRA: the policy with its adapters off
     return c->ref ? 0 : 1;
 }
 
@@ -252,9 +253,10 @@ static void dpo_teardown(Supervised *s) {
     free(c->cache[0]), free(c->cache[1]), free(c->ref_rows), free(c->dlogp);
 }
 
-int stage_dpo(StageRun *sr) {
+int dpo_train(StageRun *sr, const char *reference) {
     const Stage *st = sr->stage;
-    DpoCtx ctx = {.params = {.kind = st->loss,
+    DpoCtx ctx = {.reference = reference ? reference : st->init,
+                  .params = {.kind = st->loss,
                              .beta = st->beta,
                              .label_smoothing = st->label_smoothing,
                              .simpo_gamma = st->simpo_gamma,
@@ -271,4 +273,8 @@ int stage_dpo(StageRun *sr) {
         .memory = dpo_memory,
     };
     return supervised_run(sr, &kind, &ctx);
+}
+
+int stage_dpo(StageRun *sr) {
+    return dpo_train(sr, NULL);
 }

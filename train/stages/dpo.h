@@ -3,6 +3,7 @@
 #include "model/model.h"
 #include "train/objectives/preference.h"
 #include "train/run/metrics.h"
+#include "train/run/run.h"
 
 // The DPO-family loss of a micro-batch of pairs (rows 2i chosen, 2i+1 rejected) for policy
 // and the reference log-probs ref (B) (NULL for reference-free losses), divided by
@@ -10,3 +11,8 @@
 // the per-pair statistics. Returns the loss.
 double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st);
+
+// Runs stage sr as a dpo stage whose frozen reference is `reference` (a stage name or
+// checkpoint; NULL: the stage's init, as stage_dpo does). iterative_dpo's rounds start from
+// the previous round's policy and may keep the stage's first model as their reference.
+int dpo_train(StageRun *sr, const char *reference);

@@ -3,9 +3,18 @@
 #include <stdio.h>
 
 static const StageFn STAGE_FNS[STAGE_KIND_COUNT] = {
-    [STAGE_PRETRAIN] = stage_lm, [STAGE_SFT] = stage_lm,    [STAGE_REWARD] = stage_reward,
-    [STAGE_DPO] = stage_dpo,     [STAGE_PPO] = stage_rl,    [STAGE_GRPO] = stage_rl,
-    [STAGE_RLOO] = stage_rl,     [STAGE_EVAL] = stage_eval,
+    [STAGE_PRETRAIN] = stage_lm,
+    [STAGE_SFT] = stage_lm,
+    [STAGE_REWARD] = stage_reward,
+    [STAGE_DPO] = stage_dpo,
+    [STAGE_PPO] = stage_rl,
+    [STAGE_GRPO] = stage_rl,
+    [STAGE_RLOO] = stage_rl,
+    [STAGE_EVAL] = stage_eval,
+    [STAGE_SELF_INSTRUCT] = stage_self_instruct,
+    [STAGE_CRITIQUE_REVISE] = stage_critique_revise,
+    [STAGE_LABEL] = stage_label,
+    [STAGE_ITERATIVE_DPO] = stage_iterative_dpo,
 };
 
 int stage_run(StageRun *sr) {
