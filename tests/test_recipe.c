@@ -400,6 +400,9 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
      "grpo.judge.kind: expected one of none, match, command, model, got 'llm'"},
     {"judge.yaml", "sft.judge.kind=match", RECIPE_ERR_NOT_APPLICABLE,
      "sft.judge.kind: 'judge.kind' does not apply to a stage of kind 'sft'"},
+    {"judge.yaml", "dpo.judge.kind=none", RECIPE_ERR_MISSING,
+     "dpo.gold_reward: sampled pairs (data.prompts) are labelled by a judge: set gold_reward or "
+     "judge.kind"},
     {"judge.yaml", "ppo.judge.model=eval", RECIPE_ERR_REFERENCE,
      "ppo.judge.model: stage 'eval' does not come before this one"},
 };
@@ -637,6 +640,7 @@ START_TEST(test_judges) {
     ck_assert_double_eq(ev->judge.timeout, 30.0);
     ck_assert(!ev->judge.pairwise);
     ck_assert_msg(strstr(ev->judge.model, "/ckpt/judge.h5"), "%s", ev->judge.model); // resolved
+    ck_assert_int_eq(stage(&r, "dpo")->judge.kind, JUDGE_KIND_MATCH); // labels sampled pairs
     recipe_stage_summary(&r, recipe_stage_index(&r, "ppo"), line, sizeof(line));
     ck_assert_msg(strstr(line, "reward model sft (pairwise)"), "%s", line);
     recipe_stage_summary(&r, recipe_stage_index(&r, "eval"), line, sizeof(line));

@@ -343,9 +343,10 @@ static RecipeError rule_data(RecipeLoader *L, int i) {
         return rule_fail(L, RECIPE_ERR_RULE, i, "data.prompts",
                          "set one of data.train (a preference dataset) and data.prompts (pairs "
                          "sampled from the start model)");
-    if (pref && *s->data.prompts && !*s->gold_reward)
+    if (pref && *s->data.prompts && !*s->gold_reward && s->judge.kind == JUDGE_KIND_NONE)
         return rule_fail(L, RECIPE_ERR_MISSING, i, "gold_reward",
-                         "sampled pairs (data.prompts) are labelled by a gold reward function");
+                         "sampled pairs (data.prompts) are labelled by a judge: set gold_reward "
+                         "or judge.kind");
     if (*s->data.train || (pref && *s->data.prompts)) return RECIPE_OK;
     return rule_fail(L, RECIPE_ERR_MISSING, i, "data.train", "required for a stage of kind '%s'%s",
                      stage_kind_name(s->kind),
@@ -528,9 +529,9 @@ const Rule RULES[] = {
     {K_RL | K_LABEL, rule_reward,
      "exactly one of `reward_model`, `gold_reward` and `judge.kind` is set"},
     {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
-                       "dpo: or `data.prompts` with `gold_reward`), `data.prompts` (ppo, grpo, "
-                       "rloo, eval, label, iterative_dpo, critique_revise), `data.seeds` "
-                       "(self_instruct)"},
+                       "dpo: or `data.prompts` with `gold_reward` or `judge.kind`), "
+                       "`data.prompts` (ppo, grpo, rloo, eval, label, iterative_dpo, "
+                       "critique_revise), `data.seeds` (self_instruct)"},
     {KIND(STAGE_GRPO) | KIND(STAGE_RLOO) | K_LABEL, rule_group,
      "`rollout.group_size` is at least 2: the responses to a prompt are compared"},
     {K_CR, rule_principles, "`critique_revise.critiques` and `critique_revise.revisions` have "
