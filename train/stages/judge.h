@@ -21,7 +21,10 @@
 
 typedef struct Judge Judge;
 
-// One response to score. Text for the text kinds, ids for the reward model.
+// One response to score. Text for the text kinds, ids for the reward model; gold scores the
+// response decoded from response_ids (its end token included, as the tasks define) when they
+// are given, else the text. A response ended when its last id is the prompts' chat end of turn
+// or end-of-text.
 typedef struct {
     const char *prompt;      // the prompt as decoded (chat template included), NUL-terminated
     const char *response;    // the response as decoded, without its end token
