@@ -99,10 +99,11 @@ static RecipeError tokenizer_check(const FileCheck *c) {
 }
 
 // The dataset kind a data key of a stage must hold.
-static const char *data_kind(StageKind kind, const char *key) {
+static const char *data_kind(const Stage *s, const char *key) {
     if (strcmp(key, "data.prompts") == 0) return "prompt";
-    if (kind == STAGE_PRETRAIN) return "lm";
-    return kind == STAGE_SFT ? "sft" : "preference";
+    if (s->kind == STAGE_PRETRAIN) return "lm";
+    if (s->kind == STAGE_DPO && s->loss == DPO_KTO) return "unpaired";
+    return s->kind == STAGE_SFT ? "sft" : "preference";
 }
 
 static RecipeError stage_files(const FileCheck *c, int i) {
@@ -114,7 +115,7 @@ static RecipeError stage_files(const FileCheck *c, int i) {
             const char *v = value_string(k, s, m);
             RecipeError rc = RECIPE_OK;
             if ((k->flags & KEY_INPUT_PATH) && *v)
-                rc = file_check(c, i, k->path, v, data_kind(s->kind, k->path));
+                rc = file_check(c, i, k->path, v, data_kind(s, k->path));
             else if ((k->flags & KEY_STAGE_REF) && ref_is_path(v))
                 rc = file_check(c, i, k->path, v, "checkpoint");
             if (rc) return rc;

@@ -10,3 +10,12 @@
 // the per-pair statistics. Returns the loss.
 double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const DpoParams *p,
                       double pairs_total, float *dlogp, Stats *st);
+
+// The KTO loss of a micro-batch of unpaired examples (one per row of b; empty rows skipped) for
+// policy, the reference log-probs ref (B), the labels desirable (B: 1 desirable, 0 not) and the
+// reference point z0 (a constant: no gradient), divided by examples_total. With dlogp (B*T
+// scratch) it also runs the policy's backward; with st it adds loss, rewards/desirable,
+// rewards/undesirable, kl (z0) and desirable (the share of desirable examples). Returns the loss.
+double kto_micro_loss(Model *policy, const Batch *b, const double *ref, const uint8_t *desirable,
+                      double z0, const KtoParams *p, double examples_total, float *dlogp,
+                      Stats *st);
