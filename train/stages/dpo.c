@@ -211,8 +211,9 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     if (s->sr->run->rank == 0 && cache_save(c, path, init, err, sizeof(err)) != 0)
         printf("[%s] warning: the reference cache is not kept: %s\n", st->name, err);
     run_agree(s->sr->run, 0); // the file is whole before any process could look for it again
-    printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
-           (long long)c->n[0], (long long)c->n[1], path);
+    printf("[%s] reference log-probs of %lld + %lld %s cached in %s\n", st->name,
+           (long long)c->n[0], (long long)c->n[1], c->params.kind == DPO_KTO ? "examples" : "pairs",
+           path);
     return 0;
 }
 
