@@ -350,6 +350,18 @@ START_TEST(h5py_docs_example) {
     assert_ints(ex.chosen, chosen, 3, "chosen");
     assert_ints(ex.rejected, rejected, 2, "rejected");
     dataset_free(ds);
+
+    path = fix_join(dir, "/", "unpaired.h5", NULL);
+    ds = open_ok(path, DATA_UNPAIRED, 50257);
+    free(path);
+    ck_assert_int_eq(ds->n, 3);
+    ex = dataset_example(ds, 2);
+    ck_assert_int_eq(ex.label, 0);
+    ck_assert_int_eq(ex.n_completion, 2);
+    assert_ints(ex.tokens, prompt, 3, "unpaired prompt");
+    assert_ints(ex.completion, rejected, 2, "unpaired completion");
+    ck_assert_int_eq(dataset_example(ds, 0).label, 1);
+    dataset_free(ds);
 }
 END_TEST
 

@@ -211,7 +211,10 @@ const Key SCHEMA[] = {
      .doc = "reward centering: adds center_coef * (r_chosen + r_rejected)^2 to the loss"},
     {STG(loss), KEY_ENUM, K_DPO, "sigmoid", .names = DPO_LOSSES,
      .doc = "preference loss: sigmoid (DPO; cDPO when label_smoothing > 0), ipo, robust "
-            "(rDPO), hinge, simpo, orpo on preference pairs; kto (KTO) on unpaired data"},
+            "(rDPO), hinge, simpo, orpo on preference pairs; kto (KTO, Ethayarajh et al. 2024) "
+            "on unpaired data: lambda_D (1 - sigmoid(beta (r - z0))) per desirable example, "
+            "lambda_U (1 - sigmoid(beta (z0 - r))) per undesirable one, r the completion's "
+            "log-ratio to the reference, z0 the step's detached KL estimate (docs/design.md)"},
     {STG(beta), KEY_FLOAT, K_DPO, "0.1", ABOVE(0),
      .doc = "inverse temperature of the implicit reward (ipo: the regulariser tau)"},
     {STG(label_smoothing), KEY_FLOAT, K_DPO, "0.0", IN_CO(0, 0.5),
