@@ -195,7 +195,7 @@ static int run(const char *name, const char *train, const char *keys) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static json_t *metrics_row(const char *name, int step) {
+static json_t *metrics_row(const char *name, int step, int val) {
     char path[1400], *line = NULL;
     size_t cap = 0;
     snprintf(path, sizeof(path), "%s/runs/%s/kto/metrics.jsonl", dir, name);
@@ -205,7 +205,7 @@ static json_t *metrics_row(const char *name, int step) {
     while (!found && getline(&line, &cap, f) > 0) {
         json_t *row = json_loads(line, 0, NULL);
         if (row && json_integer_value(json_object_get(row, "step")) == step &&
-            !json_object_get(row, "split"))
+            !json_object_get(row, "split") == !val)
             found = row;
         else
             json_decref(row);
@@ -216,13 +216,17 @@ static json_t *metrics_row(const char *name, int step) {
     return found;
 }
 
-static double num(const char *name, int step, const char *key) {
-    json_t *row = metrics_row(name, step);
+static double num_split(const char *name, int step, int val, const char *key) {
+    json_t *row = metrics_row(name, step, val);
     json_t *v = json_object_get(row, key);
     ck_assert_msg(v && json_is_number(v), "%s step %d: no '%s'", name, step, key);
     double x = json_number_value(v);
     json_decref(row);
     return x;
+}
+
+static double num(const char *name, int step, const char *key) {
+    return num_split(name, step, 0, key);
 }
 
 // Whether the run's log holds text.
@@ -252,7 +256,10 @@ START_TEST(test_kto_end_to_end) {
 
     // cached reference, 40 steps (20 epochs): at step 1 the policy is the reference, so every
     // r = 0, z0 = 0 and each example costs lambda (1 - sigmoid(0)) = 0.5
-    ck_assert_int_eq(run("cached", "kto.h5", "steps: 16, reference: cached"), 0);
+    const char *data = "kto.h5, val: kto.h5", *val = "val: {every: 1, batches: 2}";
+    char keys[512];
+    snprintf(keys, sizeof(keys), "steps: 16, reference: cached, %s", val);
+    ck_assert_int_eq(run("cached", data, keys), 0);
     double first = num("cached", 1, "loss"), last = 0;
     for (int s = 13; s <= 16; s++) last += num("cached", s, "loss") / 4;
     printf("kto, cached reference: loss step 1 %.6f, mean of steps 13-16 %.6f; kl step 16 %.4f, "
@@ -268,16 +275,33 @@ START_TEST(test_kto_end_to_end) {
 
     // live reference: the same losses, reference points and rewards (step 2: after one update,
     // at the learning rate both schedules start from)
-    ck_assert_int_eq(run("live", "kto.h5", "steps: 2, reference: live"), 0);
-    for (int s = 1; s <= 2; s++) {
-        const char *keys[] = {"loss", "kl", "rewards/desirable", "rewards/undesirable"};
-        for (int k = 0; k < 4; k++) {
-            double a = num("cached", s, keys[k]), b = num("live", s, keys[k]);
-            ck_assert_msg(fabs(a - b) <= 1e-5, "step %d %s: cached %.9f live %.9f", s, keys[k], a,
-                          b);
-        }
+    snprintf(keys, sizeof(keys), "steps: 2, reference: live, %s", val);
+    ck_assert_int_eq(run("live", data, keys), 0);
+    const char *metric[] = {"loss", "kl", "rewards/desirable", "rewards/undesirable"};
+    for (int s = 1; s <= 2; s++)
+        for (int v = 0; v < 3 - s; v++)   // steps 1, 2 and validation after step 1 (z0 per
+            for (int k = 0; k < 4; k++) { // micro-batch), at the learning rates both runs share
+                double a = num_split("cached", s, v, metric[k]);
+                double b = num_split("live", s, v, metric[k]);
+                ck_assert_msg(fabs(a - b) <= 1e-5, "step %d%s %s: cached %.9f live %.9f", s,
+                              v ? " val" : "", metric[k], a, b);
+            }
+    ck_assert_msg(num("live", 2, "kl") > 0 && num_split("live", 1, 1, "kl") > 0, "z0 stayed 0");
+
+    // LoRA: the reference is the policy with its adapters off, cached or live alike
+    const char *lora = "steps: 2, lora: {rank: 4, targets: [q, v, o], lr: 1.0e-2}";
+    snprintf(keys, sizeof(keys), "%s, reference: cached", lora);
+    ck_assert_int_eq(run("lora-cached", "kto.h5", keys), 0);
+    snprintf(keys, sizeof(keys), "%s, reference: live", lora);
+    ck_assert_int_eq(run("lora-live", "kto.h5", keys), 0);
+    ck_assert_double_eq_tol(num("lora-cached", 1, "loss"), 0.5, 1e-6); // B = 0: policy = base
+    for (int k = 0; k < 4; k++) {
+        double a = num("lora-cached", 2, metric[k]), b = num("lora-live", 2, metric[k]);
+        ck_assert_msg(fabs(a - b) <= 1e-5, "lora step 2 %s: cached %.9f live %.9f", metric[k], a,
+                      b);
     }
-    ck_assert_msg(num("live", 2, "kl") > 0, "z0 stayed 0");
+    ck_assert_msg(fabs(num("lora-cached", 2, "rewards/desirable")) > 1e-4, "the adapters did not "
+                                                                           "move");
 
     // weights: with lambda_D = 2 the first loss is 2 d / 2 + (1 - d) / 2 for the batch's share d
     // of desirable examples, and 2 x 9 / 7 = 2.57 is outside [1, 4/3]: a warning
