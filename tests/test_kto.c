@@ -322,6 +322,11 @@ START_TEST(test_kto_end_to_end) {
     ck_assert_int_ne(run("pairs", "pref.h5", "steps: 1"), 0);
     ck_assert_msg(log_has("pairs", "data.train") && log_has("pairs", "unpaired"),
                   "see %s/pairs.log", dir);
+    // nor are pairs sampled from prompts, nor is there a chosen response for rpo_alpha
+    ck_assert_int_ne(run("sampled", "kto.h5, prompts: kto.h5", "steps: 1"), 0);
+    ck_assert(log_has("sampled", "kto.data.prompts: loss kto trains on an unpaired dataset"));
+    ck_assert_int_ne(run("rpo", "kto.h5", "steps: 1, rpo_alpha: 0.5"), 0);
+    ck_assert(log_has("rpo", "kto.rpo_alpha: loss kto has no chosen response"));
 }
 END_TEST
 

@@ -432,26 +432,6 @@ static void kto_warn_ratio(const Supervised *s) {
            (long long)nu, ratio);
 }
 
-// KTO trains on unpaired data: sampled pairs (data.prompts) are preference data.
-static int kto_check(const Stage *st) {
-    if (st->data.prompts[0]) {
-        fprintf(stderr,
-                "layercake: stage '%s': data.prompts: loss kto trains on unpaired examples, not "
-                "on pairs sampled from prompts; import an unpaired dataset (docs/datasets.md) "
-                "as data.train\n",
-                st->name);
-        return 1;
-    }
-    if (st->rpo_alpha > 0) {
-        fprintf(stderr,
-                "layercake: stage '%s': rpo_alpha: the NLL of chosen responses applies to "
-                "pairs; loss kto has none (set rpo_alpha: 0)\n",
-                st->name);
-        return 1;
-    }
-    return 0;
-}
-
 int stage_dpo(StageRun *sr) {
     const Stage *st = sr->stage;
     DpoCtx ctx = {.params = {.kind = st->loss,
@@ -464,7 +444,6 @@ int stage_dpo(StageRun *sr) {
                           .desirable_weight = st->desirable_weight,
                           .undesirable_weight = st->undesirable_weight}};
     if (st->loss == DPO_KTO) {
-        if (kto_check(st)) return 1;
         SupervisedKind kto = {
             .data = DATA_UNPAIRED,
             .heads = MODEL_HEAD_LM,
