@@ -279,8 +279,8 @@ START_TEST(test_kto_end_to_end) {
     ck_assert_int_eq(run("live", data, keys), 0);
     const char *metric[] = {"loss", "kl", "rewards/desirable", "rewards/undesirable"};
     for (int s = 1; s <= 2; s++)
-        for (int v = 0; v < 3 - s; v++)   // steps 1, 2 and validation after step 1 (z0 per
-            for (int k = 0; k < 4; k++) { // micro-batch), at the learning rates both runs share
+        for (int v = 0; v < 3 - s; v++)   // steps 1, 2 and validation after step 1 (z0 of
+            for (int k = 0; k < 4; k++) { // the pass), at the learning rates both runs share
                 double a = num_split("cached", s, v, metric[k]);
                 double b = num_split("live", s, v, metric[k]);
                 ck_assert_msg(fabs(a - b) <= 1e-5, "step %d%s %s: cached %.9f live %.9f", s,

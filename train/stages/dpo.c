@@ -297,7 +297,8 @@ static void dpo_teardown(Supervised *s) {
 // (train/objectives/preference.h) is estimated once per training step, from the mismatched rows
 // of all its micro-batches on every process, before the first backward (kto_step_begin); it is a
 // constant of the step's loss, which is then the exact mean over the step's examples however
-// they are split into micro-batches. Validation estimates it per micro-batch.
+// they are split into micro-batches and processes. A validation pass estimates it over all its
+// batches on every process (kto_val_begin).
 
 double kto_micro_loss(Model *policy, const Batch *b, const double *ref, const uint8_t *desirable,
                       double z0, const KtoParams *p, double examples_total, float *dlogp,
@@ -391,13 +392,28 @@ static void kto_step_begin(Supervised *s) {
     c->z0 = kto_reference_point(kl[0], kl[1]);
 }
 
+// z0 of a validation pass: its batches on every process, in one pass before the scoring one.
+static void kto_val_begin(Supervised *s, int64_t batches) {
+    DpoCtx *c = s->ctx;
+    double kl[2] = {0.0, 0.0};
+    int64_t *example = s->micro_batches[0].example; // free between steps
+    Batch b;
+    for (int64_t i = 0; i < batches; i++) {
+        if (loader_next(s->val, &b) < 0) LC_DIE("%s", loader_error(s->val));
+        supervised_examples(s->val, b.B, example);
+        kto_kl(s, c, &b, example, 0, kl);
+    }
+    Comm *comm = s->sr->run->comm;
+    comm->all_reduce_sum_host(comm, kl, 2);
+    c->z0 = kto_reference_point(kl[0], kl[1]);
+    char err[1024];
+    if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+}
+
 static void kto_micro(Supervised *s, const Batch *b, const int64_t *example, double total,
                       int train, Stats *st) {
     DpoCtx *c = s->ctx;
-    if (!train) { // validation: z0 and the normaliser of this micro-batch
-        double kl[2] = {0.0, 0.0};
-        kto_kl(s, c, b, example, 0, kl);
-        c->z0 = kto_reference_point(kl[0], kl[1]);
+    if (!train) { // validation: the mean over this micro-batch's examples (stats weigh them)
         total = kto_examples(s, b);
         if (total <= 0) total = 1;
     }
@@ -452,6 +468,7 @@ int stage_dpo(StageRun *sr) {
             .weight = kto_examples,
             .micro = kto_micro,
             .step_begin = kto_step_begin,
+            .val_begin = kto_val_begin,
             .progress_extra = kto_extra,
             .memory = dpo_memory,
         };

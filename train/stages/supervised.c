@@ -147,6 +147,7 @@ static void validate(Supervised *s) {
     if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     int64_t n = loader_steps_per_epoch(s->val);
     if (st->val.batches < n) n = st->val.batches;
+    if (s->kind->val_begin) s->kind->val_begin(s, n);
     Stats vs;
     stats_reset(&vs);
     Batch b;

@@ -31,6 +31,9 @@ typedef struct {
     // (s->micro_batches) and before the first micro: a statistic of the whole step the loss
     // needs (KTO's reference point).
     void (*step_begin)(Supervised *s);
+    // Optional: the same for a validation pass, before the first of its `batches` batches of
+    // s->val, which is at s->val_start and must be left there.
+    void (*val_begin)(Supervised *s, int64_t batches);
     // Optional: a few words for the progress line from the step's statistics.
     void (*progress_extra)(const Stats *st, char *buf, size_t len);
     // Optional: after setup, the memory the kind's own models and buffers hold (a reference).
