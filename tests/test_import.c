@@ -462,9 +462,20 @@ START_TEST(unpaired_lines) {
     assert_decodes(gpt2, ex.completion, ex.n_completion, " Five.<|endoftext|>");
     ck_assert_int_eq(ex.label, 0);
     int desirable = 0;
+    int64_t trained = ds->completion.off[ds->n];
     for (int64_t i = 0; i < ds->n; i++) desirable += ds->label[i];
     ck_assert_int_eq(desirable, 9);
     dataset_free(ds);
+    DatasetInfo info;
+    char err[512];
+    ck_assert_msg(dataset_info(o.out, &info, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(info.kind, DATA_UNPAIRED);
+    ck_assert_int_eq(info.desirable, 9);
+    ck_assert_int_eq(info.trained, trained);
+    char *json = dataset_info_json(o.out, &info);
+    ck_assert_msg(strstr(json, "\"kind\":\"unpaired\"") && strstr(json, "\"desirable\":9"), "%s",
+                  json);
+    free(json);
 
     o = options(DATA_UNPAIRED, gpt2, "pref_unpaired.h5");
     o.val_fraction = 0.5;
