@@ -32,15 +32,19 @@ typedef enum {
     F_REJECTED,
     F_REFERENCE,
     F_REFERENCE_TEXT,
+    F_COMPLETION,
+    F_LABEL,
     F_COUNT
 } Field;
 
 typedef struct {
     const char *values;  // name of the values array
-    const char *offsets; // name of the offsets array; NULL: shares F_TOKENS's (loss_mask)
+    const char *offsets; // name of the offsets array; NULL: shares F_TOKENS's (loss_mask), or
+                         // one value per example (per_example)
     Elem elem;           // element type of the values
     int optional;        // may be absent from a file (then every example's entry is empty)
     int is_ids;          // values are token ids
+    int per_example;     // one value per example, no offsets (label)
 } FieldSpec;
 
 static const FieldSpec FIELDS[F_COUNT] = {
@@ -51,6 +55,8 @@ static const FieldSpec FIELDS[F_COUNT] = {
     [F_REJECTED] = {"rejected_tokens", "rejected_offsets", ELEM_I32, 0, 1},
     [F_REFERENCE] = {"reference_tokens", "reference_offsets", ELEM_I32, 1, 1},
     [F_REFERENCE_TEXT] = {"reference_text", "reference_text_offsets", ELEM_U8, 1, 0},
+    [F_COMPLETION] = {"completion_tokens", "completion_offsets", ELEM_I32, 0, 1},
+    [F_LABEL] = {"label", NULL, ELEM_U8, 0, 0, 1},
 };
 
 typedef struct {
@@ -63,9 +69,11 @@ static const KindFields KIND_FIELDS[DATA_KIND_COUNT] = {
     [DATA_SFT] = {2, {F_TOKENS, F_LOSS_MASK}},
     [DATA_PREFERENCE] = {3, {F_PROMPT, F_CHOSEN, F_REJECTED}},
     [DATA_PROMPT] = {3, {F_PROMPT, F_REFERENCE, F_REFERENCE_TEXT}},
+    [DATA_UNPAIRED] = {3, {F_PROMPT, F_COMPLETION, F_LABEL}}, // the label after an offsets field
 };
 
-static const char *const KIND_NAMES[DATA_KIND_COUNT] = {"lm", "sft", "preference", "prompt"};
+static const char *const KIND_NAMES[DATA_KIND_COUNT] = {"lm", "sft", "preference", "prompt",
+                                                        "unpaired"};
 
 const char *data_kind_name(DataKind kind) {
     return kind < DATA_KIND_COUNT ? KIND_NAMES[kind] : "?";
@@ -118,6 +126,12 @@ static const void *example_field(const Example *ex, Field f, int64_t *n) {
     case F_REFERENCE_TEXT:
         *n = ex->n_reference_text;
         return ex->reference_text;
+    case F_COMPLETION:
+        *n = ex->n_completion;
+        return ex->completion;
+    case F_LABEL:
+        *n = 1;
+        return &ex->label;
     default:
         LC_ASSERT(0 && "unknown field");
         return NULL;
@@ -487,7 +501,8 @@ static int header_check(Dataset *ds, DataKind want, char *err, size_t errlen) {
     if (attr_read_string(file, ds->path, "kind", s, sizeof(s), err, errlen) < 0) return -1;
     if (data_kind_parse(s, &ds->kind) < 0)
         return lc_error(err, errlen,
-                        "%s: attribute 'kind' is '%s', expected lm, sft, preference or prompt",
+                        "%s: attribute 'kind' is '%s', expected lm, sft, preference, prompt or "
+                        "unpaired",
                         ds->path, s);
     if (want != DATA_KIND_COUNT && ds->kind != want)
         return lc_error(err, errlen, "%s: kind is '%s', expected '%s'", ds->path, s,
@@ -522,6 +537,8 @@ static int64_t **field_offsets(Dataset *ds, Field f) {
         return &ds->reference.off;
     case F_REFERENCE_TEXT:
         return &ds->ref_text_off;
+    case F_COMPLETION:
+        return &ds->completion.off;
     default:
         LC_ASSERT(0 && "unknown field");
         return NULL;
@@ -559,6 +576,14 @@ static int field_open(Dataset *ds, Field f, char *err, size_t errlen) {
         return 0;
     }
     if (df->values[f] < 0) return -1;
+    if (fs->per_example) {
+        if (df->len[f] != ds->n)
+            return lc_error(err, errlen,
+                            "%s: array '%s' has %" PRId64 " values, expected %" PRId64
+                            " (one per example)",
+                            ds->path, fs->values, df->len[f], ds->n);
+        return 0;
+    }
     if (!fs->offsets) {
         int64_t want = ds->tokens.off[ds->n];
         if (df->len[f] != want)
@@ -675,12 +700,14 @@ static int ids_check(const Dataset *ds, Field f, const int *ids, int64_t n, int6
     return 0;
 }
 
-static int mask_check(const Dataset *ds, const uint8_t *m, int64_t n, char *err, size_t errlen) {
+// Checks that the values of a 0/1 array (loss_mask, label) are 0 or 1.
+static int mask_check(const Dataset *ds, const char *name, const uint8_t *m, int64_t n, char *err,
+                      size_t errlen) {
     for (int64_t i = 0; i < n; i++)
         if (m[i] > 1)
             return lc_error(err, errlen,
-                            "%s: array 'loss_mask' holds %d at index %" PRId64 ", expected 0 or 1",
-                            ds->path, m[i], i);
+                            "%s: array '%s' holds %d at index %" PRId64 ", expected 0 or 1",
+                            ds->path, name, m[i], i);
     return 0;
 }
 
@@ -705,6 +732,12 @@ static void field_set_values(Dataset *ds, Field f, void *v) {
     case F_REFERENCE_TEXT:
         ds->ref_text = v;
         break;
+    case F_COMPLETION:
+        ds->completion.ids = v;
+        break;
+    case F_LABEL:
+        ds->label = v;
+        break;
     default:
         LC_ASSERT(0 && "unknown field");
     }
@@ -719,7 +752,7 @@ static int field_load(Dataset *ds, Field f, int vocab_size, char *err, size_t er
     if (dset >= 0 && array_read(dset, fs->elem, 0, len, v) < 0)
         return lc_error(err, errlen, "%s: cannot read array '%s'", ds->path, fs->values);
     if (fs->is_ids) return ids_check(ds, f, v, len, 0, vocab_size, err, errlen);
-    if (f == F_LOSS_MASK) return mask_check(ds, v, len, err, errlen);
+    if (f == F_LOSS_MASK || f == F_LABEL) return mask_check(ds, fs->values, v, len, err, errlen);
     ((char *)v)[len] = '\0'; // reference text: NUL after the last answer, for printing
     return 0;
 }
@@ -770,6 +803,11 @@ Example dataset_example(const Dataset *ds, int64_t i) {
         ex.reference_text = ds->ref_text + ds->ref_text_off[i];
         ex.n_reference_text = ds->ref_text_off[i + 1] - ds->ref_text_off[i];
     }
+    if (ds->kind == DATA_UNPAIRED) {
+        ex.completion = ds->completion.ids + ds->completion.off[i];
+        ex.n_completion = ds->completion.off[i + 1] - ds->completion.off[i];
+        ex.label = ds->label[i];
+    }
     return ex;
 }
 
@@ -792,6 +830,9 @@ void dataset_free(Dataset *ds) {
     free(ds->reference.ids);
     free(ds->ref_text_off);
     free(ds->ref_text);
+    free(ds->completion.off);
+    free(ds->completion.ids);
+    free(ds->label);
     free(ds->path);
     free(ds);
 }

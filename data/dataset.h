@@ -1,6 +1,7 @@
-// data/dataset.h: layercake's HDF5 datasets, one file per dataset, for the four data kinds
-// every stage consumes: lm (token stream), sft (sequences with a loss mask), preference
-// (prompt, chosen, rejected) and prompt (prompts with optional reference answers).
+// data/dataset.h: layercake's HDF5 datasets, one file per dataset, for the five data kinds
+// the stages consume: lm (token stream), sft (sequences with a loss mask), preference
+// (prompt, chosen, rejected), prompt (prompts with optional reference answers) and unpaired
+// (prompt, completion and a desirable/undesirable label: KTO's data).
 //
 // A file holds flat arrays with per-example offsets (example i of a field is
 // values[offsets[i] .. offsets[i+1])); docs/datasets.md gives the exact layout and an h5py
@@ -14,9 +15,16 @@
 #define DATASET_FORMAT  "layercake-dataset" // value of the `format` attribute
 #define DATASET_VERSION 1                   // value of the `version` attribute
 
-typedef enum { DATA_LM, DATA_SFT, DATA_PREFERENCE, DATA_PROMPT, DATA_KIND_COUNT } DataKind;
+typedef enum {
+    DATA_LM,
+    DATA_SFT,
+    DATA_PREFERENCE,
+    DATA_PROMPT,
+    DATA_UNPAIRED,
+    DATA_KIND_COUNT
+} DataKind;
 
-// "lm", "sft", "preference", "prompt".
+// "lm", "sft", "preference", "prompt", "unpaired".
 const char *data_kind_name(DataKind kind);
 // Parses a kind name; returns 0 and sets *kind, or -1 for an unknown name.
 int data_kind_parse(const char *name, DataKind *kind);
@@ -30,7 +38,8 @@ typedef struct {
 // One example as views into caller-owned (writing) or dataset-owned (reading) memory.
 // Fields a kind does not use are NULL / 0.
 typedef struct {
-    const int *tokens;          // (n_tokens) lm, sft: the sequence; preference, prompt: prompt
+    const int *tokens;          // (n_tokens) lm, sft: the sequence; preference, prompt,
+                                // unpaired: the prompt
     int64_t n_tokens;           // () length of tokens (and loss_mask)
     const uint8_t *loss_mask;   // (n_tokens) sft: 1 where the token is trained (a response)
     const int *chosen;          // (n_chosen) preference: the preferred response (no prompt)
@@ -41,6 +50,9 @@ typedef struct {
     int64_t n_reference;        // () length of reference
     const char *reference_text; // (n_reference_text) prompt: reference answer text (UTF-8)
     int64_t n_reference_text;   // () length of reference_text in bytes
+    const int *completion;      // (n_completion) unpaired: the response (no prompt)
+    int64_t n_completion;       // () length of completion
+    uint8_t label;              // () unpaired: 1 desirable, 0 undesirable
 } Example;
 
 // ---- writing -------------------------------------------------------------------------------
@@ -72,13 +84,15 @@ typedef struct {
     DataKind kind;         // from the `kind` attribute
     uint64_t fingerprint;  // tokenizer fingerprint from the `tokenizer` attribute
     int64_t n;             // examples
-    TokenSeqs tokens;      // lm, sft: `tokens`/`offsets`; preference, prompt: the prompts
+    TokenSeqs tokens;      // lm, sft: `tokens`/`offsets`; preference, prompt, unpaired: prompts
     uint8_t *loss_mask;    // (tokens.off[n]) sft only; NULL until loaded
     TokenSeqs chosen;      // preference only
     TokenSeqs rejected;    // preference only
     TokenSeqs reference;   // prompt only; all empty when the file has no reference tokens
     int64_t *ref_text_off; // (n+1) prompt only; all 0 when the file has no reference text
     char *ref_text;        // (ref_text_off[n]) prompt only; NULL until loaded
+    TokenSeqs completion;  // unpaired only
+    uint8_t *label;        // (n) unpaired only: 1 desirable, 0 undesirable; NULL until loaded
     int64_t n_tokens;      // total token ids over every token field (for lm, the stream)
     DatasetFile *file;     // the open file and arrays (internal)
 } Dataset;

@@ -14,6 +14,7 @@ typedef enum {
     FMT_PREFERENCE,    // {"prompt", "chosen", "rejected"}
     FMT_TRANSCRIPTS,   // {"chosen", "rejected"}: HH-RLHF whole conversations
     FMT_SELF_INSTRUCT, // {"instruction", "instances": [{"input", "output"}, ...]}
+    FMT_UNPAIRED,      // {"prompt", "completion", "label": true|false} (TRL's unpaired format)
     FMT_COUNT
 } Format;
 
@@ -25,6 +26,7 @@ typedef struct {
     TokenBuf ctx;     // the prompt
     TokenBuf resp[2]; // completion or chosen; rejected
     int n_resp;       // responses held: 0, 1 or 2
+    int label;        // FMT_UNPAIRED: 1 desirable, 0 undesirable (pairs: chosen 1, rejected 0)
     const char *ref;  // (ref_len) text of resp[0] (the reference answer of a prompt)
     size_t ref_len;   // bytes of ref
 } Parsed;

@@ -15,7 +15,8 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-// 0: training file, 1: validation file.
+// 0: training file, 1: validation file. The hash covers every token array but an unpaired
+// example's completion: the examples of one prompt (a pair's two halves) stay on one side.
 static int split_side(const Importer *im, const Example *ex) {
     if (im->o->val_fraction <= 0.0) return 0;
     uint64_t h = hash_bytes(0xcbf29ce484222325ull, &im->o->seed, sizeof(im->o->seed));
@@ -39,7 +40,8 @@ static int write_example(Importer *im, const Example *ex) {
         return LINE_FATAL;
     }
     im->st->examples[side]++;
-    im->st->tokens[side] += ex->n_tokens + ex->n_chosen + ex->n_rejected + ex->n_reference;
+    im->st->tokens[side] +=
+        ex->n_tokens + ex->n_chosen + ex->n_rejected + ex->n_reference + ex->n_completion;
     return LINE_OK;
 }
 
@@ -99,6 +101,27 @@ static int emit_preference(Importer *im) {
     return write_example(im, &ex);
 }
 
+// One unpaired example per response: a prompt/completion/label line gives one with its label,
+// a preference pair two (chosen desirable, rejected undesirable). Each is dropped on its own
+// when prompt + completion is longer than max_len.
+static int emit_unpaired(Importer *im) {
+    const Parsed *p = &im->p;
+    for (int k = 0; k < p->n_resp; k++) {
+        if (p->ctx.n + p->resp[k].n > im->o->max_len) {
+            im->st->dropped++;
+            continue;
+        }
+        Example ex = {.tokens = p->ctx.ids,
+                      .n_tokens = p->ctx.n,
+                      .completion = p->resp[k].ids,
+                      .n_completion = p->resp[k].n,
+                      .label = (uint8_t)(p->format == FMT_UNPAIRED ? p->label : k == 0)};
+        int rc = write_example(im, &ex);
+        if (rc != LINE_OK) return rc;
+    }
+    return LINE_OK;
+}
+
 // A prompt keeps its reference answer when the line had exactly one response (pairs give
 // prompts only).
 static int emit_prompt(Importer *im) {
@@ -125,6 +148,8 @@ int import_emit(Importer *im) {
         return emit_preference(im);
     case DATA_PROMPT:
         return emit_prompt(im);
+    case DATA_UNPAIRED:
+        return emit_unpaired(im);
     default:
         LC_ASSERT(0 && "lm examples are documents");
         return LINE_FATAL;

@@ -20,11 +20,14 @@ static const struct {
     [FMT_PROMPT] = {"prompt", KIND_BIT(DATA_PROMPT)},
     [FMT_COMPLETION] = {"prompt/completion", KIND_BIT(DATA_SFT) | KIND_BIT(DATA_PROMPT)},
     [FMT_MESSAGES] = {"messages", KIND_BIT(DATA_SFT) | KIND_BIT(DATA_PROMPT)},
-    [FMT_PREFERENCE] = {"prompt/chosen/rejected",
-                        KIND_BIT(DATA_PREFERENCE) | KIND_BIT(DATA_PROMPT) | KIND_BIT(DATA_SFT)},
+    [FMT_PREFERENCE] = {"prompt/chosen/rejected", KIND_BIT(DATA_PREFERENCE) |
+                                                      KIND_BIT(DATA_PROMPT) | KIND_BIT(DATA_SFT) |
+                                                      KIND_BIT(DATA_UNPAIRED)},
     [FMT_TRANSCRIPTS] = {"chosen/rejected transcript",
-                         KIND_BIT(DATA_PREFERENCE) | KIND_BIT(DATA_PROMPT) | KIND_BIT(DATA_SFT)},
+                         KIND_BIT(DATA_PREFERENCE) | KIND_BIT(DATA_PROMPT) | KIND_BIT(DATA_SFT) |
+                             KIND_BIT(DATA_UNPAIRED)},
     [FMT_SELF_INSTRUCT] = {"instruction/instances", KIND_BIT(DATA_SFT) | KIND_BIT(DATA_PROMPT)},
+    [FMT_UNPAIRED] = {"prompt/completion/label", KIND_BIT(DATA_UNPAIRED)},
 };
 
 static const char HH_USER[] = "\n\nHuman:";
@@ -62,6 +65,7 @@ static Format detect(json_t *root) {
         return FMT_SELF_INSTRUCT;
     if (json_object_get(root, "chosen") || json_object_get(root, "rejected"))
         return has_prompt ? FMT_PREFERENCE : FMT_TRANSCRIPTS;
+    if (json_object_get(root, "label")) return FMT_UNPAIRED;
     if (json_object_get(root, "completion")) return FMT_COMPLETION;
     if (has_prompt) return FMT_PROMPT;
     if (json_object_get(root, "text")) return FMT_TEXT;
@@ -284,6 +288,7 @@ static const char *const PLAIN_FIELDS[FMT_COUNT][3] = {
     [FMT_PROMPT] = {"prompt"},
     [FMT_COMPLETION] = {"prompt", "completion"},
     [FMT_PREFERENCE] = {"prompt", "chosen", "rejected"},
+    [FMT_UNPAIRED] = {"prompt", "completion"},
 };
 
 // Empty texts that make no usable example (docs/datasets.md): a prompt, for every kind (it is
@@ -313,6 +318,13 @@ static int line_plain(Importer *im, json_t *root, Format f) {
     for (; n < 3 && field[n]; n++)
         if (get_string(im, root, field[n], NULL, &text[n], &len[n]) < 0) return LINE_BAD;
     if (plain_check_empty(im, f, len) != LINE_OK) return LINE_BAD;
+    if (f == FMT_UNPAIRED) {
+        json_t *label = json_object_get(root, "label");
+        if (!label) return bad(im, "field 'label' is missing");
+        if (!json_is_boolean(label))
+            return bad(im, "field 'label' is not a boolean (true: desirable, false: undesirable)");
+        p->label = json_is_true(label);
+    }
     int bos = tokenizer_bos(im->o->tok);
     if (bos >= 0) tokenbuf_push(&p->ctx, &bos, 1, 0);
     encode_into(im, text[0], len[0], &p->ctx, 0);
@@ -350,7 +362,10 @@ static int line_dispatch(Importer *im, json_t *root) {
     Format f = detect(root);
     if (f == FMT_COUNT)
         return bad(im, "no known fields (expected text, prompt, prompt+completion, messages, "
-                       "prompt+chosen+rejected, chosen+rejected or instruction+instances)");
+                       "prompt+chosen+rejected, chosen+rejected, instruction+instances or "
+                       "prompt+completion+label)");
+    // an unpaired dataset wants a label: a line without one is malformed, not another format
+    if (im->o->kind == DATA_UNPAIRED && (f == FMT_COMPLETION || f == FMT_PROMPT)) f = FMT_UNPAIRED;
     if (!(FORMATS[f].kinds & KIND_BIT(im->o->kind))) {
         char kinds[64];
         kinds_list(FORMATS[f].kinds, kinds, sizeof(kinds));

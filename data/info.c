@@ -23,6 +23,7 @@ static int64_t span(const TokenSeqs *s, int64_t i) {
 
 static int64_t example_length(const Dataset *ds, int64_t i) {
     int64_t n = span(&ds->tokens, i);
+    if (ds->kind == DATA_UNPAIRED) return n + span(&ds->completion, i);
     if (ds->kind != DATA_PREFERENCE) return n;
     int64_t c = span(&ds->chosen, i), r = span(&ds->rejected, i);
     return n + (c > r ? c : r);
@@ -43,6 +44,11 @@ static int trained(Dataset *ds, DatasetInfo *info, char *err, size_t errlen) {
     if (ds->kind == DATA_LM) info->trained = ds->n_tokens;
     if (ds->kind == DATA_PREFERENCE)
         info->trained = ds->chosen.off[ds->n] + ds->rejected.off[ds->n];
+    if (ds->kind == DATA_UNPAIRED) {
+        info->trained = ds->completion.off[ds->n];
+        if (dataset_load(ds, 0, err, errlen) < 0) return -1;
+        for (int64_t i = 0; i < ds->n; i++) info->desirable += ds->label[i];
+    }
     if (ds->kind == DATA_PROMPT)
         for (int64_t i = 0; i < ds->n; i++)
             info->references +=
@@ -78,6 +84,9 @@ void dataset_info_print(FILE *f, const char *path, const DatasetInfo *info) {
     fprintf(f, "  tokens      %lld (%lld trained)\n", (long long)info->tokens,
             (long long)info->trained);
     if (info->kind == DATA_PROMPT) fprintf(f, "  references  %lld\n", (long long)info->references);
+    if (info->kind == DATA_UNPAIRED)
+        fprintf(f, "  desirable   %lld (undesirable %lld)\n", (long long)info->desirable,
+                (long long)(info->examples - info->desirable));
     fprintf(f, "  length      p50 %lld  p90 %lld  p99 %lld  max %lld tokens\n",
             (long long)info->len_p50, (long long)info->len_p90, (long long)info->len_p99,
             (long long)info->len_max);
@@ -99,6 +108,7 @@ char *dataset_info_json(const char *path, const DatasetInfo *info) {
     set_int(o, "tokens", info->tokens);
     set_int(o, "trained_tokens", info->trained);
     set_int(o, "references", info->references);
+    if (info->kind == DATA_UNPAIRED) set_int(o, "desirable", info->desirable);
     set_int(len, "p50", info->len_p50);
     set_int(len, "p90", info->len_p90);
     set_int(len, "p99", info->len_p99);

@@ -10,12 +10,14 @@ typedef struct {
     int64_t examples;     // examples (lm: documents or document pieces)
     int64_t tokens;       // token ids over every token array
     int64_t trained;      // ids that are targets of the loss: sft mask 1, preference responses,
-                          // lm everything, prompt none
+                          // unpaired completions, lm everything, prompt none
     int64_t references;   // prompt: examples with a reference answer (text or tokens)
+    int64_t desirable;    // unpaired: examples labelled desirable
     int64_t len_p50, len_p90, len_p99,
         len_max; // example length in tokens, as --max-len
                  // counts it: lm and sft the sequence, preference prompt + longer
-                 // response, prompt the prompt (nearest-rank percentiles)
+                 // response, unpaired prompt + completion, prompt the prompt
+                 // (nearest-rank percentiles)
     // The `chat_template` attribute: the template the importer rendered with ("" when absent).
     char chat_template[32];
 } DatasetInfo;
@@ -25,6 +27,6 @@ int dataset_info(const char *path, DatasetInfo *info, char *err, size_t errlen);
 // The summary as text lines.
 void dataset_info_print(FILE *f, const char *path, const DatasetInfo *info);
 // The summary as one JSON object (malloc'd text the caller frees): file, kind, examples,
-// tokens, trained_tokens, references, length {p50, p90, p99, max}, tokenizer, and
-// chat_template when the file records one.
+// tokens, trained_tokens, references, desirable (unpaired only), length {p50, p90, p99, max},
+// tokenizer, and chat_template when the file records one.
 char *dataset_info_json(const char *path, const DatasetInfo *info);

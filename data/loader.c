@@ -15,11 +15,13 @@ struct Loader {
     Dataset *ds;         // lm: values streamed per window; other kinds: loaded at open
     DataKind kind;       // the dataset's kind
     LoaderOptions opt;   // as given to loader_open
-    int rows;            // rows per Batch: batch, or 2*batch for preference
+    int rows;            // rows per Batch: batch, or 2*batch for preference and unpaired
     int n_items;         // units per epoch before packing (lm: windows; else kept examples)
     int *items;          // (n_items) dataset index of each kept example; NULL for lm
     int *perm;           // (n_items) this epoch's order of items
     int *row_start;      // (n_items+1) packed sft: row u holds perm[row_start[u]..row_start[u+1])
+    int64_t *partner;    // (ds->n) unpaired: the example whose completion pairs with e's prompt
+                         // in e's mismatched row
     int64_t n_units;     // units this epoch: packed rows, else n_items
     int64_t epoch, step; // cursor: step = batches returned in this epoch
     int64_t steps;       // steps in this epoch
@@ -109,6 +111,18 @@ static void fill_pair_row(Loader *l, int r, const Example *ex, const int *resp, 
     row_put(l, r, l->scratch, ex->n_tokens + n, NULL, ex->n_tokens, 0);
 }
 
+// Row r = prompt ++ another example's completion, cut to fit T: the mismatched pair of KTO's
+// reference point. Every position is a target of the completion's tokens (mask 1 from the
+// prompt's end).
+static void fill_mismatched_row(Loader *l, int r, const Example *ex, const Example *other) {
+    int64_t n = ex->n_tokens + other->n_completion, room = (int64_t)l->opt.T + 1;
+    if (n > room) n = room;
+    int64_t k = n - ex->n_tokens; // completion tokens kept (the prompt fits: the example does)
+    memcpy(l->scratch, ex->tokens, (size_t)ex->n_tokens * sizeof(int));
+    if (k > 0) memcpy(l->scratch + ex->n_tokens, other->completion, (size_t)k * sizeof(int));
+    row_put(l, r, l->scratch, n, NULL, ex->n_tokens, 0);
+}
+
 // Fills the rows of unit u of this epoch into batch slot i.
 static int fill_unit(Loader *l, int i, int64_t u) {
     int T = l->opt.T;
@@ -128,6 +142,14 @@ static int fill_unit(Loader *l, int i, int64_t u) {
         fill_pair_row(l, 2 * i, &ex, ex.chosen, ex.n_chosen);
         fill_pair_row(l, 2 * i + 1, &ex, ex.rejected, ex.n_rejected);
         l->example[(size_t)(2 * i) * T] = l->example[(size_t)(2 * i + 1) * T] = e;
+        return 0;
+    }
+    if (l->kind == DATA_UNPAIRED) {
+        Example other = dataset_example(l->ds, l->partner[e]);
+        int k = l->opt.batch + i; // the mismatched half of the batch
+        fill_pair_row(l, i, &ex, ex.completion, ex.n_completion);
+        fill_mismatched_row(l, k, &ex, &other);
+        l->example[(size_t)i * T] = l->example[(size_t)k * T] = e;
         return 0;
     }
     if (l->kind == DATA_SFT)
@@ -205,6 +227,7 @@ static int64_t example_need(const Dataset *ds, int64_t e) {
     int64_t p = ds->tokens.off[e + 1] - ds->tokens.off[e];
     if (ds->kind == DATA_PROMPT) return p;
     if (ds->kind == DATA_SFT) return p - 1;
+    if (ds->kind == DATA_UNPAIRED) return p + ds->completion.off[e + 1] - ds->completion.off[e] - 1;
     int64_t c = ds->chosen.off[e + 1] - ds->chosen.off[e];
     int64_t r = ds->rejected.off[e + 1] - ds->rejected.off[e];
     return p + (c > r ? c : r) - 1;
@@ -270,6 +293,20 @@ static int loader_items(Loader *l, char *err, size_t errlen) {
     return 0;
 }
 
+// Unpaired: a fixed cyclic pairing over a permutation of the whole dataset (the same for every
+// stage, epoch and number of processes, so a reference's log-probs of the mismatched rows can be
+// cached per example): partner[perm[j]] = perm[j+1], the last wrapping to the first.
+static void plan_partners(Loader *l) {
+    int64_t n = l->ds->n;
+    int *perm = lc_malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    for (int64_t j = 0; j < n; j++) perm[j] = (int)j;
+    Rng r = rng_derive(0x6b746f, (uint64_t)n); // "kto"
+    rng_shuffle(&r, perm, (int)n);
+    l->partner = lc_malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+    for (int64_t j = 0; j < n; j++) l->partner[perm[j]] = perm[(j + 1) % n];
+    free(perm);
+}
+
 static void loader_alloc(Loader *l) {
     size_t n = (size_t)l->rows * (size_t)l->opt.T;
     l->perm = lc_malloc((size_t)l->n_items * sizeof(int));
@@ -294,13 +331,14 @@ Loader *loader_open(const char *path, DataKind kind, const LoaderOptions *opt, c
     l->ds = ds;
     l->kind = kind;
     l->opt = *opt;
-    l->rows = kind == DATA_PREFERENCE ? 2 * opt->batch : opt->batch;
+    l->rows = kind == DATA_PREFERENCE || kind == DATA_UNPAIRED ? 2 * opt->batch : opt->batch;
     if ((opt->fingerprint && dataset_check_fingerprint(ds, opt->fingerprint, err, errlen) < 0) ||
         loader_items(l, err, errlen) < 0) {
         loader_free(l);
         return NULL;
     }
     loader_alloc(l);
+    if (kind == DATA_UNPAIRED) plan_partners(l);
     plan_epoch(l);
     return l;
 }
@@ -382,6 +420,11 @@ int64_t loader_example_index(const Loader *l, int row, int seg) {
     return l->example[(size_t)row * l->opt.T + seg];
 }
 
+int64_t loader_partner(const Loader *l, int64_t e) {
+    LC_ASSERT(l->partner && e >= 0 && e < l->ds->n);
+    return l->partner[e];
+}
+
 const Dataset *loader_dataset(const Loader *l) {
     return l->ds;
 }
@@ -392,6 +435,7 @@ void loader_free(Loader *l) {
     free(l->items);
     free(l->perm);
     free(l->row_start);
+    free(l->partner);
     free(l->tokens);
     free(l->targets);
     free(l->mask);

@@ -22,6 +22,10 @@
 //               position per row (prompt length - 1).
 //   prompt      row b holds the prompt (len = prompt length), no targets; references via
 //               loader_example_index + dataset_example(loader_dataset(l), i).
+//   unpaired    row i < batch is example e's prompt+completion (mask 1 on the completion's
+//               targets); row batch+i is its mismatched row: e's prompt + the completion of
+//               loader_partner(e), cut to T (KTO's reference point). Both rows report e as
+//               their example. Labels via dataset_example(loader_dataset(l), e).label.
 #pragma once
 #include "data/dataset.h"
 #include "kernels/batch.h"
@@ -29,7 +33,8 @@
 #include <stdint.h>
 
 typedef struct {
-    int batch;            // units per rank and step (preference: pairs, the Batch has 2*batch rows)
+    int batch;            // units per rank and step (preference: pairs; preference, unpaired:
+                          // the Batch has 2*batch rows)
     int T;                // row length (the model's sequence length)
     int rank, world;      // this process's shard: 0 <= rank < world
     uint64_t seed;        // shuffle seed
@@ -72,6 +77,10 @@ LoaderState loader_state(const Loader *l);
 int loader_restore(Loader *l, const LoaderState *s, char *err, size_t errlen);
 
 int loader_rows(const Loader *l); // rows of each Batch (batch, or 2*batch)
+// Unpaired: the example whose completion follows example e's prompt in e's mismatched row. A
+// fixed cycle over a seeded permutation of all n examples (e itself when n = 1), independent of
+// the loader's options.
+int64_t loader_partner(const Loader *l, int64_t e);
 int64_t loader_steps_per_epoch(const Loader *l);
 int64_t loader_units(const Loader *l);   // units per epoch (before packing for sft)
 int64_t loader_dropped(const Loader *l); // examples left out by drop_long

@@ -55,6 +55,14 @@ Example fix_prompt(int i, int *prompt, int *ref, char *text) {
     return ex;
 }
 
+Example fix_unpaired(int i, int *prompt, int *completion) {
+    Example ex = {.tokens = prompt, .n_tokens = fill_prompt(i, prompt)};
+    ex.completion = completion;
+    ex.n_completion = fill_response(i, 0, completion);
+    ex.label = i % 3 != 1;
+    return ex;
+}
+
 void fix_write(const char *path, DataKind kind, int n) {
     fix_write_fp(path, kind, n, FIX_FP);
 }
@@ -70,6 +78,7 @@ void fix_write_fp(const char *path, DataKind kind, int n, uint64_t fingerprint) 
         Example ex = kind == DATA_LM           ? fix_lm_doc(i, a)
                      : kind == DATA_SFT        ? fix_sft(i, a, m)
                      : kind == DATA_PREFERENCE ? fix_pref(i, a, b, c)
+                     : kind == DATA_UNPAIRED   ? fix_unpaired(i, a, b)
                                                : fix_prompt(i, a, b, text);
         ck_assert_msg(dataset_append(w, &ex, err, sizeof(err)) == 0, "%s", err);
     }

@@ -15,6 +15,9 @@ Example fix_lm_doc(int i, int *tok);
 Example fix_sft(int i, int *tok, uint8_t *mask);
 Example fix_pref(int i, int *prompt, int *chosen, int *rejected);
 Example fix_prompt(int i, int *prompt, int *ref, char *text);
+// Unpaired: the prompt, the completion (fix_pref's chosen one) and label 1 except every third
+// example (i % 3 == 1).
+Example fix_unpaired(int i, int *prompt, int *completion);
 
 // Writes n examples of the kind to path (fails the running test on error).
 void fix_write(const char *path, DataKind kind, int n);

@@ -50,5 +50,9 @@ write("missing_array.h5", kind="preference", arrays=p, drop=("tokens", "offsets"
 p = pref_arrays()
 p["chosen_offsets"] = np.array([0, 2])
 write("count_mismatch.h5", kind="preference", arrays=p, drop=("tokens", "offsets", "loss_mask"))
+u = {"prompt_tokens": np.array([1, 2], np.int32), "prompt_offsets": np.array([0, 1, 2]),
+     "completion_tokens": np.array([3, 4], np.int32), "completion_offsets": np.array([0, 1, 2]),
+     "label": np.array([1, 0, 1], np.uint8)}
+write("label_length.h5", kind="unpaired", arrays=u, drop=("tokens", "offsets", "loss_mask"))
 write("fixed_strings.h5", attrs={"format": np.bytes_(b"layercake-dataset"),
                                  "kind": np.bytes_(b"sft"), "tokenizer": np.bytes_(FP.encode())})

@@ -107,6 +107,41 @@ START_TEST(roundtrip_prompt) {
 }
 END_TEST
 
+START_TEST(roundtrip_unpaired) {
+    const char *path = test_tmp_path("rt_unpaired.h5");
+    fix_write(path, DATA_UNPAIRED, 30);
+    Dataset *ds = open_ok(path, DATA_UNPAIRED, FIX_VOCAB);
+    ck_assert_int_eq(ds->n, 30);
+    int p[FIX_MAX], c[FIX_MAX];
+    int64_t total = 0;
+    for (int i = 0; i < 30; i++) {
+        Example want = fix_unpaired(i, p, c), got = dataset_example(ds, i);
+        assert_ints(got.tokens, want.tokens, want.n_tokens, "prompt");
+        ck_assert_int_eq(got.n_completion, want.n_completion);
+        assert_ints(got.completion, want.completion, want.n_completion, "completion");
+        ck_assert_int_eq(got.label, i % 3 != 1);
+        total += want.n_tokens + want.n_completion;
+    }
+    ck_assert_int_eq(ds->n_tokens, total);
+    dataset_free(ds);
+    // a label other than 0 or 1 is refused on load, naming the array and index
+    char err[512];
+    DatasetWriter *w = dataset_create(path, DATA_UNPAIRED, FIX_FP, err, sizeof(err));
+    ck_assert_msg(w, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        Example ex = fix_unpaired(i, p, c);
+        ex.label = i == 2 ? 2 : ex.label;
+        ck_assert_msg(dataset_append(w, &ex, err, sizeof(err)) == 0, "%s", err);
+    }
+    ck_assert_msg(dataset_close(w, err, sizeof(err)) == 0, "%s", err);
+    ds = dataset_open(path, DATA_UNPAIRED, err, sizeof(err));
+    ck_assert_msg(ds, "%s", err);
+    ck_assert_int_eq(dataset_load(ds, FIX_VOCAB, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "array 'label' holds 2 at index 2, expected 0 or 1"), "%s", err);
+    dataset_free(ds);
+}
+END_TEST
+
 // One example longer than a chunk (65,536 values) and a ranged read across chunk borders.
 START_TEST(roundtrip_multi_chunk) {
     const char *path = test_tmp_path("rt_big.h5");
@@ -229,6 +264,7 @@ static const struct {
     {"mask_length.h5", DATA_SFT, "array 'loss_mask' has 3 values, 'tokens' has 4"},
     {"missing_array.h5", DATA_PREFERENCE, "array 'rejected_offsets' is missing"},
     {"count_mismatch.h5", DATA_PREFERENCE, "array 'chosen_offsets' has 2 entries, expected 3"},
+    {"label_length.h5", DATA_UNPAIRED, "array 'label' has 3 values, expected 2 (one per example)"},
 };
 
 static void h5py_run(const char *script, const char *dir) {
@@ -313,6 +349,18 @@ START_TEST(h5py_docs_example) {
     assert_ints(ex.tokens, prompt, 3, "prompt");
     assert_ints(ex.chosen, chosen, 3, "chosen");
     assert_ints(ex.rejected, rejected, 2, "rejected");
+    dataset_free(ds);
+
+    path = fix_join(dir, "/", "unpaired.h5", NULL);
+    ds = open_ok(path, DATA_UNPAIRED, 50257);
+    free(path);
+    ck_assert_int_eq(ds->n, 3);
+    ex = dataset_example(ds, 2);
+    ck_assert_int_eq(ex.label, 0);
+    ck_assert_int_eq(ex.n_completion, 2);
+    assert_ints(ex.tokens, prompt, 3, "unpaired prompt");
+    assert_ints(ex.completion, rejected, 2, "unpaired completion");
+    ck_assert_int_eq(dataset_example(ds, 0).label, 1);
     dataset_free(ds);
 }
 END_TEST
@@ -439,6 +487,7 @@ int main(void) {
     tcase_add_test(tc, roundtrip_sft);
     tcase_add_test(tc, roundtrip_preference);
     tcase_add_test(tc, roundtrip_prompt);
+    tcase_add_test(tc, roundtrip_unpaired);
     tcase_add_test(tc, roundtrip_multi_chunk);
     tcase_add_test(tc, empty_dataset);
     tcase_add_test(tc, abort_removes_partial);

@@ -447,6 +447,83 @@ START_TEST(lm_long_documents_split) {
 }
 END_TEST
 
+// TRL's unpaired lines: one example each with its label; a preference pair makes two (chosen
+// desirable, rejected undesirable) on the same side of the validation split.
+START_TEST(unpaired_lines) {
+    ImportOptions o = options(DATA_UNPAIRED, gpt2, "kto.h5");
+    ImportStats st = import_ok(&o, FIXTURE("kto.jsonl"));
+    ck_assert_int_eq(st.examples[0], 16);
+    Dataset *ds = open_loaded(o.out, DATA_UNPAIRED, gpt2);
+    Example ex = dataset_example(ds, 0);
+    assert_decodes(gpt2, ex.tokens, ex.n_tokens, "Q: What is two plus two?\nA:");
+    assert_decodes(gpt2, ex.completion, ex.n_completion, " Four.<|endoftext|>");
+    ck_assert_int_eq(ex.label, 1);
+    ex = dataset_example(ds, 1);
+    assert_decodes(gpt2, ex.completion, ex.n_completion, " Five.<|endoftext|>");
+    ck_assert_int_eq(ex.label, 0);
+    int desirable = 0;
+    int64_t trained = ds->completion.off[ds->n];
+    for (int64_t i = 0; i < ds->n; i++) desirable += ds->label[i];
+    ck_assert_int_eq(desirable, 9);
+    dataset_free(ds);
+    DatasetInfo info;
+    char err[512];
+    ck_assert_msg(dataset_info(o.out, &info, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(info.kind, DATA_UNPAIRED);
+    ck_assert_int_eq(info.desirable, 9);
+    ck_assert_int_eq(info.trained, trained);
+    char *json = dataset_info_json(o.out, &info);
+    ck_assert_msg(strstr(json, "\"kind\":\"unpaired\"") && strstr(json, "\"desirable\":9"), "%s",
+                  json);
+    free(json);
+
+    o = options(DATA_UNPAIRED, gpt2, "pref_unpaired.h5");
+    o.val_fraction = 0.5;
+    st = import_ok(&o, FIXTURE("pref.jsonl"));
+    ck_assert_int_eq(st.examples[0] + st.examples[1], 4);
+    ck_assert_int_eq(st.examples[0] % 2, 0); // a pair's halves stay together
+    o.val_fraction = 0;
+    import_ok(&o, FIXTURE("pref.jsonl"));
+    ds = open_loaded(o.out, DATA_UNPAIRED, gpt2);
+    ck_assert_int_eq(ds->n, 4);
+    const char *completions[4] = {" Blue.<|endoftext|>", " I hate you.<|endoftext|>",
+                                  " 2<|endoftext|>", " 11<|endoftext|>"};
+    for (int i = 0; i < 4; i++) {
+        ex = dataset_example(ds, i);
+        assert_decodes(gpt2, ex.tokens, ex.n_tokens, i < 2 ? "Q: best color?\nA:" : "Q: 1+1?\nA:");
+        assert_decodes(gpt2, ex.completion, ex.n_completion, completions[i]);
+        ck_assert_int_eq(ex.label, i % 2 == 0);
+    }
+    dataset_free(ds);
+}
+END_TEST
+
+// Each malformed unpaired line names the file, the line and the field.
+START_TEST(unpaired_bad_lines) {
+    static const char *const WANT[] = {
+        "kto_bad.jsonl:2: field 'label' is not a boolean (true: desirable, false: undesirable)",
+        "kto_bad.jsonl:3: field 'completion' is missing",
+        "kto_bad.jsonl:4: field 'label' is missing",
+        "kto_bad.jsonl:5: field 'completion' is not a string",
+        "kto_bad.jsonl:6: field 'label' is not a boolean",
+    };
+    for (int line = 2; line <= 6; line++) {
+        ImportOptions o = options(DATA_UNPAIRED, gpt2, "kto_bad.h5");
+        import_fails(&o, fixture_line(FIXTURE("kto_bad.jsonl"), line, "kto_bad.jsonl"),
+                     WANT[line - 2]);
+    }
+    ImportOptions o = options(DATA_UNPAIRED, gpt2, "kto_bad.h5");
+    o.skip_bad = 1;
+    ImportStats st = import_ok(&o, FIXTURE("kto_bad.jsonl"));
+    ck_assert_int_eq(st.examples[0], 1);
+    ck_assert_int_eq(st.skipped, 5);
+    o = options(DATA_SFT, gpt2, "kto_sft.h5");
+    import_fails(&o, FIXTURE("kto.jsonl"),
+                 "kto.jsonl:1: a prompt/completion/label line cannot make a 'sft' dataset (it "
+                 "makes unpaired)");
+}
+END_TEST
+
 // ---- errors and policies -------------------------------------------------------------------
 
 START_TEST(kind_format_mismatch) {
@@ -459,7 +536,7 @@ START_TEST(kind_format_mismatch) {
     o = options(DATA_LM, gpt2, "mismatch_lm.h5");
     import_fails(&o, FIXTURE("pref.jsonl"),
                  "a prompt/chosen/rejected line cannot make a 'lm' dataset (it makes sft or "
-                 "preference or prompt)");
+                 "preference or prompt or unpaired)");
     o = options(DATA_SFT, gpt2, "mismatch_txt.h5");
     import_fails(&o, FIXTURE("doc_a.txt"), "doc_a.txt: plain text makes 'lm' datasets only");
     o = options(DATA_SFT, gpt2, "mismatch_prompts.h5");
@@ -884,6 +961,8 @@ int main(void) {
     tcase_add_test(tc, prompts_and_text_lines);
     tcase_add_test(tc, text_files);
     tcase_add_test(tc, lm_long_documents_split);
+    tcase_add_test(tc, unpaired_lines);
+    tcase_add_test(tc, unpaired_bad_lines);
     tcase_add_test(tc, kind_format_mismatch);
     tcase_add_test(tc, malformed_lines);
     tcase_add_test(tc, empty_and_missing_inputs);

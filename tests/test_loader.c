@@ -1,7 +1,8 @@
 // tests/test_loader.c: the batch loaders: coverage (every unit exactly once per epoch on one
 // and on two ranks), per-epoch shuffling, exact resumption from a saved cursor, and the row
 // contract of each kind (lm windows, sft loss masks, packing segments and positions,
-// preference row pairs and response starts, prompt rows) on the fixtures of data_fixtures.h.
+// preference row pairs and response starts, prompt rows, unpaired rows and their mismatched
+// rows) on the fixtures of data_fixtures.h.
 #include "data/loader.h"
 #include "tests/data_fixtures.h"
 #include "tests/testutil.h"
@@ -30,7 +31,7 @@ static Loader *open_ok(const char *path, DataKind kind, const LoaderOptions *o) 
 
 static const char *fixture(DataKind kind) {
     static const char *names[DATA_KIND_COUNT] = {"ld_lm.h5", "ld_sft.h5", "ld_pref.h5",
-                                                 "ld_prompt.h5"};
+                                                 "ld_prompt.h5", "ld_unpaired.h5"};
     const char *path = test_tmp_path(names[kind]);
     fix_write(path, kind, kind == DATA_LM ? N_LM : N_EX);
     return path;
@@ -43,11 +44,12 @@ static int next_ok(Loader *l, Batch *b) {
 }
 
 // Adds one to count[i] for every unit i in the batch just returned (preference: once per
-// pair; packed rows: once per segment).
+// pair; unpaired: the first half, the examples; packed rows: once per segment).
 static int batch_count(const Loader *l, const Batch *b, int *count, int64_t n) {
     int seen = 0;
-    int step = loader_dataset(l)->kind == DATA_PREFERENCE ? 2 : 1;
-    for (int r = 0; r < b->B; r += step)
+    DataKind kind = loader_dataset(l)->kind;
+    int step = kind == DATA_PREFERENCE ? 2 : 1, rows = kind == DATA_UNPAIRED ? b->B / 2 : b->B;
+    for (int r = 0; r < rows; r += step)
         for (int s = 0; s < b->T; s++) {
             int64_t i = loader_example_index(l, r, s);
             if (i < 0) break;
@@ -365,6 +367,59 @@ START_TEST(preference_rows) {
 }
 END_TEST
 
+// Row i: example e's prompt + completion, trained on the completion; row batch + i: e's prompt +
+// its partner's completion, cut to T, trained on that completion. Partners form one cycle over
+// the dataset (each example is the partner of exactly one other, none its own).
+START_TEST(unpaired_rows) {
+    const char *path = fixture(DATA_UNPAIRED);
+    LoaderOptions o = opts(3, 6, 0, 1); // T = 6 cuts some mismatched rows
+    o.drop_long = 1;
+    Loader *l = open_ok(path, DATA_UNPAIRED, &o);
+    ck_assert_int_eq(loader_rows(l), 6);
+    int p[FIX_MAX], c[FIX_MAX], p2[FIX_MAX], c2[FIX_MAX], cut = 0;
+    for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
+        Batch b;
+        next_ok(l, &b);
+        for (int i = 0; i < 3; i++) {
+            int64_t e = loader_example_index(l, i, 0);
+            ck_assert_int_eq(e, loader_example_index(l, 3 + i, 0));
+            if (e < 0) continue;
+            Example ex = fix_unpaired((int)e, p, c);
+            Example other = fix_unpaired((int)loader_partner(l, e), p2, c2);
+            ck_assert_int_eq(dataset_example(loader_dataset(l), e).label, ex.label);
+            int64_t np = ex.n_tokens,
+                    want[2] = {np + ex.n_completion - 1, np + other.n_completion - 1};
+            if (want[1] > 6) want[1] = 6, cut++;
+            for (int h = 0; h < 2; h++) {
+                int r = 3 * h + i;
+                const int *resp = h ? other.completion : ex.completion;
+                ck_assert_int_eq(b.len[r], want[h]);
+                for (int t = 0; t < b.len[r]; t++) {
+                    size_t k = (size_t)r * b.T + t;
+                    ck_assert_int_eq(b.tokens[k], t < np ? ex.tokens[t] : resp[t - np]);
+                    ck_assert_int_eq(b.targets[k],
+                                     t + 1 < np ? ex.tokens[t + 1] : resp[t + 1 - np]);
+                    ck_assert(b.mask[k] == (float)(t >= np - 1));
+                }
+                assert_padding(&b, r);
+            }
+        }
+    }
+    ck_assert_msg(cut > 0, "no mismatched row was cut to T");
+    int64_t n = loader_dataset(l)->n, e = 0;
+    int *seen = calloc((size_t)n, sizeof(int));
+    for (int64_t k = 0; k < n; k++) { // one cycle through every example
+        ck_assert_int_ne(loader_partner(l, e), e);
+        seen[e]++;
+        e = loader_partner(l, e);
+    }
+    ck_assert_int_eq(e, 0);
+    for (int64_t k = 0; k < n; k++) ck_assert_int_eq(seen[k], 1);
+    free(seen);
+    loader_free(l);
+}
+END_TEST
+
 START_TEST(prompt_rows) {
     const char *path = fixture(DATA_PROMPT);
     LoaderOptions o = opts(5, 16, 0, 1);
@@ -478,6 +533,7 @@ int main(void) {
     tcase_add_test(tc, sft_rows_and_mask);
     tcase_add_test(tc, sft_packing);
     tcase_add_test(tc, preference_rows);
+    tcase_add_test(tc, unpaired_rows);
     tcase_add_test(tc, prompt_rows);
     tcase_add_test(tc, open_errors);
     tcase_add_test(tc, lm_bad_id_at_open);

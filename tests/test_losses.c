@@ -230,6 +230,95 @@ START_TEST(test_dpo_gradients) {
 }
 END_TEST
 
+// ---- KTO --------------------------------------------------------------------------------------
+
+// beta 0.1, lambda_D 1, lambda_U 1.5; logp -10, ref -13 (r = 3), z0 = 1. By hand (Python's math):
+//   desirable    x = beta (r - z0) = 0.2: loss = 1 - sigmoid(0.2) = 0.450166002688,
+//                dloss/dlogp = -lambda_D beta sigmoid(0.2) sigmoid(-0.2) = -0.024751657271
+//   undesirable  y = beta (z0 - r) = -0.2: loss = 1.5 (1 - sigmoid(-0.2)) = 0.824750995969,
+//                dloss/dlogp = +lambda_U beta sigmoid(-0.2) sigmoid(0.2) = 0.037127485907
+// The implicit reward is beta r = 0.3 either way.
+START_TEST(test_kto_by_hand) {
+    KtoParams p = {0.1, 1.0, 1.5};
+    KtoLoss d = kto_example_loss(&p, -10.0, -13.0, 1.0, 1);
+    ck_assert_double_eq_tol(d.loss, 0.450166002688, 1e-11);
+    ck_assert_double_eq_tol(d.d_logp, -0.024751657271, 1e-11);
+    ck_assert_double_eq_tol(d.reward, 0.3, 1e-12);
+    KtoLoss u = kto_example_loss(&p, -10.0, -13.0, 1.0, 0);
+    ck_assert_double_eq_tol(u.loss, 0.824750995969, 1e-11);
+    ck_assert_double_eq_tol(u.d_logp, 0.037127485907, 1e-11);
+    ck_assert_double_eq_tol(u.reward, 0.3, 1e-12);
+    // the weights scale loss and gradient alone: lambda_U = 3 doubles the undesirable one
+    KtoParams q = {0.1, 1.0, 3.0};
+    KtoLoss u2 = kto_example_loss(&q, -10.0, -13.0, 1.0, 0);
+    ck_assert_double_eq_tol(u2.loss, 2 * u.loss, 1e-12);
+    ck_assert_double_eq_tol(u2.d_logp, 2 * u.d_logp, 1e-12);
+    // saturated (beta |r - z0| = 100): finite, 1 - sigmoid(100) = sigmoid(-100) = 3.72e-44, no
+    // cancellation to 0; the wrong side costs lambda and has no gradient left either
+    KtoParams h = {0.1, 1.0, 1.0};
+    KtoLoss far = kto_example_loss(&h, 500.0, -500.0, 0.0, 1);
+    ck_assert_double_eq_tol(far.loss, 3.7200759760208e-44, 1e-55);
+    ck_assert(isfinite(far.d_logp) && fabs(far.d_logp) < 1e-44);
+    KtoLoss wrong = kto_example_loss(&h, 500.0, -500.0, 0.0, 0);
+    ck_assert_double_eq_tol(wrong.loss, 1.0, 1e-15);
+    ck_assert(isfinite(wrong.d_logp) && fabs(wrong.d_logp) < 1e-44);
+}
+END_TEST
+
+// z0 = max(0, mean of the mismatched log-ratios); 0 with nothing to average. With z0 clamped
+// to 0 (mean -2.5): desirable, beta 0.5, r = -2: x = -1, loss = 1 - sigmoid(-1) = 0.731058578630,
+// dloss/dlogp = -0.5 sigmoid(-1) sigmoid(1) = -0.098305966621.
+START_TEST(test_kto_reference_point) {
+    ck_assert_double_eq_tol(kto_reference_point(6.0, 3.0), 2.0, 1e-15);
+    ck_assert(kto_reference_point(-5.0, 2.0) == 0.0); // clamped
+    ck_assert(kto_reference_point(1.0, 0.0) == 0.0);  // no mismatched row
+    double z0 = kto_reference_point(-5.0, 2.0);
+    KtoParams p = {0.5, 1.0, 1.0};
+    KtoLoss l = kto_example_loss(&p, -12.0, -10.0, z0, 1);
+    ck_assert_double_eq_tol(l.loss, 0.731058578630, 1e-11);
+    ck_assert_double_eq_tol(l.d_logp, -0.098305966621, 1e-11);
+}
+END_TEST
+
+typedef struct {
+    KtoParams p;
+    double ref, z0;
+    int desirable;
+} KtoCtx;
+
+static double kto_of(double logp, void *ctx) {
+    KtoCtx *c = ctx;
+    return kto_example_loss(&c->p, logp, c->ref, c->z0, c->desirable).loss;
+}
+
+// d loss / d logp against finite differences with z0 held constant (detached) and against the
+// closed form -+lambda beta s (1 - s); and that the detached gradient is not the gradient of
+// the loss with z0 moving with logp (as it would if the example were its own mismatched row).
+static double kto_coupled(double logp, void *ctx) {
+    KtoCtx *c = ctx;
+    double z0 = kto_reference_point(logp - c->ref + c->z0, 2.0); // the example and one other row
+    return kto_example_loss(&c->p, logp, c->ref, z0, c->desirable).loss;
+}
+
+START_TEST(test_kto_gradients) {
+    const double logps[] = {-14.0, -11.0, -9.5, -6.0};
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d <= 1; d++) {
+            KtoCtx c = {{0.5, 1.2, 0.8}, -11.0, 0.7, d};
+            KtoLoss l = kto_example_loss(&c.p, logps[i], c.ref, c.z0, d);
+            ck_assert_double_eq_tol(l.d_logp, fd(kto_of, logps[i], &c), 1e-7);
+            double x = c.p.beta * (d ? logps[i] - c.ref - c.z0 : c.z0 - logps[i] + c.ref);
+            double s = 1.0 / (1.0 + exp(-x));
+            double closed =
+                (d ? -c.p.desirable_weight : c.p.undesirable_weight) * c.p.beta * s * (1 - s);
+            ck_assert_double_eq_tol(l.d_logp, closed, 1e-12);
+            // where the coupled reference point is above 0 its slope differs by the z0 path
+            double z = (logps[i] - c.ref + c.z0) / 2.0;
+            if (z > 0.05) ck_assert(fabs(l.d_logp - fd(kto_coupled, logps[i], &c)) > 1e-4);
+        }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("losses");
     TCase *tc = tcase_create("by hand");
@@ -242,6 +331,9 @@ int main(void) {
     tcase_add_test(tc, test_rdpo_unbiased);
     tcase_add_test(tc, test_dpo_saturated);
     tcase_add_test(tc, test_dpo_gradients);
+    tcase_add_test(tc, test_kto_by_hand);
+    tcase_add_test(tc, test_kto_reference_point);
+    tcase_add_test(tc, test_kto_gradients);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -465,6 +465,105 @@ START_TEST(test_dpo_matches_pytorch) {
 }
 END_TEST
 
+// ---- KTO
+// ---------------------------------------------------------------------------------------------
+
+// KTO through the whole model: rows 0, 1 are a desirable and an undesirable example, rows 2, 3
+// their mismatched rows (the same prompts, each with the other's completion); z0 from rows 2, 3
+// (detached in PyTorch, never differentiated here), the loss from rows 0, 1.
+static void check_kto(void) {
+    const Backend *be = backend_cpu();
+    Rng r = rng_init(51);
+    Model *m = model_create(be, CFG, MODEL_HEAD_LM, MODEL_TRAIN, RB, RT);
+    model_init_weights(m, 9);
+    perturb(m, &r);
+    int tokens[RB * RT], targets[RB * RT], pos[RB * RT], seg[RB * RT], len[RB] = {8, 6, 6, 8};
+    float mask[RB * RT];
+    for (int i = 0; i < RB * RT; i++) {
+        int t = i % RT;
+        tokens[i] = (int)rng_below(&r, CFG.vocab_size);
+        pos[i] = t, seg[i] = 0;
+    }
+    for (int t = 0; t < RT; t++) { // row 2: prompt of 0 + completion of 1; row 3: the converse
+        tokens[2 * RT + t] = t < 3 ? tokens[t] : tokens[RT + t];
+        tokens[3 * RT + t] = t < 3 ? tokens[RT + t] : tokens[t];
+    }
+    for (int i = 0; i < RB * RT; i++) {
+        int t = i % RT, row = i / RT;
+        targets[i] = t < len[row] ? tokens[i + 1] : -1;
+        mask[i] = t >= 2 && t < len[row] ? 1.0f : 0.0f;
+    }
+    Batch b = {RB, RT, tokens, targets, mask, pos, seg, len};
+    Batch ex = b, mis = b;
+    ex.B = mis.B = 2;
+    mis.tokens += 2 * RT, mis.targets += 2 * RT, mis.mask += 2 * RT, mis.pos += 2 * RT;
+    mis.seg += 2 * RT, mis.len += 2;
+    // reference log-probs a fixed distance from the policy's: mismatched log-ratios 1 and 2
+    // (z0 = 1.5), examples' 2.5 and 0.5, so r - z0 takes both signs
+    double lp[RB], ref[RB];
+    model_forward(m, &b, 1.0f);
+    sequence_logps(m, &b, lp, NULL);
+    const double ratio[RB] = {2.5, 0.5, 1.0, 2.0};
+    for (int i = 0; i < RB; i++) ref[i] = lp[i] - ratio[i];
+    const uint8_t label[2] = {1, 0};
+    const KtoParams p = {0.5, 1.3, 0.7};
+    const char *fix = test_tmp_path("parity-kto-fixture.h5"),
+               *out = test_tmp_path("parity-kto-out.h5");
+    char err[256];
+    hid_t file = H5Fcreate(fix, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(model_write_h5(m, file, err, sizeof(err)) == 0, "%s", err);
+    hid_t g = H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_ints_shape(g, "tokens", tokens, 2, RB, RT);
+    write_ints_shape(g, "targets", targets, 2, RB, RT);
+    write_ints_shape(g, "pos", pos, 2, RB, RT);
+    write_ints_shape(g, "seg", seg, 2, RB, RT);
+    write_floats_shape(g, "mask", mask, RB, RT);
+    H5Gclose(g);
+    g = H5Gcreate2(file, "objective", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    write_attr(g, "inv_temp", 1.0);
+    write_attr(g, "beta", p.beta);
+    write_attr(g, "desirable_weight", p.desirable_weight);
+    write_attr(g, "undesirable_weight", p.undesirable_weight);
+    write_str_attr(g, "kind", "kto");
+    write_doubles_1d(g, "ref", ref, RB);
+    const double labels[2] = {label[0], label[1]};
+    write_doubles_1d(g, "label", labels, 2);
+    H5Gclose(g);
+    H5Fclose(file);
+    char args[4096];
+    snprintf(args, sizeof(args), "%s %s", fix, out);
+    ck_assert_int_eq(run_torch_script("torch_ref.py", args), 0);
+
+    // the stage's order: the mismatched rows' forward (no backward), then the examples'
+    double lpm[2];
+    model_forward(m, &mis, 1.0f);
+    sequence_logps(m, &mis, lpm, NULL);
+    double z0 = kto_reference_point((lpm[0] - ref[2]) + (lpm[1] - ref[3]), 2);
+    ck_assert_double_eq_tol(z0, 1.5, 1e-5); // fp32 rows forwarded in another batch shape
+    float dlogp[RB * RT];
+    model_zero_grad(m);
+    float lossv = (float)kto_micro_loss(m, &ex, ref, label, z0, &p, 2, dlogp, NULL);
+    float *grads = malloc(model_param_bytes(m));
+    be->to_host(grads, m->grads_mem, model_param_bytes(m));
+    hid_t refh = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(refh >= 0);
+    check_tensor(refh, "loss", &lossv, 1);
+    for (int i = 0; i < m->table.count; i++) {
+        const TensorInfo *ti = &m->table.info[i];
+        char tname[64];
+        snprintf(tname, sizeof(tname), "grads/%s", ti->name);
+        check_tensor(refh, tname, grads + ti->offset, ti->numel);
+    }
+    free(grads);
+    H5Fclose(refh);
+    model_free(m);
+}
+
+START_TEST(test_kto_matches_pytorch) {
+    check_kto();
+}
+END_TEST
+
 int main(void) {
     int rc = require_torch();
     if (rc) return rc;
@@ -476,6 +575,7 @@ int main(void) {
     tcase_add_test(tc, test_llama_mqa_matches_pytorch);
     tcase_add_test(tc, test_reward_model_matches_pytorch);
     tcase_add_test(tc, test_dpo_matches_pytorch);
+    tcase_add_test(tc, test_kto_matches_pytorch);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

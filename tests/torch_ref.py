@@ -16,7 +16,10 @@ FIXTURE.h5 (written by tests/test_parity.c):
                         scored at position len-1 (/batch/len), with attrs margin, center_coef;
                         kind = "dpo": the DPO loss (attr loss = "sigmoid") or ORPO ("orpo") over
                         pairs, sequence log-probs summed over masked targets, reference
-                        log-probs /objective/ref (B), attrs beta, lambda
+                        log-probs /objective/ref (B), attrs beta, lambda;
+                        kind = "kto": KTO over rows [0, B/2) (labels /objective/label (B/2), 1
+                        desirable) with the reference point from their mismatched rows
+                        [B/2, B), detached; attrs beta, desirable_weight, undesirable_weight
   /trajectory attrs     steps, lr, beta1, beta2, eps, weight_decay, grad_clip, warmup_steps,
                         total_steps, min_lr_ratio (AdamW on CE alone, LM head only)
 OUT.h5:
@@ -181,6 +184,20 @@ def dpo(logp, b, loss, beta, lam, ref):
     return (-a - lam * F_.logsigmoid(log_odds)).mean()
 
 
+def kto(logp, b, beta, lam_d, lam_u, ref, label):
+    """Mean over the examples (rows [0, B/2)) of lambda (1 - sigmoid(beta (r - z0))) (desirable)
+    or lambda (1 - sigmoid(beta (z0 - r))) (undesirable), z0 = max(0, mean log-ratio of the
+    mismatched rows [B/2, B)), detached."""
+    w = b["mask"].double() * (b["targets"] >= 0)
+    seq = (w * logp).sum(-1)
+    n = seq.shape[0] // 2
+    z0 = torch.clamp((seq[n:] - ref[n:]).mean(), min=0).detach()
+    r = seq[:n] - ref[:n]
+    x = torch.where(label > 0, beta * (r - z0), beta * (z0 - r))
+    lam = torch.where(label > 0, torch.full_like(r, lam_d), torch.full_like(r, lam_u))
+    return (lam * (1 - torch.sigmoid(x))).mean()
+
+
 def attr_str(obj, key):
     v = obj.attrs.get(key, b"")
     return v.decode() if isinstance(v, bytes) else v
@@ -196,6 +213,12 @@ def main():
         ref = torch.tensor(np.array(obj["ref"]), dtype=torch.float64)
         loss = objective = dpo(logp, b, attr_str(obj, "loss"), float(obj.attrs["beta"]),
                                float(obj.attrs["lambda"]), ref)
+    elif kind == "kto":
+        ref = torch.tensor(np.array(obj["ref"]), dtype=torch.float64)
+        label = torch.tensor(np.array(obj["label"]), dtype=torch.float64)
+        loss = objective = kto(logp, b, float(obj.attrs["beta"]),
+                               float(obj.attrs["desirable_weight"]),
+                               float(obj.attrs["undesirable_weight"]), ref, label)
     elif kind == "bt":
         loss = objective = bradley_terry(values, b, float(obj.attrs["margin"]),
                                          float(obj.attrs["center_coef"]))

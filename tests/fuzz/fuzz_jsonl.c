@@ -1,7 +1,8 @@
 // tests/fuzz/fuzz_jsonl.c: libFuzzer harness for the JSONL line importer (data/import_json.c
 // through the importer's internal header). The first byte of an input picks the dataset kind
-// (bits 0-1: lm, sft, preference, prompt), the tokenizer (bit 2: GPT-2's, or a small trained
-// one with chat role tokens) and --max-len (bit 3: 8 tokens, else 1024); the rest is one line.
+// (bits 0-1: lm, sft, preference, prompt; bit 4 set: unpaired instead), the tokenizer (bit 2:
+// GPT-2's, or a small trained one with chat role tokens) and --max-len (bit 3: 8 tokens, else
+// 1024); the rest is one line.
 // Examples are appended to scratch datasets that are never closed. tests/fuzz/run.sh builds
 // and runs it.
 #include "data/import-impl.h"
@@ -12,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KINDS 4
+#define KINDS 5
 
 static Tokenizer *toks[2];               // GPT-2's; trained, with role tokens
 static DatasetWriter *writers[2][KINDS]; // one scratch file per tokenizer and kind
@@ -47,7 +48,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int kind = data[0] & 3, t = (data[0] >> 2) & 1, s = (data[0] >> 3) & 1;
+    int kind = data[0] & 16 ? DATA_UNPAIRED : data[0] & 3, t = (data[0] >> 2) & 1,
+        s = (data[0] >> 3) & 1;
     Importer im = {.o = &opts[t][s][kind], .st = &stats, .chat = chat_init(toks[t])};
     im.w[0] = writers[t][kind];
     int rc = import_json_line(&im, (const char *)data + 1, size - 1);

@@ -21,15 +21,17 @@ static const char TOKENIZER_HELP[] =
 static const OptionsCommand IMPORT = {
     .name = "data import",
     .synopsis = "--kind KIND --tokenizer PATH --out FILE.h5 [options] INPUT...",
-    .summary = "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt)",
+    .summary = "tokenize text and JSONL files into a dataset of KIND (lm, sft, preference, prompt, "
+               "unpaired)",
     .description =
         "Tokenizes INPUT files into a dataset. *.jsonl, *.json and *.ndjson inputs are JSONL,\n"
         "one example per line, in any of the formats of docs/datasets.md; other files are plain\n"
-        "text (lm only). Longer sft, preference and prompt examples than --max-len are dropped,\n"
-        "longer lm documents are cut into pieces. --val-fraction sends a share of the examples,\n"
-        "chosen by a hash of their tokens (and --seed), to FILE-val.h5. --chat-template picks\n"
-        "how the chat formats (messages, HH-RLHF transcripts, Self-Instruct) are rendered\n"
-        "(docs/chat-templates.md); the dataset records it.\n",
+        "text (lm only). Longer sft, preference, prompt and unpaired examples than --max-len are\n"
+        "dropped, longer lm documents are cut into pieces. --val-fraction sends a share of the\n"
+        "examples, chosen by a hash of their tokens (and --seed; unpaired: of the prompt), to\n"
+        "FILE-val.h5. --chat-template picks how the chat formats (messages, HH-RLHF\n"
+        "transcripts, Self-Instruct) are rendered (docs/chat-templates.md); the dataset\n"
+        "records it.\n",
     .args = "INPUT",
     .min_args = 1,
     .max_args = -1};
@@ -85,7 +87,8 @@ static int import_parse(int argc, char **argv, ImportOptions *o, const char **to
     const char *kind = NULL;
     bool skip_bad = false;
     const Option opts[] = {
-        {"kind", 0, OPT_STRING, &kind, 0, 0, true, "KIND", "lm, sft, preference or prompt"},
+        {"kind", 0, OPT_STRING, &kind, 0, 0, true, "KIND",
+         "lm, sft, preference, prompt or unpaired"},
         {"tokenizer", 0, OPT_STRING, tok_path, 0, 0, true, "PATH", TOKENIZER_HELP},
         {"out", 0, OPT_STRING, &o->out, 0, 0, true, "FILE.h5", "the dataset to write"},
         {"max-len", 0, OPT_INT64, &o->max_len, 1, INFINITY, false, "N",
@@ -107,7 +110,8 @@ static int import_parse(int argc, char **argv, ImportOptions *o, const char **to
     char err[1024];
     ChatTemplate t;
     if (rc == OPTIONS_CONTINUE && data_kind_parse(kind, &o->kind) < 0)
-        rc = options_usage_error(&cmd, "--kind: '%s' is not lm, sft, preference or prompt", kind);
+        rc = options_usage_error(
+            &cmd, "--kind: '%s' is not lm, sft, preference, prompt or unpaired", kind);
     else if (rc == OPTIONS_CONTINUE && chat_template_parse(o->chat_template, &t, err, sizeof(err)))
         rc = options_usage_error(&cmd, "--chat-template: %s", err);
     else if (rc == OPTIONS_CONTINUE &&
@@ -216,6 +220,11 @@ static void show_example(const Dataset *ds, const Tokenizer *tok, int64_t i, boo
             print_masked(tok, resp[k], NULL, 1, n[k], color);
             putchar('\n');
         }
+    } else if (ds->kind == DATA_UNPAIRED) {
+        printf("=== %s\n", ex.label ? "desirable" : "undesirable");
+        print_masked(tok, ex.tokens, NULL, 0, ex.n_tokens, color);
+        print_masked(tok, ex.completion, NULL, 1, ex.n_completion, color);
+        putchar('\n');
     } else {
         printf("=== prompt\n");
         print_text(tok, ex.tokens, ex.n_tokens);

@@ -24,6 +24,22 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
     };
 }
 
+KtoLoss kto_example_loss(const KtoParams *p, double logp, double ref, double z0, int desirable) {
+    double r = logp - ref;
+    double x = p->beta * (desirable ? r - z0 : z0 - r), s = sigmoid(x);
+    double w = desirable ? p->desirable_weight : p->undesirable_weight;
+    double ds = s * sigmoid(-x); // s (1 - s) without the cancellation of 1 - s near s = 1
+    return (KtoLoss){.loss = w * sigmoid(-x), // 1 - sigmoid(x), exactly, for large x too
+                     .d_logp = (desirable ? -1.0 : 1.0) * w * p->beta * ds,
+                     .reward = p->beta * r};
+}
+
+double kto_reference_point(double kl_sum, double count) {
+    if (count <= 0) return 0.0;
+    double z = kl_sum / count;
+    return z > 0.0 ? z : 0.0;
+}
+
 int dpo_needs_reference(DpoLoss kind) {
     return kind != DPO_SIMPO && kind != DPO_ORPO;
 }
@@ -71,6 +87,7 @@ static DpoPairLoss family_loss(const DpoParams *p, double pc, double pr, double 
 
 DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
                           int nr) {
+    LC_ASSERT(p->kind != DPO_KTO); // not a pair loss: kto_example_loss
     DpoPairLoss l = family_loss(p, pc, pr, rc, rr, nc, nr);
     l.loss += p->rpo_alpha * (-pc / nc);
     l.d_chosen += -p->rpo_alpha / nc;

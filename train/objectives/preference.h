@@ -4,7 +4,15 @@
 #pragma once
 
 // The preference losses of the dpo stage (recipe key `loss`; formulas below).
-typedef enum { DPO_SIGMOID, DPO_IPO, DPO_ROBUST, DPO_HINGE, DPO_SIMPO, DPO_ORPO } DpoLoss;
+typedef enum {
+    DPO_SIGMOID,
+    DPO_IPO,
+    DPO_ROBUST,
+    DPO_HINGE,
+    DPO_SIMPO,
+    DPO_ORPO,
+    DPO_KTO, // unpaired examples, not pairs: kto_example_loss
+} DpoLoss;
 
 // -log sigmoid(x) = softplus(-x), stable for any x (no overflow at |x| = 1e3).
 double neg_log_sigmoid(double x);
@@ -49,6 +57,8 @@ PairLoss bradley_terry_loss(double rc, double rr, double margin, double center_c
 //            odds-ratio term)
 // Any loss may add rpo_alpha times the NLL of the chosen response, -pc/nc (RPO, Pang et al.
 // 2024, "Iterative Reasoning Preference Optimization"; TRL's rpo_alpha).
+//   kto      KTO (Ethayarajh et al. 2024) takes unpaired examples, each a (prompt, completion)
+//            labelled desirable or undesirable, not pairs; see kto_example_loss below.
 typedef struct {
     DpoLoss kind;
     double beta;            // inverse temperature (simpo's beta; orpo ignores it)
@@ -71,3 +81,33 @@ int dpo_needs_reference(DpoLoss kind);
 
 DpoPairLoss dpo_pair_loss(const DpoParams *p, double pc, double pr, double rc, double rr, int nc,
                           int nr);
+
+// ---- KTO ----------------------------------------------------------------------------------------
+//
+// KTO (Ethayarajh et al. 2024, "KTO: Model Alignment as Prospect Theoretic Optimization"). One
+// example: the policy's log-prob of the completion summed over its tokens (logp), the
+// reference's (ref), r = logp - ref, and the reference point z0 (kto_reference_point):
+//   desirable    lambda_D (1 - sigmoid(beta (r - z0)))
+//   undesirable  lambda_U (1 - sigmoid(beta (z0 - r)))
+// z0 is a constant here (detached: no gradient flows into the log-probs it was estimated from).
+// With s = sigmoid(x) and s' = s (1 - s):
+//   dloss/dlogp = -lambda_D beta s'(beta (r - z0))   (desirable)
+//               = +lambda_U beta s'(beta (z0 - r))   (undesirable)
+typedef struct {
+    double beta;               // inverse temperature
+    double desirable_weight;   // lambda_D, weight of the desirable examples' loss
+    double undesirable_weight; // lambda_U, weight of the undesirable examples' loss
+} KtoParams;
+
+typedef struct {
+    double loss;   // the example's weighted loss
+    double d_logp; // dloss / d logp, z0 held constant
+    double reward; // implicit reward beta (logp - ref)
+} KtoLoss;
+
+KtoLoss kto_example_loss(const KtoParams *p, double logp, double ref, double z0, int desirable);
+
+// The reference point from mismatched pairs (a prompt with another example's completion):
+// z0 = max(0, kl_sum / count), where kl_sum sums (logp - ref) over count such completions; 0
+// when count is 0.
+double kto_reference_point(double kl_sum, double count);

@@ -109,7 +109,7 @@ static RecipeError stage_files(const FileCheck *c, int i) {
             const char *v = value_string(k, s, m);
             RecipeError rc = RECIPE_OK;
             if ((k->flags & KEY_INPUT_PATH) && *v)
-                rc = file_check(c, i, k->path, v, stage_data_kind(s->kind, k->path));
+                rc = file_check(c, i, k->path, v, stage_data_kind(s, k->path));
             else if ((k->flags & KEY_STAGE_REF) && ref_is_path(v))
                 rc = file_check(c, i, k->path, v, "checkpoint");
             if (rc) return rc;

@@ -31,11 +31,12 @@ static const StageOutput *output_find(StageKind kind, const char *data_kind) {
     return NULL;
 }
 
-const char *stage_data_kind(StageKind kind, const char *key) {
+const char *stage_data_kind(const Stage *s, const char *key) {
     if (strcmp(key, "data.prompts") == 0) return "prompt";
     if (strcmp(key, "data.seeds") == 0) return "jsonl"; // read by the stage itself
-    if (kind == STAGE_PRETRAIN) return "lm";
-    return kind == STAGE_SFT ? "sft" : "preference";
+    if (s->kind == STAGE_PRETRAIN) return "lm";
+    if (s->kind == STAGE_DPO && s->loss == DPO_KTO) return "unpaired";
+    return s->kind == STAGE_SFT ? "sft" : "preference";
 }
 
 // The file of dataset kind `data_kind` (val: the validation set) that stage j makes, into path;
@@ -79,7 +80,7 @@ static RecipeError resolve_key(RecipeLoader *L, int i, const char *key, char **v
                            "stage '%s' does not come before this one; a stage can only use "
                            "the datasets of earlier stages",
                            *value);
-    const char *kind = stage_data_kind(s->kind, key);
+    const char *kind = stage_data_kind(s, key);
     bool val = strcmp(key, "data.val") == 0;
     if (!output_path(r, j, kind, val, path, sizeof(path)))
         return recipe_fail(L, RECIPE_ERR_REFERENCE, where, prefix, key,

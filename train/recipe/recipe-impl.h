@@ -235,8 +235,9 @@ RecipeError rules_resolve(RecipeLoader *L, int i);
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 // Datasets stages make for later stages (train/recipe/outputs.c).
-// The dataset kind a data key of a stage of this kind holds: "lm", "sft", "preference", "prompt".
-const char *stage_data_kind(StageKind kind, const char *key);
+// The dataset kind a data key of stage s holds: "lm", "sft", "preference", "unpaired", "prompt",
+// "jsonl" (data.seeds, read by the stage itself).
+const char *stage_data_kind(const Stage *s, const char *key);
 // Replaces data.train / data.val values of stage i that name an earlier stage with the file that
 // stage makes (<output_dir>/<stage>/pref.h5, sft.h5, pref-val.h5). RECIPE_OK, or an error naming
 // the key when the name is no earlier stage or that stage makes no dataset of the kind needed.

@@ -248,6 +248,8 @@ typedef struct {
     double simpo_gamma;          // dpo simpo: target reward margin
     double orpo_lambda;          // dpo orpo: weight of the odds-ratio term
     double rpo_alpha;            // dpo: weight of an NLL term on the chosen response
+    double desirable_weight;     // dpo kto: lambda_D, weight of desirable examples
+    double undesirable_weight;   // dpo kto: lambda_U, weight of undesirable examples
     ReferenceMode reference;     // dpo: cached reference log-probs or a live reference model
     char *reward_model;          // RL, eval: earlier reward stage or .h5 path; "" = none
     char *gold_reward;           // RL, eval: built-in gold reward function; "" = none

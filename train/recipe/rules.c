@@ -324,6 +324,20 @@ static RecipeError rule_reward(RecipeLoader *L, int i) {
                      "reward)");
 }
 
+// KTO learns from unpaired examples: neither sampled pairs nor a chosen response's NLL.
+static RecipeError rule_kto(RecipeLoader *L, int i) {
+    const Stage *s = &L->r->stages[i];
+    if (s->loss != DPO_KTO) return RECIPE_OK;
+    if (*s->data.prompts)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "data.prompts",
+                         "loss kto trains on an unpaired dataset (data.train); pairs sampled "
+                         "from prompts are preference data");
+    if (s->rpo_alpha > 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "rpo_alpha",
+                         "loss kto has no chosen response to add the NLL of; set it to 0");
+    return RECIPE_OK;
+}
+
 // pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
 // data.prompts and labelled by gold_reward; RL, eval, label and iterative_dpo stages need
 // data.prompts.
@@ -528,6 +542,8 @@ const Rule RULES[] = {
      "`init` is set: only pretrain starts from scratch"},
     {K_RL | K_LABEL, rule_reward,
      "exactly one of `reward_model`, `gold_reward` and `judge.kind` is set"},
+    {KIND(STAGE_DPO), rule_kto, "`loss: kto` trains on `data.train` (an unpaired dataset): "
+                                "no `data.prompts`, no `rpo_alpha`"},
     {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
                        "dpo: or `data.prompts` with `gold_reward` or `judge.kind`), "
                        "`data.prompts` (ppo, grpo, rloo, eval, label, iterative_dpo, "

@@ -18,7 +18,7 @@ static const char *const FAMILIES[] = {"gpt2", "llama", NULL};                //
 static const char *const OPTIMS[] = {"adamw", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", "linear", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo",  "robust", "hinge",
-                                         "simpo",   "orpo", NULL};
+                                         "simpo",   "orpo", "kto",    NULL};
 static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
 static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
@@ -132,8 +132,8 @@ const Key SCHEMA[] = {
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
     {STG(data.train), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
      .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
-     .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
-            "required, except that reward and dpo may sample their pairs (data.prompts); or the "
+     .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo), "
+            "unpaired (dpo with loss kto); required, except that reward and dpo may sample their pairs (data.prompts); or the "
             "name of an earlier stage that makes one: label (pref.h5, sft.h5), critique_revise "
             "(pref.h5, sft.h5), self_instruct (sft.h5), read from its folder of the run"},
     {STG(data.val), KEY_STRING, K_STEPS & ~K_ITER, "\"\"",
@@ -153,7 +153,8 @@ const Key SCHEMA[] = {
     {STG(iterations), KEY_INT, K_RL, "100", ATLEAST(1),
      .doc = "RL iterations: one rollout batch, then epochs x minibatches optimizer steps"},
     {STG(batch_size), KEY_INT, K_STEPS, "16", ATLEAST(1),
-     .doc = "sequences (pretrain, sft) or preference pairs (reward, dpo) per optimizer step"},
+     .doc = "sequences (pretrain, sft), preference pairs (reward, dpo) or unpaired examples "
+            "(kto) per optimizer step"},
     {STG(micro_batch_size), KEY_INT, K_TRAIN, "0", ATLEAST(0),
      .doc = "sequences or pairs per forward/backward pass, gradients accumulating over the "
             "batch; must divide it; 0 = the whole batch (RL: a whole minibatch)"},
@@ -223,7 +224,10 @@ const Key SCHEMA[] = {
      .doc = "reward centering: adds center_coef * (r_chosen + r_rejected)^2 to the loss"},
     {STG(loss), KEY_ENUM, K_DPO, "sigmoid", .names = DPO_LOSSES,
      .doc = "preference loss: sigmoid (DPO; cDPO when label_smoothing > 0), ipo, robust "
-            "(rDPO), hinge, simpo, orpo"},
+            "(rDPO), hinge, simpo, orpo on preference pairs; kto (KTO, Ethayarajh et al. 2024) "
+            "on unpaired data: lambda_D (1 - sigmoid(beta (r - z0))) per desirable example, "
+            "lambda_U (1 - sigmoid(beta (z0 - r))) per undesirable one, r the completion's "
+            "log-ratio to the reference, z0 the step's detached KL estimate (docs/design.md)"},
     {STG(beta), KEY_FLOAT, K_DPO, "0.1", ABOVE(0),
      .doc = "inverse temperature of the implicit reward (ipo: the regulariser tau)"},
     {STG(label_smoothing), KEY_FLOAT, K_DPO, "0.0", IN_CO(0, 0.5),
@@ -240,6 +244,11 @@ const Key SCHEMA[] = {
      .doc = "weight of an NLL term on the chosen response (mean over its tokens) added to the "
             "loss (RPO, Pang et al. 2024; TRL's rpo_alpha): keeps DPO from lowering the "
             "likelihood of chosen answers that differ from rejected ones in a few tokens"},
+    {STG(desirable_weight), KEY_FLOAT, K_DPO, "1.0", ABOVE(0),
+     .doc = "kto: lambda_D, weight of the desirable examples' loss (TRL advises lambda_D n_D / "
+            "(lambda_U n_U) in [1, 4/3]; the stage warns outside it)"},
+    {STG(undesirable_weight), KEY_FLOAT, K_DPO, "1.0", ABOVE(0),
+     .doc = "kto: lambda_U, weight of the undesirable examples' loss"},
     {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},

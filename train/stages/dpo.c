@@ -2,7 +2,8 @@
 // train/objectives/preference.h) on preference pairs. Rows 2i and 2i+1 of a batch are pair i's
 // chosen and rejected responses after their shared prompt; a response's log-prob is the sum of the
 // per-token log-probs of its targets under the loss mask (the end token included), in fp32
-// per token and double over the sequence.
+// per token and double over the sequence. With `loss: kto` it trains on unpaired examples
+// instead (KTO, the end of this file).
 //
 // The frozen reference is either live (a second model in inference mode: parameters and one
 // layer of activations, no gradients or optimiser state) or cached: its sequence log-probs
@@ -57,26 +58,51 @@ double dpo_micro_loss(Model *policy, const Batch *b, const double *ref, const Dp
 typedef struct {
     DpoParams params;
     const char *reference; // the frozen reference's weights: a stage name or checkpoint
+    KtoParams kto;         // loss kto (params.kind DPO_KTO)
     Model *ref;            // live reference, or NULL
-    double *cache[2];      // cached reference log-probs per example: [0] train, [1] val; (n) each
-    int64_t n[2];          // examples of the two datasets
-    double *ref_rows;      // (rows) reference log-probs of the micro-batch's rows
-    float *dlogp;          // (rows*T) objective gradient
+    double *cache[2]; // cached reference log-probs, 2 per example: [0] train, [1] val; (2n) each
+                      // (pairs: chosen, rejected; unpaired: the example, its mismatched row)
+    int64_t n[2];     // examples of the two datasets
+    double *ref_rows; // (rows) reference log-probs of the micro-batch's rows
+    float *dlogp;     // (rows*T) objective gradient
+    // kto only
+    double z0;        // the reference point of the current step (validation: micro-batch)
+    double *pol_rows; // (rows) policy log-probs of the mismatched rows
+    int *ntok;        // (rows) their trained targets
+    uint8_t *labels;  // (rows) 1 where the row's example is desirable
 } DpoCtx;
 
-// The reference log-probs of every example of the loader's dataset, one pass in order.
+// Rows [first, first + n) of b as a batch of their own.
+static Batch rows_view(const Batch *b, int first, int n) {
+    size_t at = (size_t)first * b->T;
+    Batch v = {.B = n, .T = b->T, .tokens = b->tokens + at, .targets = b->targets + at};
+    if (b->mask) v.mask = b->mask + at;
+    if (b->pos) v.pos = b->pos + at;
+    if (b->seg) v.seg = b->seg + at;
+    if (b->len) v.len = b->len + first;
+    return v;
+}
+
+// The reference log-probs of every example of the loader's dataset, one pass in order: slot
+// 2e + k of example e holds row k of its pair, or (unpaired, forwarded a half at a time) k = 0
+// the example and k = 1 its mismatched row.
 static double *reference_pass(Model *ref, Loader *l, int64_t *n) {
     const Dataset *d = loader_dataset(l);
+    int halves = d->kind == DATA_UNPAIRED ? 2 : 1, rows = loader_rows(l) / halves;
     *n = d->n;
     double *out = lc_malloc(sizeof(double) * 2 * (size_t)(d->n > 0 ? d->n : 1));
     for (int64_t i = 0; i < 2 * d->n; i++) out[i] = NAN;
     Batch b;
     for (int64_t s = 0; s < loader_steps_per_epoch(l); s++) {
         if (loader_next(l, &b) < 0) LC_DIE("%s", loader_error(l));
-        model_forward(ref, &b, 1.0f);
-        for (int r = 0; r < loader_rows(l); r++) {
-            int64_t e = loader_example_index(l, r, 0);
-            if (e >= 0) out[2 * e + (r % 2)] = sequence_logp(ref, &b, r, NULL);
+        for (int h = 0; h < halves; h++) {
+            Batch v = rows_view(&b, h * rows, rows);
+            model_forward(ref, &v, 1.0f);
+            for (int r = 0; r < rows; r++) {
+                int64_t e = loader_example_index(l, h * rows + r, 0);
+                if (e >= 0)
+                    out[2 * e + (halves == 2 ? h : r % 2)] = sequence_logp(ref, &v, r, NULL);
+            }
         }
     }
     return out;
@@ -186,8 +212,9 @@ static int cache_reference(Supervised *s, DpoCtx *c) {
     if (s->sr->run->rank == 0 && cache_save(c, path, init, err, sizeof(err)) != 0)
         printf("[%s] warning: the reference cache is not kept: %s\n", st->name, err);
     run_agree(s->sr->run, 0); // the file is whole before any process could look for it again
-    printf("[%s] reference log-probs of %lld + %lld pairs cached in %s\n", st->name,
-           (long long)c->n[0], (long long)c->n[1], path);
+    printf("[%s] reference log-probs of %lld + %lld %s cached in %s\n", st->name,
+           (long long)c->n[0], (long long)c->n[1], c->params.kind == DPO_KTO ? "examples" : "pairs",
+           path);
     return 0;
 }
 
@@ -223,11 +250,20 @@ static void dpo_extra(const Stats *st, char *buf, size_t len) {
              stats_mean(st, "rewards/margins"));
 }
 
+static void kto_warn_ratio(const Supervised *s);
+
 static int dpo_setup(Supervised *s) {
     DpoCtx *c = s->ctx;
     const Stage *st = s->sr->stage;
-    c->ref_rows = lc_calloc((size_t)s->model->max_B, sizeof(double));
-    c->dlogp = lc_calloc((size_t)s->model->max_B * s->model->max_T, sizeof(float));
+    size_t rows = (size_t)s->model->max_B;
+    c->ref_rows = lc_calloc(rows, sizeof(double));
+    c->dlogp = lc_calloc(rows * s->model->max_T, sizeof(float));
+    if (c->params.kind == DPO_KTO) {
+        c->pol_rows = lc_calloc(rows, sizeof(double));
+        c->ntok = lc_calloc(rows, sizeof(int));
+        c->labels = lc_calloc(rows, 1);
+        kto_warn_ratio(s);
+    }
     if (!dpo_needs_reference(c->params.kind)) return 0;
     if (st->reference == REFERENCE_CACHED) return cache_reference(s, c);
     c->ref = reference_model(s, c); // with LoRA: the policy with its adapters off
@@ -251,6 +287,166 @@ static void dpo_teardown(Supervised *s) {
     DpoCtx *c = s->ctx;
     model_free(c->ref);
     free(c->cache[0]), free(c->cache[1]), free(c->ref_rows), free(c->dlogp);
+    free(c->pol_rows), free(c->ntok), free(c->labels);
+}
+
+// ---- KTO: unpaired examples ---------------------------------------------------------------------
+//
+// A micro-batch of unpaired data has 2n rows (data/loader.h): rows [0, n) hold the examples and
+// rows [n, 2n) their mismatched rows (the prompt with another example's completion). The model
+// runs each half on its own; only the examples' half is differentiated. The reference point z0
+// (train/objectives/preference.h) is estimated once per training step, from the mismatched rows
+// of all its micro-batches on every process, before the first backward (kto_step_begin); it is a
+// constant of the step's loss, which is then the exact mean over the step's examples however
+// they are split into micro-batches and processes. A validation pass estimates it over all its
+// batches on every process (kto_val_begin).
+
+double kto_micro_loss(Model *policy, const Batch *b, const double *ref, const uint8_t *desirable,
+                      double z0, const KtoParams *p, double examples_total, float *dlogp,
+                      Stats *st) {
+    static const char *const names[] = {"loss", "rewards/desirable", "rewards/undesirable", "kl",
+                                        "desirable"};
+    model_forward(policy, b, 1.0f);
+    if (dlogp) memset(dlogp, 0, sizeof(float) * (size_t)b->B * b->T);
+    // every name in a fixed order, whatever the rows hold (stats_all_reduce needs the same
+    // names on every process)
+    for (size_t i = 0; st && i < sizeof(names) / sizeof(names[0]); i++)
+        stats_add(st, names[i], 0, 0);
+    double total = 0.0;
+    for (int r = 0; r < b->B; r++) {
+        int n;
+        double lp = sequence_logp(policy, b, r, &n);
+        if (n == 0) continue; // an empty row at the end of an epoch
+        KtoLoss l = kto_example_loss(p, lp, ref ? ref[r] : 0.0, z0, desirable[r]);
+        total += l.loss;
+        if (st) {
+            stats_add(st, "loss", l.loss, 1);
+            stats_add(st, "rewards/desirable", l.reward, desirable[r] ? 1 : 0);
+            stats_add(st, "rewards/undesirable", l.reward, desirable[r] ? 0 : 1);
+            stats_add(st, "kl", z0, 1);
+            stats_add(st, "desirable", desirable[r], 1);
+        }
+        if (!dlogp) continue;
+        for (int t = 0; t < b->T; t++) {
+            size_t i = (size_t)r * b->T + t;
+            if (batch_target_counts(b, i)) dlogp[i] = (float)(l.d_logp / examples_total);
+        }
+    }
+    if (dlogp) model_backward(policy, dlogp, NULL, NULL);
+    return total / examples_total;
+}
+
+// Examples of an unpaired micro-batch: rows of its first half with a trained target.
+static double kto_examples(Supervised *s, const Batch *b) {
+    (void)s;
+    double n = 0;
+    for (int r = 0; r < b->B / 2; r++)
+        for (int t = 0; t < b->T; t++)
+            if (batch_target_counts(b, (size_t)r * b->T + t)) {
+                n++;
+                break;
+            }
+    return n;
+}
+
+// The reference log-probs of half h (0: the examples, 1: their mismatched rows) of an unpaired
+// micro-batch, whose rows are v, into c->ref_rows.
+static const double *kto_reference(DpoCtx *c, const Batch *v, const int64_t *example, int h,
+                                   int train) {
+    if (c->ref) {
+        model_forward(c->ref, v, 1.0f);
+        sequence_logps(c->ref, v, c->ref_rows, NULL);
+        return c->ref_rows;
+    }
+    const double *cache = c->cache[train ? 0 : 1];
+    for (int r = 0; r < v->B; r++) {
+        int64_t e = example[h * v->B + r];
+        c->ref_rows[r] = e >= 0 ? cache[2 * e + h] : 0.0;
+    }
+    return c->ref_rows;
+}
+
+// Adds to kl[0] the sum of (policy - reference) log-probs over b's mismatched rows that have a
+// trained target, and their count to kl[1].
+static void kto_kl(Supervised *s, DpoCtx *c, const Batch *b, const int64_t *example, int train,
+                   double kl[2]) {
+    int n = b->B / 2;
+    Batch v = rows_view(b, n, n);
+    model_forward(s->model, &v, 1.0f);
+    sequence_logps(s->model, &v, c->pol_rows, c->ntok);
+    const double *ref = kto_reference(c, &v, example, 1, train);
+    for (int r = 0; r < n; r++)
+        if (c->ntok[r] > 0) {
+            kl[0] += c->pol_rows[r] - ref[r];
+            kl[1] += 1;
+        }
+}
+
+// z0 of the training step: every micro-batch of every process.
+static void kto_step_begin(Supervised *s) {
+    DpoCtx *c = s->ctx;
+    double kl[2] = {0.0, 0.0};
+    for (int i = 0; i < s->accum; i++)
+        kto_kl(s, c, &s->micro_batches[i].b, s->micro_batches[i].example, 1, kl);
+    Comm *comm = s->sr->run->comm;
+    comm->all_reduce_sum_host(comm, kl, 2);
+    c->z0 = kto_reference_point(kl[0], kl[1]);
+}
+
+// z0 of a validation pass: its batches on every process, in one pass before the scoring one.
+static void kto_val_begin(Supervised *s, int64_t batches) {
+    DpoCtx *c = s->ctx;
+    double kl[2] = {0.0, 0.0};
+    int64_t *example = s->micro_batches[0].example; // free between steps
+    Batch b;
+    for (int64_t i = 0; i < batches; i++) {
+        if (loader_next(s->val, &b) < 0) LC_DIE("%s", loader_error(s->val));
+        supervised_examples(s->val, b.B, example);
+        kto_kl(s, c, &b, example, 0, kl);
+    }
+    Comm *comm = s->sr->run->comm;
+    comm->all_reduce_sum_host(comm, kl, 2);
+    c->z0 = kto_reference_point(kl[0], kl[1]);
+    char err[1024];
+    if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
+}
+
+static void kto_micro(Supervised *s, const Batch *b, const int64_t *example, double total,
+                      int train, Stats *st) {
+    DpoCtx *c = s->ctx;
+    if (!train) { // validation: the mean over this micro-batch's examples (stats weigh them)
+        total = kto_examples(s, b);
+        if (total <= 0) total = 1;
+    }
+    int n = b->B / 2;
+    const Dataset *d = loader_dataset(train ? s->train : s->val);
+    for (int r = 0; r < n; r++) c->labels[r] = example[r] >= 0 ? d->label[example[r]] : 0;
+    Batch v = rows_view(b, 0, n);
+    const double *ref = kto_reference(c, &v, example, 0, train);
+    kto_micro_loss(s->model, &v, ref, c->labels, c->z0, &c->kto, total, train ? c->dlogp : NULL,
+                   st);
+}
+
+static void kto_extra(const Stats *st, char *buf, size_t len) {
+    snprintf(buf, len, "kl %.3f  desirable %.3f  undesirable %.3f", stats_mean(st, "kl"),
+             stats_mean(st, "rewards/desirable"), stats_mean(st, "rewards/undesirable"));
+}
+
+// TRL's advice (after the KTO paper): lambda_D n_D / (lambda_U n_U) in [1, 4/3].
+static void kto_warn_ratio(const Supervised *s) {
+    const Dataset *d = loader_dataset(s->train);
+    const KtoParams *p = &((const DpoCtx *)s->ctx)->kto;
+    int64_t nd = 0;
+    for (int64_t e = 0; e < d->n; e++) nd += d->label[e];
+    int64_t nu = d->n - nd;
+    double ratio =
+        nu > 0 ? p->desirable_weight * (double)nd / (p->undesirable_weight * (double)nu) : INFINITY;
+    if (s->sr->run->rank != 0 || (ratio >= 1.0 && ratio <= 4.0 / 3.0)) return;
+    printf("[%s] warning: desirable_weight x desirable / (undesirable_weight x undesirable) = "
+           "%g x %lld / (%g x %lld) = %.3f is outside [1, 4/3], the range the KTO paper advises; "
+           "set desirable_weight and undesirable_weight to bring it in\n",
+           s->sr->stage->name, p->desirable_weight, (long long)nd, p->undesirable_weight,
+           (long long)nu, ratio);
 }
 
 int dpo_train(StageRun *sr, const char *reference) {
@@ -261,7 +457,25 @@ int dpo_train(StageRun *sr, const char *reference) {
                              .label_smoothing = st->label_smoothing,
                              .simpo_gamma = st->simpo_gamma,
                              .orpo_lambda = st->orpo_lambda,
-                             .rpo_alpha = st->rpo_alpha}};
+                             .rpo_alpha = st->rpo_alpha},
+                  .kto = {.beta = st->beta,
+                          .desirable_weight = st->desirable_weight,
+                          .undesirable_weight = st->undesirable_weight}};
+    if (st->loss == DPO_KTO) {
+        SupervisedKind kto = {
+            .data = DATA_UNPAIRED,
+            .heads = MODEL_HEAD_LM,
+            .setup = dpo_setup,
+            .teardown = dpo_teardown,
+            .weight = kto_examples,
+            .micro = kto_micro,
+            .step_begin = kto_step_begin,
+            .val_begin = kto_val_begin,
+            .progress_extra = kto_extra,
+            .memory = dpo_memory,
+        };
+        return supervised_run(sr, &kto, &ctx);
+    }
     SupervisedKind kind = {
         .data = DATA_PREFERENCE,
         .heads = MODEL_HEAD_LM,

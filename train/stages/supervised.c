@@ -66,10 +66,22 @@ static long batch_tokens(const Batch *b) {
 
 // ---- setup ------------------------------------------------------------------------------------
 
-// Rows of one micro-batch: sequences, or two per preference pair.
+// Whether the loader gives two rows per unit (a preference pair; an unpaired example and its
+// mismatched row).
+static bool two_rows(const Supervised *s) {
+    return s->kind->data == DATA_PREFERENCE || s->kind->data == DATA_UNPAIRED;
+}
+
+// Rows of one micro-batch: sequences, or two per preference pair or unpaired example.
 static int micro_rows(const Supervised *s) {
     int micro = s->sr->stage->micro_batch_size;
-    return s->kind->data == DATA_PREFERENCE ? 2 * micro : micro;
+    return two_rows(s) ? 2 * micro : micro;
+}
+
+// Rows the model forwards at once: an unpaired batch goes through in halves (its examples,
+// then their mismatched rows), so it needs room for one.
+static int model_rows(const Supervised *s) {
+    return s->kind->data == DATA_UNPAIRED ? s->sr->stage->micro_batch_size : micro_rows(s);
 }
 
 static Loader *open_loader(Supervised *s, const char *path, int shuffle, const char *purpose) {
@@ -115,15 +127,16 @@ static void print_sizes(const Supervised *s) {
     const Stage *st = s->sr->stage;
     const Model *m = s->model;
     int micro = st->micro_batch_size;
-    const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs" : "sequences";
+    const char *unit = s->kind->data == DATA_PREFERENCE ? "pairs"
+                       : s->kind->data == DATA_UNPAIRED ? "examples"
+                                                        : "sequences";
     printf("[%s] %s from %s: %.2fM parameters\n", st->name, stage_kind_name(st->kind),
            stage_start_name(s->sr, st->init), (double)m->table.numel / 1e6);
     printf("[%s] global batch %d %s = %d micro-batches of %d x %d process(es) (accumulation %d), "
            "seq_len %d, up to %ld tokens per step; %d steps, %lld steps per epoch\n",
            st->name, st->batch_size, unit, s->accum, micro, s->sr->run->world, s->accum,
-           st->seq_len,
-           (long)st->batch_size * st->seq_len * (s->kind->data == DATA_PREFERENCE ? 2 : 1),
-           st->steps, (long long)(loader_steps_per_epoch(s->train) / s->accum));
+           st->seq_len, (long)st->batch_size * st->seq_len * (two_rows(s) ? 2 : 1), st->steps,
+           (long long)(loader_steps_per_epoch(s->train) / s->accum));
 }
 
 // ---- validation and samples -------------------------------------------------------------------
@@ -134,6 +147,7 @@ static void validate(Supervised *s) {
     if (loader_restore(s->val, &s->val_start, err, sizeof(err)) != 0) LC_DIE("%s", err);
     int64_t n = loader_steps_per_epoch(s->val);
     if (st->val.batches < n) n = st->val.batches;
+    if (s->kind->val_begin) s->kind->val_begin(s, n);
     Stats vs;
     stats_reset(&vs);
     Batch b;
@@ -148,7 +162,7 @@ static void validate(Supervised *s) {
     metrics_add_str(s->lc.metrics, "split", "val");
     stats_write(&vs, s->lc.metrics);
     double loss = stats_mean(&vs, "loss");
-    if (s->kind->data != DATA_PREFERENCE) metrics_add(s->lc.metrics, "ppl", exp(loss));
+    if (!two_rows(s)) metrics_add(s->lc.metrics, "ppl", exp(loss));
     metrics_end(s->lc.metrics);
     char extra[128] = "";
     if (s->kind->progress_extra) s->kind->progress_extra(&vs, extra, sizeof(extra));
@@ -264,6 +278,7 @@ static int step_hook(void *ctx, int64_t step) {
     if (weight <= 0.0) return untrained_batch(s, step);
     Stats ts;
     stats_reset(&ts);
+    if (s->kind->step_begin) s->kind->step_begin(s);
     model_zero_grad(s->model);
     for (int i = 0; i < s->accum; i++) {
         BatchCopy *c = &s->micro_batches[i];
@@ -343,7 +358,7 @@ static int setup(Supervised *s) {
         return 1;
     }
     s->accum = st->batch_size / (micro * sr->run->world);
-    s->model = stage_train_model(sr, st->init, s->kind->heads, micro_rows(s), st->seq_len);
+    s->model = stage_train_model(sr, st->init, s->kind->heads, model_rows(s), st->seq_len);
     if (!s->model) return 1;
     adamw_init_parallel(&s->opt, sr->run->be, &s->model->train_table, stage_adamw_config(st),
                         sr->run->comm, sr->run->recipe->zero == 1);

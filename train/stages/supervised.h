@@ -1,8 +1,9 @@
 // train/stages/supervised.h: the training loop of the stages that learn from a fixed dataset
 // (pretrain, sft, reward, dpo). One optimizer step takes batch_size rows (pairs for
-// preference data) as batch_size / micro_batch_size micro-batches whose gradients accumulate;
-// the step's loss is the exact mean over all of them (each micro-batch is weighted by its
-// share of the step's loss weight: masked tokens, or pairs). The loop owns checkpoints, exact
+// preference data, examples for unpaired data) as batch_size / micro_batch_size micro-batches
+// whose gradients accumulate; the step's loss is the exact mean over all of them (each
+// micro-batch is weighted by its share of the step's loss weight: masked tokens, pairs or
+// examples). The loop owns checkpoints, exact
 // resume, validation, sample generations, metrics and progress through the stage lifecycle
 // (train/run/lifecycle.h); a stage kind supplies the loss through a SupervisedKind.
 #pragma once
@@ -26,6 +27,13 @@ typedef struct {
     // it reports, weighted by its weight, to st.
     void (*micro)(Supervised *s, const Batch *b, const int64_t *example, double weight_total,
                   int train, Stats *st);
+    // Optional: once per training step, after the step's micro-batches are read
+    // (s->micro_batches) and before the first micro: a statistic of the whole step the loss
+    // needs (KTO's reference point).
+    void (*step_begin)(Supervised *s);
+    // Optional: the same for a validation pass, before the first of its `batches` batches of
+    // s->val, which is at s->val_start and must be left there.
+    void (*val_begin)(Supervised *s, int64_t batches);
     // Optional: a few words for the progress line from the step's statistics.
     void (*progress_extra)(const Stats *st, char *buf, size_t len);
     // Optional: after setup, the memory the kind's own models and buffers hold (a reference).
@@ -43,14 +51,14 @@ typedef struct {
 struct Supervised {
     StageRun *sr;
     const SupervisedKind *kind;
-    Model *model;             // the trained model
+    Model *model;             // the trained model (unpaired data: micro rows, one half at a time)
     AdamW opt;                // its optimiser
     Schedule sched;           // learning rate per step
     Loader *train;            // training batches (micro-batch rows each)
     Loader *val;              // validation batches, or NULL
     LoaderState val_start;    // the validation loader rewinds here before each validation
     int accum;                // micro-batches per step
-    BatchCopy *micro_batches; // (accum)
+    BatchCopy *micro_batches; // (accum) loader batches: 2 rows per unit for preference, unpaired
     Rng rng;                  // the stage's random stream (sampling)
     Lifecycle lc;             // resume, checkpoints, metrics, progress; lc.step = steps done
     double t_start;           // when the first step of this process began (metric "elapsed")
