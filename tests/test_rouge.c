@@ -6,7 +6,7 @@
 #include "tests/testutil.h"
 #include "train/objectives/rouge.h"
 #include "train/stages/selfgen.h"
-#include "train/stages/textgen.h"
+#include "train/stages/stageio.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,12 +251,12 @@ START_TEST(test_clean) {
     // an invalid byte, a NUL and a lone continuation byte become U+FFFD; valid UTF-8 stays
     const char raw[] = "a\xff"
                        "b\0c\x80 \xc3\xa9";
-    char *s = textgen_clean(raw, sizeof(raw) - 1);
+    char *s = stageio_clean_text(raw, sizeof(raw) - 1);
     ck_assert_str_eq(s, "a\xef\xbf\xbd"
                         "b\xef\xbf\xbd"
                         "c\xef\xbf\xbd \xc3\xa9");
     free(s);
-    s = textgen_clean("\xed\xa0\x80", 3); // a UTF-16 surrogate is not UTF-8: three bad bytes
+    s = stageio_clean_text("\xed\xa0\x80", 3); // a UTF-16 surrogate is not UTF-8: three bad bytes
     ck_assert_str_eq(s, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
     free(s);
 }

@@ -8,6 +8,7 @@
 #include "common/check.h"
 #include "data/dataset.h"
 #include "train/stages/stages.h"
+#include "train/stages/stageio.h"
 #include "train/stages/textgen.h"
 #include <jansson.h>
 #include <stdarg.h>
@@ -71,7 +72,7 @@ static int prompts_read(Critique *c) {
         tokenbuf_push(&it->prompt, ex.tokens, ex.n_tokens, 0);
         char *raw = tokenizer_decode(run->tok, ex.tokens, (int)ex.n_tokens, &len);
         LC_ASSERT(raw);
-        it->prompt_text = textgen_clean(raw, len);
+        it->prompt_text = stageio_clean_text(raw, len);
         free(raw);
         it->critiques = lc_calloc((size_t)rounds, sizeof(char *));
         it->revisions = lc_calloc((size_t)rounds, sizeof(char *));
@@ -233,7 +234,7 @@ static void samples_line(FILE *f, const Critique *c, int i) {
         principles, "answer", it->answer ? json_string(it->answer) : json_null(), "critiques",
         strings_json(it->critiques, rounds), "revisions", strings_json(it->revisions, rounds),
         "dropped", it->dropped ? json_string(it->dropped) : json_null());
-    LC_ASSERT(o); // every text is valid UTF-8 (textgen_clean)
+    LC_ASSERT(o); // every text is valid UTF-8 (stageio_clean_text)
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(f, "%s\n", line);
     free(line);
@@ -310,7 +311,7 @@ static int outputs_write(Critique *c, long *examples, long *pairs) {
         (*examples)++;
     }
     snprintf(path, sizeof(path), "%s/samples.jsonl", c->sr->dir);
-    if (textgen_write_memstream(path, f, &buf, &len, err, sizeof(err)) && !rc)
+    if (stageio_write_memstream(path, f, &buf, &len, err, sizeof(err)) && !rc)
         rc = cr_fail(c, "%s", err);
     if (rc) {
         if (sft) dataset_abort(sft);
@@ -355,7 +356,7 @@ static int cr_run(StageRun *sr) {
         free(live);
         rc = outputs_write(&c, &examples, &pairs);
     }
-    if (!rc && textgen_mark_complete(sr, err, sizeof(err))) rc = cr_fail(&c, "%s", err);
+    if (!rc && stageio_mark_complete(sr, err, sizeof(err))) rc = cr_fail(&c, "%s", err);
     if (!rc)
         printf("[%s] %d prompts of %s answered by '%s', critiqued and revised %d time(s) against "
                "%d principles: %ld sft examples (sft.h5), %ld pairs (pref.h5; %ld revisions equal "

@@ -14,6 +14,7 @@
 #include "common/parse.h"
 #include "common/timer.h"
 #include "train/stages/judge-impl.h"
+#include "train/stages/stageio.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -133,48 +134,19 @@ void judge_command_close(Judge *j) {
 
 // ---- the request --------------------------------------------------------------------------------
 
-// Length of the valid UTF-8 sequence at s (n bytes left), or 0 when none starts there.
-static int utf8_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    int len = c < 0x80                 ? 1
-              : c >= 0xC2 && c <= 0xDF ? 2
-              : c >= 0xE0 && c <= 0xEF ? 3
-              : c >= 0xF0 && c <= 0xF4 ? 4
-                                       : 0;
-    if (!len || (size_t)len > n) return 0;
-    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    for (int k = 1; k < len; k++)
-        if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF)) return 0;
-    return len;
-}
-
-// A JSON string of text; bytes that are not UTF-8 (a response cut inside a character) become
-// U+FFFD.
-static json_t *json_text(const char *s) {
-    size_t n = strlen(s), k = 0;
-    char *buf = lc_malloc(3 * n + 1);
-    for (size_t i = 0; i < n;) {
-        int len = utf8_len((const unsigned char *)s + i, n - i);
-        if (len)
-            memcpy(buf + k, s + i, (size_t)len), k += (size_t)len, i += (size_t)len;
-        else
-            memcpy(buf + k, "\xEF\xBF\xBD", 3), k += 3, i++;
-    }
-    json_t *t = json_stringn(buf, k);
-    free(buf);
-    return t;
-}
-
 // The n request lines, concatenated into a malloc'd buffer of *len bytes.
 static char *request(const JudgeItem *items, int n, size_t *len) {
     size_t cap = 4096, used = 0;
     char *out = lc_malloc(cap);
     for (int i = 0; i < n; i++) {
         json_t *o = json_object();
-        json_object_set_new(o, "prompt", json_text(items[i].prompt));
-        json_object_set_new(o, "response", json_text(items[i].response));
-        if (items[i].reference) json_object_set_new(o, "reference", json_text(items[i].reference));
+        json_object_set_new(o, "prompt",
+                            stageio_json_text(items[i].prompt, strlen(items[i].prompt)));
+        json_object_set_new(o, "response",
+                            stageio_json_text(items[i].response, strlen(items[i].response)));
+        if (items[i].reference)
+            json_object_set_new(o, "reference",
+                                stageio_json_text(items[i].reference, strlen(items[i].reference)));
         char *line = json_dumps(o, JSON_COMPACT);
         LC_ASSERT(line);
         json_decref(o);

@@ -7,25 +7,10 @@
 //   <stage>/labels.jsonl          per prompt its answers, scores, correctness and pairs (with
 //                                 their score margins)
 //   <stage>/label.json            the counts; final.h5 marks the stage complete (no weights)
-#include "train/run/state.h"
 #include "train/stages/pairs.h"
+#include "train/stages/stageio.h"
 #include "train/stages/stages.h"
 #include <stdio.h>
-
-// The stage has no model to save: its final.h5 holds only /state, marked complete, so a rerun
-// skips the stage as it skips finished training stages.
-static int mark_complete(const StageRun *sr) {
-    const Run *run = sr->run;
-    char path[4200], err[1024];
-    snprintf(path, sizeof(path), "%s/final.h5", sr->dir);
-    TrainState ts = {.complete = 1,
-                     .tokenizer = run->fingerprint,
-                     .recipe = run->recipe_text,
-                     .tokenizer_path = run->recipe->tokenizer};
-    if (state_save(path, NULL, 0, &ts, err, sizeof(err)) == 0) return 0;
-    fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
-    return 1;
-}
 
 int stage_label(StageRun *sr) {
     char pref[2][4200], sft[4200], labels[4200], summary[4200];
@@ -42,7 +27,11 @@ int stage_label(StageRun *sr) {
                     .seed = stage_seed(sr, "label")};
     LabelStats st;
     int rc = sr->run->rank == 0 ? label_sample(sr, &job, &st) : 0;
-    if (!rc && sr->run->rank == 0) rc = mark_complete(sr);
+    char err[1024];
+    if (!rc && sr->run->rank == 0 && stageio_mark_complete(sr, err, sizeof(err))) {
+        fprintf(stderr, "layercake: stage '%s': %s\n", sr->stage->name, err);
+        rc = 1;
+    }
     if (run_agree(sr->run, rc)) return 1;
     printf("[%s] done: %s, %s, %s\n", sr->stage->name, pref[0], sft, labels);
     return 0;

@@ -1,6 +1,7 @@
 // train/stages/pairs.c: the labeller: preference pairs and best-of-n sft examples from a
 // model's own samples, scored by the stage's judge (see train/stages/pairs.h).
 #include "train/stages/pairs.h"
+#include "train/stages/stageio.h"
 #include "common/check.h"
 #include "common/fs.h"
 #include "data/dataset.h"
@@ -95,19 +96,6 @@ typedef struct {
     LabelStats st;
 } Labeller;
 
-// A JSON string of model text: bytes that are not valid UTF-8 (a response cut inside a
-// character) become '?', so the line always parses.
-static json_t *json_text(const char *s) {
-    json_t *j = json_string(s);
-    if (j) return j;
-    char *copy = lc_malloc(strlen(s) + 1);
-    for (size_t i = 0; (copy[i] = s[i]) != '\0'; i++)
-        if ((unsigned char)copy[i] >= 0x80) copy[i] = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
-}
-
 // Whether response r ended with its end token (it is whole).
 static bool ended(const Labeller *lb, int r) {
     return lb->rlen[r] > 0 && lb->resp[(size_t)r * lb->maxnew + lb->rlen[r] - 1] == lb->stop;
@@ -176,7 +164,7 @@ static int write_line(Labeller *lb, int p, int split, int npicks, const bool *sw
            *pairs = json_array();
     for (int g = 0; g < lb->G; g++) {
         double c = lb->correct[r0 + g];
-        json_array_append_new(resp, json_text(lb->text[r0 + g]));
+        json_array_append_new(resp, stageio_json_text(lb->text[r0 + g], strlen(lb->text[r0 + g])));
         json_array_append_new(scores, json_real(lb->score[r0 + g]));
         json_array_append_new(correct, isnan(c) ? json_null() : json_boolean(c > 0.5));
     }
@@ -185,11 +173,11 @@ static int write_line(Labeller *lb, int p, int split, int npicks, const bool *sw
                               json_pack("{s:i, s:i, s:f, s:b}", "chosen", lb->picks[k].chosen,
                                         "rejected", lb->picks[k].rejected, "margin",
                                         lb->picks[k].margin, "swapped", swapped[k]));
-    json_t *row =
-        json_pack("{s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "prompt_index",
-                  (json_int_t)lb->example[p], "prompt", json_text(lb->ptext[p]), "split",
-                  split ? "val" : "train", "responses", resp, "scores", scores, "correct", correct,
-                  "pairs", pairs, "sft", sft_best >= 0 ? json_integer(sft_best) : json_null());
+    json_t *row = json_pack(
+        "{s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "prompt_index", (json_int_t)lb->example[p],
+        "prompt", stageio_json_text(lb->ptext[p], strlen(lb->ptext[p])), "split",
+        split ? "val" : "train", "responses", resp, "scores", scores, "correct", correct, "pairs",
+        pairs, "sft", sft_best >= 0 ? json_integer(sft_best) : json_null());
     int rc = !row || json_dumpf(row, lb->labels, JSON_COMPACT) || fputc('\n', lb->labels) == EOF;
     json_decref(row);
     return rc ? -1 : 0;

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "train/stages/selfgen.h"
 #include "train/stages/stages.h"
+#include "train/stages/stageio.h"
 #include "train/stages/textgen.h"
 #include <jansson.h>
 #include <stdarg.h>
@@ -246,7 +247,7 @@ static void pool_line(SelfInstruct *s, const char *origin, const char *ins, Self
                             best >= 0 ? json_string(s->pool.text[best]) : json_null());
         json_object_set_new(o, "instances", json_integer(instances));
     }
-    LC_ASSERT(o); // every text is valid UTF-8 (textgen_clean)
+    LC_ASSERT(o); // every text is valid UTF-8 (stageio_clean_text)
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(s->pool_f, "%s\n", line);
     free(line);
@@ -263,7 +264,7 @@ static void rounds_line(SelfInstruct *s, int generated, const int *count, const 
                   generated ? (double)count[SELFGEN_KEPT] / generated : 0.0, "pool", s->pool.n,
                   "instances", "generated", (json_int_t)c->generated, "kept", (json_int_t)c->kept,
                   "no_output", (json_int_t)c->no_output, "too_long", (json_int_t)c->too_long);
-    LC_ASSERT(o); // every text is valid UTF-8 (textgen_clean)
+    LC_ASSERT(o); // every text is valid UTF-8 (stageio_clean_text)
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(s->rounds_f, "%s\n", line);
     free(line);
@@ -399,14 +400,14 @@ static int si_finish(SelfInstruct *s, SelfgenStop stop) {
     s->out = NULL;
     snprintf(path, sizeof(path), "%s/pool.jsonl", sr->dir);
     if (!rc)
-        rc = textgen_write_memstream(path, s->pool_f, &s->pool_buf, &s->pool_len, err, sizeof(err));
+        rc = stageio_write_memstream(path, s->pool_f, &s->pool_buf, &s->pool_len, err, sizeof(err));
     s->pool_f = NULL;
     snprintf(path, sizeof(path), "%s/rounds.jsonl", sr->dir);
     if (!rc)
-        rc = textgen_write_memstream(path, s->rounds_f, &s->rounds_buf, &s->rounds_len, err,
+        rc = stageio_write_memstream(path, s->rounds_f, &s->rounds_buf, &s->rounds_len, err,
                                      sizeof(err));
     s->rounds_f = NULL;
-    if (!rc) rc = textgen_mark_complete(sr, err, sizeof(err));
+    if (!rc) rc = stageio_mark_complete(sr, err, sizeof(err));
     if (rc) return si_fail(s, "%s", err);
     printf("[%s] stopped after round %d (%s): %d instructions generated and kept beside %d "
            "seeds; %ld sft examples in %s/sft.h5 (%ld instances without an output, %ld too long); "

@@ -1,5 +1,6 @@
 // train/stages/textgen.c: batched continuation of token contexts, and the completion mark.
 #include "train/stages/textgen.h"
+#include "train/stages/stageio.h"
 #include "common/check.h"
 #include "common/fs.h"
 #include "model/sample.h"
@@ -37,40 +38,6 @@ void textgen_close(TextGen *g) {
     *g = (TextGen){0};
 }
 
-// The length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is not one (NUL
-// counts as invalid: it would end the string early).
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    size_t len = s[0] < 0x80             ? 1
-                 : (s[0] & 0xE0) == 0xC0 ? 2
-                 : (s[0] & 0xF0) == 0xE0 ? 3
-                 : (s[0] & 0xF8) == 0xF0 ? 4
-                                         : 0;
-    if (s[0] == 0 || len == 0 || len > n) return 0;
-    for (size_t k = 1; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    uint32_t cp = len == 1 ? s[0] : (uint32_t)(s[0] & (0x7F >> len));
-    for (size_t k = 1; k < len; k++) cp = cp << 6 | (s[k] & 0x3F);
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-char *textgen_clean(const char *s, size_t n) {
-    char *out = lc_malloc(3 * n + 1), *o = out;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq((const unsigned char *)s + i, n - i);
-        if (len) {
-            memcpy(o, s + i, len);
-            o += len, i += len;
-        } else {
-            memcpy(o, "\xEF\xBF\xBD", 3); // U+FFFD
-            o += 3, i++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 // One sampler call over contexts [first, first + b).
 static void generate_call(TextGen *g, const TokenBuf *ctx, int first, int b, const SampleParams *sp,
                           TokenBuf *ids, char **text) {
@@ -89,7 +56,7 @@ static void generate_call(TextGen *g, const TokenBuf *ctx, int first, int b, con
         size_t len;
         char *raw = tokenizer_decode(g->sr->run->tok, o, n, &len);
         LC_ASSERT(raw);
-        text[first + r] = textgen_clean(raw, len);
+        text[first + r] = stageio_clean_text(raw, len);
         free(raw);
         if (ids) tokenbuf_push(&ids[first + r], o, n, 0);
     }
@@ -100,25 +67,4 @@ void textgen_generate(TextGen *g, const TokenBuf *ctx, int n, int stop, TokenBuf
     SampleParams sp = rollout_sample_params(&g->sr->stage->rollout, stop);
     for (int first = 0; first < n; first += g->rows)
         generate_call(g, ctx, first, n - first < g->rows ? n - first : g->rows, &sp, ids, text);
-}
-
-int textgen_mark_complete(const StageRun *sr, char *err, size_t errlen) {
-    const Run *run = sr->run;
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/final.h5", sr->dir);
-    TrainState ts = {.complete = 1,
-                     .tokenizer = run->fingerprint,
-                     .recipe = run->recipe_text,
-                     .tokenizer_path = run->recipe->tokenizer};
-    return state_save(path, NULL, 0, &ts, err, errlen);
-}
-
-int textgen_write_memstream(const char *path, FILE *f, char **buf, size_t *len, char *err,
-                            size_t errlen) {
-    int rc = fclose(f) == 0 ? 0 : -1;
-    if (rc) snprintf(err, errlen, "%s: out of memory while writing it", path);
-    if (!rc) rc = fs_write_atomic(path, *buf, *len, err, errlen);
-    free(*buf);
-    *buf = NULL;
-    return rc;
 }

@@ -1,7 +1,6 @@
 // train/stages/textgen.h: what the stages that make datasets from a model's own text
 // (self_instruct, critique_revise) share: their start model continuing batches of token
-// contexts through the KV-cache sampler at the stage's rollout settings, and the final.h5 that
-// marks such a stage, which trains nothing, complete.
+// contexts through the KV-cache sampler at the stage's rollout settings.
 #pragma once
 #include "data/chat.h"
 #include "train/run/run.h"
@@ -27,20 +26,7 @@ typedef struct {
 int textgen_open(TextGen *g, StageRun *sr, const char *purpose);
 void textgen_close(TextGen *g);
 
-// n bytes of s as valid UTF-8 without NUL: every byte that does not start a valid sequence
-// (and NUL) becomes U+FFFD. A malloc'd, NUL-terminated string.
-char *textgen_clean(const char *s, size_t n);
-
 // Continues contexts ctx[0..n) (each 1..max_ctx tokens) until stop or max_new tokens, in calls
 // of `rows` in order. ids (n, may be NULL) get each continuation's ids without the stop token
-// (appended, mask 0); text (n) each one decoded, as textgen_clean makes it, malloc'd.
+// (appended, mask 0); text (n) each one decoded, as stageio_clean_text makes it, malloc'd.
 void textgen_generate(TextGen *g, const TokenBuf *ctx, int n, int stop, TokenBuf *ids, char **text);
-
-// Writes <stage>/final.h5 holding only /state, marked complete, so a rerun skips the stage.
-// Returns 0, or -1 with a message in err.
-int textgen_mark_complete(const StageRun *sr, char *err, size_t errlen);
-
-// Writes a file atomically from an open_memstream buffer f (closed and freed here). Returns 0,
-// or -1 with a message in err.
-int textgen_write_memstream(const char *path, FILE *f, char **buf, size_t *len, char *err,
-                            size_t errlen);
