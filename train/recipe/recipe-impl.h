@@ -30,6 +30,7 @@ enum {
     KEY_OUTPUT_PATH = 1 << 1, // a path resolved against the working directory
     KEY_STAGE_REF = 1 << 2,   // an earlier stage's name (of a kind in ref_kinds) or a .h5 path
     KEY_IDENTITY = 1 << 3,    // name, kind: set only in the stage itself
+    KEY_BON = 1 << 4, // KEY_STAGE_REF: may also hold bon(<ref>, <n>) entries (eval's models)
 };
 
 // One key of the schema.

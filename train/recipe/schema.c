@@ -289,15 +289,16 @@ const Key SCHEMA[] = {
     {STG(missing_eos_penalty), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
      .doc = "subtracted from the reward of responses that end without an end-of-text token; "
             "0 = off"},
-    {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF,
+    {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF | KEY_BON,
      .ref_kinds = K_GEN,
-     .doc = "models to compare: earlier stages or .h5 checkpoints; reference_model is added "
-            "first when not listed"},
+     .doc = "models to compare: earlier stages or .h5 checkpoints, or `bon(<model>, <n>)`, the "
+            "best of n samples of a model by the judge (n >= 2); reference_model is added first "
+            "when not listed"},
     {STG(judge), KEY_STRING, K_EVAL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
      .doc = "reward model scoring responses: an earlier reward stage or a .h5 checkpoint; set "
             "judge, gold_reward or both"},
     {STG(reference_model), KEY_STRING, K_EVAL, "sft", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
-     .doc = "the model the others' win rates and KL are measured against"},
+     .doc = "the model the others' win rates and KL are measured against (not a bon entry)"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),
      .doc = "bootstrap resamples for confidence intervals; 0 = none"},
 };
