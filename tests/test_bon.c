@@ -7,10 +7,13 @@
 #include "tests/testutil.h"
 #include "train/objectives/bon.h"
 #include "train/recipe/recipe.h"
+#include "train/report/arena.h"
+#include "train/report/report.h"
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define TOL      1e-12
 #define FIXTURES LC_SOURCE_DIR "/tests/fixtures/recipes/"
@@ -165,6 +168,116 @@ START_TEST(test_recipe_errors) {
 }
 END_TEST
 
+// ---- results.json and the report -------------------------------------------------------
+
+static const char *const MODELS[] = {"sft", "ppo", "bon(sft, 16)", "bon(sft, 4)"};
+
+// results.json of an eval stage with sft, ppo and two best-of-n entries of sft (16 before 4:
+// the report orders them by n), at KL 0, 2.5, 1.8 and 0.6.
+static void write_results(const char *path) {
+    enum { M = 4, NP = 40 };
+    const double kl[M] = {0.0, 2.5, 1.8, 0.6}, gold[M] = {0.2, 0.7, 0.5, 0.35};
+    double *s = malloc(M * NP * sizeof(*s));
+    for (int i = 0; i < M; i++)
+        for (int p = 0; p < NP; p++) s[i * NP + p] = gold[i] + 0.01 * ((p * 7 + i) % 5);
+    ArenaResults res;
+    char err[1024];
+    arena_results_init(&res, M, MODELS, NP);
+    res.opts.n_boot = 20;
+    ck_assert_msg(arena_judge(&res, s, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (int i = 0; i < M; i++)
+        res.models[i].kl_to_sft = kl[i], res.models[i].gold_reward = gold[i];
+    for (int i = 2; i < M; i++) {
+        res.models[i].bon_n = i == 2 ? 16 : 4;
+        snprintf(res.models[i].bon_model, ARENA_NAME_MAX, "sft");
+        res.models[i].kl_analytic = bon_kl_analytic(res.models[i].bon_n);
+    }
+    ck_assert_msg(arena_write_results(path, &res, err, sizeof(err)) == 0, "%s", err);
+    arena_results_free(&res);
+    free(s);
+}
+
+START_TEST(test_results_fields) {
+    const char *path = test_tmp_path("bon_results.json");
+    write_results(path);
+    ArenaResults r;
+    char err[1024];
+    ck_assert_msg(arena_read_results(path, &r, err, sizeof(err)) == 0, "%s", err);
+    ck_assert(isnan(r.models[0].kl_analytic) && r.models[0].bon_n == 0);
+    ck_assert_str_eq(r.models[0].bon_model, "");
+    ck_assert_int_eq(r.models[2].bon_n, 16);
+    ck_assert_str_eq(r.models[2].bon_model, "sft");
+    ck_assert_double_eq_tol(r.models[3].kl_analytic, log(4.0) - 0.75, 1e-9);
+    arena_results_free(&r);
+    // results.json of a layercake before best-of-n has none of the three fields
+    FILE *f = fopen(path, "w");
+    fputs("{\"version\": 1, \"reference\": \"sft\", \"judge\": \"gold\", \"prompts\": 1, "
+          "\"options\": {\"tie_tol\": 0, \"bootstrap\": 0, \"level\": 0.95, \"prior\": 1, "
+          "\"seed\": 1}, \"models\": {\"sft\": {\"gold_reward\": 0.5, \"accuracy\": null, "
+          "\"rm_score\": null, \"gold_reward_greedy\": null, \"accuracy_greedy\": null, "
+          "\"rm_score_greedy\": null, \"kl_to_sft\": 0, \"response_length\": 3, "
+          "\"win_rate_vs_ref\": 0.5, \"win_rate_vs_ref_ci\": [0.5, 0.5], \"wins_vs_ref\": 0, "
+          "\"ties_vs_ref\": 1, \"losses_vs_ref\": 0, \"win_rate_vs_ref_rm\": null, \"elo\": 1000, "
+          "\"elo_ci\": [1000, 1000], \"rank\": 1, \"wins\": 0, \"ties\": 0, \"losses\": 0}}}\n",
+          f);
+    fclose(f);
+    ck_assert_msg(arena_read_results(path, &r, err, sizeof(err)) == 0, "%s", err);
+    ck_assert(isnan(r.models[0].kl_analytic) && r.models[0].bon_n == 0);
+    arena_results_free(&r);
+}
+END_TEST
+
+// The x coordinates of the dashed best-of-n segments in svg, in order (up to max).
+static int chain_xs(const char *svg, double *x1, double *x2, int max) {
+    int n = 0;
+    for (const char *p = svg; n < max && (p = strstr(p, "class=\"chain\"")); p++, n++)
+        ck_assert_int_eq(
+            sscanf(p, "class=\"chain\" x1=\"%lf\" y1=\"%*f\" x2=\"%lf\"", &x1[n], &x2[n]), 2);
+    return n;
+}
+
+// The report's frontier joins sft, bon(sft, 4) and bon(sft, 16) in that order (two segments in
+// its first panel, each going right, the second starting where the first ends), and its table
+// has the analytic KL column.
+START_TEST(test_report_curve) {
+    char run[2048], path[2200], cmd[4400], err[1024];
+    snprintf(run, sizeof(run), "%s", test_tmp_path("bon_run"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s/eval'", run, run);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof(path), "%s/recipe.yaml", run);
+    FILE *f = fopen(path, "w");
+    fputs("name: bon\nseed: 1\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/eval/stage.json", run);
+    f = fopen(path, "w");
+    fputs("{\"name\": \"eval\", \"kind\": \"eval\"}\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/eval/results.json", run);
+    write_results(path);
+    ReportSummary sum;
+    FILE *log = fopen("/dev/null", "w");
+    ck_assert_msg(report_build(run, log, &sum, err, sizeof(err)) == 0, "%s", err);
+    fclose(log);
+    snprintf(path, sizeof(path), "%s/plots/frontier_eval.svg", run);
+    f = fopen(path, "r");
+    ck_assert_msg(f, "no %s", path);
+    static char svg[1 << 20];
+    size_t len = fread(svg, 1, sizeof(svg) - 1, f);
+    svg[len] = '\0';
+    fclose(f);
+    double x1[4], x2[4];
+    ck_assert_int_ge(chain_xs(svg, x1, x2, 4), 2); // a zoom panel may draw part of it again
+    ck_assert(x1[0] < x2[0] && x2[0] == x1[1] && x1[1] < x2[1]);
+    snprintf(path, sizeof(path), "%s/report.md", run);
+    f = fopen(path, "r");
+    len = fread(svg, 1, sizeof(svg) - 1, f);
+    svg[len] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(svg, "KL, analytic"), "no analytic KL column in report.md");
+    ck_assert(strstr(svg, "0.636")); // log 4 - 3/4
+}
+END_TEST
+
 static Suite *bon_suite(void) {
     Suite *s = suite_create("bon");
     TCase *t = tcase_create("math");
@@ -178,6 +291,10 @@ static Suite *bon_suite(void) {
     tcase_add_test(t, test_parse);
     tcase_add_test(t, test_recipe_ok);
     tcase_add_loop_test(t, test_recipe_errors, 0, (int)(sizeof(BAD) / sizeof(BAD[0])));
+    suite_add_tcase(s, t);
+    t = tcase_create("report");
+    tcase_add_test(t, test_results_fields);
+    tcase_add_test(t, test_report_curve);
     suite_add_tcase(s, t);
     return s;
 }
