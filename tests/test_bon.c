@@ -155,7 +155,8 @@ static const BadCase BAD[] = {
     {"eval.models=['bon(, 4)']", "eval.models: 'bon(, 4)' names no model"},
     {"eval.reference_model=bon(sft, 4)",
      "eval.reference_model: 'bon(sft, 4)' is a best-of-n entry, which only `models` may list"},
-    {"eval.judge=bon(reward, 4)", "eval.judge: 'bon(reward, 4)' is a best-of-n entry"},
+    {"eval.reward_model=bon(reward, 4)",
+     "eval.reward_model: 'bon(reward, 4)' is a best-of-n entry"},
 };
 
 START_TEST(test_recipe_errors) {

@@ -122,7 +122,7 @@ static void models_all(char *buf, size_t len) {
 static void eval_main(void) {
     char text[16384], models[4096], extra[1400], *log = NULL;
     models_all(models, sizeof(models));
-    snprintf(extra, sizeof(extra), ", gold_reward: arithmetic, judge: %s", judge_h5);
+    snprintf(extra, sizeof(extra), ", gold_reward: arithmetic, reward_model: %s", judge_h5);
     eval_recipe(text, sizeof(text), "main", models, "world/eval.h5", extra);
     ck_assert_msg(run_recipe("main", text, "", &log) == 0, "%s", log);
     free(log);
@@ -293,7 +293,7 @@ END_TEST
 START_TEST(test_judge_only) {
     char text[16384], models[4096], extra[1400], *log = NULL;
     snprintf(models, sizeof(models), "%s, %s", random_h5, trained_h5);
-    snprintf(extra, sizeof(extra), ", judge: %s", judge_h5);
+    snprintf(extra, sizeof(extra), ", reward_model: %s", judge_h5);
     eval_recipe(text, sizeof(text), "judged", models, "world/eval.h5", extra);
     ck_assert_msg(run_recipe("judged", text, "", &log) == 0, "%s", log);
     json_t *doc = load_json(join(dir, "runs/judged/eval/results.json"));

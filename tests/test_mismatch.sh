@@ -83,7 +83,7 @@ stage="{name: sft, kind: sft, init: $TMP/$CKPT, data: {train: arith/sft.h5}, ste
 recipe ctx.yaml arith/tokenizer.json "" "$stage"
 recipe vocab.yaml arith/tokenizer.json ", vocab_size: 512" "$stage"
 recipe eval.yaml arith/tokenizer.json ", vocab_size: 512" \
-  "{name: eval, kind: eval, models: [$TMP/$C512], reference_model: $TMP/$C512, judge: $TMP/$RM, data: {prompts: arith/eval.h5}, rollout: {batch: 4, max_new_tokens: 4}}"
+  "{name: eval, kind: eval, models: [$TMP/$C512], reference_model: $TMP/$C512, reward_model: $TMP/$RM, data: {prompts: arith/eval.h5}, rollout: {batch: 4, max_new_tokens: 4}}"
 for cmd in validate run; do
   expect 1 "sft.init: $TMP/$C512 was trained with the tokenizer of fingerprint" \
     "$TMP/arith/tokenizer.json is another" -- "$LC" $cmd tok.yaml output_dir=o-tok

@@ -116,7 +116,8 @@ static const ErrorCase FILE_ERRORS[] = {
     {"err_attention.yaml", NULL, RECIPE_ERR_RULE,
      "err_attention.yaml:3:12: attention: cudnn needs backend: cuda"},
     {"err_reward.yaml", NULL, RECIPE_ERR_RULE,
-     "err_reward.yaml:10:18: grpo.gold_reward: set exactly one of reward_model and gold_reward"},
+     "err_reward.yaml:10:18: grpo.gold_reward: set exactly one of reward_model, gold_reward and "
+     "judge.kind"},
     {"err_group_size.yaml", NULL, RECIPE_ERR_RULE,
      "err_group_size.yaml:5:12: grpo.rollout.group_size: grpo compares responses to one prompt, "
      "so it needs at least 2; got 1"},
@@ -333,14 +334,14 @@ static const ErrorCase OVERRIDE_ERRORS[] = {
     {"full.yaml", "model.n_head=3", RECIPE_ERR_RULE,
      "full.yaml:5:55: model.d_model: 128 is not divisible by model.n_head = 3"},
     {"full.yaml", "ppo.gold_reward=length", RECIPE_ERR_RULE,
-     "command line 'ppo.gold_reward=length': ppo.gold_reward: set exactly one of reward_model "
-     "and gold_reward"},
+     "command line 'ppo.gold_reward=length': ppo.gold_reward: set exactly one of reward_model, "
+     "gold_reward and judge.kind"},
     {"full.yaml", "ppo.minibatches=5", RECIPE_ERR_RULE,
      "ppo.minibatches: 5 does not divide the 32 responses of a rollout"},
     {"full.yaml", "eval.seq_len=300", RECIPE_ERR_RULE,
      "eval.seq_len: 300 exceeds model.max_seq_len = 256"},
-    {"full.yaml", "eval.judge=sft", RECIPE_ERR_REFERENCE,
-     "eval.judge: 'sft' is a sft stage; expected a stage of kind reward"},
+    {"full.yaml", "eval.reward_model=sft", RECIPE_ERR_REFERENCE,
+     "eval.reward_model: 'sft' is a sft stage; expected a stage of kind reward"},
     {"full.yaml", "seed=!!str 3", RECIPE_ERR_TYPE,
      "command line 'seed=!!str 3': seed: expected an integer, got the !!str '3'"},
     {"full.yaml", "sft.packing=!!str true", RECIPE_ERR_TYPE,
@@ -617,6 +618,22 @@ START_TEST(test_paths) {
     char *p = path_resolve("/a/b", "../../../c/./d//e/..");
     ck_assert_str_eq(p, "/c/d");
     free(p);
+}
+END_TEST
+
+// A data key naming a stage: the dataset that earlier stage makes, or an error naming the key.
+START_TEST(test_stage_data) {
+    static const ErrorCase cases[] = {
+        {"minimal.yaml", "dpo.data.train=sft", RECIPE_ERR_REFERENCE,
+         "dpo.data.train: stage 'sft' (sft) makes no preference dataset for a dpo stage"},
+        {"minimal.yaml", "dpo.data.train=nosuch", RECIPE_ERR_REFERENCE,
+         "dpo.data.train: 'nosuch' is neither an earlier stage nor a file path (write ./nosuch"},
+        {"minimal.yaml", "sft.data.val=ppo", RECIPE_ERR_REFERENCE,
+         "sft.data.val: stage 'ppo' does not come before this one"},
+        {"minimal.yaml", "dpo.data.val=reward", RECIPE_ERR_REFERENCE,
+         "stage 'reward' (reward) makes no validation preference dataset"},
+    };
+    for (int i = 0; i < NOV(cases); i++) expect_error(&cases[i]);
 }
 END_TEST
 
@@ -900,6 +917,7 @@ static Suite *recipe_suite(void) {
     tcase_add_test(t, test_override_defaults);
     tcase_add_test(t, test_precedence);
     tcase_add_test(t, test_paths);
+    tcase_add_test(t, test_stage_data);
     tcase_add_test(t, test_files);
     tcase_add_test(t, test_model_from);
     tcase_add_test(t, test_diff);

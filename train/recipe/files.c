@@ -50,7 +50,8 @@ static bool readable(const char *path, bool folder_ok, char *why, size_t len) {
 static RecipeError file_check(const FileCheck *c, int i, const char *key, const char *path,
                               const char *kind) {
     char why[512];
-    if (prepare_will_make(c->r, path)) return RECIPE_OK; // not made yet: nothing to check
+    if (prepare_will_make(c->r, path) || (i >= 0 && outputs_will_make(c->r, i, path)))
+        return RECIPE_OK; // not made yet: nothing to check
     // a checkpoint may be a Hugging Face folder; the caller's check tells it from other folders
     if (!readable(path, strcmp(kind, "checkpoint") == 0, why, sizeof(why)))
         return file_fail(c, i, key, "cannot read '%s': %s", path, why);
@@ -98,13 +99,6 @@ static RecipeError tokenizer_check(const FileCheck *c) {
     return RECIPE_OK;
 }
 
-// The dataset kind a data key of a stage must hold.
-static const char *data_kind(StageKind kind, const char *key) {
-    if (strcmp(key, "data.prompts") == 0) return "prompt";
-    if (kind == STAGE_PRETRAIN) return "lm";
-    return kind == STAGE_SFT ? "sft" : "preference";
-}
-
 static RecipeError stage_files(const FileCheck *c, int i) {
     const Stage *s = &c->r->stages[i];
     for (int n = 0; n < SCHEMA_COUNT; n++) {
@@ -119,7 +113,7 @@ static RecipeError stage_files(const FileCheck *c, int i) {
                 v = model; // bon(<model>, <n>): the model's file
             RecipeError rc = RECIPE_OK;
             if ((k->flags & KEY_INPUT_PATH) && *v)
-                rc = file_check(c, i, k->path, v, data_kind(s->kind, k->path));
+                rc = file_check(c, i, k->path, v, stage_data_kind(s->kind, k->path));
             else if ((k->flags & KEY_STAGE_REF) && ref_is_path(v))
                 rc = file_check(c, i, k->path, v, "checkpoint");
             if (rc) return rc;

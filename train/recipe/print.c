@@ -207,7 +207,7 @@ static const char *const DOCS_INTRO[] = {
     "  - {name: reward, kind: reward, init: sft, data: {train: data/pref.h5}}",
     "  - {name: ppo, kind: ppo, init: sft, reward_model: reward, data: {prompts: data/p.h5}}",
     "  - {name: dpo, kind: dpo, init: sft, data: {train: data/pref.h5}, beta: 0.1}",
-    "  - {name: eval, kind: eval, models: [sft, ppo, dpo], judge: reward, data: {prompts: "
+    "  - {name: eval, kind: eval, models: [sft, ppo, dpo], reward_model: reward, data: {prompts: "
     "data/eval.h5}}",
     "```",
     "",
@@ -229,7 +229,8 @@ static const char *const DOCS_INTRO[] = {
     "- Relative data, tokenizer and checkpoint paths resolve against the recipe file's folder "
     "(the working directory when they come from the command line); `output_dir` resolves "
     "against the working directory.",
-    "- Stage references (`init`, `reward_model`, `judge`, `models`, `reference_model`) name an "
+    "- Stage references (`init`, `reward_model`, `judge.model`, `models`, `reference_model`) name "
+    "an "
     "earlier stage, meaning its final checkpoint, or a `.h5` checkpoint file.",
     "- ppo, grpo and rloo train a policy that starts from `init`, and the KL penalty is "
     "measured against a frozen copy of `init`; dpo's reference model is its `init` too.",
@@ -364,12 +365,26 @@ static const char *ref_name(const char *ref) {
     return !*ref ? "scratch" : slash ? slash + 1 : ref;
 }
 
+// The judge besides gold: the reward model's name, or the judge block's kind ("model sft").
+static void judge_summary(const Stage *s, char *buf, size_t len) {
+    static const char *const kinds[] = {"", "match", "command", "model"};
+    if (s->judge.kind == JUDGE_KIND_NONE)
+        snprintf(buf, len, "%s", *s->reward_model ? ref_name(s->reward_model) : "");
+    else if (s->judge.kind == JUDGE_KIND_MODEL)
+        snprintf(buf, len, "model %s%s", ref_name(s->judge.model),
+                 s->judge.pairwise ? " (pairwise)" : "");
+    else
+        snprintf(buf, len, "%s", kinds[s->judge.kind]);
+}
+
 void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
     const Stage *s = &r->stages[i];
     unsigned kind = KIND(s->kind);
     int n = snprintf(buf, len, "%-12s %-8s ", s->name, stage_kind_name(s->kind));
     size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
-    const char *reward = *s->reward_model ? ref_name(s->reward_model) : s->gold_reward;
+    char judge[300];
+    judge_summary(s, judge, sizeof(judge));
+    const char *reward = *judge ? judge : s->gold_reward;
     if (kind & K_STEPS)
         snprintf(
             buf + used, len - used, "%d steps x %d %s of %d tokens (micro %d), lr %g %s, from %s",
@@ -383,6 +398,6 @@ void recipe_stage_summary(const Recipe *r, int i, char *buf, size_t len) {
                  ref_name(s->init));
     else
         snprintf(buf + used, len - used, "%d models against %s, judge %s%s%s", s->models.n,
-                 ref_name(s->reference_model), *s->judge ? ref_name(s->judge) : "",
-                 *s->judge && *s->gold_reward ? " and " : "", s->gold_reward);
+                 ref_name(s->reference_model), judge, *judge && *s->gold_reward ? " and " : "",
+                 s->gold_reward);
 }

@@ -30,7 +30,8 @@ enum {
     KEY_OUTPUT_PATH = 1 << 1, // a path resolved against the working directory
     KEY_STAGE_REF = 1 << 2,   // an earlier stage's name (of a kind in ref_kinds) or a .h5 path
     KEY_IDENTITY = 1 << 3,    // name, kind: set only in the stage itself
-    KEY_BON = 1 << 4, // KEY_STAGE_REF: may also hold bon(<ref>, <n>) entries (eval's models)
+    KEY_STAGE_DATA = 1 << 4,  // a dataset path, or an earlier stage whose dataset it names
+    KEY_BON = 1 << 5,         // KEY_STAGE_REF: may also hold bon(<ref>, <n>) entries (eval models)
 };
 
 // One key of the schema.
@@ -59,6 +60,7 @@ extern const char *const STAGE_KIND_NAMES[];
 //   K_RL     reinforcement learning from rollouts (ppo, grpo, rloo)
 //   K_TRAIN  every stage that updates weights; K_GEN those of them whose model generates text
 //   K_ROLL   the stages that sample responses to prompts (RL and eval)
+//   K_JUDGE  the stages that score text with a judge (K_ROLL and K_PREF's sampled pairs)
 #define KIND(k) (1u << (k))
 #define K_ALL   ((1u << STAGE_KIND_COUNT) - 1)
 #define K_STEPS (KIND(STAGE_PRETRAIN) | KIND(STAGE_SFT) | KIND(STAGE_REWARD) | KIND(STAGE_DPO))
@@ -72,6 +74,7 @@ extern const char *const STAGE_KIND_NAMES[];
 #define K_PPO   KIND(STAGE_PPO)
 #define K_EVAL  KIND(STAGE_EVAL)
 #define K_PREF  (KIND(STAGE_REWARD) | KIND(STAGE_DPO))
+#define K_JUDGE (K_ROLL | K_PREF) // the stages that score text: RL, eval, sampled pairs
 
 // A rule across keys of one stage (or, with kinds == 0, of the top level). Returns RECIPE_OK
 // or an error written through recipe_fail().
@@ -209,6 +212,8 @@ bool plain_is_string(const char *s);
 // Whether a stage reference names a checkpoint (a path ending in .h5, or any path with a '/': a
 // Hugging Face folder) rather than a stage.
 bool ref_is_path(const char *ref);
+// Whether a data key's text is a bare stage name ([A-Za-z0-9_-]+: no '/', no extension).
+bool output_is_name(const char *text);
 
 // Records that key (of stage i, or -1) was set at where.
 void origin_set(Recipe *r, int stage, const char *key, const char *where);
@@ -217,5 +222,18 @@ void origin_set(Recipe *r, int stage, const char *key, const char *where);
 RecipeError rules_check(RecipeLoader *L, int i);
 // Sets derived values: seq_len and micro_batch_size of 0, output_dir "".
 RecipeError rules_resolve(RecipeLoader *L, int i);
+// The characters of a stage name.
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+// Datasets stages make for later stages (train/recipe/outputs.c).
+// The dataset kind a data key of a stage of this kind holds: "lm", "sft", "preference", "prompt".
+const char *stage_data_kind(StageKind kind, const char *key);
+// Replaces data.train / data.val values of stage i that name an earlier stage with the file that
+// stage makes (<output_dir>/<stage>/pref.h5, sft.h5, pref-val.h5). RECIPE_OK, or an error naming
+// the key when the name is no earlier stage or that stage makes no dataset of the kind needed.
+RecipeError outputs_resolve(RecipeLoader *L, int i);
+// Whether an earlier stage than i writes path (so it need not exist when the recipe loads).
+bool outputs_will_make(const Recipe *r, int i, const char *path);
+
 // Joins a relative path to dir and normalises "." and ".." lexically into a new string.
 char *path_resolve(const char *dir, const char *path);

@@ -157,6 +157,22 @@ typedef struct {
     bool in_reward;        // true: penalty in the reward; false: a loss term (GRPO style)
 } KlConfig;
 
+// What scores responses besides a gold task or a reward model (train/stages/judge.h).
+typedef enum { JUDGE_KIND_NONE, JUDGE_KIND_MATCH, JUDGE_KIND_COMMAND, JUDGE_KIND_MODEL } JudgeKind;
+
+typedef struct {
+    JudgeKind kind;      // none: the stage's gold_reward or reward_model judges
+    char *regex;         // match: PCRE2 pattern extracting the answer; "" = the whole response
+    bool normalize;      // match: compare lowercased, trimmed, whitespace-collapsed answers
+    char *command;       // command: run with /bin/sh -c from the recipe's folder
+    double timeout;      // command: seconds each scoring call may take
+    char *model;         // model: earlier stage or checkpoint prompted as the judge
+    char *template;      // model: the judge's prompt, with {prompt} and {response} (pairwise:
+                         // {response_a} and {response_b})
+    StringList verdicts; // model: the two verdict strings, each one token: good/A, bad/B
+    bool pairwise;       // model: compare two responses instead of scoring one
+} JudgeConfig;
+
 typedef struct {
     double gamma;  // discount
     double lambda; // GAE lambda
@@ -191,7 +207,7 @@ typedef struct {
     double orpo_lambda;          // dpo orpo: weight of the odds-ratio term
     double rpo_alpha;            // dpo: weight of an NLL term on the chosen response
     ReferenceMode reference;     // dpo: cached reference log-probs or a live reference model
-    char *reward_model;          // RL: earlier reward stage or .h5 path; "" = none
+    char *reward_model;          // RL, eval: earlier reward stage or .h5 path; "" = none
     char *gold_reward;           // RL, eval: built-in gold reward function; "" = none
     double label_noise;          // reward, dpo with sampled pairs: share of labels swapped
     ValueConfig value;           // ppo: value model
@@ -207,8 +223,8 @@ typedef struct {
     double reward_clip;          // RL: clip rewards to [-reward_clip, reward_clip]; 0 = off
     bool whiten_rewards;         // RL: normalise rewards over the batch
     double missing_eos_penalty;  // RL: penalty for responses without end-of-text; 0 = off
+    JudgeConfig judge;           // RL, eval, reward, dpo: a judge other than gold or a reward model
     StringList models;           // eval: stage names or .h5 paths to compare
-    char *judge;                 // eval: reward stage or .h5 path scoring responses; "" = none
     char *reference_model;       // eval: stage name or .h5 path the others are compared to
     int bootstrap;               // eval: bootstrap resamples for confidence intervals
 } Stage;

@@ -3,12 +3,12 @@
 // Each rule is a line of RULES with its one-line doc, listed in docs/recipes.md.
 #include "model/hf.h"
 #include "train/recipe/recipe-impl.h"
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 // Reports a broken rule at the place that set key (the stage itself if nothing did).
 static RecipeError rule_fail(RecipeLoader *L, RecipeError status, int i, const char *key,
@@ -310,12 +310,18 @@ static RecipeError rule_init(RecipeLoader *L, int i) {
                      stage_kind_name(s->kind));
 }
 
+// RL: exactly one reward, from the judge block, a reward model or a gold task.
 static RecipeError rule_reward(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    if ((*s->reward_model != '\0') + (*s->gold_reward != '\0') == 1) return RECIPE_OK;
-    return rule_fail(L, *s->reward_model ? RECIPE_ERR_RULE : RECIPE_ERR_MISSING, i,
-                     *s->reward_model ? "gold_reward" : "reward_model",
-                     "set exactly one of reward_model and gold_reward");
+    int judge = s->judge.kind != JUDGE_KIND_NONE, rm = *s->reward_model != '\0';
+    int gold = *s->gold_reward != '\0';
+    if (judge + rm + gold == 1) return RECIPE_OK;
+    const char *key = judge + rm + gold == 0 ? "reward_model"
+                      : judge                ? "judge.kind"
+                                             : "gold_reward";
+    return rule_fail(L, judge + rm + gold ? RECIPE_ERR_RULE : RECIPE_ERR_MISSING, i, key,
+                     "set exactly one of reward_model, gold_reward and judge.kind (the stage's "
+                     "reward)");
 }
 
 // pretrain and sft train on data.train; reward and dpo on data.train or on pairs sampled from
@@ -349,11 +355,64 @@ static RecipeError rule_group(RecipeLoader *L, int i) {
                      stage_kind_name(s->kind), s->rollout.group_size);
 }
 
-static RecipeError rule_judge(RecipeLoader *L, int i) {
+// eval: gold_reward and/or one other judge (reward_model or judge.kind).
+static RecipeError rule_eval_judge(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
-    if (*s->judge || *s->gold_reward) return RECIPE_OK;
-    return rule_fail(L, RECIPE_ERR_MISSING, i, "judge",
-                     "an eval stage needs judge (a reward model), gold_reward, or both");
+    int judge = s->judge.kind != JUDGE_KIND_NONE, rm = *s->reward_model != '\0';
+    if (judge && rm)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "reward_model",
+                         "set one of reward_model and judge.kind: one judge scores alongside "
+                         "gold_reward");
+    if (judge || rm || *s->gold_reward) return RECIPE_OK;
+    return rule_fail(L, RECIPE_ERR_MISSING, i, "reward_model",
+                     "an eval stage needs gold_reward, reward_model or judge.kind (or "
+                     "gold_reward and one of the others)");
+}
+
+// Whether text holds the placeholder ph ("{prompt}").
+static bool has_placeholder(const char *text, const char *ph) {
+    return strstr(text, ph) != NULL;
+}
+
+// The keys each judge kind needs, and a regex that compiles.
+static RecipeError rule_judge_keys(RecipeLoader *L, int i) {
+    const Stage *s = &L->r->stages[i];
+    const JudgeConfig *j = &s->judge;
+    if (j->kind == JUDGE_KIND_MATCH && *j->regex) {
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)j->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                       &code, &off, NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(code, msg, sizeof(msg));
+            return rule_fail(L, RECIPE_ERR_RULE, i, "judge.regex",
+                             "'%s' does not compile: %s at offset %zu", j->regex, (char *)msg,
+                             (size_t)off);
+        }
+        pcre2_code_free(re);
+    }
+    if (j->kind == JUDGE_KIND_COMMAND && !*j->command)
+        return rule_fail(L, RECIPE_ERR_MISSING, i, "judge.command",
+                         "judge.kind: command needs the command to run");
+    if (j->kind != JUDGE_KIND_MODEL) return RECIPE_OK;
+    if (!*j->model)
+        return rule_fail(L, RECIPE_ERR_MISSING, i, "judge.model",
+                         "judge.kind: model needs the judge model (a stage or a .h5 checkpoint)");
+    const char *need[3] = {"{prompt}", j->pairwise ? "{response_a}" : "{response}",
+                           j->pairwise ? "{response_b}" : NULL};
+    for (int k = 0; k < 3 && need[k]; k++)
+        if (!has_placeholder(j->template, need[k]))
+            return rule_fail(L, *j->template ? RECIPE_ERR_RULE : RECIPE_ERR_MISSING, i,
+                             "judge.template", "the %s judge's template must contain %s",
+                             j->pairwise ? "pairwise" : "pointwise", need[k]);
+    for (int k = 0; k < j->verdicts.n; k++)
+        if (!*j->verdicts.items[k])
+            return rule_fail(L, RECIPE_ERR_RULE, i, "judge.verdicts", "verdict %d is empty", k + 1);
+    if (strcmp(j->verdicts.items[0], j->verdicts.items[1]) == 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, "judge.verdicts", "the two verdicts are both '%s'",
+                         j->verdicts.items[0]);
+    return RECIPE_OK;
 }
 
 static RecipeError rule_value_init(RecipeLoader *L, int i) {
@@ -462,16 +521,21 @@ const Rule RULES[] = {
     {K_GEN, rule_sample_len, "`sample.max_new_tokens` is less than `model.max_seq_len`"},
     {K_TRAIN & ~KIND(STAGE_PRETRAIN), rule_init, "`init` is set: only pretrain starts from "
                                                  "scratch"},
-    {K_RL, rule_reward, "exactly one of `reward_model` and `gold_reward` is set"},
+    {K_RL, rule_reward, "exactly one of `reward_model`, `gold_reward` and `judge.kind` is set"},
     {K_ALL, rule_data, "the datasets a kind needs are set: `data.train` (pretrain, sft; reward and "
                        "dpo: or `data.prompts` with `gold_reward`), `data.prompts` (ppo, grpo, "
                        "rloo, eval)"},
     {KIND(STAGE_GRPO) | KIND(STAGE_RLOO), rule_group, "`rollout.group_size` is at least 2: the "
                                                       "responses to a prompt are compared"},
-    {K_EVAL, rule_judge, "`judge`, `gold_reward` or both are set"},
+    {K_EVAL, rule_eval_judge, "`gold_reward`, `reward_model` or `judge.kind` is set; not both "
+                              "`reward_model` and `judge.kind`"},
+    {K_JUDGE, rule_judge_keys, "`judge.regex` compiles; `judge.kind: command` sets "
+                               "`judge.command`; `judge.kind: model` sets `judge.model` and a "
+                               "`judge.template` with its placeholders, and two different "
+                               "`judge.verdicts`"},
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},
     {K_TRAIN, rule_lora, "`lora.targets` are projections the family has"},
-    {K_ALL, rule_refs, "`init`, `reward_model`, `judge`, `models` and `reference_model` name an "
+    {K_ALL, rule_refs, "`init`, `reward_model`, `judge.model`, `models` and `reference_model` name an "
                        "earlier stage of a kind their `allowed` column lists, or a .h5 checkpoint; "
                        "`models` may also hold `bon(<model>, <n>)` with such a model and an "
                        "integer n >= 2"},
@@ -528,6 +592,8 @@ RecipeError rules_resolve(RecipeLoader *L, int i) {
     }
     Stage *s = &r->stages[i];
     unsigned kind = KIND(s->kind);
+    RecipeError rc = outputs_resolve(L, i);
+    if (rc) return rc;
     long long responses = (long long)s->rollout.batch * s->rollout.group_size;
     if (s->seq_len == 0) s->seq_len = r->model.max_seq_len;
     if (s->micro_batch_size == 0 && (kind & K_STEPS)) s->micro_batch_size = s->batch_size;

@@ -22,6 +22,7 @@ static const char *const REFERENCES[] = {"cached", "live", NULL};
 static const char *const VALUE_INITS[] = {"reward_model", "policy", NULL};
 static const char *const LORA_INITS[] = {"kaiming", "gaussian", NULL}; // LoraInitKind order
 static const char *const KL_ESTIMATORS[] = {"k1", "k3", NULL};
+static const char *const JUDGE_KINDS[] = {"none", "match", "command", "model", NULL}; // JudgeKind
 
 _Static_assert(sizeof(StageKind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(ModelRecompute) == sizeof(int) && MODEL_RECOMPUTE_NONE == 0 &&
@@ -126,11 +127,14 @@ const Key SCHEMA[] = {
      .ref_kinds = K_ALL & ~K_EVAL,
      .doc = "starting weights: an earlier stage, a .h5 checkpoint, or a Hugging Face model "
             "folder (a path with a '/', e.g. ./SmolLM-135M); \"\" = from scratch (pretrain only)"},
-    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
+    {STG(data.train), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
      .doc = "training dataset (.h5): lm (pretrain), sft (sft), preference (reward, dpo); "
-            "required, except that reward and dpo may sample their pairs (data.prompts)"},
-    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH,
-     .doc = "validation dataset of the same kind; \"\" = no validation"},
+            "required, except that reward and dpo may sample their pairs (data.prompts); or the "
+            "name of an earlier stage that makes one: label (pref.h5, sft.h5), critique_revise "
+            "(pref.h5, sft.h5), self_instruct (sft.h5), read from its folder of the run"},
+    {STG(data.val), KEY_STRING, K_STEPS, "\"\"", .flags = KEY_INPUT_PATH | KEY_STAGE_DATA,
+     .doc = "validation dataset of the same kind, or an earlier label stage (its "
+            "pref-val.h5); \"\" = no validation"},
     {STG(data.prompts), KEY_STRING, K_ROLL | K_PREF, "\"\"", .flags = KEY_INPUT_PATH,
      .doc = "prompt dataset (.h5, kind prompt); required for ppo, grpo, rloo and eval; reward "
             "and dpo given prompts instead of data.train train on pairs of their start model's "
@@ -229,13 +233,14 @@ const Key SCHEMA[] = {
     {STG(reference), KEY_ENUM, K_DPO, "cached", .names = REFERENCES,
      .doc = "reference log-probs: cached (computed once before training) or live (a frozen "
             "model run each step); unused by simpo and orpo"},
-    {STG(reward_model), KEY_STRING, K_RL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
-     .doc = "the reward: an earlier reward stage or a .h5 checkpoint; set exactly one of "
-            "reward_model and gold_reward"},
+    {STG(reward_model), KEY_STRING, K_ROLL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
+     .doc = "a reward model: an earlier reward stage or a .h5 checkpoint with a scalar head (RL: "
+            "the reward, set exactly one of reward_model, gold_reward and judge.kind; eval: "
+            "scores every response alongside gold_reward, or judges the arena without it)"},
     {STG(gold_reward), KEY_STRING, K_ROLL | K_PREF, "\"\"",
      .doc = "a built-in gold reward function by name; \"\" = none (RL: the reward instead of "
-            "reward_model; eval: judges win rates and the arena, judge then scores alongside; "
-            "reward, dpo: labels the sampled pairs)"},
+            "reward_model or judge.kind; eval: judges win rates and the arena, reward_model or "
+            "judge.kind then scores alongside; reward, dpo: labels the sampled pairs)"},
     {STG(label_noise), KEY_FLOAT, K_PREF, "0.0", IN_CO(0, 0.5),
      .doc = "reward, dpo with sampled pairs: the share of pairs whose labels are swapped, like "
             "human raters' disagreement"},
@@ -294,9 +299,33 @@ const Key SCHEMA[] = {
      .doc = "models to compare: earlier stages or .h5 checkpoints, or `bon(<model>, <n>)`, the "
             "best of n samples of a model by the judge (n >= 2); reference_model is added first "
             "when not listed"},
-    {STG(judge), KEY_STRING, K_EVAL, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_RM,
-     .doc = "reward model scoring responses: an earlier reward stage or a .h5 checkpoint; set "
-            "judge, gold_reward or both"},
+    {STG(judge.kind), KEY_ENUM, K_JUDGE, "none", .names = JUDGE_KINDS,
+     .doc = "a judge (docs/judges.md): none = gold_reward or reward_model; match = the answer "
+            "judge.regex extracts against the prompt's reference answer (score 1 or 0); command "
+            "= an external program scoring JSONL lines; model = an LLM judge's verdict "
+            "log-probabilities"},
+    {STG(judge.regex), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "match: a PCRE2 pattern applied to the response; the first capture group (or the "
+            "whole match) is the answer; \"\" = the whole response"},
+    {STG(judge.normalize), KEY_BOOL, K_JUDGE, "true",
+     .doc = "match: compare after lowercasing, trimming, collapsing whitespace and stripping "
+            "trailing . , ! ?; false = exactly"},
+    {STG(judge.command), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "command: a shell command (/bin/sh -c, run from the recipe's folder) reading "
+            "{\"prompt\", \"response\"} JSON lines and printing one score per line"},
+    {STG(judge.timeout), KEY_FLOAT, K_JUDGE, "30", ABOVE(0),
+     .doc = "command: seconds one batch of responses may take before the stage fails"},
+    {STG(judge.model), KEY_STRING, K_JUDGE, "\"\"", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
+     .doc = "model: the judge, an earlier stage with a language-model head or a .h5 checkpoint"},
+    {STG(judge.template), KEY_STRING, K_JUDGE, "\"\"",
+     .doc = "model: the judge's prompt with {prompt} and {response} (pairwise: {prompt}, "
+            "{response_a} and {response_b}); the verdict is the next token after it"},
+    {STG(judge.verdicts), KEY_STRINGS, K_JUDGE, "[\" Yes\", \" No\"]", IN(2, 2),
+     .doc = "model: the good and the bad verdict (pairwise: A better, B better), each one token; "
+            "the score is log p(first) - log p(second)"},
+    {STG(judge.pairwise), KEY_BOOL, K_JUDGE, "false",
+     .doc = "model: judge pairs of responses to one prompt in both orders; a response's score is "
+            "its mean probability of being preferred over the others of its group"},
     {STG(reference_model), KEY_STRING, K_EVAL, "sft", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
      .doc = "the model the others' win rates and KL are measured against (not a bon entry)"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),

@@ -295,6 +295,7 @@ static RecipeError store_enum(const Store *s, const yaml_node_t *n, int *out) {
 // malformed one is kept as written, for the rules to report).
 static char *string_resolve(const Store *s, const char *text) {
     const Key *k = s->k;
+    if ((k->flags & KEY_STAGE_DATA) && output_is_name(text)) return strdup(text); // a stage
     char model[PATH_MAX], err[256];
     int n;
     int bon = (k->flags & KEY_STAGE_REF)
@@ -592,6 +593,10 @@ int recipe_bon_parse(const char *entry, char *model, size_t len, int *n, char *e
         return -1;
     }
     return 1;
+}
+
+bool output_is_name(const char *text) {
+    return *text && strspn(text, NAME_CHARS) == strlen(text);
 }
 
 bool ref_is_path(const char *ref) {

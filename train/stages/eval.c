@@ -1,7 +1,8 @@
 // train/stages/eval.c: the eval stage. Every model of `models` (and the reference model) answers
 // every prompt of data.prompts greedily and, rollout.group_size times, by sampling at
-// rollout.temperature. The task's gold reward and/or a reward model (`judge`) score the
-// responses; the sampled ones also give each model's KL to the reference. From the per-prompt
+// rollout.temperature. The task's gold reward and/or a judge (`reward_model` or the `judge`
+// block: train/stages/judge.h) score the responses; the sampled ones also give each model's KL
+// to the reference. From the per-prompt
 // scores come win rates against the reference and a Bradley-Terry arena (train/report/arena.h). The
 // stage writes results.json, samples.jsonl, one metrics.jsonl row and a final.h5 that only
 // marks it complete, prints the comparison and the leaderboard, and rebuilds the run's report.
@@ -25,6 +26,7 @@
 #include "train/run/memory.h"
 #include "train/run/metrics.h"
 #include "train/report/report.h"
+#include "train/stages/judge.h"
 #include "train/stages/readouts.h"
 #include "train/objectives/rl.h"
 #include "train/run/run.h"
@@ -44,6 +46,7 @@ typedef struct {
     int *len;        // (n) prompt lengths
     int64_t *index;  // (n) each prompt's example index in the dataset
     char **text;     // (n) decoded prompts
+    char **ref;      // (n) their reference answers, or NULL where the dataset has none
     int64_t dropped; // prompts longer than T, left out
 } Prompts;
 
@@ -56,7 +59,7 @@ typedef struct {
     int *len;        // (units) tokens generated, the end token included
     double *gold;    // (units) gold reward; NAN without a task
     double *correct; // (units) 1 if the task's exact-match predicate holds, else 0; NAN without
-    double *rm;      // (units) reward-model score; NAN without a judge
+    double *rm;      // (units) the judge's score (reward_model or judge block); NAN without
     double *kl;      // (units) log pi(y) - log pi_ref(y) summed over y's tokens; NAN if greedy
 } Responses;
 
@@ -64,7 +67,10 @@ typedef struct {
     StageRun *sr;
     int rank, world;           // this process among the run's (Run)
     const SynthTask *task;     // the gold reward, or NULL
-    Model *judge;              // the reward model, or NULL
+    Judge *gold;               // its judge, or NULL
+    Judge *judge;              // the judge beside gold (reward_model or judge block), or NULL
+    JudgeItem *items;          // (rows) responses as the judges read them
+    double *jscores;           // (rows) a judge's scores of items
     Model *ref;                // the reference model, loaded for the whole stage
     int ref_index;             // its position among the models
     int n_models;              // models evaluated
@@ -79,7 +85,6 @@ typedef struct {
     int *prompt_len;           // (rows) their lengths
     float *logp;               // (rows, max_new) the sampler's log-probs (KL recomputes them)
     Batch b;                   // (rows, seq_len) rows of teacher-forced forwards
-    float *scores;             // (rows) reward-model scores of b
     double *logp_model;        // (rows) log-prob of each response of b under the model
     double *logp_ref;          // (rows) and under the reference
     int *ntok;                 // (rows) response tokens of each row of b
@@ -175,7 +180,10 @@ static int models_check(const Eval *e) {
     for (int i = 0; i < st->models.n; i++)
         if (model_check(e, "models", st->models.items[i])) return -1;
     if (model_check(e, "reference_model", st->reference_model)) return -1;
-    return st->judge[0] ? model_check(e, "judge", st->judge) : 0;
+    if (st->reward_model[0] && model_check(e, "reward_model", st->reward_model)) return -1;
+    if (st->judge.kind == JUDGE_KIND_MODEL && model_check(e, "judge.model", st->judge.model))
+        return -1;
+    return 0;
 }
 
 // Loads a checked model for inference with the given heads (0: the file's), able to hold a
@@ -191,23 +199,39 @@ static Model *model_load(Eval *e, const char *ref, int heads) {
     return m;
 }
 
-static int judge_load(Eval *e) {
-    const char *ref = e->sr->stage->judge;
-    e->judge = model_load(e, ref, 0);
-    if (!e->judge) return -1;
-    if (e->judge->heads & MODEL_HEAD_SCALAR) return 0;
-    return key_fail(e, "judge", "%s has no scalar head: not a reward model", ref);
+// The judges: gold (the arena's when set) and the one beside it. A pairwise judge scores the
+// sampled responses of a prompt against each other: a prompt's draws must share a scoring call.
+static int judges_open(Eval *e) {
+    const Stage *st = e->sr->stage;
+    JudgeOptions gold = {.which = JUDGE_ONLY_GOLD}, other = {.which = JUDGE_NOT_GOLD};
+    if (st->judge.kind == JUDGE_KIND_MODEL && st->judge.pairwise &&
+        (st->rollout.group_size < 2 || e->rows % st->rollout.group_size))
+        return key_fail(e, "judge.pairwise",
+                        "a pairwise judge compares a prompt's sampled responses: it needs "
+                        "rollout.group_size >= 2 dividing rollout.batch (%d, %d)",
+                        st->rollout.group_size, e->rows);
+    if (e->task && !(e->gold = judge_open_with(e->sr, e->rows, e->seq_len, &gold))) return -1;
+    bool other_set = st->reward_model[0] || st->judge.kind != JUDGE_KIND_NONE;
+    if (other_set && !(e->judge = judge_open_with(e->sr, e->rows, e->seq_len, &other))) return -1;
+    return 0;
 }
 
 // ---- prompts --------------------------------------------------------------------------------
 
-static void prompt_add(Prompts *p, const Tokenizer *tok, const int *ids, int len, int64_t index) {
+static void prompt_add(Prompts *p, const Tokenizer *tok, const int *ids, int len, int64_t index,
+                       const Example *ex) {
     size_t bytes;
     memcpy(p->tokens + (size_t)p->n * p->T, ids, (size_t)p->T * sizeof(int));
     p->len[p->n] = len;
     p->index[p->n] = index;
     p->text[p->n] = tokenizer_decode(tok, ids, len, &bytes);
     LC_ASSERT(p->text[p->n]); // the loader checked every id against the vocabulary
+    p->ref[p->n] = NULL;
+    if (ex->reference_text && ex->n_reference_text > 0) {
+        p->ref[p->n] = lc_malloc((size_t)ex->n_reference_text + 1);
+        memcpy(p->ref[p->n], ex->reference_text, (size_t)ex->n_reference_text);
+        p->ref[p->n][ex->n_reference_text] = '\0';
+    }
     p->n++;
 }
 
@@ -231,14 +255,17 @@ static int prompts_load(Eval *e) {
     p->len = lc_malloc(cap * sizeof(int));
     p->index = lc_malloc(cap * sizeof(int64_t));
     p->text = lc_calloc(cap, sizeof(char *));
+    p->ref = lc_calloc(cap, sizeof(char *));
     Batch b;
     int rc = 0;
     for (int64_t s = 0; s < loader_steps_per_epoch(l) && !rc; s++) {
         if (loader_next(l, &b) < 0) rc = eval_fail(e, "%s", loader_error(l));
         for (int r = 0; !rc && r < b.B; r++)
-            if (b.len[r] > 0)
-                prompt_add(p, run->tok, b.tokens + (size_t)r * b.T, b.len[r],
-                           loader_example_index(l, r, 0));
+            if (b.len[r] > 0) {
+                int64_t index = loader_example_index(l, r, 0);
+                Example ex = dataset_example(loader_dataset(l), index);
+                prompt_add(p, run->tok, b.tokens + (size_t)r * b.T, b.len[r], index, &ex);
+            }
     }
     p->dropped = loader_dropped(l);
     loader_free(l);
@@ -275,8 +302,8 @@ static int stop_token(const Eval *e) {
 }
 
 static void prompts_free(Prompts *p) {
-    for (int i = 0; i < p->n; i++) free(p->text[i]);
-    free(p->text), free(p->tokens), free(p->len), free(p->index);
+    for (int i = 0; i < p->n; i++) free(p->text[i]), free(p->ref[i]);
+    free(p->text), free(p->ref), free(p->tokens), free(p->len), free(p->index);
 }
 
 // ---- responses ------------------------------------------------------------------------------
@@ -326,17 +353,15 @@ static int seq_token(const Eval *e, const Responses *r, int u, int t) {
 }
 
 // Units u0..u0+B-1 as rows of e->b: prompt + response as inputs, the response tokens as
-// targets (mask 1). for_rm: the inputs end before the response's final end token, where a
-// reward model reads its score (train/stages/readouts.h); else before the last token, so that every
-// response token is a target.
-static void fill_rows(Eval *e, const Responses *r, int u0, int B, int for_rm) {
+// targets (mask 1): the inputs end before the last token, so that every response token is a
+// target.
+static void fill_rows(Eval *e, const Responses *r, int u0, int B) {
     Batch *x = &e->b;
     x->B = B;
     x->T = 1;
     for (int b = 0; b < B; b++) {
-        int u = u0 + b, rlen = r->len[u], n = e->p.len[u / r->draws] + rlen;
-        int ends = rlen > 0 && r->tokens[(size_t)u * r->max_new + rlen - 1] == e->stop;
-        x->len[b] = for_rm ? n - ends : n - 1;
+        int u = u0 + b, n = e->p.len[u / r->draws] + r->len[u];
+        x->len[b] = n - 1;
         if (x->len[b] > x->T) x->T = x->len[b];
     }
     for (int b = 0; b < B; b++) {
@@ -351,14 +376,50 @@ static void fill_rows(Eval *e, const Responses *r, int u0, int B, int for_rm) {
     }
 }
 
-static void score_rm(Eval *e, Responses *r) {
+// Units u0..u0+B-1 as the judges read them (decoded text without the end token, ids with it,
+// the prompt's reference answer) into e->items; free the texts with items_free.
+static void items_fill(Eval *e, const Responses *r, int u0, int B) {
+    const Tokenizer *tok = e->sr->run->tok;
+    for (int b = 0; b < B; b++) {
+        int u = u0 + b, p = u / r->draws, rlen = r->len[u];
+        const int *resp = r->tokens + (size_t)u * r->max_new;
+        int ends = rlen > 0 && resp[rlen - 1] == e->stop;
+        size_t bytes;
+        char *text = tokenizer_decode(tok, resp, rlen - ends, &bytes);
+        LC_ASSERT(text); // the sampler draws ids of the model's vocabulary: the tokenizer's
+        e->items[b] = (JudgeItem){.prompt = e->p.text[p],
+                                  .response = text,
+                                  .prompt_ids = e->p.tokens + (size_t)p * e->p.T,
+                                  .prompt_len = e->p.len[p],
+                                  .response_ids = resp,
+                                  .response_len = rlen,
+                                  .reference = e->p.ref[p]};
+    }
+}
+
+static void items_free(Eval *e, int B) {
+    for (int b = 0; b < B; b++) free((char *)e->items[b].response);
+}
+
+// The judge's scores of r (the units of this process's calls). A pairwise judge compares a
+// prompt's draws: greedy responses (one per prompt) stay unscored. Returns 0 or -1 after the
+// judge printed why.
+static int score_judge(Eval *e, Responses *r) {
+    if (e->sr->stage->judge.kind == JUDGE_KIND_MODEL && e->sr->stage->judge.pairwise &&
+        r->draws < 2)
+        return 0;
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
         if (!owns(e, u0)) continue;
         int B = min_int(e->rows, r->units - u0);
-        fill_rows(e, r, u0, B, 1);
-        reward_scores(e->judge, &e->b, e->scores);
-        for (int b = 0; b < B; b++) r->rm[u0 + b] = e->scores[b];
+        items_fill(e, r, u0, B);
+        // whole groups when rows holds whole prompts' draws (always with a pairwise judge)
+        int group = e->rows % r->draws == 0 ? r->draws : 1;
+        int rc = judge_score(e->judge, e->items, B, group, e->jscores, NULL);
+        items_free(e, B);
+        if (rc) return -1;
+        for (int b = 0; b < B; b++) r->rm[u0 + b] = e->jscores[b];
     }
+    return 0;
 }
 
 // KL(y) = log pi(y) - log pi_ref(y) of each sampled response y (the k1 estimator of
@@ -370,7 +431,7 @@ static void score_kl(Eval *e, Model *m, Responses *r) {
     for (int u0 = 0; u0 < r->units; u0 += e->rows) {
         if (!owns(e, u0)) continue;
         int B = min_int(e->rows, r->units - u0);
-        fill_rows(e, r, u0, B, 0);
+        fill_rows(e, r, u0, B);
         model_forward(m, &e->b, inv_temp);
         sequence_logps(m, &e->b, e->logp_model, e->ntok);
         model_forward(e->ref, &e->b, inv_temp);
@@ -456,10 +517,15 @@ static int responses_finish(Eval *e, const char *model, const char *decoding, Re
         char *text = tokenizer_decode(tok, r->tokens + (size_t)u * r->max_new, r->len[u], &bytes);
         LC_ASSERT(text); // the sampler draws ids of the model's vocabulary: the tokenizer's
         const char *prompt = e->p.text[p];
-        if (e->task) {
-            size_t plen = strlen(prompt);
-            r->gold[u] = synth_gold_reward(e->task, prompt, plen, text, bytes);
-            r->correct[u] = synth_correct(e->task, prompt, plen, text, bytes);
+        if (e->gold) { // the gold judge decodes the ids: the end token included
+            JudgeItem it = {.prompt = prompt,
+                            .response = text,
+                            .prompt_ids = e->p.tokens + (size_t)p * e->p.T,
+                            .prompt_len = e->p.len[p],
+                            .response_ids = r->tokens + (size_t)u * r->max_new,
+                            .response_len = r->len[u],
+                            .reference = e->p.ref[p]};
+            if (judge_score(e->gold, &it, 1, 1, &r->gold[u], &r->correct[u])) rc = -1;
         }
         if (!e->samples) { // ranks other than 0 only score
             free(text);
@@ -514,7 +580,9 @@ static void print_model(const Eval *e, const ArenaModel *m, double seconds) {
     if (e->task)
         printf(" gold %.3f (greedy %.3f), accuracy %.3f (greedy %.3f),", m->gold_reward,
                m->gold_reward_greedy, m->accuracy, m->accuracy_greedy);
-    if (e->judge) printf(" RM %.3f (greedy %.3f),", m->rm_score, m->rm_score_greedy);
+    if (e->judge)
+        printf(" %s %.3f (greedy %.3f),", e->sr->stage->reward_model[0] ? "RM" : "judge",
+               m->rm_score, m->rm_score_greedy);
     printf(" KL %.3f, length %.1f (%.1f s)\n", m->kl_to_sft, m->response_length, seconds);
 }
 
@@ -533,10 +601,8 @@ static int model_evaluate(Eval *e, int i, ArenaModel *am) {
     sampler_free(s);
     score_kl(e, m, &e->sampled);
     if (m != e->ref) model_free(m);
-    if (e->judge) {
-        score_rm(e, &e->greedy);
-        score_rm(e, &e->sampled);
-    }
+    if (run_agree(run, e->judge && (score_judge(e, &e->greedy) || score_judge(e, &e->sampled))))
+        return -1; // a judge failed (a command that timed out, ...): every process stops
     responses_merge(e, &e->greedy);
     responses_merge(e, &e->sampled);
     int rc = responses_finish(e, e->names[i], "greedy", &e->greedy) ||
@@ -570,7 +636,8 @@ static void buffers_alloc(Eval *e) {
     e->b.targets = lc_malloc(rows * T * sizeof(int));
     e->b.mask = lc_malloc(rows * T * sizeof(float));
     e->b.len = lc_malloc(rows * sizeof(int));
-    e->scores = lc_malloc(rows * sizeof(float));
+    e->items = lc_calloc(rows, sizeof(JudgeItem));
+    e->jscores = lc_malloc(rows * sizeof(double));
     e->logp_model = lc_malloc(rows * sizeof(double));
     e->logp_ref = lc_malloc(rows * sizeof(double));
     e->ntok = lc_malloc(rows * sizeof(int));
@@ -595,7 +662,7 @@ static int eval_open(Eval *e) {
                                   .stop_token = e->stop,
                                   .max_new_tokens = ro->max_new_tokens};
     buffers_alloc(e);
-    if (st->judge[0] && judge_load(e)) return -1;
+    if (judges_open(e)) return -1;
     e->ref = model_load(e, e->names[e->ref_index], MODEL_HEAD_LM);
     if (!e->ref) return -1;
     if (e->rank != 0) return 0; // rank 0 writes the stage's files
@@ -609,10 +676,11 @@ static int eval_open(Eval *e) {
 static void eval_close(Eval *e) {
     if (e->samples) fclose(e->samples);
     model_free(e->ref);
-    model_free(e->judge);
+    judge_close(e->gold);
+    judge_close(e->judge);
     responses_free(&e->greedy);
     responses_free(&e->sampled);
-    free(e->prompt_rows), free(e->prompt_len), free(e->logp), free(e->scores);
+    free(e->prompt_rows), free(e->prompt_len), free(e->logp), free(e->items), free(e->jscores);
     free(e->logp_model), free(e->logp_ref), free(e->ntok);
     free(e->b.tokens), free(e->b.targets), free(e->b.mask), free(e->b.len);
     free(e->arena_gold), free(e->arena_rm);
@@ -628,7 +696,8 @@ static int results_judge(Eval *e, ArenaResults *res) {
     const Stage *st = e->sr->stage;
     char err[1024];
     snprintf(res->reference, sizeof(res->reference), "%s", e->names[e->ref_index]);
-    snprintf(res->judge, sizeof(res->judge), "%s", e->task ? "gold" : "reward");
+    static const char *const kinds[] = {"reward", "match", "command", "model"};
+    snprintf(res->judge, sizeof(res->judge), "%s", e->task ? "gold" : kinds[st->judge.kind]);
     res->opts.n_boot = st->bootstrap;
     res->opts.seed = stage_seed(e->sr, "bootstrap");
     const double *judge = e->task ? e->arena_gold : e->arena_rm;
@@ -708,8 +777,8 @@ static int results_finish(Eval *e, ArenaResults *res, double elapsed) {
     printf("\n[%s] %d prompts, %d sampled response(s) each at temperature %g; judged by %s '%s'; "
            "win rates and Elo against %s\n\n",
            st->name, e->p.n, e->sampled.draws, st->rollout.temperature,
-           e->task ? "the gold reward of" : "the reward model",
-           e->task ? st->gold_reward : st->judge, res->reference);
+           e->task ? "the gold reward of" : "the judge",
+           e->task ? st->gold_reward : judge_name(e->judge), res->reference);
     arena_print_table(stdout, res);
     printf("\n");
     arena_print_leaderboard(stdout, res);
@@ -726,7 +795,7 @@ static void report_memory(const Eval *e) {
     MemoryPlan plan;
     memory_plan_init(&plan);
     memory_plan_add_model(&plan, "reference", e->ref, NULL);
-    if (e->judge) memory_plan_add_model(&plan, "judge", e->judge, NULL);
+    if (judge_model(e->judge)) memory_plan_add_model(&plan, "judge", judge_model(e->judge), NULL);
     memory_plan_add(&plan, "sampler", MEM_ACTIVATIONS, model_act_bytes(e->ref));
     memory_plan_add(&plan, "sampler", MEM_KV_CACHE,
                     sampler_kv_bytes_for(e->ref, e->rows, e->seq_len, 1));

@@ -23,20 +23,35 @@ typedef struct Judge Judge;
 
 // One response to score. Text for the text kinds, ids for the reward model.
 typedef struct {
-    const char *prompt;       // the prompt as decoded (chat template included), NUL-terminated
-    const char *response;     // the response as decoded, without its end token
-    const int *prompt_ids;    // (prompt_len) the prompt's tokens
-    int prompt_len;           // ()
-    const int *response_ids;  // (response_len) the response's tokens, its end token included
-    int response_len;         // () when it ended one
-    const char *reference;    // the prompt's reference answer (prompt datasets), or NULL
+    const char *prompt;      // the prompt as decoded (chat template included), NUL-terminated
+    const char *response;    // the response as decoded, without its end token
+    const int *prompt_ids;   // (prompt_len) the prompt's tokens
+    int prompt_len;          // ()
+    const int *response_ids; // (response_len) the response's tokens, its end token included
+    int response_len;        // () when it ended one
+    const char *reference;   // the prompt's reference answer (prompt datasets), or NULL
 } JudgeItem;
+
+// Which of a stage's judges judge_open_with opens.
+typedef enum {
+    JUDGE_ANY,       // judge.kind when set, else reward_model, else gold_reward (judge_open)
+    JUDGE_ONLY_GOLD, // gold_reward only (eval: the arena's judge)
+    JUDGE_NOT_GOLD,  // judge.kind or reward_model only (eval: the judge beside gold)
+} JudgeWhich;
+
+typedef struct {
+    JudgeWhich which;   // JUDGE_ANY by default
+    const Model *trunk; // a LoRA stage's policy: a judge checkpoint of adapters over its base
+                        // weights loads as a view on it (stage_model_on_trunk); NULL: whole
+} JudgeOptions;
 
 // Opens the judge of stage sr: its judge.kind when set, else its reward_model, else its
 // gold_reward. rows: the most items one judge_score call scores; seq_len: the longest
 // prompt + response in tokens (a reward model's rows). NULL after printing why (a message
 // naming the recipe key), or when the stage has no judge.
 Judge *judge_open(StageRun *sr, int rows, int seq_len);
+// judge_open with options (NULL: the defaults).
+Judge *judge_open_with(StageRun *sr, int rows, int seq_len, const JudgeOptions *o);
 void judge_close(Judge *j);
 
 // Scores items (n <= rows) into scores (n): items come in groups of `group` consecutive
@@ -59,3 +74,6 @@ int judge_prefer(Judge *j, const JudgeItem *a, const JudgeItem *b, double *p_a);
 const char *judge_name(const Judge *j);
 // Whether judge_score fills correct.
 bool judge_knows_correct(const Judge *j);
+// The model a reward_model or model judge holds (memory reports; a LoRA PPO critic's trunk), or
+// NULL (also for a NULL judge).
+const Model *judge_model(const Judge *j);

@@ -3,8 +3,8 @@
 // critic-free GRPO (Shao et al. 2024) and RLOO (Ahmadian et al. 2024). One iteration:
 //   1. rollout  rollout.batch prompts, group_size samples each, from the policy with the KV
 //               cache (temperature, top-k/p, a stop token, max_new_tokens);
-//   2. score    the reward model's score at the last response token, or a gold reward
-//               function on the decoded text; minus missing_eos_penalty when no stop token;
+//   2. score    the stage's judge (train/stages/judge.h: a gold task, a reward model, a regex
+//               match, a command or an LLM judge); minus missing_eos_penalty when no stop token;
 //   3. prepare  one no-gradient forward each for the policy's log-probs (at the sampling
 //               temperature), the reference's, and (PPO) the value model's estimates; per-token
 //               KL; rewards, then GAE (PPO) or group-relative advantages (GRPO, RLOO);
@@ -37,7 +37,6 @@
 #include "common/timer.h"
 #include "data/chat.h"
 #include "data/loader.h"
-#include "data/synth.h"
 #include "model/sample.h"
 #include "optim/optim.h"
 #include "train/run/metrics.h"
@@ -45,6 +44,7 @@
 #include "train/objectives/rl.h"
 #include "train/run/lifecycle.h"
 #include "train/run/memory.h"
+#include "train/stages/judge.h"
 #include "train/stages/readouts.h"
 #include <math.h>
 #include <stdio.h>
@@ -67,13 +67,12 @@ typedef struct {
     int micro;       // responses per forward/backward pass
 
     // models: each in its own arenas; frozen ones in inference mode without gradients
-    Model *policy;         // trained; + a scalar head when value.init = policy
-    Model *policy_view;    // inference view of the policy over all R rows (no-gradient passes)
-    Model *ref;            // frozen copy of the start (reference for the KL)
-    Model *value;          // trained critic (PPO with value.init = reward_model), or NULL
-    Model *value_view;     // inference view of the critic over R rows
-    Model *rm;             // frozen reward model, or NULL with a gold reward
-    const SynthTask *gold; // gold reward function, or NULL
+    Model *policy;      // trained; + a scalar head when value.init = policy
+    Model *policy_view; // inference view of the policy over all R rows (no-gradient passes)
+    Model *ref;         // frozen copy of the start (reference for the KL)
+    Model *value;       // trained critic (PPO with value.init = reward_model), or NULL
+    Model *value_view;  // inference view of the critic over R rows
+    Judge *judge;       // the reward (train/stages/judge.h)
     AdamW opt, value_opt;
     Schedule sched; // over iterations * epochs * minibatches optimizer steps
     Sampler *sampler;
@@ -95,7 +94,8 @@ typedef struct {
     int *targets;   // (R, T) next tokens, -1 past the row
     float *mask;    // (R, T) 1 on targets that are response tokens
     float *scores;  // (R) reward per response (after the missing-EOS penalty)
-    float *correct; // (R) gold correctness (NAN with a reward model)
+    float *correct; // (R) exact correctness (NAN where the judge does not know it)
+    int *example;   // (R) each row's prompt: its index in data.prompts
 
     // per token (R, T), response targets only
     float *old_logp, *ref_logp, *old_values, *kl, *rewards, *adv, *ret, *entropy;
@@ -104,7 +104,8 @@ typedef struct {
 
     // the update
     int *order;                    // (R) shuffled response order
-    int *score_len;                // (R) rows as the reward model reads them (no stop token)
+    JudgeItem *items;              // (R) the responses as the judge reads them
+    double *jscores, *jcorrect;    // (R) the judge's scores and correctness
     float *seq_rewards;            // (R) GRPO/RLOO: each response's reward for its group
     int *mb_tokens, *mb_targets;   // (micro, T) gathered micro-batch
     float *mb_mask;                // (micro, T)
@@ -190,7 +191,7 @@ static void *take(char *base, size_t *off, size_t bytes) {
 static size_t carve_buffers(RlRun *rl, char *base) {
     size_t off = 0, R = (size_t)rl->R, RT = R * (size_t)rl->T, MT = (size_t)rl->micro * rl->T;
     size_t RN = R * (size_t)rl->sr->stage->rollout.max_new_tokens;
-    int **ints_R[] = {&rl->len, &rl->plen, &rl->rlen, &rl->ended, &rl->score_len, &rl->order};
+    int **ints_R[] = {&rl->len, &rl->plen, &rl->rlen, &rl->ended, &rl->example, &rl->order};
     float **floats_R[] = {&rl->scores, &rl->correct, &rl->seq_adv, &rl->seq_rewards};
     float **floats_RT[] = {&rl->mask,    &rl->old_logp, &rl->ref_logp, &rl->old_values,
                            &rl->kl,      &rl->rewards,  &rl->adv,      &rl->ret,
@@ -207,6 +208,9 @@ static size_t carve_buffers(RlRun *rl, char *base) {
     rl->mb_tokens = take(base, &off, MT * sizeof(int));
     rl->mb_targets = take(base, &off, MT * sizeof(int));
     rl->mb_mask = take(base, &off, MT * sizeof(float));
+    rl->items = take(base, &off, R * sizeof(JudgeItem));
+    rl->jscores = take(base, &off, R * sizeof(double));
+    rl->jcorrect = take(base, &off, R * sizeof(double));
     return off;
 }
 
@@ -227,7 +231,9 @@ static void report_memory(const RlRun *rl) {
         memory_plan_add_model(&plan, "value", rl->value, &rl->value_opt);
         memory_plan_add_model(&plan, "value view", rl->value_view, NULL);
     }
-    if (rl->rm) memory_plan_add_model(&plan, "reward model", rl->rm, NULL);
+    if (judge_model(rl->judge))
+        memory_plan_add_model(&plan, rl->sr->stage->reward_model[0] ? "reward model" : "judge",
+                              judge_model(rl->judge), NULL);
     memory_plan_add_model(&plan, "sampler", sampler_view(rl->sampler), NULL);
     memory_plan_add(&plan, "sampler", MEM_KV_CACHE, sampler_kv_bytes(rl->sampler));
     RlRun probe = *rl; // measuring points the arrays at NULL: on a copy
@@ -244,7 +250,8 @@ static int make_value(RlRun *rl) {
     bool lora = st->lora.rank > 0;
     if (rl->kind != STAGE_PPO || (st->value.init == VALUE_INIT_POLICY && !lora)) return 0;
     if (lora) {
-        const Model *trunk = st->value.init == VALUE_INIT_POLICY || !rl->rm ? rl->policy : rl->rm;
+        const Model *rm = st->reward_model[0] ? judge_model(rl->judge) : NULL;
+        const Model *trunk = st->value.init == VALUE_INIT_POLICY || !rm ? rl->policy : rm;
         rl->value = stage_adapter_view(rl->sr, trunk, MODEL_HEAD_SCALAR, rl->micro, rl->T);
     } else {
         const char *from = st->reward_model[0] ? st->reward_model : st->init;
@@ -275,17 +282,11 @@ static int make_models(RlRun *rl) {
     const Run *run = rl->sr->run;
     adamw_init_parallel(&rl->opt, run->be, &rl->policy->train_table, stage_adamw_config(st),
                         run->comm, run->recipe->zero == 1);
-    if (st->reward_model[0]) {
-        // heads 0: the file's own, so a checkpoint without a trained scalar head is refused
-        rl->rm = lora ? stage_model_on_trunk(rl->sr, st->reward_model, rl->policy, 0, rl->R, rl->T)
-                      : stage_model(rl->sr, st->reward_model, 0, MODEL_INFER, rl->R, rl->T);
-        if (!rl->rm) return 1;
-        if (!(rl->rm->heads & MODEL_HEAD_SCALAR)) {
-            fprintf(stderr, "layercake: stage '%s': reward_model '%s' has no scalar head\n",
-                    st->name, st->reward_model);
-            return 1;
-        }
-    }
+    // the judge's models: with LoRA, a checkpoint of adapters over the policy's base weights
+    // loads on the policy's trunk
+    JudgeOptions jo = {.which = JUDGE_ANY, .trunk = lora ? rl->policy : NULL};
+    rl->judge = judge_open_with(rl->sr, rl->R, rl->T, &jo);
+    if (!rl->judge) return 1;
     if (make_value(rl)) return 1;
     rl->sampler = sampler_create(rl->policy, rl->R, rl->T, 1);
     return 0;
@@ -312,16 +313,6 @@ static int open_prompts(RlRun *rl) {
     return 0;
 }
 
-static int find_gold(RlRun *rl) {
-    const Stage *st = rl->sr->stage;
-    if (!st->gold_reward[0]) return 0;
-    rl->gold = synth_task_find(st->gold_reward);
-    if (rl->gold) return 0;
-    fprintf(stderr, "layercake: stage '%s': gold_reward '%s' is not a built-in task (tasks: %s)\n",
-            st->name, st->gold_reward, synth_task_names());
-    return 1;
-}
-
 // ---- rollout and scoring ----------------------------------------------------------------------
 
 // The token that ends a response: the chat template's end of turn when prompts end with its
@@ -343,15 +334,20 @@ static int next_prompts(RlRun *rl) {
     if (flags[0] > 0) return 1;
     const int *first = b.tokens;
     int first_len = b.len[0], *shared = NULL;
+    int64_t first_example = got > 0 ? loader_example_index(rl->prompts_loader, 0, 0) : -1;
     if (flags[1] > 0) {
         Comm *comm = rl->sr->run->comm;
-        shared = lc_calloc((size_t)rl->max_prompt + 1, sizeof(int)); // tokens, then the length
+        // tokens, then the length and the example's index
+        shared = lc_calloc((size_t)rl->max_prompt + 2, sizeof(int));
         if (rl->rank == 0) {
             memcpy(shared, b.tokens, sizeof(int) * (size_t)b.len[0]);
             shared[rl->max_prompt] = b.len[0];
+            shared[rl->max_prompt + 1] = (int)first_example;
         }
-        comm->broadcast_host(comm, shared, sizeof(int) * ((size_t)rl->max_prompt + 1), 0);
-        if (got == 0) first = shared, first_len = shared[rl->max_prompt];
+        comm->broadcast_host(comm, shared, sizeof(int) * ((size_t)rl->max_prompt + 2), 0);
+        if (got == 0)
+            first = shared, first_len = shared[rl->max_prompt],
+            first_example = shared[rl->max_prompt + 1];
     }
     for (int p = 0; p < rl->P; p++)
         for (int g = 0; g < rl->G; g++) {
@@ -359,6 +355,8 @@ static int next_prompts(RlRun *rl) {
             const int *src = b.len[p] > 0 ? b.tokens + (size_t)p * b.T : first;
             memcpy(rl->prompts + (size_t)r * rl->max_prompt, src, sizeof(int) * (size_t)n);
             rl->plen[r] = n;
+            rl->example[r] = (int)(b.len[p] > 0 ? loader_example_index(rl->prompts_loader, p, 0)
+                                                : first_example);
         }
     free(shared);
     return 0;
@@ -386,38 +384,59 @@ static void rollout(RlRun *rl) {
     }
 }
 
-// Gold scores on decoded text (the response with its stop token, as the task defines).
-static void score_gold(RlRun *rl) {
+// The prompt's reference answer (a malloc'd string), or NULL when the dataset has none.
+static char *reference(const RlRun *rl, int r) {
+    if (rl->example[r] < 0) return NULL;
+    Example ex = dataset_example(loader_dataset(rl->prompts_loader), rl->example[r]);
+    if (!ex.reference_text || ex.n_reference_text <= 0) return NULL;
+    char *s = lc_malloc((size_t)ex.n_reference_text + 1);
+    memcpy(s, ex.reference_text, (size_t)ex.n_reference_text);
+    s[ex.n_reference_text] = '\0';
+    return s;
+}
+
+// The rollout as the judge reads it: decoded text (the response without its stop token), ids
+// (the response's with it), and the prompt's reference answer.
+static void judge_items(RlRun *rl) {
     Tokenizer *tok = rl->sr->run->tok;
     for (int r = 0; r < rl->R; r++) {
         size_t pn, rn;
         const int *row = rl->tokens + (size_t)r * rl->T;
         char *p = tokenizer_decode(tok, row, rl->plen[r], &pn);
-        char *s = tokenizer_decode(tok, row + rl->plen[r], rl->rlen[r], &rn);
+        char *s = tokenizer_decode(tok, row + rl->plen[r], rl->rlen[r] - rl->ended[r], &rn);
         LC_ASSERT(p && s);
-        rl->scores[r] = (float)synth_gold_reward(rl->gold, p, pn, s, rn);
-        rl->correct[r] = synth_correct(rl->gold, p, pn, s, rn);
-        free(p), free(s);
+        rl->items[r] = (JudgeItem){.prompt = p,
+                                   .response = s,
+                                   .prompt_ids = row,
+                                   .prompt_len = rl->plen[r],
+                                   .response_ids = row + rl->plen[r],
+                                   .response_len = rl->rlen[r],
+                                   .reference = reference(rl, r)};
     }
 }
 
-// Reward-model scores: rows hold prompt + response without a final stop token
-// (train/stages/readouts.h).
-static void score_rm(RlRun *rl) {
-    for (int r = 0; r < rl->R; r++) rl->score_len[r] = rl->len[r] - rl->ended[r];
-    Batch b = {.B = rl->R, .T = rl->T, .tokens = rl->tokens, .len = rl->score_len};
-    reward_scores(rl->rm, &b, rl->scores);
-    for (int r = 0; r < rl->R; r++) rl->correct[r] = NAN;
+static void judge_items_free(RlRun *rl) {
+    for (int r = 0; r < rl->R; r++) {
+        free((char *)rl->items[r].prompt), free((char *)rl->items[r].response);
+        free((char *)rl->items[r].reference);
+    }
 }
 
-static void score(RlRun *rl) {
-    if (rl->gold)
-        score_gold(rl);
-    else
-        score_rm(rl);
+// The judge's scores of the rollout (a prompt's group_size responses are consecutive rows).
+// Nonzero after the judge printed why.
+static int score(RlRun *rl) {
+    judge_items(rl);
+    int rc = judge_score(rl->judge, rl->items, rl->R, rl->G, rl->jscores, rl->jcorrect);
+    judge_items_free(rl);
+    if (rc) return rc;
+    for (int r = 0; r < rl->R; r++) {
+        rl->scores[r] = (float)rl->jscores[r];
+        rl->correct[r] = (float)rl->jcorrect[r];
+    }
     double penalty = rl->sr->stage->missing_eos_penalty;
     for (int r = 0; r < rl->R; r++)
         if (!rl->ended[r]) rl->scores[r] -= (float)penalty;
+    return 0;
 }
 
 // ---- advantages -------------------------------------------------------------------------------
@@ -656,7 +675,7 @@ static double log_rollout(RlRun *rl, Metrics *m) {
     global_sum(rl, v, COUNT(v));
     double n = rl->R_global;
     metrics_add(m, "objective/scores", v[0] / n);
-    if (rl->gold) metrics_add(m, "objective/accuracy", v[1] / n);
+    if (judge_knows_correct(rl->judge)) metrics_add(m, "objective/accuracy", v[1] / n);
     metrics_add(m, "objective/kl", rl->iter_kl);
     metrics_add(m, "objective/entropy", v[5] > 0 ? v[4] / v[5] : NAN);
     metrics_add(m, "response_length", v[2] / n);
@@ -721,11 +740,10 @@ static double masked_sum(const float *x, const float *mask, size_t n) {
     return sum;
 }
 
-// Scores the rollout and computes its advantages, then adapts the KL coefficient. Returns
-// false (the coefficient untouched) when the rewards, the KL or the advantages are not finite.
+// Computes the scored rollout's advantages, then adapts the KL coefficient. Returns false (the
+// coefficient untouched) when the rewards, the KL or the advantages are not finite.
 static bool prepare(RlRun *rl) {
     size_t RT = (size_t)rl->R * rl->T;
-    score(rl);
     double sum = 0.0;
     for (int r = 0; r < rl->R; r++) sum += rl->scores[r];
     global_sum(rl, &sum, 1); // every check on every process's sum: all skip or none
@@ -792,6 +810,8 @@ static int iteration_hook(void *ctx, int64_t it) {
     if (!lifecycle_finite(&rl->lc, "a sampled log-probability", rollout_logp_sum(rl)))
         return LIFECYCLE_BAD_STEP;
     t0 = time_now();
+    // a judge that fails (a command that timed out, ...) stops the stage on every process
+    if (run_agree(rl->sr->run, score(rl))) return 1;
     bool prepared = prepare(rl);
     dump_rollouts(rl, it);
     if (!prepared) return LIFECYCLE_BAD_STEP;
@@ -824,7 +844,7 @@ static int start_hook(void *ctx) {
 static int setup(RlRun *rl) {
     const Stage *st = rl->sr->stage;
     if (sizes(rl)) return 1;
-    if (find_gold(rl) || make_models(rl) || open_prompts(rl)) return 1;
+    if (make_models(rl) || open_prompts(rl)) return 1;
     alloc_buffers(rl);
     rl->inv_temp = 1.0f / (float)st->rollout.temperature;
     rl->klc = kl_controller_init(st->kl.coef, st->kl.target, st->kl.horizon);
@@ -837,7 +857,7 @@ static int setup(RlRun *rl) {
            "rows of %d); %d epochs x %d minibatches of %d (micro-batches of %d); reward: %s\n",
            st->name, stage_kind_name(st->kind), st->iterations, rl->P * rl->world, rl->G,
            rl->R_global, st->rollout.max_new_tokens, rl->T, st->epochs, st->minibatches,
-           rl->mb * rl->world, rl->micro, rl->gold ? st->gold_reward : st->reward_model);
+           rl->mb * rl->world, rl->micro, judge_name(rl->judge));
     if (rl->world > 1)
         printf("[%s] %d processes: each generates and trains on %d prompts x %d samples = %d "
                "responses per iteration, minibatches of %d\n",
@@ -851,7 +871,8 @@ static void teardown(RlRun *rl) {
     model_free(rl->policy_view), model_free(rl->value_view);
     if (rl->value) adamw_free(&rl->value_opt);
     if (rl->policy) adamw_free(&rl->opt);
-    model_free(rl->policy), model_free(rl->value), model_free(rl->ref), model_free(rl->rm);
+    model_free(rl->policy), model_free(rl->value), model_free(rl->ref);
+    judge_close(rl->judge);
     loader_free(rl->prompts_loader);
     free(rl->host);
 }
