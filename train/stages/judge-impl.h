@@ -35,20 +35,22 @@ struct Judge {
     // match
     pcre2_code *re;       // judge.regex compiled, or NULL for the whole response
     pcre2_match_data *md; // its match data
+    int match_group;      // the group that is the answer: 1 when the pattern has one, else 0
     // command
     JudgeCommand cmd;
     // model
     int verdict[2]; // the two verdict tokens
-    double *lp;     // (rows) log-prob differences of one forward
+    Model *view;    // a view of model with its whole context, (max_B, ctx)
+    int ctx;        // the judge model's context in tokens
 };
 
 // Prints "layercake: <where key was set>: <stage>.<key>: <message>".
 void judge_report(const StageRun *sr, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-// Loads a frozen model with heads (0: the file's) for rows x seq_len, on the options' trunk
-// when set. NULL after a message naming key.
-Model *judge_load_model(Judge *j, const char *key, const char *ref, int heads);
 
+// s (n bytes) as match compares it with judge.normalize: a malloc'd string, lowercased,
+// trimmed, whitespace runs collapsed to one space, trailing . , ! ? stripped.
+char *judge_normalize(const char *s, size_t n);
 int judge_match_open(Judge *j);
 void judge_match_close(Judge *j);
 int judge_match_score(Judge *j, const JudgeItem *items, int n, double *scores, double *correct);

@@ -6,24 +6,9 @@
 #include "train/stages/judge-impl.h"
 #include "train/stages/readouts.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// ---- messages -----------------------------------------------------------------------------------
-
-void judge_report(const StageRun *sr, const char *key, const char *fmt, ...) {
-    const Recipe *r = sr->run->recipe;
-    const char *name = sr->stage->name, *where = recipe_where(r, sr->index, key);
-    if (!where) where = recipe_where(r, sr->index, "name");
-    fprintf(stderr, "layercake: %s: %s.%s: ", where ? where : r->file, name, key);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 // ---- gold ---------------------------------------------------------------------------------------
 
@@ -79,7 +64,7 @@ static bool item_ended(const Judge *j, const JudgeItem *it) {
 
 // Loads a frozen model for the judge: on the LoRA policy's trunk when the options give one
 // (stage_model_on_trunk), else whole; heads 0: the file's own.
-Model *judge_load_model(Judge *j, const char *key, const char *ref, int heads) {
+static Model *load_model(Judge *j, const char *key, const char *ref, int heads) {
     StageRun *sr = j->sr;
     Model *m = j->trunk ? stage_model_on_trunk(sr, ref, j->trunk, heads, j->rows, j->seq_len)
                         : stage_model(sr, ref, heads, MODEL_INFER, j->rows, j->seq_len);
@@ -103,7 +88,7 @@ static void batch_alloc(Judge *j) {
 
 static int rm_open(Judge *j) {
     const char *ref = j->sr->stage->reward_model;
-    j->model = judge_load_model(j, "reward_model", ref, 0);
+    j->model = load_model(j, "reward_model", ref, 0);
     if (!j->model) return -1;
     if (!(j->model->heads & MODEL_HEAD_SCALAR)) {
         judge_report(j->sr, "reward_model", "'%s' has no scalar head: not a reward model", ref);
