@@ -276,6 +276,7 @@ START_TEST(test_report_curve) {
     fclose(f);
     ck_assert_msg(strstr(svg, "KL, analytic"), "no analytic KL column in report.md");
     ck_assert(strstr(svg, "0.636")); // log 4 - 3/4
+    ck_assert(strstr(svg, "`bon(<model>, <n>)` is best-of-n"));
 }
 END_TEST
 

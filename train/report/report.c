@@ -361,6 +361,14 @@ static int eval_section(Report *r, const ReportStage *st) {
     fprintf(r->md, "Gold reward, accuracy, RM score, KL and length are means over sampled "
                    "responses, and the win rates and ratings compare each prompt's mean sampled "
                    "score; the greedy columns are means over greedy responses (docs/eval.md).\n\n");
+    int bon = 0;
+    for (int i = 0; i < res->n_models; i++) bon |= res->models[i].bon_n > 0;
+    if (bon)
+        fprintf(r->md, "`bon(<model>, <n>)` is best-of-n: each answer the best of n samples of the "
+                       "model by the judge, greedy not measured. Its KL is estimated from the "
+                       "scores of its samples (tie-exact; lower than the analytic log n - (n-1)/n "
+                       "when many scores tie), and its best-of-n entries are joined by a dashed "
+                       "line on the frontier plot (docs/eval.md).\n\n");
     fprintf(r->md, "### Comparison\n\n");
     arena_print_table(r->md, res);
     fprintf(r->md, "\n### Leaderboard\n\n");
