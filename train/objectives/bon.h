@@ -9,7 +9,9 @@
 // distribution of a pool of M samples, F(s) = #{pool <= s} / M and F-(s) = #{pool < s} / M, the
 // ratio of a response with score s is exactly, ties included,
 //   w(s) = (F(s)^n - F-(s)^n) / (F(s) - F-(s)) = F^(n-1) * sum_{k<n} (F- / F)^k,
-// and the KL estimate is the mean of log w over the best-of-n picks.
+// and the KL estimate is the mean of log w over the best-of-n picks. The picks are maxima of
+// groups of the pool that rates them, so a small pool reads high (continuous scores, n = 4:
+// 0.73 at m = 16, 0.66 at m = 64, against 0.64); ties read low.
 #pragma once
 
 // log n - (n-1)/n, the KL in nats of best-of-n from its base policy for continuous scores
