@@ -35,6 +35,7 @@
 #include "train/run/run.h"
 #include "train/run/state.h"
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -757,6 +758,18 @@ static int bon_evaluate(Eval *e, int i, ArenaModel *am) {
 
 // ---- setup ----------------------------------------------------------------------------------
 
+// A best-of-n entry's samples (prompts x n x group_size) must fit an int.
+static int bon_check_size(const Eval *e) {
+    long long g = e->sr->stage->rollout.group_size;
+    for (int i = 0; i < e->n_models; i++)
+        if (e->bon_n[i] && (long long)e->p.n * e->bon_n[i] * g > INT_MAX)
+            return key_fail(e, "models",
+                            "'%s': %d prompts x %d samples x rollout.group_size %lld is more "
+                            "samples than one stage can hold; lower n",
+                            e->names[i], e->p.n, e->bon_n[i], g);
+    return 0;
+}
+
 static int task_find(Eval *e) {
     const char *name = e->sr->stage->gold_reward;
     if (!name[0]) return 0;
@@ -795,7 +808,7 @@ static int eval_open(Eval *e) {
     e->rows = ro->batch;
     e->seq_len = st->seq_len;
     if (task_find(e) || models_list(e) || models_check(e)) return -1;
-    if (prompts_load(e) || (e->task && prompts_check_task(e))) return -1;
+    if (prompts_load(e) || (e->task && prompts_check_task(e)) || bon_check_size(e)) return -1;
     e->stop = stop_token(e);
     e->sampled_sp = rollout_sample_params(ro, e->stop);
     e->greedy_sp = (SampleParams){.temperature = 0.0f,
