@@ -310,6 +310,66 @@ START_TEST(test_judge_only) {
 }
 END_TEST
 
+// ---- best-of-n ------------------------------------------------------------------------------
+
+// bon(trained, 4) and bon(trained, 16), selected by the gold reward (no other judge), with the
+// trained model as the reference: each answer is the best of its n samples by gold, so the
+// entries' gold rewards are at least the model's; kl_analytic is log n - (n-1)/n; the measured
+// KL is the tie-exact estimate alone (the model is the reference), so within [0, log n] (w <= n);
+// greedy is not measured; samples.jsonl has one sampled line per answer.
+START_TEST(test_best_of_n) {
+    char text[16384], models[4096], ref[1400], *out = NULL;
+    snprintf(models, sizeof(models), "bon(%s, 4), 'bon(%s,16)'", trained_h5, trained_h5);
+    eval_recipe(text, sizeof(text), "bon", models, "world/eval.h5", ", gold_reward: arithmetic");
+    snprintf(ref, sizeof(ref), "eval.reference_model=%s", trained_h5);
+    ck_assert_msg(run_recipe("bon", text, ref, &out) == 0, "%s", out);
+    json_t *doc = load_json(join(dir, "runs/bon/eval/results.json"));
+    json_t *ms = json_object_get(doc, "models");
+    ck_assert_int_eq(json_object_size(ms), 3); // the reference added first
+    json_t *base = json_object_get(ms, trained_h5);
+    ck_assert(json_is_null(json_object_get(base, "kl_analytic")));
+    ck_assert_double_eq(num(base, "kl_to_sft"), 0.0);
+    double prev = num(base, "gold_reward");
+    const int ns[2] = {4, 16};
+    for (int k = 0; k < 2; k++) {
+        char name[1400];
+        snprintf(name, sizeof(name), "bon(%s, %d)", trained_h5, ns[k]);
+        json_t *m = json_object_get(ms, name);
+        ck_assert_msg(m, "no '%s' in results.json", name);
+        double n = ns[k], gold = num(m, "gold_reward"), kl = num(m, "kl_to_sft");
+        ck_assert_double_eq_tol(num(m, "kl_analytic"), log(n) - (n - 1) / n, 1e-9);
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "bon_n")), ns[k]);
+        ck_assert_str_eq(json_string_value(json_object_get(m, "bon_model")), trained_h5);
+        ck_assert(isfinite(num(m, "elo")) && isfinite(num(m, "win_rate_vs_ref")));
+        ck_assert(json_is_null(json_object_get(m, "gold_reward_greedy")));
+        printf("bon(trained, %d): gold %.4f (model %.4f), KL %.4f, analytic %.4f\n", ns[k], gold,
+               num(base, "gold_reward"), kl, num(m, "kl_analytic"));
+        ck_assert_msg(kl >= 0 && kl <= log(n) + 1e-9, "%s: KL %g outside [0, log n]", name, kl);
+        ck_assert_msg(gold >= num(base, "gold_reward"), "%s: gold %g < the model's %g", name, gold,
+                      num(base, "gold_reward"));
+        ck_assert_msg(gold >= prev, "best of %d below best of fewer: %g < %g", ns[k], gold, prev);
+        prev = gold;
+    }
+    json_decref(doc);
+    // samples.jsonl: group_size sampled answers per prompt for each entry, none greedy
+    FILE *f = fopen(join(dir, "runs/bon/eval/samples.jsonl"), "r");
+    ck_assert(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int bon_lines = 0, bon_greedy = 0;
+    while (getline(&line, &cap, f) > 0)
+        if (strstr(line, "\"model\":\"bon(")) {
+            bon_lines++;
+            bon_greedy += strstr(line, "\"decoding\":\"greedy\"") != NULL;
+        }
+    free(line);
+    fclose(f);
+    ck_assert_int_eq(bon_lines, 2 * PROMPTS * DRAWS);
+    ck_assert_int_eq(bon_greedy, 0);
+    free(out);
+}
+END_TEST
+
 // ---- errors ---------------------------------------------------------------------------------
 
 // Runs an eval recipe expected to fail; returns its output.
@@ -399,6 +459,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_report_and_metrics);
     tcase_add_test(tc, test_rerun_skips);
     tcase_add_test(tc, test_judge_only);
+    tcase_add_test(tc, test_best_of_n);
     tcase_add_test(tc, test_stage_not_run);
     tcase_add_test(tc, test_unknown_task);
     tcase_add_test(tc, test_bad_prompts);

@@ -107,6 +107,11 @@ static RecipeError stage_files(const FileCheck *c, int i) {
         if (k->scope != SCOPE_STAGE || !key_applies(k, s->kind)) continue;
         for (int m = 0; m < value_string_count(k, s); m++) {
             const char *v = value_string(k, s, m);
+            char model[PATH_MAX], err[256];
+            int count;
+            if ((k->flags & KEY_STAGE_REF) &&
+                recipe_bon_parse(v, model, sizeof(model), &count, err, sizeof(err)) == 1)
+                v = model; // bon(<model>, <n>): the model's file
             RecipeError rc = RECIPE_OK;
             if ((k->flags & KEY_INPUT_PATH) && *v)
                 rc = file_check(c, i, k->path, v, stage_data_kind(s, k->path));

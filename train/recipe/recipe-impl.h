@@ -31,6 +31,7 @@ enum {
     KEY_STAGE_REF = 1 << 2,   // an earlier stage's name (of a kind in ref_kinds) or a .h5 path
     KEY_IDENTITY = 1 << 3,    // name, kind: set only in the stage itself
     KEY_STAGE_DATA = 1 << 4,  // a dataset path, or an earlier stage whose dataset it names
+    KEY_BON = 1 << 5,         // KEY_STAGE_REF: may also hold bon(<ref>, <n>) entries (eval models)
 };
 
 // One key of the schema.

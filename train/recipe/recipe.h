@@ -312,6 +312,12 @@ RecipeError recipe_load(const char *path, char *const *overrides, int n_override
                         char *err, size_t errlen);
 void recipe_free(Recipe *r);
 
+// A best-of-n entry of an eval stage's `models`, "bon(<model>, <n>)": the best of n samples
+// of model (docs/eval.md). Returns 1 when entry is one (model: its model reference, in len
+// bytes; n >= 2), 0 when entry does not start with "bon(" (a plain reference), and -1 when it
+// does but is malformed, with why in err; model is then "" unless the model part was read.
+int recipe_bon_parse(const char *entry, char *model, size_t len, int *n, char *err, size_t errlen);
+
 // Index of the stage with this name, or -1.
 int recipe_stage_index(const Recipe *r, const char *name);
 

@@ -486,7 +486,7 @@ static RecipeError ref_check(RecipeLoader *L, int i, const Key *k, const char *r
         suggest_init(&sg, ref);
         for (j = 0; j < r->n_stages; j++) suggest_consider(&sg, r->stages[j].name);
         snprintf(msg, sizeof(msg),
-                 "no stage named '%s'%s (a checkpoint is a path ending in .h5, a Hugging Face "
+                 "no stage named '%.200s'%s (a checkpoint is a path ending in .h5, a Hugging Face "
                  "folder a path with a '/', e.g. ./SmolLM-135M)",
                  ref, recipe_where(r, i, k->path) ? "" : ", the default");
         suggest_append(&sg, "", msg, sizeof(msg));
@@ -504,13 +504,30 @@ static RecipeError ref_check(RecipeLoader *L, int i, const Key *k, const char *r
                      stage_kind_name(r->stages[j].kind), kinds);
 }
 
+// Checks a best-of-n entry of stage i's key k (bon(<model>, <n>)): allowed there, well formed,
+// and its model a reference of the kinds k allows.
+static RecipeError bon_check(RecipeLoader *L, int i, const Key *k, const char *ref) {
+    char model[PATH_MAX], err[PATH_MAX + 256];
+    int n;
+    if (recipe_bon_parse(ref, model, sizeof(model), &n, err, sizeof(err)) < 0)
+        return rule_fail(L, RECIPE_ERR_RULE, i, k->path, "%s", err);
+    if (!(k->flags & KEY_BON))
+        return rule_fail(L, RECIPE_ERR_RULE, i, k->path,
+                         "'%s' is a best-of-n entry, which only `models` may list: %s names one "
+                         "model (e.g. '%s'; list '%s' in models to evaluate it)",
+                         ref, k->path, model, ref);
+    return ref_check(L, i, k, model);
+}
+
 static RecipeError rule_refs(RecipeLoader *L, int i) {
     const Stage *s = &L->r->stages[i];
     for (int n = 0; n < SCHEMA_COUNT; n++) {
         const Key *k = &SCHEMA[n];
         if (!(k->flags & KEY_STAGE_REF) || !key_applies(k, s->kind)) continue;
         for (int m = 0; m < value_string_count(k, s); m++) {
-            RecipeError rc = ref_check(L, i, k, value_string(k, s, m));
+            const char *ref = value_string(k, s, m);
+            RecipeError rc =
+                strncmp(ref, "bon(", 4) == 0 ? bon_check(L, i, k, ref) : ref_check(L, i, k, ref);
             if (rc) return rc;
         }
     }
@@ -562,7 +579,9 @@ const Rule RULES[] = {
     {K_PPO, rule_value_init, "`value.init: reward_model` needs `reward_model`"},
     {K_TRAIN, rule_lora, "`lora.targets` are projections the family has"},
     {K_ALL, rule_refs, "`init`, `reward_model`, `judge.model`, `models` and `reference_model` name an "
-                       "earlier stage of a kind their `allowed` column lists, or a .h5 checkpoint"},
+                       "earlier stage of a kind their `allowed` column lists, or a .h5 checkpoint; "
+                       "`models` may also hold `bon(<model>, <n>)` with such a model and an "
+                       "integer n >= 2"},
 };
 // clang-format on
 const int RULE_COUNT = (int)(sizeof(RULES) / sizeof(RULES[0]));

@@ -333,6 +333,11 @@ const Key SCHEMA[] = {
     {STG(missing_eos_penalty), KEY_FLOAT, K_RL, "0.0", ATLEAST(0),
      .doc = "subtracted from the reward of responses that end without an end-of-text token; "
             "0 = off"},
+    {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF | KEY_BON,
+     .ref_kinds = K_GEN,
+     .doc = "models to compare: earlier stages or .h5 checkpoints, or `bon(<model>, <n>)`, the "
+            "best of n samples of a model by the judge (n >= 2); reference_model is added first "
+            "when not listed"},
     {STG(judge.kind), KEY_ENUM, K_JUDGE, "none", .names = JUDGE_KINDS,
      .doc = "a judge (docs/judges.md): none = gold_reward or reward_model; match = the answer "
             "judge.regex extracts against the prompt's reference answer (score 1 or 0); command "
@@ -360,12 +365,8 @@ const Key SCHEMA[] = {
     {STG(judge.pairwise), KEY_BOOL, K_JUDGE, "false",
      .doc = "model: judge pairs of responses to one prompt in both orders; a response's score is "
             "its mean probability of being preferred over the others of its group"},
-    {STG(models), KEY_STRINGS, K_EVAL, REQUIRED, ATLEAST(1), .flags = KEY_STAGE_REF,
-     .ref_kinds = K_GEN,
-     .doc = "models to compare: earlier stages or .h5 checkpoints; reference_model is added "
-            "first when not listed"},
     {STG(reference_model), KEY_STRING, K_EVAL, "sft", .flags = KEY_STAGE_REF, .ref_kinds = K_GEN,
-     .doc = "the model the others' win rates and KL are measured against"},
+     .doc = "the model the others' win rates and KL are measured against (not a bon entry)"},
     {STG(bootstrap), KEY_INT, K_EVAL, "1000", ATLEAST(0),
      .doc = "bootstrap resamples for confidence intervals; 0 = none"},
     {STG(self_instruct.target), KEY_INT, K_SI, "100", ATLEAST(1),

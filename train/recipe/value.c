@@ -3,6 +3,7 @@
 // booleans; numbers are numbers; anything quoted is a string. Also comparing and freeing fields.
 #include "train/recipe/recipe-impl.h"
 #include "common/check.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -289,10 +290,26 @@ static RecipeError store_enum(const Store *s, const yaml_node_t *n, int *out) {
     return store_fail(s, RECIPE_ERR_RANGE, n, msg);
 }
 
-// A string as stored: relative paths resolved against the folder of whatever set them.
+// A string as stored: relative paths resolved against the folder of whatever set them; a
+// best-of-n entry in its canonical form "bon(<model>, <n>)", its model resolved the same way (a
+// malformed one is kept as written, for the rules to report).
 static char *string_resolve(const Store *s, const char *text) {
     const Key *k = s->k;
     if ((k->flags & KEY_STAGE_DATA) && output_is_name(text)) return strdup(text); // a stage
+    char model[PATH_MAX], err[256];
+    int n;
+    int bon = (k->flags & KEY_STAGE_REF)
+                  ? recipe_bon_parse(text, model, sizeof(model), &n, err, sizeof(err))
+                  : 0;
+    if (bon < 0) return strdup(text);
+    if (bon > 0) {
+        char *inner = string_resolve(s, model);
+        size_t len = strlen(inner) + 32;
+        char *v = lc_malloc(len);
+        snprintf(v, len, "bon(%s, %d)", inner, n);
+        free(inner);
+        return v;
+    }
     bool path = (k->flags & KEY_INPUT_PATH) || ((k->flags & KEY_STAGE_REF) && ref_is_path(text));
     if (*text && path && s->src->dir) return path_resolve(s->src->dir, text);
     if (*text && (k->flags & KEY_OUTPUT_PATH)) return path_resolve(s->L->cwd, text);
@@ -315,25 +332,70 @@ static void strings_clear(StringList *l) {
     l->n = 0;
 }
 
+// Whether item (plain) opens a best-of-n entry that a flow list's commas split: `[sft,
+// bon(sft, 4)]` reads in YAML as "sft", "bon(sft", "4)".
+static bool bon_split(const yaml_node_t *item) {
+    const char *t = scalar_text(item);
+    return item->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strncmp(t, "bon(", 4) == 0 &&
+           !strchr(t, ')');
+}
+
+// The items of list n as strings (count of them, malloc'd); for a list of stage references, a
+// best-of-n entry split by a flow list's commas is joined again.
+static char **strings_items(const Store *s, yaml_node_t *n, int *count) {
+    yaml_node_item_t *it = n->data.sequence.items.start, *end = n->data.sequence.items.top;
+    char **items = lc_calloc((size_t)(end - it) + 1, sizeof(char *));
+    *count = 0;
+    for (; it < end; it++) {
+        yaml_node_t *item = yaml_document_get_node(&s->src->doc, *it);
+        const char *t = scalar_text(item);
+        if (!(s->k->flags & KEY_STAGE_REF) || !bon_split(item)) {
+            items[(*count)++] = strdup(t);
+            continue;
+        }
+        yaml_node_item_t *last = it;
+        size_t len = 1;
+        for (;; last++) {
+            const char *part = scalar_text(yaml_document_get_node(&s->src->doc, *last));
+            len += strlen(part) + 2;
+            if (strchr(part, ')') || last + 1 == end) break;
+        }
+        char *joined = lc_malloc(len);
+        *joined = '\0';
+        for (; it <= last; it++) {
+            if (*joined) strcat(joined, ", ");
+            strcat(joined, scalar_text(yaml_document_get_node(&s->src->doc, *it)));
+        }
+        it = last;
+        items[(*count)++] = joined;
+    }
+    return items;
+}
+
 static RecipeError store_strings(const Store *s, yaml_node_t *n, StringList *out) {
     if (n->type != YAML_SEQUENCE_NODE) return type_fail(s, n, "a list of strings", "");
     yaml_node_item_t *it = n->data.sequence.items.start, *end = n->data.sequence.items.top;
-    int count = (int)(end - it);
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < (int)(end - it); i++) {
         yaml_node_t *item = yaml_document_get_node(&s->src->doc, it[i]);
         if (!is_text(item)) return type_fail(s, item, "a string", "list item: ");
     }
+    int count;
+    char **items = strings_items(s, n, &count);
     if (!in_range(&s->k->range, count)) {
         char range[64], msg[128];
         key_format_range(s->k, range, sizeof(range));
         snprintf(msg, sizeof(msg), "expected %s items, got %d", range, count);
+        for (int i = 0; i < count; i++) free(items[i]);
+        free(items);
         return store_fail(s, RECIPE_ERR_RANGE, n, msg);
     }
     strings_clear(out);
     out->items = lc_calloc((size_t)count, sizeof(char *));
-    for (out->n = 0; out->n < count; out->n++)
-        out->items[out->n] =
-            string_resolve(s, scalar_text(yaml_document_get_node(&s->src->doc, it[out->n])));
+    for (out->n = 0; out->n < count; out->n++) {
+        out->items[out->n] = string_resolve(s, items[out->n]);
+        free(items[out->n]);
+    }
+    free(items);
     return RECIPE_OK;
 }
 
@@ -479,6 +541,58 @@ int value_string_count(const Key *k, const void *base) {
 const char *value_string(const Key *k, const void *base, int i) {
     if (k->type == KEY_STRINGS) return ((const StringList *)key_field_const(k, base))->items[i];
     return *(char *const *)key_field_const(k, base);
+}
+
+static void trim(char *s) {
+    size_t n = strlen(s), i = 0;
+    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    while (isspace((unsigned char)s[i])) i++;
+    memmove(s, s + i, n - i + 1);
+}
+
+int recipe_bon_parse(const char *entry, char *model, size_t len, int *n, char *err, size_t errlen) {
+    *model = '\0';
+    *n = 0;
+    if (strncmp(entry, "bon(", 4) != 0) return 0;
+    size_t elen = strlen(entry);
+    const char *comma = strrchr(entry, ',');
+    if (elen < 5 || entry[elen - 1] != ')' || !comma) {
+        snprintf(err, errlen,
+                 "'%s' is not a best-of-n entry: write bon(<model>, <n>), e.g. "
+                 "bon(sft, 4)",
+                 entry);
+        return -1;
+    }
+    char count[64];
+    snprintf(count, sizeof(count), "%.*s", (int)(entry + elen - 1 - comma - 1), comma + 1);
+    snprintf(model, len, "%.*s", (int)(comma - entry - 4), entry + 4);
+    trim(count);
+    trim(model);
+    if (!*model) {
+        snprintf(err, errlen, "'%s' names no model: write bon(<model>, <n>)", entry);
+        return -1;
+    }
+    if (strncmp(model, "bon(", 4) == 0) {
+        snprintf(err, errlen,
+                 "'%s': the model of a best-of-n entry is a model, not another "
+                 "best-of-n entry",
+                 entry);
+        *model = '\0';
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(count, &end, 10);
+    *n = v >= 2 && v <= INT_MAX && !errno && *count && !*end ? (int)v : 0;
+    if (*n == 0) {
+        snprintf(err, errlen,
+                 "'%s': n must be an integer of at least 2 (the best of 1 sample is "
+                 "the model itself), got '%s'",
+                 entry, count);
+        *n = 0;
+        return -1;
+    }
+    return 1;
 }
 
 bool output_is_name(const char *text) {

@@ -76,11 +76,15 @@ typedef struct {
     double gold_reward_greedy; // the same three over its greedy responses
     double accuracy_greedy;
     double rm_score_greedy;
-    double kl_to_sft;       // mean KL(model || sft) per response, in nats
-    double response_length; // mean response length in tokens
-    ArenaWinRate win;       // against the reference, by the judge's scores
-    double win_rate_rm;     // against the reference, by the reward model's scores
-    ArenaRating rating;     // in the arena of all models, by the judge's scores
+    double kl_to_sft;               // mean KL(model || sft) per response, in nats (best-of-n: the
+                                    // sample-based estimate, train/objectives/bon.h)
+    double kl_analytic;             // best-of-n: log n - (n-1)/n, its KL from bon_model; else NAN
+    int bon_n;                      // best-of-n entries: n; 0 for a model
+    char bon_model[ARENA_NAME_MAX]; // best-of-n entries: the model sampled; "" for a model
+    double response_length;         // mean response length in tokens
+    ArenaWinRate win;               // against the reference, by the judge's scores
+    double win_rate_rm;             // against the reference, by the reward model's scores
+    ArenaRating rating;             // in the arena of all models, by the judge's scores
 } ArenaModel;
 
 typedef struct {

@@ -20,6 +20,7 @@ void arena_results_init(ArenaResults *r, int n, const char *const *names, int pr
         ArenaModel *m = &r->models[i];
         snprintf(m->name, sizeof(m->name), "%s", names[i]);
         m->gold_reward = m->accuracy = m->rm_score = m->kl_to_sft = m->response_length = NAN;
+        m->kl_analytic = NAN;
         m->gold_reward_greedy = m->accuracy_greedy = m->rm_score_greedy = NAN;
         m->win = (ArenaWinRate){.rate = NAN, .lo = NAN, .hi = NAN};
         m->win_rate_rm = NAN;
@@ -88,6 +89,9 @@ static json_t *model_to_json(const ArenaModel *m) {
     set(o, "accuracy_greedy", json_num(m->accuracy_greedy));
     set(o, "rm_score_greedy", json_num(m->rm_score_greedy));
     set(o, "kl_to_sft", json_num(m->kl_to_sft));
+    set(o, "kl_analytic", json_num(m->kl_analytic));
+    set(o, "bon_model", m->bon_n ? json_string(m->bon_model) : json_null());
+    set(o, "bon_n", m->bon_n ? json_integer(m->bon_n) : json_null());
     set(o, "response_length", json_num(m->response_length));
     set(o, "win_rate_vs_ref", json_num(m->win.rate));
     set(o, "win_rate_vs_sft", json_num(m->win.rate)); // named like kl_to_sft (see report.md)
@@ -185,6 +189,19 @@ static int read_string(const Reader *rd, json_t *obj, const char *key, char *out
     return 0;
 }
 
+// The best-of-n fields, absent from the results of layercake versions before them: kl_analytic
+// a number or null, bon_model and bon_n both null (a model) or a name and an n >= 2.
+static int bon_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
+    json_t *model = json_object_get(o, "bon_model"), *n = json_object_get(o, "bon_n");
+    m->kl_analytic = NAN;
+    if (json_object_get(o, "kl_analytic") && read_num(rd, o, "kl_analytic", &m->kl_analytic))
+        return -1;
+    if ((!model || json_is_null(model)) && (!n || json_is_null(n))) return 0;
+    if (read_string(rd, o, "bon_model", m->bon_model) || read_int(rd, o, "bon_n", &m->bon_n))
+        return -1;
+    return m->bon_n >= 2 ? 0 : bad(rd, "bon_n", "an integer >= 2 or null");
+}
+
 static int model_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
     ArenaWinRate *w = &m->win;
     ArenaRating *g = &m->rating;
@@ -205,7 +222,8 @@ static int model_from_json(const Reader *rd, json_t *o, ArenaModel *m) {
            read_num(rd, o, "win_rate_vs_ref_rm", &m->win_rate_rm) ||
            read_num(rd, o, "elo", &g->elo) || read_pair(rd, o, "elo_ci", &g->lo, &g->hi) ||
            read_int(rd, o, "rank", &g->rank) || read_int(rd, o, "wins", &g->wins) ||
-           read_int(rd, o, "ties", &g->ties) || read_int(rd, o, "losses", &g->losses);
+           read_int(rd, o, "ties", &g->ties) || read_int(rd, o, "losses", &g->losses) ||
+           bon_from_json(rd, o, m);
 }
 
 static int options_from_json(const Reader *rd, json_t *o, ArenaOptions *opts) {
@@ -268,6 +286,7 @@ enum {
     COL_RM,
     COL_RM_GREEDY,
     COL_KL,
+    COL_KL_ANALYTIC,
     COL_LEN,
     COL_WIN,
     COL_WIN_RM,
@@ -292,6 +311,8 @@ static double column_value(const ArenaModel *m, int col) {
         return m->rm_score_greedy;
     case COL_KL:
         return m->kl_to_sft;
+    case COL_KL_ANALYTIC:
+        return m->kl_analytic;
     case COL_LEN:
         return m->response_length;
     case COL_WIN:
@@ -326,6 +347,9 @@ static void column_header(const ArenaResults *r, int col, char *buf, size_t n) {
         break;
     case COL_KL:
         snprintf(buf, n, "KL to SFT");
+        break;
+    case COL_KL_ANALYTIC:
+        snprintf(buf, n, "KL, analytic");
         break;
     case COL_LEN:
         snprintf(buf, n, "Length");

@@ -333,7 +333,9 @@ static int in_axis(const Axis *ax, double v) {
 typedef struct {
     Axis x, y;
     const PlotBox *mark;
-    const int *label; // (n) whether point i is labelled here
+    const int *label;        // (n) whether point i is labelled here
+    const PlotChain *chains; // (n_chains) curves through the points
+    int n_chains;
 } ScatterPanel;
 
 // A grey line from the marker's edge to the nearest point of its label's box b, when the
@@ -386,12 +388,26 @@ static void scatter_labels(FILE *f, const PlotPoint *p, int n, const ScatterPane
     free(a), free(avoid), free(out), free(who);
 }
 
+// A chain's segments between consecutive points that are both drawn in the panel.
+static void chain_draw(FILE *f, const PlotChain *c, const double *px, const double *py,
+                       const int *drawn) {
+    for (int k = 0; k + 1 < c->n; k++) {
+        int a = c->points[k], b = c->points[k + 1];
+        if (drawn[a] && drawn[b])
+            fprintf(f,
+                    "<line class=\"chain\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                    "stroke=\"#444\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
+                    px[a], py[a], px[b], py[b]);
+    }
+}
+
 // The panel's axes, the points inside it as markers coloured by index, and its labels.
 static void scatter_panel(FILE *f, const PlotPoint *p, int n, const ScatterPanel *sp) {
     double *px = lc_calloc((size_t)n + 1, sizeof(*px)), *py = lc_calloc((size_t)n + 1, sizeof(*py));
     int *drawn = lc_calloc((size_t)n + 1, sizeof(*drawn));
     axes_draw(f, &sp->x, &sp->y, sp->y.b, sp->y.a, 1);
     scatter_map(p, n, sp, px, py, drawn);
+    for (int c = 0; c < sp->n_chains; c++) chain_draw(f, &sp->chains[c], px, py, drawn);
     for (int i = 0; i < n; i++)
         if (drawn[i])
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\" stroke=\"white\"/>\n",
@@ -412,16 +428,25 @@ static void points_range(const PlotPoint *p, int n, double r[4]) {
 
 // Two panels side by side: all points (those outside the zoom labelled, the zoom's extent a
 // dashed box) on the left, the zoom range on the right, wider since it holds most labels.
-static void scatter_zoomed(FILE *f, const PlotPoint *p, int n, const double zr[4], double left,
-                           double right, double top, double bottom) {
+static void scatter_zoomed(FILE *f, const PlotPoint *p, int n, const PlotChain *chains,
+                           int n_chains, const double zr[4], double left, double right, double top,
+                           double bottom) {
     double all[4], split = left + 0.4 * (right - left - SIDE_GAP);
     points_range(p, n, all);
     int *outside = lc_calloc((size_t)n + 1, sizeof(*outside)),
         *every = lc_calloc((size_t)n + 1, sizeof(*every));
     ScatterPanel zoom = {scatter_axis(zr[0], zr[1], split + SIDE_GAP, right),
-                         scatter_axis(zr[2], zr[3], bottom, top), NULL, every};
+                         scatter_axis(zr[2], zr[3], bottom, top),
+                         NULL,
+                         every,
+                         chains,
+                         n_chains};
     ScatterPanel overview = {scatter_axis(all[0], all[1], left, split),
-                             scatter_axis(all[2], all[3], bottom, top), NULL, outside};
+                             scatter_axis(all[2], all[3], bottom, top),
+                             NULL,
+                             outside,
+                             chains,
+                             n_chains};
     for (int i = 0; i < n; i++)
         outside[i] = !(in_axis(&zoom.x, p[i].x) && in_axis(&zoom.y, p[i].y)), every[i] = 1;
     // the zoom's extent, grown to enclose the markers so that it shows when the cluster is a
@@ -448,20 +473,29 @@ static void scatter_zoomed(FILE *f, const PlotPoint *p, int n, const double zr[4
 }
 
 void plot_scatter(FILE *f, const PlotFrame *fr, const PlotPoint *p, int n) {
+    plot_scatter_chains(f, fr, p, n, NULL, 0);
+}
+
+void plot_scatter_chains(FILE *f, const PlotFrame *fr, const PlotPoint *p, int n,
+                         const PlotChain *chains, int n_chains) {
     int w, h;
     frame_size(fr, &w, &h);
     double zr[4], left = 80, right = w - 24, top = TITLE_BAND + 8, bottom = h - 50;
     int zoom = plot_zoom_range(p, n, zr);
     svg_begin(f, fr);
     if (zoom) {
-        scatter_zoomed(f, p, n, zr, left, right, top + SUBTITLE, bottom);
+        scatter_zoomed(f, p, n, chains, n_chains, zr, left, right, top + SUBTITLE, bottom);
     } else {
         double r[4];
         int *every = lc_calloc((size_t)n + 1, sizeof(*every));
         for (int i = 0; i < n; i++) every[i] = 1;
         points_range(p, n, r);
         ScatterPanel sp = {scatter_axis(r[0], r[1], left, right),
-                           scatter_axis(r[2], r[3], bottom, top), NULL, every};
+                           scatter_axis(r[2], r[3], bottom, top),
+                           NULL,
+                           every,
+                           chains,
+                           n_chains};
         scatter_panel(f, p, n, &sp);
         free(every);
     }

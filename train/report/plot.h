@@ -50,6 +50,18 @@ void plot_panels(FILE *f, const PlotFrame *fr, const PlotPanel *panels, int n_pa
 // ranges, every point labelled).
 void plot_scatter(FILE *f, const PlotFrame *fr, const PlotPoint *points, int n);
 
+// A curve through some points of a scatter, in order: a reference frontier, such as a model's
+// best-of-n entries by n. Drawn as a dashed dark line under the markers, a segment wherever
+// both its points are in the panel.
+typedef struct {
+    const int *points; // (n) indices into the scatter's points, in the curve's order
+    int n;
+} PlotChain;
+
+// plot_scatter with curves through its points.
+void plot_scatter_chains(FILE *f, const PlotFrame *fr, const PlotPoint *points, int n,
+                         const PlotChain *chains, int n_chains);
+
 // A horizontal bar from `base` to value, with an error bar from lo to hi (not drawn when lo or
 // hi is not finite). The value axis is horizontal; bars are stacked top to bottom in order.
 typedef struct {

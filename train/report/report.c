@@ -90,12 +90,12 @@ static int write_lines(Report *r, const char *rel, const PlotFrame *fr, const Pl
     return write_panels(r, rel, fr, &one, 1);
 }
 
-static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p,
-                         int n) {
+static int write_scatter(Report *r, const char *rel, const PlotFrame *fr, const PlotPoint *p, int n,
+                         const PlotChain *c, int n_chains) {
     char tmp[4096];
     FILE *f = out_open(r, rel, tmp, sizeof(tmp));
     if (!f) return -1;
-    plot_scatter(f, fr, p, n);
+    plot_scatter_chains(f, fr, p, n, c, n_chains);
     return plot_done(r, f, tmp, rel, fr);
 }
 
@@ -269,7 +269,36 @@ static int training_sections(Report *r, const ReportRun *run) {
 
 // ---- evaluation ----------------------------------------------------------------------------
 
-// Reward (gold if measured, else the reward model's) against KL to SFT, one point per model.
+// The best-of-n curves of the frontier plot: per model sampled by best-of-n entries, the model
+// (n = 1) when it was evaluated, then its entries by n. chains has n_models entries, idx twice
+// that (each chain's points); returns the count of chains.
+static int bon_chains(const ArenaResults *res, PlotChain *chains, int *idx) {
+    int n_chains = 0, used = 0;
+    for (int i = 0; i < res->n_models; i++) {
+        const ArenaModel *m = &res->models[i];
+        int seen = 0;
+        for (int k = 0; k < i && m->bon_n; k++)
+            seen |= strcmp(res->models[k].bon_model, m->bon_model) == 0;
+        if (!m->bon_n || seen) continue;
+        int *c = idx + used, len = 0;
+        for (int k = 0; k < res->n_models; k++)
+            if (strcmp(res->models[k].name, m->bon_model) == 0) c[len++] = k;
+        for (int k = 0; k < res->n_models; k++) { // insertion by n: few entries
+            if (strcmp(res->models[k].bon_model, m->bon_model) != 0 || !res->models[k].bon_n)
+                continue;
+            int j = len++;
+            for (; j > 0 && res->models[c[j - 1]].bon_n > res->models[k].bon_n; j--)
+                c[j] = c[j - 1];
+            c[j] = k;
+        }
+        chains[n_chains++] = (PlotChain){c, len};
+        used += len;
+    }
+    return n_chains;
+}
+
+// Reward (gold if measured, else the reward model's) against KL to SFT, one point per model;
+// best-of-n entries are joined by a dashed curve, the reference frontier.
 static int frontier_plot(Report *r, const ReportStage *st) {
     const ArenaResults *res = &st->results;
     PlotPoint *p = lc_calloc((size_t)res->n_models, sizeof(*p));
@@ -286,8 +315,11 @@ static int frontier_plot(Report *r, const ReportStage *st) {
     PlotFrame fr = {title, "KL(model || SFT), nats per response",
                     gold ? "mean gold reward" : "mean reward-model score", 960, 520};
     plot_rel(rel, sizeof(rel), "frontier", st->name);
-    if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models);
-    free(p);
+    PlotChain *chains = lc_calloc((size_t)res->n_models, sizeof(*chains));
+    int *idx = lc_calloc(2 * (size_t)res->n_models, sizeof(*idx));
+    int n_chains = bon_chains(res, chains, idx);
+    if (n > 0) rc = write_scatter(r, rel, &fr, p, res->n_models, chains, n_chains);
+    free(p), free(chains), free(idx);
     return rc;
 }
 
@@ -329,6 +361,14 @@ static int eval_section(Report *r, const ReportStage *st) {
     fprintf(r->md, "Gold reward, accuracy, RM score, KL and length are means over sampled "
                    "responses, and the win rates and ratings compare each prompt's mean sampled "
                    "score; the greedy columns are means over greedy responses (docs/eval.md).\n\n");
+    int bon = 0;
+    for (int i = 0; i < res->n_models; i++) bon |= res->models[i].bon_n > 0;
+    if (bon)
+        fprintf(r->md, "`bon(<model>, <n>)` is best-of-n: each answer the best of n samples of the "
+                       "model by the judge, greedy not measured. Its KL is estimated from the "
+                       "scores of its samples (tie-exact; lower than the analytic log n - (n-1)/n "
+                       "when many scores tie), and its best-of-n entries are joined by a dashed "
+                       "line on the frontier plot (docs/eval.md).\n\n");
     fprintf(r->md, "### Comparison\n\n");
     arena_print_table(r->md, res);
     fprintf(r->md, "\n### Leaderboard\n\n");

@@ -6,7 +6,9 @@
 // scores come win rates against the reference and a Bradley-Terry arena (train/report/arena.h). The
 // stage writes results.json, samples.jsonl, one metrics.jsonl row and a final.h5 that only
 // marks it complete, prints the comparison and the leaderboard, and rebuilds the run's report.
-// docs/eval.md describes what it measures and why.
+// A best-of-n entry bon(<model>, <n>) answers each prompt group_size times with the best of n
+// samples of the model by the judge (gold when there is none), its KL estimated from the scores
+// (train/objectives/bon.h). docs/eval.md describes what it measures and why.
 //
 // Data parallelism (docs/cluster.md): every process reads the whole prompt set (rank 0 writes
 // every prompt's line), but the work is split by sampler call: call c (rows units of one
@@ -28,10 +30,13 @@
 #include "train/report/report.h"
 #include "train/stages/judge.h"
 #include "train/stages/readouts.h"
+#include "train/stages/stageio.h"
+#include "train/objectives/bon.h"
 #include "train/objectives/rl.h"
 #include "train/run/run.h"
 #include "train/run/state.h"
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +80,8 @@ typedef struct {
     int ref_index;             // its position among the models
     int n_models;              // models evaluated
     const char **names;        // (n_models) the stage's models, the reference first if omitted
+    int *bon_n;                // (n_models) a best-of-n entry's n (bon(<model>, <n>)); 0: a model
+    char **bon_model;          // (n_models) the model a best-of-n entry samples; NULL: a model
     Prompts p;                 // the prompts every model answers
     int stop;                  // the token that ends a response
     int rows, seq_len;         // rows per sampler call or forward; tokens per row
@@ -158,6 +165,16 @@ static int models_list(Eval *e) {
     e->names[0] = st->reference_model;
     for (int i = 0; i < m->n; i++) e->names[i + add] = m->items[i];
     if (add) e->ref_index = 0;
+    e->bon_n = lc_calloc((size_t)e->n_models, sizeof(*e->bon_n));
+    e->bon_model = lc_calloc((size_t)e->n_models, sizeof(*e->bon_model));
+    for (int i = 0; i < e->n_models; i++) {
+        char model[4096], err[512];
+        if (recipe_bon_parse(e->names[i], model, sizeof(model), &e->bon_n[i], err, sizeof(err)) ==
+            1)
+            e->bon_model[i] = strdup(model);
+        else
+            e->bon_n[i] = 0; // a model (the recipe's rules rejected malformed entries)
+    }
     return 0;
 }
 
@@ -177,8 +194,8 @@ static int model_check(const Eval *e, const char *key, const char *ref) {
 
 static int models_check(const Eval *e) {
     const Stage *st = e->sr->stage;
-    for (int i = 0; i < st->models.n; i++)
-        if (model_check(e, "models", st->models.items[i])) return -1;
+    for (int i = e->n_models - st->models.n; i < e->n_models; i++) // the listed ones
+        if (model_check(e, "models", e->bon_n[i] ? e->bon_model[i] : e->names[i])) return -1;
     if (model_check(e, "reference_model", st->reference_model)) return -1;
     if (st->reward_model[0] && model_check(e, "reward_model", st->reward_model)) return -1;
     if (st->judge.kind == JUDGE_KIND_MODEL && model_check(e, "judge.model", st->judge.model))
@@ -210,6 +227,13 @@ static int judges_open(Eval *e) {
                         "a pairwise judge compares a prompt's sampled responses: it needs "
                         "rollout.group_size >= 2 dividing rollout.batch (%d, %d)",
                         st->rollout.group_size, e->rows);
+    for (int i = 0; i < e->n_models; i++)
+        if (e->bon_n[i] && st->judge.kind == JUDGE_KIND_MODEL && st->judge.pairwise)
+            return key_fail(e, "models",
+                            "'%s': best-of-n selects by scores comparable across a prompt's "
+                            "samples; a pairwise judge's compare one group (use a pointwise "
+                            "judge, a reward model or the gold reward)",
+                            e->names[i]);
     if (e->task && !(e->gold = judge_open_with(e->sr, e->rows, e->seq_len, &gold))) return -1;
     bool other_set = st->reward_model[0] || st->judge.kind != JUDGE_KIND_NONE;
     if (other_set && !(e->judge = judge_open_with(e->sr, e->rows, e->seq_len, &other))) return -1;
@@ -467,44 +491,21 @@ static void responses_merge(Eval *e, Responses *r) {
 
 // ---- samples.jsonl --------------------------------------------------------------------------
 
-// Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one.
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    int len = c < 0x80                 ? 1
-              : c >= 0xC2 && c <= 0xDF ? 2
-              : c >= 0xE0 && c <= 0xEF ? 3
-              : c >= 0xF0 && c <= 0xF4 ? 4
-                                       : 0;
-    if (len == 0 || (size_t)len > n) return 0;
-    unsigned char lo = 0x80, hi = 0xBF; // the second byte's range (no overlongs, surrogates)
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-    for (int k = 1; k < len; k++)
-        if (s[k] < (k == 1 ? lo : 0x80) || s[k] > (k == 1 ? hi : 0xBF)) return 0;
-    return len;
-}
-
-// A JSON string of model text: bytes that are not valid UTF-8 (a response cut inside a
-// character, a small model's stray byte tokens) become U+FFFD.
-static json_t *json_text(const char *s, size_t n) {
-    char *buf = lc_malloc(3 * n + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        int len = utf8_seq((const unsigned char *)s + i, n - i);
-        if (len)
-            memcpy(buf + k, s + i, (size_t)len), k += (size_t)len, i += (size_t)len;
-        else
-            memcpy(buf + k, "\xEF\xBF\xBD", 3), k += 3, i++;
-    }
-    json_t *j = json_stringn(buf, k);
-    free(buf);
-    return j;
-}
-
 static json_t *json_num(double x) {
     return isfinite(x) ? json_real(x) : json_null();
+}
+
+// Unit u's gold reward and exactness, from its decoded text (the end token included).
+static int score_gold(Eval *e, Responses *r, int u, const char *text) {
+    int p = u / r->draws;
+    JudgeItem it = {.prompt = e->p.text[p],
+                    .response = text,
+                    .prompt_ids = e->p.tokens + (size_t)p * e->p.T,
+                    .prompt_len = e->p.len[p],
+                    .response_ids = r->tokens + (size_t)u * r->max_new,
+                    .response_len = r->len[u],
+                    .reference = e->p.ref[p]};
+    return judge_score(e->gold, &it, 1, 1, &r->gold[u], &r->correct[u]);
 }
 
 // Decodes each response once: its gold reward and exactness, and its line in samples.jsonl.
@@ -517,27 +518,18 @@ static int responses_finish(Eval *e, const char *model, const char *decoding, Re
         char *text = tokenizer_decode(tok, r->tokens + (size_t)u * r->max_new, r->len[u], &bytes);
         LC_ASSERT(text); // the sampler draws ids of the model's vocabulary: the tokenizer's
         const char *prompt = e->p.text[p];
-        if (e->gold) { // the gold judge decodes the ids: the end token included
-            JudgeItem it = {.prompt = prompt,
-                            .response = text,
-                            .prompt_ids = e->p.tokens + (size_t)p * e->p.T,
-                            .prompt_len = e->p.len[p],
-                            .response_ids = r->tokens + (size_t)u * r->max_new,
-                            .response_len = r->len[u],
-                            .reference = e->p.ref[p]};
-            if (judge_score(e->gold, &it, 1, 1, &r->gold[u], &r->correct[u])) rc = -1;
-        }
+        if (e->gold && score_gold(e, r, u, text)) rc = -1;
         if (!e->samples) { // ranks other than 0 only score
             free(text);
             continue;
         }
-        json_t *row =
-            json_pack("{s:s, s:s, s:I, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "model", model,
-                      "decoding", decoding, "prompt_index", (json_int_t)e->p.index[p], "prompt",
-                      json_text(prompt, strlen(prompt)), "response", json_text(text, bytes),
-                      "length", r->len[u], "gold_reward", json_num(r->gold[u]), "correct",
-                      e->task ? json_boolean(r->correct[u] > 0) : json_null(), "rm_score",
-                      json_num(r->rm[u]), "kl", json_num(r->kl[u]));
+        json_t *row = json_pack(
+            "{s:s, s:s, s:I, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "model", model, "decoding",
+            decoding, "prompt_index", (json_int_t)e->p.index[p], "prompt",
+            stageio_json_text(prompt, strlen(prompt)), "response", stageio_json_text(text, bytes),
+            "length", r->len[u], "gold_reward", json_num(r->gold[u]), "correct",
+            e->task ? json_boolean(r->correct[u] > 0) : json_null(), "rm_score", json_num(r->rm[u]),
+            "kl", json_num(r->kl[u]));
         if (!row || json_dumpf(row, e->samples, JSON_COMPACT) || fputc('\n', e->samples) == EOF)
             rc = eval_fail(e, "cannot write samples.jsonl (disk full?)");
         json_decref(row);
@@ -577,10 +569,14 @@ static void summarize(Eval *e, int i, ArenaModel *am) {
 
 static void print_model(const Eval *e, const ArenaModel *m, double seconds) {
     printf("[%s] %s:", e->sr->stage->name, m->name);
-    if (e->task)
+    if (e->task && isnan(m->gold_reward_greedy)) // best-of-n: no greedy decoding
+        printf(" gold %.3f, accuracy %.3f,", m->gold_reward, m->accuracy);
+    else if (e->task)
         printf(" gold %.3f (greedy %.3f), accuracy %.3f (greedy %.3f),", m->gold_reward,
                m->gold_reward_greedy, m->accuracy, m->accuracy_greedy);
-    if (e->judge)
+    if (e->judge && isnan(m->rm_score_greedy))
+        printf(" %s %.3f,", e->sr->stage->reward_model[0] ? "RM" : "judge", m->rm_score);
+    else if (e->judge)
         printf(" %s %.3f (greedy %.3f),", e->sr->stage->reward_model[0] ? "RM" : "judge",
                m->rm_score, m->rm_score_greedy);
     printf(" KL %.3f, length %.1f (%.1f s)\n", m->kl_to_sft, m->response_length, seconds);
@@ -613,7 +609,131 @@ static int model_evaluate(Eval *e, int i, ArenaModel *am) {
     return 0;
 }
 
+// ---- best-of-n ------------------------------------------------------------------------------
+
+// What best-of-n selects by: the judge beside gold when the stage has one, else gold.
+static const double *bon_scores(const Eval *e, const Responses *r) {
+    return e->judge ? r->rm : r->gold;
+}
+
+// The gold reward of every unit of r, on every process (selection needs them all).
+static int score_gold_all(Eval *e, Responses *r) {
+    const Tokenizer *tok = e->sr->run->tok;
+    int rc = 0;
+    for (int u = 0; u < r->units && !rc; u++) {
+        size_t bytes;
+        char *text = tokenizer_decode(tok, r->tokens + (size_t)u * r->max_new, r->len[u], &bytes);
+        LC_ASSERT(text);
+        rc = score_gold(e, r, u, text);
+        free(text);
+    }
+    return rc;
+}
+
+// Best-of-n's answers into e->sampled: answer u (prompt u / draws) is the best by the selection
+// score of pool units u*n .. u*n+n-1, which are prompt p's draws (u mod draws)*n.. (the pool
+// has n x draws units per prompt). log_w[u]: log of its density ratio against the prompt's
+// pool (train/objectives/bon.h). Returns how many answers' scores tie another of their pool.
+static int bon_select(Eval *e, int n, const Responses *pool, double *log_w) {
+    Responses *s = &e->sampled;
+    const double *sc = bon_scores(e, pool);
+    int m = pool->draws, ties = 0;
+    for (int u = 0; u < s->units; u++) {
+        const double *prompt_pool = sc + (size_t)(u / s->draws) * m;
+        size_t best = (size_t)u * n + (size_t)bon_best(sc + (size_t)u * n, n);
+        memcpy(s->tokens + (size_t)u * s->max_new, pool->tokens + best * pool->max_new,
+               (size_t)s->max_new * sizeof(int));
+        s->len[u] = pool->len[best];
+        s->gold[u] = pool->gold[best], s->correct[u] = pool->correct[best];
+        s->rm[u] = pool->rm[best];
+        log_w[u] = bon_log_ratio(prompt_pool, m, n, sc[best]);
+        int same = 0;
+        for (int k = 0; k < m; k++) same += prompt_pool[k] == sc[best];
+        ties += same > 1;
+    }
+    return ties;
+}
+
+// Marks every greedy measurement of the current entry as not measured.
+static void responses_clear(Responses *r) {
+    for (int u = 0; u < r->units; u++) r->gold[u] = r->correct[u] = r->rm[u] = r->kl[u] = NAN;
+}
+
+// The KL of each answer to the reference: log w (best-of-n against the model it samples) plus,
+// when that model is not the reference, its k1 term log pi(y) - log pi_ref(y).
+static void bon_kl(Eval *e, Model *m, const double *log_w) {
+    Responses *s = &e->sampled;
+    if (m != e->ref)
+        score_kl(e, m, s);
+    else
+        for (int u = 0; u < s->units; u++) s->kl[u] = 0.0;
+    responses_merge(e, s);
+    for (int u = 0; u < s->units; u++) s->kl[u] += log_w[u];
+}
+
+static void print_bon(const Eval *e, const ArenaModel *am, int ties) {
+    printf("[%s] %s: best of %d by %s; KL %.3f measured, %.3f analytic (log n - (n-1)/n); %.1f%% "
+           "of its answers tie another sample of their prompt's pool\n",
+           e->sr->stage->name, am->name, am->bon_n, e->judge ? judge_name(e->judge) : "gold",
+           am->kl_to_sft, am->kl_analytic, 100.0 * ties / e->sampled.units);
+}
+
+// Evaluates best-of-n entry i: n x group_size samples of its model per prompt (the pool),
+// scored by the selection judge (and gold); each answer the best of its n; no greedy decoding.
+static int bon_evaluate(Eval *e, int i, ArenaModel *am) {
+    double t0 = time_now();
+    const Run *run = e->sr->run;
+    int n = e->bon_n[i], ties = 0;
+    const char *base = e->bon_model[i];
+    Model *m =
+        strcmp(base, e->names[e->ref_index]) == 0 ? e->ref : model_load(e, base, MODEL_HEAD_LM);
+    if (run_agree(run, !m)) {
+        if (m && m != e->ref) model_free(m);
+        return -1;
+    }
+    Responses pool;
+    responses_alloc(&pool, e->p.n, n * e->sampled.draws, e->sampled.max_new);
+    double *log_w = lc_malloc((size_t)e->sampled.units * sizeof(double));
+    Sampler *s = sampler_create(m, e->rows, e->seq_len, 1);
+    generate(e, s, &e->sampled_sp, &pool);
+    sampler_free(s);
+    int rc = run_agree(run, e->judge && score_judge(e, &pool));
+    if (!rc) {
+        responses_merge(e, &pool);
+        rc = run_agree(run, e->gold && score_gold_all(e, &pool));
+    }
+    if (!rc) {
+        ties = bon_select(e, n, &pool, log_w);
+        bon_kl(e, m, log_w);
+        responses_clear(&e->greedy);
+        rc = run_agree(run, responses_finish(e, e->names[i], "sampled", &e->sampled));
+    }
+    if (m != e->ref) model_free(m);
+    responses_free(&pool);
+    free(log_w);
+    if (rc) return -1;
+    summarize(e, i, am);
+    am->kl_analytic = bon_kl_analytic(n);
+    am->bon_n = n;
+    snprintf(am->bon_model, sizeof(am->bon_model), "%s", base);
+    print_model(e, am, time_now() - t0);
+    print_bon(e, am, ties);
+    return 0;
+}
+
 // ---- setup ----------------------------------------------------------------------------------
+
+// A best-of-n entry's samples (prompts x n x group_size) must fit an int.
+static int bon_check_size(const Eval *e) {
+    long long g = e->sr->stage->rollout.group_size;
+    for (int i = 0; i < e->n_models; i++)
+        if (e->bon_n[i] && (long long)e->p.n * e->bon_n[i] * g > INT_MAX)
+            return key_fail(e, "models",
+                            "'%s': %d prompts x %d samples x rollout.group_size %lld is more "
+                            "samples than one stage can hold; lower n",
+                            e->names[i], e->p.n, e->bon_n[i], g);
+    return 0;
+}
 
 static int task_find(Eval *e) {
     const char *name = e->sr->stage->gold_reward;
@@ -653,7 +773,7 @@ static int eval_open(Eval *e) {
     e->rows = ro->batch;
     e->seq_len = st->seq_len;
     if (task_find(e) || models_list(e) || models_check(e)) return -1;
-    if (prompts_load(e) || (e->task && prompts_check_task(e))) return -1;
+    if (prompts_load(e) || (e->task && prompts_check_task(e)) || bon_check_size(e)) return -1;
     e->stop = stop_token(e);
     e->sampled_sp = rollout_sample_params(ro, e->stop);
     e->greedy_sp = (SampleParams){.temperature = 0.0f,
@@ -685,6 +805,8 @@ static void eval_close(Eval *e) {
     free(e->b.tokens), free(e->b.targets), free(e->b.mask), free(e->b.len);
     free(e->arena_gold), free(e->arena_rm);
     prompts_free(&e->p);
+    for (int i = 0; e->bon_model && i < e->n_models; i++) free(e->bon_model[i]);
+    free(e->bon_model), free(e->bon_n);
     free(e->names);
 }
 
@@ -736,6 +858,7 @@ static int metrics_write(Eval *e, const ArenaResults *res, double elapsed) {
         metric_add_model(m, "accuracy_greedy", a->name, a->accuracy_greedy);
         metric_add_model(m, "rm_score_greedy", a->name, a->rm_score_greedy);
         metric_add_model(m, "kl_to_sft", a->name, a->kl_to_sft);
+        metric_add_model(m, "kl_analytic", a->name, a->kl_analytic);
         metric_add_model(m, "response_length", a->name, a->response_length);
         metric_add_model(m, "win_rate_vs_ref", a->name, a->win.rate);
         metric_add_model(m, "elo", a->name, a->rating.elo);
@@ -745,17 +868,10 @@ static int metrics_write(Eval *e, const ArenaResults *res, double elapsed) {
     return 0;
 }
 
-// An eval stage has no model to save: its final.h5 holds only /state, marked complete, so a
-// rerun skips the stage as it skips finished training stages.
+// An eval stage has no model to save: its final.h5 only marks it complete, so a rerun skips it.
 static int mark_complete(const Eval *e) {
-    const Run *run = e->sr->run;
-    char path[4200], err[1024];
-    snprintf(path, sizeof(path), "%s/final.h5", e->sr->dir);
-    TrainState ts = {.complete = 1,
-                     .tokenizer = run->fingerprint,
-                     .recipe = run->recipe_text,
-                     .tokenizer_path = run->recipe->tokenizer};
-    if (state_save(path, NULL, 0, &ts, err, sizeof(err))) return eval_fail(e, "%s", err);
+    char err[1024];
+    if (stageio_mark_complete(e->sr, err, sizeof(err))) return eval_fail(e, "%s", err);
     return 0;
 }
 
@@ -816,7 +932,11 @@ int stage_eval(StageRun *sr) {
         report_memory(&e);
         arena_results_init(&res, e.n_models, e.names, e.p.n);
     }
-    for (int i = 0; !rc && i < e.n_models; i++) rc = model_evaluate(&e, i, &res.models[i]) ? 1 : 0;
+    for (int i = 0; !rc && i < e.n_models; i++)
+        rc = (e.bon_n[i] ? bon_evaluate(&e, i, &res.models[i])
+                         : model_evaluate(&e, i, &res.models[i]))
+                 ? 1
+                 : 0;
     if (!rc) {
         double generated = (double)e.generated; // tokens sampled by every process
         sr->run->comm->all_reduce_sum_host(sr->run->comm, &generated, 1);
