@@ -58,6 +58,22 @@ def quickstart():
     # optimising the learned reward model over-optimises it: its score rises, gold falls
     c.append(("ppo_rm rm score - sft rm score", r["ppo_rm"]["rm_score"] - r["sft"]["rm_score"], ">", 0.0))
     c.append(("ppo_rm gold - sft gold", gold("ppo_rm") - gold("sft"), "<", 0.0))
+    # alignment without human labels, by the match judge (a verifier): rejection-sampling
+    # fine-tuning on label's best-of-n set and three rounds of online DPO
+    for m in ("rft", "online"):
+        c.append((f"{m} gold - sft gold", gold(m) - gold("sft"), ">", 0.01))
+        c.append((f"{m} win rate vs sft (CI low)", r[m]["win_rate_vs_ref_ci"][0], ">", 0.5))
+    rounds = [json.loads(l) for l in open(os.path.join(out, "online", "rounds.jsonl"))]
+    c.append(("online rounds", len(rounds), ">", 2.5))
+    c.append(("online last round accuracy - first", rounds[-1]["accuracy"] - rounds[0]["accuracy"], ">", 0.0))
+    # best-of-n where its samples are distinct (temperature 2): gold above sft's, and the
+    # measured KL within 10% of log n - (n-1)/n
+    b = results("eval_bon")
+    for n in (4, 16):
+        m = f"bon(sft, {n})"
+        c.append((f"{m} gold - sft gold (eval_bon)", gold(m, "eval_bon") - gold("sft", "eval_bon"), ">", 0.0))
+        c.append((f"{m} win rate vs sft (CI low)", b[m]["win_rate_vs_ref_ci"][0], ">", 0.5))
+        c.append((f"{m} |KL measured / analytic - 1|", abs(b[m]["kl_to_sft"] / b[m]["kl_analytic"] - 1), "<", 0.1))
     c.append(("report.md bytes", os.path.getsize(os.path.join(out, "report.md")), ">", 1000))
     c.append(("well-formed SVG plots", svgs_well_formed(), ">", 5))
     return c
