@@ -1,5 +1,5 @@
 // tests/test_judge.c: the judges of train/stages/judge.h on hand-made responses, each opened
-// from a one-stage recipe (an eval stage on the tiny arithmetic world of tests/fixtures/run):
+// from a one-stage recipe (an eval stage on a tiny arithmetic world the test generates):
 // gold on a right and a wrong answer; match exactly and normalised, with and without a capture
 // group, without a match and without a reference; the reward model against reward_scores on the
 // same rows; command judges (tests/fixtures/judge/*.sh) that answer, time out, exit, stop early
@@ -22,12 +22,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define WORLD    LC_SOURCE_DIR "/tests/fixtures/run/data/arith-tiny"
 #define FIXTURES LC_SOURCE_DIR "/tests/fixtures/judge"
 #define SEQ      48 // the stage's seq_len
 #define END      "<|endoftext|>"
 
-static char dir[1024], lm_h5[1200], rm_h5[1200];
+static char dir[1024], world[1100], lm_h5[1200], rm_h5[1200];
 
 // A recipe, its run and its one stage, opened from stage keys.
 typedef struct {
@@ -38,7 +37,9 @@ typedef struct {
 
 static void save_random(const char *path, int heads, uint64_t seed) {
     char err[1024];
-    Tokenizer *tok = tokenizer_load(WORLD "/tokenizer.json", err, sizeof(err));
+    char tok_path[1200];
+    snprintf(tok_path, sizeof(tok_path), "%s/tokenizer.json", world);
+    Tokenizer *tok = tokenizer_load(tok_path, err, sizeof(err));
     ck_assert_msg(tok, "%s", err);
     ModelConfig c = GPT2_CONFIG(1, 2, 16, tokenizer_vocab_size(tok), 64);
     tokenizer_free(tok);
@@ -54,6 +55,16 @@ static void setup(void) {
     snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s && cp %s/length.sh %s/", dir, dir,
              FIXTURES, dir);
     ck_assert(system(cmd) == 0);
+    // the arithmetic world of tests/fixtures/run/*.yaml's prepare commands (docs/tasks.md)
+    const SynthTask *task = synth_task_find("arithmetic");
+    SynthConfig sc = synth_config_default(task);
+    for (int f = 0; f < SYNTH_FILE_COUNT; f++) sc.sizes[f] = 0;
+    sc.sizes[SYNTH_PROMPTS] = 200;
+    sc.sizes[SYNTH_EVAL] = 50;
+    SynthStats st;
+    char err[1024];
+    snprintf(world, sizeof(world), "%s/world", dir);
+    ck_assert_msg(synth_generate(task, &sc, world, &st, err, sizeof(err)) == 0, "%s", err);
     snprintf(lm_h5, sizeof(lm_h5), "%s/lm.h5", dir);
     snprintf(rm_h5, sizeof(rm_h5), "%s/rm.h5", dir);
     save_random(lm_h5, MODEL_HEAD_LM, 7);
@@ -69,18 +80,18 @@ static void recipe_write_stage(const char *path, const char *stage) {
             "tokenizer: %s/tokenizer.json\n"
             "model: {n_layer: 1, n_head: 2, d_model: 16, max_seq_len: 64}\nstages:\n"
             "  - {%s}\n",
-            dir, WORLD, stage);
+            dir, world, stage);
     ck_assert(fclose(f) == 0);
 }
 
 // A recipe whose one eval stage has the given keys.
 static void recipe_write(const char *path, const char *keys) {
-    char stage[4096];
+    char stage[8192];
     snprintf(stage, sizeof(stage),
              "name: eval, kind: eval, models: [%s], reference_model: %s, "
              "data: {prompts: %s/eval.h5}, seq_len: %d, bootstrap: 10, "
              "rollout: {batch: 6, group_size: 3, max_new_tokens: 6}, %s",
-             lm_h5, lm_h5, WORLD, SEQ, keys);
+             lm_h5, lm_h5, world, SEQ, keys);
     recipe_write_stage(path, stage);
 }
 
@@ -541,7 +552,7 @@ START_TEST(test_rl_stage_stops) {
              "iterations: 2, epochs: 1, minibatches: 1, checkpoint: {every: 1}, "
              "rollout: {batch: 2, group_size: 2, max_new_tokens: 4}, "
              "judge: {kind: command, command: 'sh %s/exit3.sh'}",
-             lm_h5, WORLD, FIXTURES);
+             lm_h5, world, FIXTURES);
     recipe_write_stage(path, stage);
     run_fails(path, "grpo", "ckpt-00000001.h5"); // it stops at the first iteration's scoring
 }
