@@ -11,7 +11,6 @@
 #include "train/stages/stageio.h"
 #include "train/stages/textgen.h"
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,17 +39,6 @@ typedef struct {
     long unchanged; // pairs left out: the revision is the answer
 } Critique;
 
-static int cr_fail(const Critique *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cr_fail(const Critique *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "layercake: stage '%s': ", c->sr->stage->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return -1;
-}
-
 // Reads every prompt; a prompt longer than the longest context is left out (counted).
 static int prompts_read(Critique *c) {
     const Run *run = c->sr->run;
@@ -60,7 +48,7 @@ static int prompts_read(Critique *c) {
     if (!ds || dataset_check_fingerprint(ds, run->fingerprint, err, sizeof(err)) ||
         dataset_load(ds, tokenizer_vocab_size(run->tok), err, sizeof(err))) {
         dataset_free(ds);
-        return cr_fail(c, "data.prompts: %s", err);
+        return stageio_fail(c->sr, "data.prompts: %s", err);
     }
     int rounds = c->cfg->revisions_per_prompt;
     c->n = (int)ds->n;
@@ -82,7 +70,7 @@ static int prompts_read(Critique *c) {
         if (ex.n_tokens > c->gen.max_ctx) it->dropped = "too_long";
     }
     dataset_free(ds);
-    if (c->n == 0) return cr_fail(c, "data.prompts: %s holds no prompt", path);
+    if (c->n == 0) return stageio_fail(c->sr, "data.prompts: %s holds no prompt", path);
     return 0;
 }
 
@@ -280,7 +268,7 @@ static int write_item(Critique *c, int i, DatasetWriter *sft, DatasetWriter *pre
         (*pairs)++;
     }
     tokenbuf_free(&chosen), tokenbuf_free(&rejected), tokenbuf_free(&seq);
-    return rc ? cr_fail(c, "%s", err) : 0;
+    return rc ? stageio_fail(c->sr, "%s", err) : 0;
 }
 
 static DatasetWriter *writer(const Critique *c, const char *name, DataKind kind) {
@@ -292,7 +280,7 @@ static DatasetWriter *writer(const Critique *c, const char *name, DataKind kind)
         dataset_abort(w);
         w = NULL;
     }
-    if (!w) cr_fail(c, "%s", err);
+    if (!w) stageio_fail(c->sr, "%s", err);
     return w;
 }
 
@@ -312,7 +300,7 @@ static int outputs_write(Critique *c, long *examples, long *pairs) {
     }
     snprintf(path, sizeof(path), "%s/samples.jsonl", c->sr->dir);
     if (stageio_write_memstream(path, f, &buf, &len, err, sizeof(err)) && !rc)
-        rc = cr_fail(c, "%s", err);
+        rc = stageio_fail(c->sr, "%s", err);
     if (rc) {
         if (sft) dataset_abort(sft);
         if (pref) dataset_abort(pref);
@@ -321,7 +309,7 @@ static int outputs_write(Critique *c, long *examples, long *pairs) {
     rc = dataset_close(sft, err, sizeof(err));
     if (rc) dataset_abort(pref);
     if (!rc) rc = dataset_close(pref, err, sizeof(err));
-    return rc ? cr_fail(c, "%s", err) : 0;
+    return rc ? stageio_fail(c->sr, "%s", err) : 0;
 }
 
 // ---- the stage ------------------------------------------------------------------------------
@@ -356,7 +344,7 @@ static int cr_run(StageRun *sr) {
         free(live);
         rc = outputs_write(&c, &examples, &pairs);
     }
-    if (!rc && stageio_mark_complete(sr, err, sizeof(err))) rc = cr_fail(&c, "%s", err);
+    if (!rc && stageio_mark_complete(sr, err, sizeof(err))) rc = stageio_fail(c.sr, "%s", err);
     if (!rc)
         printf("[%s] %d prompts of %s answered by '%s', critiqued and revised %d time(s) against "
                "%d principles: %ld sft examples (sft.h5), %ld pairs (pref.h5; %ld revisions equal "

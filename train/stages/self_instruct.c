@@ -12,7 +12,6 @@
 #include "train/stages/stageio.h"
 #include "train/stages/textgen.h"
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,18 +50,6 @@ typedef struct {
     int round;            // the round under way (1-based)
 } SelfInstruct;
 
-static int si_fail(const SelfInstruct *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int si_fail(const SelfInstruct *s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "layercake: stage '%s': ", s->sr->stage->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return -1;
-}
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s);
     char *d = lc_malloc(n + 1);
@@ -94,7 +81,7 @@ static const char *seed_parse(json_t *root, Seed *seed) {
 static int seeds_read(SelfInstruct *s) {
     const char *path = s->sr->stage->data.seeds;
     FILE *f = fopen(path, "rb");
-    if (!f) return si_fail(s, "data.seeds: cannot read %s", path);
+    if (!f) return stageio_fail(s->sr, "data.seeds: cannot read %s", path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -106,7 +93,7 @@ static int seeds_read(SelfInstruct *s) {
         Seed seed;
         const char *why = root ? seed_parse(root, &seed) : je.text;
         if (why)
-            rc = si_fail(s, "data.seeds: %s:%ld: %s", path, lineno, why);
+            rc = stageio_fail(s->sr, "data.seeds: %s:%ld: %s", path, lineno, why);
         else {
             s->seeds = realloc(s->seeds, (size_t)(s->n_seeds + 1) * sizeof(*s->seeds));
             LC_ASSERT(s->seeds);
@@ -117,7 +104,7 @@ static int seeds_read(SelfInstruct *s) {
     }
     free(line);
     fclose(f);
-    if (!rc && s->n_seeds == 0) rc = si_fail(s, "data.seeds: %s holds no task", path);
+    if (!rc && s->n_seeds == 0) rc = stageio_fail(s->sr, "data.seeds: %s holds no task", path);
     return rc;
 }
 
@@ -195,7 +182,7 @@ static int write_example(SelfInstruct *s, const char *ins, const char *input, co
     int rc = 1;
     if (seq.n <= s->sr->stage->seq_len) {
         Example ex = {.tokens = seq.ids, .n_tokens = seq.n, .loss_mask = seq.mask};
-        rc = dataset_append(s->out, &ex, err, sizeof(err)) ? si_fail(s, "%s", err) : 0;
+        rc = dataset_append(s->out, &ex, err, sizeof(err)) ? stageio_fail(s->sr, "%s", err) : 0;
     }
     tokenbuf_free(&seq);
     return rc;
@@ -281,10 +268,10 @@ static char **round_propose(SelfInstruct *s, int *n) {
     for (int i = 0; i < per; i++) {
         int shown = selfgen_pick(&s->pick, s->n_seeds, s->pool.n - s->n_seeds, k, idx);
         if (instruction_prompt(s, idx, shown, &ctx[*n]) < 0) {
-            si_fail(s,
-                    "seq_len %d - rollout.max_new_tokens %d leaves no room for the "
-                    "instruction prompt's header",
-                    s->sr->stage->seq_len, s->gen.max_new);
+            stageio_fail(s->sr,
+                         "seq_len %d - rollout.max_new_tokens %d leaves no room for the "
+                         "instruction prompt's header",
+                         s->sr->stage->seq_len, s->gen.max_new);
             break;
         }
         (*n)++;
@@ -384,7 +371,7 @@ static int si_open(SelfInstruct *s) {
     s->out = dataset_create(path, DATA_SFT, sr->run->fingerprint, err, sizeof(err));
     if (!s->out || dataset_set_attribute(s->out, "chat_template", chat_template_name(s->chat.tmpl),
                                          err, sizeof(err)))
-        return si_fail(s, "%s", err);
+        return stageio_fail(s->sr, "%s", err);
     s->pool_f = open_memstream(&s->pool_buf, &s->pool_len);
     s->rounds_f = open_memstream(&s->rounds_buf, &s->rounds_len);
     LC_ASSERT(s->pool_f && s->rounds_f);
@@ -408,7 +395,7 @@ static int si_finish(SelfInstruct *s, SelfgenStop stop) {
                                      sizeof(err));
     s->rounds_f = NULL;
     if (!rc) rc = stageio_mark_complete(sr, err, sizeof(err));
-    if (rc) return si_fail(s, "%s", err);
+    if (rc) return stageio_fail(s->sr, "%s", err);
     printf("[%s] stopped after round %d (%s): %d instructions generated and kept beside %d "
            "seeds; %ld sft examples in %s/sft.h5 (%ld instances without an output, %ld too long); "
            "pool.jsonl, rounds.jsonl\n",

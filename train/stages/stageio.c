@@ -3,9 +3,20 @@
 #include "common/check.h"
 #include "common/fs.h"
 #include "train/run/state.h"
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+int stageio_fail(const StageRun *sr, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "layercake: stage '%s': ", sr->stage->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return -1;
+}
 
 int stageio_mark_complete(const StageRun *sr, char *err, size_t errlen) {
     const Run *run = sr->run;

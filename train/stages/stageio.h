@@ -6,6 +6,9 @@
 #include <jansson.h>
 #include <stdio.h>
 
+// Prints "layercake: stage '<name>': <message>" to stderr and returns -1.
+int stageio_fail(const StageRun *sr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // Writes <stage>/final.h5 holding only /state, marked complete, so a rerun skips the stage as it
 // skips finished training stages. Returns 0, or -1 with a message in err.
 int stageio_mark_complete(const StageRun *sr, char *err, size_t errlen);
